@@ -1,0 +1,66 @@
+"""The on-disk layout shared by the publisher (etl/) and the reader (warehouse/).
+
+    <data root>/warehouse/                     real warehouse
+    <data root>/demo/source/plant.sqlite       demo plant system of record
+    <data root>/demo/warehouse/                demo warehouse (BD demos), apart from real data
+    <data root>/portal.sqlite                  users, access log, sign-in failures, saved views
+    <warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
+    <warehouse>/snapshots/<run_id>/manifest.json
+    <warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
+    <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
+    <warehouse>/current -> snapshots/<run_id>
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SNAPSHOTS = "snapshots"
+CURRENT = "current"
+MANIFEST = "manifest.json"
+QUARANTINE = "_quarantine"
+SOURCE_STATE = "_source"
+LOCK = ".etl.lock"
+PARTITION_KEY = "sponsor_id"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("PORTAL_DATA_DIR", "data")).resolve()
+
+
+def real_warehouse() -> Path:
+    return data_root() / "warehouse"
+
+
+def demo_root() -> Path:
+    return data_root() / "demo"
+
+
+def demo_source() -> Path:
+    return demo_root() / "source" / "plant.sqlite"
+
+
+def demo_warehouse() -> Path:
+    return demo_root() / "warehouse"
+
+
+def portal_db() -> Path:
+    return data_root() / "portal.sqlite"
+
+
+def snapshot_dir(warehouse: Path, run_id: str) -> Path:
+    return warehouse / SNAPSHOTS / run_id
+
+
+def current_snapshot(warehouse: Path) -> Path | None:
+    """The resolved directory `current` points at, or None before the first publish."""
+    link = warehouse / CURRENT
+    if not link.is_symlink() and not link.exists():
+        return None
+    target = link.resolve()
+    return target if (target / MANIFEST).is_file() else None
+
+
+def partition_dir(snapshot: Path, table: str, sponsor_id: str) -> Path:
+    return snapshot / table / f"{PARTITION_KEY}={sponsor_id}"
