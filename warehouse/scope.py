@@ -1,0 +1,170 @@
+"""Scoped DuckDB instances: the only way portal code reads the published warehouse.
+
+A sponsor scope is a DuckDB instance that can physically read only that sponsor's partition
+directory of each table (DESIGN.md, Read): `allowed_directories`, then
+`enable_external_access=false`, then `lock_configuration=true`. Pages never see a path or a
+raw connection; they call named queries (warehouse.queries) with a scope.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from etl.contracts import SITE_PARTITION, TABLES, is_safe_sponsor_id
+from warehouse import layout
+
+
+class ScopeError(Exception):
+    """A scope cannot be opened; the message never names a path or another sponsor."""
+
+
+class QueryError(Exception):
+    """A named query failed; the message names the query, never a path."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    run_id: str
+    created_at: datetime
+    path: Path
+
+
+def snapshot_info(warehouse_root: Path) -> SnapshotInfo | None:
+    """The snapshot `current` points at, or None when nothing has been published yet."""
+    snapshot = layout.current_snapshot(Path(warehouse_root))
+    if snapshot is None:
+        return None
+    manifest = json.loads((snapshot / layout.MANIFEST).read_text())
+    return SnapshotInfo(
+        run_id=manifest["run_id"],
+        created_at=datetime.fromisoformat(manifest["created_at"]),
+        path=snapshot,
+    )
+
+
+def sponsor_ids(warehouse_root: Path) -> list[str]:
+    """Sponsors of the current snapshot, for CMO pickers (never call this for a sponsor)."""
+    info = snapshot_info(warehouse_root)
+    if info is None:
+        return []
+    manifest = json.loads((info.path / layout.MANIFEST).read_text())
+    ids = manifest.get("sponsors") or sorted(
+        {m["sponsor_id"] for m in manifest["files"].values()} - {SITE_PARTITION}
+    )
+    return [s for s in ids if is_safe_sponsor_id(s)]
+
+
+class Scope:
+    """A confined, read-only DuckDB instance over one snapshot; one cursor per thread."""
+
+    def __init__(self, snapshot: SnapshotInfo, sponsor_id: str | None, allowed: list[Path]):
+        self.snapshot = snapshot
+        self.sponsor_id = sponsor_id  # None: every sponsor (CMO scopes)
+        self._local = threading.local()
+        self._con = duckdb.connect(":memory:")
+        # Trailing "/" confines to the directory itself: `sponsor_id=S1/` never admits S10.
+        dirs = ", ".join(_sql_string(str(d) + "/") for d in allowed)
+        self._con.execute(f"SET allowed_directories = [{dirs}]")
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+        for table in TABLES:
+            glob = _table_glob(snapshot.path, table.name, sponsor_id)
+            self._con.execute(
+                f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet("
+                f"{_sql_string(glob)}, hive_partitioning = true, union_by_name = true)"
+            )
+
+    @property
+    def label(self) -> str:
+        return self.sponsor_id or "all sponsors"
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        return cursor
+
+    def frame(self, name: str, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """Run one named query with bound parameters; errors never carry paths."""
+        try:
+            return self._cursor().sql(sql, params=params or None).pl()
+        except duckdb.Error as exc:
+            raise QueryError(f"query '{name}' failed ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _table_glob(snapshot: Path, table: str, sponsor_id: str | None) -> str:
+    if sponsor_id is None:
+        return str(snapshot / table / f"{layout.PARTITION_KEY}=*" / "*.parquet")
+    return str(layout.partition_dir(snapshot, table, sponsor_id) / "*.parquet")
+
+
+def _require_snapshot(warehouse_root: Path) -> SnapshotInfo:
+    info = snapshot_info(warehouse_root)
+    if info is None:
+        raise ScopeError("No data has been published yet.")
+    return info
+
+
+def open_sponsor_scope(warehouse_root: Path, sponsor_id: str) -> Scope:
+    """A scope that can read only `sponsor_id`'s partitions of the current snapshot."""
+    if not is_safe_sponsor_id(sponsor_id):
+        raise ScopeError("Unknown sponsor.")
+    info = _require_snapshot(warehouse_root)
+    if sponsor_id not in sponsor_ids(warehouse_root):
+        raise ScopeError("Unknown sponsor.")
+    allowed = [layout.partition_dir(info.path, t.name, sponsor_id) for t in TABLES]
+    missing = [d for d in allowed if not d.is_dir()]
+    if missing:
+        raise ScopeError("The published snapshot is incomplete for this sponsor.")
+    scope = Scope(info, sponsor_id, allowed)
+    _check_partition_labels(scope)
+    return scope
+
+
+def open_cmo_scope(warehouse_root: Path) -> Scope:
+    """A scope over every sponsor of one warehouse root (CMO staff, or the demo plant)."""
+    info = _require_snapshot(warehouse_root)
+    return Scope(info, None, [info.path])
+
+
+def open_demo_scope(sponsor_id: str | None = None) -> Scope:
+    """The BD demo scope: the demo warehouse root only, whatever else exists on disk."""
+    root = layout.demo_warehouse()
+    if sponsor_id is None:
+        return open_cmo_scope(root)
+    return open_sponsor_scope(root, sponsor_id)
+
+
+def _check_partition_labels(scope: Scope) -> None:
+    """Refuse a partition holding a file labelled for another sponsor (a bad ETL run)."""
+    globs = [_table_glob(scope.snapshot.path, t.name, scope.sponsor_id) for t in TABLES]
+    listed = ", ".join(_sql_string(g) for g in globs)
+    labels = scope.frame(
+        "partition labels",
+        f"""
+        SELECT f.file_name, decode(kv.value) AS sponsor
+        FROM parquet_file_metadata([{listed}]) AS f
+        LEFT JOIN (
+            SELECT file_name, value FROM parquet_kv_metadata([{listed}])
+            WHERE decode(key) = 'sponsor_id'
+        ) AS kv USING (file_name)
+        """,
+    )
+    if labels.height == 0 or (labels["sponsor"] != scope.sponsor_id).fill_null(True).any():
+        scope.close()
+        raise ScopeError("The published snapshot failed its integrity check for this sponsor.")
