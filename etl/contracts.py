@@ -28,7 +28,9 @@ BATCH_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "SAMPLE", "RESULT", "REVIEW", "S
 VERIFIED_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "REVIEW")
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR")
 DEVIATION_STATUSES = ("OPEN", "ASSESSMENT", "INVESTIGATION", "PENDING_QA", "CLOSED", "CANCELLED")
-ROOT_CAUSES = ("EQUIPMENT", "HUMAN_ERROR", "MATERIAL", "METHOD", "ENVIRONMENT", "PROCESS", "UNKNOWN")
+ROOT_CAUSES = (
+    "EQUIPMENT", "HUMAN_ERROR", "MATERIAL", "METHOD", "ENVIRONMENT", "PROCESS", "UNKNOWN",
+)  # fmt: skip
 CAPA_STATUSES = ("PLAN", "IMPLEMENTING", "PENDING_EFFECTIVENESS", "CLOSED", "CANCELLED")
 CAPA_SOURCES = ("DEVIATION", "OOS", "COMPLAINT", "AUDIT", "SELF_INSPECTION")
 CHANGE_STATUSES = (
@@ -104,6 +106,7 @@ def _enum(name: str, values: tuple[str, ...], required: bool = True) -> Column:
 
 UPDATED = Column("updated_at", DATETIME, required=True, doc="change watermark")
 
+# fmt: off
 TABLES: tuple[Table, ...] = (
     Table("sponsor", "sponsor_id", (
         _k("sponsor_id"), Column("name", required=True), Column("country"), UPDATED,
@@ -317,6 +320,7 @@ TABLES: tuple[Table, ...] = (
         Column("planned_at", DATE, True), Column("actual_at", DATE), UPDATED,
     ), "via", "Tech-transfer milestones, planned vs actual.", parent="project_id"),
 )
+# fmt: on
 
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 

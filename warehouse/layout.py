@@ -1,14 +1,14 @@
 """The on-disk layout shared by the publisher (etl/) and the reader (warehouse/).
 
-    <data root>/warehouse/                     real warehouse
-    <data root>/demo/source/plant.sqlite       demo plant system of record
-    <data root>/demo/warehouse/                demo warehouse (BD demos), apart from real data
-    <data root>/portal.sqlite                  users, access log, sign-in failures, saved views
-    <warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
-    <warehouse>/snapshots/<run_id>/manifest.json
-    <warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
-    <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
-    <warehouse>/current -> snapshots/<run_id>
+<data root>/warehouse/                     real warehouse
+<data root>/demo/source/plant.sqlite       demo plant system of record
+<data root>/demo/warehouse/                demo warehouse (BD demos), apart from real data
+<data root>/portal.sqlite                  users, access log, sign-in failures, saved views
+<warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
+<warehouse>/snapshots/<run_id>/manifest.json
+<warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
+<warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
+<warehouse>/current -> snapshots/<run_id>
 """
 
 from __future__ import annotations
