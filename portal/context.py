@@ -1,0 +1,87 @@
+"""What a page may know about its session: the principal and the scope it reads through.
+
+The principal is re-derived from the user registry by portal_app.py on every rerun and the
+scope follows from it; a page never chooses a sponsor for a sponsor-bound role.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from portal.users import CMO_ROLES, SPONSOR_ROLES, Principal
+from warehouse.scope import Scope, ScopeError, open_cmo_scope, open_sponsor_scope, snapshot_info
+from warehouse.scope import sponsor_ids as published_sponsor_ids
+
+PICKER_ROLES = CMO_ROLES | {"bd_demo"}
+_PICKED_SPONSOR = "_picked_sponsor"
+
+
+def current_principal() -> Principal:
+    principal = st.session_state.get("_principal")
+    if principal is None:
+        st.stop()
+    return principal
+
+
+def warehouse_root() -> Path:
+    return Path(st.session_state["_warehouse_root"])
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _scope(root: str, run_id: str, sponsor_id: str | None) -> Scope:
+    """One confined instance per (warehouse root, snapshot, sponsor); scope is in the key."""
+    if sponsor_id is None:
+        return open_cmo_scope(Path(root))
+    return open_sponsor_scope(Path(root), sponsor_id)
+
+
+def scoped_sponsor() -> str:
+    """The sponsor whose data this page shows.
+
+    Sponsor-bound roles: their own, from the registry. CMO and demo roles: the sponsor they
+    picked, checked against the published registry.
+    """
+    principal = current_principal()
+    if principal.role in SPONSOR_ROLES:
+        return principal.sponsor_id
+    if principal.role not in PICKER_ROLES:
+        st.error("This role has no sponsor dashboards.")
+        st.stop()
+    choices = published_sponsor_ids(warehouse_root())
+    if not choices:
+        st.info("No data has been published yet.")
+        st.stop()
+    picked = st.session_state.get(_PICKED_SPONSOR)
+    if picked not in choices:
+        picked = choices[0]
+    picked = st.sidebar.selectbox("Sponsor", choices, index=choices.index(picked))
+    st.session_state[_PICKED_SPONSOR] = picked
+    return picked
+
+
+def sponsor_scope() -> Scope:
+    """The confined scope of the sponsor this page shows (see scoped_sponsor)."""
+    return _open(scoped_sponsor())
+
+
+def site_scope() -> Scope:
+    """Every sponsor of the warehouse: CMO roles (and the demo plant) only."""
+    if current_principal().role not in PICKER_ROLES:
+        st.error("This page is for CMO staff.")
+        st.stop()
+    return _open(None)
+
+
+def _open(sponsor_id: str | None) -> Scope:
+    root = warehouse_root()
+    info = snapshot_info(root)
+    if info is None:
+        st.info("No data has been published yet. The nightly job has not run.")
+        st.stop()
+    try:
+        return _scope(str(root), info.run_id, sponsor_id)
+    except ScopeError as refused:
+        st.error(str(refused))
+        st.stop()

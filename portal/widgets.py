@@ -1,0 +1,109 @@
+"""The dashboards' shared widgets: one filter bar, one export helper, one empty state."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import streamlit as st
+import xlsxwriter
+
+from portal import access_log, saved_views
+from portal.context import current_principal
+from warehouse.filters import Filters
+from warehouse.queries.common import products
+from warehouse.scope import Scope
+
+
+def dashboard_filters(scope: Scope, page: str, *, default_days: int = 365) -> Filters:
+    """Product and date-range filters with the user's saved views, in the sidebar."""
+    principal = current_principal()
+    options = products(scope)
+    names = dict(zip(options["product_id"], options["name"], strict=True))
+    product_key, range_key = f"{page}:products", f"{page}:range"
+    today = date.today()
+
+    saved = saved_views.views(principal.username, page)
+    chosen = st.sidebar.selectbox("Saved view", ["—", *saved], key=f"{page}:view")
+    if chosen != "—" and st.session_state.get(f"{page}:applied") != chosen:
+        view = saved[chosen]
+        st.session_state[product_key] = view.get("products", [])
+        days = int(view.get("days", default_days))
+        st.session_state[range_key] = (today - timedelta(days=days), today)
+        st.session_state[f"{page}:applied"] = chosen
+    # A value set from outside the option list (another sponsor's product) is dropped.
+    if product_key in st.session_state:
+        st.session_state[product_key] = [p for p in st.session_state[product_key] if p in names]
+
+    picked = st.sidebar.multiselect(
+        "Products", list(names), format_func=names.get, key=product_key,
+        placeholder="All products",
+    )  # fmt: skip
+    period = st.sidebar.date_input(
+        "Period", value=(today - timedelta(days=default_days), today), key=range_key
+    )
+    start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (today, today)
+
+    with st.sidebar.expander("Save this view"):
+        name = st.text_input("Name", key=f"{page}:view-name", max_chars=60)
+        if st.button("Save view", key=f"{page}:save-view", disabled=not name.strip()):
+            saved_views.save(
+                principal.username, page, name.strip(),
+                {"products": picked, "days": (end - start).days},
+            )  # fmt: skip
+            st.toast(f"Saved view '{name.strip()}'.")
+    return Filters(start=start, end=end, products=tuple(picked))
+
+
+def empty_state(what: str) -> None:
+    """Say what would appear here, rather than show an empty table."""
+    st.info(f"Nothing to show for these filters. {what}")
+
+
+def export_buttons(frame: pl.DataFrame, page: str, filters: Filters, scope: Scope) -> None:
+    """CSV and XLSX of exactly the rows shown, stamped with who, when and which snapshot."""
+    principal = current_principal()
+    stamp = {
+        "export": page,
+        "sponsor": scope.label,
+        "exported_by": principal.username,
+        "role": principal.role,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_snapshot": scope.snapshot.run_id,
+        "filters": str(filters.describe()),
+    }
+    if principal.role == "auditor":
+        stamp["auditor_access_valid_until"] = str(principal.valid_until)
+    body = frame.write_csv()
+    content_hash = hashlib.sha256(body.encode()).hexdigest()
+    stamp["content_sha256"] = content_hash
+    header = "".join(f"# {k}: {v}\n" for k, v in stamp.items())
+
+    def log(fmt: str) -> None:
+        access_log.record(
+            "EXPORT", principal, page=page, filters=filters.describe(),
+            row_count=frame.height, content_hash=content_hash, detail=fmt,
+        )  # fmt: skip
+
+    left, right = st.columns(2)
+    filename = f"{page}-{scope.label}-{date.today().isoformat()}".replace(" ", "-")
+    left.download_button(
+        "Export CSV", header + body, file_name=f"{filename}.csv", mime="text/csv",
+        on_click=log, args=("csv",), key=f"{page}:csv",
+    )  # fmt: skip
+    right.download_button(
+        "Export XLSX", _xlsx(frame, stamp), file_name=f"{filename}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        on_click=log, args=("xlsx",), key=f"{page}:xlsx",
+    )  # fmt: skip
+
+
+def _xlsx(frame: pl.DataFrame, stamp: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with xlsxwriter.Workbook(buffer, {"remove_timezone": True}) as workbook:
+        frame.write_excel(workbook, worksheet="data")
+        about = pl.DataFrame({"field": list(stamp), "value": list(stamp.values())})
+        about.write_excel(workbook, worksheet="about")
+    return buffer.getvalue()
