@@ -1,0 +1,1 @@
+"""Sponsor Portal web app: sign-in, principals, navigation and the access log."""

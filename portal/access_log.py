@@ -1,0 +1,91 @@
+"""The append-only access log: every sign-in, page view and export, in the portal DB."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from portal.store import connect, to_text, utc_now
+from portal.users import Principal
+
+EVENTS = (
+    "SIGN_IN",
+    "SIGN_IN_FAILED",
+    "SIGN_OUT",
+    "LOCKED",
+    "TIMEOUT",
+    "PAGE_VIEW",
+    "EXPORT",
+    "EXPIRED",
+)
+COLUMNS = (
+    "id",
+    "at",
+    "username",
+    "role",
+    "sponsor_id",
+    "event",
+    "page",
+    "filters_json",
+    "row_count",
+    "content_hash",
+    "detail",
+)
+
+
+def record(
+    event: str,
+    principal: Principal | None,
+    *,
+    page: str | None = None,
+    filters: dict[str, Any] | None = None,
+    row_count: int | None = None,
+    content_hash: str | None = None,
+    detail: str | None = None,
+    username: str | None = None,
+) -> None:
+    """Append one entry; `username` names the subject when there is no principal."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown access-log event {event!r}")
+    with connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO access_log (at, username, role, sponsor_id, event, page, filters_json,
+                row_count, content_hash, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                to_text(utc_now()),
+                principal.username if principal else username,
+                principal.role if principal else None,
+                principal.sponsor_id if principal else None,
+                event,
+                page,
+                None if filters is None else json.dumps(filters, sort_keys=True, default=str),
+                row_count,
+                content_hash,
+                detail,
+            ),
+        )
+
+
+def _entries(where: str, params: tuple) -> list[dict[str, Any]]:
+    with connect() as conn:
+        rows = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM access_log WHERE {where} ORDER BY id DESC",
+            params,
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def entries_for_sponsor(sponsor_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Entries of this sponsor's own users in [since, until), newest first."""
+    return _entries(
+        "sponsor_id = ? AND at >= ? AND at < ?", (sponsor_id, to_text(since), to_text(until))
+    )
+
+
+def entries_all(since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Every entry in [since, until), newest first (CMO staff only)."""
+    return _entries("at >= ? AND at < ?", (to_text(since), to_text(until)))

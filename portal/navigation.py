@@ -1,0 +1,43 @@
+"""The page registry: which page scripts exist and which roles may open them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portal.users import CMO_ROLES
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    script: str
+    title: str
+    url_path: str
+    roles: frozenset[str]
+    icon: str = ""
+
+
+# Roles that look at quality data (everyone but the user administrator).
+DATA_ROLES = frozenset({"sponsor_qa", "auditor", "bd_demo"}) | CMO_ROLES
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/overview.py", "Overview", "overview", DATA_ROLES, ":material/dashboard:"),
+    PageSpec(
+        "pages/access_log.py",
+        "Access log",
+        "access-log",
+        frozenset({"sponsor_qa"}) | CMO_ROLES,
+        ":material/history:",
+    ),
+    PageSpec(
+        "pages/users_admin.py",
+        "Users",
+        "users",
+        frozenset({"admin"}) | CMO_ROLES,
+        ":material/manage_accounts:",
+    ),
+)
+
+
+def pages_for(role: str) -> list[PageSpec]:
+    """The pages a role may open, in menu order; the first is the default."""
+    return [page for page in PAGES if role in page.roles]

@@ -1,0 +1,83 @@
+"""The portal's own SQLite store: users, access log, sign-in failures (layout.portal_db())."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from warehouse import layout
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS portal_user (
+    username      TEXT PRIMARY KEY,
+    display_name  TEXT NOT NULL,
+    email         TEXT,
+    role          TEXT NOT NULL,
+    sponsor_id    TEXT,
+    valid_from    TEXT,
+    valid_until   TEXT,
+    password_hash TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    landing_page  TEXT,
+    created_at    TEXT NOT NULL,
+    created_by    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    username     TEXT,
+    role         TEXT,
+    sponsor_id   TEXT,
+    event        TEXT NOT NULL,
+    page         TEXT,
+    filters_json TEXT,
+    row_count    INTEGER,
+    content_hash TEXT,
+    detail       TEXT
+);
+CREATE INDEX IF NOT EXISTS access_log_sponsor_at ON access_log (sponsor_id, at);
+-- The log is evidence: the database itself refuses to rewrite history.
+CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
+BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
+BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
+CREATE TABLE IF NOT EXISTS signin_failure (
+    username     TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    first_at     TEXT NOT NULL,
+    locked_until TEXT
+);
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_text(moment: datetime | None) -> str | None:
+    """ISO text in UTC, so stored times sort and compare as strings."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@contextmanager
+def connect() -> Iterator[sqlite3.Connection]:
+    """A connection to the portal DB (schema ensured, WAL); commits on success, always closes."""
+    path = layout.portal_db()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        # WAL lets the nightly job and many Streamlit sessions read while one writes.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(SCHEMA)
+        with conn:
+            yield conn
+    finally:
+        conn.close()
