@@ -37,9 +37,12 @@ def unscoped_caches(source: str, filename: str = "<source>") -> list[str]:
             kind, call = _decorator_name(decorator)
             if kind is None:
                 continue
-            session_scoped = call is not None and any(
-                k.arg == "scope" and isinstance(k.value, ast.Constant) and k.value.value == "session"
-                for k in call.keywords
+            keywords = call.keywords if call is not None else []
+            session_scoped = any(
+                k.arg == "scope"
+                and isinstance(k.value, ast.Constant)
+                and k.value.value == "session"
+                for k in keywords
             )
             args = node.args
             names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
