@@ -1,0 +1,130 @@
+"""Extract stage: copy every contract table from the system of record, every value as text.
+
+Reading as text lets hostile values (a word in a date column, 2.5 in an integer column)
+reach validation, where they are quarantined, instead of crashing a typed reader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import polars as pl
+
+from etl.contracts import TABLES, Table
+
+# Watermarks come from our own manifest, but they are still checked before they reach SQL.
+SQLITE_NULL = "\x00"
+_WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
+
+
+class SourceError(Exception):
+    """The source cannot be read as the contracts describe; the run must fail."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the system of record is: a database URI or a folder of CSV exports."""
+
+    kind: str  # "sql" or "csv"
+    location: str  # URI for sql, folder path for csv
+
+    @property
+    def display(self) -> str:
+        """The location with any password removed, safe for manifests and logs."""
+        if self.kind != "sql":
+            return self.location
+        parts = urlsplit(self.location)
+        if parts.password is None:
+            return self.location
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_source(source: str | Path) -> Source:
+    """Interpret a CLI/API source: SQLite file path, database URI, or CSV folder."""
+    text = str(source)
+    if "://" in text:
+        return Source("sql", text)
+    path = Path(text).resolve()
+    if path.is_dir():
+        return Source("csv", str(path))
+    if path.is_file():
+        return Source("sql", f"sqlite://{path}")
+    raise SourceError(f"source {text} does not exist")
+
+
+def _read_sql(source: Source, table: Table, watermark: str | None) -> pl.DataFrame:
+    try:
+        probe = pl.read_database_uri(f"SELECT * FROM {table.name} WHERE 1=0", source.location)
+    except Exception as exc:  # noqa: BLE001 - any driver error means the table is unreadable
+        raise SourceError(f"table {table.name}: cannot be read from the source ({exc})") from exc
+    present = {c.lower() for c in probe.columns}
+    for column in table.column_names:
+        if column.lower() not in present:
+            raise SourceError(f"table {table.name}: source is missing column '{column}'")
+    if source.location.startswith("sqlite:"):
+        # connectorx types SQLite results from the first row and fails on an all-NULL
+        # column; a NUL-character stand-in keeps every column text and is undone below.
+        cast = "IFNULL(CAST({c} AS VARCHAR(4000)), char(0))"
+    else:
+        cast = "CAST({c} AS VARCHAR(4000))"
+    columns = ", ".join(f"{cast.format(c=c)} AS {c}" for c in table.column_names)
+    query = f"SELECT {columns} FROM {table.name}"
+    if watermark is not None:
+        # >= rather than >: rows written in the same second as the watermark are re-read
+        # (the upsert by key makes that harmless) instead of being missed.
+        query += f" WHERE updated_at >= '{watermark}'"
+    frame = pl.read_database_uri(query, source.location)
+    return frame.select(
+        pl.col(c).cast(pl.String).replace(SQLITE_NULL, None) for c in table.column_names
+    )
+
+
+def _read_csv(source: Source, table: Table, watermark: str | None) -> pl.DataFrame:
+    path = Path(source.location) / f"{table.name}.csv"
+    if not path.is_file():
+        raise SourceError(f"table {table.name}: CSV export {path.name} is missing")
+    frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+    for column in table.column_names:
+        if column not in frame.columns:
+            raise SourceError(f"table {table.name}: CSV export is missing column '{column}'")
+    frame = frame.select(pl.col(c).cast(pl.String) for c in table.column_names)
+    if watermark is not None:
+        frame = frame.filter(pl.col("updated_at") >= watermark)
+    return frame
+
+
+def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Blank text is a missing value, the same in CSV and SQL sources."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+        for c in frame.columns
+    )
+
+
+def extract(
+    source: Source,
+    watermarks: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Read every contract table as strings; with watermarks, only rows changed since then."""
+    extracted: dict[str, pl.DataFrame] = {}
+    reader = _read_csv if source.kind == "csv" else _read_sql
+    for number, table in enumerate(TABLES, start=1):
+        watermark = (watermarks or {}).get(table.name)
+        if watermark is not None and not _WATERMARK.fullmatch(watermark):
+            raise SourceError(f"table {table.name}: previous watermark {watermark!r} is invalid")
+        extracted[table.name] = _normalise(reader(source, table, watermark))
+        if progress:
+            progress(f"extract {number}/{len(TABLES)} {table.name}: {extracted[table.name].height}")
+    return extracted
+
+
+def merge_changes(previous: pl.DataFrame, changes: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Upsert changed rows by key into the previous extracted state (all strings)."""
+    kept = previous.join(changes.select(key).unique(), on=key, how="anti", nulls_equal=True)
+    return pl.concat([kept, changes.select(previous.columns)], how="vertical")

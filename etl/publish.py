@@ -1,0 +1,166 @@
+"""Publish stage: write a complete snapshot beside the live one, verify it, then swap
+`current` in one atomic step. Readers never see half a snapshot; a failed run leaves
+`current` untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from etl.contracts import TABLES
+from warehouse.layout import (
+    CURRENT,
+    MANIFEST,
+    PARTITION_KEY,
+    QUARANTINE,
+    SNAPSHOTS,
+    SOURCE_STATE,
+    current_snapshot,
+    partition_dir,
+)
+
+KEEP_SNAPSHOTS = 3
+PART_FILE = "part-0.parquet"
+
+
+class PublishError(Exception):
+    """The written snapshot does not match its plan; it is not published."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a snapshot holds, ready to write."""
+
+    run_id: str
+    published: dict[str, pl.DataFrame]  # table -> rows with the partition in sponsor_id
+    partitions: list[str]
+    quarantine: dict[str, pl.DataFrame]
+    source_state: dict[str, pl.DataFrame]
+    manifest: dict  # run facts; files and counts are added while writing
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(warehouse: Path) -> None:
+    """Remove half-written snapshots of runs that died before their rename."""
+    root = warehouse / SNAPSHOTS
+    if root.is_dir():
+        for leftover in root.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    for link in warehouse.glob(f"{CURRENT}.tmp-*"):
+        link.unlink(missing_ok=True)
+
+
+def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) -> dict:
+    files: dict[str, dict] = {}
+    tables: dict[str, dict] = {}
+    for number, (name, frame) in enumerate(plan.published.items(), start=1):
+        groups = {
+            key[0]: rows for key, rows in frame.partition_by(PARTITION_KEY, as_dict=True).items()
+        }
+        empty = frame.clear().drop(PARTITION_KEY)
+        per_partition: dict[str, int] = {}
+        for sponsor in plan.partitions:
+            rows = groups.get(sponsor)
+            rows = empty if rows is None else rows.drop(PARTITION_KEY)
+            path = partition_dir(tmp, name, sponsor) / PART_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            metadata = {"sponsor_id": sponsor, "table": name, "run_id": plan.run_id}
+            rows.write_parquet(path, metadata=metadata)
+            _fsync(path)
+            per_partition[sponsor] = rows.height
+            relative = path.relative_to(tmp).as_posix()
+            files[relative] = {"sha256": _sha256(path), "rows": rows.height,
+                               "sponsor_id": sponsor, "table": name}  # fmt: skip
+        unplanned = set(groups) - set(plan.partitions)
+        if unplanned:
+            raise PublishError(
+                f"table {name}: rows for unregistered partitions {sorted(unplanned)}"
+            )
+        tables[name] = {"published_rows": per_partition}
+        if number == len(plan.published) // 2:
+            checkpoint("publish-midway")
+    return {"files": files, "tables": tables}
+
+
+def verify(snapshot: Path, files: dict[str, dict]) -> None:
+    """Every file's metadata names its directory's sponsor and holds the planned rows."""
+    for relative, expected in files.items():
+        path = snapshot / relative
+        meta = pq.read_metadata(path)
+        kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
+        directory = path.parent.name.removeprefix(f"{PARTITION_KEY}=")
+        if kv.get("sponsor_id") != directory or directory != expected["sponsor_id"]:
+            raise PublishError(f"{relative}: metadata sponsor {kv.get('sponsor_id')!r} "
+                               f"does not match its directory")  # fmt: skip
+        if kv.get("table") != expected["table"] or meta.num_rows != expected["rows"]:
+            raise PublishError(
+                f"{relative}: holds {meta.num_rows} rows, plan says {expected['rows']}"
+            )
+        if PARTITION_KEY in meta.schema.to_arrow_schema().names:
+            raise PublishError(f"{relative}: carries a {PARTITION_KEY} column inside the file")
+
+
+def _prune(warehouse: Path) -> None:
+    """Keep the newest snapshots, and always the one `current` points at."""
+    live = current_snapshot(warehouse)
+    snapshots = sorted(p for p in (warehouse / SNAPSHOTS).iterdir() if not p.name.startswith("."))
+    for old in snapshots[:-KEEP_SNAPSHOTS]:
+        if live is None or old.resolve() != live:
+            shutil.rmtree(old)
+
+
+def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> Path:
+    """Write, verify and atomically switch to the snapshot; returns its directory."""
+    root = warehouse / SNAPSHOTS
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{plan.run_id}"
+    tmp.mkdir()
+    written = _write_partitions(plan, tmp, checkpoint)
+    for folder, frames in ((QUARANTINE, plan.quarantine), (SOURCE_STATE, plan.source_state)):
+        (tmp / folder).mkdir()
+        for name, frame in frames.items():
+            path = tmp / folder / f"{name}.parquet"
+            frame.write_parquet(path)
+            _fsync(path)
+    verify(tmp, written["files"])
+    manifest = dict(plan.manifest)
+    manifest["tables"] = {
+        t.name: {**plan.manifest["tables"][t.name], **written["tables"][t.name]} for t in TABLES
+    }
+    manifest["files"] = written["files"]
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _fsync(tmp / MANIFEST)
+    final = root / plan.run_id
+    os.rename(tmp, final)
+    _fsync(root)
+    checkpoint("publish")
+    link = warehouse / f"{CURRENT}.tmp-{plan.run_id}"
+    link.symlink_to(Path(SNAPSHOTS) / plan.run_id)
+    os.replace(link, warehouse / CURRENT)
+    _fsync(warehouse)
+    _prune(warehouse)
+    return final

@@ -1,0 +1,445 @@
+"""Transform stage: derived columns, then routing of every row to the sponsor partitions it
+may be seen in, with redaction (a sponsor never sees another sponsor's batch, product, name
+or count). Derived columns are time-independent; pages compute ages against today.
+
+Every output frame carries the target partition in a `sponsor_id` column (a row's own
+sponsor_id for direct tables); publish turns it into the Hive directory.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl.contracts import SITE_PARTITION, TABLES, TABLES_BY_NAME, VERIFIED_EVENT_TYPES, Table
+
+P = "sponsor_id"  # partition column
+LATE_ENTRY_MINUTES = 60  # DOMAIN.md convention: > 1 h for in-process entries
+_US_PER_DAY = 86_400e6
+
+
+def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
+    return (end - start).dt.total_microseconds() / _US_PER_DAY
+
+
+class _Router:
+    def __init__(self, valid: dict[str, pl.DataFrame]) -> None:
+        self.v = valid
+        self.sponsors = valid["sponsor"].get_column("sponsor_id").sort()
+        self._audience: dict[str, pl.DataFrame] = {}
+
+    def owner(self, table: str) -> pl.DataFrame:
+        """(key, sponsor_id) of a table whose rows belong to exactly one sponsor."""
+        t = TABLES_BY_NAME[table]
+        frame = self.v[table]
+        if t.route == "direct":
+            return frame.select(t.key, P)
+        parent = TABLES_BY_NAME[t.column(t.parent).ref]
+        parents = self.owner(parent.name).rename({parent.key: t.parent})
+        return frame.select(t.key, t.parent).join(parents, on=t.parent).select(t.key, P)
+
+    def audience(self, table: str) -> pl.DataFrame:
+        """(key, sponsor_id) pairs: every sponsor partition a row of `table` reaches."""
+        if table not in self._audience:
+            self._audience[table] = self._build_audience(table).unique()
+        return self._audience[table]
+
+    def _via(self, frame: pl.DataFrame, key: str, column: str, table: str) -> pl.DataFrame:
+        """Pairs (key, sponsor) reached through `column`, which names a row of `table`."""
+        owners = self.owner(table).rename({TABLES_BY_NAME[table].key: column})
+        return frame.select(key, column).drop_nulls().join(owners, on=column).select(key, P)
+
+    def _build_audience(self, table: str) -> pl.DataFrame:
+        v = self.v
+        t = TABLES_BY_NAME[table]
+        if t.route in ("direct", "via"):
+            return self.owner(table)
+        if t.route == "all":
+            return v[table].select(t.key).join(self.sponsors.to_frame(), how="cross")
+        if table == "deviation":
+            return v["deviation_link"].select("deviation_id", P)
+        if table == "change_control":
+            return v["change_impact"].select("change_id", P)
+        if table == "inspection_finding":
+            return self._via(v[table], "finding_id", "product_id", "product")
+        if table == "self_inspection":
+            findings = self.audience("inspection_finding")
+            return (
+                v["inspection_finding"]
+                .select("inspection_id", "finding_id")
+                .join(findings, on="finding_id")
+                .select("inspection_id", P)
+            )
+        if table == "capa":
+            capa = v["capa"]
+            by_source = {
+                "DEVIATION": capa.select("capa_id", "deviation_id").join(
+                    self.audience("deviation"), on="deviation_id"
+                ),
+                "OOS": self._via(capa, "capa_id", "oos_id", "oos_investigation"),
+                "COMPLAINT": self._via(capa, "capa_id", "complaint_id", "complaint"),
+                "SELF_INSPECTION": self._via(
+                    capa.join(v["inspection_finding"].select("finding_id", "product_id"),
+                              on="finding_id"),
+                    "capa_id", "product_id", "product",
+                ),
+            }  # fmt: skip
+            pairs = [
+                pairs.select("capa_id", P).join(
+                    capa.filter(pl.col("source_type") == source).select("capa_id"), on="capa_id"
+                )
+                for source, pairs in by_source.items()
+            ]
+            return pl.concat(pairs)
+        if table in ("capa_extension", "capa_effectiveness"):
+            return v[table].select(t.key, "capa_id").join(self.audience("capa"), on="capa_id")
+        if table == "operator":
+            events = v["batch_event"]
+            people = (
+                pl.concat(
+                    [
+                        events.select(pl.col("performed_by").alias("operator_id"), "batch_id"),
+                        events.select(pl.col("verified_by").alias("operator_id"), "batch_id"),
+                    ]
+                )
+                .drop_nulls()
+                .unique()
+            )
+            return self._via(people, "operator_id", "batch_id", "batch")
+        if table == "sop":
+            site_wide = v["sop"].filter(pl.col("scope") == "SITE").select("sop_id")
+            product_sops = v["sop"].filter(pl.col("scope") == "PRODUCT").select("sop_id")
+            linked = self._via(
+                v["product_sop"].join(product_sops, on="sop_id"), "sop_id", "product_id", "product"
+            )
+            return pl.concat([site_wide.join(self.sponsors.to_frame(), how="cross"), linked])
+        if table == "training_record":
+            return (
+                v[table]
+                .select("training_id", "operator_id", "sop_id")
+                .join(self.audience("operator"), on="operator_id")
+                .join(self.audience("sop"), on=["sop_id", P])
+                .select("training_id", P)
+            )
+        if table == "material_lot":
+            return self._via(v["material_consumption"], "lot_id", "batch_id", "batch")
+        if table == "supplier":
+            lots = v["material_lot"].select("lot_id", "supplier_id")
+            consumed = self.audience("material_lot").join(lots, on="lot_id")
+            return pl.concat(
+                [
+                    self._via(v["bom_item"], "supplier_id", "product_id", "product"),
+                    consumed.select("supplier_id", P),
+                ]
+            )
+        if table == "equipment":
+            return pl.concat(
+                [
+                    self._via(v["equipment_usage"], "equipment_id", "batch_id", "batch"),
+                    v["deviation_link"].select("equipment_id", P).drop_nulls(),
+                ]
+            )
+        if table == "equipment_event":
+            return (
+                v[table]
+                .select(t.key, "equipment_id")
+                .join(self.audience("equipment"), on="equipment_id")
+                .select(t.key, P)
+            )
+        raise KeyError(f"no routing rule for table {table}")
+
+    def route(self, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+        """One row per (row, partition); rows that reach no sponsor go to SITE."""
+        if table.route == "direct":
+            return frame
+        pairs = self.audience(table.name).select(table.key, P)
+        routed = frame.join(pairs, on=table.key, how="left")
+        return routed.with_columns(pl.col(P).fill_null(SITE_PARTITION))
+
+
+def _batch(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    batch = v["batch"]
+    decided = batch.select("batch_id", "cmo_decided_at")
+    deviations = v["deviation"].filter(pl.col("status") != "CANCELLED")
+    open_deviation = (
+        v["deviation_link"].select("batch_id", "deviation_id").drop_nulls()
+        .join(deviations.select("deviation_id", "awareness_at", "closed_at"), on="deviation_id")
+        .join(decided, on="batch_id")
+        .filter(
+            (pl.col("awareness_at") <= pl.col("cmo_decided_at"))
+            & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("cmo_decided_at")))
+        )
+        .select("batch_id")
+    )  # fmt: skip
+    open_oos = (
+        v["oos_investigation"].select("batch_id", "opened_at", "closed_at")
+        .join(decided, on="batch_id")
+        .filter(
+            (pl.col("opened_at") <= pl.col("cmo_decided_at"))
+            & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("cmo_decided_at")))
+        )
+        .select("batch_id")
+    )  # fmt: skip
+    open_at_decision = pl.concat([open_deviation, open_oos]).unique().get_column("batch_id")
+    first_review = (
+        v["batch_event"].filter(pl.col("event_type") == "REVIEW")
+        .group_by("batch_id").agg(pl.col("performed_at").min().alias("__review"))
+    )  # fmt: skip
+    return (
+        batch.join(first_review, on="batch_id", how="left")
+        .with_columns(
+            _days(pl.col("sponsor_decided_at"), pl.col("mfg_end")).alias("cycle_time_days"),
+            ((pl.col("cmo_decision") == "RELEASED") & pl.col("sponsor_decision").is_null())
+            .fill_null(False)
+            .alias("awaiting_sponsor_release"),
+            (
+                pl.col("cmo_decided_at").is_not_null()
+                & pl.col("batch_id").is_in(open_at_decision.implode())
+            ).alias("disposed_with_open_deviation"),
+            (
+                pl.col("cmo_decided_at").is_not_null()
+                & (pl.col("__review").is_null() | (pl.col("__review") > pl.col("cmo_decided_at")))
+            ).alias("qa_review_missing"),
+        )
+        .drop("__review")
+    )
+
+
+def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    events = (
+        v["batch_event"]
+        .with_columns(
+            pl.col("performed_at").dt.date().alias("__day"),
+        )
+        .join(v["batch"].select("batch_id", "product_id"), on="batch_id", how="left")
+    )
+    # Training is judged per (operator, product, day), not per event, to stay fast at 10M.
+    training = v["training_record"].select(
+        pl.col("operator_id").alias("performed_by"), "sop_id", "trained_at", "due_at"
+    )
+    gaps = (
+        events.select("performed_by", "product_id", "__day").unique()
+        .join(v["product_sop"].select("product_id", "sop_id"), on="product_id")
+        .join(training, on=["performed_by", "sop_id"], how="left")
+        .with_columns(
+            (
+                (pl.col("trained_at") <= pl.col("__day"))
+                & (pl.col("due_at").is_null() | (pl.col("__day") <= pl.col("due_at")))
+            ).fill_null(False).alias("__covered")
+        )
+        .group_by("performed_by", "product_id", "__day", "sop_id")
+        .agg(pl.col("__covered").any())
+        .group_by("performed_by", "product_id", "__day")
+        .agg((~pl.col("__covered").all()).alias("training_gap"))
+    )  # fmt: skip
+    late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
+    events = events.join(gaps, on=["performed_by", "product_id", "__day"], how="left").with_columns(
+        late.alias("minutes_late"),
+        (late > LATE_ENTRY_MINUTES).alias("late_entry"),
+        ((late > LATE_ENTRY_MINUTES) & pl.col("late_entry_reason").is_null()).alias(
+            "late_without_reason"
+        ),
+        (
+            pl.col("event_type").is_in(list(VERIFIED_EVENT_TYPES)) & pl.col("verified_by").is_null()
+        ).alias("sign_off_gap"),
+        (pl.col("verified_by") == pl.col("performed_by"))
+        .fill_null(False)
+        .alias("self_verification"),
+        (pl.col("verified_at") < pl.col("performed_at")).fill_null(False).alias("out_of_order"),
+        pl.col("training_gap").fill_null(False),
+    )
+    flags = ["late_entry", "sign_off_gap", "self_verification", "out_of_order", "training_gap"]
+    return events.with_columns(pl.any_horizontal(flags).alias("di_exception")).drop(
+        "__day", "product_id"
+    )
+
+
+def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    sponsor = v["batch"].select("batch_id", pl.col(P).alias("__sponsor"))
+    usage = (
+        v["equipment_usage"].join(sponsor, on="batch_id", how="left")
+        .sort("equipment_id", "started_at", "usage_id")
+        .with_columns(
+            pl.col("__sponsor").shift(1).over("equipment_id").alias("__prev_sponsor"),
+            pl.col("batch_id").shift(1).over("equipment_id").alias("__prev_batch"),
+            pl.col("ended_at").shift(1).over("equipment_id").alias("previous_ended_at"),
+        )
+    )  # fmt: skip
+    same = pl.col("__prev_sponsor") == pl.col("__sponsor")
+    usage = usage.with_columns(
+        pl.when(pl.col("__prev_batch").is_null())
+        .then(None)
+        .when(same)
+        .then(pl.lit("SAME_SPONSOR"))
+        .otherwise(pl.lit("ANOTHER_CLIENT"))
+        .alias("previous_occupant"),
+        pl.when(same).then(pl.col("__prev_batch")).alias("previous_batch_id"),
+    )
+    for event_type, name in (
+        ("CALIBRATION", "calibration_valid_at_use"),
+        ("QUALIFICATION", "qualification_valid_at_use"),
+    ):
+        passed = (
+            v["equipment_event"]
+            .filter((pl.col("event_type") == event_type) & (pl.col("result") == "PASS"))
+            .select("equipment_id", pl.col("performed_at").alias("__at"), "next_due")
+            .sort("__at")
+        )
+        usage = (
+            usage.sort("started_at")
+            .join_asof(
+                passed,
+                left_on="started_at",
+                right_on="__at",
+                by="equipment_id",
+                check_sortedness=False,
+            )
+            .with_columns(
+                (pl.col("next_due") >= pl.col("started_at").dt.date()).fill_null(False).alias(name)
+            )
+            .drop("__at", "next_due")
+        )
+    return usage.drop("__sponsor", "__prev_sponsor", "__prev_batch")
+
+
+def _deviation(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    return v["deviation"].with_columns(
+        _days(pl.col("closed_at"), pl.col("awareness_at")).alias("days_to_close"),
+        (pl.col("closed_at").dt.date() <= pl.col("original_due")).alias("closed_on_time"),
+    )
+
+
+def _capa(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    extensions = v["capa_extension"].group_by("capa_id").agg(pl.len().alias("extension_count"))
+    latest = (
+        v["capa_effectiveness"].sort("checked_at", "check_id")
+        .group_by("capa_id").agg(pl.col("result").last().alias("effectiveness_result"))
+    )  # fmt: skip
+    closed = pl.col("closed_at").dt.date()
+    return (
+        v["capa"]
+        .join(extensions, on="capa_id", how="left")
+        .join(latest, on="capa_id", how="left")
+        .with_columns(
+            pl.col("extension_count").fill_null(0).cast(pl.Int64),
+            (closed <= pl.col("original_due")).alias("closed_on_time_original"),
+            (closed <= pl.col("current_due")).alias("closed_on_time_current"),
+        )
+    )
+
+
+def _change_impact(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    effective = pl.col("__effective")
+    prior = (
+        (pl.col("obligation") == "PRIOR_APPROVAL")
+        & effective.is_not_null()
+        & (
+            (pl.col("decision") != "APPROVED").fill_null(True)
+            | (pl.col("decided_at").dt.date() > effective).fill_null(True)
+        )
+    )
+    notify = (
+        (pl.col("obligation") == "NOTIFY")
+        & effective.is_not_null()
+        & (pl.col("notified_at").dt.date() > effective).fill_null(True)
+    )
+    changes = v["change_control"].select(
+        "change_id", pl.col("actual_effective").alias("__effective")
+    )
+    return (
+        v["change_impact"]
+        .join(changes, on="change_id", how="left")
+        .with_columns(
+            (prior | notify).alias("violation"),
+            pl.when(prior)
+            .then(pl.lit("effective before prior approval"))
+            .when(notify)
+            .then(pl.lit("effective before notification"))
+            .alias("violation_reason"),
+        )
+        .drop("__effective")
+    )
+
+
+def _deviation_link(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    deadlines = (
+        v["agreement_term"].filter(pl.col("term_type") == "NOTIFICATION")
+        .join(v["quality_agreement"].select("agreement_id", P), on="agreement_id")
+        .group_by(P, "subject").agg(pl.col("deadline_hours").min())
+    )  # fmt: skip
+    deviations = v["deviation"].select(
+        "deviation_id", "awareness_at",
+        pl.concat_str(pl.lit("DEVIATION_"), pl.col("classification")).alias("subject"),
+    )  # fmt: skip
+    return (
+        v["deviation_link"]
+        .join(deviations, on="deviation_id", how="left")
+        .join(deadlines, on=[P, "subject"], how="left")
+        .with_columns(
+            pl.col("deadline_hours").alias("notification_deadline_hours"),
+            (
+                pl.col("notified_at")
+                > pl.col("awareness_at") + pl.duration(hours=pl.col("deadline_hours"))
+            ).alias("notified_late"),
+        )
+        .drop("awareness_at", "subject", "deadline_hours")
+    )
+
+
+def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    engineering = (
+        v["tt_milestone"].filter(pl.col("milestone") == "ENGINEERING_BATCH")
+        .group_by("project_id").agg(pl.col("actual_at").max().alias("__engineering"))
+    )  # fmt: skip
+    return (
+        v["tech_transfer"]
+        .join(engineering, on="project_id", how="left")
+        .with_columns(
+            (_days(pl.col("__engineering"), pl.col("contract_signed_at")) / 7).alias(
+                "weeks_to_engineering_batch"
+            )
+        )
+        .drop("__engineering")
+    )
+
+
+DERIVED = {
+    "batch": _batch,
+    "batch_event": _batch_event,
+    "equipment_usage": _equipment_usage,
+    "deviation": _deviation,
+    "capa": _capa,
+    "change_impact": _change_impact,
+    "deviation_link": _deviation_link,
+    "tech_transfer": _tech_transfer,
+}
+
+
+def _hide_invisible_recurrence(routed: pl.DataFrame) -> pl.DataFrame:
+    """recurrence_of only where that deviation is in the same partition."""
+    visible = routed.select(
+        pl.col("deviation_id").alias("recurrence_of"), P, pl.lit(True).alias("__v")
+    )
+    return (
+        routed.join(visible, on=["recurrence_of", P], how="left")
+        .with_columns(pl.when(pl.col("__v")).then(pl.col("recurrence_of")).alias("recurrence_of"))
+        .drop("__v")
+    )
+
+
+def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
+    """Every partition of the snapshot: each registered sponsor, then SITE."""
+    return valid["sponsor"].get_column("sponsor_id").sort().to_list() + [SITE_PARTITION]
+
+
+def transform(valid: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Published frames per table, each with its partition in a `sponsor_id` column."""
+    router = _Router(valid)
+    published: dict[str, pl.DataFrame] = {}
+    for table in TABLES:
+        frame = DERIVED[table.name](valid) if table.name in DERIVED else valid[table.name]
+        routed = router.route(table, frame)
+        if table.name == "deviation":
+            routed = _hide_invisible_recurrence(routed)
+        columns = [c for c in frame.columns if c != P]
+        published[table.name] = routed.select(*columns, P).sort(P, table.key)
+    return published

@@ -1,0 +1,377 @@
+"""Validate stage: check every extracted row against its contract; quarantine the bad ones.
+
+Tables are checked parents first, so a reference must resolve to a VALID row and a row whose
+parent was quarantined is quarantined too ("parent batch 'B-1' quarantined"). Checks are
+polars expressions over whole columns, fast enough for ten million batch events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from etl.contracts import (
+    BOOL,
+    DATE,
+    DATETIME,
+    FLOAT,
+    INT,
+    RESERVED_SPONSOR_IDS,
+    SPONSOR_ID_PATTERN,
+    TABLES,
+    TABLES_BY_NAME,
+    Table,
+)
+
+POLARS_TYPES = {
+    "str": pl.String, INT: pl.Int64, FLOAT: pl.Float64, BOOL: pl.Boolean, DATE: pl.Date,
+    DATETIME: pl.Datetime("us"),
+}  # fmt: skip
+FUTURE_GRACE = timedelta(days=1)
+# batch_event: an entry recorded long before it was performed is impossible (clock or
+# data error); one recorded more than a year later is a reconstruction, not a record.
+RECORDED_BEFORE_LIMIT = timedelta(days=1)
+RECORDED_AFTER_LIMIT = timedelta(days=365)
+# Columns naming a sponsor-owned record that must belong to the row's own sponsor, so a
+# partition never carries another sponsor's batch or product id: table -> (column, owner of
+# the row given as the column that decides it).
+SAME_SPONSOR_REFS = {
+    "batch": (("product_id", "sponsor_id"),),
+    "deviation_link": (("product_id", "sponsor_id"), ("batch_id", "sponsor_id")),
+    "change_impact": (("product_id", "sponsor_id"),),
+    "complaint": (("batch_id", "product_id"),),
+}
+_SPONSORED = ("product", "batch")
+
+
+@dataclass
+class Validated:
+    """Typed valid rows, quarantined rows and reason counts of one run."""
+
+    valid: dict[str, pl.DataFrame]
+    quarantine: dict[str, pl.DataFrame]
+    reason_counts: dict[str, int]
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str  # reason category, counted in the manifest
+    failed: pl.Expr
+    message: pl.Expr
+
+
+def parse(kind: str, text: pl.Expr) -> pl.Expr:
+    """Typed value of a text column; null where the text does not parse."""
+    if kind == INT:
+        return text.str.strip_chars().cast(pl.Int64, strict=False)
+    if kind == FLOAT:
+        value = text.str.strip_chars().cast(pl.Float64, strict=False)
+        return pl.when(value.is_finite()).then(value)
+    if kind == BOOL:
+        lowered = text.str.strip_chars().str.to_lowercase()
+        return (
+            pl.when(lowered.is_in(["1", "true"]))
+            .then(True)
+            .when(lowered.is_in(["0", "false"]))
+            .then(False)
+        )
+    if kind == DATE:
+        return text.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+    if kind == DATETIME:
+        stripped = text.str.strip_chars()
+        return pl.coalesce(
+            stripped.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+            stripped.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+        )
+    return text
+
+
+def source_as_of(extracted: dict[str, pl.DataFrame], now: datetime) -> datetime:
+    """Latest change in the source (never past the wall clock), plus a day of grace."""
+    latest = [
+        frame.select(parse(DATETIME, pl.col("updated_at")).max()).item()
+        for frame in extracted.values()
+        if frame.height
+    ]
+    latest = [value for value in latest if value is not None and value <= now]
+    return (max(latest) if latest else now) + FUTURE_GRACE
+
+
+def parents_first() -> list[Table]:
+    """Contract tables ordered so every referenced table comes before its referrers."""
+    ordered: list[Table] = []
+    placed: set[str] = set()
+    pending = list(TABLES)
+    while pending:
+        for table in pending:
+            refs = {c.ref for c in table.columns if c.ref and c.ref != table.name}
+            if refs <= placed:
+                ordered.append(table)
+                placed.add(table.name)
+                pending.remove(table)
+                break
+        else:
+            raise ValueError("contract references form a cycle")
+    return ordered
+
+
+def _quote(column: str) -> pl.Expr:
+    return pl.concat_str(pl.lit("'"), pl.col(column).fill_null(""), pl.lit("'"))
+
+
+def _fail(kind: str, failed: pl.Expr, *parts: str | pl.Expr) -> Check:
+    message = pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in parts])
+    return Check(kind, failed.fill_null(False), message)
+
+
+class _Validator:
+    def __init__(self, extracted: dict[str, pl.DataFrame], as_of: datetime) -> None:
+        self.extracted = extracted
+        self.as_of = as_of
+        self.valid: dict[str, pl.DataFrame] = {}
+        self.quarantine: dict[str, pl.DataFrame] = {}
+        self.reason_counts: dict[str, int] = {}
+
+    def keys(self, table: str, *, valid: bool) -> pl.Series:
+        frame = self.valid[table] if valid else self.extracted[table]
+        return frame.get_column(TABLES_BY_NAME[table].key).drop_nulls().unique()
+
+    def owner(self, table: str) -> pl.DataFrame:
+        """key -> sponsor_id of valid product or batch rows."""
+        key = TABLES_BY_NAME[table].key
+        return self.valid[table].select(pl.col(key).alias("__ref"), pl.col("sponsor_id"))
+
+    def row_checks(self, table: Table) -> list[Check]:
+        checks: list[Check] = []
+        key = table.key
+        checks.append(
+            _fail(
+                f"duplicate {key}",
+                pl.col(key).is_not_null() & pl.col(key).is_duplicated(),
+                "duplicate key ",
+                _quote(key),
+                pl.format(" (all {} copies quarantined)", pl.len().over(key)),
+            )
+        )
+        for column in table.columns:
+            name, raw, typed = column.name, pl.col(column.name), pl.col(f"__t_{column.name}")
+            if column.required:
+                checks.append(_fail(f"missing {name}", raw.is_null(), f"{name} is missing"))
+            if column.type != "str":
+                checks.append(
+                    _fail(
+                        f"unparseable {column.type} in {name}",
+                        raw.is_not_null() & typed.is_null(),
+                        f"{name} is not a valid {column.type}: ",
+                        _quote(name),
+                    )
+                )
+            if column.enum:
+                checks.append(
+                    _fail(
+                        f"{name} not an allowed value",
+                        raw.is_not_null() & ~raw.is_in(list(column.enum)),
+                        f"{name} ",
+                        _quote(name),
+                        " is not an allowed value",
+                    )
+                )
+            if column.min_value is not None:
+                checks.append(
+                    _fail(
+                        f"{name} below minimum",
+                        typed < column.min_value,
+                        f"{name} ",
+                        raw,
+                        f" is below the minimum {column.min_value:g}",
+                    )
+                )
+            if column.type == DATETIME:
+                checks.append(
+                    _fail(
+                        f"{name} in the future",
+                        typed > self.as_of,
+                        f"{name} ",
+                        raw,
+                        f" is in the future (source as-of {self.as_of:%Y-%m-%dT%H:%M:%S})",
+                    )
+                )
+            if name == "sponsor_id":
+                unsafe = raw.is_not_null() & ~(
+                    raw.str.contains(SPONSOR_ID_PATTERN.pattern)
+                    & ~raw.is_in(list(RESERVED_SPONSOR_IDS))
+                )
+                checks.append(
+                    _fail("unsafe sponsor id", unsafe, "unsafe sponsor id ", _quote(name))
+                )
+        if table.name == "batch_event":
+            performed = pl.col("__t_performed_at")
+            recorded = pl.col("__t_recorded_at")
+            checks.append(
+                _fail(
+                    "recorded before performed",
+                    recorded < performed - RECORDED_BEFORE_LIMIT,
+                    "recorded_at ",
+                    pl.col("recorded_at"),
+                    " is more than a day before performed_at ",
+                    pl.col("performed_at"),
+                )
+            )
+            checks.append(
+                _fail(
+                    "recorded over a year after performed",
+                    recorded > performed + RECORDED_AFTER_LIMIT,
+                    "recorded_at ",
+                    pl.col("recorded_at"),
+                    " is more than a year after performed_at ",
+                    pl.col("performed_at"),
+                )
+            )
+        return checks
+
+    def reference_checks(self, table: Table, self_keys: pl.Series | None) -> list[Check]:
+        checks: list[Check] = []
+        for column in table.columns:
+            if not column.ref:
+                continue
+            name, raw = column.name, pl.col(column.name)
+            if column.ref == table.name:
+                valid_keys = (
+                    self_keys if self_keys is not None else self.keys(table.name, valid=False)
+                )
+                all_keys = self.keys(table.name, valid=False)
+            else:
+                valid_keys = self.keys(column.ref, valid=True)
+                all_keys = self.keys(column.ref, valid=False)
+            if name == "sponsor_id":
+                # An unsafe id already has its own reason; it is never a known sponsor.
+                raw_checked = raw.str.contains(SPONSOR_ID_PATTERN.pattern) & ~raw.is_in(
+                    list(RESERVED_SPONSOR_IDS)
+                )
+            else:
+                raw_checked = pl.lit(True)
+            unresolved = raw.is_not_null() & raw_checked & ~raw.is_in(valid_keys.implode())
+            known = raw.is_in(all_keys.implode())
+            parent = column.ref.replace("_", " ")
+            checks.append(
+                _fail(
+                    f"parent {column.ref} quarantined",
+                    unresolved & known,
+                    f"parent {parent} ",
+                    _quote(name),
+                    " quarantined",
+                )
+            )
+            kind = "unknown sponsor" if column.ref == "sponsor" else f"orphan {name}"
+            checks.append(
+                _fail(kind, unresolved & ~known, f"{name} ", _quote(name), f" has no {parent}")
+            )
+        for column, decider in SAME_SPONSOR_REFS.get(table.name, ()):
+            ref = table.column(column).ref
+            mine = pl.col("__row_sponsor") if decider != "sponsor_id" else pl.col("sponsor_id")
+            checks.append(
+                _fail(
+                    f"{ref} of another sponsor",
+                    pl.col(f"__owner_{column}").is_not_null()
+                    & mine.is_not_null()
+                    & (pl.col(f"__owner_{column}") != mine),
+                    f"{ref} ",
+                    _quote(column),
+                    " belongs to sponsor ",
+                    pl.col(f"__owner_{column}"),
+                    ", not to this row's sponsor ",
+                    mine,
+                )
+            )
+        if table.name == "change_impact":
+            with_agreement = self.valid["quality_agreement"].get_column("sponsor_id").unique()
+            checks.append(
+                _fail(
+                    "sponsor without quality agreement",
+                    pl.col("sponsor_id").is_in(self.keys("sponsor", valid=True).implode())
+                    & ~pl.col("sponsor_id").is_in(with_agreement.implode()),
+                    "sponsor ",
+                    _quote("sponsor_id"),
+                    " has no quality agreement",
+                )
+            )
+        return checks
+
+    def with_owners(self, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+        """Add the sponsor owning each sponsored record the row names (for same-sponsor checks)."""
+        for column, decider in SAME_SPONSOR_REFS.get(table.name, ()):
+            owners = self.owner(table.column(column).ref).rename(
+                {"sponsor_id": f"__owner_{column}"}
+            )
+            frame = frame.join(owners, left_on=column, right_on="__ref", how="left")
+            if decider != "sponsor_id":
+                deciders = self.owner(table.column(decider).ref).rename(
+                    {"sponsor_id": "__row_sponsor"}
+                )
+                frame = frame.join(deciders, left_on=decider, right_on="__ref", how="left")
+        return frame
+
+    def run_table(self, table: Table) -> None:
+        raw = self.extracted[table.name]
+        frame = raw.with_columns(
+            parse(c.type, pl.col(c.name)).alias(f"__t_{c.name}") for c in table.columns
+        )
+        frame = self.with_owners(table, frame.with_row_index("__row"))
+        row_checks = self.row_checks(table)
+        self_ref = any(c.ref == table.name for c in table.columns)
+        self_keys = None
+        while True:
+            checks = row_checks + self.reference_checks(table, self_keys)
+            failed = pl.any_horizontal([c.failed for c in checks])
+            if not self_ref:
+                break
+            # A self reference (recurrence_of) must name a valid row of the same table.
+            new_keys = frame.filter(~failed).get_column(table.key).unique()
+            if self_keys is not None and new_keys.len() == self_keys.len():
+                break
+            self_keys = new_keys
+        judged = frame.sort("__row").with_columns(
+            failed.alias("__failed"),
+            pl.concat_str(
+                [pl.when(c.failed).then(c.message) for c in checks],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias("__reason"),
+            pl.concat_list([pl.when(c.failed).then(pl.lit(c.kind)) for c in checks])
+            .list.drop_nulls()
+            .alias("__kinds"),
+        )
+        good = judged.filter(~pl.col("__failed"))
+        bad = judged.filter(pl.col("__failed"))
+        self.valid[table.name] = good.select(
+            pl.col(f"__t_{c.name}").cast(POLARS_TYPES[c.type]).alias(c.name) for c in table.columns
+        )
+        self.quarantine[table.name] = bad.select(
+            pl.lit(table.name).alias("table"),
+            pl.col(table.key).alias("key"),
+            pl.col("__reason").alias("reason"),
+            pl.struct(table.column_names).struct.json_encode().alias("values"),
+        )
+        for kind, count in bad.get_column("__kinds").explode().value_counts().iter_rows():
+            if kind is not None:
+                label = f"{table.name}: {kind}"
+                self.reason_counts[label] = self.reason_counts.get(label, 0) + count
+
+
+def validate(extracted: dict[str, pl.DataFrame], now: datetime | None = None) -> Validated:
+    """Split every table into typed valid rows and quarantined rows with readable reasons."""
+    as_of = source_as_of(extracted, now or datetime.now().replace(microsecond=0))
+    validator = _Validator(extracted, as_of)
+    for table in parents_first():
+        validator.run_table(table)
+        extracted_rows = extracted[table.name].height
+        judged_rows = validator.valid[table.name].height + validator.quarantine[table.name].height
+        if extracted_rows != judged_rows:
+            raise RuntimeError(
+                f"table {table.name}: extracted {extracted_rows} != valid + quarantined "
+                f"{judged_rows}"
+            )
+    return Validated(validator.valid, validator.quarantine, validator.reason_counts, as_of)
