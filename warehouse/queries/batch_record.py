@@ -1,0 +1,300 @@
+"""One executed batch record, section by section in lifecycle order, and its review by
+exception (ISPE; DOMAIN.md, Batch lifecycle): every data-integrity exception in one sentence.
+
+Every query takes the batch id as a bound parameter and runs in the sponsor's confined scope,
+so an id of another sponsor's batch simply matches no row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+BATCH_CHOICES_SQL = """
+SELECT b.batch_id, b.batch_number, p.name AS product, b.status
+FROM batch AS b
+JOIN product AS p USING (product_id)
+WHERE ((b.mfg_start IS NULL OR b.mfg_start::DATE BETWEEN $start AND $end)
+       AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id)))
+   OR b.batch_id = $include
+ORDER BY b.mfg_start DESC NULLS FIRST, b.batch_number
+"""
+
+
+def batch_choices(scope: Scope, filters: Filters, include: str | None = None) -> pl.DataFrame:
+    """Batches to pick from: those matching the filters, plus `include` if it is this scope's."""
+    params = {**filters.params(), "include": include}
+    return scope.frame("batch choices", BATCH_CHOICES_SQL, params)
+
+
+HEADER_SQL = """
+SELECT b.batch_id, b.batch_number, p.name AS product, p.modality, b.campaign,
+       b.equipment_train, b.status, b.mfg_start, b.mfg_end,
+       b.cmo_decision, b.cmo_decided_at, b.sponsor_decision, b.sponsor_decided_at,
+       b.coa_issued_at, b.units_produced, b.units_distributed, b.reworked,
+       b.cycle_time_days, b.awaiting_sponsor_release, b.disposed_with_open_deviation,
+       b.qa_review_missing
+FROM batch AS b
+JOIN product AS p USING (product_id)
+WHERE b.batch_id = $batch_id
+"""
+
+MATERIALS_SQL = """
+SELECT m.material_name, m.lot_id, c.quantity, c.unit, m.release_status, m.coa_received,
+       m.received_at, s.name AS supplier, s.status AS supplier_status
+FROM material_consumption AS c
+JOIN material_lot AS m USING (lot_id)
+LEFT JOIN supplier AS s USING (supplier_id)
+WHERE c.batch_id = $batch_id
+ORDER BY m.material_name, m.lot_id
+"""
+
+STEPS_SQL = """
+SELECT e.event_id, e.seq, e.step_name, e.event_type,
+       e.performed_by, pf.name AS performer, e.performed_at, e.recorded_at,
+       e.verified_by, vf.name AS verifier, e.verified_at,
+       round(e.minutes_late) AS minutes_late, e.late_entry_reason,
+       e.late_entry, e.sign_off_gap, e.self_verification, e.out_of_order, e.training_gap
+FROM batch_event AS e
+LEFT JOIN operator AS pf ON pf.operator_id = e.performed_by
+LEFT JOIN operator AS vf ON vf.operator_id = e.verified_by
+WHERE e.batch_id = $batch_id
+ORDER BY e.seq, e.performed_at, e.event_id
+"""
+
+TESTS_SQL = """
+SELECT t.test_id, t.test_type, t.test_name, t.result_value, t.spec_low, t.spec_high, t.unit,
+       t.tested_at, t.is_oos, o.oos_id, o.phase, o.outcome, o.opened_at, o.closed_at,
+       o.summary
+FROM test_result AS t
+LEFT JOIN oos_investigation AS o USING (test_id)
+WHERE t.batch_id = $batch_id
+ORDER BY CASE t.test_type WHEN 'IPC' THEN 0 ELSE 1 END, t.tested_at, t.test_id
+"""
+
+DEVIATIONS_SQL = """
+SELECT DISTINCT d.deviation_id, d.deviation_number, d.title, d.classification, d.status,
+       d.awareness_at, d.closed_at
+FROM deviation_link AS l
+JOIN deviation AS d USING (deviation_id)
+WHERE l.batch_id = $batch_id
+ORDER BY d.awareness_at, d.deviation_number
+"""
+
+CAPAS_SQL = """
+SELECT c.capa_number, c.title, c.source_type, c.status, c.opened_at, c.current_due,
+       c.closed_at, c.effectiveness_result
+FROM capa AS c
+WHERE c.deviation_id IN (SELECT deviation_id FROM deviation_link WHERE batch_id = $batch_id)
+   OR c.oos_id IN (SELECT oos_id FROM oos_investigation WHERE batch_id = $batch_id)
+ORDER BY c.opened_at, c.capa_number
+"""
+
+# The previous occupant is already redacted by the ETL; only a batch of this same sponsor is
+# ever named, and it is looked up in this scope's own batch table.
+EQUIPMENT_SQL = """
+SELECT u.usage_id, q.equipment_id, q.name AS equipment, q.equipment_type, q.status,
+       u.started_at, u.ended_at, u.calibration_valid_at_use, u.qualification_valid_at_use,
+       u.cleaning_verified_at, u.cleaning_result, u.previous_ended_at,
+       CASE u.previous_occupant
+           WHEN 'ANOTHER_CLIENT' THEN 'another client'
+           WHEN 'SAME_SPONSOR' THEN 'this sponsor (batch ' || coalesce(pb.batch_number, '?') || ')'
+       END AS previous_occupant
+FROM equipment_usage AS u
+JOIN equipment AS q USING (equipment_id)
+LEFT JOIN batch AS pb ON pb.batch_id = u.previous_batch_id
+WHERE u.batch_id = $batch_id
+ORDER BY u.started_at, u.usage_id
+"""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """The sections of one executed batch record (each a frame; header has one row)."""
+
+    header: pl.DataFrame
+    materials: pl.DataFrame
+    steps: pl.DataFrame
+    tests: pl.DataFrame
+    deviations: pl.DataFrame
+    capas: pl.DataFrame
+    equipment: pl.DataFrame
+
+
+def batch_record(scope: Scope, batch_id: str) -> BatchRecord:
+    """Every section of the batch record of `batch_id` (empty frames outside this scope)."""
+    params = {"batch_id": batch_id}
+    return BatchRecord(
+        header=scope.frame("batch record header", HEADER_SQL, params),
+        materials=scope.frame("batch record materials", MATERIALS_SQL, params),
+        steps=scope.frame("batch record steps", STEPS_SQL, params),
+        tests=scope.frame("batch record tests", TESTS_SQL, params),
+        deviations=scope.frame("batch record deviations", DEVIATIONS_SQL, params),
+        capas=scope.frame("batch record CAPAs", CAPAS_SQL, params),
+        equipment=scope.frame("batch record equipment", EQUIPMENT_SQL, params),
+    )
+
+
+@dataclass(frozen=True)
+class RecordException:
+    """One review-by-exception finding: its kind, the record it points at, one sentence."""
+
+    kind: str
+    ref: str
+    sentence: str
+
+
+OOS_OUTCOME_WORDS = {
+    "CONFIRMED": "confirmed",
+    "INVALIDATED_LAB_ERROR": "invalidated for a laboratory error",
+    "INCONCLUSIVE": "inconclusive",
+}
+
+
+def duration_text(minutes: float) -> str:
+    """'3 h 40 min', '45 min', '2 d 1 h' — how a reviewer reads a delay."""
+    total = round(minutes)
+    days, rest = divmod(total, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    return f"{mins} min"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "an unknown time"
+
+
+def _step(event: dict) -> str:
+    return f"Step {event['seq']} '{event['step_name']}'"
+
+
+def _operator(person_id: str | None, name: str | None) -> str:
+    return f"{name} ({person_id})" if name else str(person_id)
+
+
+def step_exceptions(event: dict) -> list[RecordException]:
+    """The sentences for one batch_event row carrying the ETL's data-integrity flags."""
+    found = []
+    ref, step = event["event_id"], _step(event)
+    if event.get("late_entry"):
+        reason = event.get("late_entry_reason")
+        why = f"reason given: {reason}" if reason else "no reason given"
+        found.append(RecordException("LATE_ENTRY", ref, (
+            f"{step} was recorded {duration_text(event['minutes_late'])} after it was "
+            f"performed ({why})."
+        )))  # fmt: skip
+    if event.get("sign_off_gap"):
+        found.append(RecordException("MISSING_VERIFIER", ref, (
+            f"{step} ({event['event_type']}) has no second-person verification."
+        )))  # fmt: skip
+    if event.get("self_verification"):
+        who = _operator(event["performed_by"], event.get("performer"))
+        found.append(RecordException("SELF_VERIFICATION", ref, (
+            f"{step} was verified by the person who performed it ({who})."
+        )))  # fmt: skip
+    if event.get("out_of_order"):
+        found.append(RecordException("OUT_OF_ORDER", ref, (
+            f"{step} was verified at {_when(event['verified_at'])}, before it was performed "
+            f"at {_when(event['performed_at'])}."
+        )))  # fmt: skip
+    if event.get("training_gap"):
+        who = _operator(event["performed_by"], event.get("performer"))
+        found.append(RecordException("TRAINING_GAP", ref, (
+            f"{step} was performed by {who}, whose training on this product's SOPs was "
+            f"not current on {_when(event['performed_at'])[:10]}."
+        )))  # fmt: skip
+    return found
+
+
+def review_by_exception(record: BatchRecord) -> list[RecordException]:
+    """Every data-integrity exception of the batch record, in lifecycle order."""
+    if record.header.height == 0:
+        return []
+    batch = record.header.row(0, named=True)
+    found: list[RecordException] = []
+    for lot in record.materials.iter_rows(named=True):
+        if lot["supplier_status"] in ("CONDITIONAL", "DISQUALIFIED"):
+            kind = f"SUPPLIER_{lot['supplier_status']}"
+            found.append(RecordException(kind, lot["lot_id"], (
+                f"Material '{lot['material_name']}' lot {lot['lot_id']} came from supplier "
+                f"{lot['supplier']}, whose qualification status is "
+                f"{lot['supplier_status'].lower()}."
+            )))  # fmt: skip
+    for usage in record.equipment.iter_rows(named=True):
+        for column, what in (("calibration_valid_at_use", "calibration"),
+                             ("qualification_valid_at_use", "qualification")):  # fmt: skip
+            if usage[column] is False:
+                kind = "CALIBRATION_OVERDUE_IN_USE" if what == "calibration" else (
+                    "QUALIFICATION_INVALID_IN_USE"
+                )  # fmt: skip
+                found.append(RecordException(kind, usage["usage_id"], (
+                    f"{usage['equipment']} ({usage['equipment_id']}) was used from "
+                    f"{_when(usage['started_at'])} while its {what} was not valid."
+                )))  # fmt: skip
+    for event in record.steps.iter_rows(named=True):
+        found += step_exceptions(event)
+    for test in record.tests.iter_rows(named=True):
+        if test["is_oos"]:
+            found.append(_oos_exception(test))
+    found += _disposition_exceptions(batch, record)
+    return found
+
+
+def _oos_exception(test: dict) -> RecordException:
+    spec = f"{_num(test['spec_low'])}–{_num(test['spec_high'])} {test['unit'] or ''}".strip()
+    result = f"{_num(test['result_value'])} {test['unit'] or ''}".strip()
+    head = (
+        f"{test['test_type']} test '{test['test_name']}' was out of specification "
+        f"({result}; spec {spec})"
+    )
+    if test["oos_id"] is None:
+        return RecordException("OOS_OPEN", test["test_id"], f"{head}; no investigation recorded.")
+    outcome = OOS_OUTCOME_WORDS.get(test["outcome"], "still open")
+    kind = {"CONFIRMED": "OOS_CONFIRMED", "INVALIDATED_LAB_ERROR": "OOS_INVALIDATED"}.get(
+        test["outcome"], "OOS_OPEN"
+    )
+    summary = f" Summary: {test['summary']}" if test["summary"] else ""
+    return RecordException(kind, test["oos_id"], (
+        f"{head}; investigation {test['oos_id']} (phase {test['phase']}): {outcome}.{summary}"
+    ))  # fmt: skip
+
+
+def _disposition_exceptions(batch: dict, record: BatchRecord) -> list[RecordException]:
+    decided = batch["cmo_decided_at"]
+    if decided is None:
+        return []
+    found = []
+    on = _when(decided)[:10]
+    for dev in record.deviations.iter_rows(named=True):
+        open_then = dev["awareness_at"] <= decided and (
+            dev["closed_at"] is None or dev["closed_at"] > decided
+        )
+        if open_then and dev["status"] != "CANCELLED":
+            found.append(RecordException("DISPOSITION_WITH_OPEN_DEVIATION", dev["deviation_id"], (
+                f"Batch was dispositioned on {on} while deviation {dev['deviation_number']} "
+                f"was still open."
+            )))  # fmt: skip
+    for test in record.tests.iter_rows(named=True):
+        opened, closed = test["opened_at"], test["closed_at"]
+        if opened is not None and opened <= decided and (closed is None or closed > decided):
+            found.append(RecordException("DISPOSITION_WITH_OPEN_OOS", test["oos_id"], (
+                f"Batch was dispositioned on {on} while OOS investigation {test['oos_id']} "
+                f"was still open."
+            )))  # fmt: skip
+    if batch["qa_review_missing"]:
+        found.append(RecordException("QA_REVIEW_MISSING", batch["batch_id"], (
+            f"Batch was dispositioned on {on} without a QA review of the batch record before it."
+        )))  # fmt: skip
+    return found
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"

@@ -1,0 +1,53 @@
+"""Batches of one sponsor: the list with both dispositions, the status funnel, cycle time."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from etl.contracts import BATCH_STATUSES
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+BATCH_LIST_SQL = """
+SELECT b.batch_id, b.batch_number, p.name AS product, b.status,
+       b.mfg_start, b.mfg_end,
+       b.cmo_decision, b.cmo_decided_at, b.sponsor_decision, b.sponsor_decided_at,
+       b.cycle_time_days,
+       CASE WHEN b.awaiting_sponsor_release
+            THEN date_diff('day', b.cmo_decided_at::DATE, $today::DATE) END
+           AS awaiting_release_days
+FROM batch AS b
+JOIN product AS p USING (product_id)
+WHERE b.mfg_start::DATE BETWEEN $start AND $end
+  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+ORDER BY b.mfg_start DESC, b.batch_number
+"""
+
+
+def batch_list(scope: Scope, filters: Filters, today: date) -> pl.DataFrame:
+    """Batches whose manufacture started in the period, newest first."""
+    return scope.frame("batch list", BATCH_LIST_SQL, {**filters.params(), "today": today})
+
+
+def status_funnel(batches: pl.DataFrame) -> pl.DataFrame:
+    """Batches per status in lifecycle order (DOMAIN.md, Batch lifecycle); zeros omitted."""
+    order = pl.DataFrame({"status": BATCH_STATUSES}).with_row_index("stage")
+    counts = batches.group_by("status").agg(pl.len().alias("batches"))
+    return counts.join(order, on="status").sort("stage").drop("stage")
+
+
+def cycle_time_trend(batches: pl.DataFrame) -> pl.DataFrame:
+    """Median disposition cycle time (DOMAIN.md KPI 13: sponsor release − mfg end) per month
+    of sponsor decision."""
+    return (
+        batches.drop_nulls("cycle_time_days")
+        .with_columns(pl.col("sponsor_decided_at").dt.truncate("1mo").dt.date().alias("month"))
+        .group_by("month")
+        .agg(
+            pl.col("cycle_time_days").median().alias("median_days"),
+            pl.len().alias("batches"),
+        )
+        .sort("month")
+    )
