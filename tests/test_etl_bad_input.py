@@ -1,0 +1,183 @@
+"""Bad input of every kind reaches quarantine with its key and a readable reason; nothing is
+lost (per table: extracted = valid + quarantined, and every valid row is published)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.contracts import TABLES
+from etl.run import EtlError, run_etl
+from tests.source_fixtures import U, Plant, base_plant, write_csv, write_sqlite
+from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
+
+
+def _batch(**changes: object) -> dict[str, object]:
+    row = dict(base_plant()["batch"][0])
+    return {**row, "batch_id": "B-BAD", "batch_number": "ACME-0099", **changes}
+
+
+def _event(**changes: object) -> dict[str, object]:
+    return {**base_plant()["batch_event"][0], "event_id": "E-BAD", **changes}
+
+
+def _add(table: str, row: dict[str, object]) -> Callable[[Plant], None]:
+    return lambda plant: plant[table].append(row)
+
+
+def _no_agreement_sponsor(plant: Plant) -> None:
+    plant["sponsor"].append({"sponsor_id": "GAMMA", "name": "Gamma", "updated_at": U})
+    plant["change_impact"].append(
+        {
+            **plant["change_impact"][0],
+            "impact_id": "CI-BAD",
+            "sponsor_id": "GAMMA",
+            "product_id": None,
+        }  # fmt: skip
+    )
+
+
+def _duplicate(plant: Plant) -> None:
+    plant["batch_event"] += [_event(event_id="E-DUP"), _event(event_id="E-DUP", seq=7)]
+
+
+def _cascade(plant: Plant) -> None:
+    plant["batch"].append(_batch(sponsor_id="GAMMA"))
+    plant["batch_event"].append(_event(batch_id="B-BAD"))
+
+
+# (case id, mutation, quarantined table, key, expected reason text)
+CASES = [
+    ("missing sponsor", _add("batch", _batch(sponsor_id=None)), "batch", "B-BAD",
+     "sponsor_id is missing"),
+    ("empty sponsor id", _add("batch", _batch(sponsor_id="")), "batch", "B-BAD",
+     "sponsor_id is missing"),
+    ("unknown sponsor", _add("batch", _batch(sponsor_id="GAMMA")), "batch", "B-BAD",
+     "sponsor_id 'GAMMA' has no sponsor"),
+    ("unsafe sponsor ../B", _add("batch", _batch(sponsor_id="../B")), "batch", "B-BAD",
+     "unsafe sponsor id '../B'"),
+    ("unsafe sponsor A/B", _add("batch", _batch(sponsor_id="A/B")), "batch", "B-BAD",
+     "unsafe sponsor id 'A/B'"),
+    ("unsafe sponsor *", _add("batch", _batch(sponsor_id="*")), "batch", "B-BAD",
+     "unsafe sponsor id '*'"),
+    ("reserved sponsor SITE", _add("sponsor", {"sponsor_id": "SITE", "name": "x", "updated_at": U}),
+     "sponsor", "SITE", "unsafe sponsor id 'SITE'"),
+    ("unsafe sponsor registry row", _add("sponsor", {"sponsor_id": "../B", "name": "x",
+                                                     "updated_at": U}),
+     "sponsor", "../B", "unsafe sponsor id '../B'"),
+    ("product of another sponsor", _add("batch", _batch(product_id="P-BETA")), "batch", "B-BAD",
+     "product 'P-BETA' belongs to sponsor BETA, not to this row's sponsor ACME"),
+    ("orphan batch of an event", _add("batch_event", _event(batch_id="B-NONE")), "batch_event",
+     "E-BAD", "batch_id 'B-NONE' has no batch"),
+    ("orphan supplier of a lot", _add("material_lot", {**base_plant()["material_lot"][0],
+                                                        "lot_id": "LOT-BAD",
+                                                        "supplier_id": "SUP-NONE"}),
+     "material_lot", "LOT-BAD", "supplier_id 'SUP-NONE' has no supplier"),
+    ("parent quarantined", _cascade, "batch_event", "E-BAD", "parent batch 'B-BAD' quarantined"),
+    ("duplicate key", _duplicate, "batch_event", "E-DUP",
+     "duplicate key 'E-DUP' (all 2 copies quarantined)"),
+    ("unparseable datetime", _add("batch_event", _event(performed_at="yesterday")), "batch_event",
+     "E-BAD", "performed_at is not a valid datetime: 'yesterday'"),
+    ("unparseable date", _add("batch", _batch(mfg_end="2026-02-30T08:00:00")), "batch", "B-BAD",
+     "mfg_end is not a valid datetime: '2026-02-30T08:00:00'"),
+    ("unparseable int", _add("batch", _batch(units_produced="lots")), "batch", "B-BAD",
+     "units_produced is not a valid int: 'lots'"),
+    ("recorded years before performed",
+     _add("batch_event", _event(recorded_at="2019-01-01T06:12:00")), "batch_event", "E-BAD",
+     "recorded_at 2019-01-01T06:12:00 is more than a day before performed_at"),
+    ("recorded over a year after",
+     _add("batch_event", _event(performed_at="2024-01-01T06:00:00",
+                                verified_at="2024-01-01T07:00:00")),
+     "batch_event", "E-BAD", "is more than a year after performed_at 2024-01-01T06:00:00"),
+    ("future date", _add("batch_event", _event(performed_at="2031-01-01T06:00:00",
+                                              recorded_at="2031-01-01T06:01:00")),
+     "batch_event", "E-BAD", "performed_at 2031-01-01T06:00:00 is in the future"),
+    ("enum out of range", _add("batch", _batch(status="SHIPPED")), "batch", "B-BAD",
+     "status 'SHIPPED' is not an allowed value"),
+    ("negative quantity", _add("material_consumption", {**base_plant()["material_consumption"][0],
+                                                        "consumption_id": "MC-BAD",
+                                                        "quantity": -5}),
+     "material_consumption", "MC-BAD", "quantity -5.0 is below the minimum 0"),
+    ("impact for sponsor without agreement", _no_agreement_sponsor, "change_impact", "CI-BAD",
+     "sponsor 'GAMMA' has no quality agreement"),
+]  # fmt: skip
+
+
+def _assert_reconciled(snapshot: Path) -> dict:
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    for table in TABLES:
+        counts = manifest["tables"][table.name]
+        assert counts["extracted"] == counts["valid"] + counts["quarantined"], table.name
+        published = pl.read_parquet(snapshot / table.name / "*/*.parquet", hive_partitioning=True)
+        assert published.get_column(table.key).n_unique() == counts["valid"], table.name
+        assert sum(counts["published_rows"].values()) == published.height
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("mutate", "table", "key", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_row_is_quarantined_with_reason(
+    tmp_path: Path, mutate: Callable[[Plant], None], table: str, key: str, reason: str
+) -> None:
+    plant = base_plant()
+    mutate(plant)
+    result = run_etl(write_sqlite(plant, tmp_path / "plant.sqlite"), tmp_path / "wh")
+    manifest = _assert_reconciled(result.snapshot)
+    quarantine = pl.read_parquet(result.snapshot / QUARANTINE / f"{table}.parquet")
+    rows = quarantine.filter(pl.col("key") == key)
+    assert rows.height >= 1, quarantine
+    assert all(reason in text for text in rows.get_column("reason")), rows.get_column("reason")
+    assert json.loads(rows.get_column("values")[0])[TABLES_KEY[table]] == key
+    assert manifest["tables"][table]["quarantined"] == quarantine.height
+    assert sum(manifest["quarantine_reasons"].values()) >= quarantine.height
+
+
+TABLES_KEY = {t.name: t.key for t in TABLES}
+
+
+def test_clean_plant_quarantines_nothing(tmp_path: Path) -> None:
+    result = run_etl(write_sqlite(base_plant(), tmp_path / "plant.sqlite"), tmp_path / "wh")
+    assert sum(result.quarantined.values()) == 0
+    _assert_reconciled(result.snapshot)
+
+
+def test_csv_export_publishes_like_sqlite(tmp_path: Path) -> None:
+    from_csv = run_etl(write_csv(base_plant(), tmp_path / "csv"), tmp_path / "wh-csv")
+    from_sql = run_etl(write_sqlite(base_plant(), tmp_path / "p.sqlite"), tmp_path / "wh-sql")
+    assert from_csv.published == from_sql.published
+    assert sum(from_csv.quarantined.values()) == 0
+
+
+@pytest.mark.parametrize("change", ["missing", "renamed"])
+def test_csv_missing_column_fails_and_keeps_current(tmp_path: Path, change: str) -> None:
+    warehouse = tmp_path / "wh"
+    good = run_etl(write_csv(base_plant(), tmp_path / "good"), warehouse)
+    folder = write_csv(base_plant(), tmp_path / "bad")
+    events = pl.read_csv(folder / "batch_event.csv", infer_schema=False)
+    events = (
+        events.drop("verified_by")
+        if change == "missing"
+        else events.rename({"verified_by": "verifier"})
+    )
+    events.write_csv(folder / "batch_event.csv")
+    with pytest.raises(
+        EtlError, match="table batch_event: CSV export is missing column 'verified_by'"
+    ):
+        run_etl(folder, warehouse)
+    assert current_snapshot(warehouse) == good.snapshot.resolve()
+
+
+def test_empty_source_fails_without_snapshot(tmp_path: Path) -> None:
+    empty = {t.name: [] for t in TABLES}
+    warehouse = tmp_path / "wh"
+    with pytest.raises(EtlError, match="source is empty"):
+        run_etl(write_sqlite(empty, tmp_path / "empty.sqlite"), warehouse)
+    assert current_snapshot(warehouse) is None
+    assert (
+        not any((warehouse / "snapshots").glob("*")) if (warehouse / "snapshots").exists() else True
+    )
