@@ -12,7 +12,7 @@ import pytest
 
 from etl.contracts import TABLES
 from etl.run import EtlError, run_etl
-from tests.source_fixtures import U, Plant, base_plant, write_csv, write_sqlite
+from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
 from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
 
 
