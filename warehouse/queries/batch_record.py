@@ -21,14 +21,17 @@ FROM batch AS b
 JOIN product AS p USING (product_id)
 WHERE ((b.mfg_start IS NULL OR b.mfg_start::DATE BETWEEN $start AND $end)
        AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id)))
-   OR b.batch_id = $include
+   OR list_contains($include::VARCHAR[], b.batch_id)
 ORDER BY b.mfg_start DESC NULLS FIRST, b.batch_number
 """
 
 
-def batch_choices(scope: Scope, filters: Filters, include: str | None = None) -> pl.DataFrame:
-    """Batches to pick from: those matching the filters, plus `include` if it is this scope's."""
-    params = {**filters.params(), "include": include}
+def batch_choices(scope: Scope, filters: Filters, include: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Batches to pick from: those matching the filters, plus any of `include` in this scope.
+
+    `include` carries untrusted hints (a link, another page's choice); the scope decides.
+    """
+    params = {**filters.params(), "include": list(include)}
     return scope.frame("batch choices", BATCH_CHOICES_SQL, params)
 
 
@@ -59,6 +62,12 @@ SELECT e.event_id, e.seq, e.step_name, e.event_type,
        e.performed_by, pf.name AS performer, e.performed_at, e.recorded_at,
        e.verified_by, vf.name AS verifier, e.verified_at,
        round(e.minutes_late) AS minutes_late, e.late_entry_reason,
+       concat_ws(', ',
+           CASE WHEN e.late_entry THEN 'late entry' END,
+           CASE WHEN e.sign_off_gap THEN 'missing verifier' END,
+           CASE WHEN e.self_verification THEN 'self-verification' END,
+           CASE WHEN e.out_of_order THEN 'verified before performed' END,
+           CASE WHEN e.training_gap THEN 'training gap' END) AS flags,
        e.late_entry, e.sign_off_gap, e.self_verification, e.out_of_order, e.training_gap
 FROM batch_event AS e
 LEFT JOIN operator AS pf ON pf.operator_id = e.performed_by
@@ -246,6 +255,18 @@ def review_by_exception(record: BatchRecord) -> list[RecordException]:
             found.append(_oos_exception(test))
     found += _disposition_exceptions(batch, record)
     return found
+
+
+def exception_table(found: list[RecordException]) -> pl.DataFrame:
+    """The review-by-exception findings as a table (what the panel shows and exports)."""
+    return pl.DataFrame(
+        {
+            "exception": [f.sentence for f in found],
+            "kind": [f.kind for f in found],
+            "record": [f.ref for f in found],
+        },
+        schema={"exception": pl.String, "kind": pl.String, "record": pl.String},
+    )
 
 
 def _oos_exception(test: dict) -> RecordException:

@@ -1,0 +1,61 @@
+"""Batches: every batch started in the period, both dispositions, funnel and cycle time."""
+
+from datetime import date
+
+import plotly.express as px
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from portal.context import sponsor_scope
+from portal.widgets import dashboard_filters, empty_state, export_buttons
+from warehouse.queries.batches import batch_list, cycle_time_trend, status_funnel
+
+RECORD_KEY = "batch_record:batch_id"  # read by pages/batch_record.py
+
+st.title("Batches")
+scope = sponsor_scope()
+filters = dashboard_filters(scope, "batches")
+batches = batch_list(scope, filters, date.today())
+
+if batches.height == 0:
+    empty_state("Batches of your products whose manufacture started in the period appear here.")
+    st.stop()
+
+funnel, trend = st.columns(2)
+with funnel:
+    st.subheader("Status funnel")
+    st.plotly_chart(
+        px.funnel(status_funnel(batches), x="batches", y="status"), key="batches:funnel"
+    )
+with trend:
+    st.subheader("Disposition cycle time (median days, mfg end → your release)")
+    months = cycle_time_trend(batches)
+    if months.height:
+        chart = px.line(months, x="month", y="median_days", markers=True, hover_data=["batches"])
+        st.plotly_chart(chart, key="batches:cycle-time")
+    else:
+        empty_state("The median days from end of manufacture to your release, per month.")
+
+shown = batches.drop("batch_id")
+st.dataframe(shown, hide_index=True, column_config={
+    "batch_number": "Batch", "product": "Product", "status": "Status",
+    "mfg_start": st.column_config.DatetimeColumn("Mfg start", format="YYYY-MM-DD"),
+    "mfg_end": st.column_config.DatetimeColumn("Mfg end", format="YYYY-MM-DD"),
+    "cmo_decision": "CMO decision",
+    "cmo_decided_at": st.column_config.DatetimeColumn("CMO decided", format="YYYY-MM-DD"),
+    "sponsor_decision": "Your decision",
+    "sponsor_decided_at": st.column_config.DatetimeColumn("You decided", format="YYYY-MM-DD"),
+    "cycle_time_days": st.column_config.NumberColumn("Cycle time (days)", format="%.1f"),
+    "awaiting_release_days": st.column_config.NumberColumn("Awaiting release (days)"),
+})  # fmt: skip
+export_buttons(shown, "batches", filters, scope)
+
+numbers = dict(zip(batches["batch_id"], batches["batch_number"], strict=True))
+chosen = st.selectbox("Open batch record", list(numbers), index=None, format_func=numbers.get,
+                      placeholder="Choose a batch")  # fmt: skip
+if chosen is not None:
+    st.session_state[RECORD_KEY] = chosen
+    try:
+        st.switch_page("pages/batch_record.py")
+    except StreamlitAPIException:
+        st.caption("Open the Batch record page to see it.")
