@@ -1,0 +1,57 @@
+"""Change control: changes affecting this sponsor with its own obligation, awaiting it first."""
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from etl.contracts import OBLIGATIONS
+from portal.context import sponsor_scope
+from portal.widgets import dashboard_filters, empty_state, export_buttons
+from warehouse.queries.change_control import change_impacts
+
+COLUMNS = {
+    "change_number": "Change", "title": "Title", "change_type": "Type", "risk_class": "Risk",
+    "status": "Status", "product": "Product", "obligation": "Your obligation",
+    "notified_at": st.column_config.DatetimeColumn("Notified"), "decision": "Your decision",
+    "decided_at": st.column_config.DatetimeColumn("Decided"),
+    "planned_effective": "Planned effective", "actual_effective": "Actual effective",
+    "markets": "Reporting category per market", "awaiting_sponsor": "Awaiting you",
+    "days_to_planned": "Days to planned effective", "violation": "Violation",
+    "violation_reason": "Violation reason", "impact_id": "Impact",
+}  # fmt: skip
+
+st.title("Change control")
+scope = sponsor_scope()
+filters = dashboard_filters(scope, "change_control")
+impacts = change_impacts(scope, filters)
+
+if impacts.is_empty():
+    empty_state("Site changes that affect this sponsor's products appear here, with the "
+                "obligation from its quality agreement.")  # fmt: skip
+    st.stop()
+
+awaiting = impacts.filter(pl.col("awaiting_sponsor"))
+violations = impacts.filter(pl.col("violation"))
+cols = st.columns(3)
+cols[0].metric("Changes in view", impacts["change_number"].n_unique())
+cols[1].metric("Awaiting your approval or notification", awaiting.height)
+cols[2].metric("Effective before approval / notification", violations.height)
+
+if not awaiting.is_empty():
+    st.warning(f"{awaiting.height} change impact(s) await this sponsor's approval or notification.")
+    st.dataframe(awaiting, hide_index=True, column_config=COLUMNS)
+if not violations.is_empty():
+    st.error(f"{violations.height} change(s) went effective before the approval or notification "
+             "this sponsor's quality agreement requires.")  # fmt: skip
+    st.dataframe(violations, hide_index=True, column_config=COLUMNS)
+
+by_obligation = impacts.group_by("obligation", "status").len("impacts")
+st.plotly_chart(
+    px.bar(by_obligation, x="obligation", y="impacts", color="status",
+           category_orders={"obligation": list(OBLIGATIONS)},
+           title="Impacts by your obligation and change status"),
+)  # fmt: skip
+
+st.subheader("All changes affecting this sponsor")
+st.dataframe(impacts, hide_index=True, column_config=COLUMNS)
+export_buttons(impacts, "change_control", filters, scope)

@@ -1,0 +1,101 @@
+"""Deviations & OOS: this sponsor's deviations by class, status, age and root cause; OOS."""
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from etl.contracts import DEVIATION_STATUSES, SEVERITIES
+from portal.context import sponsor_scope
+from portal.widgets import dashboard_filters, empty_state, export_buttons
+from warehouse.queries.deviations import (
+    OOS_OUTCOMES,
+    deviations,
+    invalidated_oos_rate,
+    oos_investigations,
+    recurrence_count,
+)
+
+st.title("Deviations & OOS")
+scope = sponsor_scope()
+filters = dashboard_filters(scope, "deviations")
+found = deviations(scope, filters)
+
+if found.is_empty():
+    empty_state("Deviations that touch this sponsor's products, batches or equipment appear here.")
+else:
+    open_ones = found.filter(pl.col("age_days").is_not_null())
+    cols = st.columns(4)
+    cols[0].metric("Deviations in view", found.height)
+    cols[1].metric("Open", open_ones.height)
+    cols[2].metric("Open past current due", int(found["overdue"].fill_null(False).sum()))
+    cols[3].metric("Recurrences", recurrence_count(found), help="Deviations marked as "
+                   "recurring an earlier deviation of this sponsor (DOMAIN.md KPI 7).")  # fmt: skip
+
+    order = {"classification": list(SEVERITIES), "status": list(DEVIATION_STATUSES)}
+    left, right = st.columns(2)
+    by_class = found.group_by("classification", "status").len("deviations")
+    left.plotly_chart(
+        px.bar(by_class, x="classification", y="deviations", color="status",
+               category_orders=order, title="By class and status"),
+    )  # fmt: skip
+    by_cause = found.with_columns(pl.col("root_cause_category").fill_null("NOT YET ASSIGNED"))
+    by_cause = by_cause.group_by("root_cause_category").len("deviations").sort("deviations")
+    right.plotly_chart(
+        px.bar(by_cause, x="deviations", y="root_cause_category", orientation="h",
+               title="By root-cause category"),
+    )  # fmt: skip
+    if not open_ones.is_empty():
+        st.plotly_chart(
+            px.histogram(open_ones, x="age_days", color="classification", category_orders=order,
+                         title="Open deviations by age (days since awareness)"),
+        )  # fmt: skip
+
+    st.dataframe(
+        found,
+        hide_index=True,
+        column_config={
+            "deviation_number": "Deviation", "title": "Title", "classification": "Class",
+            "status": "Status", "awareness_at": st.column_config.DatetimeColumn("Awareness"),
+            "original_due": "Original due", "current_due": "Current due",
+            "extension_count": "Extensions", "closed_at": st.column_config.DatetimeColumn("Closed"),
+            "closed_on_time": "Closed on time", "root_cause_category": "Root cause",
+            "recurrence_of": "Recurrence of", "age_days": "Age (days)", "overdue": "Overdue",
+            "products": "Products", "batches": "Batches", "notified_late": "Notified late",
+        },
+    )  # fmt: skip
+    export_buttons(found, "deviations", filters, scope)
+
+st.header("OOS investigations")
+oos = oos_investigations(scope, filters)
+if oos.is_empty():
+    empty_state("Out-of-specification investigations on this sponsor's batches appear here.")
+else:
+    outcomes = dict(oos.group_by("outcome").len().iter_rows())
+    cols = st.columns(len(OOS_OUTCOMES) + 1)
+    for col, outcome in zip(cols, OOS_OUTCOMES, strict=False):
+        col.metric(outcome.capitalize(), outcomes.get(outcome, 0))
+    rate = invalidated_oos_rate(oos)
+    cols[-1].metric(
+        "Invalidated OOS rate", "—" if rate is None else f"{rate:.0%}",
+        help="FDA 2016 (DOMAIN.md KPI 3): release and long-term stability OOS invalidated for a "
+        "lab cause ÷ all such concluded OOS.",
+    )  # fmt: skip
+    by_outcome = oos.group_by("outcome", "test_type").len("investigations")
+    st.plotly_chart(
+        px.bar(by_outcome, x="outcome", y="investigations", color="test_type",
+               category_orders={"outcome": list(OOS_OUTCOMES)}, title="OOS outcomes by test type"),
+    )  # fmt: skip
+    st.dataframe(
+        oos,
+        hide_index=True,
+        column_config={
+            "batch_number": "Batch", "product": "Product", "test_type": "Test type",
+            "test_name": "Test", "result_value": "Result", "spec_low": "Spec low",
+            "spec_high": "Spec high", "unit": "Unit", "phase": "Phase", "outcome": "Outcome",
+            "opened_at": st.column_config.DatetimeColumn("Opened"),
+            "closed_at": st.column_config.DatetimeColumn("Closed"),
+            "notified_at": st.column_config.DatetimeColumn("Sponsor notified"),
+            "summary": "Investigation summary",
+        },
+    )  # fmt: skip
+    export_buttons(oos, "oos", filters, scope)

@@ -1,0 +1,106 @@
+"""Tech transfer: this sponsor's projects, milestones planned vs actual, weeks to engineering."""
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from portal.context import sponsor_scope
+from portal.widgets import dashboard_filters, empty_state, export_buttons
+from warehouse.queries.tech_transfer import (
+    ENGINEERING_BATCH_BENCHMARK_WEEKS,
+    milestones,
+    projects,
+    timeline,
+    within_benchmark,
+)
+
+LOW, HIGH = ENGINEERING_BATCH_BENCHMARK_WEEKS
+
+st.title("Tech transfer")
+scope = sponsor_scope()
+filters = dashboard_filters(scope, "tech_transfer", default_days=3 * 365)
+found = projects(scope, filters)
+
+if found.is_empty():
+    empty_state("Technology-transfer projects of this sponsor's products appear here with "
+                "their milestones.")  # fmt: skip
+    st.stop()
+
+found = found.with_columns(
+    pl.col("weeks_to_engineering_batch")
+    .map_elements(within_benchmark, return_dtype=pl.Boolean)
+    .alias("within_benchmark")
+)
+cols = st.columns(3)
+cols[0].metric("Projects", found.height)
+cols[1].metric("Active", found.filter(pl.col("status") == "ACTIVE").height)
+cols[2].metric("Milestones late", int(found["milestones_late"].sum()))
+
+weeks = found.select(
+    "project_id", "product",
+    pl.coalesce("weeks_to_engineering_batch", "planned_weeks_to_engineering_batch").alias("weeks"),
+    pl.when(pl.col("weeks_to_engineering_batch").is_null()).then(pl.lit("planned"))
+    .otherwise(pl.lit("actual")).alias("basis"),
+).drop_nulls("weeks")  # fmt: skip
+if not weeks.is_empty():
+    chart = px.bar(
+        weeks,
+        x="weeks",
+        y="project_id",
+        color="basis",
+        orientation="h",
+        hover_data=["product"],
+        title="Weeks from contract to engineering batch",
+    )
+    chart.add_vrect(
+        x0=LOW,
+        x1=HIGH,
+        fillcolor="green",
+        opacity=0.15,
+        line_width=0,
+        annotation_text=f"{LOW}–{HIGH} week benchmark (good platform)",
+    )
+    st.plotly_chart(chart)  # fmt: skip
+
+st.dataframe(
+    found,
+    hide_index=True,
+    column_config={
+        "project_id": "Project", "product": "Product", "modality": "Modality",
+        "contract_signed_at": "Contract signed", "status": "Status",
+        "current_phase": "Last milestone reached", "next_milestone": "Next milestone",
+        "next_planned": "Next planned", "milestones_late": "Milestones late",
+        "planned_weeks_to_engineering_batch": st.column_config.NumberColumn(
+            "Planned weeks to engineering batch", format="%.1f"),
+        "weeks_to_engineering_batch": st.column_config.NumberColumn(
+            "Weeks to engineering batch", format="%.1f"),
+        "within_benchmark": f"Within {LOW}–{HIGH} weeks",
+    },
+)  # fmt: skip
+export_buttons(found, "tech_transfer", filters, scope)
+
+st.header("Milestones")
+project = st.selectbox("Project", found["project_id"].to_list(), key="tech_transfer:project")
+steps = milestones(scope, [project])
+gantt = timeline(steps)
+chart = px.timeline(
+    gantt,
+    x_start="start",
+    x_end="finish",
+    y="milestone",
+    color="track",
+    title=f"{project}: milestones planned vs actual",
+)
+chart.update_layout(barmode="group")
+chart.update_yaxes(autorange="reversed")
+st.plotly_chart(chart)  # fmt: skip
+st.dataframe(
+    steps,
+    hide_index=True,
+    column_config={
+        "project_id": "Project", "product": "Product", "seq": "#", "milestone": "Milestone",
+        "planned_start": None, "actual_start": None, "planned_at": "Planned",
+        "actual_at": "Actual", "slip_days": "Slip (days)",
+    },
+)  # fmt: skip
+export_buttons(steps, "tech_transfer-milestones", filters, scope)

@@ -1,0 +1,64 @@
+"""Change controls affecting one sponsor, with that sponsor's obligation only.
+
+The partition holds only this sponsor's change_impact rows (ETL redaction), so another
+sponsor's obligation for the same change is never readable here. An impact is in view when
+its change was opened in the period or is not yet effective, and it concerns a chosen product
+(impacts without a product concern every product).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+CHANGE_IMPACTS_SQL = """
+WITH markets AS (
+    SELECT impact_id,
+           string_agg(market || ': ' || reporting_category, '; ' ORDER BY market) AS markets
+    FROM change_market
+    GROUP BY impact_id
+)
+SELECT
+    c.change_number,
+    c.title,
+    c.change_type,
+    c.risk_class,
+    c.status,
+    p.name AS product,
+    i.obligation,
+    i.notified_at,
+    i.decision,
+    i.decided_at,
+    c.planned_effective,
+    c.actual_effective,
+    m.markets,
+    c.actual_effective IS NULL
+      AND c.status NOT IN ('REJECTED', 'CLOSED')
+      AND ((i.obligation = 'PRIOR_APPROVAL' AND coalesce(i.decision, 'PENDING') = 'PENDING')
+           OR (i.obligation = 'NOTIFY' AND i.notified_at IS NULL)) AS awaiting_sponsor,
+    CASE WHEN c.planned_effective IS NOT NULL AND c.actual_effective IS NULL
+         THEN date_diff('day', $today::DATE, c.planned_effective) END AS days_to_planned,
+    coalesce(i.violation, false) AS violation,
+    i.violation_reason,
+    i.impact_id
+FROM change_impact AS i
+JOIN change_control AS c USING (change_id)
+LEFT JOIN product AS p ON p.product_id = i.product_id
+LEFT JOIN markets AS m USING (impact_id)
+WHERE (len($products::VARCHAR[]) = 0 OR i.product_id IS NULL
+       OR list_contains($products::VARCHAR[], i.product_id))
+  AND c.opened_at::DATE <= $end
+  AND (c.opened_at::DATE >= $start OR c.actual_effective IS NULL
+       OR c.actual_effective >= $start)
+ORDER BY awaiting_sponsor DESC, violation DESC, c.opened_at DESC, c.change_number, product
+"""
+
+
+def change_impacts(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
+    """This sponsor's impact rows in view, flagged when awaiting it or in violation."""
+    params = {**filters.params(), "today": today or date.today()}
+    return scope.frame("change impacts", CHANGE_IMPACTS_SQL, params)

@@ -1,0 +1,116 @@
+"""Deviations and OOS investigations of one sponsor (its copies of site deviations).
+
+A deviation is in view when it was raised in the period or is still open, and touches a
+chosen product (through this sponsor's deviation_link rows).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+# OOS outcomes as shown (OOS_SQL maps the source enum); no outcome yet means still open.
+OOS_OUTCOMES = ("confirmed", "invalidated", "inconclusive", "open")
+
+DEVIATIONS_SQL = """
+WITH links AS (
+    SELECT
+        l.deviation_id,
+        string_agg(DISTINCT p.name, '; ' ORDER BY p.name) AS products,
+        string_agg(DISTINCT b.batch_number, '; ' ORDER BY b.batch_number) AS batches,
+        bool_or(coalesce(l.notified_late, false)) AS notified_late,
+        bool_or(len($products::VARCHAR[]) = 0
+                OR list_contains($products::VARCHAR[], coalesce(l.product_id, b.product_id)))
+            AS in_products
+    FROM deviation_link AS l
+    LEFT JOIN batch AS b ON b.batch_id = l.batch_id
+    LEFT JOIN product AS p ON p.product_id = coalesce(l.product_id, b.product_id)
+    GROUP BY l.deviation_id
+)
+SELECT
+    d.deviation_number,
+    d.title,
+    d.classification,
+    d.status,
+    d.awareness_at,
+    d.original_due,
+    d.current_due,
+    d.extension_count,
+    d.closed_at,
+    d.closed_on_time,
+    d.root_cause_category,
+    r.deviation_number AS recurrence_of,
+    CASE WHEN d.status NOT IN ('CLOSED', 'CANCELLED')
+         THEN date_diff('day', d.awareness_at::DATE, $today::DATE) END AS age_days,
+    d.status NOT IN ('CLOSED', 'CANCELLED') AND d.current_due < $today::DATE AS overdue,
+    links.products,
+    links.batches,
+    links.notified_late
+FROM deviation AS d
+JOIN links USING (deviation_id)
+LEFT JOIN deviation AS r ON r.deviation_id = d.recurrence_of
+WHERE links.in_products
+  AND d.awareness_at::DATE <= $end
+  AND (d.awareness_at::DATE >= $start OR d.status NOT IN ('CLOSED', 'CANCELLED'))
+ORDER BY d.awareness_at DESC, d.deviation_number
+"""
+
+
+def deviations(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
+    """This sponsor's deviations in view, one row each; age and overdue for open ones."""
+    params = {**filters.params(), "today": today or date.today()}
+    return scope.frame("deviations", DEVIATIONS_SQL, params)
+
+
+OOS_SQL = """
+SELECT
+    b.batch_number,
+    p.name AS product,
+    t.test_type,
+    t.test_name,
+    t.result_value,
+    t.spec_low,
+    t.spec_high,
+    t.unit,
+    o.phase,
+    CASE o.outcome
+        WHEN 'CONFIRMED' THEN 'confirmed'
+        WHEN 'INVALIDATED_LAB_ERROR' THEN 'invalidated'
+        WHEN 'INCONCLUSIVE' THEN 'inconclusive'
+        ELSE 'open' END AS outcome,
+    o.opened_at,
+    o.closed_at,
+    o.notified_at,
+    o.summary
+FROM oos_investigation AS o
+JOIN batch AS b ON b.batch_id = o.batch_id
+JOIN product AS p ON p.product_id = b.product_id
+LEFT JOIN test_result AS t ON t.test_id = o.test_id
+WHERE (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+  AND o.opened_at::DATE <= $end
+  AND (o.opened_at::DATE >= $start OR o.closed_at IS NULL)
+ORDER BY o.opened_at DESC, b.batch_number
+"""
+
+
+def oos_investigations(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """OOS investigations of this sponsor's batches in view, with test type and outcome."""
+    return scope.frame("oos investigations", OOS_SQL, filters.params())
+
+
+def recurrence_count(deviations_frame: pl.DataFrame) -> int:
+    """Deviations that recur an earlier one visible to this sponsor (recurrence_of set)."""
+    return deviations_frame["recurrence_of"].drop_nulls().len()
+
+
+def invalidated_oos_rate(oos: pl.DataFrame) -> float | None:
+    """KPI 3 (FDA 2016): release and LT-stability OOS invalidated ÷ all such concluded OOS."""
+    release = oos.filter(pl.col("test_type").is_in(["RELEASE", "LT_STABILITY"]))
+    concluded = release.filter(pl.col("outcome") != "open")
+    if concluded.height == 0:
+        return None
+    return concluded.filter(pl.col("outcome") == "invalidated").height / concluded.height

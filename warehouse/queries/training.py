@@ -1,0 +1,101 @@
+"""Training of the operators who worked on one sponsor's batches, on its products' SOPs.
+
+The partition already holds only operators who performed or verified this sponsor's batch
+events (ETL redaction); the queries narrow that to the chosen products and period.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+# Convention: a training falls "due" this many days before its due date.
+DUE_SOON_DAYS = 30
+TRAINING_STATUSES = ("CURRENT", "DUE", "OVERDUE", "MISSING")
+
+OPERATOR_TRAINING_SQL = """
+WITH events AS (
+    SELECT e.performed_by, e.verified_by
+    FROM batch_event AS e
+    JOIN batch AS b USING (batch_id)
+    WHERE (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+      AND e.performed_at::DATE BETWEEN $start AND $end
+),
+worked AS (
+    SELECT performed_by AS operator_id FROM events
+    UNION
+    SELECT verified_by FROM events WHERE verified_by IS NOT NULL
+),
+sops AS (
+    SELECT DISTINCT s.sop_id, s.sop_number, s.title, s.version
+    FROM product_sop AS ps
+    JOIN sop AS s USING (sop_id)
+    WHERE len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], ps.product_id)
+),
+latest AS (
+    SELECT *
+    FROM training_record
+    QUALIFY row_number() OVER (
+        PARTITION BY operator_id, sop_id ORDER BY trained_at DESC, training_id DESC) = 1
+)
+SELECT
+    o.name AS operator,
+    o.role,
+    s.sop_number,
+    s.title AS sop_title,
+    s.version AS sop_version,
+    t.sop_version AS trained_version,
+    t.trained_at,
+    t.due_at,
+    CASE WHEN t.training_id IS NULL THEN 'MISSING'
+         WHEN t.due_at < $today::DATE THEN 'OVERDUE'
+         WHEN t.due_at < $today::DATE + to_days($due_soon_days::INTEGER) THEN 'DUE'
+         ELSE 'CURRENT' END AS status
+FROM worked AS w
+JOIN operator AS o USING (operator_id)
+CROSS JOIN sops AS s
+LEFT JOIN latest AS t ON t.operator_id = w.operator_id AND t.sop_id = s.sop_id
+ORDER BY o.name, s.sop_number
+"""
+
+
+def operator_training(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
+    """Each operator who worked on the chosen batches × each SOP of the chosen products."""
+    params = {**filters.params(), "today": today or date.today(), "due_soon_days": DUE_SOON_DAYS}
+    return scope.frame("operator training", OPERATOR_TRAINING_SQL, params)
+
+
+TRAINING_GAPS_SQL = """
+SELECT
+    b.batch_number,
+    p.name AS product,
+    e.seq,
+    e.step_name,
+    e.event_type,
+    o.name AS operator,
+    e.performed_at,
+    e.event_id
+FROM batch_event AS e
+JOIN batch AS b USING (batch_id)
+JOIN product AS p ON p.product_id = b.product_id
+LEFT JOIN operator AS o ON o.operator_id = e.performed_by
+WHERE e.training_gap
+  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+  AND e.performed_at::DATE BETWEEN $start AND $end
+ORDER BY e.performed_at DESC, b.batch_number, e.seq
+"""
+
+
+def training_gaps(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Batch steps performed by an operator whose training was not current at the time."""
+    return scope.frame("training gaps", TRAINING_GAPS_SQL, filters.params())
+
+
+def status_counts(training: pl.DataFrame) -> dict[str, int]:
+    """Operator × SOP pairs per training status, every status present (zero when none)."""
+    counts = dict(training.group_by("status").len().iter_rows())
+    return {status: int(counts.get(status, 0)) for status in TRAINING_STATUSES}
