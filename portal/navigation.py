@@ -16,11 +16,15 @@ class PageSpec:
     icon: str = ""
 
 
+# Streamlit also auto-registers every pages/*.py under its file stem (multipage v1) for the
+# first run of a process, and for every AppTest run: a URL path equal to a stem would run that
+# script without portal_app.py. Our URL paths therefore never equal a script's stem.
+
 # Roles that look at quality data (everyone but the user administrator).
 DATA_ROLES = frozenset({"sponsor_qa", "auditor", "bd_demo"}) | CMO_ROLES
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/overview.py", "Overview", "overview", DATA_ROLES, ":material/dashboard:"),
+    PageSpec("pages/overview.py", "Overview", "home", DATA_ROLES, ":material/dashboard:"),
     PageSpec(
         "pages/access_log.py",
         "Access log",

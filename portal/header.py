@@ -1,0 +1,63 @@
+"""The header every signed-in page carries: who, role, sponsor, data age, auditor watermark."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import streamlit as st
+
+from portal import session
+from portal.store import utc_now
+from portal.users import Principal
+from warehouse import layout
+from warehouse.scope import snapshot_info
+
+STALE_AFTER = timedelta(hours=36)
+ROLE_LABELS = {
+    "sponsor_qa": "Sponsor QA",
+    "auditor": "Auditor (read-only)",
+    "cmo_quality": "CMO Quality",
+    "cmo_management": "CMO Management",
+    "bd_demo": "Demo plant",
+    "admin": "Administrator",
+}
+
+
+def render(principal: Principal, root: Path) -> None:
+    """Draw the sidebar header, and the watermark for auditors."""
+    bar = st.sidebar
+    bar.markdown(f"**{principal.display_name}** · `{principal.username}`")
+    bar.caption(ROLE_LABELS.get(principal.role, principal.role))
+    if principal.sponsor_id:
+        bar.caption(f"Sponsor: {principal.sponsor_id}")
+    if root == layout.demo_warehouse():
+        bar.caption("Demo plant: fictional sponsors and data")
+    info = snapshot_info(root)
+    if info is None:
+        bar.info("No data yet: the nightly update has not published a snapshot.")
+    else:
+        created = info.created_at
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        bar.caption(f"Data as of {created:%Y-%m-%d %H:%M} UTC")
+        if utc_now() - created > STALE_AFTER:
+            bar.warning(
+                f"Data is older than {STALE_AFTER.total_seconds() / 3600:.0f} h: "
+                "the nightly update may have failed."
+            )
+    bar.button("Sign out", key="sign_out", on_click=session.request_sign_out)
+    if principal.role == "auditor":
+        _watermark(principal)
+
+
+def _watermark(principal: Principal) -> None:
+    until = principal.valid_until
+    valid = f"valid until {until:%Y-%m-%d %H:%M} UTC"
+    text = html.escape(f"{principal.display_name} · auditor · {valid}")
+    st.sidebar.warning(f"Auditor access {valid}")
+    st.html(
+        '<div style="position:fixed;bottom:0.6rem;right:1rem;z-index:1000;opacity:0.55;'
+        "font-size:0.8rem;padding:0.2rem 0.5rem;border:1px solid #b00;color:#b00;"
+        f'background:rgba(255,255,255,0.8);pointer-events:none">{text}</div>'
+    )

@@ -1,0 +1,60 @@
+"""Sponsor Portal router: check settings, sign in, register only the role's pages, run one.
+
+streamlit run portal_app.py
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from portal import header, session
+from portal.bootstrap import bootstrap, needs_bootstrap
+from portal.navigation import pages_for
+from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
+from portal.store import utc_now
+from portal.users import get_user
+
+st.set_page_config(page_title="Sponsor Portal", layout="wide")
+
+try:
+    config = session.settings()
+except session.ConfigError as refused:
+    st.error(f"The portal cannot start. {refused}")
+    st.stop()
+
+if needs_bootstrap(config.mode):
+    bar = st.progress(0.0, "Preparing the portal on a fresh data root…")
+    bootstrap(config.mode, lambda share, step: bar.progress(share, step))
+    bar.empty()
+
+now = utc_now()
+auth = session.authenticator(config, now)
+principal = session.signed_in_principal(auth, config, now)
+
+if principal is None:
+    remember_requested_path()
+    st.navigation([st.Page(sign_in_page(auth), title="Sign in", url_path=URL_PATH)]).run()
+    st.stop()
+
+root = session.warehouse_root(principal, config.mode)
+session.set_principal(principal, root)
+specs = pages_for(principal.role)
+landing = (get_user(principal.username).landing_page, specs[0].url_path)
+default = next(path for path in landing if path in {spec.url_path for spec in specs})
+pages = {
+    spec.url_path: st.Page(
+        spec.script,
+        title=spec.title,
+        url_path=spec.url_path,
+        icon=spec.icon or None,
+        default=spec.url_path == default,
+    )
+    for spec in specs
+}
+current = st.navigation(list(pages.values()))
+requested = st.session_state.pop(session.REQUESTED_PATH, None)
+if requested in pages and current.url_path != requested:
+    st.switch_page(pages[requested])
+header.render(principal, root)
+session.log_page_view(principal, current.url_path)
+current.run()
