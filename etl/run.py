@@ -78,13 +78,14 @@ def code_version() -> str:
         return "unknown"
 
 
-def _checkpoint(fail_after: str | None) -> Callable[[str], None]:
+def _checkpoint(fail_after: str | None, note: Callable[[str], None]) -> Callable[[str], None]:
     hook = fail_after or os.environ.get(FAIL_AFTER_ENV)
     stage, _, action = (hook or "").partition(":")
 
     def checkpoint(reached: str) -> None:
         if reached != stage:
             return
+        note(f"injected failure point reached after {reached}")
         if action == "hang":
             time.sleep(3600)
         raise InjectedFailure(f"injected failure after stage {reached}")
@@ -138,7 +139,7 @@ def run_etl(
     """Run the nightly ETL into `warehouse`; raises EtlError when nothing was published."""
     started = time.monotonic()
     note = progress or (lambda message: None)
-    checkpoint = _checkpoint(fail_after)
+    checkpoint = _checkpoint(fail_after, note)
     warehouse = Path(warehouse)
     with run_lock(warehouse):
         clean_leftovers(warehouse)

@@ -1,0 +1,140 @@
+"""Publishing is all or nothing: failures at any stage (and a SIGKILL midway) leave `current`
+on the previous complete snapshot; overlapping runs are refused; incremental equals full."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.contracts import TABLES
+from etl.run import FAIL_AFTER_ENV, STAGES, EtlError, InjectedFailure, run_etl
+from tests.source_fixtures import base_plant, write_sqlite
+from warehouse.layout import LOCK, MANIFEST, SNAPSHOTS, current_snapshot
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def plant(tmp_path: Path) -> Path:
+    return write_sqlite(base_plant(), tmp_path / "plant.sqlite")
+
+
+def _manifest(warehouse: Path) -> dict:
+    live = current_snapshot(warehouse)
+    assert live is not None
+    return json.loads((live / MANIFEST).read_text())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_failure_after_stage_keeps_current(tmp_path: Path, plant: Path, stage: str) -> None:
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    before = _manifest(warehouse)
+    with pytest.raises(InjectedFailure):
+        run_etl(plant, warehouse, full=True, fail_after=stage)
+    assert _manifest(warehouse) == before
+    after = run_etl(plant, warehouse)
+    assert _manifest(warehouse)["run_id"] == after.run_id != before["run_id"]
+    assert not list((warehouse / SNAPSHOTS).glob(".tmp-*"))
+
+
+def test_sigkill_midway_keeps_current(tmp_path: Path, plant: Path) -> None:
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    before = _manifest(warehouse)
+    command = [sys.executable, "-m", "etl", "run", "--source", str(plant), "--warehouse",
+               str(warehouse), "--full"]  # fmt: skip
+    env = {**os.environ, FAIL_AFTER_ENV: "publish-midway:hang"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    # The hook announces itself, then hangs halfway through writing: kill it there.
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "injected failure point reached" not in seen and time.monotonic() < deadline:
+        seen = process.stderr.readline()
+    assert list((warehouse / SNAPSHOTS).glob(".tmp-*")), "run should be midway through publish"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert _manifest(warehouse) == before
+    after = run_etl(plant, warehouse)
+    assert _manifest(warehouse)["run_id"] == after.run_id
+    assert not list((warehouse / SNAPSHOTS).glob(".tmp-*"))
+
+
+def test_overlapping_run_is_refused(tmp_path: Path, plant: Path) -> None:
+    warehouse = tmp_path / "wh"
+    warehouse.mkdir()
+    with (warehouse / LOCK).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(EtlError, match="another ETL run is in progress"):
+            run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) is None
+
+
+def test_cli_reports_one_line_error_and_exit_code(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "etl", "run", "--source", str(missing), "--warehouse",
+         str(tmp_path / "wh")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == f"error: source {missing} does not exist"
+
+
+def test_keeps_last_three_snapshots(tmp_path: Path, plant: Path) -> None:
+    warehouse = tmp_path / "wh"
+    runs = [run_etl(plant, warehouse, full=True).run_id for _ in range(5)]
+    kept = sorted(p.name for p in (warehouse / SNAPSHOTS).iterdir())
+    assert kept == sorted(runs)[-3:]
+    assert current_snapshot(warehouse).name == runs[-1]
+
+
+def _published(warehouse: Path) -> dict[str, pl.DataFrame]:
+    live = current_snapshot(warehouse)
+    return {
+        t.name: pl.read_parquet(live / t.name / "*/*.parquet", hive_partitioning=True).sort(
+            "sponsor_id", t.key
+        )
+        for t in TABLES
+    }
+
+
+def test_incremental_equals_full(tmp_path: Path) -> None:
+    plant = base_plant()
+    source = write_sqlite(plant, tmp_path / "day1.sqlite")
+    incremental = tmp_path / "wh-incremental"
+    run_etl(source, incremental)
+    # Next day: BETA's batch was booked under the wrong sponsor; the CMO corrects it.
+    day2 = base_plant()
+    later = "2026-01-21T09:00:00"
+    day2["batch"].append({**day2["batch"][1], "batch_id": "B-MOVE", "sponsor_id": "ACME",
+                          "product_id": "P-ACME"})  # fmt: skip
+    write_sqlite(day2, source.unlink() or source)
+    run_etl(source, incremental)
+    assert _published(incremental)["batch"].filter(pl.col("batch_id") == "B-MOVE").height == 1
+    day3 = base_plant()
+    day3["batch"].append({**day3["batch"][1], "batch_id": "B-MOVE", "sponsor_id": "BETA",
+                          "product_id": "P-BETA", "updated_at": later})  # fmt: skip
+    day3["batch_event"][0]["updated_at"] = later
+    day3["batch_event"][0]["late_entry_reason"] = "system outage"
+    write_sqlite(day3, source.unlink() or source)
+    result = run_etl(source, incremental)
+    assert result.mode == "incremental"
+    assert result.extracted["batch"] == 3
+    full = run_etl(source, tmp_path / "wh-full", full=True)
+    assert full.mode == "full"
+    inc_tables, full_tables = _published(incremental), _published(tmp_path / "wh-full")
+    for table in TABLES:
+        assert inc_tables[table.name].equals(full_tables[table.name]), table.name
+    moved = inc_tables["batch"].filter(pl.col("batch_id") == "B-MOVE")
+    assert moved.get_column("sponsor_id").to_list() == ["BETA"]
