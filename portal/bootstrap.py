@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,13 @@ Progress = Callable[[float, str], None]
 
 
 def needs_bootstrap(mode: str) -> bool:
-    """Cheap check on every rerun: is anything of the first-start setup missing?"""
+    """Cheap check on every rerun: is anything of the first-start setup missing?
+
+    PORTAL_BOOTSTRAP=off leaves the data root to the operator (e.g. a production host that
+    builds the demo plant with the nightly job).
+    """
+    if os.environ.get("PORTAL_BOOTSTRAP", "on") == "off":
+        return False
     if not layout.demo_source().exists():
         return True
     if layout.current_snapshot(layout.demo_warehouse()) is None:
