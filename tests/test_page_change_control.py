@@ -1,0 +1,112 @@
+"""Change control page on the demo warehouse: own obligations only, awaiting and violations."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from tests.page_b_checks import (
+    ROLES,
+    SPONSORS,
+    anomalies,
+    leaked,
+    render_as,
+    render_per_sponsor,
+    table,
+)
+from tests.page_checks import partition
+
+
+@pytest.fixture(scope="module")
+def shown(demo_warehouse, tmp_path_factory):
+    return render_per_sponsor(
+        "change_control.py", "change_control", demo_warehouse, tmp_path_factory.mktemp("portal")
+    )
+
+
+def _impacts(app) -> pl.DataFrame:
+    """The full list (the last table with impact ids; awaiting/violation tables come first)."""
+    frames = [f.value for f in app.dataframe if "impact_id" in f.value.columns]
+    return pl.from_pandas(frames[-1]) if frames else table(app, "impact_id")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = render_as(role, "change_control.py", demo_warehouse)
+    assert not app.exception
+    assert app.title[0].value == "Change control"
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
+    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_rows_equal_the_partition_and_awaiting_is_flagged_first(sponsor, shown, demo_warehouse):
+    app, _ = shown[sponsor]
+    impacts = partition(demo_warehouse, "change_impact", sponsor)
+    changes = partition(demo_warehouse, "change_control", sponsor)
+    listed = _impacts(app)
+    assert sorted(listed["impact_id"]) == sorted(impacts["impact_id"])
+    merged = impacts.join(changes, on="change_id", suffix="_change")
+    awaiting = merged.filter(
+        pl.col("actual_effective").is_null()
+        & ~pl.col("status").is_in(["REJECTED", "CLOSED"])
+        & (
+            ((pl.col("obligation") == "PRIOR_APPROVAL")
+             & pl.col("decision").fill_null("PENDING").eq("PENDING"))
+            | ((pl.col("obligation") == "NOTIFY") & pl.col("notified_at").is_null())
+        )
+    )  # fmt: skip
+    assert sorted(listed.filter(pl.col("awaiting_sponsor"))["impact_id"]) == sorted(
+        awaiting["impact_id"]
+    )
+    if awaiting.height:
+        assert app.warning and str(awaiting.height) in app.warning[0].value
+        assert sorted(table(app, "impact_id")["impact_id"]) == sorted(awaiting["impact_id"])
+
+
+def test_effective_before_approval_is_a_violation_on_its_sponsors_page(
+    demo_plant, shown, demo_warehouse
+) -> None:
+    found = anomalies(demo_plant[1], "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
+    assert found, f"no CHANGE_EFFECTIVE_BEFORE_APPROVAL for {SPONSORS} in the ground truth"
+    for anomaly in found:
+        owner = anomaly["sponsor_id"]
+        row = _impacts(shown[owner][0]).filter(pl.col("impact_id") == anomaly["key"])
+        assert row["violation"].to_list() == [True], anomaly
+        assert row["violation_reason"][0]
+        assert shown[owner][0].error, "violations are flagged above the list"
+        for other in SPONSORS:
+            if other != owner:
+                assert anomaly["key"] not in _impacts(shown[other][0])["impact_id"]
+
+
+def test_each_sponsor_sees_its_own_obligation_only(demo_plant, shown, demo_warehouse) -> None:
+    found = anomalies(demo_plant[1], "CHANGE_OBLIGATION_DIFFERS")
+    assert found, f"no CHANGE_OBLIGATION_DIFFERS for {SPONSORS} in the ground truth"
+    for anomaly in found:
+        owner = anomaly["sponsor_id"]
+        own = partition(demo_warehouse, "change_impact", owner)
+        [change_id] = own.filter(pl.col("impact_id") == anomaly["key"])["change_id"]
+        [number] = partition(demo_warehouse, "change_control", owner).filter(
+            pl.col("change_id") == change_id
+        )["change_number"]
+        expected = own.filter(pl.col("change_id") == change_id)
+        rows = _impacts(shown[owner][0]).filter(pl.col("change_number") == number)
+        assert sorted(rows["impact_id"]) == sorted(expected["impact_id"])
+        assert sorted(rows["obligation"]) == sorted(expected["obligation"])
+        for other in SPONSORS:
+            if other != owner:
+                assert anomaly["key"] not in _impacts(shown[other][0])["impact_id"]
+
+
+def test_days_to_planned_counts_from_today(shown) -> None:
+    listed = _impacts(shown[SPONSORS[0]][0]).filter(pl.col("days_to_planned").is_not_null())
+    for planned, days in listed.select("planned_effective", "days_to_planned").iter_rows():
+        planned_day = planned.date() if hasattr(planned, "date") else planned
+        assert days == (planned_day - date.today()).days

@@ -1,0 +1,81 @@
+"""Deviations & OOS page on the demo warehouse: confined to the sponsor, complete, and showing
+every ground-truth OOS outcome on its own sponsor's page."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tests.page_b_checks import (
+    ROLES,
+    SPONSORS,
+    anomalies,
+    leaked,
+    render_as,
+    render_per_sponsor,
+    table,
+)
+from tests.page_checks import partition
+from warehouse.queries.deviations import invalidated_oos_rate, recurrence_count
+
+OUTCOME_SHOWN = {"OOS_CONFIRMED": "confirmed", "OOS_INVALIDATED": "invalidated"}
+
+
+@pytest.fixture(scope="module")
+def shown(demo_warehouse, tmp_path_factory):
+    return render_per_sponsor(
+        "deviations.py", "deviations", demo_warehouse, tmp_path_factory.mktemp("portal")
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = render_as(role, "deviations.py", demo_warehouse)
+    assert not app.exception
+    assert app.title[0].value == "Deviations & OOS"
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
+    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
+    app, _ = shown[sponsor]
+    deviations = partition(demo_warehouse, "deviation", sponsor)
+    shown_deviations = table(app, "deviation_number")
+    assert sorted(shown_deviations["deviation_number"]) == sorted(deviations["deviation_number"])
+    oos = partition(demo_warehouse, "oos_investigation", sponsor)
+    assert table(app, "outcome").height == oos.height
+    assert recurrence_count(shown_deviations) == deviations["recurrence_of"].drop_nulls().len()
+
+
+@pytest.mark.parametrize("kind", sorted(OUTCOME_SHOWN))
+def test_ground_truth_oos_on_its_sponsors_page_only(kind, demo_plant, shown, demo_warehouse):
+    found = anomalies(demo_plant[1], kind)
+    assert found, f"no {kind} for {SPONSORS} in the ground truth"
+    for anomaly in found:
+        owner = anomaly["sponsor_id"]
+        oos = partition(demo_warehouse, "oos_investigation", owner).filter(
+            pl.col("oos_id") == anomaly["key"]
+        )
+        batches = partition(demo_warehouse, "batch", owner)
+        [batch_number] = batches.filter(pl.col("batch_id") == oos["batch_id"][0])["batch_number"]
+        rows = table(shown[owner][0], "outcome").filter(pl.col("batch_number") == batch_number)
+        assert OUTCOME_SHOWN[kind] in rows["outcome"].to_list(), anomaly
+        for other in SPONSORS:
+            if other != owner:
+                assert batch_number not in shown[other][1]
+
+
+def test_invalidated_oos_rate_counts_concluded_release_and_stability_results() -> None:
+    oos = pl.DataFrame(
+        {
+            "test_type": ["RELEASE", "LT_STABILITY", "RELEASE", "IPC", "RELEASE"],
+            "outcome": ["invalidated", "confirmed", "open", "invalidated", "inconclusive"],
+        }
+    )
+    assert invalidated_oos_rate(oos) == pytest.approx(1 / 3)
+    assert invalidated_oos_rate(oos.filter(pl.col("outcome") == "open")) is None

@@ -1,0 +1,79 @@
+"""Training page on the demo warehouse: the matrix covers the sponsor's operators and SOPs,
+and every ground-truth training gap appears with its batch and step."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tests.page_b_checks import (
+    ROLES,
+    SPONSORS,
+    anomalies,
+    leaked,
+    render_as,
+    render_per_sponsor,
+    table,
+)
+from tests.page_checks import partition
+from warehouse.queries.training import status_counts
+
+
+@pytest.fixture(scope="module")
+def shown(demo_warehouse, tmp_path_factory):
+    return render_per_sponsor(
+        "training.py", "training", demo_warehouse, tmp_path_factory.mktemp("portal")
+    )
+
+
+def test_status_counts_name_every_status() -> None:
+    matrix = pl.DataFrame({"status": ["CURRENT", "CURRENT", "OVERDUE"]})
+    assert status_counts(matrix) == {"CURRENT": 2, "DUE": 0, "OVERDUE": 1, "MISSING": 0}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = render_as(role, "training.py", demo_warehouse)
+    assert not app.exception
+    assert app.title[0].value == "Training"
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
+    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
+    app, _ = shown[sponsor]
+    events = partition(demo_warehouse, "batch_event", sponsor)
+    assert table(app, "event_id").height == int(events["training_gap"].sum())
+    workers = pl.concat([events["performed_by"], events["verified_by"]]).drop_nulls().unique()
+    operators = partition(demo_warehouse, "operator", sponsor).filter(
+        pl.col("operator_id").is_in(workers.implode())
+    )
+    sops = partition(demo_warehouse, "product_sop", sponsor)["sop_id"].unique()
+    matrix = table(app, "sop_number")
+    assert matrix.height == operators.height * sops.len()
+    assert set(matrix["operator"]) == set(operators["name"])
+
+
+def test_ground_truth_training_gaps_on_their_sponsors_page(demo_plant, shown, demo_warehouse):
+    found = anomalies(demo_plant[1], "TRAINING_GAP")
+    assert found, f"no TRAINING_GAP for {SPONSORS} in the ground truth"
+    for anomaly in found:
+        owner = anomaly["sponsor_id"]
+        event = partition(demo_warehouse, "batch_event", owner).filter(
+            pl.col("event_id") == anomaly["key"]
+        )
+        [batch_number] = partition(demo_warehouse, "batch", owner).filter(
+            pl.col("batch_id") == event["batch_id"][0]
+        )["batch_number"]
+        row = table(shown[owner][0], "event_id").filter(pl.col("event_id") == anomaly["key"])
+        assert row.select("batch_number", "step_name").rows() == [
+            (batch_number, event["step_name"][0])
+        ], anomaly
+        for other in SPONSORS:
+            if other != owner:
+                assert anomaly["key"] not in table(shown[other][0], "event_id")["event_id"]
