@@ -1,0 +1,74 @@
+"""The access log is append-only and a sponsor reads only its own users' entries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from portal import access_log
+from portal.store import connect, utc_now
+from portal.users import Principal
+
+PRIYA = Principal("priya", "Priya", "sponsor_qa", "NWT", None, None)
+BRUNO = Principal("bruno", "Bruno", "sponsor_qa", "CTB", None, None)
+
+
+@pytest.fixture(autouse=True)
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+
+
+def window():
+    now = utc_now()
+    return now - timedelta(minutes=1), now + timedelta(minutes=1)
+
+
+def test_record_writes_every_field():
+    access_log.record(
+        "EXPORT", PRIYA, page="capa", filters={"products": ["P1"], "days": 90},
+        row_count=12, content_hash="ab12", detail="xlsx",
+    )  # fmt: skip
+    (entry,) = access_log.entries_for_sponsor("NWT", *window())
+    assert entry["username"] == "priya" and entry["role"] == "sponsor_qa"
+    assert entry["event"] == "EXPORT" and entry["page"] == "capa"
+    assert json.loads(entry["filters_json"]) == {"days": 90, "products": ["P1"]}
+    assert (entry["row_count"], entry["content_hash"], entry["detail"]) == (12, "ab12", "xlsx")
+
+
+def test_an_entry_without_principal_names_the_typed_user():
+    access_log.record("SIGN_IN_FAILED", None, username="mallory")
+    (entry,) = access_log.entries_all(*window())
+    assert entry["username"] == "mallory" and entry["sponsor_id"] is None
+
+
+def test_unknown_events_are_refused():
+    with pytest.raises(ValueError):
+        access_log.record("READ_EVERYTHING", PRIYA)
+
+
+def test_a_sponsor_sees_only_its_own_users():
+    access_log.record("PAGE_VIEW", PRIYA, page="home")
+    access_log.record("PAGE_VIEW", BRUNO, page="home")
+    access_log.record("SIGN_IN_FAILED", None, username="someone")
+    assert {e["username"] for e in access_log.entries_for_sponsor("NWT", *window())} == {"priya"}
+    assert len(access_log.entries_all(*window())) == 3
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE access_log SET username = 'nobody'", "DELETE FROM access_log"],
+)
+def test_the_database_refuses_to_rewrite_history(statement):
+    access_log.record("SIGN_IN", PRIYA)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), connect() as conn:
+        conn.execute(statement)
+    assert len(access_log.entries_all(*window())) == 1
+
+
+def test_the_portal_db_uses_wal():
+    access_log.record("SIGN_IN", PRIYA)
+    with connect() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
