@@ -94,13 +94,14 @@ chart = px.timeline(
 chart.update_layout(barmode="group")
 chart.update_yaxes(autorange="reversed")
 st.plotly_chart(chart)  # fmt: skip
+shown_steps = steps.drop("planned_start", "actual_start")
 st.dataframe(
-    steps,
+    shown_steps,
     hide_index=True,
     column_config={
         "project_id": "Project", "product": "Product", "seq": "#", "milestone": "Milestone",
-        "planned_start": None, "actual_start": None, "planned_at": "Planned",
+        "planned_at": "Planned",
         "actual_at": "Actual", "slip_days": "Slip (days)",
     },
 )  # fmt: skip
-export_buttons(steps, "tech_transfer-milestones", filters, scope)
+export_buttons(shown_steps, "tech_transfer-milestones", filters, scope)

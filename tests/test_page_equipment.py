@@ -28,12 +28,16 @@ def shown(demo_warehouse, tmp_path_factory):
 
 def _consumed_suppliers(warehouse, sponsor: str) -> pl.DataFrame:
     """Suppliers (id, name) of the lots this sponsor's batches consumed, from the partitions."""
-    lots = partition(warehouse, "material_consumption", sponsor).join(
-        partition(warehouse, "material_lot", sponsor), on="lot_id"
+    lots = (
+        partition(warehouse, "material_consumption", sponsor)
+        .select("lot_id")
+        .join(
+            partition(warehouse, "material_lot", sponsor).select("lot_id", "supplier_id"),
+            on="lot_id",
+        )
     )
-    return lots.join(partition(warehouse, "supplier", sponsor), on="supplier_id").select(
-        "supplier_id", "name", "lot_id"
-    )
+    names = partition(warehouse, "supplier", sponsor).select("supplier_id", "name")
+    return lots.join(names, on="supplier_id")
 
 
 def test_suppliers_list_the_worst_status_first() -> None:

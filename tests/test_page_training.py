@@ -49,14 +49,21 @@ def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
     app, _ = shown[sponsor]
     events = partition(demo_warehouse, "batch_event", sponsor)
     assert table(app, "event_id").height == int(events["training_gap"].sum())
-    workers = pl.concat([events["performed_by"], events["verified_by"]]).drop_nulls().unique()
-    operators = partition(demo_warehouse, "operator", sponsor).filter(
-        pl.col("operator_id").is_in(workers.implode())
-    )
-    sops = partition(demo_warehouse, "product_sop", sponsor)["sop_id"].unique()
+    batches = partition(demo_warehouse, "batch", sponsor).select("batch_id", "product_id")
+    worked = pl.concat(
+        [
+            events.select("batch_id", operator_id="performed_by"),
+            events.select("batch_id", operator_id="verified_by").drop_nulls(),
+        ]
+    ).join(batches, on="batch_id")
+    needed = worked.join(partition(demo_warehouse, "product_sop", sponsor), on="product_id")
+    needed = needed.select("operator_id", "sop_id").unique()
     matrix = table(app, "sop_number")
-    assert matrix.height == operators.height * sops.len()
-    assert set(matrix["operator"]) == set(operators["name"])
+    assert matrix.height == needed.height
+    operators = partition(demo_warehouse, "operator", sponsor)
+    assert set(matrix["operator"]) == set(
+        operators.filter(pl.col("operator_id").is_in(needed["operator_id"].implode()))["name"]
+    )
 
 
 def test_ground_truth_training_gaps_on_their_sponsors_page(demo_plant, shown, demo_warehouse):

@@ -67,7 +67,8 @@ SELECT
     m.milestone,
     coalesce(lag(m.planned_at) OVER w, t.contract_signed_at) AS planned_start,
     m.planned_at,
-    coalesce(lag(m.actual_at) OVER w, t.contract_signed_at) AS actual_start,
+    CASE WHEN m.actual_at IS NOT NULL
+         THEN coalesce(lag(m.actual_at) OVER w, t.contract_signed_at) END AS actual_start,
     m.actual_at,
     CASE WHEN m.actual_at IS NOT NULL THEN date_diff('day', m.planned_at, m.actual_at)
          WHEN m.planned_at < $today::DATE THEN date_diff('day', m.planned_at, $today::DATE)

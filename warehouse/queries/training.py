@@ -19,22 +19,23 @@ TRAINING_STATUSES = ("CURRENT", "DUE", "OVERDUE", "MISSING")
 
 OPERATOR_TRAINING_SQL = """
 WITH events AS (
-    SELECT e.performed_by, e.verified_by
+    SELECT e.performed_by, e.verified_by, b.product_id
     FROM batch_event AS e
     JOIN batch AS b USING (batch_id)
     WHERE (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
       AND e.performed_at::DATE BETWEEN $start AND $end
 ),
 worked AS (
-    SELECT performed_by AS operator_id FROM events
+    SELECT performed_by AS operator_id, product_id FROM events
     UNION
-    SELECT verified_by FROM events WHERE verified_by IS NOT NULL
+    SELECT verified_by, product_id FROM events WHERE verified_by IS NOT NULL
 ),
-sops AS (
-    SELECT DISTINCT s.sop_id, s.sop_number, s.title, s.version
-    FROM product_sop AS ps
+-- The SOPs each operator needs: those of the products whose batches they worked on.
+needed AS (
+    SELECT DISTINCT w.operator_id, s.sop_id, s.sop_number, s.title, s.version
+    FROM worked AS w
+    JOIN product_sop AS ps USING (product_id)
     JOIN sop AS s USING (sop_id)
-    WHERE len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], ps.product_id)
 ),
 latest AS (
     SELECT *
@@ -55,16 +56,15 @@ SELECT
          WHEN t.due_at < $today::DATE THEN 'OVERDUE'
          WHEN t.due_at < $today::DATE + to_days($due_soon_days::INTEGER) THEN 'DUE'
          ELSE 'CURRENT' END AS status
-FROM worked AS w
+FROM needed AS s
 JOIN operator AS o USING (operator_id)
-CROSS JOIN sops AS s
-LEFT JOIN latest AS t ON t.operator_id = w.operator_id AND t.sop_id = s.sop_id
+LEFT JOIN latest AS t ON t.operator_id = s.operator_id AND t.sop_id = s.sop_id
 ORDER BY o.name, s.sop_number
 """
 
 
 def operator_training(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
-    """Each operator who worked on the chosen batches × each SOP of the chosen products."""
+    """Each operator who worked on the chosen batches × each SOP of the products they made."""
     params = {**filters.params(), "today": today or date.today(), "due_soon_days": DUE_SOON_DAYS}
     return scope.frame("operator training", OPERATOR_TRAINING_SQL, params)
 
