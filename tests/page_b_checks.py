@@ -23,9 +23,11 @@ WIDE_START = date(2000, 1, 1)
 ROLES = ("sponsor_qa", "auditor", "cmo_quality", "bd_demo")
 
 
-def run_wide(script: str, page: str, who, warehouse: Path) -> AppTest:
-    """Run a page with its period set to the whole history."""
-    state = {f"{page}:range": (WIDE_START, date.today())}
+def run_wide(
+    script: str, page: str, who, warehouse: Path, products: tuple[str, ...] = ()
+) -> AppTest:
+    """Run a page with its period set to the whole history (and optionally some products)."""
+    state = {f"{page}:range": (WIDE_START, date.today()), f"{page}:products": list(products)}
     return run_page(script, who, warehouse, picked_sponsor=who.sponsor_id, state=state)
 
 

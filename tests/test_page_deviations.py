@@ -13,9 +13,11 @@ from tests.page_b_checks import (
     leaked,
     render_as,
     render_per_sponsor,
+    run_wide,
     table,
 )
 from tests.page_checks import partition
+from tests.page_harness import principal
 from warehouse.queries.deviations import invalidated_oos_rate, recurrence_count
 
 OUTCOME_SHOWN = {"OOS_CONFIRMED": "confirmed", "OOS_INVALIDATED": "invalidated"}
@@ -79,3 +81,24 @@ def test_invalidated_oos_rate_counts_concluded_release_and_stability_results() -
     )
     assert invalidated_oos_rate(oos) == pytest.approx(1 / 3)
     assert invalidated_oos_rate(oos.filter(pl.col("outcome") == "open")) is None
+
+
+def test_a_product_filter_keeps_the_deviations_linked_to_that_product(
+    demo_warehouse, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    sponsor = SPONSORS[0]
+    links = partition(demo_warehouse, "deviation_link", sponsor).join(
+        partition(demo_warehouse, "batch", sponsor).select("batch_id", batch_product="product_id"),
+        on="batch_id",
+        how="left",
+    )
+    product = partition(demo_warehouse, "product", sponsor)["product_id"].sort()[0]
+    linked = links.filter(pl.coalesce("product_id", "batch_product") == product)
+    numbers = partition(demo_warehouse, "deviation", sponsor).filter(
+        pl.col("deviation_id").is_in(linked["deviation_id"].implode())
+    )["deviation_number"]
+    app = run_wide("deviations.py", "deviations", principal("sponsor_qa", sponsor), demo_warehouse,
+                   products=(product,))  # fmt: skip
+    assert not app.exception
+    assert sorted(table(app, "deviation_number")["deviation_number"]) == sorted(numbers)
