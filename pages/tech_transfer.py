@@ -11,7 +11,6 @@ from warehouse.queries.tech_transfer import (
     milestones,
     projects,
     timeline,
-    within_benchmark,
 )
 
 LOW, HIGH = ENGINEERING_BATCH_BENCHMARK_WEEKS
@@ -26,11 +25,7 @@ if found.is_empty():
                 "their milestones.")  # fmt: skip
     st.stop()
 
-found = found.with_columns(
-    pl.col("weeks_to_engineering_batch")
-    .map_elements(within_benchmark, return_dtype=pl.Boolean)
-    .alias("within_benchmark")
-)
+found = found.with_columns((pl.col("weeks_to_engineering_batch") <= HIGH).alias("within_benchmark"))
 cols = st.columns(3)
 cols[0].metric("Projects", found.height)
 cols[1].metric("Active", found.filter(pl.col("status") == "ACTIVE").height)

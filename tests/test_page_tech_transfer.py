@@ -11,7 +11,7 @@ import pytest
 
 from tests.page_b_checks import ROLES, SPONSORS, leaked, render_as, render_per_sponsor, table
 from tests.page_checks import partition
-from warehouse.queries.tech_transfer import timeline, within_benchmark
+from warehouse.queries.tech_transfer import timeline
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +19,6 @@ def shown(demo_warehouse, tmp_path_factory):
     return render_per_sponsor(
         "tech_transfer.py", "tech_transfer", demo_warehouse, tmp_path_factory.mktemp("portal")
     )
-
-
-@pytest.mark.parametrize(("weeks", "met"), [(None, None), (6.0, True), (10.0, True), (10.1, False)])
-def test_within_benchmark_uses_the_upper_bound(weeks, met) -> None:
-    assert within_benchmark(weeks) == met
 
 
 def test_timeline_has_a_planned_span_for_every_milestone_and_actual_only_when_reached() -> None:

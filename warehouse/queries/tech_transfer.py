@@ -101,10 +101,3 @@ def timeline(milestones_frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([planned, actual]).sort(
         "project_id", "seq", "track", descending=[False, False, True]
     )
-
-
-def within_benchmark(weeks: float | None) -> bool | None:
-    """Whether contract → engineering batch met the 6–10 week benchmark (None: not reached)."""
-    if weeks is None:
-        return None
-    return weeks <= ENGINEERING_BATCH_BENCHMARK_WEEKS[1]
