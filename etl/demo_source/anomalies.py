@@ -282,10 +282,15 @@ class Injector:
         p = self.plant
         batches = {b["batch_id"]: b for b in p.batches}
         sponsors: dict[str, set[str]] = {}
+        uses: dict[str, int] = {}
         for c in p.consumptions:
             supplier_id = p.lot_supplier[c["lot_id"]]
             sponsors.setdefault(supplier_id, set()).add(batches[c["batch_id"]]["sponsor_id"])
-        ranked = sorted(sponsors, key=lambda s: (-len(sponsors[s]), s))
+            uses[supplier_id] = uses.get(supplier_id, 0) + 1
+        # The least used suppliers that still reach three sponsors: most batches stay clean.
+        reach = min(3, len(self.sponsor_order))
+        ranked = sorted((s for s in sponsors if len(sponsors[s]) >= reach),
+                        key=lambda s: (uses[s], s))  # fmt: skip
         kinds = ["CONDITIONAL"] * self.count("SUPPLIER_CONDITIONAL") + \
             ["DISQUALIFIED"] * self.count("SUPPLIER_DISQUALIFIED")  # fmt: skip
         rows = {s["supplier_id"]: s for s in p.suppliers}

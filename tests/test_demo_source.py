@@ -1,0 +1,352 @@
+"""The demo plant: deterministic, contract-clean, and its problems are exactly the ground truth.
+
+The checks below re-derive every flag with plain SQL over the generated SQLite file, apart
+from the generator's own code, so a leak in the clean baseline shows up as a set difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from etl.contracts import BOOL, DATE, DATETIME, FLOAT, INT, NOTIFIABLE_EVENTS, TABLES
+from etl.demo_source import generate, ground_truth_path, simulate_day
+
+AS_OF = date(2026, 11, 26)
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+
+
+@pytest.fixture(scope="session")
+def plant(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plant") / "plant.sqlite"
+    generate(out, seed=7, preset="demo", as_of=AS_OF)
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(plant) -> dict:
+    return json.loads(ground_truth_path(plant).read_text())
+
+
+@pytest.fixture(scope="session")
+def db(plant):
+    conn = sqlite3.connect(f"file:{plant}?mode=ro", uri=True)
+    yield conn
+    conn.close()
+
+
+def keys(truth: dict, kind: str) -> set[str]:
+    return {a["key"] for a in truth["anomalies"] if a["kind"] == kind}
+
+
+def flagged(db, sql: str) -> set[str]:
+    return {row[0] for row in db.execute(sql)}
+
+
+def test_same_seed_gives_identical_bytes(plant, tmp_path):
+    again = tmp_path / "again.sqlite"
+    generate(again, seed=7, preset="demo", as_of=AS_OF)
+    for a, b in ((plant, again), (ground_truth_path(plant), ground_truth_path(again))):
+        assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def test_refuses_to_overwrite(plant):
+    with pytest.raises(FileExistsError):
+        generate(plant, as_of=AS_OF)
+
+
+def test_every_table_has_rows(db):
+    for t in TABLES:
+        assert db.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0] > 0, t.name
+
+
+def test_rows_pass_the_contracts(db):
+    """Required, enums, types and formats, references resolve, updated_at not after as_of."""
+    keys_of = {t.name: flagged(db, f"SELECT {t.key} FROM {t.name}") for t in TABLES}
+    for t in TABLES:
+        names = t.column_names
+        rows = db.execute(f"SELECT {', '.join(names)} FROM {t.name}").fetchall()
+        assert len(keys_of[t.name]) == len(rows), f"{t.name} keys not unique"
+        for col_no, c in enumerate(t.columns):
+            values = [r[col_no] for r in rows]
+            present = [v for v in values if v is not None]
+            where = f"{t.name}.{c.name}"
+            if c.required:
+                assert len(present) == len(values), f"{where} has NULLs"
+            if c.enum:
+                assert set(present) <= set(c.enum), f"{where} outside enum"
+            if c.ref:
+                assert set(present) <= keys_of[c.ref], f"{where} dangling reference"
+            if c.type == DATE:
+                assert all(DATE_RE.match(v) for v in present), where
+            if c.type == DATETIME:
+                assert all(DATETIME_RE.match(v) for v in present), where
+            if c.type == BOOL:
+                assert set(present) <= {0, 1}, where
+            if c.type in (INT, BOOL):
+                assert all(isinstance(v, int) for v in present), where
+            if c.type == FLOAT:
+                assert all(isinstance(v, int | float) for v in present), where
+            if c.min_value is not None:
+                assert all(v >= c.min_value for v in present), where
+        stamp = names.index("updated_at")
+        assert max(r[stamp] for r in rows) < AS_OF.isoformat(), f"{t.name} updated after as_of"
+
+
+def test_batch_sponsor_owns_its_product(db):
+    assert not db.execute(
+        "SELECT 1 FROM batch b JOIN product p USING (product_id) WHERE p.sponsor_id<>b.sponsor_id"
+    ).fetchall()
+
+
+def test_every_kind_is_injected_across_sponsors(truth):
+    by_kind: dict[str, set[str]] = {}
+    for a in truth["anomalies"]:
+        by_kind.setdefault(a["kind"], set()).add(a["sponsor_id"])
+    kinds = {
+        "LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER", "TRAINING_GAP",
+        "DISPOSITION_WITH_OPEN_DEVIATION", "CAPA_OVERDUE", "CAPA_EXTENDED", "CAPA_NOT_EFFECTIVE",
+        "CHANGE_OBLIGATION_DIFFERS", "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
+        "CALIBRATION_OVERDUE_IN_USE", "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED",
+        "OOS_INVALIDATED", "OOS_CONFIRMED", "NOTIFICATION_LATE",
+    }  # fmt: skip
+    assert set(by_kind) == kinds
+    for kind, sponsors in by_kind.items():
+        assert len(sponsors) >= 3, kind
+    assert {a["sponsor_id"] for a in truth["anomalies"]} == {"NWT", "CTB", "FBK", "TSP", "WGT"}
+
+
+EVENT_RULES = {
+    "LATE_ENTRY": "(julianday(recorded_at) - julianday(performed_at)) * 1440 > 60",
+    "MISSING_VERIFIER": "event_type IN ('DISPENSE','STEP','IPC','REVIEW') AND verified_by IS NULL",
+    "SELF_VERIFICATION": "verified_by = performed_by",
+    "OUT_OF_ORDER": "verified_at < performed_at",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_RULES))
+def test_event_flags_are_exactly_the_injected(db, truth, kind):
+    found = flagged(db, f"SELECT event_id FROM batch_event WHERE {EVENT_RULES[kind]}")
+    assert found == keys(truth, kind)
+
+
+def test_training_gaps_are_exactly_the_injected(db, truth):
+    """No training record on a product SOP covers the performer on the day of the entry."""
+    covered: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for op, sop, start, end in db.execute(
+        "SELECT operator_id, sop_id, trained_at, due_at FROM training_record"
+    ):
+        covered.setdefault((op, sop), []).append((start, end))
+    sops: dict[str, list[str]] = {}
+    for product, sop in db.execute("SELECT product_id, sop_id FROM product_sop"):
+        sops.setdefault(product, []).append(sop)
+    found = set()
+    for event_id, op, performed, product in db.execute(
+        "SELECT e.event_id, e.performed_by, substr(e.performed_at, 1, 10), b.product_id "
+        "FROM batch_event e JOIN batch b USING (batch_id)"
+    ):
+        for sop in sops[product]:
+            if not any(s <= performed <= e for s, e in covered.get((op, sop), ())):
+                found.add(event_id)
+    assert found == keys(truth, "TRAINING_GAP")
+
+
+def test_dispositions_with_open_deviation_are_exactly_the_injected(db, truth):
+    found = flagged(db, """
+        SELECT DISTINCT b.batch_id FROM batch b JOIN deviation_link l ON l.batch_id = b.batch_id
+        JOIN deviation d USING (deviation_id)
+        WHERE b.cmo_decided_at IS NOT NULL
+          AND (d.closed_at IS NULL OR d.closed_at > b.cmo_decided_at)
+    """)  # fmt: skip
+    assert found == keys(truth, "DISPOSITION_WITH_OPEN_DEVIATION")
+
+
+def test_capa_flags_are_exactly_the_injected(db, truth):
+    overdue = flagged(db, f"""SELECT capa_id FROM capa WHERE status NOT IN ('CLOSED','CANCELLED')
+                              AND current_due < '{AS_OF}'""")  # fmt: skip
+    extended = flagged(db, "SELECT capa_id FROM capa_extension")
+    assert extended == flagged(db, "SELECT capa_id FROM capa WHERE current_due > original_due")
+    not_effective = flagged(db, "SELECT capa_id FROM capa_effectiveness "
+                                "WHERE result = 'NOT_EFFECTIVE'")  # fmt: skip
+    assert overdue == keys(truth, "CAPA_OVERDUE")
+    assert extended == keys(truth, "CAPA_EXTENDED")
+    assert not_effective == keys(truth, "CAPA_NOT_EFFECTIVE")
+    late_closures = flagged(db, "SELECT capa_id FROM capa WHERE status = 'CLOSED' "
+                                "AND substr(closed_at, 1, 10) > original_due")  # fmt: skip
+    assert late_closures <= extended
+
+
+def test_change_flags_are_exactly_the_injected(db, truth):
+    differs = flagged(db, """
+        SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
+        WHERE c.change_type = 'SOP' AND change_id IN (
+            SELECT change_id FROM change_impact GROUP BY change_id
+            HAVING sum(obligation = 'NOTIFY') > 0 AND sum(obligation = 'PRIOR_APPROVAL') > 0)
+    """)  # fmt: skip
+    before = flagged(db, """
+        SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
+        WHERE i.obligation = 'PRIOR_APPROVAL' AND c.actual_effective IS NOT NULL
+          AND (i.decision <> 'APPROVED' OR i.decided_at IS NULL
+               OR substr(i.decided_at, 1, 10) > c.actual_effective)
+    """)  # fmt: skip
+    unnotified = flagged(db, """
+        SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
+        WHERE i.obligation = 'NOTIFY' AND c.actual_effective IS NOT NULL
+          AND (i.notified_at IS NULL OR substr(i.notified_at, 1, 10) > c.actual_effective)
+    """)  # fmt: skip
+    assert differs == keys(truth, "CHANGE_OBLIGATION_DIFFERS")
+    assert before == keys(truth, "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
+    assert not unnotified
+
+
+def test_calibration_flags_are_exactly_the_injected(db, truth):
+    found = flagged(db, """
+        SELECT u.usage_id FROM equipment_usage u
+        JOIN equipment_event e ON e.equipment_event_id = (
+            SELECT e2.equipment_event_id FROM equipment_event e2
+            WHERE e2.equipment_id = u.equipment_id AND e2.event_type = 'CALIBRATION'
+              AND e2.performed_at < u.started_at ORDER BY e2.performed_at DESC LIMIT 1)
+        WHERE e.next_due < substr(u.started_at, 1, 10)
+    """)  # fmt: skip
+    assert found == keys(truth, "CALIBRATION_OVERDUE_IN_USE")
+    never_calibrated = flagged(db, """
+        SELECT usage_id FROM equipment_usage u WHERE NOT EXISTS (
+            SELECT 1 FROM equipment_event e WHERE e.equipment_id = u.equipment_id
+            AND e.event_type = 'CALIBRATION' AND e.performed_at < u.started_at)""")
+    assert not never_calibrated
+
+
+def test_supplier_flags_are_exactly_the_injected(db, truth):
+    for status in ("CONDITIONAL", "DISQUALIFIED"):
+        found = {
+            (supplier, sponsor)
+            for supplier, sponsor in db.execute(f"""
+                SELECT DISTINCT s.supplier_id, b.sponsor_id FROM supplier s
+                JOIN material_lot l USING (supplier_id)
+                JOIN material_consumption c USING (lot_id) JOIN batch b USING (batch_id)
+                WHERE s.status = '{status}'""")
+        }  # fmt: skip
+        expected = {(a["key"], a["sponsor_id"]) for a in truth["anomalies"]
+                    if a["kind"] == f"SUPPLIER_{status}"}  # fmt: skip
+        assert found == expected
+
+
+def test_oos_are_exactly_the_injected(db, truth):
+    assert flagged(db, "SELECT test_id FROM test_result WHERE is_oos = 1") == flagged(
+        db, "SELECT test_id FROM oos_investigation"
+    )
+    for kind, outcome in (("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR"),
+                          ("OOS_CONFIRMED", "CONFIRMED")):  # fmt: skip
+        found = flagged(db, f"SELECT oos_id FROM oos_investigation WHERE outcome = '{outcome}'")
+        assert found == keys(truth, kind)
+    open_at_disposition = db.execute("""
+        SELECT count(*) FROM oos_investigation o JOIN batch b USING (batch_id)
+        WHERE b.cmo_decided_at IS NOT NULL AND o.closed_at > b.cmo_decided_at""").fetchone()[0]
+    assert open_at_disposition == 0
+
+
+def test_notification_flags_are_exactly_the_injected(db, truth):
+    found = flagged(db, """
+        SELECT l.link_id FROM deviation_link l JOIN deviation d USING (deviation_id)
+        JOIN quality_agreement q ON q.sponsor_id = l.sponsor_id
+        JOIN agreement_term t ON t.agreement_id = q.agreement_id
+             AND t.subject = 'DEVIATION_' || d.classification
+        WHERE l.notified_at IS NOT NULL
+          AND julianday(l.notified_at) > julianday(d.awareness_at) + t.deadline_hours / 24.0
+    """)  # fmt: skip
+    assert found == keys(truth, "NOTIFICATION_LATE")
+    terms = db.execute("SELECT agreement_id, subject FROM agreement_term "
+                       "WHERE term_type = 'NOTIFICATION'").fetchall()  # fmt: skip
+    assert len(terms) == 5 * len(NOTIFIABLE_EVENTS)
+
+
+def test_sop_obligation_differs_between_sponsors(db):
+    obligations = flagged(db, "SELECT DISTINCT obligation FROM agreement_term WHERE subject='SOP'")
+    assert obligations == {"NOTIFY", "PRIOR_APPROVAL"}
+
+
+def test_batches_cover_the_lifecycle(db):
+    statuses = dict(db.execute("SELECT status, count(*) FROM batch GROUP BY status"))
+    assert 800 <= sum(statuses.values()) <= 1500
+    assert statuses["SPONSOR_RELEASED"] > 0.8 * sum(statuses.values())
+    for status in ("PLANNED", "IN_PROCESS", "QC_TESTING", "BR_REVIEW", "CMO_DISPOSITIONED",
+                   "REJECTED", "ON_HOLD"):  # fmt: skip
+        assert statuses.get(status, 0) > 0, status
+    events_per_batch = db.execute(
+        "SELECT avg(n) FROM (SELECT count(*) n FROM batch_event e JOIN batch b USING (batch_id)"
+        " WHERE b.status = 'SPONSOR_RELEASED' GROUP BY batch_id)").fetchone()[0]
+    assert 30 <= events_per_batch <= 60
+    deviations = db.execute("SELECT count(*) FROM deviation").fetchone()[0]
+    assert 0.2 <= deviations / sum(statuses.values()) <= 0.4
+
+
+def test_one_batch_awaits_sponsor_release_nine_days(db):
+    waits = [r[0] for r in db.execute(f"""
+        SELECT julianday('{AS_OF}') - julianday(cmo_decided_at) FROM batch
+        WHERE status = 'CMO_DISPOSITIONED'""")]  # fmt: skip
+    assert any(9 <= w < 10.5 for w in waits)
+
+
+def test_the_journeys_late_ph_entry(db, truth):
+    late = [a for a in truth["anomalies"] if a["kind"] == "LATE_ENTRY"
+            and a["batch_id"] == truth["journey"]["late_ph_entry_batch"]]  # fmt: skip
+    step, reason = db.execute("SELECT step_name, late_entry_reason FROM batch_event "
+                              "WHERE event_id = ?", (late[0]["key"],)).fetchone()  # fmt: skip
+    assert step == "Step 7: pH check" and reason
+    assert "recorded 3 h 40 min after" in late[0]["detail"]
+
+
+def test_every_disposition_has_a_prior_qa_review(db):
+    missing = db.execute("""
+        SELECT count(*) FROM batch b WHERE cmo_decided_at IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM batch_event e WHERE e.batch_id = b.batch_id
+            AND e.event_type = 'REVIEW' AND e.performed_at < b.cmo_decided_at)""").fetchone()[0]
+    assert missing == 0
+
+
+def test_shared_vessels_see_cross_sponsor_changeovers(db):
+    changeovers = db.execute("""
+        WITH u AS (
+            SELECT u.equipment_id, b.sponsor_id, LAG(b.sponsor_id) OVER (
+                PARTITION BY u.equipment_id ORDER BY u.started_at) AS previous
+            FROM equipment_usage u JOIN batch b USING (batch_id))
+        SELECT equipment_id, count(*) FROM u WHERE previous <> sponsor_id GROUP BY equipment_id
+    """).fetchall()  # fmt: skip
+    assert len(changeovers) >= 10
+    uncleaned = db.execute("SELECT count(*) FROM equipment_usage WHERE cleaning_verified_at IS NULL"
+                           " OR cleaning_verified_at >= started_at").fetchone()[0]  # fmt: skip
+    assert uncleaned == 0
+
+
+def test_simulate_day_moves_the_clock_and_one_batch(plant, tmp_path):
+    copy = tmp_path / "plant.sqlite"
+    shutil.copy(plant, copy)
+    before = sqlite3.connect(copy)
+    watermark = max(before.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0]
+                    for t in TABLES)  # fmt: skip
+    owners = dict(before.execute("SELECT batch_id, sponsor_id FROM batch"))
+    before.close()
+
+    summary = simulate_day(copy, seed=7)
+
+    after = sqlite3.connect(copy)
+    assert summary.day.isoformat() > watermark[:10]
+    touched = {t.name: after.execute(f"SELECT count(*) FROM {t.name} WHERE updated_at > ?",
+                                     (watermark,)).fetchone()[0] for t in TABLES}  # fmt: skip
+    for name in ("batch", "batch_event", "deviation", "deviation_link", "capa"):
+        assert touched[name] > 0, name
+    moved = dict(after.execute("SELECT batch_id, sponsor_id FROM batch"))
+    changed = [b for b in owners if owners[b] != moved[b]]
+    assert changed == [summary.moved_batch_id]
+    assert not after.execute(
+        "SELECT 1 FROM batch b JOIN product p USING (product_id) WHERE p.sponsor_id<>b.sponsor_id"
+    ).fetchall()
+    after.close()
