@@ -112,12 +112,24 @@ def test_every_kind_is_injected_across_sponsors(truth):
     for a in truth["anomalies"]:
         by_kind.setdefault(a["kind"], set()).add(a["sponsor_id"])
     kinds = {
-        "LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER", "TRAINING_GAP",
-        "DISPOSITION_WITH_OPEN_DEVIATION", "CAPA_OVERDUE", "CAPA_EXTENDED", "CAPA_NOT_EFFECTIVE",
-        "CHANGE_OBLIGATION_DIFFERS", "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
-        "CALIBRATION_OVERDUE_IN_USE", "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED",
-        "OOS_INVALIDATED", "OOS_CONFIRMED", "NOTIFICATION_LATE",
-    }  # fmt: skip
+        "LATE_ENTRY",
+        "MISSING_VERIFIER",
+        "SELF_VERIFICATION",
+        "OUT_OF_ORDER",
+        "TRAINING_GAP",
+        "DISPOSITION_WITH_OPEN_DEVIATION",
+        "CAPA_OVERDUE",
+        "CAPA_EXTENDED",
+        "CAPA_NOT_EFFECTIVE",
+        "CHANGE_OBLIGATION_DIFFERS",
+        "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
+        "CALIBRATION_OVERDUE_IN_USE",
+        "SUPPLIER_CONDITIONAL",
+        "SUPPLIER_DISQUALIFIED",
+        "OOS_INVALIDATED",
+        "OOS_CONFIRMED",
+        "NOTIFICATION_LATE",
+    }
     assert set(by_kind) == kinds
     for kind, sponsors in by_kind.items():
         assert len(sponsors) >= 3, kind
@@ -160,67 +172,92 @@ def test_training_gaps_are_exactly_the_injected(db, truth):
 
 
 def test_dispositions_with_open_deviation_are_exactly_the_injected(db, truth):
-    found = flagged(db, """
+    found = flagged(
+        db,
+        """
         SELECT DISTINCT b.batch_id FROM batch b JOIN deviation_link l ON l.batch_id = b.batch_id
         JOIN deviation d USING (deviation_id)
         WHERE b.cmo_decided_at IS NOT NULL
           AND (d.closed_at IS NULL OR d.closed_at > b.cmo_decided_at)
-    """)  # fmt: skip
+    """,
+    )
     assert found == keys(truth, "DISPOSITION_WITH_OPEN_DEVIATION")
 
 
 def test_capa_flags_are_exactly_the_injected(db, truth):
-    overdue = flagged(db, f"""SELECT capa_id FROM capa WHERE status NOT IN ('CLOSED','CANCELLED')
-                              AND current_due < '{AS_OF}'""")  # fmt: skip
+    overdue = flagged(
+        db,
+        f"""SELECT capa_id FROM capa WHERE status NOT IN ('CLOSED','CANCELLED')
+                              AND current_due < '{AS_OF}'""",
+    )
     extended = flagged(db, "SELECT capa_id FROM capa_extension")
     assert extended == flagged(db, "SELECT capa_id FROM capa WHERE current_due > original_due")
-    not_effective = flagged(db, "SELECT capa_id FROM capa_effectiveness "
-                                "WHERE result = 'NOT_EFFECTIVE'")  # fmt: skip
+    not_effective = flagged(
+        db, "SELECT capa_id FROM capa_effectiveness WHERE result = 'NOT_EFFECTIVE'"
+    )
     assert overdue == keys(truth, "CAPA_OVERDUE")
     assert extended == keys(truth, "CAPA_EXTENDED")
     assert not_effective == keys(truth, "CAPA_NOT_EFFECTIVE")
-    late_closures = flagged(db, "SELECT capa_id FROM capa WHERE status = 'CLOSED' "
-                                "AND substr(closed_at, 1, 10) > original_due")  # fmt: skip
+    late_closures = flagged(
+        db,
+        "SELECT capa_id FROM capa WHERE status = 'CLOSED' "
+        "AND substr(closed_at, 1, 10) > original_due",
+    )
     assert late_closures <= extended
 
 
 def test_change_flags_are_exactly_the_injected(db, truth):
-    differs = flagged(db, """
+    differs = flagged(
+        db,
+        """
         SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
         WHERE c.change_type = 'SOP' AND change_id IN (
             SELECT change_id FROM change_impact GROUP BY change_id
             HAVING sum(obligation = 'NOTIFY') > 0 AND sum(obligation = 'PRIOR_APPROVAL') > 0)
-    """)  # fmt: skip
-    before = flagged(db, """
+    """,
+    )
+    before = flagged(
+        db,
+        """
         SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
         WHERE i.obligation = 'PRIOR_APPROVAL' AND c.actual_effective IS NOT NULL
           AND (i.decision <> 'APPROVED' OR i.decided_at IS NULL
                OR substr(i.decided_at, 1, 10) > c.actual_effective)
-    """)  # fmt: skip
-    unnotified = flagged(db, """
+    """,
+    )
+    unnotified = flagged(
+        db,
+        """
         SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
         WHERE i.obligation = 'NOTIFY' AND c.actual_effective IS NOT NULL
           AND (i.notified_at IS NULL OR substr(i.notified_at, 1, 10) > c.actual_effective)
-    """)  # fmt: skip
+    """,
+    )
     assert differs == keys(truth, "CHANGE_OBLIGATION_DIFFERS")
     assert before == keys(truth, "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
     assert not unnotified
 
 
 def test_calibration_flags_are_exactly_the_injected(db, truth):
-    found = flagged(db, """
+    found = flagged(
+        db,
+        """
         SELECT u.usage_id FROM equipment_usage u
         JOIN equipment_event e ON e.equipment_event_id = (
             SELECT e2.equipment_event_id FROM equipment_event e2
             WHERE e2.equipment_id = u.equipment_id AND e2.event_type = 'CALIBRATION'
               AND e2.performed_at < u.started_at ORDER BY e2.performed_at DESC LIMIT 1)
         WHERE e.next_due < substr(u.started_at, 1, 10)
-    """)  # fmt: skip
+    """,
+    )
     assert found == keys(truth, "CALIBRATION_OVERDUE_IN_USE")
-    never_calibrated = flagged(db, """
+    never_calibrated = flagged(
+        db,
+        """
         SELECT usage_id FROM equipment_usage u WHERE NOT EXISTS (
             SELECT 1 FROM equipment_event e WHERE e.equipment_id = u.equipment_id
-            AND e.event_type = 'CALIBRATION' AND e.performed_at < u.started_at)""")
+            AND e.event_type = 'CALIBRATION' AND e.performed_at < u.started_at)""",
+    )
     assert not never_calibrated
 
 
@@ -233,9 +270,12 @@ def test_supplier_flags_are_exactly_the_injected(db, truth):
                 JOIN material_lot l USING (supplier_id)
                 JOIN material_consumption c USING (lot_id) JOIN batch b USING (batch_id)
                 WHERE s.status = '{status}'""")
-        }  # fmt: skip
-        expected = {(a["key"], a["sponsor_id"]) for a in truth["anomalies"]
-                    if a["kind"] == f"SUPPLIER_{status}"}  # fmt: skip
+        }
+        expected = {
+            (a["key"], a["sponsor_id"])
+            for a in truth["anomalies"]
+            if a["kind"] == f"SUPPLIER_{status}"
+        }
         assert found == expected
 
 
@@ -243,8 +283,10 @@ def test_oos_are_exactly_the_injected(db, truth):
     assert flagged(db, "SELECT test_id FROM test_result WHERE is_oos = 1") == flagged(
         db, "SELECT test_id FROM oos_investigation"
     )
-    for kind, outcome in (("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR"),
-                          ("OOS_CONFIRMED", "CONFIRMED")):  # fmt: skip
+    for kind, outcome in (
+        ("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR"),
+        ("OOS_CONFIRMED", "CONFIRMED"),
+    ):
         found = flagged(db, f"SELECT oos_id FROM oos_investigation WHERE outcome = '{outcome}'")
         assert found == keys(truth, kind)
     open_at_disposition = db.execute("""
@@ -254,17 +296,21 @@ def test_oos_are_exactly_the_injected(db, truth):
 
 
 def test_notification_flags_are_exactly_the_injected(db, truth):
-    found = flagged(db, """
+    found = flagged(
+        db,
+        """
         SELECT l.link_id FROM deviation_link l JOIN deviation d USING (deviation_id)
         JOIN quality_agreement q ON q.sponsor_id = l.sponsor_id
         JOIN agreement_term t ON t.agreement_id = q.agreement_id
              AND t.subject = 'DEVIATION_' || d.classification
         WHERE l.notified_at IS NOT NULL
           AND julianday(l.notified_at) > julianday(d.awareness_at) + t.deadline_hours / 24.0
-    """)  # fmt: skip
+    """,
+    )
     assert found == keys(truth, "NOTIFICATION_LATE")
-    terms = db.execute("SELECT agreement_id, subject FROM agreement_term "
-                       "WHERE term_type = 'NOTIFICATION'").fetchall()  # fmt: skip
+    terms = db.execute(
+        "SELECT agreement_id, subject FROM agreement_term WHERE term_type = 'NOTIFICATION'"
+    ).fetchall()
     assert len(terms) == 5 * len(NOTIFIABLE_EVENTS)
 
 
@@ -277,29 +323,44 @@ def test_batches_cover_the_lifecycle(db):
     statuses = dict(db.execute("SELECT status, count(*) FROM batch GROUP BY status"))
     assert 800 <= sum(statuses.values()) <= 1500
     assert statuses["SPONSOR_RELEASED"] > 0.8 * sum(statuses.values())
-    for status in ("PLANNED", "IN_PROCESS", "QC_TESTING", "BR_REVIEW", "CMO_DISPOSITIONED",
-                   "REJECTED", "ON_HOLD"):  # fmt: skip
+    for status in (
+        "PLANNED",
+        "IN_PROCESS",
+        "QC_TESTING",
+        "BR_REVIEW",
+        "CMO_DISPOSITIONED",
+        "REJECTED",
+        "ON_HOLD",
+    ):
         assert statuses.get(status, 0) > 0, status
     events_per_batch = db.execute(
         "SELECT avg(n) FROM (SELECT count(*) n FROM batch_event e JOIN batch b USING (batch_id)"
-        " WHERE b.status = 'SPONSOR_RELEASED' GROUP BY batch_id)").fetchone()[0]
+        " WHERE b.status = 'SPONSOR_RELEASED' GROUP BY batch_id)"
+    ).fetchone()[0]
     assert 30 <= events_per_batch <= 60
     deviations = db.execute("SELECT count(*) FROM deviation").fetchone()[0]
     assert 0.2 <= deviations / sum(statuses.values()) <= 0.4
 
 
 def test_one_batch_awaits_sponsor_release_nine_days(db):
-    waits = [r[0] for r in db.execute(f"""
+    waits = [
+        r[0]
+        for r in db.execute(f"""
         SELECT julianday('{AS_OF}') - julianday(cmo_decided_at) FROM batch
-        WHERE status = 'CMO_DISPOSITIONED'""")]  # fmt: skip
+        WHERE status = 'CMO_DISPOSITIONED'""")
+    ]
     assert any(9 <= w < 10.5 for w in waits)
 
 
 def test_the_journeys_late_ph_entry(db, truth):
-    late = [a for a in truth["anomalies"] if a["kind"] == "LATE_ENTRY"
-            and a["batch_id"] == truth["journey"]["late_ph_entry_batch"]]  # fmt: skip
-    step, reason = db.execute("SELECT step_name, late_entry_reason FROM batch_event "
-                              "WHERE event_id = ?", (late[0]["key"],)).fetchone()  # fmt: skip
+    late = [
+        a
+        for a in truth["anomalies"]
+        if a["kind"] == "LATE_ENTRY" and a["batch_id"] == truth["journey"]["late_ph_entry_batch"]
+    ]
+    step, reason = db.execute(
+        "SELECT step_name, late_entry_reason FROM batch_event WHERE event_id = ?", (late[0]["key"],)
+    ).fetchone()
     assert step == "Step 7: pH check" and reason
     assert "recorded 3 h 40 min after" in late[0]["detail"]
 
@@ -319,10 +380,12 @@ def test_shared_vessels_see_cross_sponsor_changeovers(db):
                 PARTITION BY u.equipment_id ORDER BY u.started_at) AS previous
             FROM equipment_usage u JOIN batch b USING (batch_id))
         SELECT equipment_id, count(*) FROM u WHERE previous <> sponsor_id GROUP BY equipment_id
-    """).fetchall()  # fmt: skip
+    """).fetchall()
     assert len(changeovers) >= 10
-    uncleaned = db.execute("SELECT count(*) FROM equipment_usage WHERE cleaning_verified_at IS NULL"
-                           " OR cleaning_verified_at >= started_at").fetchone()[0]  # fmt: skip
+    uncleaned = db.execute(
+        "SELECT count(*) FROM equipment_usage WHERE cleaning_verified_at IS NULL"
+        " OR cleaning_verified_at >= started_at"
+    ).fetchone()[0]
     assert uncleaned == 0
 
 
@@ -330,8 +393,9 @@ def test_simulate_day_moves_the_clock_and_one_batch(plant, tmp_path):
     copy = tmp_path / "plant.sqlite"
     shutil.copy(plant, copy)
     before = sqlite3.connect(copy)
-    watermark = max(before.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0]
-                    for t in TABLES)  # fmt: skip
+    watermark = max(
+        before.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0] for t in TABLES
+    )
     owners = dict(before.execute("SELECT batch_id, sponsor_id FROM batch"))
     before.close()
 
@@ -339,8 +403,12 @@ def test_simulate_day_moves_the_clock_and_one_batch(plant, tmp_path):
 
     after = sqlite3.connect(copy)
     assert summary.day.isoformat() > watermark[:10]
-    touched = {t.name: after.execute(f"SELECT count(*) FROM {t.name} WHERE updated_at > ?",
-                                     (watermark,)).fetchone()[0] for t in TABLES}  # fmt: skip
+    touched = {
+        t.name: after.execute(
+            f"SELECT count(*) FROM {t.name} WHERE updated_at > ?", (watermark,)
+        ).fetchone()[0]
+        for t in TABLES
+    }
     for name in ("batch", "batch_event", "deviation", "deviation_link", "capa"):
         assert touched[name] > 0, name
     moved = dict(after.execute("SELECT batch_id, sponsor_id FROM batch"))

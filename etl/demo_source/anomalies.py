@@ -12,15 +12,31 @@ from etl.demo_source.plant import DAY, Plant, days, hours
 
 # Injected count per kind at anomaly_scale 1 (the demo preset).
 COUNTS = {
-    "LATE_ENTRY": 12, "MISSING_VERIFIER": 6, "SELF_VERIFICATION": 6, "OUT_OF_ORDER": 5,
-    "TRAINING_GAP": 5, "DISPOSITION_WITH_OPEN_DEVIATION": 5, "CAPA_OVERDUE": 5,
-    "CAPA_EXTENDED": 5, "CAPA_NOT_EFFECTIVE": 5, "SITE_SOP_CHANGES": 2,
-    "CHANGE_EFFECTIVE_BEFORE_APPROVAL": 5, "CALIBRATION_OVERDUE_IN_USE": 5,
-    "SUPPLIER_CONDITIONAL": 1, "SUPPLIER_DISQUALIFIED": 1, "OOS_INVALIDATED": 5,
-    "OOS_CONFIRMED": 3, "NOTIFICATION_LATE": 6,
-}  # fmt: skip
-EVENT_KINDS = ("LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER",
-               "TRAINING_GAP")  # fmt: skip
+    "LATE_ENTRY": 12,
+    "MISSING_VERIFIER": 6,
+    "SELF_VERIFICATION": 6,
+    "OUT_OF_ORDER": 5,
+    "TRAINING_GAP": 5,
+    "DISPOSITION_WITH_OPEN_DEVIATION": 5,
+    "CAPA_OVERDUE": 5,
+    "CAPA_EXTENDED": 5,
+    "CAPA_NOT_EFFECTIVE": 5,
+    "SITE_SOP_CHANGES": 2,
+    "CHANGE_EFFECTIVE_BEFORE_APPROVAL": 5,
+    "CALIBRATION_OVERDUE_IN_USE": 5,
+    "SUPPLIER_CONDITIONAL": 1,
+    "SUPPLIER_DISQUALIFIED": 1,
+    "OOS_INVALIDATED": 5,
+    "OOS_CONFIRMED": 3,
+    "NOTIFICATION_LATE": 6,
+}
+EVENT_KINDS = (
+    "LATE_ENTRY",
+    "MISSING_VERIFIER",
+    "SELF_VERIFICATION",
+    "OUT_OF_ORDER",
+    "TRAINING_GAP",
+)
 
 
 class Injector:
@@ -37,10 +53,19 @@ class Injector:
     def count(self, kind: str) -> int:
         return COUNTS[kind] * self.plant.preset.anomaly_scale
 
-    def record(self, kind: str, sponsor_id: str, table: str, key: str, detail: str,
-               **extra) -> None:  # fmt: skip
-        self.found.append({"kind": kind, "sponsor_id": sponsor_id, "table": table, "key": key,
-                           **extra, "detail": detail})  # fmt: skip
+    def record(
+        self, kind: str, sponsor_id: str, table: str, key: str, detail: str, **extra
+    ) -> None:
+        self.found.append(
+            {
+                "kind": kind,
+                "sponsor_id": sponsor_id,
+                "table": table,
+                "key": key,
+                **extra,
+                "detail": detail,
+            }
+        )
 
     def spread(self, candidates: list, sponsor_of, count: int) -> list:
         """Up to `count` candidates taken round-robin over sponsors, each kind from a new start."""
@@ -49,8 +74,10 @@ class Injector:
             groups[sponsor_of(c)].append(c)
         for g in groups.values():
             self.rng.shuffle(g)
-        order = self.sponsor_order[self.turn % len(self.sponsor_order):] + \
-            self.sponsor_order[: self.turn % len(self.sponsor_order)]  # fmt: skip
+        order = (
+            self.sponsor_order[self.turn % len(self.sponsor_order) :]
+            + self.sponsor_order[: self.turn % len(self.sponsor_order)]
+        )
         self.turn += 1
         picked: list = []
         while len(picked) < count and any(groups[s] for s in order):
@@ -64,17 +91,25 @@ class Injector:
         """OOS results closed before disposition; a confirmed one rejects its batch."""
         p = self.plant
         old = [b for b in p.batches if b["_end"] < p.now - days(120) and not b["_devs"]]
-        for kind, outcome in (("OOS_CONFIRMED", "CONFIRMED"),
-                              ("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR")):  # fmt: skip
+        for kind, outcome in (
+            ("OOS_CONFIRMED", "CONFIRMED"),
+            ("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR"),
+        ):
             pool = [b for b in old if b["batch_id"] not in self.used_batches]
             for b in self.spread(pool, lambda b: b["sponsor_id"], self.count(kind)):
                 self.used_batches.add(b["batch_id"])
                 tested = p.between(b["_end"] + hours(6), b["_qc_done"] - DAY)
                 opened = tested + hours(2)
-                closed = opened + days(self.rng.uniform(5, 15) if outcome == "CONFIRMED"
-                                       else self.rng.uniform(1, 3))  # fmt: skip
-                b["_oos"] = {"kind": kind, "outcome": outcome, "tested": tested,
-                             "opened": opened, "closed": closed.replace(microsecond=0)}  # fmt: skip
+                closed = opened + days(
+                    self.rng.uniform(5, 15) if outcome == "CONFIRMED" else self.rng.uniform(1, 3)
+                )
+                b["_oos"] = {
+                    "kind": kind,
+                    "outcome": outcome,
+                    "tested": tested,
+                    "opened": opened,
+                    "closed": closed.replace(microsecond=0),
+                }
                 b["_oos_until"] = b["_oos"]["closed"]
 
     def batch_outcomes(self) -> None:
@@ -83,8 +118,11 @@ class Injector:
         for b in p.batches:
             if b.get("_oos", {}).get("outcome") == "CONFIRMED":
                 b["_decision"] = "REJECTED"
-        old = [b for b in p.batches if b["_cmo"] < p.now - days(60)
-               and b["batch_id"] not in self.used_batches]  # fmt: skip
+        old = [
+            b
+            for b in p.batches
+            if b["_cmo"] < p.now - days(60) and b["batch_id"] not in self.used_batches
+        ]
         for b in self.rng.sample(old, max(2, len(old) // 80)):
             b["_decision"] = "REJECTED"
             self.used_batches.add(b["batch_id"])
@@ -93,26 +131,43 @@ class Injector:
         for b in held[: max(1, p.preset.anomaly_scale)]:
             b["_hold"] = True
         first = self.sponsor_order[0]
-        awaiting = [b for b in p.batches if b["sponsor_id"] == first
-                    and b["_cmo"] <= p.now - days(9) and b["_decision"] == "RELEASED"]  # fmt: skip
+        awaiting = [
+            b
+            for b in p.batches
+            if b["sponsor_id"] == first
+            and b["_cmo"] <= p.now - days(9)
+            and b["_decision"] == "RELEASED"
+        ]
         journey = max(awaiting, key=lambda b: b["_cmo"])
         journey["_sponsor"] = None
         self.used_batches.add(journey["batch_id"])
 
     def disposition_with_open_deviation(self) -> None:
         p = self.plant
-        pool = [b for b in p.batches if b["_devs"] and b["_cmo"] < p.now - days(30)
-                and b["batch_id"] not in self.used_batches
-                and any(d["status"] == "CLOSED" for d in b["_devs"])]  # fmt: skip
-        for b in self.spread(pool, lambda b: b["sponsor_id"],
-                             self.count("DISPOSITION_WITH_OPEN_DEVIATION")):  # fmt: skip
+        pool = [
+            b
+            for b in p.batches
+            if b["_devs"]
+            and b["_cmo"] < p.now - days(30)
+            and b["batch_id"] not in self.used_batches
+            and any(d["status"] == "CLOSED" for d in b["_devs"])
+        ]
+        for b in self.spread(
+            pool, lambda b: b["sponsor_id"], self.count("DISPOSITION_WITH_OPEN_DEVIATION")
+        ):
             self.used_batches.add(b["batch_id"])
             d = next(d for d in b["_devs"] if d["status"] == "CLOSED")
             d["_closed"] = (b["_cmo"] + days(self.rng.uniform(1, 10))).replace(microsecond=0)
-            self.record("DISPOSITION_WITH_OPEN_DEVIATION", b["sponsor_id"], "batch",
-                        b["batch_id"], f"CMO disposition while {d['deviation_id']} was open "
-                        f"(closed {(d['_closed'] - b['_cmo']).days} d later)",
-                        batch_id=b["batch_id"], deviation_id=d["deviation_id"])  # fmt: skip
+            self.record(
+                "DISPOSITION_WITH_OPEN_DEVIATION",
+                b["sponsor_id"],
+                "batch",
+                b["batch_id"],
+                f"CMO disposition while {d['deviation_id']} was open "
+                f"(closed {(d['_closed'] - b['_cmo']).days} d later)",
+                batch_id=b["batch_id"],
+                deviation_id=d["deviation_id"],
+            )
 
     # -- records after the clean history is built ---------------------------------------
     def oos_records(self) -> None:
@@ -128,43 +183,78 @@ class Injector:
             deadline = p.deadline[b["sponsor_id"]]["OOS_CONFIRMED"]
             notified = oos["opened"] + hours(deadline * self.rng.uniform(0.2, 0.7))
             oos_id = f"OOS-{len(p.rows.get('oos_investigation', [])) + 1:05d}"
-            p.add("oos_investigation", oos_id=oos_id, test_id=test["test_id"],
-                  batch_id=b["batch_id"], phase="II" if confirmed else "I",
-                  outcome=oos["outcome"], opened_at=oos["opened"], closed_at=oos["closed"],
-                  notified_at=notified.replace(microsecond=0) if confirmed else None,
-                  summary="Confirmed product failure" if confirmed
-                  else "Analyst pipetting error; retest within specification",
-                  updated_at=oos["closed"])  # fmt: skip
+            p.add(
+                "oos_investigation",
+                oos_id=oos_id,
+                test_id=test["test_id"],
+                batch_id=b["batch_id"],
+                phase="II" if confirmed else "I",
+                outcome=oos["outcome"],
+                opened_at=oos["opened"],
+                closed_at=oos["closed"],
+                notified_at=notified.replace(microsecond=0) if confirmed else None,
+                summary="Confirmed product failure"
+                if confirmed
+                else "Analyst pipetting error; retest within specification",
+                updated_at=oos["closed"],
+            )
             if confirmed:
-                p.capa("OOS", oos["closed"] - DAY, f"Root cause of confirmed OOS {oos_id}",
-                       {"oos_id": oos_id}, [b["sponsor_id"]])  # fmt: skip
+                p.capa(
+                    "OOS",
+                    oos["closed"] - DAY,
+                    f"Root cause of confirmed OOS {oos_id}",
+                    {"oos_id": oos_id},
+                    [b["sponsor_id"]],
+                )
             else:
-                p.add_test(b, "RELEASE", f"{name} (retest)", unit, lo, hi,
-                           oos["closed"] - hours(2), p.in_spec(lo, hi))  # fmt: skip
-            self.record(oos["kind"], b["sponsor_id"], "oos_investigation", oos_id,
-                        f"{name} {bad:.3g} {unit} outside specification; "
-                        f"{oos['outcome'].lower().replace('_', ' ')}",
-                        batch_id=b["batch_id"])  # fmt: skip
+                p.add_test(
+                    b,
+                    "RELEASE",
+                    f"{name} (retest)",
+                    unit,
+                    lo,
+                    hi,
+                    oos["closed"] - hours(2),
+                    p.in_spec(lo, hi),
+                )
+            self.record(
+                oos["kind"],
+                b["sponsor_id"],
+                "oos_investigation",
+                oos_id,
+                f"{name} {bad:.3g} {unit} outside specification; "
+                f"{oos['outcome'].lower().replace('_', ' ')}",
+                batch_id=b["batch_id"],
+            )
 
     def notification_late(self) -> None:
         p = self.plant
-        pool = [link for link in p.links if link["_deviation"]["status"] == "CLOSED"
-                and link["_deviation"]["awareness_at"] < p.now - days(30)]  # fmt: skip
+        pool = [
+            link
+            for link in p.links
+            if link["_deviation"]["status"] == "CLOSED"
+            and link["_deviation"]["awareness_at"] < p.now - days(30)
+        ]
         for link in self.spread(pool, lambda x: x["sponsor_id"], self.count("NOTIFICATION_LATE")):
             d = link["_deviation"]
             allowed = p.deadline[link["sponsor_id"]][f"DEVIATION_{d['classification']}"]
             late_by = self.rng.randint(3, 60)
             link["notified_at"] = d["awareness_at"] + hours(allowed + late_by)
             link["updated_at"] = p.seen(link["notified_at"])
-            self.record("NOTIFICATION_LATE", link["sponsor_id"], "deviation_link",
-                        link["link_id"], f"{d['classification'].lower()} deviation "
-                        f"{d['deviation_id']} notified {late_by} h after the {allowed} h deadline",
-                        batch_id=link["batch_id"], deviation_id=d["deviation_id"])  # fmt: skip
+            self.record(
+                "NOTIFICATION_LATE",
+                link["sponsor_id"],
+                "deviation_link",
+                link["link_id"],
+                f"{d['classification'].lower()} deviation "
+                f"{d['deviation_id']} notified {late_by} h after the {allowed} h deadline",
+                batch_id=link["batch_id"],
+                deviation_id=d["deviation_id"],
+            )
 
     def capas(self) -> None:
         p = self.plant
-        single = [c for c in p.rows["capa"] if len(c["_sponsors"]) == 1
-                  and c["status"] == "CLOSED"]  # fmt: skip
+        single = [c for c in p.rows["capa"] if len(c["_sponsors"]) == 1 and c["status"] == "CLOSED"]
         sponsor = lambda c: c["_sponsors"][0]  # noqa: E731
         taken: set[str] = set()
 
@@ -178,8 +268,13 @@ class Injector:
             if "_check" in c:
                 p.rows["capa_effectiveness"].remove(c.pop("_check"))
             late = (p.now.date() - c["current_due"]).days
-            self.record("CAPA_OVERDUE", sponsor(c), "capa", c["capa_id"],
-                        f"open, due {c['current_due']} ({late} d overdue)")
+            self.record(
+                "CAPA_OVERDUE",
+                sponsor(c),
+                "capa",
+                c["capa_id"],
+                f"open, due {c['current_due']} ({late} d overdue)",
+            )
         extendable = pool(lambda c: c["opened_at"] < p.now - days(200))
         for c in self.spread(extendable, sponsor, self.count("CAPA_EXTENDED")):
             taken.add(c["capa_id"])
@@ -190,18 +285,34 @@ class Injector:
             c.update(current_due=new_due, closed_at=closed, updated_at=closed)
             if "_check" in c:
                 c["_check"].update(checked_at=closed - days(1), updated_at=closed - days(1))
-            p.add("capa_extension", extension_id=f"CX-{c['capa_id'][5:]}", capa_id=c["capa_id"],
-                  previous_due=original, new_due=new_due,
-                  reason="Supplier lead time for replacement part", approved_at=approved,
-                  updated_at=approved)  # fmt: skip
-            self.record("CAPA_EXTENDED", sponsor(c), "capa", c["capa_id"],
-                        f"due extended {original} -> {new_due}")
+            p.add(
+                "capa_extension",
+                extension_id=f"CX-{c['capa_id'][5:]}",
+                capa_id=c["capa_id"],
+                previous_due=original,
+                new_due=new_due,
+                reason="Supplier lead time for replacement part",
+                approved_at=approved,
+                updated_at=approved,
+            )
+            self.record(
+                "CAPA_EXTENDED",
+                sponsor(c),
+                "capa",
+                c["capa_id"],
+                f"due extended {original} -> {new_due}",
+            )
         checked = pool(lambda c: "_check" in c)
         for c in self.spread(checked, sponsor, self.count("CAPA_NOT_EFFECTIVE")):
             taken.add(c["capa_id"])
             c["_check"]["result"] = "NOT_EFFECTIVE"
-            self.record("CAPA_NOT_EFFECTIVE", sponsor(c), "capa", c["capa_id"],
-                        f"effectiveness check {c['_check']['check_id']} not effective")
+            self.record(
+                "CAPA_NOT_EFFECTIVE",
+                sponsor(c),
+                "capa",
+                c["capa_id"],
+                f"effectiveness check {c['_check']['check_id']} not effective",
+            )
 
     def changes(self) -> None:
         p = self.plant
@@ -212,23 +323,30 @@ class Injector:
                 "SOP", opened, title, [(s, None) for s in self.sponsor_order], reject=False
             )
             for imp in impacts:
-                self.record("CHANGE_OBLIGATION_DIFFERS", imp["sponsor_id"], "change_impact",
-                            imp["impact_id"], f"site SOP change {change['change_id']}: "
-                            f"{imp['obligation']} here, other sponsors differ",
-                            change_id=change["change_id"])  # fmt: skip
+                self.record(
+                    "CHANGE_OBLIGATION_DIFFERS",
+                    imp["sponsor_id"],
+                    "change_impact",
+                    imp["impact_id"],
+                    f"site SOP change {change['change_id']}: "
+                    f"{imp['obligation']} here, other sponsors differ",
+                    change_id=change["change_id"],
+                )
         by_change: dict[str, list[dict]] = {}
         for imp in p.rows["change_impact"]:
             by_change.setdefault(imp["change_id"], []).append(imp)
         pool = [
-            (c, by_change[c["change_id"]][0]) for c in p.rows["change_control"]
+            (c, by_change[c["change_id"]][0])
+            for c in p.rows["change_control"]
             if c["change_type"] in ("PROCESS", "ANALYTICAL_METHOD")
             and len(by_change[c["change_id"]]) == 1
             and by_change[c["change_id"]][0]["decision"] == "APPROVED"
             and c["actual_effective"] is not None
             and c["actual_effective"] < (p.now - days(20)).date()
-        ]  # fmt: skip
-        picked = self.spread(pool, lambda ci: ci[1]["sponsor_id"],
-                             self.count("CHANGE_EFFECTIVE_BEFORE_APPROVAL"))  # fmt: skip
+        ]
+        picked = self.spread(
+            pool, lambda ci: ci[1]["sponsor_id"], self.count("CHANGE_EFFECTIVE_BEFORE_APPROVAL")
+        )
         for n, (change, imp) in enumerate(picked):
             effective = datetime.combine(change["actual_effective"], time(10))
             if n % 3 == 2:
@@ -236,11 +354,19 @@ class Injector:
                 detail = f"effective {change['actual_effective']}; sponsor approval still pending"
             else:
                 imp["decided_at"] = effective + days(self.rng.randint(2, 15))
-                detail = f"effective {change['actual_effective']}; approved {imp['decided_at']:%Y-%m-%d}"
+                detail = (
+                    f"effective {change['actual_effective']}; approved {imp['decided_at']:%Y-%m-%d}"
+                )
             imp["updated_at"] = p.seen(imp["notified_at"], imp["decided_at"])
             change["updated_at"] = p.seen(change["updated_at"], imp["updated_at"])
-            self.record("CHANGE_EFFECTIVE_BEFORE_APPROVAL", imp["sponsor_id"], "change_impact",
-                        imp["impact_id"], detail, change_id=change["change_id"])
+            self.record(
+                "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
+                imp["sponsor_id"],
+                "change_impact",
+                imp["impact_id"],
+                detail,
+                change_id=change["change_id"],
+            )
 
     def calibration(self) -> None:
         """A calibration allowed to lapse just before one use; recalibrated right after it."""
@@ -253,8 +379,9 @@ class Injector:
         for u in p.usages:
             if u["ended_at"] is None or u["started_at"] > p.now - days(30):
                 continue
-            before = [e for e in calibrations[u["equipment_id"]]
-                      if e["performed_at"] < u["started_at"]]  # fmt: skip
+            before = [
+                e for e in calibrations[u["equipment_id"]] if e["performed_at"] < u["started_at"]
+            ]
             last = before[-1] if before else None
             if last and last["performed_at"].date() < u["started_at"].date() - days(5):
                 candidates.append((u, last))
@@ -264,19 +391,35 @@ class Injector:
             if u["equipment_id"] not in seen_eq:
                 seen_eq.add(u["equipment_id"])
                 unique.append((u, last))
-        picked = self.spread(unique, lambda ul: ul[0]["_batch"]["sponsor_id"],
-                             self.count("CALIBRATION_OVERDUE_IN_USE"))  # fmt: skip
+        picked = self.spread(
+            unique,
+            lambda ul: ul[0]["_batch"]["sponsor_id"],
+            self.count("CALIBRATION_OVERDUE_IN_USE"),
+        )
         for u, last in picked:
             last["next_due"] = u["started_at"].date() - DAY
             redo = u["ended_at"] + hours(1)
-            p.add("equipment_event", equipment_event_id=p.next_id("equipment_event", "EE"),
-                  equipment_id=u["equipment_id"], event_type="CALIBRATION", performed_at=redo,
-                  next_due=(redo + days(182)).date(), result="PASS", updated_at=redo)  # fmt: skip
+            p.add(
+                "equipment_event",
+                equipment_event_id=p.next_id("equipment_event", "EE"),
+                equipment_id=u["equipment_id"],
+                event_type="CALIBRATION",
+                performed_at=redo,
+                next_due=(redo + days(182)).date(),
+                result="PASS",
+                updated_at=redo,
+            )
             b = u["_batch"]
-            self.record("CALIBRATION_OVERDUE_IN_USE", b["sponsor_id"], "equipment_usage",
-                        u["usage_id"], f"calibration due {last['next_due']} lapsed before use "
-                        f"on {u['started_at']:%Y-%m-%d}", equipment_id=u["equipment_id"],
-                        batch_id=b["batch_id"])  # fmt: skip
+            self.record(
+                "CALIBRATION_OVERDUE_IN_USE",
+                b["sponsor_id"],
+                "equipment_usage",
+                u["usage_id"],
+                f"calibration due {last['next_due']} lapsed before use "
+                f"on {u['started_at']:%Y-%m-%d}",
+                equipment_id=u["equipment_id"],
+                batch_id=b["batch_id"],
+            )
 
     def suppliers(self) -> None:
         p = self.plant
@@ -289,25 +432,36 @@ class Injector:
             uses[supplier_id] = uses.get(supplier_id, 0) + 1
         # The least used suppliers that still reach three sponsors: most batches stay clean.
         reach = min(3, len(self.sponsor_order))
-        ranked = sorted((s for s in sponsors if len(sponsors[s]) >= reach),
-                        key=lambda s: (uses[s], s))  # fmt: skip
-        kinds = ["CONDITIONAL"] * self.count("SUPPLIER_CONDITIONAL") + \
-            ["DISQUALIFIED"] * self.count("SUPPLIER_DISQUALIFIED")  # fmt: skip
+        ranked = sorted(
+            (s for s in sponsors if len(sponsors[s]) >= reach), key=lambda s: (uses[s], s)
+        )
+        kinds = ["CONDITIONAL"] * self.count("SUPPLIER_CONDITIONAL") + [
+            "DISQUALIFIED"
+        ] * self.count("SUPPLIER_DISQUALIFIED")
         rows = {s["supplier_id"]: s for s in p.suppliers}
         for status, supplier_id in zip(kinds, ranked, strict=False):
             supplier = rows[supplier_id]
             supplier.update(status=status, updated_at=p.now - days(self.rng.randint(5, 60)))
             for sponsor_id in sorted(sponsors[supplier_id]):
-                self.record(f"SUPPLIER_{status}", sponsor_id, "supplier", supplier_id,
-                            f"{supplier['name']} is {status.lower()}; its lots were used in "
-                            "this sponsor's batches", supplier_id=supplier_id)  # fmt: skip
+                self.record(
+                    f"SUPPLIER_{status}",
+                    sponsor_id,
+                    "supplier",
+                    supplier_id,
+                    f"{supplier['name']} is {status.lower()}; its lots were used in "
+                    "this sponsor's batches",
+                    supplier_id=supplier_id,
+                )
 
     # -- batch record entries -----------------------------------------------------------
     def plan_events(self) -> dict[tuple[int, int], Tamper]:
         """Entries to tamper with, keyed by (batch position, seq); agency staff for gaps."""
         p = self.plant
-        done = [i for i, b in enumerate(p.batches)
-                if b["_cmo"] < p.now - days(30) and b["_start"] < p.now]  # fmt: skip
+        done = [
+            i
+            for i, b in enumerate(p.batches)
+            if b["_cmo"] < p.now - days(30) and b["_start"] < p.now
+        ]
         plan: dict[tuple[int, int], Tamper] = {}
 
         def pick_seq(i: int, verified_only: bool) -> int | None:
@@ -315,22 +469,23 @@ class Injector:
             for _ in range(20):
                 seq = self.rng.randint(DISPENSING, b["_n_events"] - TAIL_LEN - 1)
                 etype = mfg_step(b["_product"]["modality"], seq)[1]
-                if (not verified_only or etype in ("STEP", "IPC")) and (
-                        (i, seq) not in plan):  # fmt: skip
+                if (not verified_only or etype in ("STEP", "IPC")) and ((i, seq) not in plan):
                     return seq
             return None
 
         first = self.sponsor_order[0]
-        story = next(i for i in done if p.batches[i]["sponsor_id"] == first
-                     and p.batches[i]["_product"]["modality"] == "BIOLOGIC")  # fmt: skip
+        story = next(
+            i
+            for i in done
+            if p.batches[i]["sponsor_id"] == first
+            and p.batches[i]["_product"]["modality"] == "BIOLOGIC"
+        )
         plan[(story, 7)] = Tamper("LATE_ENTRY", 220, P.LATE_ENTRY_REASONS[0])
         self.story_batch = p.batches[story]["batch_id"]
         for kind in EVENT_KINDS:
             wanted = self.count(kind) - (1 if kind == "LATE_ENTRY" else 0)
             for i in self.spread(done, lambda i: p.batches[i]["sponsor_id"], wanted):
-                b = p.batches[i]
-                seq = pick_seq(i, kind in ("MISSING_VERIFIER", "SELF_VERIFICATION",
-                                           "OUT_OF_ORDER"))  # fmt: skip
+                seq = pick_seq(i, kind in ("MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER"))
                 if seq is None:
                     continue
                 tamper = Tamper(kind)
@@ -341,7 +496,7 @@ class Injector:
                 elif kind == "OUT_OF_ORDER":
                     tamper.minutes = self.rng.randint(5, 45)
                 elif kind == "TRAINING_GAP":
-                    tamper.operator = p._operator("Production operator (agency)")
+                    tamper.operator = p.operator("Production operator (agency)")
                 plan[(i, seq)] = tamper
         return plan
 
@@ -350,13 +505,7 @@ class Injector:
         p = self.plant
         for (i, seq), tamper in sorted(plan.items()):
             b, ev = p.batches[i], written[(i, seq)]
-            detail = {
-                "LATE_ENTRY": lambda: _late_detail(tamper),
-                "MISSING_VERIFIER": lambda: f"{ev['step_name']} has no verifier",
-                "SELF_VERIFICATION": lambda: f"{ev['performed_by']} verified own entry",
-                "OUT_OF_ORDER": lambda: f"verified {tamper.minutes} min before performed",
-                "TRAINING_GAP": lambda: "",
-            }[tamper.kind]()
+            detail = _event_detail(tamper, ev)
             if tamper.kind == "TRAINING_GAP":
                 performed = datetime.fromisoformat(ev["performed_at"])
                 product_sops = b["_product"]["_sops"]
@@ -364,14 +513,28 @@ class Injector:
                 for sop in p.site_sops + product_sops:
                     first = performed + days(3) if sop is missing else p.start - days(60)
                     p.train_operator(tamper.operator, sop, first)
-                detail = (f"{tamper.operator} not trained on {missing['sop_id']} at "
-                          f"{performed:%Y-%m-%d}")  # fmt: skip
-            self.record(tamper.kind, b["sponsor_id"], "batch_event", ev["event_id"], detail,
-                        batch_id=b["batch_id"])
+                detail = (
+                    f"{tamper.operator} not trained on {missing['sop_id']} at {performed:%Y-%m-%d}"
+                )
+            self.record(
+                tamper.kind,
+                b["sponsor_id"],
+                "batch_event",
+                ev["event_id"],
+                detail,
+                batch_id=b["batch_id"],
+            )
 
 
-def _late_detail(tamper: Tamper) -> str:
-    h, m = divmod(tamper.minutes, 60)
-    reason = f"reason: {tamper.reason}" if tamper.reason else "no reason given"
-    return f"recorded {h} h {m} min after performed; {reason}"
-
+def _event_detail(tamper: Tamper, event: dict) -> str:
+    if tamper.kind == "LATE_ENTRY":
+        h, m = divmod(tamper.minutes, 60)
+        reason = f"reason: {tamper.reason}" if tamper.reason else "no reason given"
+        return f"recorded {h} h {m} min after performed; {reason}"
+    if tamper.kind == "MISSING_VERIFIER":
+        return f"{event['step_name']} has no verifier"
+    if tamper.kind == "SELF_VERIFICATION":
+        return f"{event['performed_by']} verified own entry"
+    if tamper.kind == "OUT_OF_ORDER":
+        return f"verified {tamper.minutes} min before performed"
+    return ""

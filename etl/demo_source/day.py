@@ -86,9 +86,14 @@ class _Day:
         n = int(serial.split("-")[1])
         for batch_id, modality in batches:
             last = self.one("SELECT max(seq) FROM batch_event WHERE batch_id = ?", batch_id)[0]
-            crew = [r[0] for r in self.conn.execute(
-                "SELECT DISTINCT performed_by FROM batch_event WHERE batch_id = ? AND "
-                "event_type IN ('DISPENSE', 'STEP') ORDER BY performed_by", (batch_id,))]  # fmt: skip
+            crew = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT DISTINCT performed_by FROM batch_event WHERE batch_id = ? AND "
+                    "event_type IN ('DISPENSE', 'STEP') ORDER BY performed_by",
+                    (batch_id,),
+                )
+            ]
             for k in range(4):
                 seq = last + 1 + k
                 name, etype = mfg_step(modality, seq)
@@ -100,21 +105,36 @@ class _Day:
                 n += 1
                 self.conn.execute(
                     "INSERT INTO batch_event VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (f"EV-{n:09d}", batch_id, seq, f"Step {seq}: {name}", etype, who,
-                     performed, recorded, checker if checked else None, checked, None,
-                     max(recorded, checked or recorded)),
-                )  # fmt: skip
+                    (
+                        f"EV-{n:09d}",
+                        batch_id,
+                        seq,
+                        f"Step {seq}: {name}",
+                        etype,
+                        who,
+                        performed,
+                        recorded,
+                        checker if checked else None,
+                        checked,
+                        None,
+                        max(recorded, checked or recorded),
+                    ),
+                )
                 self.count("batch_event")
 
     def transitions(self) -> None:
         """QC finishes on one batch; the sponsor releases the most recent disposition."""
         row = self.one("SELECT batch_id FROM batch WHERE status = 'QC_TESTING' ORDER BY mfg_end")
         if row:
-            self.conn.execute("UPDATE batch SET status = 'BR_REVIEW', updated_at = ? "
-                              "WHERE batch_id = ?", (self.at(3), row[0]))  # fmt: skip
+            self.conn.execute(
+                "UPDATE batch SET status = 'BR_REVIEW', updated_at = ? WHERE batch_id = ?",
+                (self.at(3), row[0]),
+            )
             self.count("batch")
-        row = self.one("SELECT batch_id, units_produced FROM batch WHERE status = "
-                       "'CMO_DISPOSITIONED' ORDER BY cmo_decided_at DESC")  # fmt: skip
+        row = self.one(
+            "SELECT batch_id, units_produced FROM batch WHERE status = "
+            "'CMO_DISPOSITIONED' ORDER BY cmo_decided_at DESC"
+        )
         if row:
             self.conn.execute(
                 "UPDATE batch SET status = 'SPONSOR_RELEASED', sponsor_decision = 'APPROVED', "
@@ -133,17 +153,37 @@ class _Day:
         aware = self.at(1)
         self.conn.execute(
             "INSERT INTO deviation VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (f"DEV-{n:06d}", f"DEV-{self.day:%Y}-{n:05d}", "RDG",
-             "Documentation error in batch record", "MINOR", "OPEN", aware,
-             (self.day + timedelta(days=30)).isoformat(),
-             (self.day + timedelta(days=30)).isoformat(), 0, None, None, None, aware),
-        )  # fmt: skip
+            (
+                f"DEV-{n:06d}",
+                f"DEV-{self.day:%Y}-{n:05d}",
+                "RDG",
+                "Documentation error in batch record",
+                "MINOR",
+                "OPEN",
+                aware,
+                (self.day + timedelta(days=30)).isoformat(),
+                (self.day + timedelta(days=30)).isoformat(),
+                0,
+                None,
+                None,
+                None,
+                aware,
+            ),
+        )
         link = int(self.one("SELECT max(link_id) FROM deviation_link")[0].split("-")[1]) + 1
         self.conn.execute(
             "INSERT INTO deviation_link VALUES (?,?,?,?,?,?,?,?)",
-            (f"DL-{link:06d}", f"DEV-{n:06d}", sponsor_id, product_id, batch_id, None,
-             self.at(2), self.at(2)),
-        )  # fmt: skip
+            (
+                f"DL-{link:06d}",
+                f"DEV-{n:06d}",
+                sponsor_id,
+                product_id,
+                batch_id,
+                None,
+                self.at(2),
+                self.at(2),
+            ),
+        )
         self.count("deviation")
         self.count("deviation_link")
 
@@ -151,12 +191,17 @@ class _Day:
         """The open CAPA nearest its due date closes on time after an effective check."""
         capa_id = self.one(
             "SELECT capa_id FROM capa WHERE status NOT IN ('CLOSED', 'CANCELLED') "
-            "AND current_due >= ? ORDER BY current_due, capa_id", self.day.isoformat())[0]  # fmt: skip
-        self.conn.execute("UPDATE capa SET status = 'CLOSED', closed_at = ?, updated_at = ? "
-                          "WHERE capa_id = ?", (self.at(6), self.at(6), capa_id))  # fmt: skip
-        self.conn.execute("INSERT INTO capa_effectiveness VALUES (?,?,?,?,?)",
-                          (f"CE-D{self.day:%Y%m%d}", capa_id, self.at(5), "EFFECTIVE",
-                           self.at(5)))  # fmt: skip
+            "AND current_due >= ? ORDER BY current_due, capa_id",
+            self.day.isoformat(),
+        )[0]
+        self.conn.execute(
+            "UPDATE capa SET status = 'CLOSED', closed_at = ?, updated_at = ? WHERE capa_id = ?",
+            (self.at(6), self.at(6), capa_id),
+        )
+        self.conn.execute(
+            "INSERT INTO capa_effectiveness VALUES (?,?,?,?,?)",
+            (f"CE-D{self.day:%Y%m%d}", capa_id, self.at(5), "EFFECTIVE", self.at(5)),
+        )
         self.count("capa")
         self.count("capa_effectiveness")
 
@@ -172,18 +217,23 @@ class _Day:
                 SELECT 1 FROM material_consumption c JOIN material_lot l USING (lot_id)
                 JOIN supplier s USING (supplier_id)
                 WHERE c.batch_id = b.batch_id AND s.status <> 'APPROVED')
-            ORDER BY b.batch_id""").fetchall()  # fmt: skip
+            ORDER BY b.batch_id""").fetchall()
         self.rng.shuffle(candidates)
         for batch_id, sponsor_id, train in candidates:
             if batch_id in self.flagged_batches:
                 continue
             other = self.one(
                 "SELECT DISTINCT product_id, sponsor_id FROM batch WHERE equipment_train = ? "
-                "AND sponsor_id <> ? ORDER BY product_id", train, sponsor_id)  # fmt: skip
+                "AND sponsor_id <> ? ORDER BY product_id",
+                train,
+                sponsor_id,
+            )
             if other:
                 self.conn.execute(
                     "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? "
-                    "WHERE batch_id = ?", (other[0], other[1], self.at(7), batch_id))  # fmt: skip
+                    "WHERE batch_id = ?",
+                    (other[0], other[1], self.at(7), batch_id),
+                )
                 self.count("batch")
                 return batch_id, sponsor_id, other[1]
         raise LookupError("no clean released batch can be rebooked")

@@ -18,8 +18,12 @@ from etl.contracts import VERIFIED_EVENT_TYPES
 from etl.demo_source import presets as P
 
 EPOCH = datetime(1970, 1, 1)
-TAIL = ("QC result entry: release testing", "QC result entry: result review",
-        "QA batch record review", "QA disposition signature")  # fmt: skip
+TAIL = (
+    "QC result entry: release testing",
+    "QC result entry: result review",
+    "QA batch record review",
+    "QA disposition signature",
+)
 TAIL_TYPES = ("RESULT", "RESULT", "REVIEW", "SIGN")
 DISPENSING = 3  # entries before the manufacturing steps
 TAIL_LEN = len(TAIL)
@@ -152,11 +156,12 @@ def write_batch_events(
                     performer[i] = index[tamper.operator]
                 tampered[(key_of[int(pos)], t_seq)] = {
                     "event_id": f"EV-{serial + i + 1:09d}",
-                    "performed_at": _iso(performed[i]), "recorded_at": _iso(recorded[i]),
+                    "performed_at": _iso(performed[i]),
+                    "recorded_at": _iso(recorded[i]),
                     "performed_by": operator_ids[performer[i]],
                     "verified_at": _iso(verified_at[i]) if verified_at[i] >= 0 else None,
                     "step_name": str(step_names[i]),
-                }  # fmt: skip
+                }
 
         updated = np.maximum(recorded, verified_at)
         keep = updated < now_s  # entries not yet made at the clock do not exist
@@ -165,13 +170,18 @@ def write_batch_events(
         rows = zip(
             (i for i, k in zip(ids, keep, strict=True) if k),
             np.array([bb["batch_id"] for bb in started[lo:hi]], dtype=object)[b - lo][keep],
-            seq[keep].tolist(), step_names[keep].tolist(), event_types[keep].tolist(),
-            ops[performer[keep]].tolist(), _iso_array(performed[keep]),
-            _iso_array(recorded[keep]), ops[verifier[keep]].tolist(),
-            _iso_array(verified_at[keep], nullable=True), reason[keep].tolist(),
+            seq[keep].tolist(),
+            step_names[keep].tolist(),
+            event_types[keep].tolist(),
+            ops[performer[keep]].tolist(),
+            _iso_array(performed[keep]),
+            _iso_array(recorded[keep]),
+            ops[verifier[keep]].tolist(),
+            _iso_array(verified_at[keep], nullable=True),
+            reason[keep].tolist(),
             _iso_array(updated[keep]),
             strict=True,
-        )  # fmt: skip
+        )
         conn.executemany(sql, rows)
         written += int(keep.sum())
         if progress:

@@ -71,18 +71,25 @@ class Plant:
 
     # -- master data ---------------------------------------------------------------------
     def build_master_data(self) -> None:
-        rng = self.rng
         t0 = self.start - days(400)
-        self.add("site", site_id=SITE_ID, name="Ridgeway Plant (fictional)", country="IE",
-                 updated_at=t0)  # fmt: skip
+        self.add(
+            "site", site_id=SITE_ID, name="Ridgeway Plant (fictional)", country="IE", updated_at=t0
+        )
         self.sponsors: list[dict] = []
         for i in range(self.preset.sponsors):
             if i < len(P.DEMO_SPONSORS):
                 sid, name, country = P.DEMO_SPONSORS[i]
             else:
-                sid, name, country = f"S{i + 1:03d}", f"Sponsor {i + 1:03d} Pharma (fictional)", "US"
-            self.sponsors.append(self.add("sponsor", sponsor_id=sid, name=name, country=country,
-                                          updated_at=t0 + days(i)))  # fmt: skip
+                sid, name, country = (
+                    f"S{i + 1:03d}",
+                    f"Sponsor {i + 1:03d} Pharma (fictional)",
+                    "US",
+                )
+            self.sponsors.append(
+                self.add(
+                    "sponsor", sponsor_id=sid, name=name, country=country, updated_at=t0 + days(i)
+                )
+            )
         self._agreements()
         self._operators()
         self._products_and_trains()
@@ -98,9 +105,14 @@ class Plant:
             sid = s["sponsor_id"]
             agreement_id = f"QA-{sid}"
             effective = (self.start - days(200 + 10 * i)).date()
-            self.add("quality_agreement", agreement_id=agreement_id, sponsor_id=sid,
-                     version=1 + i % 3, effective_from=effective,
-                     updated_at=datetime.combine(effective, time()))  # fmt: skip
+            self.add(
+                "quality_agreement",
+                agreement_id=agreement_id,
+                sponsor_id=sid,
+                version=1 + i % 3,
+                effective_from=effective,
+                updated_at=datetime.combine(effective, time()),
+            )
             notify = {
                 "DEVIATION_CRITICAL": 24,
                 "DEVIATION_MAJOR": 48 if i % 2 == 0 else 72,
@@ -120,28 +132,48 @@ class Plant:
             self.deadline[sid], self.obligation[sid] = notify, change
             stamp = datetime.combine(effective, time())
             for event in NOTIFIABLE_EVENTS:
-                self.add("agreement_term", term_id=f"{agreement_id}-N-{event}",
-                         agreement_id=agreement_id, term_type="NOTIFICATION", subject=event,
-                         deadline_hours=notify[event], obligation=None, updated_at=stamp)  # fmt: skip
+                self.add(
+                    "agreement_term",
+                    term_id=f"{agreement_id}-N-{event}",
+                    agreement_id=agreement_id,
+                    term_type="NOTIFICATION",
+                    subject=event,
+                    deadline_hours=notify[event],
+                    obligation=None,
+                    updated_at=stamp,
+                )
             for ctype in CHANGE_TYPES:
-                self.add("agreement_term", term_id=f"{agreement_id}-C-{ctype}",
-                         agreement_id=agreement_id, term_type="CHANGE", subject=ctype,
-                         deadline_hours=None, obligation=change[ctype], updated_at=stamp)  # fmt: skip
+                self.add(
+                    "agreement_term",
+                    term_id=f"{agreement_id}-C-{ctype}",
+                    agreement_id=agreement_id,
+                    term_type="CHANGE",
+                    subject=ctype,
+                    deadline_hours=None,
+                    obligation=change[ctype],
+                    updated_at=stamp,
+                )
 
     def _operators(self) -> None:
         n_trains = self.preset.trains_per_modality * len(P.MODALITIES)
         team = 5
-        self.qa = [self._operator("QA specialist") for _ in range(max(6, n_trains // 4))]
-        self.qc = [self._operator("QC analyst") for _ in range(max(5, n_trains // 4))]
-        self.teams = [[self._operator("Production operator") for _ in range(team)]
-                      for _ in range(n_trains)]  # fmt: skip
+        self.qa = [self.operator("QA specialist") for _ in range(max(6, n_trains // 4))]
+        self.qc = [self.operator("QC analyst") for _ in range(max(5, n_trains // 4))]
+        self.teams = [
+            [self.operator("Production operator") for _ in range(team)] for _ in range(n_trains)
+        ]
 
-    def _operator(self, role: str) -> str:
+    def operator(self, role: str) -> str:
         n = len(self.rows.get("operator", [])) + 1
         name = f"{P.FIRST_NAMES[n % 26]} {P.LAST_NAMES[(n * 7 + n // 26) % 25]}"
         op_id = f"OP-{n:04d}"
-        self.add("operator", operator_id=op_id, name=name, role=role,
-                 updated_at=self.start - days(300 - n % 200))  # fmt: skip
+        self.add(
+            "operator",
+            operator_id=op_id,
+            name=name,
+            role=role,
+            updated_at=self.start - days(300 - n % 200),
+        )
         return op_id
 
     def _products_and_trains(self) -> None:
@@ -172,8 +204,13 @@ class Plant:
                     train_id = f"{P.TRAIN_PREFIX[modality]}-{t + 1:02d}"
                 per_train = min(3, len(pool))
                 hosted = [pool[(t * per_train + k) % len(pool)] for k in range(per_train)]
-                train = {"train_id": train_id, "modality": modality, "products": hosted,
-                         "team": next(team_iter), "equipment": []}  # fmt: skip
+                train = {
+                    "train_id": train_id,
+                    "modality": modality,
+                    "products": hosted,
+                    "team": next(team_iter),
+                    "equipment": [],
+                }
                 self.trains.append(train)
                 for product in hosted:
                     product["_trains"].append(train)
@@ -188,12 +225,19 @@ class Plant:
         stem = P.PRODUCT_STEMS[n % len(P.PRODUCT_STEMS)]
         suffix = "" if n < len(P.PRODUCT_STEMS) else f" {n // len(P.PRODUCT_STEMS) + 1}"
         product = self.add(
-            "product", product_id=f"P-{sponsor_id}-{n + 1:03d}", sponsor_id=sponsor_id,
-            site_id=SITE_ID, name=f"{stem}{suffix} (fictional)", modality=modality,
-            dosage_form=P.DOSAGE_FORMS[modality][n % 2], markets=P.MARKETS[n % len(P.MARKETS)],
+            "product",
+            product_id=f"P-{sponsor_id}-{n + 1:03d}",
+            sponsor_id=sponsor_id,
+            site_id=SITE_ID,
+            name=f"{stem}{suffix} (fictional)",
+            modality=modality,
+            dosage_form=P.DOSAGE_FORMS[modality][n % 2],
+            markets=P.MARKETS[n % len(P.MARKETS)],
             updated_at=self.start - days(250 - n % 100),
-            _code=f"{stem[:3].upper()}{n + 1:02d}", _trains=[], _sops=[],
-        )  # fmt: skip
+            _code=f"{stem[:3].upper()}{n + 1:02d}",
+            _trains=[],
+            _sops=[],
+        )
         self.products.append(product)
         return product
 
@@ -205,15 +249,20 @@ class Plant:
         self.site_sops = site_sops
         for product in self.products:
             own = [
-                self._sop(f"SOP-{product['_code']}-{k + 1}", f"{product['name']}: {title}",
-                          "PRODUCT")
+                self._sop(
+                    f"SOP-{product['_code']}-{k + 1}", f"{product['name']}: {title}", "PRODUCT"
+                )
                 for k, title in enumerate(("manufacturing instructions", "in-process controls"))
-            ]  # fmt: skip
+            ]
             product["_sops"] = own + [site_sops[i] for i in P.PRODUCT_SITE_SOPS]
             for sop in product["_sops"]:
-                self.add("product_sop", product_sop_id=f"PS-{product['_code']}-{sop['sop_id']}",
-                         product_id=product["product_id"], sop_id=sop["sop_id"],
-                         updated_at=product["updated_at"])  # fmt: skip
+                self.add(
+                    "product_sop",
+                    product_sop_id=f"PS-{product['_code']}-{sop['sop_id']}",
+                    product_id=product["product_id"],
+                    sop_id=sop["sop_id"],
+                    updated_at=product["updated_at"],
+                )
         # Every operator is trained on what their work needs, refreshed yearly with overlap.
         all_sops = site_sops + [s for p in self.made_products for s in p["_sops"][:2]]
         need: list[tuple[str, list[dict]]] = [(op, all_sops) for op in self.qa + self.qc]
@@ -228,9 +277,16 @@ class Plant:
     def _sop(self, number: str, title: str, scope: str) -> dict:
         version = 1 + self.rng.randint(1, 4)
         effective = (self.now - days(self.rng.randint(30, 600))).date()
-        return self.add("sop", sop_id=number, sop_number=number, title=title, version=version,
-                        effective_from=effective, scope=scope,
-                        updated_at=datetime.combine(effective, time()))  # fmt: skip
+        return self.add(
+            "sop",
+            sop_id=number,
+            sop_number=number,
+            title=title,
+            version=version,
+            effective_from=effective,
+            scope=scope,
+            updated_at=datetime.combine(effective, time()),
+        )
 
     def train_operator(self, op: str, sop: dict, first: datetime) -> None:
         """Yearly training records on one SOP from `first`, each valid 395 days."""
@@ -241,28 +297,44 @@ class Plant:
             effective = datetime.combine(sop["effective_from"], time())
             version = sop["version"] if trained >= effective else sop["version"] - 1
             status = "CURRENT" if not newest or due - self.now > days(30) else "DUE"
-            self.add("training_record", training_id=self.next_id("training_record", "TR"),
-                     operator_id=op, sop_id=sop["sop_id"], sop_version=version, status=status,
-                     trained_at=trained.date(), due_at=due.date(), updated_at=trained)  # fmt: skip
+            self.add(
+                "training_record",
+                training_id=self.next_id("training_record", "TR"),
+                operator_id=op,
+                sop_id=sop["sop_id"],
+                sop_version=version,
+                status=status,
+                trained_at=trained.date(),
+                due_at=due.date(),
+                updated_at=trained,
+            )
             trained += days(365)
 
     def _suppliers_and_bom(self) -> None:
         rng = self.rng
         names = P.SUPPLIER_NAMES + P.API_SUPPLIER_NAMES
         self.suppliers = [
-            self.add("supplier", supplier_id=f"SUP-{i + 1:03d}", name=name, status="APPROVED",
-                     qualified_at=(self.start - days(500 + 20 * i)).date(),
-                     updated_at=self.start - days(480 + 20 * i))
+            self.add(
+                "supplier",
+                supplier_id=f"SUP-{i + 1:03d}",
+                name=name,
+                status="APPROVED",
+                qualified_at=(self.start - days(500 + 20 * i)).date(),
+                updated_at=self.start - days(480 + 20 * i),
+            )
             for i, name in enumerate(names)
-        ]  # fmt: skip
-        api_suppliers = self.suppliers[len(P.SUPPLIER_NAMES):]
+        ]
+        api_suppliers = self.suppliers[len(P.SUPPLIER_NAMES) :]
         # material name -> supplier row; one approved source per material
         self.material_supplier: dict[str, dict] = {
             m: self.suppliers[spec[1]] for m, spec in P.MATERIALS.items()
         }
         for product in self.products:
-            items = [(m, spec[2], spec[3]) for m, spec in P.MATERIALS.items()
-                     if product["modality"] in spec[0]]  # fmt: skip
+            items = [
+                (m, spec[2], spec[3])
+                for m, spec in P.MATERIALS.items()
+                if product["modality"] in spec[0]
+            ]
             api = f"{product['name'].removesuffix(' (fictional)')} drug substance"
             supplier = api_suppliers[len(self.material_supplier) % len(api_suppliers)]
             self.material_supplier[api] = supplier
@@ -270,39 +342,69 @@ class Plant:
             product["_bom"] = []
             for k, (material, qty, unit) in enumerate(items):
                 product["_bom"].append((material, qty, unit))
-                self.add("bom_item", bom_item_id=f"BOM-{product['_code']}-{k + 1:02d}",
-                         product_id=product["product_id"], material_name=material,
-                         supplier_id=self.material_supplier[material]["supplier_id"],
-                         quantity=qty, unit=unit, updated_at=product["updated_at"])  # fmt: skip
+                self.add(
+                    "bom_item",
+                    bom_item_id=f"BOM-{product['_code']}-{k + 1:02d}",
+                    product_id=product["product_id"],
+                    material_name=material,
+                    supplier_id=self.material_supplier[material]["supplier_id"],
+                    quantity=qty,
+                    unit=unit,
+                    updated_at=product["updated_at"],
+                )
 
     def _equipment(self) -> None:
         for train in self.trains:
             for code, name, etype in P.TRAIN_EQUIPMENT[train["modality"]]:
-                eq = self.add("equipment", equipment_id=f"{train['train_id']}-{code}",
-                              site_id=SITE_ID, name=f"{name} ({train['train_id']})",
-                              equipment_type=etype, train=train["train_id"], status="QUALIFIED",
-                              calibration_due=None, updated_at=None)  # fmt: skip
+                eq = self.add(
+                    "equipment",
+                    equipment_id=f"{train['train_id']}-{code}",
+                    site_id=SITE_ID,
+                    name=f"{name} ({train['train_id']})",
+                    equipment_type=etype,
+                    train=train["train_id"],
+                    status="QUALIFIED",
+                    calibration_due=None,
+                    updated_at=None,
+                )
                 train["equipment"].append(eq)
         for eq_id, name, etype in P.SITE_EQUIPMENT:
-            self.add("equipment", equipment_id=eq_id, site_id=SITE_ID, name=name,
-                     equipment_type=etype, train=None, status="QUALIFIED", calibration_due=None,
-                     updated_at=None)  # fmt: skip
+            self.add(
+                "equipment",
+                equipment_id=eq_id,
+                site_id=SITE_ID,
+                name=name,
+                equipment_type=etype,
+                train=None,
+                status="QUALIFIED",
+                calibration_due=None,
+                updated_at=None,
+            )
 
     def equipment_history(self) -> None:
         """Qualification yearly, calibration every 170 days (valid 182), maintenance quarterly."""
         rng = self.rng
         for eq in self.rows["equipment"]:
             eid = eq["equipment_id"]
-            schedule = (("QUALIFICATION", 365, 395), ("CALIBRATION", 170, 182),
-                        ("MAINTENANCE", 91, None))  # fmt: skip
+            schedule = (
+                ("QUALIFICATION", 365, 395),
+                ("CALIBRATION", 170, 182),
+                ("MAINTENANCE", 91, None),
+            )
             last = None
             for kind, every, valid in schedule:
                 at = self.start - days(rng.randint(every // 2, every)) + hours(rng.randint(7, 15))
                 while at < self.now:
-                    self.add("equipment_event", equipment_event_id=self.next_id("equipment_event", "EE"),
-                             equipment_id=eid, event_type=kind, performed_at=at,
-                             next_due=(at + days(valid)).date() if valid else None,
-                             result="PASS", updated_at=at)  # fmt: skip
+                    self.add(
+                        "equipment_event",
+                        equipment_event_id=self.next_id("equipment_event", "EE"),
+                        equipment_id=eid,
+                        event_type=kind,
+                        performed_at=at,
+                        next_due=(at + days(valid)).date() if valid else None,
+                        result="PASS",
+                        updated_at=at,
+                    )
                     if kind == "CALIBRATION":
                         eq["calibration_due"] = (at + days(valid)).date()
                     last = max(last or at, at)
@@ -331,15 +433,24 @@ class Plant:
                     end = end.replace(microsecond=0)
                     code = product["_code"]
                     serial[code] = serial.get(code, 0) + 1
-                    self.batches.append({
-                        "batch_id": f"B-{len(self.batches) + 1:06d}",
-                        "batch_number": f"{code}-{start:%y}{serial[code]:04d}",
-                        "sponsor_id": product["sponsor_id"], "product_id": product["product_id"],
-                        "site_id": SITE_ID, "campaign": f"{train['train_id']}-C{campaign:04d}",
-                        "equipment_train": train["train_id"], "reworked": 0,
-                        "_product": product, "_train": train, "_start": start, "_end": end,
-                        "_devs": [], "_oos_until": None,
-                    })  # fmt: skip
+                    self.batches.append(
+                        {
+                            "batch_id": f"B-{len(self.batches) + 1:06d}",
+                            "batch_number": f"{code}-{start:%y}{serial[code]:04d}",
+                            "sponsor_id": product["sponsor_id"],
+                            "product_id": product["product_id"],
+                            "site_id": SITE_ID,
+                            "campaign": f"{train['train_id']}-C{campaign:04d}",
+                            "equipment_train": train["train_id"],
+                            "reworked": 0,
+                            "_product": product,
+                            "_train": train,
+                            "_start": start,
+                            "_end": end,
+                            "_devs": [],
+                            "_oos_until": None,
+                        }
+                    )
                     at = end + days(rng.uniform(0.5, 4.0))
                     if at >= horizon:
                         break
@@ -368,8 +479,11 @@ class Plant:
     def finalize_batches(self) -> None:
         """Status and visible fields from the timeline as seen at the clock."""
         rng, now = self.rng, self.now
-        units = {"OSD": (150_000, 500_000), "BIOLOGIC": (2_000, 9_000),
-                 "STERILE_FILL_FINISH": (10_000, 50_000)}  # fmt: skip
+        units = {
+            "OSD": (150_000, 500_000),
+            "BIOLOGIC": (2_000, 9_000),
+            "STERILE_FILL_FINISH": (10_000, 50_000),
+        }
         for b in self.batches:
             s, e = b["_start"], b["_end"]
             hold = b.get("_hold", False)
@@ -397,22 +511,30 @@ class Plant:
             released = status == "SPONSOR_RELEASED"
             produced = rng.randint(*units[b["_product"]["modality"]]) if now >= e else None
             b.update(
-                status=status, mfg_start=self.past(s), mfg_end=self.past(e),
+                status=status,
+                mfg_start=self.past(s),
+                mfg_end=self.past(e),
                 cmo_decision=b["_decision"] if decided else None,
                 cmo_decided_by=b["_cmo_by"] if decided else None,
                 cmo_decided_at=b["_cmo"] if decided else None,
                 sponsor_decision="APPROVED" if released else None,
                 sponsor_decided_at=b["_sponsor"] if released else None,
-                coa_issued_at=b["_cmo"] + hours(3) if decided and b["_decision"] == "RELEASED"
-                and b["_cmo"] + hours(3) < now else None,
+                coa_issued_at=b["_cmo"] + hours(3)
+                if decided and b["_decision"] == "RELEASED" and b["_cmo"] + hours(3) < now
+                else None,
                 units_produced=produced,
                 units_distributed=int(produced * rng.uniform(0.8, 1.0)) if released else None,
-            )  # fmt: skip
+            )
             if status == "PLANNED":
                 b["updated_at"] = min(s - days(21), now - hours(1))
             else:
-                b["updated_at"] = self.seen(s, e if e < now else None, b["cmo_decided_at"],
-                                            b["sponsor_decided_at"], b["coa_issued_at"])  # fmt: skip
+                b["updated_at"] = self.seen(
+                    s,
+                    e if e < now else None,
+                    b["cmo_decided_at"],
+                    b["sponsor_decided_at"],
+                    b["coa_issued_at"],
+                )
             self.rows.setdefault("batch", []).append(b)
 
     def equipment_usage(self) -> None:
@@ -431,13 +553,21 @@ class Plant:
                 ended = self.past((b["_start"] + span * (k + 1) - HOUR).replace(microsecond=0))
                 cleaned = started - hours(rng.uniform(1, 6))
                 cleaned = cleaned.replace(microsecond=0)
-                self.usages.append(self.add(
-                    "equipment_usage", usage_id=f"EU-{len(self.usages) + 1:07d}",
-                    equipment_id=eq["equipment_id"], batch_id=b["batch_id"], started_at=started,
-                    ended_at=ended, cleaning_verified_at=cleaned,
-                    cleaning_verified_by=rng.choice(b["_train"]["team"]), cleaning_result="PASS",
-                    updated_at=self.seen(started, ended), _batch=b,
-                ))  # fmt: skip
+                self.usages.append(
+                    self.add(
+                        "equipment_usage",
+                        usage_id=f"EU-{len(self.usages) + 1:07d}",
+                        equipment_id=eq["equipment_id"],
+                        batch_id=b["batch_id"],
+                        started_at=started,
+                        ended_at=ended,
+                        cleaning_verified_at=cleaned,
+                        cleaning_verified_by=rng.choice(b["_train"]["team"]),
+                        cleaning_result="PASS",
+                        updated_at=self.seen(started, ended),
+                        _batch=b,
+                    )
+                )
 
     def materials(self) -> None:
         """Lots received monthly per material; each batch consumes the newest released lot."""
@@ -451,11 +581,21 @@ class Plant:
                 n += 1
                 lot_id = f"LOT-{n:06d}"
                 rejected = rng.random() < 0.02
-                status = "REJECTED" if rejected else (
-                    "RELEASED" if at < self.now - days(10) else "QUARANTINE")  # fmt: skip
-                self.add("material_lot", lot_id=lot_id, supplier_id=supplier["supplier_id"],
-                         material_name=material, received_at=at, release_status=status,
-                         coa_received=1, updated_at=self.seen(at + days(7)))  # fmt: skip
+                status = (
+                    "REJECTED"
+                    if rejected
+                    else ("RELEASED" if at < self.now - days(10) else "QUARANTINE")
+                )
+                self.add(
+                    "material_lot",
+                    lot_id=lot_id,
+                    supplier_id=supplier["supplier_id"],
+                    material_name=material,
+                    received_at=at,
+                    release_status=status,
+                    coa_received=1,
+                    updated_at=self.seen(at + days(7)),
+                )
                 if not rejected:
                     received.append((at, lot_id))
                 at += days(rng.uniform(20, 40))
@@ -469,13 +609,17 @@ class Plant:
                 usable = [lot for at, lot in lots[material] if at <= b["_start"] - days(10)]
                 if not usable:
                     continue
-                self.consumptions.append(self.add(
-                    "material_consumption",
-                    consumption_id=f"MC-{len(self.consumptions) + 1:07d}",
-                    batch_id=b["batch_id"], lot_id=usable[-1],
-                    quantity=round(qty * rng.uniform(0.98, 1.02), 3), unit=unit,
-                    updated_at=b["_start"],
-                ))  # fmt: skip
+                self.consumptions.append(
+                    self.add(
+                        "material_consumption",
+                        consumption_id=f"MC-{len(self.consumptions) + 1:07d}",
+                        batch_id=b["batch_id"],
+                        lot_id=usable[-1],
+                        quantity=round(qty * rng.uniform(0.98, 1.02), 3),
+                        unit=unit,
+                        updated_at=b["_start"],
+                    )
+                )
 
     def test_results(self) -> None:
         rng = self.rng
@@ -503,12 +647,32 @@ class Plant:
         high = hi if hi is not None else (lo or 1.0) * 1.1
         return round(low + (high - low) * self.rng.uniform(0.15, 0.85), 3)
 
-    def add_test(self, b: dict, ttype: str, name: str, unit: str, lo: float | None,
-                 hi: float | None, at: datetime, value: float, oos: int = 0) -> dict:  # fmt: skip
-        return self.add("test_result", test_id=self.next_id("test_result", "T"),
-                        batch_id=b["batch_id"], test_type=ttype, test_name=name, result_value=value,
-                        spec_low=lo, spec_high=hi, unit=unit, tested_at=at, is_oos=oos,
-                        updated_at=at + hours(1))  # fmt: skip
+    def add_test(
+        self,
+        b: dict,
+        ttype: str,
+        name: str,
+        unit: str,
+        lo: float | None,
+        hi: float | None,
+        at: datetime,
+        value: float,
+        oos: int = 0,
+    ) -> dict:
+        return self.add(
+            "test_result",
+            test_id=self.next_id("test_result", "T"),
+            batch_id=b["batch_id"],
+            test_type=ttype,
+            test_name=name,
+            result_value=value,
+            spec_low=lo,
+            spec_high=hi,
+            unit=unit,
+            tested_at=at,
+            is_oos=oos,
+            updated_at=at + hours(1),
+        )
 
     # -- quality records -----------------------------------------------------------------
     def batch_deviations(self) -> None:
@@ -535,8 +699,9 @@ class Plant:
         for _ in range(max(4, len(self.batches) // 40)):
             train = rng.choice(self.trains)
             aware = self.between(self.start + days(20), self.now - days(5))
-            nearby = [b for b in by_train[train["train_id"]]
-                      if abs((b["_start"] - aware).days) <= 12]  # fmt: skip
+            nearby = [
+                b for b in by_train[train["train_id"]] if abs((b["_start"] - aware).days) <= 12
+            ]
             if not nearby:
                 continue
             eq = rng.choice(train["equipment"])
@@ -571,13 +736,18 @@ class Plant:
         d = {
             "deviation_id": f"DEV-{len(self.deviations) + 1:06d}",
             "deviation_number": f"DEV-{aware:%Y}-{len(self.deviations) + 1:05d}",
-            "site_id": SITE_ID, "title": "", "classification": classification, "status": status,
-            "awareness_at": aware, "original_due": original,
+            "site_id": SITE_ID,
+            "title": "",
+            "classification": classification,
+            "status": status,
+            "awareness_at": aware,
+            "original_due": original,
             "current_due": original + days(30) if extended else original,
-            "extension_count": 1 if extended else 0, "root_cause_category": cause,
+            "extension_count": 1 if extended else 0,
+            "root_cause_category": cause,
             "recurrence_of": prior[-1]["deviation_id"] if prior and rng.random() < 0.1 else None,
             "_closed": closed.replace(microsecond=0),
-        }  # fmt: skip
+        }
         self.deviations.append(d)
         return d
 
@@ -589,26 +759,47 @@ class Plant:
             closed = self.past(d["_closed"])
             if closed is None:
                 age = self.now - d["awareness_at"]
-                d["status"] = ("OPEN" if age < days(4) else "ASSESSMENT" if age < days(8)
-                               else "INVESTIGATION" if age < days(20) else "PENDING_QA")  # fmt: skip
+                d["status"] = (
+                    "OPEN"
+                    if age < days(4)
+                    else "ASSESSMENT"
+                    if age < days(8)
+                    else "INVESTIGATION"
+                    if age < days(20)
+                    else "PENDING_QA"
+                )
                 d["root_cause_category"] = d["root_cause_category"] if age > days(8) else None
             d["closed_at"] = closed
             for sponsor_id, product_id, b, equipment_id in d["_links"]:
                 hours_allowed = self.deadline[sponsor_id][f"DEVIATION_{d['classification']}"]
                 notified = d["awareness_at"] + hours(min(hours_allowed, 48) * rng.uniform(0.1, 0.7))
                 notified = self.past(notified.replace(microsecond=0))
-                self.links.append(self.add(
-                    "deviation_link", link_id=f"DL-{len(self.links) + 1:06d}",
-                    deviation_id=d["deviation_id"], sponsor_id=sponsor_id, product_id=product_id,
-                    batch_id=b["batch_id"] if b else None, equipment_id=equipment_id,
-                    notified_at=notified, updated_at=self.seen(d["awareness_at"], notified),
-                    _deviation=d,
-                ))  # fmt: skip
+                self.links.append(
+                    self.add(
+                        "deviation_link",
+                        link_id=f"DL-{len(self.links) + 1:06d}",
+                        deviation_id=d["deviation_id"],
+                        sponsor_id=sponsor_id,
+                        product_id=product_id,
+                        batch_id=b["batch_id"] if b else None,
+                        equipment_id=equipment_id,
+                        notified_at=notified,
+                        updated_at=self.seen(d["awareness_at"], notified),
+                        _deviation=d,
+                    )
+                )
             d["updated_at"] = self.seen(d["awareness_at"], closed)
             self.rows.setdefault("deviation", []).append(d)
 
-    def capa(self, source: str, opened: datetime, title: str, refs: dict, sponsors: list[str],
-             close_fraction: float | None = None) -> dict:  # fmt: skip
+    def capa(
+        self,
+        source: str,
+        opened: datetime,
+        title: str,
+        refs: dict,
+        sponsors: list[str],
+        close_fraction: float | None = None,
+    ) -> dict:
         """A CAPA closed by its original due, or still open with its due ahead of the clock."""
         rng = self.rng
         opened = opened.replace(microsecond=0)
@@ -618,26 +809,44 @@ class Plant:
         if closed is None:
             due = max(due, self.now + days(rng.randint(10, 40)))
             progress = (self.now - opened) / (due - opened)
-            status = ("PLAN" if progress < 0.3 else "IMPLEMENTING" if progress < 0.8
-                      else "PENDING_EFFECTIVENESS")  # fmt: skip
+            status = (
+                "PLAN"
+                if progress < 0.3
+                else "IMPLEMENTING"
+                if progress < 0.8
+                else "PENDING_EFFECTIVENESS"
+            )
         else:
             status = "CLOSED"
         n = len(self.rows.get("capa", [])) + 1
         row = self.add(
-            "capa", capa_id=f"CAPA-{n:06d}", capa_number=f"CAPA-{opened:%Y}-{n:05d}",
-            source_type=source, deviation_id=refs.get("deviation_id"),
-            oos_id=refs.get("oos_id"), complaint_id=refs.get("complaint_id"),
-            finding_id=refs.get("finding_id"), title=title, status=status, opened_at=opened,
-            original_due=due.date(), current_due=due.date(), closed_at=closed,
-            updated_at=self.seen(opened, closed), _sponsors=sponsors,
-        )  # fmt: skip
+            "capa",
+            capa_id=f"CAPA-{n:06d}",
+            capa_number=f"CAPA-{opened:%Y}-{n:05d}",
+            source_type=source,
+            deviation_id=refs.get("deviation_id"),
+            oos_id=refs.get("oos_id"),
+            complaint_id=refs.get("complaint_id"),
+            finding_id=refs.get("finding_id"),
+            title=title,
+            status=status,
+            opened_at=opened,
+            original_due=due.date(),
+            current_due=due.date(),
+            closed_at=closed,
+            updated_at=self.seen(opened, closed),
+            _sponsors=sponsors,
+        )
         if closed is not None and rng.random() < 0.6:
             checked = closed - days(rng.uniform(1, 5))
             row["_check"] = self.add(
-                "capa_effectiveness", check_id=f"CE-{n:06d}", capa_id=row["capa_id"],
-                checked_at=max(checked, opened + DAY).replace(microsecond=0), result="EFFECTIVE",
+                "capa_effectiveness",
+                check_id=f"CE-{n:06d}",
+                capa_id=row["capa_id"],
+                checked_at=max(checked, opened + DAY).replace(microsecond=0),
+                result="EFFECTIVE",
                 updated_at=max(checked, opened + DAY).replace(microsecond=0),
-            )  # fmt: skip
+            )
         return row
 
     def deviation_capas(self) -> None:
@@ -650,8 +859,13 @@ class Plant:
             if opened >= self.now - DAY:
                 continue
             sponsors = sorted({link[0] for link in d["_links"]})
-            self.capa("DEVIATION", opened, f"Prevent recurrence: {d['title'].lower()}",
-                      {"deviation_id": d["deviation_id"]}, sponsors)  # fmt: skip
+            self.capa(
+                "DEVIATION",
+                opened,
+                f"Prevent recurrence: {d['title'].lower()}",
+                {"deviation_id": d["deviation_id"]},
+                sponsors,
+            )
 
     def complaints(self) -> None:
         rng = self.rng
@@ -664,21 +878,32 @@ class Plant:
                 continue
             critical = rng.random() < 0.08
             deadline = self.deadline[b["sponsor_id"]]["COMPLAINT_CRITICAL"]
-            notified = received + hours(deadline * rng.uniform(0.1, 0.8) if critical
-                                        else rng.uniform(24, 120))  # fmt: skip
+            notified = received + hours(
+                deadline * rng.uniform(0.1, 0.8) if critical else rng.uniform(24, 120)
+            )
             closed = self.past(received + days(rng.uniform(10, 60)))
             n = len(self.rows.get("complaint", [])) + 1
             row = self.add(
-                "complaint", complaint_id=f"CMP-{n:05d}", complaint_number=f"QC-{received:%Y}-{n:04d}",
-                product_id=b["product_id"], batch_id=b["batch_id"], received_at=received.replace(microsecond=0),
-                is_critical=int(critical), confirmed=int(rng.random() < 0.4),
+                "complaint",
+                complaint_id=f"CMP-{n:05d}",
+                complaint_number=f"QC-{received:%Y}-{n:04d}",
+                product_id=b["product_id"],
+                batch_id=b["batch_id"],
+                received_at=received.replace(microsecond=0),
+                is_critical=int(critical),
+                confirmed=int(rng.random() < 0.4),
                 closed_at=closed.replace(microsecond=0) if closed else None,
                 notified_at=self.past(notified.replace(microsecond=0)),
-            )  # fmt: skip
+            )
             row["updated_at"] = self.seen(row["received_at"], row["closed_at"], row["notified_at"])
             if row["confirmed"] and (critical or rng.random() < 0.3):
-                self.capa("COMPLAINT", row["received_at"] + days(5), "Address complaint root cause",
-                          {"complaint_id": row["complaint_id"]}, [b["sponsor_id"]])  # fmt: skip
+                self.capa(
+                    "COMPLAINT",
+                    row["received_at"] + days(5),
+                    "Address complaint root cause",
+                    {"complaint_id": row["complaint_id"]},
+                    [b["sponsor_id"]],
+                )
 
     def product_reviews(self) -> None:
         rng = self.rng
@@ -693,10 +918,15 @@ class Plant:
                 due = date(year + 1, 3, 31)
                 done = due - days(rng.randint(-45, 40))
                 completed = done if done < self.now.date() else None
-                self.add("product_review", review_id=f"APR-{product_id}-{year}",
-                         product_id=product_id, review_year=year, original_due=due,
-                         completed_at=completed,
-                         updated_at=self.seen(datetime(year + 1, 1, 5), completed))  # fmt: skip
+                self.add(
+                    "product_review",
+                    review_id=f"APR-{product_id}-{year}",
+                    product_id=product_id,
+                    review_year=year,
+                    original_due=due,
+                    completed_at=completed,
+                    updated_at=self.seen(datetime(year + 1, 1, 5), completed),
+                )
 
     def tech_transfers(self) -> None:
         """A completed transfer for each made product; active ones at every phase."""
@@ -718,19 +948,33 @@ class Plant:
                 status = "ON_HOLD" if k == 2 else "ACTIVE"
             project_id = f"TT-{n + 1:04d}"
             last = datetime.combine(signed.date(), time())
-            for seq, (milestone, week) in enumerate(zip(TECH_TRANSFER_MILESTONES, weeks,
-                                                        strict=True)):  # fmt: skip
+            for seq, (milestone, week) in enumerate(
+                zip(TECH_TRANSFER_MILESTONES, weeks, strict=True)
+            ):
                 planned = (signed + days(7 * week)).date()
                 actual = planned + days(rng.randint(-3, 14)) if seq < reached else None
                 if actual is not None and actual >= self.now.date():
                     actual = None
                 if actual is not None:
                     last = max(last, datetime.combine(actual, time()))
-                self.add("tt_milestone", milestone_id=f"{project_id}-{seq + 1:02d}",
-                         project_id=project_id, milestone=milestone, seq=seq, planned_at=planned,
-                         actual_at=actual, updated_at=self.seen(signed, actual))  # fmt: skip
-            self.add("tech_transfer", project_id=project_id, product_id=pid,
-                     contract_signed_at=signed.date(), status=status, updated_at=self.seen(last))
+                self.add(
+                    "tt_milestone",
+                    milestone_id=f"{project_id}-{seq + 1:02d}",
+                    project_id=project_id,
+                    milestone=milestone,
+                    seq=seq,
+                    planned_at=planned,
+                    actual_at=actual,
+                    updated_at=self.seen(signed, actual),
+                )
+            self.add(
+                "tech_transfer",
+                project_id=project_id,
+                product_id=pid,
+                contract_signed_at=signed.date(),
+                status=status,
+                updated_at=self.seen(last),
+            )
 
     def master_batch_records(self) -> None:
         rng = self.rng
@@ -741,10 +985,15 @@ class Plant:
                 newest = v == versions
                 draft = newest and v > 1 and rng.random() < 0.3
                 status = "DRAFT" if draft else "APPROVED" if newest else "SUPERSEDED"
-                self.add("master_batch_record", mbr_id=f"MBR-{product['_code']}-{v}",
-                         product_id=product["product_id"], version=v, status=status,
-                         approved_at=None if draft else approved,
-                         updated_at=self.seen(approved))  # fmt: skip
+                self.add(
+                    "master_batch_record",
+                    mbr_id=f"MBR-{product['_code']}-{v}",
+                    product_id=product["product_id"],
+                    version=v,
+                    status=status,
+                    approved_at=None if draft else approved,
+                    updated_at=self.seen(approved),
+                )
                 approved += days(rng.randint(150, 300 * self.preset.years // 3))
                 approved = min(approved, self.now - days(5))
 
@@ -759,28 +1008,40 @@ class Plant:
             performed = at + days(rng.randint(0, 7))
             performed = performed if performed < self.now else None
             inspection_id = f"SI-{n:04d}"
-            self.add("self_inspection", inspection_id=inspection_id, site_id=SITE_ID, area=area,
-                     scheduled_at=at.date(), performed_at=performed.date() if performed else None,
-                     lead_auditor=auditors[n % 3],
-                     updated_at=self.seen(at - days(60), performed))  # fmt: skip
+            self.add(
+                "self_inspection",
+                inspection_id=inspection_id,
+                site_id=SITE_ID,
+                area=area,
+                scheduled_at=at.date(),
+                performed_at=performed.date() if performed else None,
+                lead_auditor=auditors[n % 3],
+                updated_at=self.seen(at - days(60), performed),
+            )
             if performed is not None:
                 for k in range(rng.randint(0, 4)):
                     product = rng.choice(self.made_products) if rng.random() < 0.5 else None
                     major = rng.random() < 0.2
                     status = "CLOSED" if performed < self.now - days(90) else "OPEN"
                     finding = self.add(
-                        "inspection_finding", finding_id=f"{inspection_id}-F{k + 1}",
+                        "inspection_finding",
+                        finding_id=f"{inspection_id}-F{k + 1}",
                         inspection_id=inspection_id,
                         product_id=product["product_id"] if product else None,
                         classification="MAJOR" if major else "MINOR",
                         description=f"{area.replace('_', ' ').title()} observation {k + 1}",
-                        status=status, updated_at=self.seen(performed + days(2)),
-                    )  # fmt: skip
+                        status=status,
+                        updated_at=self.seen(performed + days(2)),
+                    )
                     if major and performed < self.now - days(3):
                         sponsors = [product["sponsor_id"]] if product else []
-                        self.capa("SELF_INSPECTION", performed + days(2),
-                                  f"Self-inspection finding {finding['finding_id']}",
-                                  {"finding_id": finding["finding_id"]}, sponsors)  # fmt: skip
+                        self.capa(
+                            "SELF_INSPECTION",
+                            performed + days(2),
+                            f"Self-inspection finding {finding['finding_id']}",
+                            {"finding_id": finding["finding_id"]},
+                            sponsors,
+                        )
             at += days(61)
         for k in range(2 * self.preset.years):
             opened = self.start + days(180 * k + rng.randint(0, 60))
@@ -791,8 +1052,14 @@ class Plant:
         """Product changes (one impact) and site changes impacting every sponsor on site."""
         rng = self.rng
         per_year = 20 * max(1, self.preset.sponsors // 10)
-        weights = {"SOP": 3, "EQUIPMENT": 2, "PROCESS": 3, "SUPPLIER": 1, "ANALYTICAL_METHOD": 2,
-                   "FACILITY": 1}  # fmt: skip
+        weights = {
+            "SOP": 3,
+            "EQUIPMENT": 2,
+            "PROCESS": 3,
+            "SUPPLIER": 1,
+            "ANALYTICAL_METHOD": 2,
+            "FACILITY": 1,
+        }
         kinds = [k for k, w in weights.items() for _ in range(w)]
         for _ in range(per_year * self.preset.years):
             ctype = rng.choice(kinds)
@@ -810,9 +1077,14 @@ class Plant:
                 title = f"{ctype.replace('_', ' ').title()} change for {product['name']}"
             self.change_control(ctype, opened, title, targets)
 
-    def change_control(self, ctype: str, opened: datetime, title: str,
-                       targets: list[tuple[str, str | None]],
-                       reject: bool = True) -> tuple[dict, list[dict]]:  # fmt: skip
+    def change_control(
+        self,
+        ctype: str,
+        opened: datetime,
+        title: str,
+        targets: list[tuple[str, str | None]],
+        reject: bool = True,
+    ) -> tuple[dict, list[dict]]:
         rng = self.rng
         products = {p["product_id"]: p for p in self.products}
         n = len(self.rows.get("change_control", [])) + 1
@@ -824,24 +1096,35 @@ class Plant:
         for k, (sponsor_id, product_id) in enumerate(targets):
             obligation = self.obligation[sponsor_id][ctype]
             notified = opened + days(rng.uniform(3, 10)) if obligation != "NONE" else None
-            decided = notified + days(rng.uniform(3, 20)) if obligation == "PRIOR_APPROVAL" else None
+            decided = (
+                notified + days(rng.uniform(3, 20)) if obligation == "PRIOR_APPROVAL" else None
+            )
             decision = None
             if obligation == "PRIOR_APPROVAL":
                 decision = "REJECTED" if rejected and k == 0 else "APPROVED"
             for instant in (notified, decided):
                 if instant is not None:
                     ready = max(ready, instant + DAY)
-            impacts.append({
-                "impact_id": f"{change_id}-I{k + 1:03d}", "change_id": change_id,
-                "sponsor_id": sponsor_id, "product_id": product_id, "obligation": obligation,
-                "notified_at": notified, "decision": decision, "decided_at": decided,
-            })  # fmt: skip
+            impacts.append(
+                {
+                    "impact_id": f"{change_id}-I{k + 1:03d}",
+                    "change_id": change_id,
+                    "sponsor_id": sponsor_id,
+                    "product_id": product_id,
+                    "obligation": obligation,
+                    "notified_at": notified,
+                    "decision": decision,
+                    "decided_at": decided,
+                }
+            )
         effective = None if rejected else (ready + days(rng.randint(0, 10))).date()
         for imp in impacts:
-            imp["notified_at"] = self.past(imp["notified_at"] and imp["notified_at"].replace(
-                microsecond=0))
-            imp["decided_at"] = self.past(imp["decided_at"] and imp["decided_at"].replace(
-                microsecond=0))
+            imp["notified_at"] = self.past(
+                imp["notified_at"] and imp["notified_at"].replace(microsecond=0)
+            )
+            imp["decided_at"] = self.past(
+                imp["decided_at"] and imp["decided_at"].replace(microsecond=0)
+            )
             if imp["obligation"] == "PRIOR_APPROVAL" and imp["decided_at"] is None:
                 imp["decision"] = "PENDING"
         now_d = self.now.date()
@@ -851,8 +1134,9 @@ class Plant:
             age = (now_d - effective).days
             status = "CLOSED" if age > 60 else "EFFECTIVENESS" if age > 20 else "IMPLEMENTED"
         elif all(i["decision"] in (None, "APPROVED") for i in impacts) and (
-            any(i["notified_at"] for i in impacts) or all(i["obligation"] == "NONE"
-                                                          for i in impacts)):  # fmt: skip
+            any(i["notified_at"] for i in impacts)
+            or all(i["obligation"] == "NONE" for i in impacts)
+        ):
             status = "APPROVED"
         elif any(i["notified_at"] for i in impacts):
             status = "SPONSOR_REVIEW"
@@ -861,18 +1145,30 @@ class Plant:
         if effective is not None and effective >= now_d:
             effective = None
         change = self.add(
-            "change_control", change_id=change_id, change_number=f"CC-{opened:%Y}-{n:04d}",
-            site_id=SITE_ID, title=title, change_type=ctype,
-            risk_class=rng.choice(("HIGH", "MEDIUM", "MEDIUM", "LOW", "LOW")), status=status,
-            opened_at=opened.replace(microsecond=0), planned_effective=planned.date(),
-            actual_effective=effective, updated_at=None,
-        )  # fmt: skip
-        category = {"PRIOR_APPROVAL": "PRIOR_APPROVAL", "NOTIFY": "NOTIFICATION",
-                    "NONE": "RECORDED"}  # fmt: skip
+            "change_control",
+            change_id=change_id,
+            change_number=f"CC-{opened:%Y}-{n:04d}",
+            site_id=SITE_ID,
+            title=title,
+            change_type=ctype,
+            risk_class=rng.choice(("HIGH", "MEDIUM", "MEDIUM", "LOW", "LOW")),
+            status=status,
+            opened_at=opened.replace(microsecond=0),
+            planned_effective=planned.date(),
+            actual_effective=effective,
+            updated_at=None,
+        )
+        category = {
+            "PRIOR_APPROVAL": "PRIOR_APPROVAL",
+            "NOTIFY": "NOTIFICATION",
+            "NONE": "RECORDED",
+        }
         latest = [change["opened_at"], effective]
         impact_rows = []
         for imp in impacts:
-            imp["updated_at"] = self.seen(change["opened_at"], imp["notified_at"], imp["decided_at"])
+            imp["updated_at"] = self.seen(
+                change["opened_at"], imp["notified_at"], imp["decided_at"]
+            )
             latest.append(imp["updated_at"])
             impact_rows.append(self.add("change_impact", **imp))
             if imp["product_id"]:
@@ -880,9 +1176,13 @@ class Plant:
             else:
                 markets = ["US", "EU"]
             for m in markets:
-                self.add("change_market", change_market_id=f"{imp['impact_id']}-{m}",
-                         impact_id=imp["impact_id"], market=m,
-                         reporting_category=category[imp["obligation"]],
-                         updated_at=imp["updated_at"])  # fmt: skip
+                self.add(
+                    "change_market",
+                    change_market_id=f"{imp['impact_id']}-{m}",
+                    impact_id=imp["impact_id"],
+                    market=m,
+                    reporting_category=category[imp["obligation"]],
+                    updated_at=imp["updated_at"],
+                )
         change["updated_at"] = self.seen(*latest)
         return change, impact_rows
