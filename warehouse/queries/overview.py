@@ -122,7 +122,8 @@ LEFT JOIN product AS p ON p.product_id = i.product_id
 WHERE coalesce(i.decision, 'PENDING') = 'PENDING'
   AND c.status NOT IN ('REJECTED', 'CLOSED')
   AND (i.obligation = 'PRIOR_APPROVAL'
-       OR (i.obligation = 'NOTIFY' AND i.notified_at IS NOT NULL))
+       OR (i.obligation = 'NOTIFY' AND i.notified_at IS NOT NULL
+           AND c.actual_effective IS NULL))
   AND (len($products::VARCHAR[]) = 0 OR i.product_id IS NULL
        OR list_contains($products::VARCHAR[], i.product_id))
 ORDER BY awaiting DESC, c.planned_effective NULLS LAST, c.change_number
@@ -130,7 +131,8 @@ ORDER BY awaiting DESC, c.planned_effective NULLS LAST, c.change_number
 
 
 def changes_awaiting_sponsor(scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Change impacts waiting on this sponsor: prior approval, or acknowledging a notice."""
+    """Change impacts waiting on this sponsor: prior approval, or acknowledging a notice of a
+    change that has not gone effective yet (after go-live there is nothing left to act on)."""
     return scope.frame("changes awaiting sponsor", CHANGES_AWAITING_SQL, _products(filters))
 
 
