@@ -25,6 +25,44 @@ DATA_ROLES = frozenset({"sponsor_qa", "auditor", "bd_demo"}) | CMO_ROLES
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/overview.py", "Overview", "home", DATA_ROLES, ":material/dashboard:"),
+    PageSpec("pages/batches.py", "Batches", "batch-list", DATA_ROLES, ":material/inventory_2:"),
+    PageSpec(
+        "pages/batch_record.py",
+        "Batch record",
+        "batch-record",
+        DATA_ROLES,
+        ":material/fact_check:",
+    ),
+    PageSpec(
+        "pages/deviations.py",
+        "Deviations & OOS",
+        "deviations-oos",
+        DATA_ROLES,
+        ":material/report_problem:",
+    ),
+    PageSpec("pages/capa.py", "CAPA aging", "capa-aging", DATA_ROLES, ":material/build_circle:"),
+    PageSpec(
+        "pages/change_control.py",
+        "Change control",
+        "change-control",
+        DATA_ROLES,
+        ":material/published_with_changes:",
+    ),
+    PageSpec("pages/training.py", "Training", "training-status", DATA_ROLES, ":material/school:"),
+    PageSpec(
+        "pages/equipment.py",
+        "Equipment & suppliers",
+        "equipment-suppliers",
+        DATA_ROLES,
+        ":material/precision_manufacturing:",
+    ),
+    PageSpec(
+        "pages/tech_transfer.py",
+        "Tech transfer",
+        "tech-transfer",
+        DATA_ROLES,
+        ":material/swap_horiz:",
+    ),
     PageSpec(
         "pages/access_log.py",
         "Access log",
