@@ -30,6 +30,8 @@ COUNTS = {
     "OOS_CONFIRMED": 3,
     "NOTIFICATION_LATE": 6,
 }
+# Each of these already reaches many sponsors at once, so larger plants do not get more.
+UNSCALED = ("SITE_SOP_CHANGES", "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED")
 EVENT_KINDS = (
     "LATE_ENTRY",
     "MISSING_VERIFIER",
@@ -51,6 +53,8 @@ class Injector:
         self.turn = 0
 
     def count(self, kind: str) -> int:
+        if kind in UNSCALED:
+            return COUNTS[kind]
         return COUNTS[kind] * self.plant.preset.anomaly_scale
 
     def record(

@@ -8,6 +8,7 @@ carry generation state and are never written.
 
 from __future__ import annotations
 
+import bisect
 import random
 from datetime import date, datetime, time, timedelta
 
@@ -600,21 +601,23 @@ class Plant:
                     received.append((at, lot_id))
                 at += days(rng.uniform(20, 40))
             lots[material] = received
+        received_at = {m: [at for at, _ in received] for m, received in lots.items()}
         self.lot_supplier = {r["lot_id"]: r["supplier_id"] for r in self.rows["material_lot"]}
         self.consumptions: list[dict] = []
         for b in self.batches:
             if b["_start"] > self.now:
                 continue
             for material, qty, unit in b["_product"]["_bom"]:
-                usable = [lot for at, lot in lots[material] if at <= b["_start"] - days(10)]
-                if not usable:
+                # newest lot received at least 10 days (its release testing) before use
+                k = bisect.bisect_right(received_at[material], b["_start"] - days(10))
+                if k == 0:
                     continue
                 self.consumptions.append(
                     self.add(
                         "material_consumption",
                         consumption_id=f"MC-{len(self.consumptions) + 1:07d}",
                         batch_id=b["batch_id"],
-                        lot_id=usable[-1],
+                        lot_id=lots[material][k - 1][1],
                         quantity=round(qty * rng.uniform(0.98, 1.02), 3),
                         unit=unit,
                         updated_at=b["_start"],
@@ -679,6 +682,7 @@ class Plant:
         """About 0.3 deviations per batch, mostly minor, closed before the batch's disposition."""
         rng = self.rng
         self.deviations: list[dict] = []
+        self.last_deviation: dict[str, dict] = {}  # per root cause, for recurrence_of
         for b in self.batches:
             if b["_start"] > self.now - days(3):
                 continue
@@ -732,7 +736,7 @@ class Plant:
             late = extended and rng.random() < 0.7
             closed = aware + days(rng.uniform(31, 55) if late else rng.uniform(4, 29))
             status = "CLOSED"
-        prior = [d for d in self.deviations if d["root_cause_category"] == cause]
+        prior = self.last_deviation.get(cause)
         d = {
             "deviation_id": f"DEV-{len(self.deviations) + 1:06d}",
             "deviation_number": f"DEV-{aware:%Y}-{len(self.deviations) + 1:05d}",
@@ -745,10 +749,11 @@ class Plant:
             "current_due": original + days(30) if extended else original,
             "extension_count": 1 if extended else 0,
             "root_cause_category": cause,
-            "recurrence_of": prior[-1]["deviation_id"] if prior and rng.random() < 0.1 else None,
+            "recurrence_of": prior["deviation_id"] if prior and rng.random() < 0.1 else None,
             "_closed": closed.replace(microsecond=0),
         }
         self.deviations.append(d)
+        self.last_deviation[cause] = d
         return d
 
     def finalize_deviations(self) -> None:
