@@ -1,0 +1,144 @@
+"""The cross-client picture of shared equipment, for CMO staff only (a CMO scope).
+
+A sponsor partition shows another client's use of a vessel only as ANOTHER_CLIENT. A CMO scope
+reads every sponsor's own equipment_usage rows (each row lives in its batch's sponsor
+partition, once), so the changeovers between sponsors are derived here from the full sequence
+of uses per equipment. Equipment and its events are fanned out (one copy per sponsor), so
+they are read DISTINCT.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from warehouse.filters import Filters
+from warehouse.scope import Scope
+
+TRAIN_OCCUPANCY_SQL = """
+SELECT coalesce(b.equipment_train, '(no train)') AS train, b.sponsor_id, s.name AS sponsor,
+       count(*) AS batches, min(b.mfg_start) AS first_start, max(b.mfg_end) AS last_end
+FROM batch AS b
+JOIN sponsor AS s ON s.sponsor_id = b.sponsor_id
+WHERE b.mfg_start::DATE BETWEEN $start AND $end
+  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+GROUP BY ALL
+ORDER BY train, batches DESC, b.sponsor_id
+"""
+
+
+def train_occupancy(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Batches per equipment train and sponsor that started manufacturing in the period."""
+    return scope.frame("train occupancy", TRAIN_OCCUPANCY_SQL, filters.params())
+
+
+# Uses in sequence per equipment over all history, so the first use in the period still knows
+# who was on the equipment before it; ordered as the ETL orders them (started_at, usage_id).
+_SEQUENCE = """
+WITH equipment_site AS (
+    SELECT DISTINCT equipment_id, name, equipment_type, train, status FROM equipment
+),
+uses AS (
+    SELECT u.*, b.batch_number, b.product_id, s.name AS sponsor,
+           lag(u.sponsor_id) OVER w AS previous_sponsor_id,
+           lag(s.name) OVER w AS previous_sponsor,
+           lag(b.batch_number) OVER w AS previous_batch
+    FROM equipment_usage AS u
+    JOIN batch AS b ON b.batch_id = u.batch_id
+    JOIN sponsor AS s ON s.sponsor_id = u.sponsor_id
+    WINDOW w AS (PARTITION BY u.equipment_id ORDER BY u.started_at, u.usage_id)
+),
+in_view AS (
+    SELECT * FROM uses
+    WHERE started_at::DATE BETWEEN $start AND $end
+      AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], product_id))
+)
+"""
+
+CHANGEOVERS_SQL = (
+    _SEQUENCE
+    + """
+SELECT q.name AS equipment, u.equipment_id, q.train,
+       u.previous_sponsor AS from_sponsor, u.previous_batch AS from_batch,
+       u.previous_ended_at AS from_ended_at,
+       u.sponsor AS to_sponsor, u.batch_number AS to_batch, u.started_at,
+       u.cleaning_verified_at, o.name AS cleaning_verified_by, u.cleaning_result,
+       coalesce(u.cleaning_result = 'PASS'
+                AND u.cleaning_verified_at >= u.previous_ended_at
+                AND u.cleaning_verified_at <= u.started_at, false) AS cleaning_ok,
+       round(date_diff('minute', u.previous_ended_at, u.started_at) / 60, 1) AS gap_hours,
+       u.previous_sponsor_id AS from_sponsor_id, u.sponsor_id AS to_sponsor_id, u.usage_id
+FROM in_view AS u
+JOIN equipment_site AS q USING (equipment_id)
+LEFT JOIN (SELECT DISTINCT operator_id, name FROM operator) AS o
+       ON o.operator_id = u.cleaning_verified_by
+WHERE u.previous_sponsor_id IS NOT NULL AND u.previous_sponsor_id <> u.sponsor_id
+ORDER BY cleaning_ok, u.started_at DESC, u.usage_id
+"""
+)
+
+
+def changeovers(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Every changeover from one sponsor's batch to another's on the same equipment, with the
+    cleaning verification before it; unverified or failed cleanings first."""
+    return scope.frame("cross-sponsor changeovers", CHANGEOVERS_SQL, filters.params())
+
+
+EQUIPMENT_SHARING_SQL = (
+    _SEQUENCE
+    + """
+SELECT q.name AS equipment, u.equipment_id, q.equipment_type, q.train, q.status,
+       count(DISTINCT u.sponsor_id) AS sponsors,
+       string_agg(DISTINCT u.sponsor, '; ' ORDER BY u.sponsor) AS sponsor_names,
+       count(*) AS uses,
+       count(*) FILTER (WHERE u.previous_sponsor_id <> u.sponsor_id) AS cross_sponsor_changeovers,
+       count(*) FILTER (WHERE NOT u.calibration_valid_at_use
+                           OR NOT u.qualification_valid_at_use) AS uses_lapsed
+FROM in_view AS u
+JOIN equipment_site AS q USING (equipment_id)
+GROUP BY ALL
+ORDER BY sponsors DESC, cross_sponsor_changeovers DESC, u.equipment_id
+"""
+)
+
+
+def equipment_sharing(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Per equipment: how many sponsors' batches used it in the period and how often the
+    occupant changed from one sponsor to another."""
+    return scope.frame("equipment sharing", EQUIPMENT_SHARING_SQL, filters.params())
+
+
+LAPSED_IN_USE_SQL = """
+WITH equipment_site AS (
+    SELECT DISTINCT equipment_id, name, equipment_type, train FROM equipment
+),
+passed AS (
+    SELECT DISTINCT equipment_id, event_type, performed_at, next_due
+    FROM equipment_event
+    WHERE result = 'PASS'
+)
+SELECT q.name AS equipment, u.equipment_id, q.train, s.name AS sponsor, b.batch_number,
+       u.started_at, u.ended_at,
+       concat_ws(' and ',
+           CASE WHEN NOT u.calibration_valid_at_use THEN 'calibration' END,
+           CASE WHEN NOT u.qualification_valid_at_use THEN 'qualification' END) AS lapsed,
+       (SELECT max(c.next_due) FROM passed AS c
+        WHERE c.equipment_id = u.equipment_id AND c.event_type = 'CALIBRATION'
+          AND c.performed_at <= u.started_at) AS calibration_due_before_use,
+       (SELECT max(c.next_due) FROM passed AS c
+        WHERE c.equipment_id = u.equipment_id AND c.event_type = 'QUALIFICATION'
+          AND c.performed_at <= u.started_at) AS qualification_due_before_use,
+       u.sponsor_id, u.usage_id
+FROM equipment_usage AS u
+JOIN batch AS b ON b.batch_id = u.batch_id
+JOIN sponsor AS s ON s.sponsor_id = u.sponsor_id
+JOIN equipment_site AS q ON q.equipment_id = u.equipment_id
+WHERE (NOT u.calibration_valid_at_use OR NOT u.qualification_valid_at_use)
+  AND u.started_at::DATE BETWEEN $start AND $end
+  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+ORDER BY u.started_at DESC, u.usage_id
+"""
+
+
+def lapsed_in_use(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Uses of equipment whose calibration or qualification had lapsed, with whose batch."""
+    return scope.frame("equipment lapsed in use", LAPSED_IN_USE_SQL, filters.params())
