@@ -1,0 +1,104 @@
+"""The BD demo tour's picks: which batch, change and shared vessel to show, chosen in one
+sponsor's own confined scope each, so the tour demonstrates exactly what that sponsor sees.
+
+The side-by-side of a shared vessel never opens a CMO scope: each side is computed from its
+own sponsor scope, and the common (equipment, week) is found by intersecting what each side
+can see on its own (equipment ids are site master data that both partitions carry).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from warehouse.scope import Scope
+
+TOUR_BATCH_SQL = """
+SELECT b.batch_id, b.batch_number, count(*) AS exceptions, max(e.performed_at) AS latest
+FROM batch_event AS e
+JOIN batch AS b USING (batch_id)
+WHERE e.di_exception
+GROUP BY ALL
+ORDER BY latest DESC, b.batch_id
+LIMIT 1
+"""
+
+
+def batch_with_exception(scope: Scope) -> str | None:
+    """The sponsor's most recent batch whose record carries a data-integrity exception."""
+    found = scope.frame("tour batch", TOUR_BATCH_SQL)
+    return found["batch_id"][0] if found.height else None
+
+
+def change_needing_approval(impacts: pl.DataFrame) -> pl.DataFrame:
+    """From change_control.change_impacts: the prior-approval impacts awaiting this sponsor,
+    or else its most recent prior-approval impact (one row, or none)."""
+    prior = impacts.filter(pl.col("obligation") == "PRIOR_APPROVAL")
+    awaiting = prior.filter(pl.col("awaiting_sponsor"))
+    return (awaiting if awaiting.height else prior).head(1)
+
+
+SPONSOR_NAME_SQL = "SELECT name FROM sponsor"
+
+
+def sponsor_name(scope: Scope) -> str:
+    """The scope's own sponsor name (read from its own partition)."""
+    names = scope.frame("sponsor name", SPONSOR_NAME_SQL)["name"]
+    return names[0] if names.len() else scope.label
+
+
+VESSEL_WEEKS_SQL = """
+SELECT u.equipment_id, q.name AS equipment, q.equipment_type,
+       date_trunc('week', u.started_at)::DATE AS week,
+       bool_or(u.previous_occupant = 'ANOTHER_CLIENT') AS after_another_client
+FROM equipment_usage AS u
+JOIN (SELECT DISTINCT equipment_id, name, equipment_type FROM equipment) AS q USING (equipment_id)
+GROUP BY ALL
+"""
+
+# Vessel-like equipment reads best in a demo: "the same tank" is what segregation is about.
+VESSEL_TYPES = ("VESSEL", "BIOREACTOR", "BLENDER", "GRANULATOR", "LYOPHILIZER")
+
+
+def shared_vessel_week(scope_a: Scope, scope_b: Scope) -> dict | None:
+    """The latest (equipment, week) both sponsors used, preferring a vessel where each came
+    right after another client; None when they never shared equipment in the same week."""
+    weeks_a = scope_a.frame("vessel weeks", VESSEL_WEEKS_SQL)
+    weeks_b = scope_b.frame("vessel weeks", VESSEL_WEEKS_SQL)
+    both = weeks_a.join(
+        weeks_b.select("equipment_id", "week", pl.col("after_another_client").alias("b_after")),
+        on=["equipment_id", "week"],
+    )
+    if both.is_empty():
+        return None
+    ranked = both.with_columns(
+        (pl.col("after_another_client") & pl.col("b_after")).alias("crossed"),
+        pl.col("equipment_type").is_in(list(VESSEL_TYPES)).alias("vessel"),
+    ).sort(["crossed", "vessel", "week", "equipment_id"], descending=[True, True, True, False])
+    return ranked.select("equipment_id", "equipment", "week").row(0, named=True)
+
+
+VESSEL_VIEW_SQL = """
+SELECT b.batch_number, p.name AS product, u.started_at, u.ended_at,
+       CASE u.previous_occupant
+           WHEN 'ANOTHER_CLIENT' THEN 'another client'
+           WHEN 'SAME_SPONSOR' THEN 'own batch ' || coalesce(pb.batch_number, '?')
+           ELSE 'none recorded'
+       END AS previous_occupant,
+       u.cleaning_verified_at, u.cleaning_result
+FROM equipment_usage AS u
+JOIN batch AS b ON b.batch_id = u.batch_id
+JOIN product AS p ON p.product_id = b.product_id
+LEFT JOIN batch AS pb ON pb.batch_id = u.previous_batch_id
+WHERE u.equipment_id = $equipment_id
+  AND u.started_at >= $week AND u.started_at < $week + INTERVAL 7 DAY
+ORDER BY u.started_at, u.usage_id
+"""
+
+
+def vessel_week(scope: Scope, equipment_id: str, week: date) -> pl.DataFrame:
+    """What this sponsor sees of one equipment in one week: its own uses, and whoever came
+    before each only as "another client" unless it was its own batch."""
+    params = {"equipment_id": equipment_id, "week": week}
+    return scope.frame("vessel week", VESSEL_VIEW_SQL, params)
