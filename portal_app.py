@@ -56,5 +56,6 @@ requested = st.session_state.pop(session.REQUESTED_PATH, None)
 if requested in pages and current.url_path != requested:
     st.switch_page(pages[requested])
 header.render(principal, root)
+session.watch_idle(config)
 session.log_page_view(principal, current.url_path)
 current.run()

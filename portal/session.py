@@ -246,6 +246,22 @@ def idle_expired(config: Settings, now: datetime | None = None) -> bool:
     return last is not None and (now or utc_now()) - last > config.idle_limit
 
 
+def watch_idle(config: Settings) -> None:
+    """Clear an idle screen on its own: a timer reruns the app once the limit has passed.
+
+    The fragment's own runs do not count as activity (only full reruns do), so the rerun it
+    triggers finds the session idle and signs it out.
+    """
+    every = max(5.0, min(60.0, config.idle_limit.total_seconds() / 4))
+
+    @st.fragment(run_every=every)
+    def _watch() -> None:
+        if idle_expired(config):
+            st.rerun(scope="app")
+
+    _watch()
+
+
 def log_page_view(principal: Principal, url_path: str) -> None:
     """One PAGE_VIEW per page opened, not per widget rerun."""
     if st.session_state.get(LAST_LOGGED_PAGE) != url_path:

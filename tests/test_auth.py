@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,14 +92,19 @@ def test_wrong_password_is_refused_and_logged(portal):
 
 def test_lockout_refuses_the_right_password_until_the_lock_passes(portal, monkeypatch):
     monkeypatch.setenv("PORTAL_LOCKOUT_FAILURES", "3")
-    monkeypatch.setenv("PORTAL_LOCKOUT_MINUTES", str(3 / 60))
+    monkeypatch.setenv("PORTAL_LOCKOUT_MINUTES", "15")
     at = app()
     for _ in range(3):
         at = sign_in(at, "bruno", "wrong-password")
     assert "locked" in errors(at)
     at = sign_in(at, "bruno")
     assert signed_in_as(at) is None and "locked" in errors(at)
-    time.sleep(3.1)
+    # The lock's end is moved into the past rather than slept past: no race under load.
+    with sqlite3.connect(layout.portal_db()) as store:
+        store.execute(
+            "UPDATE signin_failure SET locked_until = ? WHERE username = 'bruno'",
+            (to_text(utc_now() - timedelta(seconds=1)),),
+        )
     at = sign_in(at, "bruno")
     assert signed_in_as(at) == "bruno"
     assert events("bruno")[-5:] == ["SIGN_IN_FAILED", "LOCKED", "LOCKED", "SIGN_IN", "PAGE_VIEW"]
@@ -140,10 +144,11 @@ def test_a_disabled_user_is_signed_out_at_the_next_rerun(portal):
 
 
 def test_idle_time_out_signs_out(portal, monkeypatch):
-    monkeypatch.setenv("PORTAL_IDLE_MINUTES", str(2 / 60))
+    monkeypatch.setenv("PORTAL_IDLE_MINUTES", "15")
     at = sign_in(app(), "carla")
     assert signed_in_as(at) == "carla"
-    time.sleep(2.2)
+    # The last activity is moved back rather than slept past: no wall-clock race under load.
+    at.session_state["_last_activity"] = utc_now() - timedelta(minutes=15, seconds=1)
     at.run()
     assert signed_in_as(at) is None
     assert events("carla")[-1] == "TIMEOUT"
