@@ -148,6 +148,10 @@ def run_etl(
         except SourceError as exc:
             raise EtlError(str(exc)) from exc
         previous = None if full else _previous_state(warehouse)
+        if previous is not None and previous[0].get("source") != origin.display:
+            # Changes of another source cannot be merged into this state: rebuild.
+            note("source differs from the previous run's: full rebuild")
+            previous = None
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")

@@ -138,3 +138,13 @@ def test_incremental_equals_full(tmp_path: Path) -> None:
         assert inc_tables[table.name].equals(full_tables[table.name]), table.name
     moved = inc_tables["batch"].filter(pl.col("batch_id") == "B-MOVE")
     assert moved.get_column("sponsor_id").to_list() == ["BETA"]
+
+
+def test_a_different_source_gets_a_full_rebuild(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    write_sqlite(base_plant(), first)
+    write_sqlite(base_plant(), second)
+    warehouse = tmp_path / "wh"
+    run_etl(first, warehouse, full=True)
+    assert run_etl(first, warehouse).mode == "incremental"
+    assert run_etl(second, warehouse).mode == "full"
