@@ -15,17 +15,16 @@ change_impact.violation says it went effective before its notification or approv
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 
+from warehouse import kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
-# Event status of a notifiable event against its agreed clock.
-ON_TIME, LATE, NOT_NOTIFIED, PENDING, NO_TERM = (
-    "ON_TIME", "LATE", "NOT_NOTIFIED", "PENDING", "NO_TERM",
-)  # fmt: skip
+# KPI 16 outcomes that break the agreed clock (kpis.notification_outcomes).
+BROKEN_OUTCOMES = ("late", "not notified")
 EVENT_LABELS = {
     "DEVIATION": "Deviations",
     "OOS": "Confirmed OOS",
@@ -81,40 +80,28 @@ events AS (
     LEFT JOIN terms AS t ON t.sponsor_id = k.sponsor_id AND t.subject = 'COMPLAINT_CRITICAL'
     WHERE k.is_critical
 ),
-clocked AS (
-    SELECT *, clock_start + to_hours(deadline_hours::BIGINT) AS due_at FROM events
-)
 SELECT e.sponsor_id, s.name AS sponsor, e.event, e.subject, e.record, e.title,
-       p.name AS product, e.clock_start, e.clock_from, e.deadline_hours, e.due_at,
-       e.notified_at,
-       CASE WHEN e.deadline_hours IS NULL THEN 'NO_TERM'
-            WHEN e.notified_at IS NULL AND e.due_at < $now THEN 'NOT_NOTIFIED'
-            WHEN e.notified_at IS NULL THEN 'PENDING'
-            WHEN e.notified_at <= e.due_at THEN 'ON_TIME'
-            ELSE 'LATE' END AS status,
-       CASE WHEN e.notified_at > e.due_at
-                THEN date_diff('second', e.due_at, e.notified_at) / 3600
-            WHEN e.notified_at IS NULL AND e.due_at < $now
-                THEN date_diff('second', e.due_at, $now) / 3600 END AS hours_late,
-       e.record_key
-FROM clocked AS e
+       p.name AS product, e.clock_start AS occurred_at, e.clock_from, e.deadline_hours,
+       e.notified_at, e.record_key
+FROM events AS e
 JOIN sponsor AS s ON s.sponsor_id = e.sponsor_id
 LEFT JOIN product AS p ON p.product_id = e.product_id
-WHERE e.clock_start::DATE BETWEEN $start AND $end
-  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], e.product_id))
+WHERE len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], e.product_id)
 ORDER BY e.clock_start DESC, e.sponsor_id, e.record_key
 """
 
 
-def notifiable_events(scope: Scope, filters: Filters, now: datetime | None = None) -> pl.DataFrame:
-    """Every notifiable event whose clock started in the period, with its agreed deadline and
-    status (ON_TIME / LATE / NOT_NOTIFIED / PENDING / NO_TERM)."""
-    params = {**filters.params(), "now": now or datetime.now()}
-    return scope.frame("notifiable events", NOTIFIABLE_EVENTS_SQL, params)
+def notifiable_events(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
+    """Every notifiable event whose clock started in the period, with its agreed deadline
+    (deadline_at) and KPI 16 outcome: on time / late / not notified / not yet due."""
+    events = scope.frame(
+        "notifiable events", NOTIFIABLE_EVENTS_SQL, {"products": list(filters.products)}
+    )
+    return kpis.notification_outcomes(events, filters.start, filters.end, today or date.today())
 
 
 CHANGE_OBLIGATIONS_SQL = """
-SELECT i.sponsor_id, s.name AS sponsor, c.change_number, c.title, c.change_type,
+SELECT i.sponsor_id, s.name AS sponsor, i.change_id, c.change_number, c.title, c.change_type,
        p.name AS product, i.obligation, i.notified_at, i.decision, i.decided_at,
        c.actual_effective, coalesce(i.violation, false) AS violation, i.violation_reason,
        i.impact_id
@@ -142,33 +129,79 @@ BREACH_SCHEMA = {
 }  # fmt: skip
 
 
-def breaches(events: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+def breaches(events: pl.DataFrame, changes: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """Every broken clock, one row each, with the clock it broke in words.
 
-    kind NOTIFICATION_LATE (notified after the deadline, or not at all and overdue),
+    kind NOTIFICATION_LATE (notified after the deadline, or not at all once it passed),
     CHANGE_EFFECTIVE_BEFORE_APPROVAL or CHANGE_EFFECTIVE_BEFORE_NOTIFICATION.
     """
-    rows = [_event_breach(e) for e in events.iter_rows(named=True)
-            if e["status"] in (LATE, NOT_NOTIFIED)]  # fmt: skip
+    rows = [_event_breach(e, now) for e in events.iter_rows(named=True)
+            if e["outcome"] in BROKEN_OUTCOMES]  # fmt: skip
     rows += [_change_breach(c) for c in changes.iter_rows(named=True) if c["violation"]]
     return pl.DataFrame(rows, schema=BREACH_SCHEMA, orient="row")
+
+
+def sponsor_compliance(
+    events: pl.DataFrame, changes: pl.DataFrame, start: date, end: date, today: date
+) -> pl.DataFrame:
+    """Per sponsor and measure: the share kept within the agreement, as KPI 16 (per event
+    kind and overall), KPI 14 (prior-approval changes) and notified-before-effective changes.
+
+    Columns: sponsor_id, sponsor, measure, kept, counted, share, shown (the value or the
+    KPI's "not reliable" caveat), tooltip.
+    """
+    sponsors = pl.concat([events.select("sponsor_id", "sponsor"),
+                          changes.select("sponsor_id", "sponsor")]).unique()  # fmt: skip
+    rows = []
+    for sponsor_id, sponsor in sponsors.sort("sponsor_id").iter_rows():
+        own_events = events.filter(pl.col("sponsor_id") == sponsor_id)
+        own_changes = changes.filter(pl.col("sponsor_id") == sponsor_id)
+        measures = {
+            label: kpis.notification_timeliness(
+                own_events.filter(pl.col("event") == event), start, end, today
+            )
+            for event, label in EVENT_LABELS.items()
+        }
+        measures["All notifications (KPI 16)"] = kpis.notification_timeliness(
+            own_events, start, end, today
+        )
+        measures["Prior-approval changes (KPI 14)"] = kpis.prior_approval_compliance(
+            own_changes, start, end
+        )
+        for measure, result in measures.items():
+            rows.append((sponsor_id, sponsor, measure, result.numerator, result.denominator,
+                         result.value, result.display(), result.tooltip()))  # fmt: skip
+        notify = own_changes.filter(pl.col("obligation") == "NOTIFY")
+        kept = notify.filter(~pl.col("violation")).height
+        share = kept / notify.height if notify.height else None
+        rows.append((sponsor_id, sponsor, "Notified changes", kept, notify.height, share,
+                     kpis.format_value(share, "rate"),
+                     "NOTIFY changes notified before going effective ÷ NOTIFY changes that "
+                     "went effective (ETL change_impact.violation)."))  # fmt: skip
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA, orient="row")
+
+
+SUMMARY_SCHEMA = {
+    "sponsor_id": pl.String, "sponsor": pl.String, "measure": pl.String, "kept": pl.Float64,
+    "counted": pl.Float64, "share": pl.Float64, "shown": pl.String, "tooltip": pl.String,
+}  # fmt: skip
 
 
 def _hours(value: float) -> str:
     return f"{value:.0f} h" if value < 72 else f"{value / 24:.1f} d"
 
 
-def _event_breach(event: dict) -> tuple:
+def _event_breach(event: dict, now: datetime) -> tuple:
+    due = event["deadline_at"]
     clock = (
         f"notify within {event['deadline_hours']} h of {event['clock_from']} "
-        f"({event['clock_start']:%Y-%m-%d %H:%M}); due {event['due_at']:%Y-%m-%d %H:%M}"
+        f"({event['occurred_at']:%Y-%m-%d %H:%M}); due {due:%Y-%m-%d %H:%M}"
     )
     if event["notified_at"] is None:
-        broken = f"not notified; {_hours(event['hours_late'])} overdue"
+        broken = f"not notified; {_hours((now - due).total_seconds() / 3600)} overdue"
     else:
-        broken = (
-            f"notified {event['notified_at']:%Y-%m-%d %H:%M}, {_hours(event['hours_late'])} late"
-        )
+        late = (event["notified_at"] - due).total_seconds() / 3600
+        broken = f"notified {event['notified_at']:%Y-%m-%d %H:%M}, {_hours(late)} late"
     return (event["sponsor_id"], event["sponsor"], "NOTIFICATION_LATE", event["record"],
             event["subject"], clock, broken, event["record_key"])  # fmt: skip
 
