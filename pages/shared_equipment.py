@@ -1,0 +1,96 @@
+"""Shared equipment: which sponsors ran on each train, changeovers between sponsors and their
+cleaning, and equipment used while its calibration or qualification had lapsed.
+
+The cross-client picture: CMO staff only (site scope); no sponsor ever sees this page.
+"""
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from portal.context import site_scope
+from portal.widgets import dashboard_filters, empty_state, export_buttons
+from warehouse.queries.shared_equipment import (
+    changeovers,
+    equipment_sharing,
+    lapsed_in_use,
+    train_occupancy,
+)
+
+st.title("Shared equipment")
+scope = site_scope()
+filters = dashboard_filters(scope, "shared_equipment", default_days=90)
+occupancy = train_occupancy(scope, filters)
+sharing = equipment_sharing(scope, filters)
+switches = changeovers(scope, filters)
+lapsed = lapsed_in_use(scope, filters)
+
+if sharing.is_empty():
+    empty_state("Equipment used by sponsors' batches in the period appears here, with the "
+                "changeovers from one sponsor to another.")  # fmt: skip
+    st.stop()
+
+not_verified = switches.filter(~pl.col("cleaning_ok"))
+cols = st.columns(4)
+cols[0].metric("Equipment shared by 2+ sponsors", sharing.filter(pl.col("sponsors") > 1).height)
+cols[1].metric("Changeovers between sponsors", switches.height)
+cols[2].metric("Without verified cleaning in between", not_verified.height)
+cols[3].metric("Uses with lapsed calibration / qualification", lapsed.height)
+
+st.header("Sponsors per equipment train")
+st.plotly_chart(
+    px.bar(occupancy, x="train", y="batches", color="sponsor",
+           title="Batches started in the period, per train and sponsor"),
+)  # fmt: skip
+st.dataframe(
+    sharing,
+    hide_index=True,
+    column_config={
+        "equipment": "Equipment", "equipment_id": "Id", "equipment_type": "Type",
+        "train": "Train", "status": "Status", "sponsors": "Sponsors",
+        "sponsor_names": "Sponsor names", "uses": "Uses",
+        "cross_sponsor_changeovers": "Changeovers between sponsors",
+        "uses_lapsed": "Uses with lapsed calibration / qualification",
+    },
+)  # fmt: skip
+
+st.header("Changeovers between sponsors")
+if not_verified.is_empty():
+    st.success("Every changeover between sponsors had a passed cleaning verified between the "
+               "two uses.")  # fmt: skip
+else:
+    st.error(f"{not_verified.height} changeover(s) between sponsors without a passed cleaning "
+             "verified between the two uses.")  # fmt: skip
+st.dataframe(
+    switches.drop("from_sponsor_id", "to_sponsor_id"),
+    hide_index=True,
+    column_config={
+        "equipment": "Equipment", "equipment_id": "Id", "train": "Train",
+        "from_sponsor": "From sponsor", "from_batch": "From batch",
+        "from_ended_at": st.column_config.DatetimeColumn("Previous use ended"),
+        "to_sponsor": "To sponsor", "to_batch": "To batch",
+        "started_at": st.column_config.DatetimeColumn("Next use started"),
+        "cleaning_verified_at": st.column_config.DatetimeColumn("Cleaning verified"),
+        "cleaning_verified_by": "Verified by", "cleaning_result": "Cleaning result",
+        "cleaning_ok": "Cleaning verified in between", "gap_hours": "Gap (h)", "usage_id": "Use",
+    },
+)  # fmt: skip
+export_buttons(switches, "shared-equipment-changeovers", filters, scope)
+
+st.header("Equipment used while calibration or qualification had lapsed")
+if lapsed.is_empty():
+    st.success("No equipment was used with a lapsed calibration or qualification in the period.")
+else:
+    st.dataframe(
+        lapsed.drop("sponsor_id"),
+        hide_index=True,
+        column_config={
+            "equipment": "Equipment", "equipment_id": "Id", "train": "Train",
+            "sponsor": "Sponsor", "batch_number": "Batch",
+            "started_at": st.column_config.DatetimeColumn("Used from"),
+            "ended_at": st.column_config.DatetimeColumn("Used until"), "lapsed": "Lapsed",
+            "calibration_due_before_use": "Calibration was due",
+            "qualification_due_before_use": "Qualification was due", "usage_id": "Use",
+        },
+    )  # fmt: skip
+    export_buttons(lapsed, "shared-equipment-lapsed", filters, scope)
