@@ -8,7 +8,8 @@ from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
 from portal.widgets import dashboard_filters, empty_state, export_buttons
-from warehouse.queries.batches import batch_list, cycle_time_trend, status_funnel
+from warehouse import kpis
+from warehouse.queries.batches import batch_list, status_funnel
 
 RECORD_KEY = "batch_record:batch_id"  # read by pages/batch_record.py
 
@@ -29,7 +30,7 @@ with funnel:
     )
 with trend:
     st.subheader("Disposition cycle time (median days, mfg end → your release)")
-    months = cycle_time_trend(batches)
+    months = kpis.cycle_time_trend(batches)
     if months.height:
         chart = px.line(months, x="month", y="median_days", markers=True, hover_data=["batches"])
         st.plotly_chart(chart, key="batches:cycle-time")

@@ -1,30 +1,27 @@
 """CAPA aging: open CAPAs by age, overdue, on-time closure, extensions, effectiveness."""
 
+from datetime import date
+
 import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope
 from portal.widgets import dashboard_filters, empty_state, export_buttons
-from warehouse.queries.capa import (
-    AGE_BUCKETS,
-    aging,
-    capa_extensions,
-    capas,
-    effectiveness_checks,
-    effectiveness_rate,
-    on_time_closure,
-)
+from warehouse import kpis
+from warehouse.queries.capa import capa_extensions, capas, effectiveness_checks
 
 
-def _rate(counts: tuple[int, int]) -> str:
-    on_time, due = counts
-    return "—" if due == 0 else f"{on_time / due:.0%} ({on_time}/{due})"
+def _rate(result: kpis.KpiResult) -> str:
+    if result.caveat or result.value is None:
+        return result.display()
+    return f"{result.value:.0%} ({result.numerator}/{result.denominator})"
 
 
 st.title("CAPA aging")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "capa")
-found = capas(scope, filters)
+today = date.today()
+found = capas(scope, filters, today)
 
 if found.is_empty():
     empty_state("CAPAs raised from this sponsor's deviations, OOS, complaints and findings "
@@ -34,30 +31,27 @@ if found.is_empty():
 capa_numbers = found["capa_number"].to_list()
 extensions = capa_extensions(scope, capa_numbers)
 checks = effectiveness_checks(scope, capa_numbers)
-effective = effectiveness_rate(checks)
-
-kpi9 = "CAPA on-time closure (FDA 2022 example, DOMAIN.md KPI 9): closed by the due date ÷ due "
-original = on_time_closure(found, "original_due", filters.start, filters.end)
-current = on_time_closure(found, "current_due", filters.start, filters.end)
+effective = kpis.capa_effectiveness_rate(checks, filters.start, filters.end)
+original = kpis.capa_on_time_closure(found, filters.start, filters.end, today, due="original_due")
+current = kpis.capa_on_time_closure(found, filters.start, filters.end, today, due="current_due")
+overdue = kpis.overdue_capas(found, today)
 cols = st.columns(5)
 cols[0].metric("Open CAPAs", int(found["age_days"].is_not_null().sum()))
 cols[1].metric(
     "Overdue",
-    int(found["overdue"].fill_null(False).sum()),
-    help="Open and today past the current (extended) due date (DOMAIN.md KPI 10).",
+    overdue.numerator,
+    help=overdue.tooltip(),
 )
-cols[2].metric("On time vs original due", _rate(original), help=kpi9 + "in the period (original).")
-cols[3].metric("On time vs current due", _rate(current), help=kpi9 + "in the period (extended).")
-cols[4].metric(
-    "Effectiveness",
-    "—" if effective is None else f"{effective:.0%}",
-    help="DOMAIN.md KPI 11: checks judged effective ÷ checks completed.",
-)
+cols[2].metric("On time vs original due", _rate(original), help=original.tooltip())
+cols[3].metric("On time vs current due", _rate(current), help=current.tooltip())
+cols[4].metric("Effectiveness", _rate(effective), help=effective.tooltip())
 
-buckets = aging(found).unpivot(index="bucket", variable_name="state", value_name="capas")
+buckets = kpis.capa_aging(found, today).unpivot(
+    index="bucket", variable_name="state", value_name="capas"
+)
 st.plotly_chart(
     px.bar(buckets, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
-           category_orders={"bucket": list(AGE_BUCKETS), "state": ["overdue", "not_overdue"]},
+           category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": ["overdue", "not_overdue"]},
            color_discrete_map={"overdue": "#d62728", "not_overdue": "#1f77b4"}),
 )  # fmt: skip
 

@@ -7,13 +7,8 @@ import streamlit as st
 from etl.contracts import DEVIATION_STATUSES, SEVERITIES
 from portal.context import sponsor_scope
 from portal.widgets import dashboard_filters, empty_state, export_buttons
-from warehouse.queries.deviations import (
-    OOS_OUTCOMES,
-    deviations,
-    invalidated_oos_rate,
-    oos_investigations,
-    recurrence_count,
-)
+from warehouse import kpis
+from warehouse.queries.deviations import OOS_OUTCOMES, deviations, oos_investigations
 
 st.title("Deviations & OOS")
 scope = sponsor_scope()
@@ -28,7 +23,7 @@ else:
     cols[0].metric("Deviations in view", found.height)
     cols[1].metric("Open", open_ones.height)
     cols[2].metric("Open past current due", int(found["overdue"].fill_null(False).sum()))
-    cols[3].metric("Recurrences", recurrence_count(found), help="Deviations marked as "
+    cols[3].metric("Recurrences", kpis.recurrence_count(found), help="Deviations marked as "
                    "recurring an earlier deviation of this sponsor (DOMAIN.md KPI 7).")  # fmt: skip
 
     order = {"classification": list(SEVERITIES), "status": list(DEVIATION_STATUSES)}
@@ -74,12 +69,10 @@ else:
     cols = st.columns(len(OOS_OUTCOMES) + 1)
     for col, outcome in zip(cols, OOS_OUTCOMES, strict=False):
         col.metric(outcome.capitalize(), outcomes.get(outcome, 0))
-    rate = invalidated_oos_rate(oos)
-    cols[-1].metric(
-        "Invalidated OOS rate", "—" if rate is None else f"{rate:.0%}",
-        help="FDA 2016 (DOMAIN.md KPI 3): release and long-term stability OOS invalidated for a "
-        "lab cause ÷ all such concluded OOS.",
-    )  # fmt: skip
+    rate = kpis.invalidated_oos_rate(
+        oos.with_columns(outcome=pl.col("outcome_code")), filters.start, filters.end
+    )
+    cols[-1].metric("Invalidated OOS rate", rate.display(), help=rate.tooltip())
     by_outcome = oos.group_by("outcome", "test_type").len("investigations")
     st.plotly_chart(
         px.bar(by_outcome, x="outcome", y="investigations", color="test_type",
@@ -95,7 +88,7 @@ else:
             "opened_at": st.column_config.DatetimeColumn("Opened"),
             "closed_at": st.column_config.DatetimeColumn("Closed"),
             "notified_at": st.column_config.DatetimeColumn("Sponsor notified"),
-            "summary": "Investigation summary",
+            "summary": "Investigation summary", "outcome_code": None,
         },
     )  # fmt: skip
     export_buttons(oos, "oos", filters, scope)

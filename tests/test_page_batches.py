@@ -9,7 +9,8 @@ import pytest
 
 from tests.page_checks import foreign_identifiers, partition
 from tests.page_harness import principal, run_page, shown_text
-from warehouse.queries.batches import cycle_time_trend, status_funnel
+from warehouse.kpis import cycle_time_trend
+from warehouse.queries.batches import status_funnel
 
 SPONSORS = ("NWT", "CTB")
 

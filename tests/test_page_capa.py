@@ -17,12 +17,12 @@ from tests.page_b_checks import (
     table,
 )
 from tests.page_checks import partition
-from warehouse.queries.capa import (
+from warehouse.kpis import (
     AGE_BUCKETS,
     age_bucket,
-    aging,
-    effectiveness_rate,
-    on_time_closure,
+    capa_aging,
+    capa_effectiveness_rate,
+    capa_on_time_closure,
 )
 
 
@@ -41,10 +41,18 @@ def test_age_bucket_boundaries_follow_kpi_10(days: int, bucket: str) -> None:
 
 
 def test_aging_counts_open_capas_per_bucket_split_by_overdue() -> None:
+    # Today 1 Jun: ages 5, 45, 45, 200 days; the 2nd and 4th are past their current due.
+    today = date(2026, 6, 1)
     capas = pl.DataFrame(
-        {"age_days": [5, 45, 45, 200, None], "overdue": [False, True, False, True, None]}
-    )
-    counts = aging(capas)
+        {
+            "status": ["PLAN", "IMPLEMENTING", "PLAN", "PENDING_EFFECTIVENESS", "CLOSED"],
+            "opened_at": [datetime(2026, 5, 27), datetime(2026, 4, 17), datetime(2026, 4, 17),
+                          datetime(2025, 11, 13), datetime(2026, 1, 1)],
+            "current_due": [date(2026, 7, 1), date(2026, 5, 31), date(2026, 6, 1),
+                            date(2026, 1, 1), date(2026, 2, 1)],
+        }
+    )  # fmt: skip
+    counts = capa_aging(capas, today)
     assert counts["bucket"].to_list() == list(AGE_BUCKETS)
     assert counts["overdue"].to_list() == [0, 1, 0, 0, 1]
     assert counts["not_overdue"].to_list() == [1, 1, 0, 0, 0]
@@ -63,14 +71,22 @@ def test_on_time_closure_against_original_and_current_due() -> None:
         }
     )  # fmt: skip
     start, end = date(2026, 3, 1), date(2026, 3, 31)
-    assert on_time_closure(capas, "original_due", start, end, date(2026, 6, 1)) == (1, 3)
-    assert on_time_closure(capas, "current_due", start, end, date(2026, 6, 1)) == (1, 2)
+    original = capa_on_time_closure(capas, start, end, date(2026, 6, 1), due="original_due")
+    current = capa_on_time_closure(capas, start, end, date(2026, 6, 1), due="current_due")
+    assert (original.numerator, original.denominator) == (1, 3)
+    assert (current.numerator, current.denominator) == (1, 2)
 
 
 def test_effectiveness_rate_is_effective_over_completed_checks() -> None:
-    checks = pl.DataFrame({"result": ["EFFECTIVE", "NOT_EFFECTIVE", "EFFECTIVE", "EFFECTIVE"]})
-    assert effectiveness_rate(checks) == 0.75
-    assert effectiveness_rate(checks.clear()) is None
+    checks = pl.DataFrame(
+        {
+            "result": ["EFFECTIVE", "NOT_EFFECTIVE", "EFFECTIVE", "EFFECTIVE"],
+            "checked_at": [datetime(2026, 3, d) for d in (2, 9, 16, 23)],
+        }
+    )
+    start, end = date(2026, 3, 1), date(2026, 3, 31)
+    assert capa_effectiveness_rate(checks, start, end).value == 0.75
+    assert capa_effectiveness_rate(checks.clear(), start, end).value is None
 
 
 @pytest.mark.parametrize("role", ROLES)

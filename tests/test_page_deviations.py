@@ -3,6 +3,8 @@ every ground-truth OOS outcome on its own sponsor's page."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import polars as pl
 import pytest
 
@@ -18,7 +20,7 @@ from tests.page_b_checks import (
 )
 from tests.page_checks import partition
 from tests.page_harness import principal
-from warehouse.queries.deviations import invalidated_oos_rate, recurrence_count
+from warehouse.kpis import invalidated_oos_rate, recurrence_count
 
 OUTCOME_SHOWN = {"OOS_CONFIRMED": "confirmed", "OOS_INVALIDATED": "invalidated"}
 
@@ -76,11 +78,14 @@ def test_invalidated_oos_rate_counts_concluded_release_and_stability_results() -
     oos = pl.DataFrame(
         {
             "test_type": ["RELEASE", "LT_STABILITY", "RELEASE", "IPC", "RELEASE"],
-            "outcome": ["invalidated", "confirmed", "open", "invalidated", "inconclusive"],
+            "outcome": ["INVALIDATED_LAB_ERROR", "CONFIRMED", None, "INVALIDATED_LAB_ERROR",
+                        "INCONCLUSIVE"],
+            "opened_at": [datetime(2026, 3, 2)] * 5,
         }
-    )
-    assert invalidated_oos_rate(oos) == pytest.approx(1 / 3)
-    assert invalidated_oos_rate(oos.filter(pl.col("outcome") == "open")) is None
+    )  # fmt: skip
+    start, end = date(2026, 3, 1), date(2026, 3, 31)
+    assert invalidated_oos_rate(oos, start, end).value == pytest.approx(1 / 3)
+    assert invalidated_oos_rate(oos.filter(pl.col("outcome").is_null()), start, end).value is None
 
 
 def test_a_product_filter_keeps_the_deviations_linked_to_that_product(

@@ -12,9 +12,12 @@ rather than shown as a number. Periods are inclusive calendar dates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
+
+from etl.contracts import SEVERITIES
+from etl.transform import LATE_ENTRY_MINUTES
 
 # Below this share of complete records a KPI is shown as "not reliable" (configurable per call).
 COMPLETENESS_THRESHOLD = 0.8
@@ -31,13 +34,17 @@ class KpiDefinition:
     source: str
     period: str
     excludes: str
-    unit: str  # "rate" (0–1), "days", "count" or "per_million"
+    unit: str  # "rate" (0–1), "per_lot", "per_million", "days" or "count"
     higher_is_better: bool
 
 
 @dataclass(frozen=True)
 class KpiResult:
-    """One KPI computed over one population (a sponsor's or the site's records)."""
+    """One KPI computed over one population (a sponsor's or the site's records).
+
+    For a ratio, value = numerator ÷ denominator. For a median or a count, numerator is the
+    number of records measured or counted and denominator the population it comes from.
+    """
 
     key: str
     value: float | None  # None when the denominator is empty
@@ -98,6 +105,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value * 100:.1f} %"
     if unit == "days":
         return f"{value:.1f} d"
+    if unit == "per_lot":
+        return f"{value:.2f} per lot"
     if unit == "per_million":
         return f"{value:.1f} per million units"
     return f"{value:g}"
@@ -113,11 +122,12 @@ def _result(
     lacking: str,
     min_completeness: float,
     value: float | None = None,
+    ratio: bool = True,
     extra: dict[str, float | None] | None = None,
 ) -> KpiResult:
-    """A ratio KPI (value = numerator ÷ denominator unless given) with its completeness."""
+    """A KPI with its completeness; for a ratio, value = numerator ÷ denominator."""
     completeness = complete / population if population else None
-    if value is None and denominator:
+    if ratio and denominator:
         value = numerator / denominator
     return KpiResult(
         key=key,
@@ -254,27 +264,627 @@ def notification_timeliness(
     )
 
 
+# --- 1. Lot acceptance rate ------------------------------------------------------------------
+
+# A lot is finally dispositioned once the sponsor decided, or the CMO (or anyone) rejected it.
+_FINAL = (
+    pl.col("sponsor_decision").is_not_null()
+    | (pl.col("cmo_decision") == "REJECTED").fill_null(False)
+    | (pl.col("status") == "REJECTED")
+)
+
+
+def lots_started(batches: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """Lots whose manufacture started in the period (the LAR population)."""
+    return batches.filter(_on("mfg_start", start, end))
+
+
+def lot_acceptance_rate(
+    batches: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 1: lots accepted (sponsor APPROVED) ÷ lots started in the period and finally
+    dispositioned; lots in process or ON_HOLD are left out and lower the completeness."""
+    started = lots_started(batches, start, end)
+    final = started.filter(_FINAL)
+    return _result(
+        "lot_acceptance_rate",
+        final.filter(pl.col("sponsor_decision") == "APPROVED").height,
+        final.height,
+        complete=final.height,
+        population=started.height,
+        lacking="lots lack a final disposition",
+        min_completeness=min_completeness,
+        extra={"lots_started": started.height},
+    )
+
+
+# --- 2. Product quality complaint rate ---------------------------------------------------------
+
+
+def complaint_rate(
+    complaints: pl.DataFrame,
+    batches: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 2: quality complaints received in the period ÷ units distributed of the lots the
+    sponsor released in the period, per million units."""
+    received = complaints.filter(_on("received_at", start, end))
+    released = batches.filter(
+        (pl.col("sponsor_decision") == "APPROVED") & _on("sponsor_decided_at", start, end)
+    )
+    known = released.filter(pl.col("units_distributed").is_not_null())
+    units = int(known["units_distributed"].sum())
+    return _result(
+        "complaint_rate",
+        received.height,
+        units,
+        complete=known.height,
+        population=released.height,
+        lacking="released lots lack units distributed",
+        min_completeness=min_completeness,
+        value=received.height / units * 1e6 if units else None,
+        ratio=False,
+    )
+
+
+# --- 3, 4. OOS rates ---------------------------------------------------------------------------
+
+_RELEASE_AND_STABILITY = ("RELEASE", "LT_STABILITY")
+
+
+def _release_oos(oos: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    return oos.filter(
+        pl.col("test_type").is_in(_RELEASE_AND_STABILITY) & _on("opened_at", start, end)
+    )
+
+
+def invalidated_oos_rate(
+    oos: pl.DataFrame, start: date, end: date, *, min_completeness: float = COMPLETENESS_THRESHOLD
+) -> KpiResult:
+    """KPI 3: release and long-term-stability OOS invalidated for a lab cause ÷ all such
+    concluded OOS opened in the period (outcome is the contract's enum)."""
+    results = _release_oos(oos, start, end)
+    concluded = results.filter(pl.col("outcome").is_not_null())
+    return _result(
+        "invalidated_oos_rate",
+        concluded.filter(pl.col("outcome") == "INVALIDATED_LAB_ERROR").height,
+        concluded.height,
+        complete=concluded.height,
+        population=results.height,
+        lacking="OOS investigations lack an outcome",
+        min_completeness=min_completeness,
+    )
+
+
+def confirmed_oos_rate(
+    oos: pl.DataFrame,
+    tests: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 4: confirmed release and stability OOS opened in the period ÷ batches with a
+    release test in the period (`tests`: batch_id, test_type, tested_at)."""
+    results = _release_oos(oos, start, end)
+    tested = tests.filter((pl.col("test_type") == "RELEASE") & _on("tested_at", start, end))
+    return _result(
+        "confirmed_oos_rate",
+        results.filter(pl.col("outcome") == "CONFIRMED").height,
+        tested["batch_id"].n_unique(),
+        complete=results.filter(pl.col("outcome").is_not_null()).height,
+        population=results.height,
+        lacking="OOS investigations lack an outcome",
+        min_completeness=min_completeness,
+    )
+
+
+# --- 5, 6. Right first time, deviation rate ----------------------------------------------------
+
+
+def lots_produced(batches: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """Lots whose manufacture ended in the period (the denominator of KPIs 5 and 6)."""
+    return batches.filter(_on("mfg_end", start, end))
+
+
+def right_first_time(
+    batches: pl.DataFrame,
+    deviation_links: pl.DataFrame,
+    oos: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 5 (FDA 2022): lots produced in the period without a non-conformance ÷ lots
+    produced. A non-conformance: a linked deviation not cancelled (`deviation_links`: batch_id,
+    status of the deviation), a confirmed OOS, or rework."""
+    produced = lots_produced(batches, start, end)
+    deviated = deviation_links.filter(pl.col("status") != "CANCELLED")["batch_id"]
+    confirmed = oos.filter(pl.col("outcome") == "CONFIRMED")["batch_id"]
+    known = produced.filter(pl.col("reworked").is_not_null())
+    clean = known.filter(
+        ~pl.col("reworked")
+        & ~pl.col("batch_id").is_in(deviated.implode())
+        & ~pl.col("batch_id").is_in(confirmed.implode())
+    )
+    return _result(
+        "right_first_time",
+        clean.height,
+        known.height,
+        complete=known.height,
+        population=produced.height,
+        lacking="lots lack the rework flag",
+        min_completeness=min_completeness,
+    )
+
+
+def deviation_rate(
+    deviations: pl.DataFrame,
+    batches: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 6 (ISPE wave 2): deviations raised in the period (not cancelled) ÷ lots produced."""
+    raised = deviations.filter(_on("awareness_at", start, end) & (pl.col("status") != "CANCELLED"))
+    produced = lots_produced(batches, start, end)
+    return _result(
+        "deviation_rate",
+        raised.height,
+        produced.height,
+        complete=raised.height,
+        population=raised.height,
+        lacking="deviations lack an awareness date",
+        min_completeness=min_completeness,
+    )
+
+
+# --- 7, 8. Deviation recurrence and on-time closure ---------------------------------------------
+
+RECURRENCE_WINDOW = timedelta(days=365)  # DOMAIN.md KPI 7: "of the prior 12 months"
+
+
+def recurrence_count(deviations: pl.DataFrame) -> int:
+    """Deviations marked as recurring an earlier one visible in the same frame."""
+    return deviations["recurrence_of"].drop_nulls().len()
+
+
+def _closed_in(deviations: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    return deviations.filter((pl.col("status") == "CLOSED") & _on("closed_at", start, end))
+
+
+def recurring_deviation_rate(
+    deviations: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 7 (ISPE): deviations closed in the period that recur a deviation raised in the prior
+    12 months ÷ deviations closed in the period; those without a root cause cannot be judged.
+
+    `deviations` must hold the earlier deviations too (no period filter before this call).
+    """
+    earlier = deviations.select(
+        pl.col("deviation_id").alias("recurrence_of"), pl.col("awareness_at").alias("__earlier")
+    ).unique("recurrence_of")
+    closed = _closed_in(deviations, start, end)
+    judged = closed.filter(pl.col("root_cause_category").is_not_null()).join(
+        earlier, on="recurrence_of", how="left"
+    )
+    recurring = judged.filter(
+        pl.col("__earlier").is_not_null()
+        & (pl.col("__earlier") <= pl.col("awareness_at"))
+        & (pl.col("awareness_at") - pl.col("__earlier") <= RECURRENCE_WINDOW)
+    )
+    return _result(
+        "recurring_deviation_rate",
+        recurring.height,
+        judged.height,
+        complete=judged.height,
+        population=closed.height,
+        lacking="closed deviations lack a root-cause category",
+        min_completeness=min_completeness,
+    )
+
+
+def deviation_on_time_closure(
+    deviations: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 8: deviations closed in the period by their original due date ÷ closed in it."""
+    closed = _closed_in(deviations, start, end)
+    known = closed.filter(pl.col("original_due").is_not_null())
+    return _result(
+        "deviation_on_time_closure",
+        known.filter(pl.col("closed_at").cast(pl.Date) <= pl.col("original_due")).height,
+        known.height,
+        complete=known.height,
+        population=closed.height,
+        lacking="closed deviations lack an original due date",
+        min_completeness=min_completeness,
+    )
+
+
+def open_deviations(deviations: pl.DataFrame) -> KpiResult:
+    """Deviations open today (not CLOSED or CANCELLED), with the count per class in `extra`."""
+    open_ones = deviations.filter(~pl.col("status").is_in(["CLOSED", "CANCELLED"]))
+    by_class = dict(open_ones.group_by("classification").len().iter_rows())
+    return _result(
+        "open_deviations",
+        open_ones.height,
+        deviations.height,
+        complete=deviations.height,
+        population=deviations.height,
+        lacking="deviations lack a status",
+        min_completeness=0.0,
+        value=float(open_ones.height),
+        ratio=False,
+        extra={c: by_class.get(c, 0) for c in SEVERITIES},
+    )
+
+
+# --- 9, 10, 11. CAPA ---------------------------------------------------------------------------
+
+# DOMAIN.md KPI 10 (convention): open CAPAs by age in days.
+AGE_BUCKETS = ("0–30", "31–60", "61–90", "91–180", ">180")
+_BUCKET_UPPER_BOUNDS = (30, 60, 90, 180)
+_CAPA_DONE = ("CLOSED", "CANCELLED")
+
+
+def capa_on_time_closure(
+    capas: pl.DataFrame,
+    start: date,
+    end: date,
+    today: date,
+    *,
+    due: str = "original_due",
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 9 (FDA 2022 example): CAPAs closed by `due` ÷ CAPAs that fell due in the period
+    up to today; `due` is "original_due" or "current_due"; cancelled CAPAs are left out."""
+    last = min(end, today)
+    due_in_period = capas.filter(
+        pl.col(due).is_between(start, last) & (pl.col("status") != "CANCELLED")
+    )
+    # A CAPA marked closed without a closing date cannot be judged on time or late.
+    known = due_in_period.filter(~((pl.col("status") == "CLOSED") & pl.col("closed_at").is_null()))
+    on_time = known.filter(
+        pl.col("closed_at").is_not_null() & (pl.col("closed_at").cast(pl.Date) <= pl.col(due))
+    )
+    return _result(
+        f"capa_on_time_closure_{due.removesuffix('_due')}",
+        on_time.height,
+        known.height,
+        complete=known.height,
+        population=due_in_period.height,
+        lacking="closed CAPAs lack a closing date",
+        min_completeness=min_completeness,
+    )
+
+
+def age_bucket(days: int) -> str:
+    """DOMAIN.md KPI 10 bucket of an open CAPA's age: 0–30 / 31–60 / 61–90 / 91–180 / >180."""
+    for label, upper in zip(AGE_BUCKETS, _BUCKET_UPPER_BOUNDS, strict=False):
+        if days <= upper:
+            return label
+    return AGE_BUCKETS[-1]
+
+
+def open_capas(capas: pl.DataFrame, today: date) -> pl.DataFrame:
+    """Open CAPAs with their age in days and overdue (today past the current due date)."""
+    return capas.filter(~pl.col("status").is_in(_CAPA_DONE)).with_columns(
+        (pl.lit(today) - pl.col("opened_at").cast(pl.Date)).dt.total_days().alias("age_days"),
+        (pl.col("current_due") < today).alias("overdue"),
+    )
+
+
+def capa_aging(capas: pl.DataFrame, today: date) -> pl.DataFrame:
+    """KPI 10: open CAPAs per age bucket (every bucket, in order), split into overdue or not."""
+    aged = open_capas(capas, today)
+    counted = aged.with_columns(
+        bucket=pl.Series([age_bucket(d) for d in aged["age_days"]], dtype=pl.String)
+    )
+    rows = []
+    for label in AGE_BUCKETS:
+        in_bucket = counted.filter(pl.col("bucket") == label)
+        overdue = int(in_bucket["overdue"].sum())
+        rows.append(
+            {"bucket": label, "overdue": overdue, "not_overdue": in_bucket.height - overdue}
+        )
+    return pl.DataFrame(rows, schema={"bucket": pl.String, "overdue": pl.Int64,
+                                      "not_overdue": pl.Int64})  # fmt: skip
+
+
+def overdue_capas(capas: pl.DataFrame, today: date) -> KpiResult:
+    """KPI 10: open CAPAs past their current (extended) due date today, of all open CAPAs."""
+    aged = open_capas(capas, today)
+    overdue = int(aged["overdue"].sum())
+    return _result(
+        "overdue_capas",
+        overdue,
+        aged.height,
+        complete=aged.height,
+        population=aged.height,
+        lacking="open CAPAs lack a due date",
+        min_completeness=0.0,
+        value=float(overdue),
+        ratio=False,
+    )
+
+
+def capa_effectiveness_rate(
+    checks: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 11: effectiveness checks completed in the period judged EFFECTIVE ÷ checks completed."""
+    done = checks.filter(_on("checked_at", start, end))
+    judged = done.filter(pl.col("result").is_not_null())
+    return _result(
+        "capa_effectiveness_rate",
+        judged.filter(pl.col("result") == "EFFECTIVE").height,
+        judged.height,
+        complete=judged.height,
+        population=done.height,
+        lacking="effectiveness checks lack a result",
+        min_completeness=min_completeness,
+    )
+
+
+# --- 12. APR/PQR on time -----------------------------------------------------------------------
+
+
+def apr_on_time(
+    reviews: pl.DataFrame,
+    start: date,
+    end: date,
+    today: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 12 (ISPE): product reviews completed by their original due date ÷ reviews that fell
+    due in the period up to today (one per product and year)."""
+    due = reviews.filter(pl.col("original_due").is_between(start, min(end, today)))
+    on_time = due.filter(pl.col("completed_at").cast(pl.Date) <= pl.col("original_due"))
+    return _result(
+        "apr_on_time",
+        on_time.height,
+        due.height,
+        complete=due.height,
+        population=due.height,
+        lacking="product reviews lack a due date",
+        min_completeness=min_completeness,
+    )
+
+
+# --- 13. Batch disposition cycle time --------------------------------------------------------
+
+
+def disposition_cycle_time(
+    batches: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 13: sponsor decision − manufacturing end (published `cycle_time_days`) of lots the
+    sponsor decided in the period: median as the value, p90 in `extra`."""
+    decided = batches.filter(_on("sponsor_decided_at", start, end))
+    days = decided["cycle_time_days"].drop_nulls()
+    return _result(
+        "disposition_cycle_time",
+        days.len(),
+        decided.height,
+        complete=days.len(),
+        population=decided.height,
+        lacking="decided lots lack a manufacturing end",
+        min_completeness=min_completeness,
+        value=days.median() if days.len() else None,
+        ratio=False,
+        extra={"p90": days.quantile(0.9, "linear") if days.len() else None},
+    )
+
+
+def cycle_time_trend(batches: pl.DataFrame) -> pl.DataFrame:
+    """KPI 13 per month of sponsor decision: median cycle time and lots measured."""
+    return (
+        batches.drop_nulls("cycle_time_days")
+        .with_columns(pl.col("sponsor_decided_at").dt.truncate("1mo").dt.date().alias("month"))
+        .group_by("month")
+        .agg(
+            pl.col("cycle_time_days").median().alias("median_days"),
+            pl.len().alias("batches"),
+        )
+        .sort("month")
+    )
+
+
+# --- 15. Late-entry rate -----------------------------------------------------------------------
+
+
+def late_entry_rate(
+    events: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    threshold_minutes: float = LATE_ENTRY_MINUTES,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 15: batch-record events performed in the period and recorded more than the
+    threshold after they were performed ÷ events performed in the period."""
+    performed = events.filter(_on("performed_at", start, end))
+    known = performed.filter(pl.col("recorded_at").is_not_null())
+    minutes = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_seconds() / 60
+    return _result(
+        "late_entry_rate",
+        known.filter(minutes > threshold_minutes).height,
+        known.height,
+        complete=known.height,
+        population=performed.height,
+        lacking="events lack a recording time",
+        min_completeness=min_completeness,
+    )
+
+
+# --- Health measures (counts, not DOMAIN.md KPIs) ---------------------------------------------
+
+
+def pending_change_approvals(impacts: pl.DataFrame) -> KpiResult:
+    """Prior-approval impacts still waiting for the sponsor's decision on a live change
+    (`change_status` not REJECTED or CLOSED), as the overview lists them."""
+    live = impacts.filter(
+        (pl.col("obligation") == "PRIOR_APPROVAL")
+        & ~pl.col("change_status").is_in(["REJECTED", "CLOSED"])
+    )
+    pending = live.filter(pl.col("decision").fill_null("PENDING") == "PENDING")
+    return _result(
+        "pending_change_approvals",
+        pending.height,
+        live.height,
+        complete=live.height,
+        population=live.height,
+        lacking="impacts lack an obligation",
+        min_completeness=0.0,
+        value=float(pending.height),
+        ratio=False,
+    )
+
+
 # fmt: off
-KPI_DEFINITIONS: dict[str, KpiDefinition] = {d.key: d for d in (
+_DEFS = (
+    KpiDefinition(
+        1, "lot_acceptance_rate", "Lot acceptance rate",
+        "Lots accepted (sponsor APPROVED) ÷ lots started and finally dispositioned.",
+        "FDA 2016 draft guidance Submission of Quality Metrics Data (ISPE pilot variant: "
+        "released ÷ finally dispositioned); DOMAIN.md KPI 1",
+        "lots whose manufacture started in the period",
+        "lots still in process, awaiting the sponsor, or ON_HOLD (they lower completeness)",
+        "rate", True),
+    KpiDefinition(
+        2, "complaint_rate", "Product quality complaint rate",
+        "Quality complaints received ÷ units distributed of lots released, per million units.",
+        "FDA 2016 draft guidance Submission of Quality Metrics Data; DOMAIN.md KPI 2",
+        "complaints received and lots released by the sponsor in the period",
+        "lots without units distributed (they lower completeness)", "per_million", False),
+    KpiDefinition(
+        3, "invalidated_oos_rate", "Invalidated OOS rate",
+        "Release and long-term-stability OOS invalidated for a lab cause ÷ all such concluded "
+        "OOS.",
+        "FDA 2016 draft guidance Submission of Quality Metrics Data; DOMAIN.md KPI 3",
+        "OOS investigations opened in the period",
+        "IPC results; investigations without an outcome yet", "rate", False),
+    KpiDefinition(
+        4, "confirmed_oos_rate", "Confirmed OOS rate",
+        "Confirmed release and stability OOS ÷ batches with a release test.",
+        "ISPE Quality Metrics pilot (2013); DOMAIN.md KPI 4",
+        "OOS opened and batches tested in the period", "IPC results", "rate", False),
+    KpiDefinition(
+        5, "right_first_time", "Right first time",
+        "Lots made without a non-conformance (deviation not cancelled, confirmed OOS, rework) "
+        "÷ lots produced.",
+        "FDA 2022 Federal Register notice on quality metrics; DOMAIN.md KPI 5",
+        "lots whose manufacture ended in the period", "lots still in manufacture", "rate", True),
+    KpiDefinition(
+        6, "deviation_rate", "Deviation rate",
+        "Deviations raised ÷ lots produced.",
+        "ISPE Quality Metrics pilot, wave 2; DOMAIN.md KPI 6",
+        "deviations raised and lots whose manufacture ended in the period",
+        "cancelled deviations", "per_lot", False),
+    KpiDefinition(
+        7, "recurring_deviation_rate", "Recurring deviation rate",
+        "Deviations closed that recur a deviation raised in the prior 12 months ÷ deviations "
+        "closed.",
+        "ISPE Quality Metrics pilot; DOMAIN.md KPI 7", "deviations closed in the period",
+        "closed deviations without a root cause (they lower completeness); recurrences of "
+        "deviations another sponsor's view hides", "rate", False),
+    KpiDefinition(
+        8, "deviation_on_time_closure", "Deviation on-time closure",
+        "Deviations closed by the original due date (awareness + 30 days) ÷ deviations closed.",
+        "Industry convention; DOMAIN.md KPI 8", "deviations closed in the period",
+        "cancelled and open deviations", "rate", True),
+    KpiDefinition(
+        9, "capa_on_time_closure_original", "CAPA on-time closure (original due)",
+        "CAPAs closed by the original due date ÷ CAPAs due in the period.",
+        "FDA 2022 Federal Register notice (example metric); DOMAIN.md KPI 9",
+        "CAPAs whose original due date is in the period, up to today", "cancelled CAPAs",
+        "rate", True),
+    KpiDefinition(
+        9, "capa_on_time_closure_current", "CAPA on-time closure (current due)",
+        "CAPAs closed by the current (extended) due date ÷ CAPAs due in the period.",
+        "FDA 2022 Federal Register notice (example metric); DOMAIN.md KPI 9",
+        "CAPAs whose current due date is in the period, up to today", "cancelled CAPAs",
+        "rate", True),
+    KpiDefinition(
+        10, "overdue_capas", "Overdue CAPAs",
+        "Open CAPAs whose current (extended) due date is before today; aging by 0–30 / 31–60 / "
+        "61–90 / 91–180 / >180 days open.",
+        "Industry convention; DOMAIN.md KPI 10", "state today (the period does not apply)",
+        "closed and cancelled CAPAs", "count", False),
+    KpiDefinition(
+        11, "capa_effectiveness_rate", "CAPA effectiveness rate",
+        "Effectiveness checks judged effective ÷ checks completed.",
+        "DOMAIN.md KPI 11", "checks completed in the period", "checks without a result",
+        "rate", True),
+    KpiDefinition(
+        12, "apr_on_time", "APR/PQR on time",
+        "Product reviews completed by the original due date ÷ product reviews due.",
+        "ISPE Quality Metrics pilot; DOMAIN.md KPI 12",
+        "reviews whose original due date is in the period, up to today", "reviews not yet due",
+        "rate", True),
+    KpiDefinition(
+        13, "disposition_cycle_time", "Disposition cycle time",
+        "Sponsor decision − manufacturing end, in days: median (p50) and p90.",
+        "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
+        "lots without a manufacturing end (they lower completeness)", "days", False),
     KpiDefinition(
         14, "prior_approval_compliance", "Prior-approval compliance",
         "Prior-approval changes approved (on or before the effective date) ÷ all prior-approval "
         "changes that went effective.",
-        "DOMAIN.md KPI 14; FDA 2016 guidance Contract Manufacturing Arrangements for Drugs: "
-        "Quality Agreements",
+        "FDA 2016 guidance Contract Manufacturing Arrangements for Drugs: Quality Agreements; "
+        "DOMAIN.md KPI 14",
         "changes whose actual effective date is in the period",
-        "changes not yet effective; changes with only NOTIFY/NONE impacts",
-        "rate", True,
-    ),
+        "changes not yet effective; changes with only NOTIFY/NONE impacts", "rate", True),
+    KpiDefinition(
+        15, "late_entry_rate", "Late-entry rate",
+        f"Batch-record events recorded more than {LATE_ENTRY_MINUTES} min after they were "
+        "performed ÷ events.",
+        "ALCOA+ contemporaneous records (21 CFR Part 11, EU GMP Annex 11); DOMAIN.md KPI 15",
+        "events performed in the period", "events without a recording time", "rate", False),
     KpiDefinition(
         16, "notification_timeliness", "Notification timeliness",
         "Events notified to the sponsor within the quality agreement's deadline ÷ notifiable "
         "events (deviations by class from awareness, confirmed OOS from opening, critical "
         "complaints from receipt).",
-        "DOMAIN.md KPI 16; deadlines from each sponsor's quality agreement",
+        "FDA 2016 guidance Contract Manufacturing Arrangements for Drugs: Quality Agreements "
+        "(deadlines from each sponsor's agreement); DOMAIN.md KPI 16",
         "events whose clock started in the period",
         "events the agreement sets no deadline for; unnotified events still inside the deadline",
-        "rate", True,
-    ),
-)}
+        "rate", True),
+    KpiDefinition(
+        None, "open_deviations", "Open deviations",
+        "Deviations not CLOSED or CANCELLED today, by class.",
+        "Deviation records (QMS)", "state today (the period does not apply)",
+        "closed and cancelled deviations", "count", False),
+    KpiDefinition(
+        None, "pending_change_approvals", "Pending change approvals",
+        "Prior-approval impacts of live changes still waiting for the sponsor's decision.",
+        "Change control impact rows (QMS)", "state today (the period does not apply)",
+        "rejected and closed changes; NOTIFY impacts", "count", False),
+)
 # fmt: on
+KPI_DEFINITIONS: dict[str, KpiDefinition] = {d.key: d for d in _DEFS}

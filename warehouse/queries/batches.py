@@ -1,4 +1,5 @@
-"""Batches of one sponsor: the list with both dispositions, the status funnel, cycle time."""
+"""Batches of one sponsor: the list with both dispositions and the status funnel (the cycle-time
+trend is KPI 13 in warehouse.kpis)."""
 
 from __future__ import annotations
 
@@ -36,18 +37,3 @@ def status_funnel(batches: pl.DataFrame) -> pl.DataFrame:
     order = pl.DataFrame({"status": BATCH_STATUSES}).with_row_index("stage")
     counts = batches.group_by("status").agg(pl.len().alias("batches"))
     return counts.join(order, on="status").sort("stage").drop("stage")
-
-
-def cycle_time_trend(batches: pl.DataFrame) -> pl.DataFrame:
-    """Median disposition cycle time (DOMAIN.md KPI 13: sponsor release − mfg end) per month
-    of sponsor decision."""
-    return (
-        batches.drop_nulls("cycle_time_days")
-        .with_columns(pl.col("sponsor_decided_at").dt.truncate("1mo").dt.date().alias("month"))
-        .group_by("month")
-        .agg(
-            pl.col("cycle_time_days").median().alias("median_days"),
-            pl.len().alias("batches"),
-        )
-        .sort("month")
-    )

@@ -1,5 +1,7 @@
 """CAPAs of one sponsor: aging, overdue, on-time closure, extensions, effectiveness.
 
+The KPI formulas (aging, on-time closure, effectiveness) live in warehouse.kpis.
+
 A CAPA is in view when it was active in the period (opened by its end, not closed before its
 start) or fell due in it, and its source record touches a chosen product.
 """
@@ -10,12 +12,9 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
-
-# DOMAIN.md KPI 10 (convention): open CAPAs by age in days.
-AGE_BUCKETS = ("0–30", "31–60", "61–90", "91–180", ">180")
-_BUCKET_UPPER_BOUNDS = (30, 60, 90, 180)
 
 CAPAS_SQL = """
 WITH capa_product AS (
@@ -113,49 +112,6 @@ def effectiveness_checks(scope: Scope, capa_numbers: list[str]) -> pl.DataFrame:
     return scope.frame("capa effectiveness checks", EFFECTIVENESS_SQL, {"capas": capa_numbers})
 
 
-def age_bucket(days: int) -> str:
-    """DOMAIN.md KPI 10 bucket of an open CAPA's age: 0–30 / 31–60 / 61–90 / 91–180 / >180."""
-    for label, upper in zip(AGE_BUCKETS, _BUCKET_UPPER_BOUNDS, strict=False):
-        if days <= upper:
-            return label
-    return AGE_BUCKETS[-1]
-
-
-def aging(capas_frame: pl.DataFrame) -> pl.DataFrame:
-    """Open CAPAs per age bucket (every bucket, in order), split into overdue or not."""
-    open_capas = capas_frame.filter(pl.col("age_days").is_not_null())
-    buckets = [age_bucket(d) for d in open_capas["age_days"]]
-    counted = open_capas.with_columns(bucket=pl.Series(buckets, dtype=pl.String))
-    rows = []
-    for label in AGE_BUCKETS:
-        in_bucket = counted.filter(pl.col("bucket") == label)
-        overdue = int(in_bucket["overdue"].fill_null(False).sum())
-        rows.append(
-            {"bucket": label, "overdue": overdue, "not_overdue": in_bucket.height - overdue}
-        )
-    return pl.DataFrame(rows, schema={"bucket": pl.String, "overdue": pl.Int64,
-                                      "not_overdue": pl.Int64})  # fmt: skip
-
-
-def on_time_closure(
-    capas_frame: pl.DataFrame, due: str, start: date, end: date, today: date | None = None
-) -> tuple[int, int]:
-    """KPI 9 (FDA 2022 example): (closed by `due`, fell due in the period up to today).
-
-    `due` is "original_due" or "current_due"; cancelled CAPAs are not counted.
-    """
-    last = min(end, today or date.today())
-    due_in_period = capas_frame.filter(
-        pl.col(due).is_between(start, last) & (pl.col("status") != "CANCELLED")
-    )
-    on_time = due_in_period.filter(
-        pl.col("closed_at").is_not_null() & (pl.col("closed_at").dt.date() <= pl.col(due))
-    )
-    return on_time.height, due_in_period.height
-
-
-def effectiveness_rate(checks: pl.DataFrame) -> float | None:
-    """KPI 11: effectiveness checks judged EFFECTIVE ÷ checks completed (None when none)."""
-    if checks.height == 0:
-        return None
-    return checks.filter(pl.col("result") == "EFFECTIVE").height / checks.height
+def aging(capas_frame: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
+    """Open CAPAs per age bucket and overdue: KPI 10 as warehouse.kpis computes it."""
+    return kpis.capa_aging(capas_frame, today or date.today())

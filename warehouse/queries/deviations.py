@@ -13,7 +13,8 @@ import polars as pl
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
-# OOS outcomes as shown (OOS_SQL maps the source enum); no outcome yet means still open.
+# OOS outcomes as shown (OOS_SQL maps the source enum, kept as outcome_code for the KPIs in
+# warehouse.kpis); no outcome yet means still open.
 OOS_OUTCOMES = ("confirmed", "invalidated", "inconclusive", "open")
 
 DEVIATIONS_SQL = """
@@ -85,7 +86,8 @@ SELECT
     o.opened_at,
     o.closed_at,
     o.notified_at,
-    o.summary
+    o.summary,
+    o.outcome AS outcome_code
 FROM oos_investigation AS o
 JOIN batch AS b ON b.batch_id = o.batch_id
 JOIN product AS p ON p.product_id = b.product_id
@@ -100,17 +102,3 @@ ORDER BY o.opened_at DESC, b.batch_number
 def oos_investigations(scope: Scope, filters: Filters) -> pl.DataFrame:
     """OOS investigations of this sponsor's batches in view, with test type and outcome."""
     return scope.frame("oos investigations", OOS_SQL, filters.params())
-
-
-def recurrence_count(deviations_frame: pl.DataFrame) -> int:
-    """Deviations that recur an earlier one visible to this sponsor (recurrence_of set)."""
-    return deviations_frame["recurrence_of"].drop_nulls().len()
-
-
-def invalidated_oos_rate(oos: pl.DataFrame) -> float | None:
-    """KPI 3 (FDA 2016): release and LT-stability OOS invalidated ÷ all such concluded OOS."""
-    release = oos.filter(pl.col("test_type").is_in(["RELEASE", "LT_STABILITY"]))
-    concluded = release.filter(pl.col("outcome") != "open")
-    if concluded.height == 0:
-        return None
-    return concluded.filter(pl.col("outcome") == "invalidated").height / concluded.height
