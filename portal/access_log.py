@@ -1,4 +1,4 @@
-"""The append-only access log: every sign-in, page view and export, in the portal DB."""
+"""The append-only access log: every sign-in, page view, export and audit pack, in the portal DB."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ EVENTS = (
     "PAGE_VIEW",
     "EXPORT",
     "EXPIRED",
+    "AUDIT_PACK",  # an audit pack generated (page or CLI), with its content hash
+    "DOWNLOAD",  # a generated audit pack downloaded, with its content hash
 )
 COLUMNS = (
     "id",
