@@ -19,7 +19,7 @@ FONT = "Helvetica"
 MONO = "Courier"
 # Characters the data or our own text may hold that Windows-1252 lacks.
 _PLAIN = str.maketrans({"≥": ">=", "≤": "<=", "→": "->", "−": "-", "×": "x", "…": "..."})
-MAX_COLUMN_CHARS = 60
+MAX_COLUMN_MM = 80  # a wider column wraps instead
 LINE_HEIGHT, PAD = 3.2, 0.8  # mm, table text
 
 
@@ -174,7 +174,8 @@ def _contents(pdf: FPDF, outline: list[OutlineSection]) -> None:
 
 
 def _section(pdf: PackPDF, section: Section) -> None:
-    if pdf.will_page_break(30):
+    # Keep a heading with the start of its table, or with its whole chart.
+    if pdf.will_page_break(30 if section.chart is None else 90):
         pdf.add_page()
     pdf.ln(3)
     pdf.start_section(pdf_text(section.title), level=1)
@@ -203,12 +204,14 @@ def _table(pdf: PackPDF, section: Section) -> None:
     """
     names = [c for c in section.columns if c in section.frame.columns]
     rows = [[cell_text(v) for v in row] for row in section.frame.select(names).iter_rows()]
-    weights = [
-        min(MAX_COLUMN_CHARS, max(len(section.columns[name]), *(len(r[i]) for r in rows))) + 2
-        for i, name in enumerate(names)
-    ]
-    widths = [pdf.epw * w / sum(weights) for w in weights]
     heading = [pdf_text(section.columns[name]) for name in names]
+    pdf.set_font(FONT, "B", 7)
+    natural = [pdf.get_string_width(text) for text in heading]
+    pdf.set_font(FONT, "", 7)
+    for row in rows:
+        natural = [max(n, pdf.get_string_width(text)) for n, text in zip(natural, row, strict=True)]
+    weights = [min(MAX_COLUMN_MM, n) + 2 * PAD + 1 for n in natural]
+    widths = [pdf.epw * w / sum(weights) for w in weights]
 
     def emit(cells: list[str], bold: bool) -> None:
         pdf.set_font(FONT, "B" if bold else "", 7)
@@ -262,8 +265,6 @@ def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
 def _bars(pdf: PackPDF, frame, chart: Chart) -> None:
     """Stacked vertical bars, one per category, drawn with plain rectangles."""
     height, width = 45.0, min(pdf.epw, 28.0 * frame.height + 40)
-    if pdf.will_page_break(height + 20):
-        pdf.add_page()
     x0, top = pdf.l_margin + 8, pdf.get_y() + 6
     base = top + height
     totals = [sum(int(row[s] or 0) for s in chart.series) for row in frame.iter_rows(named=True)]
