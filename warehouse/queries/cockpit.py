@@ -1,0 +1,264 @@
+"""Management cockpit: the KPI inputs of a scope, and every KPI for the site and per sponsor.
+
+The inputs are whole published tables (the KPIs in warehouse.kpis apply the period), read the
+same way from a sponsor scope or a CMO scope. In a CMO scope `sponsor_id` is the Hive
+partition: fanned-out records (deviation, CAPA, effectiveness check) have one copy per sponsor
+they touch, plus the reserved SITE partition for those that touch none. `for_sponsor` keeps
+one partition; `for_site` keeps every record once. Both feed the same KPI functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import date
+
+import polars as pl
+
+from etl.contracts import SITE_PARTITION
+from warehouse import kpis
+from warehouse.queries.compliance import NOTIFIABLE_EVENTS_SQL
+from warehouse.scope import Scope
+
+P = "sponsor_id"
+SITE_LABEL = "Site"  # the whole site's column beside the sponsors (ids are upper case)
+
+INPUT_SQL = {
+    "batches": """
+        SELECT batch_id, sponsor_id, product_id, status, mfg_start, mfg_end, cmo_decision,
+               sponsor_decision, sponsor_decided_at, cycle_time_days, reworked,
+               units_distributed
+        FROM batch""",
+    "deviations": """
+        SELECT deviation_id, sponsor_id, classification, status, awareness_at, original_due,
+               current_due, closed_at, root_cause_category, recurrence_of
+        FROM deviation""",
+    "deviation_links": """
+        SELECT DISTINCT l.sponsor_id, l.batch_id, l.deviation_id, d.status
+        FROM deviation_link AS l
+        JOIN deviation AS d ON d.deviation_id = l.deviation_id AND d.sponsor_id = l.sponsor_id
+        WHERE l.batch_id IS NOT NULL""",
+    "oos": """
+        SELECT o.oos_id, o.sponsor_id, o.batch_id, t.test_type, o.outcome, o.opened_at,
+               o.closed_at
+        FROM oos_investigation AS o
+        LEFT JOIN test_result AS t ON t.test_id = o.test_id AND t.sponsor_id = o.sponsor_id""",
+    # One row per batch, test type and day: enough for "batches tested in the period".
+    "tests": """
+        SELECT DISTINCT sponsor_id, batch_id, test_type, tested_at::DATE AS tested_at
+        FROM test_result""",
+    "complaints": """
+        SELECT complaint_id, sponsor_id, product_id, received_at, is_critical, confirmed
+        FROM complaint""",
+    "capas": """
+        SELECT capa_id, sponsor_id, status, opened_at, original_due, current_due, closed_at
+        FROM capa""",
+    "capa_checks": """
+        SELECT check_id, capa_id, sponsor_id, checked_at, result FROM capa_effectiveness""",
+    "reviews": """
+        SELECT review_id, sponsor_id, product_id, original_due, completed_at
+        FROM product_review""",
+    "impacts": """
+        SELECT i.impact_id, i.change_id, i.sponsor_id, i.obligation, i.decision, i.decided_at,
+               c.status AS change_status, c.actual_effective
+        FROM change_impact AS i
+        JOIN change_control AS c ON c.change_id = i.change_id AND c.sponsor_id = i.sponsor_id""",
+    "events": "SELECT batch_id, sponsor_id, performed_at, recorded_at FROM batch_event",
+}
+
+# Fanned-out inputs and the key that names one record across its per-sponsor copies.
+FANNED_KEYS = {"deviations": "deviation_id", "capas": "capa_id", "capa_checks": "check_id"}
+
+
+@dataclass(frozen=True)
+class KpiInputs:
+    """Every frame the KPIs read, each with the partition in `sponsor_id`."""
+
+    batches: pl.DataFrame
+    deviations: pl.DataFrame
+    deviation_links: pl.DataFrame
+    oos: pl.DataFrame
+    tests: pl.DataFrame
+    complaints: pl.DataFrame
+    capas: pl.DataFrame
+    capa_checks: pl.DataFrame
+    reviews: pl.DataFrame
+    impacts: pl.DataFrame
+    events: pl.DataFrame
+    notifications: pl.DataFrame
+
+    def for_sponsor(self, sponsor_id: str) -> KpiInputs:
+        """One sponsor's records: its partition of every input."""
+        return replace(
+            self,
+            **{f.name: self._frame(f.name).filter(pl.col(P) == sponsor_id) for f in fields(self)},
+        )
+
+    def for_site(self) -> KpiInputs:
+        """The whole site: fanned-out records once each (SITE rows included)."""
+        site = {}
+        for name, key in FANNED_KEYS.items():
+            frame = self._frame(name)
+            if name == "deviations":
+                # A copy hides recurrence_of when the earlier deviation is not in its partition;
+                # the site sees every deviation, so it keeps the copy that shows the link.
+                frame = frame.sort("recurrence_of", nulls_last=True)
+            site[name] = frame.unique(key, keep="first", maintain_order=True)
+        return replace(self, **site)
+
+    def _frame(self, name: str) -> pl.DataFrame:
+        return getattr(self, name)
+
+
+def kpi_inputs(scope: Scope) -> KpiInputs:
+    """The KPI inputs of a scope (a sponsor's or the CMO's), whole history."""
+    frames = {name: scope.frame(f"kpi input {name}", sql) for name, sql in INPUT_SQL.items()}
+    frames["notifications"] = scope.frame(
+        "kpi input notifications", NOTIFIABLE_EVENTS_SQL, {"products": []}
+    )
+    return KpiInputs(**frames)
+
+
+def site_sponsors(inputs: KpiInputs) -> list[str]:
+    """Sponsors with records in a CMO scope's inputs (never the reserved SITE partition)."""
+    ids = set(inputs.batches[P]) | set(inputs.deviations[P]) | set(inputs.impacts[P])
+    return sorted(ids - {SITE_PARTITION})
+
+
+# The cockpit's KPIs in display order.
+COCKPIT_KPIS = (
+    "lot_acceptance_rate", "right_first_time", "deviation_rate", "recurring_deviation_rate",
+    "deviation_on_time_closure", "invalidated_oos_rate", "confirmed_oos_rate", "complaint_rate",
+    "capa_on_time_closure_original", "capa_on_time_closure_current", "overdue_capas",
+    "capa_effectiveness_rate", "apr_on_time", "disposition_cycle_time",
+    "prior_approval_compliance", "late_entry_rate", "notification_timeliness",
+    "open_deviations", "pending_change_approvals",
+)  # fmt: skip
+
+
+_Compute = Callable[[KpiInputs, date, date, date, float], kpis.KpiResult]
+# How each cockpit KPI is computed from the inputs (period start, end, today, threshold).
+_COMPUTE: dict[str, _Compute] = {
+    "lot_acceptance_rate": lambda i, s, e, t, m: kpis.lot_acceptance_rate(
+        i.batches, s, e, min_completeness=m),
+    "right_first_time": lambda i, s, e, t, m: kpis.right_first_time(
+        i.batches, i.deviation_links, i.oos, s, e, min_completeness=m),
+    "deviation_rate": lambda i, s, e, t, m: kpis.deviation_rate(
+        i.deviations, i.batches, s, e, min_completeness=m),
+    "recurring_deviation_rate": lambda i, s, e, t, m: kpis.recurring_deviation_rate(
+        i.deviations, s, e, min_completeness=m),
+    "deviation_on_time_closure": lambda i, s, e, t, m: kpis.deviation_on_time_closure(
+        i.deviations, s, e, min_completeness=m),
+    "invalidated_oos_rate": lambda i, s, e, t, m: kpis.invalidated_oos_rate(
+        i.oos, s, e, min_completeness=m),
+    "confirmed_oos_rate": lambda i, s, e, t, m: kpis.confirmed_oos_rate(
+        i.oos, i.tests, s, e, min_completeness=m),
+    "complaint_rate": lambda i, s, e, t, m: kpis.complaint_rate(
+        i.complaints, i.batches, s, e, min_completeness=m),
+    "capa_on_time_closure_original": lambda i, s, e, t, m: kpis.capa_on_time_closure(
+        i.capas, s, e, t, due="original_due", min_completeness=m),
+    "capa_on_time_closure_current": lambda i, s, e, t, m: kpis.capa_on_time_closure(
+        i.capas, s, e, t, due="current_due", min_completeness=m),
+    "overdue_capas": lambda i, s, e, t, m: kpis.overdue_capas(i.capas, t),
+    "capa_effectiveness_rate": lambda i, s, e, t, m: kpis.capa_effectiveness_rate(
+        i.capa_checks, s, e, min_completeness=m),
+    "apr_on_time": lambda i, s, e, t, m: kpis.apr_on_time(
+        i.reviews, s, e, t, min_completeness=m),
+    "disposition_cycle_time": lambda i, s, e, t, m: kpis.disposition_cycle_time(
+        i.batches, s, e, min_completeness=m),
+    "prior_approval_compliance": lambda i, s, e, t, m: kpis.prior_approval_compliance(
+        i.impacts, s, e, min_completeness=m),
+    "late_entry_rate": lambda i, s, e, t, m: kpis.late_entry_rate(
+        i.events, s, e, min_completeness=m),
+    "notification_timeliness": lambda i, s, e, t, m: kpis.notification_timeliness(
+        i.notifications, s, e, t, min_completeness=m),
+    "open_deviations": lambda i, s, e, t, m: kpis.open_deviations(i.deviations),
+    "pending_change_approvals": lambda i, s, e, t, m: kpis.pending_change_approvals(i.impacts),
+}  # fmt: skip
+# Measures of the current state: the period (and so the monthly trend) does not apply.
+STATE_KPIS = ("overdue_capas", "open_deviations", "pending_change_approvals")
+
+
+def compute_kpis(
+    inputs: KpiInputs,
+    start: date,
+    end: date,
+    today: date,
+    *,
+    min_completeness: float = kpis.COMPLETENESS_THRESHOLD,
+    keys: tuple[str, ...] = COCKPIT_KPIS,
+) -> dict[str, kpis.KpiResult]:
+    """Cockpit KPIs over one population (pass inputs.for_site() or .for_sponsor(s))."""
+    return {k: _COMPUTE[k](inputs, start, end, today, min_completeness) for k in keys}
+
+
+def cockpit(
+    inputs: KpiInputs,
+    start: date,
+    end: date,
+    today: date,
+    *,
+    min_completeness: float = kpis.COMPLETENESS_THRESHOLD,
+) -> dict[str, dict[str, kpis.KpiResult]]:
+    """KPIs per population: the whole site (SITE_LABEL) first, then each sponsor."""
+    populations = _populations(inputs)
+    return {
+        name: compute_kpis(frames, start, end, today, min_completeness=min_completeness)
+        for name, frames in populations.items()
+    }
+
+
+def _populations(inputs: KpiInputs) -> dict[str, KpiInputs]:
+    return {SITE_LABEL: inputs.for_site()} | {
+        s: inputs.for_sponsor(s) for s in site_sponsors(inputs)
+    }
+
+
+def months(start: date, end: date) -> list[tuple[date, date]]:
+    """The calendar months overlapping the period, each clipped to it."""
+    spans, first = [], start.replace(day=1)
+    while first <= end:
+        following = _next_month(first)
+        spans.append((max(first, start), min(_day_before(following), end)))
+        first = following
+    return spans
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _day_before(day: date) -> date:
+    return date.fromordinal(day.toordinal() - 1)
+
+
+def monthly_trend(
+    inputs: KpiInputs,
+    key: str,
+    start: date,
+    end: date,
+    today: date,
+    *,
+    min_completeness: float = kpis.COMPLETENESS_THRESHOLD,
+) -> pl.DataFrame:
+    """One KPI per month of the period for the site and each sponsor: month, population,
+    value (null where the month has no data or is not reliable), completeness."""
+    rows = []
+    for name, frames in _populations(inputs).items():
+        for first, last in months(start, end):
+            [result] = compute_kpis(
+                frames, first, last, today, min_completeness=min_completeness, keys=(key,)
+            ).values()
+            rows.append(
+                {
+                    "month": first.replace(day=1),
+                    "population": name,
+                    "value": result.value if result.reliable else None,
+                    "completeness": result.completeness,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={"month": pl.Date, "population": pl.String, "value": pl.Float64,
+                "completeness": pl.Float64},
+    )  # fmt: skip
