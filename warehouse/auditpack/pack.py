@@ -90,6 +90,8 @@ def build_pack(
         raise PackError("Unknown product for this sponsor.")
     generated_at = (generated_at or datetime.now(UTC)).replace(microsecond=0)
     valid_until = request.valid_until or generated_at + DEFAULT_VALIDITY
+    # The portal store keeps UTC; a naive expiry is read as UTC.
+    valid_until = valid_until.replace(tzinfo=valid_until.tzinfo or UTC).astimezone(UTC)
     as_of = scope.snapshot.created_at.date()
 
     sections = collect(scope, Filters(request.start, request.end, chosen), as_of)
