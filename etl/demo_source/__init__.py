@@ -22,6 +22,7 @@ from etl.demo_source.day import DaySummary, simulate_day
 from etl.demo_source.events import write_batch_events
 from etl.demo_source.plant import Plant
 from etl.demo_source.presets import PRESETS
+from etl.demo_source.stories import Stories
 
 __all__ = ["DaySummary", "GenerationSummary", "generate", "ground_truth_path", "simulate_day"]
 
@@ -60,14 +61,18 @@ def generate(
     plant = Plant(PRESETS[preset], seed, as_of)
     plant.build_master_data()
     inject = Injector(plant)
+    story = Stories(plant, inject)
     plant.equipment_history()
-    plant.schedule_batches()
+    plant.schedule_batches(story.pins)
     say(f"batches: {len(plant.batches):,} scheduled")
     plant.batch_deviations()
     plant.qc_timelines()
+    story.qc()
     inject.plan_oos()
     plant.facility_deviations()
+    story.deviations()
     plant.decision_timelines()
+    story.dispositions()
     inject.batch_outcomes()
     inject.disposition_with_open_deviation()
     plant.finalize_batches()
@@ -76,19 +81,23 @@ def generate(
     plant.test_results()
     inject.oos_records()
     plant.finalize_deviations()
+    story.friday_status()
     inject.notification_late()
     plant.deviation_capas()
     plant.complaints()
     plant.self_inspections()
+    story.open_capas()
     inject.capas()
     plant.product_reviews()
     plant.tech_transfers()
     plant.master_batch_records()
     plant.change_controls()
+    story.change_awaiting_approval()
     inject.changes()
     inject.calibration()
     inject.suppliers()
-    plan = inject.plan_events()
+    story.recent_exceptions()
+    plan = inject.plan_events(story)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(out)

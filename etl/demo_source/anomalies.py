@@ -5,10 +5,14 @@ sponsors, and is recorded in the ground truth that tests and demos check the por
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import TYPE_CHECKING
 
 from etl.demo_source import presets as P
 from etl.demo_source.events import DISPENSING, TAIL_LEN, Tamper, mfg_step
 from etl.demo_source.plant import DAY, Plant, days, hours
+
+if TYPE_CHECKING:  # stories.py imports this module
+    from etl.demo_source.stories import Stories
 
 # Injected count per kind at anomaly_scale 1 (the demo preset).
 COUNTS = {
@@ -100,7 +104,8 @@ class Injector:
             ("OOS_INVALIDATED", "INVALIDATED_LAB_ERROR"),
         ):
             pool = [b for b in old if b["batch_id"] not in self.used_batches]
-            for b in self.spread(pool, lambda b: b["sponsor_id"], self.count(kind)):
+            told = sum(b.get("_oos", {}).get("kind") == kind for b in p.batches)  # by a story
+            for b in self.spread(pool, lambda b: b["sponsor_id"], self.count(kind) - told):
                 self.used_batches.add(b["batch_id"])
                 tested = p.between(b["_end"] + hours(6), b["_qc_done"] - DAY)
                 opened = tested + hours(2)
@@ -117,7 +122,7 @@ class Injector:
                 b["_oos_until"] = b["_oos"]["closed"]
 
     def batch_outcomes(self) -> None:
-        """Rejections, one batch on hold, the journey's batch awaiting sponsor release 9 days."""
+        """Rejections of confirmed OOS and a few others; one batch on hold."""
         p = self.plant
         for b in p.batches:
             if b.get("_oos", {}).get("outcome") == "CONFIRMED":
@@ -134,17 +139,6 @@ class Injector:
         held = [b for b in waiting if any(d["_closed"] >= p.now for d in b["_devs"])] or waiting
         for b in held[: max(1, p.preset.anomaly_scale)]:
             b["_hold"] = True
-        first = self.sponsor_order[0]
-        awaiting = [
-            b
-            for b in p.batches
-            if b["sponsor_id"] == first
-            and b["_cmo"] <= p.now - days(9)
-            and b["_decision"] == "RELEASED"
-        ]
-        journey = max(awaiting, key=lambda b: b["_cmo"])
-        journey["_sponsor"] = None
-        self.used_batches.add(journey["batch_id"])
 
     def disposition_with_open_deviation(self) -> None:
         p = self.plant
@@ -353,7 +347,9 @@ class Injector:
         )
         for n, (change, imp) in enumerate(picked):
             effective = datetime.combine(change["actual_effective"], time(10))
-            if n % 3 == 2:
+            # Still pending after go-live; not for the first sponsor, whose only pending
+            # approval is its story's (stories.py).
+            if n % 3 == 2 and imp["sponsor_id"] != self.sponsor_order[0]:
                 imp.update(decision="PENDING", decided_at=None)
                 detail = f"effective {change['actual_effective']}; sponsor approval still pending"
             else:
@@ -458,8 +454,12 @@ class Injector:
                 )
 
     # -- batch record entries -----------------------------------------------------------
-    def plan_events(self) -> dict[tuple[int, int], Tamper]:
-        """Entries to tamper with, keyed by (batch position, seq); agency staff for gaps."""
+    def plan_events(self, told_by: Stories) -> dict[tuple[int, int], Tamper]:
+        """Entries to tamper with, keyed by (batch position, seq); agency staff for gaps.
+
+        The stories' entries come first: the late pH entry at step 7 of the batch awaiting
+        release for 9 days, and the first sponsor's other exceptions of this month.
+        """
         p = self.plant
         done = [
             i
@@ -477,17 +477,18 @@ class Injector:
                     return seq
             return None
 
-        first = self.sponsor_order[0]
-        story = next(
-            i
-            for i in done
-            if p.batches[i]["sponsor_id"] == first
-            and p.batches[i]["_product"]["modality"] == "BIOLOGIC"
-        )
-        plan[(story, 7)] = Tamper("LATE_ENTRY", 220, P.LATE_ENTRY_REASONS[0])
-        self.story_batch = p.batches[story]["batch_id"]
+        position = {id(b): i for i, b in enumerate(p.batches)}
+        journey = position[id(told_by.batch("release_9d"))]
+        plan[(journey, 7)] = Tamper("LATE_ENTRY", 220, P.LATE_ENTRY_REASONS[0])
+        self.story_batch = p.batches[journey]["batch_id"]
+        told = {"LATE_ENTRY": 1}
+        for kind, b in told_by.recent_di:
+            seq = pick_seq(position[id(b)], True)
+            if seq is not None:
+                plan[(position[id(b)], seq)] = Tamper(kind)
+                told[kind] = told.get(kind, 0) + 1
         for kind in EVENT_KINDS:
-            wanted = self.count(kind) - (1 if kind == "LATE_ENTRY" else 0)
+            wanted = self.count(kind) - told.get(kind, 0)
             for i in self.spread(done, lambda i: p.batches[i]["sponsor_id"], wanted):
                 seq = pick_seq(i, kind in ("MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER"))
                 if seq is None:

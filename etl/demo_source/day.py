@@ -86,22 +86,17 @@ class _Day:
         n = int(serial.split("-")[1])
         for batch_id, modality in batches:
             last = self.one("SELECT max(seq) FROM batch_event WHERE batch_id = ?", batch_id)[0]
-            crew = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT DISTINCT performed_by FROM batch_event WHERE batch_id = ? AND "
-                    "event_type IN ('DISPENSE', 'STEP') ORDER BY performed_by",
-                    (batch_id,),
-                )
-            ]
+            crew = self.crew(batch_id)
             for k in range(4):
                 seq = last + 1 + k
                 name, etype = mfg_step(modality, seq)
                 who = self.rng.choice(crew)
                 checker = self.rng.choice([c for c in crew if c != who])
-                performed = self.at(2 * k + self.rng.random())
-                recorded = self.at(2 * k + 1.3)
-                checked = self.at(2 * k + 1.5) if etype in VERIFIED_EVENT_TYPES else None
+                hour = 2 * k + self.rng.random()
+                performed = self.at(hour)
+                # Recorded within the hour and verified after it: nothing late, nothing early.
+                recorded = self.at(hour + self.rng.uniform(0.05, 0.6))
+                checked = self.at(hour + 0.7) if etype in VERIFIED_EVENT_TYPES else None
                 n += 1
                 self.conn.execute(
                     "INSERT INTO batch_event VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -121,6 +116,22 @@ class _Day:
                     ),
                 )
                 self.count("batch_event")
+
+    def crew(self, batch_id: str) -> list[str]:
+        """Who made this batch so far; a batch just dispensed borrows its train's last crew."""
+        sql = (
+            "SELECT DISTINCT performed_by FROM batch_event WHERE batch_id = ? AND "
+            "event_type IN ('DISPENSE', 'STEP') ORDER BY performed_by"
+        )
+        crew = [r[0] for r in self.conn.execute(sql, (batch_id,))]
+        if len(crew) < 2:
+            previous = self.one(
+                "SELECT p.batch_id FROM batch b JOIN batch p USING (equipment_train) "
+                "WHERE b.batch_id = ? AND p.mfg_end < b.mfg_start ORDER BY p.mfg_end DESC",
+                batch_id,
+            )[0]
+            crew = sorted({*crew, *(r[0] for r in self.conn.execute(sql, (previous,)))})
+        return crew
 
     def transitions(self) -> None:
         """QC finishes on one batch; the sponsor releases the most recent disposition."""

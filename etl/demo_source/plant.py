@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from etl.contracts import (
@@ -24,6 +25,21 @@ from etl.demo_source import presets as P
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 SITE_ID = "RDG"
+# Manufacturing duration in days per modality (low, high).
+MFG_DAYS = {"OSD": (1.5, 3.0), "BIOLOGIC": (5.0, 9.0), "STERILE_FILL_FINISH": (2.0, 4.0)}
+DISPENSING_HOURS = 2  # the first manufacturing step follows dispensing (events.py)
+RECENT_DAYS = 35  # campaigns rotate over sponsors from here on
+PLANNED_DAYS = 7  # how far ahead batches are planned
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A batch that must start at `start` on its train (a story batch or today's anchor)."""
+
+    start: datetime
+    length: timedelta
+    product: dict | None  # None: the train's least-served sponsor, as any recent batch
+    story: str
 
 
 def days(n: float) -> timedelta:
@@ -44,6 +60,9 @@ class Plant:
         self.start = self.now - days(365 * preset.years)
         self.rows: dict[str, list] = {}
         self.batches: list[dict] = []
+        # Sponsors that answer change notices within days, so nothing of theirs lingers
+        # pending apart from the change their story puts in front of them.
+        self.prompt_sponsors: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------
     def add(self, table: str, **row) -> dict:
@@ -413,27 +432,47 @@ class Plant:
             eq["updated_at"] = last
 
     # -- production ----------------------------------------------------------------------
-    def schedule_batches(self) -> None:
-        """Campaigns on each train back to back; a changeover between every two batches."""
+    def schedule_batches(self, pins: dict[str, list[Pin]] | None = None) -> None:
+        """Campaigns on each train back to back; a changeover between every two batches.
+
+        In the last RECENT_DAYS and the week ahead campaigns are single batches of the train's
+        least-served sponsor, so every sponsor has work in flight. A pinned batch takes its
+        slot whenever the next batch would run into it (the train idles until then).
+        """
         rng = self.rng
-        duration = {"OSD": (1.5, 3.0), "BIOLOGIC": (5.0, 9.0), "STERILE_FILL_FINISH": (2.0, 4.0)}
-        horizon = self.now + days(14)
+        horizon = self.now + days(PLANNED_DAYS)
+        window = self.now - days(RECENT_DAYS)
+        recent: dict[str, int] = {}
         serial: dict[str, int] = {}
         for train in self.trains:
+            waiting = sorted((pins or {}).get(train["train_id"], []), key=lambda pin: pin.start)
             at = self.start + days(rng.uniform(0, 3))
             previous = None
             campaign = 0
             while at < horizon:
                 choices = [p for p in train["products"] if p is not previous] or train["products"]
-                product = rng.choice(choices)
+                if at >= window:
+                    ranked = [(recent.get(p["sponsor_id"], 0), rng.random(), p) for p in choices]
+                    product, size = min(ranked, key=lambda r: r[:2])[2], 1
+                else:
+                    product, size = rng.choice(choices), rng.randint(1, 4)
                 previous = product
                 campaign += 1
-                for _ in range(rng.randint(1, 4)):
+                for _ in range(size):
                     start = at.replace(minute=0, second=0, microsecond=0) + HOUR
-                    end = start + days(rng.uniform(*duration[train["modality"]]))
-                    end = end.replace(microsecond=0)
+                    length = days(rng.uniform(*MFG_DAYS[train["modality"]]))
+                    story = None
+                    if waiting and start + length + days(0.5) > waiting[0].start:
+                        pin = waiting.pop(0)
+                        start, length, story = pin.start, pin.length, pin.story
+                        if pin.product is not None and pin.product is not product:
+                            product = previous = pin.product
+                            campaign += 1
+                    end = (start + length).replace(microsecond=0)
                     code = product["_code"]
                     serial[code] = serial.get(code, 0) + 1
+                    if start >= window:
+                        recent[product["sponsor_id"]] = recent.get(product["sponsor_id"], 0) + 1
                     self.batches.append(
                         {
                             "batch_id": f"B-{len(self.batches) + 1:06d}",
@@ -450,10 +489,11 @@ class Plant:
                             "_end": end,
                             "_devs": [],
                             "_oos_until": None,
+                            "_story": story,
                         }
                     )
                     at = end + days(rng.uniform(0.5, 4.0))
-                    if at >= horizon:
+                    if at >= horizon or story is not None:
                         break
 
     def qc_timelines(self) -> None:
@@ -490,7 +530,7 @@ class Plant:
             hold = b.get("_hold", False)
             if s > now:
                 status = "PLANNED"
-            elif now < s + hours(6):
+            elif now < s + hours(DISPENSING_HOURS):
                 status = "DISPENSED"
             elif now < e:
                 status = "IN_PROCESS"
@@ -674,7 +714,7 @@ class Plant:
             unit=unit,
             tested_at=at,
             is_oos=oos,
-            updated_at=at + hours(1),
+            updated_at=self.seen(at + hours(1)),
         )
 
     # -- quality records -----------------------------------------------------------------
@@ -684,8 +724,8 @@ class Plant:
         self.deviations: list[dict] = []
         self.last_deviation: dict[str, dict] = {}  # per root cause, for recurrence_of
         for b in self.batches:
-            if b["_start"] > self.now - days(3):
-                continue
+            if b["_start"] > self.now - days(3) or b["_story"] not in (None, "anchor"):
+                continue  # story batches get only the deviations their story tells
             for _ in range(self._poisson(0.27)):
                 aware = self.between(b["_start"], min(b["_end"], self.now - days(3)))
                 cause = rng.choice(ROOT_CAUSES)
@@ -1095,7 +1135,12 @@ class Plant:
         n = len(self.rows.get("change_control", [])) + 1
         change_id = f"CC-{n:05d}"
         planned = opened + days(rng.randint(30, 120))
-        rejected = rng.random() < 0.03 and reject
+        # Only a sponsor whose approval is needed can reject: the first such impact does.
+        approvers = [
+            k for k, (s, _) in enumerate(targets) if self.obligation[s][ctype] == "PRIOR_APPROVAL"
+        ]
+        rejecter = approvers[0] if approvers else None
+        rejected = rng.random() < 0.03 and reject and rejecter is not None
         ready = planned
         impacts = []
         for k, (sponsor_id, product_id) in enumerate(targets):
@@ -1104,9 +1149,13 @@ class Plant:
             decided = (
                 notified + days(rng.uniform(3, 20)) if obligation == "PRIOR_APPROVAL" else None
             )
+            if sponsor_id in self.prompt_sponsors and notified is not None:
+                notified = opened + days(rng.uniform(0.2, 1))  # changes open >= 2 days ago
+                if decided is not None:
+                    decided = notified + min(days(rng.uniform(0.5, 2)), (self.now - notified) * 0.7)
             decision = None
             if obligation == "PRIOR_APPROVAL":
-                decision = "REJECTED" if rejected and k == 0 else "APPROVED"
+                decision = "REJECTED" if rejected and k == rejecter else "APPROVED"
             for instant in (notified, decided):
                 if instant is not None:
                     ready = max(ready, instant + DAY)
@@ -1134,7 +1183,7 @@ class Plant:
                 imp["decision"] = "PENDING"
         now_d = self.now.date()
         if rejected:
-            status = "REJECTED" if impacts[0]["decided_at"] else "SPONSOR_REVIEW"
+            status = "REJECTED" if impacts[rejecter]["decided_at"] else "SPONSOR_REVIEW"
         elif effective is not None and effective < now_d:
             age = (now_d - effective).days
             status = "CLOSED" if age > 60 else "EFFECTIVENESS" if age > 20 else "IMPLEMENTED"
