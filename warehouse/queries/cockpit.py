@@ -262,3 +262,88 @@ def monthly_trend(
         schema={"month": pl.Date, "population": pl.String, "value": pl.Float64,
                 "completeness": pl.Float64},
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Target:
+    """A health-table target: the value a population must reach (at least or at most)."""
+
+    value: float
+    at_least: bool
+
+    def met(self, actual: float) -> bool:
+        return actual >= self.value if self.at_least else actual <= self.value
+
+
+# Conventions, not regulation (DOMAIN.md): the cockpit lets the user change each one.
+DEFAULT_TARGETS: dict[str, Target] = {
+    "lot_acceptance_rate": Target(0.98, at_least=True),
+    "right_first_time": Target(0.80, at_least=True),
+    "open_critical": Target(0, at_least=False),
+    "open_major": Target(2, at_least=False),
+    "open_minor": Target(5, at_least=False),
+    "overdue_capas": Target(0, at_least=False),
+    "pending_change_approvals": Target(3, at_least=False),
+    "notification_timeliness": Target(0.95, at_least=True),
+    "cycle_time_p50": Target(14, at_least=False),
+    "cycle_time_p90": Target(21, at_least=False),
+}
+HEALTH_COLUMNS = {
+    "lot_acceptance_rate": "LAR", "right_first_time": "Right first time",
+    "open_critical": "Open critical dev.", "open_major": "Open major dev.",
+    "open_minor": "Open minor dev.", "overdue_capas": "Overdue CAPAs",
+    "pending_change_approvals": "Pending approvals",
+    "notification_timeliness": "Notification timeliness",
+    "cycle_time_p50": "Cycle time p50 (d)", "cycle_time_p90": "Cycle time p90 (d)",
+}  # fmt: skip
+
+
+def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float | None, str]]:
+    """A population's health-table cells: (number compared with the target or None when
+    unreliable or empty, text shown) per HEALTH_COLUMNS key."""
+
+    def cell(result: kpis.KpiResult, value: float | None) -> tuple[float | None, str]:
+        if result.caveat or value is None:
+            return None, result.display() if result.caveat else "—"
+        shown = kpis.format_value(value, result.definition.unit)
+        return value, f"{shown} · {kpis.percent(result.completeness or 0)} complete"
+
+    deviations = results["open_deviations"]
+    cycle = results["disposition_cycle_time"]
+    cells = {
+        key: cell(results[key], results[key].value)
+        for key in ("lot_acceptance_rate", "right_first_time", "overdue_capas",
+                    "notification_timeliness")
+    }  # fmt: skip
+    for severity in ("CRITICAL", "MAJOR", "MINOR"):
+        count = deviations.extra[severity]
+        cells[f"open_{severity.lower()}"] = (count, f"{count:g}")
+    pending = results["pending_change_approvals"].value
+    cells["pending_change_approvals"] = (pending, f"{pending:g}")
+    cells["cycle_time_p50"] = cell(cycle, cycle.value)
+    cells["cycle_time_p90"] = cell(cycle, cycle.extra.get("p90"))
+    return {key: cells[key] for key in HEALTH_COLUMNS}
+
+
+def health_table(
+    per_population: dict[str, dict[str, kpis.KpiResult]], targets: dict[str, Target]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per sponsor (lots started, then HEALTH_COLUMNS as text) and, beside it, each
+    cell's state against its target: "met", "missed", "unreliable" or "none"."""
+    rows, states = [], []
+    for sponsor, results in per_population.items():
+        if sponsor == SITE_LABEL:
+            continue
+        cells = health_measures(results)
+        lots = results["lot_acceptance_rate"].extra["lots_started"]
+        texts = {HEALTH_COLUMNS[k]: text for k, (_, text) in cells.items()}
+        marks = {HEALTH_COLUMNS[k]: _state(n, text, targets[k]) for k, (n, text) in cells.items()}
+        rows.append({"Sponsor": sponsor, "Lots": f"{lots:g}"} | texts)
+        states.append({"Sponsor": "none", "Lots": "none"} | marks)
+    return pl.DataFrame(rows), pl.DataFrame(states)
+
+
+def _state(number: float | None, text: str, target: Target) -> str:
+    if number is not None:
+        return "met" if target.met(number) else "missed"
+    return "unreliable" if text.startswith("not reliable") else "none"

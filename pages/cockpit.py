@@ -1,0 +1,114 @@
+"""Management cockpit: the site's KPIs beside each sponsor's, monthly trends, sponsor health."""
+
+from datetime import date, timedelta
+
+import plotly.express as px
+import polars as pl
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from portal.context import site_scope
+from portal.widgets import export_buttons
+from warehouse import kpis
+from warehouse.filters import Filters
+from warehouse.queries import cockpit
+from warehouse.scope import Scope
+
+PICKED_SPONSOR = "_picked_sponsor"  # read by portal.context for CMO roles
+STATE_COLOURS = {"met": "#d4edda", "missed": "#f8d7da", "unreliable": "#fff3cd", "none": ""}
+
+
+@st.cache_data(scope="session", max_entries=2, show_spinner="Reading every sponsor's records…")
+def _inputs(_scope: Scope, run_id: str, scope_label: str) -> cockpit.KpiInputs:
+    """The cockpit's inputs for this session's snapshot (the scope is the session's)."""
+    return cockpit.kpi_inputs(_scope)
+
+
+st.title("Management cockpit")
+scope = site_scope()
+today = date.today()
+period = st.sidebar.date_input(
+    "Period", value=(today - timedelta(days=365), today), key="cockpit:range"
+)
+start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (today, today)
+filters = Filters(start=start, end=end)
+
+with st.sidebar.expander("Targets and reliability"):
+    threshold = st.slider("Reliable from completeness (%)", 0, 100, 80, key="cockpit:threshold")
+    targets = {}
+    for key, default in cockpit.DEFAULT_TARGETS.items():
+        label = f"{cockpit.HEALTH_COLUMNS[key]} {'at least' if default.at_least else 'at most'}"
+        rate = key in ("lot_acceptance_rate", "right_first_time", "notification_timeliness")
+        shown = st.number_input(
+            label + (" (%)" if rate else ""), value=float(default.value * (100 if rate else 1)),
+            min_value=0.0, step=1.0, key=f"cockpit:target:{key}",
+        )  # fmt: skip
+        targets[key] = cockpit.Target(shown / 100 if rate else shown, default.at_least)
+
+inputs = _inputs(scope, scope.snapshot.run_id, scope.label)
+results = cockpit.cockpit(inputs, start, end, today, min_completeness=threshold / 100)
+populations = list(results)
+st.caption(
+    f"{start:%d %b %Y} – {end:%d %b %Y}; open deviations, overdue CAPAs and pending approvals "
+    f"as of today. A KPI under {threshold} % data completeness shows as not reliable."
+)
+
+st.header("Sponsor health")
+health, states = cockpit.health_table(results, targets)
+if health.is_empty():
+    st.info("No sponsor has published records yet.")
+else:
+    colours = (
+        states.to_pandas()
+        .replace(STATE_COLOURS)
+        .map(lambda c: f"background-color: {c}" if c else "")
+    )
+    st.dataframe(
+        health.to_pandas().style.apply(lambda _: colours, axis=None),
+        hide_index=True,
+        key="cockpit:health",
+    )
+    st.caption("Green: meets its target; red: misses it; amber: not reliable.")
+    export_buttons(health, "cockpit", filters, scope)
+
+    left, right = st.columns([3, 1])
+    drill = left.selectbox("Open a sponsor's dashboards", health["Sponsor"].to_list(),
+                           key="cockpit:drill")  # fmt: skip
+    if right.button("Open overview", key="cockpit:open"):
+        st.session_state[PICKED_SPONSOR] = drill
+        try:
+            st.switch_page("pages/overview.py")
+        except StreamlitAPIException:
+            st.caption("Open the Overview page to see this sponsor.")
+
+st.header("KPIs side by side")
+rows = []
+for key in cockpit.COCKPIT_KPIS:
+    definition = kpis.KPI_DEFINITIONS[key]
+    number = f"{definition.number}. " if definition.number else ""
+    row = {"KPI": number + definition.name}
+    for population in populations:
+        result = results[population][key]
+        if result.caveat or result.completeness is None:
+            row[population] = result.caveat or "no data"
+        else:
+            complete = kpis.percent(result.completeness)
+            row[population] = f"{result.display()} · {complete} complete"
+    row["Formula and source"] = f"{definition.formula} Source: {definition.source}."
+    rows.append(row)
+st.dataframe(pl.DataFrame(rows), hide_index=True, key="cockpit:kpis")
+
+st.header("Trend by month")
+trended = [k for k in cockpit.COCKPIT_KPIS if k not in cockpit.STATE_KPIS]
+names = {k: kpis.KPI_DEFINITIONS[k].name for k in trended}
+chosen = st.selectbox("KPI", trended, format_func=names.get, key="cockpit:trend")
+definition = kpis.KPI_DEFINITIONS[chosen]
+st.caption(f"{definition.formula} Source: {definition.source}. Months under the completeness "
+           "threshold are left blank.")  # fmt: skip
+trend = cockpit.monthly_trend(inputs, chosen, start, end, today, min_completeness=threshold / 100)
+if definition.unit == "rate":
+    trend = trend.with_columns(pl.col("value") * 100)
+chart = px.line(trend, x="month", y="value", color="population", markers=True,
+                labels={"value": definition.name + (" (%)" if definition.unit == "rate" else ""),
+                        "population": ""})  # fmt: skip
+st.plotly_chart(chart, key="cockpit:trend-chart")
