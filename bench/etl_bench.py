@@ -1,0 +1,77 @@
+"""ETL figures: full build against a bare copy (same driver), and one day's incremental run.
+
+Each run happens in a child process so its peak memory (ru_maxrss) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from etl.contracts import TABLES
+from etl.extract import open_source
+from warehouse.layout import PARTITION_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bare_copy(source: Path, out: Path) -> int:
+    """Read every source table with the ETL's driver and write sponsor-partitioned Parquet.
+
+    No validation, no transformation: tables with a sponsor_id column are split by it, the
+    others are written whole. Returns the rows read.
+    """
+    location = open_source(source).location
+    shutil.rmtree(out, ignore_errors=True)
+    rows = 0
+    for table in TABLES:
+        names = ", ".join(table.column_names)
+        frame = pl.read_database_uri(f"SELECT {names} FROM {table.name}", location)
+        rows += frame.height
+        if PARTITION_KEY in frame.columns and table.key != PARTITION_KEY:
+            for (sponsor,), part in frame.partition_by(PARTITION_KEY, as_dict=True).items():
+                target = out / table.name / f"{PARTITION_KEY}={sponsor}" / "part-0.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                part.drop(PARTITION_KEY).write_parquet(target)
+        else:
+            target = out / table.name / "part-0.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(target)
+    return rows
+
+
+def _child(kind: str, source: str, target: str, full: bool) -> None:
+    """Entry point in the child process: run one job, print its figures as JSON."""
+    started = time.perf_counter()
+    if kind == "etl":
+        from etl.run import run_etl
+
+        result = run_etl(Path(source), Path(target), full=full)
+        rows = sum(result.extracted.values())
+    else:
+        rows = bare_copy(Path(source), Path(target))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak}))
+
+
+def measure(kind: str, source: Path, target: Path, *, full: bool = True) -> dict:
+    """Run one ETL ("etl") or bare copy ("bare") in a child process; seconds, rows, peak."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.etl_bench", kind, str(source), str(target), str(full)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} run failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "True")

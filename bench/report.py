@@ -1,0 +1,65 @@
+"""Benchmark figures and the two result files (bench/results.md, bench/results.json)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Figure:
+    """One measured figure, its same-run baseline and its target."""
+
+    name: str
+    preset: str
+    value: float | None  # None: not measured (the note says why)
+    unit: str
+    baseline_name: str | None = None
+    baseline_value: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool = False
+    note: str = ""
+
+
+def ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or not baseline:
+        return None
+    return round(value / baseline, 3)
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+def write(figures: list[Figure], command: str, out: Path = HERE) -> None:
+    """Write results.json (a list of figure objects) and results.md (a table)."""
+    (out / "results.json").write_text(
+        json.dumps([asdict(f) for f in figures], indent=1, default=str) + "\n"
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `{command}` on {datetime.now():%Y-%m-%d %H:%M} "
+        f"({platform.machine()}, Python {platform.python_version()}). Every ratio is to a "
+        "baseline measured in the same run.",
+        "",
+        "| figure | preset | value | unit | baseline | baseline value | ratio | target | met "
+        "| note |",
+        "| --- | --- | ---: | --- | --- | ---: | ---: | --- | --- | --- |",
+    ]
+    for f in figures:
+        met = "yes" if f.met else ("not measured" if f.value is None else "**no**")
+        lines.append(
+            f"| {f.name} | {f.preset} | {_cell(f.value)} | {f.unit} | {f.baseline_name or '-'} "
+            f"| {_cell(f.baseline_value)} | {_cell(f.ratio)} | {f.target} | {met} "
+            f"| {f.note.replace('|', '/')} |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
