@@ -1,0 +1,203 @@
+"""Management cockpit on the demo warehouse: one computation, two views.
+
+The cockpit reads every sponsor through a CMO scope; each sponsor's own pages read through
+its confined scope. For the same period the numbers must agree, and site figures must count
+a fanned-out record once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.page_harness import principal, run_page, shown_text
+from warehouse import kpis
+from warehouse.filters import Filters
+from warehouse.queries import batches, cockpit, overview
+from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
+
+TODAY = date.today()
+PERIOD = Filters(start=TODAY - timedelta(days=365), end=TODAY)  # the page's default period
+
+
+def _health(app: AppTest) -> pl.DataFrame:
+    return pl.from_pandas(next(f.value for f in app.dataframe if "Sponsor" in f.value.columns))
+
+
+def _kpi_table(app: AppTest) -> pl.DataFrame:
+    return pl.from_pandas(next(f.value for f in app.dataframe if "KPI" in f.value.columns))
+
+
+@pytest.fixture(scope="module")
+def sponsors(demo_warehouse: Path) -> list[str]:
+    return sponsor_ids(demo_warehouse)
+
+
+@pytest.fixture(scope="module")
+def cockpit_app(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> AppTest:
+    """The cockpit as CMO quality staff, default period (the last 365 days)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path_factory.mktemp("portal-data")))
+        app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse)
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+@pytest.fixture(scope="module")
+def sponsor_overviews(demo_warehouse, sponsors, tmp_path_factory) -> dict[str, AppTest]:
+    """Each sponsor's own overview page, as its QA user sees it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path_factory.mktemp("portal-data")))
+        return {s: run_page("overview.py", principal("sponsor_qa", s), demo_warehouse)
+                for s in sponsors}  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ["cmo_quality", "cmo_management", "bd_demo"])
+def test_renders_for_cmo_and_demo_roles(role, demo_warehouse, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal(role), demo_warehouse)
+    assert not app.exception
+    assert app.title[0].value == "Management cockpit"
+    assert app.dataframe
+
+
+@pytest.mark.parametrize("role", ["sponsor_qa", "auditor"])
+def test_sponsor_roles_are_refused(role, demo_warehouse, sponsors, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal(role, sponsors[0]), demo_warehouse)
+    assert [e.value for e in app.error] == ["This page is for CMO staff."]
+    assert not app.dataframe
+
+
+def test_one_health_row_per_sponsor(cockpit_app, sponsors) -> None:
+    assert _health(cockpit_app)["Sponsor"].to_list() == sponsors
+
+
+def test_cockpit_values_equal_the_sponsors_own_pages(
+    cockpit_app, sponsor_overviews, demo_warehouse, sponsors
+) -> None:
+    health = _health(cockpit_app)
+    for sponsor in sponsors:
+        row = health.filter(pl.col("Sponsor") == sponsor).row(0, named=True)
+        metrics = {m.label: m.value for m in sponsor_overviews[sponsor].metric}
+        # Open deviations (sum of the three classes) and overdue CAPAs: the overview's metrics.
+        open_by_class = sum(
+            int(row[c]) for c in ("Open critical dev.", "Open major dev.", "Open minor dev.")
+        )
+        assert str(open_by_class) == metrics["Open deviations"], sponsor
+        assert row["Overdue CAPAs"].split(" ")[0] == metrics["Overdue CAPAs"], sponsor
+        # LAR: the sponsor's own batch list for the same period, through the same KPI.
+        scope = open_sponsor_scope(demo_warehouse, sponsor)
+        own = kpis.lot_acceptance_rate(
+            batches.batch_list(scope, PERIOD, TODAY), PERIOD.start, PERIOD.end
+        )
+        assert row["LAR"].startswith(own.display()), (sponsor, row["LAR"], own.display())
+        assert row["Lots"] == str(own.extra["lots_started"])
+
+
+def test_every_kpi_per_sponsor_equals_the_sponsor_scope(demo_warehouse, sponsors) -> None:
+    site = cockpit.cockpit(
+        cockpit.kpi_inputs(open_cmo_scope(demo_warehouse)), PERIOD.start, PERIOD.end, TODAY
+    )
+    for sponsor in sponsors:
+        own = cockpit.kpi_inputs(open_sponsor_scope(demo_warehouse, sponsor))
+        assert cockpit.compute_kpis(own, PERIOD.start, PERIOD.end, TODAY) == site[sponsor]
+        scope = open_sponsor_scope(demo_warehouse, sponsor)
+        overdue = overview.overdue_capas(scope, PERIOD, TODAY).height
+        assert site[sponsor]["overdue_capas"].value == overdue
+
+
+def test_site_figures_count_each_fanned_out_record_once(demo_warehouse, cockpit_app) -> None:
+    # Plain DuckDB over every partition (SITE included): distinct open deviations and CAPAs.
+    current = demo_warehouse / "current"
+
+    def distinct(sql: str, table: str) -> int:
+        files = current / table / "sponsor_id=*" / "*.parquet"
+        return duckdb.sql(sql.format(f"read_parquet('{files}')")).fetchall()[0][0]
+
+    open_deviations = distinct(
+        "SELECT count(DISTINCT deviation_id) FROM {} "
+        "WHERE status NOT IN ('CLOSED', 'CANCELLED')", "deviation"
+    )  # fmt: skip
+    overdue_capas = distinct(
+        "SELECT count(DISTINCT capa_id) FROM {} WHERE status NOT IN ('CLOSED', 'CANCELLED') "
+        f"AND current_due < DATE '{TODAY.isoformat()}'", "capa"
+    )  # fmt: skip
+    table = _kpi_table(cockpit_app)
+    site = dict(zip(table["KPI"], table[cockpit.SITE_LABEL], strict=True))
+    assert site["Open deviations"].split(" ")[0] == str(open_deviations)
+    assert site["10. Overdue CAPAs"].split(" ")[0] == str(overdue_capas)
+    per_sponsor = sum(int(v.split(" ")[0]) for k, v in table.row(
+        table["KPI"].to_list().index("Open deviations"), named=True).items()
+        if k not in ("KPI", cockpit.SITE_LABEL, "Formula and source"))  # fmt: skip
+    assert per_sponsor >= open_deviations  # a shared deviation shows under each sponsor
+
+
+def test_every_kpi_shows_its_completeness_or_why_it_is_not_reliable(cockpit_app) -> None:
+    table = _kpi_table(cockpit_app)
+    assert table.height == len(cockpit.COCKPIT_KPIS)
+    for row in table.drop("KPI", "Formula and source").iter_rows():
+        for cell in row:
+            assert cell.endswith("complete") or cell.startswith("not reliable") or cell == "no data"
+
+
+def test_a_kpi_under_the_threshold_is_not_shown_as_a_number(demo_warehouse, monkeypatch, tmp_path):
+    # At a 100 % threshold any lot still in process makes LAR unreliable for its sponsor.
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse,
+                   state={"cockpit:threshold": 100})  # fmt: skip
+    lar = _health(app)["LAR"].to_list()
+    unreliable = [cell for cell in lar if cell.startswith("not reliable: ")]
+    assert unreliable, lar
+    assert all(cell.endswith("of lots lack a final disposition") for cell in unreliable)
+    assert "not reliable" in shown_text(app)
+
+
+def _kpi(key: str, value: float, completeness: float = 1.0, **extra: float) -> kpis.KpiResult:
+    return kpis.KpiResult(key, value, value, 1, completeness, completeness >= 0.8, "lots", extra)
+
+
+def _population(lar: float, completeness: float) -> dict[str, kpis.KpiResult]:
+    """A sponsor's results with the given LAR; everything else on target."""
+    return {
+        "lot_acceptance_rate": _kpi("lot_acceptance_rate", lar, completeness, lots_started=10),
+        "right_first_time": _kpi("right_first_time", 0.9),
+        "overdue_capas": _kpi("overdue_capas", 0),
+        "notification_timeliness": _kpi("notification_timeliness", 1.0),
+        "open_deviations": _kpi("open_deviations", 0, CRITICAL=0, MAJOR=0, MINOR=0),
+        "pending_change_approvals": _kpi("pending_change_approvals", 0),
+        "disposition_cycle_time": _kpi("disposition_cycle_time", 10, p90=15),
+    }
+
+
+def test_targets_decide_each_health_cell_state() -> None:
+    # LAR target 98 %: 99 % meets it, 90 % misses it, 99 % on half the lots is not reliable.
+    results = {
+        cockpit.SITE_LABEL: _population(0.99, 1.0),
+        "S1": _population(0.99, 1.0),
+        "S2": _population(0.90, 1.0),
+        "S3": _population(0.99, 0.5),
+    }
+    health, states = cockpit.health_table(results, cockpit.DEFAULT_TARGETS)
+    assert health["Sponsor"].to_list() == ["S1", "S2", "S3"]
+    assert states["LAR"].to_list() == ["met", "missed", "unreliable"]
+    assert health["LAR"][2] == "not reliable: 50 % of lots"
+    assert set(states["Cycle time p90 (d)"]) == {"met"}
+    stricter = cockpit.DEFAULT_TARGETS | {"lot_acceptance_rate": cockpit.Target(1.0, True)}
+    _, states = cockpit.health_table(results, stricter)
+    assert states["LAR"].to_list() == ["missed", "missed", "unreliable"]
+
+
+def test_drilling_into_a_sponsor_picks_it_for_the_overview(
+    demo_warehouse, sponsors, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal("cmo_management"), demo_warehouse)
+    app.selectbox(key="cockpit:drill").select(sponsors[-1]).run()
+    app.button(key="cockpit:open").click().run()
+    assert app.session_state["_picked_sponsor"] == sponsors[-1]
