@@ -108,6 +108,11 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
 
 def verify(snapshot: Path, files: dict[str, dict]) -> None:
     """Every file's metadata names its directory's sponsor and holds the planned rows."""
+    # A stray file (not written by this plan) would be read with its partition: refuse it.
+    for table in TABLES:
+        for path in (snapshot / table.name).glob(f"{PARTITION_KEY}=*/*"):
+            if path.relative_to(snapshot).as_posix() not in files:
+                raise PublishError(f"{path.relative_to(snapshot)}: file is not in the plan")
     for relative, expected in files.items():
         path = snapshot / relative
         meta = pq.read_metadata(path)
