@@ -96,7 +96,10 @@ for key in cockpit.COCKPIT_KPIS:
             row[population] = f"{result.display()} · {complete} complete"
     row["Formula and source"] = f"{definition.formula} Source: {definition.source}."
     rows.append(row)
-st.dataframe(pl.DataFrame(rows), hide_index=True, key="cockpit:kpis")
+# Tall enough to show every KPI without scrolling (35 px a row, plus the header).
+st.dataframe(
+    pl.DataFrame(rows), hide_index=True, height=35 * (len(rows) + 1) + 3, key="cockpit:kpis"
+)
 
 st.header("Trend by month")
 trended = [k for k in cockpit.COCKPIT_KPIS if k not in cockpit.STATE_KPIS]
