@@ -18,7 +18,7 @@ import polars as pl
 
 from etl.contracts import TABLES
 from etl.extract import SourceError, extract, merge_changes, open_source
-from etl.publish import Plan, clean_leftovers, publish
+from etl.publish import Plan, PublishError, clean_leftovers, publish
 from etl.transform import partitions, transform
 from etl.validate import validate
 from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot
@@ -215,7 +215,12 @@ def run_etl(
             source_state=state,
             manifest=manifest,
         )
-        snapshot = publish(warehouse, plan, checkpoint)
+        try:
+            snapshot = publish(warehouse, plan, checkpoint)
+        except (PublishError, OSError, pl.exceptions.ComputeError) as exc:
+            # A full disk or a refused snapshot: drop the half-written one, keep `current`.
+            clean_leftovers(warehouse)
+            raise EtlError(f"publish failed, nothing published: {exc}") from exc
     return RunResult(
         run_id=run_id,
         snapshot=snapshot,
