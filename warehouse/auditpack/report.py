@@ -210,8 +210,7 @@ def _table(pdf: PackPDF, section: Section) -> None:
     pdf.set_font(FONT, "", 7)
     for row in rows:
         natural = [max(n, pdf.get_string_width(text)) for n, text in zip(natural, row, strict=True)]
-    weights = [min(MAX_COLUMN_MM, n) + 2 * PAD + 1 for n in natural]
-    widths = [pdf.epw * w / sum(weights) for w in weights]
+    widths = _column_widths([n + 2 * PAD + 1 for n in natural], pdf.epw)
 
     def emit(cells: list[str], bold: bool) -> None:
         pdf.set_font(FONT, "B" if bold else "", 7)
@@ -237,6 +236,16 @@ def _table(pdf: PackPDF, section: Section) -> None:
     for row in rows:
         emit(row, False)
     pdf.ln(2)
+
+
+def _column_widths(natural: list[float], total: float) -> list[float]:
+    """Short columns keep their natural width; long ones share what is left, and wrap."""
+    fixed = sum(w for w in natural if w <= MAX_COLUMN_MM)
+    wide = sum(w for w in natural if w > MAX_COLUMN_MM)
+    if wide and total - fixed >= MAX_COLUMN_MM:
+        return [w if w <= MAX_COLUMN_MM else (total - fixed) * w / wide for w in natural]
+    capped = [min(w, MAX_COLUMN_MM) for w in natural]
+    return [total * w / sum(capped) for w in capped]
 
 
 def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
