@@ -24,6 +24,10 @@ class PageSpec:
 DATA_ROLES = frozenset({"sponsor_qa", "auditor", "bd_demo"}) | CMO_ROLES
 
 PAGES: tuple[PageSpec, ...] = (
+    # First for bd_demo, so it is the demo user's landing page.
+    PageSpec(
+        "pages/demo_tour.py", "Demo tour", "guided-tour", frozenset({"bd_demo"}), ":material/tour:"
+    ),  # fmt: skip
     PageSpec("pages/overview.py", "Overview", "home", DATA_ROLES, ":material/dashboard:"),
     PageSpec("pages/batches.py", "Batches", "batch-list", DATA_ROLES, ":material/inventory_2:"),
     PageSpec(
@@ -63,6 +67,20 @@ PAGES: tuple[PageSpec, ...] = (
         DATA_ROLES,
         ":material/swap_horiz:",
     ),
+    PageSpec(
+        "pages/compliance.py",
+        "Quality-agreement compliance",
+        "qa-agreement-compliance",
+        DATA_ROLES,
+        ":material/gavel:",
+    ),  # fmt: skip
+    PageSpec(
+        "pages/shared_equipment.py",
+        "Shared equipment",
+        "shared-equipment",
+        CMO_ROLES | {"bd_demo"},
+        ":material/factory:",
+    ),  # fmt: skip
     PageSpec(
         "pages/access_log.py",
         "Access log",
