@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
@@ -202,7 +203,8 @@ def signed_in_principal(
     """This rerun's principal, or None after signing out a session that may not continue."""
     # Resumes a session from a signed cookie; a cookie of a user who may no longer sign in
     # leaves the session signed out.
-    with suppress(LoginError):
+    # A cookie the library cannot decode at all (e.g. alg "none") must not crash the page.
+    with suppress(LoginError, jwt.InvalidTokenError):
         auth.login(location="unrendered")
     username = st.session_state.get("username")
     if not st.session_state.get("authentication_status") or not username:
