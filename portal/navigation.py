@@ -82,6 +82,13 @@ PAGES: tuple[PageSpec, ...] = (
         ":material/factory:",
     ),  # fmt: skip
     PageSpec(
+        "pages/audit_pack.py",
+        "Audit pack",
+        "audit-pack",
+        frozenset({"sponsor_qa", "auditor"}) | CMO_ROLES,
+        ":material/folder_zip:",
+    ),  # fmt: skip
+    PageSpec(
         "pages/access_log.py",
         "Access log",
         "access-log",
