@@ -109,10 +109,7 @@ def products(scope: Scope, chosen: tuple[str, ...] = ()) -> pl.DataFrame:
 def batch_exceptions(scope: Scope, batch_ids: list[str]) -> pl.DataFrame:
     """Review by exception of every given batch record, batch by batch in lifecycle order."""
     rows: list[dict[str, str]] = []
-    for batch_id in batch_ids:
-        record = batch_record.batch_record(scope, batch_id)
-        if record.header.height == 0:
-            continue
+    for batch_id, record in batch_record.batch_records(scope, batch_ids).items():
         number = record.header["batch_number"][0]
         for found in batch_record.review_by_exception(record):
             rows.append({"batch_number": number, "kind": found.kind, "record": found.ref,

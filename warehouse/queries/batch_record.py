@@ -16,7 +16,7 @@ from warehouse.filters import Filters
 from warehouse.scope import Scope
 
 BATCH_CHOICES_SQL = """
-SELECT b.batch_id, b.batch_number, p.name AS product, b.status
+SELECT b.batch_id AS _batch, b.batch_id, b.batch_number, p.name AS product, b.status
 FROM batch AS b
 JOIN product AS p USING (product_id)
 WHERE ((b.mfg_start IS NULL OR b.mfg_start::DATE BETWEEN $start AND $end)
@@ -36,7 +36,7 @@ def batch_choices(scope: Scope, filters: Filters, include: tuple[str, ...] = ())
 
 
 HEADER_SQL = """
-SELECT b.batch_id, b.batch_number, p.name AS product, p.modality, b.campaign,
+SELECT b.batch_id AS _batch, b.batch_id, b.batch_number, p.name AS product, p.modality, b.campaign,
        b.equipment_train, b.status, b.mfg_start, b.mfg_end,
        b.cmo_decision, b.cmo_decided_at, b.sponsor_decision, b.sponsor_decided_at,
        b.coa_issued_at, b.units_produced, b.units_distributed, b.reworked,
@@ -44,21 +44,22 @@ SELECT b.batch_id, b.batch_number, p.name AS product, p.modality, b.campaign,
        b.qa_review_missing
 FROM batch AS b
 JOIN product AS p USING (product_id)
-WHERE b.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], b.batch_id)
 """
 
 MATERIALS_SQL = """
-SELECT m.material_name, m.lot_id, c.quantity, c.unit, m.release_status, m.coa_received,
+SELECT c.batch_id AS _batch, m.material_name, m.lot_id, c.quantity, c.unit, m.release_status,
+       m.coa_received,
        m.received_at, s.name AS supplier, s.status AS supplier_status
 FROM material_consumption AS c
 JOIN material_lot AS m USING (lot_id)
 LEFT JOIN supplier AS s USING (supplier_id)
-WHERE c.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], c.batch_id)
 ORDER BY m.material_name, m.lot_id
 """
 
 STEPS_SQL = """
-SELECT e.event_id, e.seq, e.step_name, e.event_type,
+SELECT e.batch_id AS _batch, e.event_id, e.seq, e.step_name, e.event_type,
        e.performed_by, pf.name AS performer, e.performed_at, e.recorded_at,
        e.verified_by, vf.name AS verifier, e.verified_at,
        round(e.minutes_late) AS minutes_late, e.late_entry_reason,
@@ -72,42 +73,51 @@ SELECT e.event_id, e.seq, e.step_name, e.event_type,
 FROM batch_event AS e
 LEFT JOIN operator AS pf ON pf.operator_id = e.performed_by
 LEFT JOIN operator AS vf ON vf.operator_id = e.verified_by
-WHERE e.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], e.batch_id)
 ORDER BY e.seq, e.performed_at, e.event_id
 """
 
 TESTS_SQL = """
-SELECT t.test_id, t.test_type, t.test_name, t.result_value, t.spec_low, t.spec_high, t.unit,
+SELECT t.batch_id AS _batch, t.test_id, t.test_type, t.test_name, t.result_value, t.spec_low,
+       t.spec_high, t.unit,
        t.tested_at, t.is_oos, o.oos_id, o.phase, o.outcome, o.opened_at, o.closed_at,
        o.summary
 FROM test_result AS t
 LEFT JOIN oos_investigation AS o USING (test_id)
-WHERE t.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], t.batch_id)
 ORDER BY CASE t.test_type WHEN 'IPC' THEN 0 ELSE 1 END, t.tested_at, t.test_id
 """
 
 DEVIATIONS_SQL = """
-SELECT DISTINCT d.deviation_id, d.deviation_number, d.title, d.classification, d.status,
+SELECT DISTINCT l.batch_id AS _batch, d.deviation_id, d.deviation_number, d.title,
+       d.classification, d.status,
        d.awareness_at, d.closed_at
 FROM deviation_link AS l
 JOIN deviation AS d USING (deviation_id)
-WHERE l.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], l.batch_id)
 ORDER BY d.awareness_at, d.deviation_number
 """
 
 CAPAS_SQL = """
-SELECT c.capa_number, c.title, c.source_type, c.status, c.opened_at, c.current_due,
-       c.closed_at, c.effectiveness_result
+WITH sources AS (
+    SELECT DISTINCT batch_id, deviation_id, NULL AS oos_id FROM deviation_link
+    WHERE list_contains($batch_ids::VARCHAR[], batch_id)
+    UNION ALL
+    SELECT batch_id, NULL, oos_id FROM oos_investigation
+    WHERE list_contains($batch_ids::VARCHAR[], batch_id)
+)
+SELECT DISTINCT s.batch_id AS _batch, c.capa_number, c.title, c.source_type, c.status,
+       c.opened_at, c.current_due, c.closed_at, c.effectiveness_result
 FROM capa AS c
-WHERE c.deviation_id IN (SELECT deviation_id FROM deviation_link WHERE batch_id = $batch_id)
-   OR c.oos_id IN (SELECT oos_id FROM oos_investigation WHERE batch_id = $batch_id)
+JOIN sources AS s ON c.deviation_id = s.deviation_id OR c.oos_id = s.oos_id
 ORDER BY c.opened_at, c.capa_number
 """
 
 # The previous occupant is already redacted by the ETL; only a batch of this same sponsor is
 # ever named, and it is looked up in this scope's own batch table.
 EQUIPMENT_SQL = """
-SELECT u.usage_id, q.equipment_id, q.name AS equipment, q.equipment_type, q.status,
+SELECT u.batch_id AS _batch, u.usage_id, q.equipment_id, q.name AS equipment, q.equipment_type,
+       q.status,
        u.started_at, u.ended_at, u.calibration_valid_at_use, u.qualification_valid_at_use,
        u.cleaning_verified_at, u.cleaning_result, u.previous_ended_at,
        CASE u.previous_occupant
@@ -117,7 +127,7 @@ SELECT u.usage_id, q.equipment_id, q.name AS equipment, q.equipment_type, q.stat
 FROM equipment_usage AS u
 JOIN equipment AS q USING (equipment_id)
 LEFT JOIN batch AS pb ON pb.batch_id = u.previous_batch_id
-WHERE u.batch_id = $batch_id
+WHERE list_contains($batch_ids::VARCHAR[], u.batch_id)
 ORDER BY u.started_at, u.usage_id
 """
 
@@ -135,18 +145,50 @@ class BatchRecord:
     equipment: pl.DataFrame
 
 
+SECTIONS = {
+    "header": ("batch record header", HEADER_SQL),
+    "materials": ("batch record materials", MATERIALS_SQL),
+    "steps": ("batch record steps", STEPS_SQL),
+    "tests": ("batch record tests", TESTS_SQL),
+    "deviations": ("batch record deviations", DEVIATIONS_SQL),
+    "capas": ("batch record CAPAs", CAPAS_SQL),
+    "equipment": ("batch record equipment", EQUIPMENT_SQL),
+}
+
+
+_Sections = dict[str, tuple[dict[str, pl.DataFrame], pl.DataFrame]]
+
+
+def _sections(scope: Scope, batch_ids: list[str]) -> _Sections:
+    """Per section: each batch's rows, and the empty frame for a batch without any."""
+    params = {"batch_ids": list(batch_ids)}
+    sections = {}
+    for section, (name, sql) in SECTIONS.items():
+        frame = scope.frame(name, sql, params)
+        parts = frame.partition_by("_batch", as_dict=True, include_key=False, maintain_order=True)
+        sections[section] = (
+            {key[0]: part for key, part in parts.items()},
+            frame.clear().drop("_batch"),
+        )
+    return sections
+
+
+def _record(sections: _Sections, batch_id: str) -> BatchRecord:
+    return BatchRecord(
+        **{name: rows.get(batch_id, empty) for name, (rows, empty) in sections.items()}
+    )
+
+
+def batch_records(scope: Scope, batch_ids: list[str]) -> dict[str, BatchRecord]:
+    """The records of `batch_ids` in one query per section; ids outside the scope are absent."""
+    sections = _sections(scope, batch_ids)
+    found = sections["header"][0]
+    return {batch_id: _record(sections, batch_id) for batch_id in batch_ids if batch_id in found}
+
+
 def batch_record(scope: Scope, batch_id: str) -> BatchRecord:
     """Every section of the batch record of `batch_id` (empty frames outside this scope)."""
-    params = {"batch_id": batch_id}
-    return BatchRecord(
-        header=scope.frame("batch record header", HEADER_SQL, params),
-        materials=scope.frame("batch record materials", MATERIALS_SQL, params),
-        steps=scope.frame("batch record steps", STEPS_SQL, params),
-        tests=scope.frame("batch record tests", TESTS_SQL, params),
-        deviations=scope.frame("batch record deviations", DEVIATIONS_SQL, params),
-        capas=scope.frame("batch record CAPAs", CAPAS_SQL, params),
-        equipment=scope.frame("batch record equipment", EQUIPMENT_SQL, params),
-    )
+    return _record(_sections(scope, [batch_id]), batch_id)
 
 
 @dataclass(frozen=True)
