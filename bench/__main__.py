@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     results = figures.measure_all(args.preset, only, args.runs or RUNS[args.preset])
-    report.write(results, command.strip())
+    report.write(results, command.strip(), merge=args.only is not None)
     for figure in results:
         verdict = "met" if figure.met else ("not measured" if figure.value is None else "MISSED")
         print(f"{verdict:>12}  {figure.name} [{figure.preset}] {figure.value} {figure.unit} "

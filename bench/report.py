@@ -39,8 +39,16 @@ def _cell(value: float | None) -> str:
     return f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
 
-def write(figures: list[Figure], command: str, out: Path = HERE) -> None:
-    """Write results.json (a list of figure objects) and results.md (a table)."""
+def write(figures: list[Figure], command: str, out: Path = HERE, *, merge: bool = False) -> None:
+    """Write results.json (a list of figure objects) and results.md (a table).
+
+    With `merge`, figures of the previous results that this run did not measure are kept
+    (a `--only` run updates its own rows in place).
+    """
+    if merge and (out / "results.json").is_file():
+        fresh = {(f.name, f.preset) for f in figures}
+        kept = [Figure(**row) for row in json.loads((out / "results.json").read_text())]
+        figures = [f for f in kept if (f.name, f.preset) not in fresh] + figures
     (out / "results.json").write_text(
         json.dumps([asdict(f) for f in figures], indent=1, default=str) + "\n"
     )
