@@ -28,6 +28,14 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "pages/demo_tour.py", "Demo tour", "guided-tour", frozenset({"bd_demo"}), ":material/tour:"
     ),  # fmt: skip
+    # First for CMO staff: Elena's monthly review starts here.
+    PageSpec(
+        "pages/cockpit.py",
+        "Management cockpit",
+        "management-cockpit",
+        CMO_ROLES | {"bd_demo"},
+        ":material/monitoring:",
+    ),  # fmt: skip
     PageSpec("pages/overview.py", "Overview", "home", DATA_ROLES, ":material/dashboard:"),
     PageSpec("pages/batches.py", "Batches", "batch-list", DATA_ROLES, ":material/inventory_2:"),
     PageSpec(
