@@ -11,6 +11,7 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
+from portal.context import current_principal
 from portal.widgets import export_buttons
 from warehouse import kpis, layout
 from warehouse.filters import Filters
@@ -55,6 +56,8 @@ def move(by: int) -> None:
     st.session_state[STEP_KEY] = STEPS[(current + by) % len(STEPS)]
 
 
+# Run only inside a signed-in session: a page script reached without the router stops here.
+current_principal()
 st.title("Guided demo tour")
 st.caption("Synthetic demo plant: every sponsor, product and person here is fictional.")
 root = layout.demo_warehouse()
