@@ -573,3 +573,16 @@ def test_misplaced_file_is_never_shown_in_the_app(damaged, portal, monkeypatch, 
     text = shown_text(at)
     assert not [n for n in foreign["NWT"] if n in text]
     assert not at.dataframe and not at.download_button
+
+
+@pytest.mark.parametrize("table", [t.name for t in TABLES])
+def test_a_published_scope_cannot_read_another_partition(data_root: Path, scopes, table) -> None:
+    """On the real published layout: NWT's instance cannot open CTB's file of any table."""
+    import duckdb
+
+    other = layout.partition_dir(layout.current_snapshot(data_root / "demo" / "warehouse"),
+                                 table, "CTB")  # fmt: skip
+    for sql in (f"SELECT * FROM read_parquet('{other}/*.parquet')",
+                f"SELECT * FROM read_parquet('{other.parent}/*/*.parquet')"):  # fmt: skip
+        with pytest.raises(duckdb.Error, match="Permission"):
+            scopes["NWT"]._cursor().sql(sql).fetchall()

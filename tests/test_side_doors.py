@@ -221,7 +221,9 @@ def test_a_forged_cookie_is_refused(server, everyone, make) -> None:
     assert not [name for name in everyone if name in sent]
 
 
-@pytest.mark.parametrize("page", ["overview", "batches", "users_admin", "home", "users"])
+@pytest.mark.parametrize(
+    "page", ["overview", "batches", "users_admin", "demo_tour", "home", "users", "guided-tour"]
+)
 def test_a_signed_out_session_cannot_open_a_page_by_name(server, everyone, page: str) -> None:
     """Neither a url_path nor a script stem (pages/ auto-discovery) runs a page signed out."""
     base = server[0]
