@@ -1,9 +1,11 @@
 """Deterministic demo plant: a fictional multi-sponsor CMO site written as a SQLite source.
 
 `generate` builds a clean three-year history (or ten years for the `large` benchmark),
-injects known problems across sponsors and writes them to `<out stem>.ground_truth.json`,
-so tests can check that the portal flags exactly those. Same seed, preset and as_of give a
-byte-identical file. `simulate_day` moves an existing plant one day forward.
+shapes the present (`stories.py`: work in flight for every sponsor, the first sponsor's
+Monday from JOURNEYS.md), injects known problems across sponsors and writes them to
+`<out stem>.ground_truth.json`, so tests can check that the portal flags exactly those.
+Stories that are not problems are there too, marked `"informational": true`. Same seed,
+preset and as_of give a byte-identical file. `simulate_day` moves a plant one day forward.
 """
 
 from __future__ import annotations
