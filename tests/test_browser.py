@@ -34,6 +34,7 @@ from tests.browser_support import (
     sidebar_links,
     sign_in,
     sign_out,
+    signed_out_views,
     sponsor_names,
     start_portal,
     stop_portal,
@@ -84,18 +85,12 @@ def first_requests(browser, portal: Portal, tmp_path_factory) -> dict[str, str]:
     """
     log = tmp_path_factory.mktemp("fresh-portal") / "streamlit.log"
     server = start_portal(portal.data_root, log)
-    seen = {}
     try:
-        for stem in SCRIPT_STEMS:
-            context = browser.new_context(viewport=VIEWPORT)
-            page = context.new_page()
-            page.goto(server.page_url(stem))
-            settle(page)
-            seen[stem] = seen_text(page)
-            context.close()
+        urls = {server.page_url(stem): stem for stem in SCRIPT_STEMS}
+        seen = signed_out_views(browser, list(urls), VIEWPORT)
     finally:
         stop_portal(server)
-    return seen
+    return {urls[url]: text for url, text in seen.items()}
 
 
 @pytest.fixture(scope="module")
@@ -165,17 +160,15 @@ def test_sponsor_sees_only_own_data_on_every_page(page, portal, names, tmp_path:
     assert len(leaks(everything, names["NWT"].batches)) > 5  # NWT's own batches are shown
 
 
-def test_signed_out_urls_land_on_sign_in(page, portal, names) -> None:
+def test_signed_out_urls_land_on_sign_in(browser, portal, names) -> None:
     everyone = {name for sponsor in SPONSORS for name in names[sponsor].all}
-    seen = {}
-    for path in [spec.url_path for spec in PAGES] + SCRIPT_STEMS:
-        open_signed_out(page, portal.page_url(path))
-        assert page.get_by_role("button", name="Sign out").count() == 0, path
-        assert page.locator('[data-testid="stSidebarNav"]').count() == 0, path
-        seen[path] = seen_text(page)
-    for path, text in seen.items():
-        assert leaks(text, everyone) == [], path
-        assert not any(spec.title in text for spec in PAGES), path
+    paths = [spec.url_path for spec in PAGES] + SCRIPT_STEMS
+    seen = signed_out_views(browser, [portal.page_url(path) for path in paths], VIEWPORT)
+    for url, text in seen.items():
+        assert SIGN_IN_HEADING in text and "Password" in text, url
+        assert "Sign out" not in text, url
+        assert not any(spec.title in text for spec in PAGES), url  # no menu, no page
+        assert leaks(text, everyone) == [], url
 
 
 def test_fresh_server_shows_no_data_at_a_script_url(first_requests, names) -> None:
