@@ -43,13 +43,28 @@ def test_simultaneous_sessions_never_cross_talk(demo_warehouse: Path, compile_lo
     for page in PAGES:  # import every module once, outside the race
         run_page(page, principal("sponsor_qa", "NWT"), demo_warehouse, timeout=180)
 
+    def render(page: str, who):
+        """AppTest keeps its mock runtime in a process global (Runtime._instance) that a
+        finishing thread resets; a run that lost it is the harness's failure, not the
+        portal's, and is run again (at most 3 times). Anything else counts."""
+        for _ in range(3):
+            try:
+                app = run_page(page, who, demo_warehouse, timeout=300)
+            except KeyError as lost:
+                if "SCRIPT_RUN_WITHOUT_ERRORS" not in str(lost):
+                    raise
+                continue
+            if not any("Runtime hasn't been created" in e.value for e in app.exception):
+                return app
+        raise AssertionError(f"{page}: the AppTest harness lost its runtime 3 times")
+
     def session(number: int) -> tuple[int, str, list[str]]:
         sponsor = ("NWT", "CTB")[number % 2]
         role = ("sponsor_qa", "auditor")[(number // 2) % 2]
         who = principal(role, sponsor, username=f"user-{number}")
         problems = []
         for page in (PAGES[number % len(PAGES)], PAGES[(number + 3) % len(PAGES)]):
-            app = run_page(page, who, demo_warehouse, timeout=300)
+            app = render(page, who)
             text = shown_text(app)
             problems += [f"{page}: {e.value}" for e in app.exception]
             problems += [f"{page}: shows {n}" for n in foreign[sponsor] if n in text]
