@@ -127,13 +127,21 @@ def pick_batch(page, batch_number: str) -> None:
     submit(page, lambda: page.keyboard.press("Enter"), "Batch record", f"Batch {batch_number}")
 
 
-def visit_every_page(page, role: str, batch: str | None = None) -> dict[str, str]:
-    """Open each of the role's pages from the sidebar; page title -> text seen there."""
+def visit_every_page(
+    page, role: str, batch: str | None = None, shots: Path | None = None
+) -> dict[str, str]:
+    """Open each of the role's pages from the sidebar; page title -> text seen there.
+
+    With `batch`, the batch record shows that batch; with `shots`, the overview and the batch
+    record are saved there as full-page screenshots (to look at, not compared).
+    """
     seen = {}
     for spec in pages_for(role):
         open_from_sidebar(page, spec.title)
         if spec.url_path == "batch-record" and batch:
             pick_batch(page, batch)
+        if shots and spec.url_path in ("home", "batch-record"):
+            page.screenshot(path=shots / f"{spec.url_path}.png", full_page=True)
         seen[spec.title] = seen_text(page)
     return seen
 
@@ -146,10 +154,8 @@ def test_sponsor_sees_only_own_data_on_every_page(page, portal, names, tmp_path:
     assert list(menu) == [spec.title for spec in specs]
     # The default page's link is the root URL; every other link is its registered path.
     assert all(menu[spec.title] in (spec.url_path, "") for spec in specs)
-    page.screenshot(path=tmp_path / "overview.png", full_page=True)
 
-    seen = visit_every_page(page, "sponsor_qa", batch)
-    page.screenshot(path=tmp_path / "batch_record.png", full_page=True)
+    seen = visit_every_page(page, "sponsor_qa", batch, shots=tmp_path)
 
     forbidden = others(names, "NWT")
     assert leaks_by_page(seen, forbidden) == {}
