@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -12,6 +13,8 @@ import xlsxwriter
 
 from portal import access_log, saved_views
 from portal.context import current_principal
+from portal.store import utc_now
+from portal.users import Principal, principal_for
 from warehouse.filters import Filters
 from warehouse.queries.common import products
 from warehouse.scope import Scope
@@ -62,45 +65,84 @@ def empty_state(what: str) -> None:
     st.info(f"Nothing to show for these filters. {what}")
 
 
+REFUSED_EXPORT = b"Export refused: your access to this portal has ended.\n"
+
+
 def export_buttons(frame: pl.DataFrame, page: str, filters: Filters, scope: Scope) -> None:
-    """CSV and XLSX of exactly the rows shown, stamped with who, when and which snapshot."""
+    """CSV and XLSX of exactly the rows shown, stamped with who, when and which snapshot.
+
+    Files are built when clicked, not on every page run, and only while the registry still
+    lets the user in: a button left on screen past an auditor's window exports nothing.
+    """
     principal = current_principal()
-    stamp = {
-        "export": page,
-        "sponsor": scope.label,
-        "exported_by": principal.username,
-        "role": principal.role,
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_snapshot": scope.snapshot.run_id,
-        "filters": str(filters.describe()),
-    }
-    if principal.role == "auditor":
-        stamp["auditor_access_valid_until"] = str(principal.valid_until)
-    body = frame.write_csv()
-    content_hash = hashlib.sha256(body.encode()).hexdigest()
-    stamp["content_sha256"] = content_hash
-    header = "".join(f"# {k}: {v}\n" for k, v in stamp.items())
+
+    def stamp() -> dict[str, str]:
+        return export_stamp(frame, principal, page, filters, scope.label, scope.snapshot.run_id)
 
     def log(fmt: str) -> None:
-        access_log.record(
-            "EXPORT", principal, page=page, filters=filters.describe(),
-            row_count=frame.height, content_hash=content_hash, detail=fmt,
-        )  # fmt: skip
+        if still_allowed(principal):
+            access_log.record(
+                "EXPORT", principal, page=page, filters=filters.describe(),
+                row_count=frame.height, content_hash=content_hash(frame), detail=fmt,
+            )  # fmt: skip
 
     left, right = st.columns(2)
     filename = f"{page}-{scope.label}-{date.today().isoformat()}".replace(" ", "-")
     left.download_button(
-        "Export CSV", header + body, file_name=f"{filename}.csv", mime="text/csv",
-        on_click=log, args=("csv",), key=f"{page}:csv",
+        "Export CSV", deliver(principal, lambda: export_csv(frame, stamp())),
+        file_name=f"{filename}.csv", mime="text/csv", on_click=log, args=("csv",),
+        key=f"{page}:csv",
     )  # fmt: skip
     right.download_button(
-        "Export XLSX", _xlsx(frame, stamp), file_name=f"{filename}.xlsx",
+        "Export XLSX", deliver(principal, lambda: export_xlsx(frame, stamp())),
+        file_name=f"{filename}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click=log, args=("xlsx",), key=f"{page}:xlsx",
     )  # fmt: skip
 
 
-def _xlsx(frame: pl.DataFrame, stamp: dict[str, str]) -> bytes:
+def still_allowed(principal: Principal) -> bool:
+    """The registry still lets this user in (not disabled, inside the validity window)."""
+    return principal_for(principal.username, utc_now()) is not None
+
+
+def deliver(principal: Principal, build: Callable[[], bytes]) -> Callable[[], bytes]:
+    """The file, built at click time, or a refusal once the user's access has ended."""
+    return lambda: build() if still_allowed(principal) else REFUSED_EXPORT
+
+
+def content_hash(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.write_csv().encode()).hexdigest()
+
+
+def export_stamp(
+    frame: pl.DataFrame, principal: Principal, page: str, filters: Filters, sponsor: str,
+    snapshot: str,
+) -> dict[str, str]:  # fmt: skip
+    """Who exported what, when, from which snapshot, and the hash of the rows."""
+    fields = {
+        "export": page,
+        "sponsor": sponsor,
+        "exported_by": principal.username,
+        "role": principal.role,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_snapshot": snapshot,
+        "filters": str(filters.describe()),
+        "content_sha256": content_hash(frame),
+    }
+    if principal.role == "auditor":
+        fields["auditor_access_valid_until"] = str(principal.valid_until)
+    return fields
+
+
+def export_csv(frame: pl.DataFrame, stamp: dict[str, str]) -> bytes:
+    """The rows as CSV behind '# field: value' stamp lines (read with comment prefix '#')."""
+    header = "".join(f"# {k}: {v}\n" for k, v in stamp.items())
+    return (header + frame.write_csv()).encode()
+
+
+def export_xlsx(frame: pl.DataFrame, stamp: dict[str, str]) -> bytes:
+    """The rows on sheet 'data' and the stamp on sheet 'about'."""
     buffer = io.BytesIO()
     with xlsxwriter.Workbook(buffer, {"remove_timezone": True}) as workbook:
         frame.write_excel(workbook, worksheet="data")

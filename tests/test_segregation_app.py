@@ -352,11 +352,6 @@ def test_no_export_after_sign_out(portal) -> None:
     assert _exports("bruno") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: an export button rendered before expiry still fires its on_click log (and "
-    "its file was already handed to the browser); needs on-demand export data",
-)
 def test_no_export_after_the_auditor_window_ends(portal) -> None:
     now = utc_now()
     users.add_user("exp-exporter", "Export Auditor", "auditor", "auditor-password-1",
