@@ -8,6 +8,7 @@ raw connection; they call named queries (warehouse.queries) with a scope.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -37,12 +38,26 @@ class SnapshotInfo:
     path: Path
 
 
+@functools.lru_cache(maxsize=16)
+def _read_manifest(path: Path, mtime_ns: int, size: int) -> dict:
+    """A parsed manifest, once per file version (it lists every file: MBs at 500 sponsors)."""
+    return json.loads(path.read_text())
+
+
+def _manifest(snapshot: Path) -> dict:
+    # Snapshots are never rewritten in place; mtime and size still key the cache so a
+    # replaced file is read again. Callers must not mutate the shared dict.
+    path = snapshot / layout.MANIFEST
+    stat = path.stat()
+    return _read_manifest(path, stat.st_mtime_ns, stat.st_size)
+
+
 def snapshot_info(warehouse_root: Path) -> SnapshotInfo | None:
     """The snapshot `current` points at, or None when nothing has been published yet."""
     snapshot = layout.current_snapshot(Path(warehouse_root))
     if snapshot is None:
         return None
-    manifest = json.loads((snapshot / layout.MANIFEST).read_text())
+    manifest = _manifest(snapshot)
     return SnapshotInfo(
         run_id=manifest["run_id"],
         created_at=datetime.fromisoformat(manifest["created_at"]),
@@ -55,7 +70,7 @@ def sponsor_ids(warehouse_root: Path) -> list[str]:
     info = snapshot_info(warehouse_root)
     if info is None:
         return []
-    manifest = json.loads((info.path / layout.MANIFEST).read_text())
+    manifest = _manifest(info.path)
     ids = manifest.get("sponsors") or sorted(
         {m["sponsor_id"] for m in manifest["files"].values()} - {SITE_PARTITION}
     )
