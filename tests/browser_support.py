@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -80,7 +80,6 @@ class Portal:
     url: str
     data_root: Path
     log: Path
-    first_visit: dict[str, str] = field(default_factory=dict)
 
     def page_url(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
