@@ -13,7 +13,7 @@ import polars as pl
 from streamlit.testing.v1 import AppTest
 
 from portal.users import Principal
-from tests.page_harness import ROOT
+from tests.page_harness import run_page
 
 
 def partition(warehouse: Path, table: str, sponsor_id: str) -> pl.DataFrame:
@@ -41,10 +41,4 @@ def run_with_query(
     script: str, who: Principal, warehouse: Path, *, state: dict, query: dict
 ) -> AppTest:
     """Like page_harness.run_page, with URL query parameters (a hand-made link)."""
-    app = AppTest.from_file(str(ROOT / "pages" / script), default_timeout=60)
-    app.session_state["_principal"] = who
-    app.session_state["_warehouse_root"] = str(warehouse)
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.query_params.update(query)
-    return app.run()
+    return run_page(script, who, warehouse, state=state, query=query)

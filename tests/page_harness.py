@@ -22,6 +22,12 @@ def principal(role: str, sponsor_id: str | None = None, username: str | None = N
                      sponsor_id, *window)  # fmt: skip
 
 
+def script_path(script: str) -> Path:
+    """pages/<audience>/<script>: each page script sits in one audience folder of pages/."""
+    (path,) = (ROOT / "pages").glob(f"*/{Path(script).name}")
+    return path
+
+
 def run_page(
     script: str,
     who: Principal,
@@ -29,16 +35,18 @@ def run_page(
     *,
     picked_sponsor: str | None = None,
     state: dict | None = None,
+    query: dict | None = None,
     timeout: float = 60,
 ) -> AppTest:
-    """Run pages/<script> once, signed in as `who`, reading `warehouse`."""
-    app = AppTest.from_file(str(ROOT / "pages" / script), default_timeout=timeout)
+    """Run the page script named `script` once, signed in as `who`, reading `warehouse`."""
+    app = AppTest.from_file(str(script_path(script)), default_timeout=timeout)
     app.session_state["_principal"] = who
     app.session_state["_warehouse_root"] = str(warehouse)
     if picked_sponsor:
         app.session_state["_picked_sponsor"] = picked_sponsor
     for key, value in (state or {}).items():
         app.session_state[key] = value
+    app.query_params.update(query or {})
     return app.run()
 
 

@@ -184,7 +184,13 @@ def test_a_bookmarked_path_opens_only_if_the_role_has_it(portal, username, bookm
 def test_a_page_outside_the_role_is_not_registered(portal):
     at = sign_in(app(), "priya")
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/users_admin.py")
+        at.switch_page("pages/admin/users_admin.py")
+
+
+def test_no_page_script_sits_where_streamlit_auto_registers_pages():
+    """A top-level pages/*.py would be reachable by its stem on a fresh server, unsigned."""
+    assert list((ROOT / "pages").glob("*.py")) == []
+    assert all(Path(spec.script).parent.parent.name == "pages" for spec in PAGES)
 
 
 def test_no_url_path_equals_a_page_scripts_file_stem():

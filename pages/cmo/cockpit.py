@@ -77,7 +77,7 @@ else:
     if right.button("Open overview", key="cockpit:open"):
         st.session_state[PICKED_SPONSOR] = drill
         try:
-            st.switch_page("pages/overview.py")
+            st.switch_page("pages/sponsor/overview.py")
         except StreamlitAPIException:
             st.caption("Open the Overview page to see this sponsor.")
 

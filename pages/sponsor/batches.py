@@ -57,6 +57,6 @@ chosen = st.selectbox("Open batch record", list(numbers), index=None, format_fun
 if chosen is not None:
     st.session_state[RECORD_KEY] = chosen
     try:
-        st.switch_page("pages/batch_record.py")
+        st.switch_page("pages/sponsor/batch_record.py")
     except StreamlitAPIException:
         st.caption("Open the Batch record page to see it.")

@@ -59,7 +59,7 @@ with left:
         })  # fmt: skip
     else:
         empty_state("Batches the CMO has released and that wait for your decision appear here.")
-    see("pages/batches.py", "Batches")
+    see("pages/sponsor/batches.py", "Batches")
 
     st.subheader("Batches in flight by stage")
     if in_flight.height:
@@ -85,7 +85,7 @@ with right:
         })  # fmt: skip
     else:
         empty_state("Open deviations touching your products appear here by class.")
-    see("pages/deviations.py", "Deviations & OOS")
+    see("pages/sponsor/deviations.py", "Deviations & OOS")
 
     st.subheader("Overdue CAPAs")
     if capas.height:
@@ -96,7 +96,7 @@ with right:
         })  # fmt: skip
     else:
         empty_state("Open CAPAs past their current due date appear here.")
-    see("pages/capa.py", "CAPA aging")
+    see("pages/sponsor/capa.py", "CAPA aging")
 
 st.subheader("Changes awaiting your approval or acknowledgement")
 if changes.height:
@@ -109,7 +109,7 @@ if changes.height:
     })  # fmt: skip
 else:
     empty_state("Change controls that need your prior approval or acknowledgement appear here.")
-see("pages/change_control.py", "Change control")
+see("pages/sponsor/change_control.py", "Change control")
 
 st.subheader(f"Data-integrity exceptions, last {overview.DI_WINDOW_DAYS} days")
 if exceptions.height:
@@ -122,4 +122,4 @@ if exceptions.height:
 else:
     empty_state("Late entries, missing or self-verifications and dispositions with open "
                 "deviations in your batch records appear here.")  # fmt: skip
-see("pages/batch_record.py", "Batch record (review by exception)")
+see("pages/sponsor/batch_record.py", "Batch record (review by exception)")
