@@ -78,8 +78,9 @@ def sign_in_to_overview(name: str, plant: Path, warehouse: Path, runs: int) -> l
                 page = context.new_page()
                 page.set_default_timeout(120_000)
                 page.goto(url)
-                page.get_by_label("Username").fill(USER)
-                page.get_by_label("Password").fill(PASSWORD)
+                # By widget key: Streamlit renders a second, hidden input per text label.
+                page.locator(".st-key-sign_in_username input").fill(USER)
+                page.locator(".st-key-sign_in_password input").fill(PASSWORD)
                 started = time.perf_counter()
                 page.get_by_role("button", name="Sign in").click()
                 page.get_by_role("heading", name="Overview").wait_for()

@@ -155,7 +155,9 @@ def _files_read(warehouse: Path) -> tuple[int, int]:
 def isolation(preset: str, counts: tuple[int, ...], runs: int) -> list[Figure]:
     """Item 4: the sponsor's page time with 5, 50, 500 sponsors; its own data identical."""
     base_source = plants.plant("demo")
-    base = _warehouse("demo")
+    # Ownership comes from the untouched plant's own warehouse: the demo warehouse may have
+    # had a simulated day, in which a batch can change sponsor.
+    base = plants.warehouse(base_source, f"{base_source.parent.name}-base")
     timings: dict[int, dict[str, float]] = {}
     scans: dict[int, tuple[int, int]] = {}
     for count in counts:
@@ -164,11 +166,11 @@ def isolation(preset: str, counts: tuple[int, ...], runs: int) -> list[Figure]:
         scans[count] = _files_read(warehouse)
         timings[count] = {
             script: page_bench.time_page(script, "sponsor_qa", warehouse, SPONSOR, runs).median
-            for script in ("pages/overview.py", "pages/batches.py")
+            for script in ("pages/sponsor/overview.py", "pages/sponsor/batches.py")
         }
     small, large = counts[0], counts[-1]
     figures = []
-    for script in ("pages/overview.py", "pages/batches.py"):
+    for script in ("pages/sponsor/overview.py", "pages/sponsor/batches.py"):
         value, baseline = timings[large][script], timings[small][script]
         steps = ", ".join(f"{c}: {timings[c][script]:.3f} s" for c in counts)
         files = ", ".join(f"{c}: {scans[c][0]} file(s)/{scans[c][1]:,} rows" for c in counts)
@@ -231,9 +233,11 @@ def auditpack(preset: str) -> list[Figure]:
 def concurrency(preset: str, sessions: int, runs: int, single_runs: int) -> list[Figure]:
     """Item 7: p95 of the overview with `sessions` sessions at once, against one session."""
     warehouse = _warehouse(preset)
-    single = page_bench.time_page("pages/overview.py", "sponsor_qa", warehouse, SPONSOR,
+    single = page_bench.time_page("pages/sponsor/overview.py", "sponsor_qa", warehouse, SPONSOR,
                                   single_runs)  # fmt: skip
-    p95, median = page_bench.concurrent_p95("pages/overview.py", warehouse, SPONSOR, sessions, runs)
+    p95, median = page_bench.concurrent_p95(
+        "pages/sponsor/overview.py", warehouse, SPONSOR, sessions, runs
+    )
     return [
         Figure(f"concurrency: overview p95, {sessions} sessions", preset, round(p95, 3), "s p95",
                "single-session p95", round(single.p95, 3), ratio(p95, single.p95),

@@ -21,7 +21,7 @@ from tests.page_harness import principal
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = "bench/pages/minimal.py"
 TUTORIAL = "bench/pages/tutorial.py"
-COCKPIT = "pages/cockpit.py"
+COCKPIT = "pages/cmo/cockpit.py"
 TIMEOUT = 600  # generous: other engineers share the 2 cores
 
 
