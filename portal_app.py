@@ -9,7 +9,7 @@ import streamlit as st
 
 from portal import header, session
 from portal.bootstrap import bootstrap, needs_bootstrap
-from portal.navigation import pages_for
+from portal.navigation import PAGES, pages_for
 from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
 from portal.store import utc_now
 from portal.users import get_user
@@ -31,9 +31,18 @@ now = utc_now()
 auth = session.authenticator(config, now)
 principal = session.signed_in_principal(auth, config, now)
 
+# Every known URL path is answered (no "page not found" box): signed out, by the sign-in
+# form; signed in, outside the role, by a hop to the default page. Neither runs a page script.
+known_paths = [spec.url_path for spec in PAGES]
+
 if principal is None:
     remember_requested_path()
-    st.navigation([st.Page(sign_in_page(auth), title="Sign in", url_path=URL_PATH)]).run()
+    sign_in = sign_in_page(auth)
+    forms = [st.Page(sign_in, title="Sign in", url_path=URL_PATH, default=True)] + [
+        st.Page(sign_in, title="Sign in", url_path=path, visibility="hidden")
+        for path in known_paths
+    ]
+    st.navigation(forms, position="hidden").run()
     st.stop()
 
 root = session.warehouse_root(principal, config.mode)
@@ -51,7 +60,14 @@ pages = {
     )
     for spec in specs
 }
-current = st.navigation(list(pages.values()))
+elsewhere = [
+    st.Page(lambda: None, title="Not available", url_path=path, visibility="hidden")
+    for path in known_paths
+    if path not in pages
+]
+current = st.navigation([*pages.values(), *elsewhere])
+if current in elsewhere:
+    st.switch_page(pages[default])
 requested = st.session_state.pop(session.REQUESTED_PATH, None)
 if requested in pages and current.url_path != requested:
     st.switch_page(pages[requested])
