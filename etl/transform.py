@@ -8,6 +8,8 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from etl.contracts import SITE_PARTITION, TABLES, TABLES_BY_NAME, VERIFIED_EVENT_TYPES, Table
@@ -15,6 +17,7 @@ from etl.contracts import SITE_PARTITION, TABLES, TABLES_BY_NAME, VERIFIED_EVENT
 P = "sponsor_id"  # partition column
 LATE_ENTRY_MINUTES = 60  # DOMAIN.md convention: > 1 h for in-process entries
 _US_PER_DAY = 86_400e6
+_OPEN_DUE = date(9999, 12, 31)  # a training record without due_at never expires
 
 
 def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
@@ -204,6 +207,40 @@ def _batch(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
+def _training_gaps(
+    days: pl.DataFrame, product_sop: pl.DataFrame, training: pl.DataFrame
+) -> pl.DataFrame:
+    """training_gap per (performed_by, product_id, __day): some SOP of the product has no
+    training record with trained_at <= day <= due_at (a null due_at never expires).
+
+    A day is covered for an SOP when the latest expiry among records trained on or before it
+    is on or after it, so an as-of join on a running maximum of due_at replaces a join of
+    every operator-day to every training record (24M rows on the large preset).
+    """
+    covered_until = (
+        training.select(
+            pl.col("operator_id").alias("performed_by"), "sop_id", "trained_at",
+            pl.col("due_at").fill_null(_OPEN_DUE).alias("__until"),
+        )
+        .drop_nulls(["performed_by", "sop_id", "trained_at"])
+        .group_by("performed_by", "sop_id", "trained_at").agg(pl.col("__until").max())
+        .sort("performed_by", "sop_id", "trained_at")
+        .with_columns(pl.col("__until").cum_max().over("performed_by", "sop_id"))
+        .sort("trained_at")
+    )  # fmt: skip
+    sops = product_sop.select("product_id", "sop_id").drop_nulls().unique()
+    return (
+        days.join(sops, on="product_id")
+        .sort("__day")
+        .join_asof(
+            covered_until, left_on="__day", right_on="trained_at",
+            by=["performed_by", "sop_id"], strategy="backward", check_sortedness=False,
+        )
+        .group_by("performed_by", "product_id", "__day")
+        .agg((~(pl.col("__until") >= pl.col("__day")).fill_null(False).all()).alias("training_gap"))
+    )  # fmt: skip
+
+
 def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     events = (
         v["batch_event"]
@@ -213,24 +250,8 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .join(v["batch"].select("batch_id", "product_id"), on="batch_id", how="left")
     )
     # Training is judged per (operator, product, day), not per event, to stay fast at 10M.
-    training = v["training_record"].select(
-        pl.col("operator_id").alias("performed_by"), "sop_id", "trained_at", "due_at"
-    )
-    gaps = (
-        events.select("performed_by", "product_id", "__day").unique()
-        .join(v["product_sop"].select("product_id", "sop_id"), on="product_id")
-        .join(training, on=["performed_by", "sop_id"], how="left")
-        .with_columns(
-            (
-                (pl.col("trained_at") <= pl.col("__day"))
-                & (pl.col("due_at").is_null() | (pl.col("__day") <= pl.col("due_at")))
-            ).fill_null(False).alias("__covered")
-        )
-        .group_by("performed_by", "product_id", "__day", "sop_id")
-        .agg(pl.col("__covered").any())
-        .group_by("performed_by", "product_id", "__day")
-        .agg((~pl.col("__covered").all()).alias("training_gap"))
-    )  # fmt: skip
+    days = events.select("performed_by", "product_id", "__day").drop_nulls().unique()
+    gaps = _training_gaps(days, v["product_sop"], v["training_record"])
     late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
     events = events.join(gaps, on=["performed_by", "product_id", "__day"], how="left").with_columns(
         late.alias("minutes_late"),
