@@ -215,12 +215,3 @@ def test_another_sponsors_batch_id_is_ignored(how, demo_warehouse, monkeypatch, 
     assert foreign not in text
     leaked = [name for name in foreign_identifiers(demo_warehouse, OTHER, SPONSOR) if name in text]
     assert leaked == []
-
-
-@pytest.mark.parametrize("role", ["sponsor_qa", "auditor", "cmo_quality", "bd_demo"])
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    sponsor = SPONSOR if role in ("sponsor_qa", "auditor") else None
-    app = run_page("batch_record.py", principal(role, sponsor), demo_warehouse,
-                   picked_sponsor=None if sponsor else OTHER)  # fmt: skip
-    assert not app.exception

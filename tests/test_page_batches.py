@@ -87,12 +87,3 @@ def test_choosing_a_batch_hands_it_to_the_batch_record(demo_warehouse, monkeypat
     wanted = _in_default_period(demo_warehouse, "NWT").sort("batch_id").row(0, named=True)
     app = picker.select(wanted["batch_id"]).run()
     assert app.session_state["batch_record:batch_id"] == wanted["batch_id"]
-
-
-@pytest.mark.parametrize("role", ["sponsor_qa", "auditor", "cmo_quality", "bd_demo"])
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    sponsor = "NWT" if role in ("sponsor_qa", "auditor") else None
-    app = run_page("batches.py", principal(role, sponsor), demo_warehouse,
-                   picked_sponsor=None if sponsor else "CTB")  # fmt: skip
-    assert not app.exception

@@ -8,11 +8,8 @@ import polars as pl
 import pytest
 
 from tests.page_b_checks import (
-    ROLES,
     SPONSORS,
     anomalies,
-    leaked,
-    render_as,
     render_per_sponsor,
     table,
 )
@@ -87,19 +84,6 @@ def test_effectiveness_rate_is_effective_over_completed_checks() -> None:
     start, end = date(2026, 3, 1), date(2026, 3, 31)
     assert capa_effectiveness_rate(checks, start, end).value == 0.75
     assert capa_effectiveness_rate(checks.clear(), start, end).value is None
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    app = render_as(role, "capa.py", demo_warehouse)
-    assert not app.exception
-    assert app.title[0].value == "CAPA aging"
-
-
-@pytest.mark.parametrize("sponsor", SPONSORS)
-def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
-    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
 
 
 @pytest.mark.parametrize("sponsor", SPONSORS)

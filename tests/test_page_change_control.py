@@ -8,11 +8,8 @@ import polars as pl
 import pytest
 
 from tests.page_b_checks import (
-    ROLES,
     SPONSORS,
     anomalies,
-    leaked,
-    render_as,
     render_per_sponsor,
     table,
 )
@@ -30,19 +27,6 @@ def _impacts(app) -> pl.DataFrame:
     """The full list (the last table with impact ids; awaiting/violation tables come first)."""
     frames = [f.value for f in app.dataframe if "impact_id" in f.value.columns]
     return pl.from_pandas(frames[-1]) if frames else table(app, "impact_id")
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    app = render_as(role, "change_control.py", demo_warehouse)
-    assert not app.exception
-    assert app.title[0].value == "Change control"
-
-
-@pytest.mark.parametrize("sponsor", SPONSORS)
-def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
-    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
 
 
 @pytest.mark.parametrize("sponsor", SPONSORS)

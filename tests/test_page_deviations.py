@@ -9,11 +9,8 @@ import polars as pl
 import pytest
 
 from tests.page_b_checks import (
-    ROLES,
     SPONSORS,
     anomalies,
-    leaked,
-    render_as,
     render_per_sponsor,
     run_wide,
     table,
@@ -30,19 +27,6 @@ def shown(demo_warehouse, tmp_path_factory):
     return render_per_sponsor(
         "deviations.py", "deviations", demo_warehouse, tmp_path_factory.mktemp("portal")
     )
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    app = render_as(role, "deviations.py", demo_warehouse)
-    assert not app.exception
-    assert app.title[0].value == "Deviations & OOS"
-
-
-@pytest.mark.parametrize("sponsor", SPONSORS)
-def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
-    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
 
 
 @pytest.mark.parametrize("sponsor", SPONSORS)

@@ -7,11 +7,8 @@ import polars as pl
 import pytest
 
 from tests.page_b_checks import (
-    ROLES,
     SPONSORS,
     anomalies,
-    leaked,
-    render_as,
     render_per_sponsor,
     table,
 )
@@ -53,19 +50,6 @@ def test_suppliers_list_the_worst_status_first() -> None:
     assert listed["supplier"].to_list() == ["B", "C", "A"]
     assert listed["lots_consumed"].to_list() == [2, 1, 1]
     assert listed["materials"][0] == "API; Excipient"
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    app = render_as(role, "equipment.py", demo_warehouse)
-    assert not app.exception
-    assert app.title[0].value == "Equipment & suppliers"
-
-
-@pytest.mark.parametrize("sponsor", SPONSORS)
-def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
-    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
 
 
 @pytest.mark.parametrize("sponsor", SPONSORS)

@@ -97,12 +97,3 @@ def test_nothing_of_another_sponsor_is_shown(sponsor, other, pages, demo_warehou
     text = shown_text(pages[sponsor])
     leaked = [name for name in foreign_identifiers(demo_warehouse, sponsor, other) if name in text]
     assert leaked == []
-
-
-@pytest.mark.parametrize("role", ["sponsor_qa", "auditor", "cmo_quality", "bd_demo"])
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    sponsor = "NWT" if role in ("sponsor_qa", "auditor") else None
-    app = run_page("overview.py", principal(role, sponsor), demo_warehouse,
-                   picked_sponsor=None if sponsor else "CTB")  # fmt: skip
-    assert not app.exception

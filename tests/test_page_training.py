@@ -7,11 +7,8 @@ import polars as pl
 import pytest
 
 from tests.page_b_checks import (
-    ROLES,
     SPONSORS,
     anomalies,
-    leaked,
-    render_as,
     render_per_sponsor,
     table,
 )
@@ -29,19 +26,6 @@ def shown(demo_warehouse, tmp_path_factory):
 def test_status_counts_name_every_status() -> None:
     matrix = pl.DataFrame({"status": ["CURRENT", "CURRENT", "OVERDUE"]})
     assert status_counts(matrix) == {"CURRENT": 2, "DUE": 0, "OVERDUE": 1, "MISSING": 0}
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    app = render_as(role, "training.py", demo_warehouse)
-    assert not app.exception
-    assert app.title[0].value == "Training"
-
-
-@pytest.mark.parametrize("sponsor", SPONSORS)
-def test_shows_nothing_of_another_sponsor(sponsor, shown, demo_warehouse) -> None:
-    assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == []
 
 
 @pytest.mark.parametrize("sponsor", SPONSORS)
