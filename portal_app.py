@@ -71,7 +71,8 @@ if current in elsewhere:
 requested = st.session_state.pop(session.REQUESTED_PATH, None)
 if requested in pages and current.url_path != requested:
     st.switch_page(pages[requested])
-header.render(principal, root)
+shown = next(path for path, page in pages.items() if page is current)
+header.render(principal, root, shown, landing=default)
 session.watch_idle(config)
-session.log_page_view(principal, current.url_path)
+session.log_page_view(principal, shown)
 current.run()

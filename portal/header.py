@@ -10,7 +10,7 @@ import streamlit as st
 
 from portal import session
 from portal.store import utc_now
-from portal.users import Principal
+from portal.users import Principal, set_landing_page
 from warehouse import layout
 from warehouse.scope import snapshot_info
 
@@ -25,8 +25,8 @@ ROLE_LABELS = {
 }
 
 
-def render(principal: Principal, root: Path) -> None:
-    """Draw the sidebar header, and the watermark for auditors."""
+def render(principal: Principal, root: Path, url_path: str, *, landing: str) -> None:
+    """Draw the sidebar header (with the landing-page choice), and the watermark for auditors."""
     bar = st.sidebar
     bar.markdown(f"**{principal.display_name}** · `{principal.username}`")
     bar.caption(ROLE_LABELS.get(principal.role, principal.role))
@@ -46,6 +46,11 @@ def render(principal: Principal, root: Path) -> None:
                 f"Data is older than {STALE_AFTER.total_seconds() / 3600:.0f} h: "
                 "the nightly update may have failed."
             )
+    if url_path != landing:
+        bar.button(
+            "Open this page first after sign-in", key="landing_page",
+            on_click=set_landing_page, args=(principal.username, url_path),
+        )  # fmt: skip
     bar.button("Sign out", key="sign_out", on_click=session.request_sign_out)
     if principal.role == "auditor":
         _watermark(principal)

@@ -221,3 +221,15 @@ def test_bd_demo_reads_the_demo_plant_even_in_production(portal, monkeypatch):
     monkeypatch.setenv("PORTAL_COOKIE_KEY", "k" * 48)
     at = sign_in(app(), "marco")
     assert at.session_state["_warehouse_root"] == str(layout.demo_warehouse())
+
+
+def test_a_user_chooses_the_page_that_opens_after_sign_in(portal):
+    at = sign_in(app(), "priya")
+    assert at.title[0].value == "Overview"
+    assert not [b for b in at.sidebar.button if b.key == "landing_page"]  # already the landing
+    at.switch_page("pages/sponsor/capa.py").run()
+    at.sidebar.button(key="landing_page").click().run()
+    at.sidebar.button(key="sign_out").click().run()
+    at = sign_in(at, "priya")
+    assert at.title[0].value == "CAPA aging"
+    assert users.get_user("bruno").landing_page is None  # the choice is priya's alone
