@@ -43,6 +43,14 @@ CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
 BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
 BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
+CREATE TABLE IF NOT EXISTS saved_view (
+    username     TEXT NOT NULL,
+    page         TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    filters_json TEXT NOT NULL,
+    saved_at     TEXT NOT NULL,
+    PRIMARY KEY (username, page, name)
+);
 CREATE TABLE IF NOT EXISTS signin_failure (
     username     TEXT PRIMARY KEY,
     failures     INTEGER NOT NULL,
