@@ -82,9 +82,14 @@ def parse(kind: str, text: pl.Expr) -> pl.Expr:
         return text.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     if kind == DATETIME:
         stripped = text.str.strip_chars()
+        # Whole seconds parse ~4x faster without %.f and give the same value; only the
+        # rest (fractions, a space separator, garbage) takes the general formats.
+        whole = stripped.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us")
+        rest = pl.when(whole.is_null()).then(stripped)
         return pl.coalesce(
-            stripped.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-            stripped.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+            whole,
+            rest.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+            rest.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
         )
     return text
 
@@ -144,13 +149,20 @@ class _Validator:
         key = TABLES_BY_NAME[table].key
         return self.valid[table].select(pl.col(key).alias("__ref"), pl.col("sponsor_id"))
 
-    def row_checks(self, table: Table) -> list[Check]:
+    def row_checks(self, table: Table, sorted_keys: bool) -> list[Check]:
+        """Checks of each row on its own; `sorted_keys`: the key column is sorted, no nulls."""
         checks: list[Check] = []
         key = table.key
+        if sorted_keys:
+            # Copies of a key are neighbours: 10x cheaper than hashing 10M keys.
+            same = pl.col(key) == pl.col(key).shift(1)
+            duplicated = same | pl.col(key).eq(pl.col(key).shift(-1))
+        else:
+            duplicated = pl.col(key).is_duplicated()
         checks.append(
             _fail(
                 f"duplicate {key}",
-                pl.col(key).is_not_null() & pl.col(key).is_duplicated(),
+                pl.col(key).is_not_null() & duplicated,
                 "duplicate key ",
                 _quote(key),
                 pl.format(" (all {} copies quarantined)", pl.len().over(key)),
@@ -319,8 +331,10 @@ class _Validator:
         frame = raw.with_columns(
             parse(c.type, pl.col(c.name)).alias(f"__t_{c.name}") for c in table.columns
         )
-        frame = self.with_owners(table, frame.with_row_index("__row"))
-        row_checks = self.row_checks(table)
+        # Owner joins may reorder rows; checks that look at neighbours need source order.
+        frame = self.with_owners(table, frame.with_row_index("__row")).sort("__row")
+        keys = raw.get_column(table.key)
+        row_checks = self.row_checks(table, keys.null_count() == 0 and keys.is_sorted())
         self_ref = any(c.ref == table.name for c in table.columns)
         self_keys = None
         while True:
@@ -339,9 +353,8 @@ class _Validator:
         # the same among failed rows as among all rows.
         flags = [f"__f{number}" for number in range(len(checks))]
         named = list(zip(checks, flags, strict=True))
-        judged = frame.sort("__row").with_columns(c.failed.alias(flag) for c, flag in named)
+        judged = frame.with_columns(c.failed.alias(flag) for c, flag in named)
         failed = pl.any_horizontal(flags)
-        good = judged.filter(~failed)
         bad = judged.filter(failed).with_columns(
             pl.concat_str(
                 [pl.when(pl.col(flag)).then(c.message) for c, flag in named],
@@ -352,8 +365,15 @@ class _Validator:
             .list.drop_nulls()
             .alias("__kinds"),
         )
-        self.valid[table.name] = good.select(
-            pl.col(f"__t_{c.name}").cast(POLARS_TYPES[c.type]).alias(c.name) for c in table.columns
+        # Lazily, so only the typed columns are filtered, not the raw text beside them.
+        self.valid[table.name] = (
+            judged.lazy()
+            .filter(~failed)
+            .select(
+                pl.col(f"__t_{c.name}").cast(POLARS_TYPES[c.type]).alias(c.name)
+                for c in table.columns
+            )
+            .collect()
         )
         self.quarantine[table.name] = bad.select(
             pl.lit(table.name).alias("table"),
