@@ -474,5 +474,11 @@ def transform(valid: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         if table.name == "deviation":
             routed = _hide_invisible_recurrence(routed)
         columns = [c for c in frame.columns if c != P]
-        published[table.name] = routed.select(*columns, P).sort(P, table.key)
+        routed = routed.select(*columns, P)
+        if routed.get_column(table.key).is_sorted():
+            # Rows still in key order (source order, typically) need only a stable sort by
+            # partition for the same result: sorting 10M events by two text columns took 2 s.
+            published[table.name] = routed.sort(P, maintain_order=True)
+        else:
+            published[table.name] = routed.sort(P, table.key)
     return published
