@@ -10,6 +10,7 @@ from warehouse.queries.batch_record import (
     exception_table,
     review_by_exception,
 )
+from warehouse.queries.batches import STATUS_WORDS
 
 RECORD_KEY = "batch_record:batch_id"  # written by pages/batches.py
 FLAGGED_SUPPLIER = ("CONDITIONAL", "DISQUALIFIED")
@@ -27,7 +28,7 @@ if choices.height == 0:
     st.stop()
 
 labels = {
-    row["batch_id"]: f"{row['batch_number']} — {row['product']} ({row['status']})"
+    row["batch_id"]: f"{row['batch_number']} — {row['product']} ({STATUS_WORDS[row['status']]})"
     for row in choices.iter_rows(named=True)
 }
 default = next((h for h in hints if h in labels), next(iter(labels)))
@@ -40,8 +41,8 @@ batch = record.header.row(0, named=True)
 st.header(f"Batch {batch['batch_number']}")
 st.caption(f"{batch['product']} · {batch['modality']} · campaign {batch['campaign'] or '—'} · "
            f"train {batch['equipment_train'] or '—'}")  # fmt: skip
-cols = st.columns(4)
-cols[0].metric("Status", batch["status"])
+cols = st.columns([2, 1, 1, 1])
+cols[0].metric("Status", STATUS_WORDS[batch["status"]])
 cols[1].metric("CMO decision", batch["cmo_decision"] or "pending",
                f"{batch['cmo_decided_at']:%Y-%m-%d}" if batch["cmo_decided_at"] else None,
                delta_color="off")  # fmt: skip
@@ -82,7 +83,8 @@ if record.materials.height:
                      else "" for _ in row], axis=1,
     )  # fmt: skip
     st.dataframe(styled, hide_index=True, column_config={
-        "material_name": "Material", "lot_id": "Lot", "quantity": "Qty", "unit": "Unit",
+        "material_name": "Material", "lot_id": "Lot", "unit": "Unit",
+        "quantity": st.column_config.NumberColumn("Qty", format="localized"),
         "release_status": "Lot status", "coa_received": "CoA received",
         "received_at": st.column_config.DatetimeColumn("Received", format=DAY),
         "supplier": "Supplier", "supplier_status": "Supplier status",

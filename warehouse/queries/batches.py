@@ -26,6 +26,14 @@ WHERE b.mfg_start::DATE BETWEEN $start AND $end
 ORDER BY b.mfg_start DESC, b.batch_number
 """
 
+# Plain words for the lifecycle codes of DOMAIN.md, for headings and pickers.
+STATUS_WORDS = {
+    "PLANNED": "Planned", "DISPENSED": "Dispensed", "IN_PROCESS": "In process",
+    "MFG_COMPLETE": "Manufacturing complete", "QC_TESTING": "QC testing",
+    "BR_REVIEW": "Batch record review", "CMO_DISPOSITIONED": "Dispositioned by CMO",
+    "SPONSOR_RELEASED": "Released by sponsor", "REJECTED": "Rejected", "ON_HOLD": "On hold",
+}  # fmt: skip
+
 
 def batch_list(scope: Scope, filters: Filters, today: date) -> pl.DataFrame:
     """Batches whose manufacture started in the period, newest first."""
