@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from portal.users import CMO_ROLES, SPONSOR_ROLES, Principal
+from warehouse import layout
 from warehouse.scope import Scope, ScopeError, open_cmo_scope, open_sponsor_scope, snapshot_info
 from warehouse.scope import sponsor_ids as published_sponsor_ids
 
@@ -74,8 +75,13 @@ def site_scope() -> Scope:
     return _open(None)
 
 
-def _open(sponsor_id: str | None) -> Scope:
-    root = warehouse_root()
+def demo_scope(sponsor_id: str) -> Scope:
+    """A demo-plant sponsor's confined scope, whatever warehouse the session reads (BD tour)."""
+    return _open(sponsor_id, layout.demo_warehouse())
+
+
+def _open(sponsor_id: str | None, root: Path | None = None) -> Scope:
+    root = root or warehouse_root()
     info = snapshot_info(root)
     if info is None:
         st.info("No data has been published yet. The nightly job has not run.")

@@ -1,8 +1,8 @@
 """Guided demo tour of the synthetic demo plant: highlights a presenter steps through, then the
 same shared vessel in the same week as two sponsors each see it.
 
-Every scope here comes from open_demo_scope: the demo warehouse root only, whatever else is on
-disk or in the session, and each sponsor's side from that sponsor's own confined scope.
+Every scope here comes from portal.context.demo_scope: the demo warehouse root only, whatever
+else is on disk or in the session, and each sponsor's side from its own confined scope.
 """
 
 from datetime import date, datetime
@@ -11,7 +11,7 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from portal.context import current_principal
+from portal.context import current_principal, demo_scope
 from portal.widgets import export_buttons
 from warehouse import kpis, layout
 from warehouse.filters import Filters
@@ -32,7 +32,7 @@ from warehouse.queries.demo_tour import (
     sponsor_name,
     vessel_week,
 )
-from warehouse.scope import Scope, open_demo_scope, snapshot_info, sponsor_ids
+from warehouse.scope import snapshot_info, sponsor_ids
 
 STEPS = (
     "Batch record exception",
@@ -42,13 +42,6 @@ STEPS = (
     "Same vessel, two sponsors",
 )
 STEP_KEY = "tour:step"
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def demo_scope(root: str, run_id: str, sponsor_id: str) -> Scope:
-    """One confined demo instance per sponsor; root and run_id key the cache so another data
-    root or a new demo snapshot opens a new instance."""
-    return open_demo_scope(sponsor_id)
 
 
 def move(by: int) -> None:
@@ -69,7 +62,7 @@ if info is None or len(sponsors) < 2:
 
 sponsor_a = st.sidebar.selectbox("Sponsor A", sponsors, key="tour:a")
 sponsor_b = st.sidebar.selectbox("Sponsor B", sponsors, index=1, key="tour:b")
-scope_a = demo_scope(str(root), info.run_id, sponsor_a)
+scope_a = demo_scope(sponsor_a)
 name_a = sponsor_name(scope_a)
 today = date.today()
 year = Filters.last_days(365, today)
@@ -164,7 +157,7 @@ else:
     if sponsor_a == sponsor_b:
         st.warning("Pick two different sponsors in the sidebar.")
         st.stop()
-    scope_b = demo_scope(str(root), info.run_id, sponsor_b)
+    scope_b = demo_scope(sponsor_b)
     shared = shared_vessel_week(scope_a, scope_b)
     if shared is None:
         st.info("These two sponsors never used the same equipment in the same week.")
