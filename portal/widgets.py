@@ -1,12 +1,14 @@
-"""The dashboards' shared widgets: one filter bar, one export helper, one empty state."""
+"""The dashboards' shared widgets: one filter bar, one export helper, one empty state, one
+chart helper."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime, timedelta
 
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 import xlsxwriter
@@ -149,3 +151,30 @@ def export_xlsx(frame: pl.DataFrame, stamp: dict[str, str]) -> bytes:
         about = pl.DataFrame({"field": list(stamp), "value": list(stamp.values())})
         about.write_excel(workbook, worksheet="about")
     return buffer.getvalue()
+
+
+def fingerprint(frame: pl.DataFrame) -> str:
+    """Digest of a frame's schema and rows, in order: equal digests mean the same chart data."""
+    digest = hashlib.blake2b(repr(frame.schema).encode(), digest_size=16)
+    if frame.height:
+        digest.update(frame.hash_rows().to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def chart(
+    scope: Scope,
+    name: str,
+    data: pl.DataFrame,
+    build: Callable[[pl.DataFrame], go.Figure],
+    *,
+    extra: Hashable = (),
+    key: str | None = None,
+) -> None:
+    """Show `build(data)` as a Plotly chart, built once per scope and data.
+
+    Building a Plotly figure costs more than the page's queries; the figure is kept in the
+    scope's memo (one sponsor, one snapshot), keyed by `name`, the data's fingerprint and
+    `extra` (anything else `build` reads, such as a title's project id).
+    """
+    figure = scope.memo(("figure", name, fingerprint(data), extra), lambda: build(data))
+    st.plotly_chart(figure, key=key)

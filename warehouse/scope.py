@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,12 +79,27 @@ def sponsor_ids(warehouse_root: Path) -> list[str]:
     return [s for s in ids if is_safe_sponsor_id(s)]
 
 
+# What one scope may hold in its memo: results of its own queries and what pages build from
+# them. A snapshot never changes, so an entry is right until the scope itself is dropped.
+MEMO_ENTRIES = 256
+MEMO_BYTES = 64 << 20
+MEMO_ENTRY_BYTES = 8 << 20  # larger results (a whole batch record export) are not kept
+
+
 class Scope:
-    """A confined, read-only DuckDB instance over one snapshot; one cursor per thread."""
+    """A confined, read-only DuckDB instance over one snapshot; one cursor per thread.
+
+    It remembers its own query results and what pages build from them (`memo`): the memo
+    lives inside the scope, so it holds one sponsor's data of one snapshot and nothing else,
+    and a sponsor's rerun reuses it instead of scanning Parquet and rebuilding charts.
+    """
 
     def __init__(self, snapshot: SnapshotInfo, sponsor_id: str | None, allowed: list[Path]):
         self.snapshot = snapshot
         self.sponsor_id = sponsor_id  # None: every sponsor (CMO scopes)
+        self._memo: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._memo_bytes = 0
+        self._memo_lock = threading.Lock()
         self._local = threading.local()
         self._con = duckdb.connect(":memory:")
         # Trailing "/" confines to the directory itself: `sponsor_id=S1/` never admits S10.
@@ -108,14 +125,67 @@ class Scope:
         return cursor
 
     def frame(self, name: str, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        """Run one named query with bound parameters; errors never carry paths."""
+        """Run one named query with bound parameters; errors never carry paths.
+
+        Results are remembered per (sql, params): the snapshot under a scope never changes.
+        """
+        key: Hashable | None = ("frame", sql, _frozen(params or {}))
         try:
-            return self._cursor().sql(sql, params=params or None).pl()
-        except duckdb.Error as exc:
-            raise QueryError(f"query '{name}' failed ({type(exc).__name__})") from None
+            hash(key)
+        except TypeError:  # a parameter without a stable value (an array): not remembered
+            key = None
+
+        def run() -> pl.DataFrame:
+            try:
+                return self._cursor().sql(sql, params=params or None).pl()
+            except duckdb.Error as exc:
+                raise QueryError(f"query '{name}' failed ({type(exc).__name__})") from None
+
+        if key is None:
+            return run()
+        # A clone shares the columns but not the frame object, so no caller can change the
+        # remembered result in place.
+        return self.memo(key, run, size=pl.DataFrame.estimated_size).clone()
+
+    def memo(
+        self, key: Hashable, build: Callable[[], Any], *, size: Callable[[Any], int] | None = None
+    ) -> Any:
+        """`build()` once per key for this scope, kept while it fits the memo's budget.
+
+        `key` must name everything `build` reads besides this scope's data. Failures are not
+        remembered. Callers must treat the value as read-only: other sessions of the same
+        sponsor get the same object.
+        """
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit[0]
+        value = build()
+        nbytes = size(value) if size is not None else 0
+        if nbytes > MEMO_ENTRY_BYTES:
+            return value
+        with self._memo_lock:
+            if key not in self._memo:
+                self._memo[key] = (value, nbytes)
+                self._memo_bytes += nbytes
+            while len(self._memo) > MEMO_ENTRIES or self._memo_bytes > MEMO_BYTES:
+                _, (_, dropped) = self._memo.popitem(last=False)
+                self._memo_bytes -= dropped
+        return value
 
     def close(self) -> None:
         self._con.close()
+
+
+def _frozen(value: Any) -> Hashable:
+    """A hashable, order-preserving stand-in for query parameters (lists, dicts, dates)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return (type(value).__name__, *(_frozen(v) for v in items))
+    return (type(value).__name__, value)
 
 
 def _sql_string(value: str) -> str:

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import site_scope
-from portal.widgets import export_buttons
+from portal.widgets import chart, export_buttons
 from warehouse import kpis
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
@@ -111,7 +111,7 @@ st.caption(f"{definition.formula} Source: {definition.source}. Months under the 
 trend = cockpit.monthly_trend(inputs, chosen, start, end, today, min_completeness=threshold / 100)
 if definition.unit == "rate":
     trend = trend.with_columns(pl.col("value") * 100)
-chart = px.line(trend, x="month", y="value", color="population", markers=True,
-                labels={"value": definition.name + (" (%)" if definition.unit == "rate" else ""),
-                        "population": ""})  # fmt: skip
-st.plotly_chart(chart, key="cockpit:trend-chart")
+axis = definition.name + (" (%)" if definition.unit == "rate" else "")
+chart(scope, "cockpit:trend", trend, lambda data: px.line(
+    data, x="month", y="value", color="population", markers=True,
+    labels={"value": axis, "population": ""}), extra=axis, key="cockpit:trend-chart")  # fmt: skip

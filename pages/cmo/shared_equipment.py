@@ -9,7 +9,7 @@ import polars as pl
 import streamlit as st
 
 from portal.context import site_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries.shared_equipment import (
     changeovers,
     equipment_sharing,
@@ -38,10 +38,9 @@ cols[2].metric("Without verified cleaning in between", not_verified.height)
 cols[3].metric("Uses with lapsed calibration / qualification", lapsed.height)
 
 st.header("Sponsors per equipment train")
-st.plotly_chart(
-    px.bar(occupancy, x="train", y="batches", color="sponsor",
-           title="Batches started in the period, per train and sponsor"),
-)  # fmt: skip
+chart(scope, "shared_equipment:occupancy", occupancy, lambda data: px.bar(
+    data, x="train", y="batches", color="sponsor",
+    title="Batches started in the period, per train and sponsor"))  # fmt: skip
 st.dataframe(
     sharing,
     hide_index=True,

@@ -12,7 +12,7 @@ import polars as pl
 import streamlit as st
 
 from portal.context import current_principal, demo_scope
-from portal.widgets import export_buttons
+from portal.widgets import chart, export_buttons
 from warehouse import kpis, layout
 from warehouse.filters import Filters
 from warehouse.queries.batch_record import batch_record, exception_table, review_by_exception
@@ -98,10 +98,9 @@ elif step == "CAPA aging":
                "original due date is never lost.")  # fmt: skip
     frame = capas(scope_a, year, today)
     buckets = kpis.capa_aging(frame, today)
-    st.plotly_chart(
-        px.bar(buckets, x="bucket", y=["overdue", "not_overdue"],
-               title="Open CAPAs by age (days)", labels={"value": "CAPAs", "bucket": "Age"}),
-    )  # fmt: skip
+    chart(scope_a, "demo_tour:capa-aging", buckets, lambda data: px.bar(
+        data, x="bucket", y=["overdue", "not_overdue"], title="Open CAPAs by age (days)",
+        labels={"value": "CAPAs", "bucket": "Age"}))  # fmt: skip
     overdue = frame.filter(pl.col("overdue").fill_null(False))
     st.metric("Overdue CAPAs", overdue.height)
     st.dataframe(

@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import kpis
 from warehouse.queries.batches import batch_list, status_funnel
 
@@ -25,15 +25,20 @@ if batches.height == 0:
 funnel, trend = st.columns(2)
 with funnel:
     st.subheader("Status funnel")
-    st.plotly_chart(
-        px.funnel(status_funnel(batches), x="batches", y="status"), key="batches:funnel"
+    chart(
+        scope,
+        "batches:funnel",
+        status_funnel(batches),
+        lambda data: px.funnel(data, x="batches", y="status"),
+        key="batches:funnel",
     )
 with trend:
     st.subheader("Disposition cycle time (median days, mfg end → your release)")
     months = kpis.cycle_time_trend(batches)
     if months.height:
-        chart = px.line(months, x="month", y="median_days", markers=True, hover_data=["batches"])
-        st.plotly_chart(chart, key="batches:cycle-time")
+        chart(scope, "batches:cycle-time", months, lambda data: px.line(
+            data, x="month", y="median_days", markers=True, hover_data=["batches"]
+        ), key="batches:cycle-time")  # fmt: skip
     else:
         empty_state("The median days from end of manufacture to your release, per month.")
 

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import kpis
 from warehouse.queries.capa import capa_extensions, capas, effectiveness_checks
 
@@ -49,11 +49,10 @@ cols[4].metric("Effectiveness", _rate(effective), help=effective.tooltip())
 buckets = kpis.capa_aging(found, today).unpivot(
     index="bucket", variable_name="state", value_name="capas"
 )
-st.plotly_chart(
-    px.bar(buckets, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
-           category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": ["overdue", "not_overdue"]},
-           color_discrete_map={"overdue": "#d62728", "not_overdue": "#1f77b4"}),
-)  # fmt: skip
+chart(scope, "capa:aging", buckets, lambda data: px.bar(
+    data, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
+    category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": ["overdue", "not_overdue"]},
+    color_discrete_map={"overdue": "#d62728", "not_overdue": "#1f77b4"}))  # fmt: skip
 
 st.dataframe(
     found,

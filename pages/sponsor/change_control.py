@@ -6,7 +6,7 @@ import streamlit as st
 
 from etl.contracts import OBLIGATIONS
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries.change_control import change_impacts
 
 COLUMNS = {
@@ -45,12 +45,11 @@ if not violations.is_empty():
              "this sponsor's quality agreement requires.")  # fmt: skip
     st.dataframe(violations, hide_index=True, column_config=COLUMNS)
 
-by_obligation = impacts.group_by("obligation", "status").len("impacts")
-st.plotly_chart(
-    px.bar(by_obligation, x="obligation", y="impacts", color="status",
-           category_orders={"obligation": list(OBLIGATIONS)},
-           title="Impacts by your obligation and change status"),
-)  # fmt: skip
+by_obligation = impacts.group_by("obligation", "status").len("impacts").sort("obligation", "status")
+chart(scope, "change_control:obligations", by_obligation, lambda data: px.bar(
+    data, x="obligation", y="impacts", color="status",
+    category_orders={"obligation": list(OBLIGATIONS)},
+    title="Impacts by your obligation and change status"))  # fmt: skip
 
 st.subheader("All changes affecting this sponsor")
 st.dataframe(impacts, hide_index=True, column_config=COLUMNS)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from portal.context import current_principal, site_scope, sponsor_scope
 from portal.users import CMO_ROLES
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import kpis
 from warehouse.queries.compliance import (
     agreement_terms,
@@ -64,11 +64,11 @@ st.dataframe(
     hide_index=True,
     column_config={"sponsor": "Sponsor"},
 )
-st.plotly_chart(
-    px.bar(summary.filter(pl.col("share").is_not_null()), x="measure", y="share",
-           color="sponsor", barmode="group", range_y=(0, 1), hover_data=["kept", "counted"],
-           title="Share of events and changes kept within the agreed clock"),
-)  # fmt: skip
+chart(scope, "compliance:share", summary.filter(pl.col("share").is_not_null()),
+      lambda data: px.bar(
+          data, x="measure", y="share", color="sponsor", barmode="group", range_y=(0, 1),
+          hover_data=["kept", "counted"],
+          title="Share of events and changes kept within the agreed clock"))  # fmt: skip
 
 with st.expander("Agreed clocks and change obligations"):
     terms = agreement_terms(scope)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from etl.contracts import DEVIATION_STATUSES, SEVERITIES
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import kpis
 from warehouse.queries.deviations import OOS_OUTCOMES, deviations, oos_investigations
 
@@ -28,22 +28,29 @@ else:
 
     order = {"classification": list(SEVERITIES), "status": list(DEVIATION_STATUSES)}
     left, right = st.columns(2)
-    by_class = found.group_by("classification", "status").len("deviations")
-    left.plotly_chart(
-        px.bar(by_class, x="classification", y="deviations", color="status",
-               category_orders=order, title="By class and status"),
-    )  # fmt: skip
+    by_class = (
+        found.group_by("classification", "status")
+        .len("deviations")
+        .sort("classification", "status")
+    )
+    with left:
+        chart(scope, "deviations:class", by_class, lambda data: px.bar(
+            data, x="classification", y="deviations", color="status",
+            category_orders=order, title="By class and status"))  # fmt: skip
     by_cause = found.with_columns(pl.col("root_cause_category").fill_null("NOT YET ASSIGNED"))
-    by_cause = by_cause.group_by("root_cause_category").len("deviations").sort("deviations")
-    right.plotly_chart(
-        px.bar(by_cause, x="deviations", y="root_cause_category", orientation="h",
-               title="By root-cause category"),
-    )  # fmt: skip
+    by_cause = (
+        by_cause.group_by("root_cause_category")
+        .len("deviations")
+        .sort("deviations", "root_cause_category")
+    )
+    with right:
+        chart(scope, "deviations:cause", by_cause, lambda data: px.bar(
+            data, x="deviations", y="root_cause_category", orientation="h",
+            title="By root-cause category"))  # fmt: skip
     if not open_ones.is_empty():
-        st.plotly_chart(
-            px.histogram(open_ones, x="age_days", color="classification", category_orders=order,
-                         title="Open deviations by age (days since awareness)"),
-        )  # fmt: skip
+        chart(scope, "deviations:age", open_ones, lambda data: px.histogram(
+            data, x="age_days", color="classification", category_orders=order,
+            title="Open deviations by age (days since awareness)"))  # fmt: skip
 
     st.dataframe(
         found,
@@ -73,11 +80,13 @@ else:
         oos.with_columns(outcome=pl.col("outcome_code")), filters.start, filters.end
     )
     cols[-1].metric("Invalidated OOS rate", rate.display(), help=rate.tooltip())
-    by_outcome = oos.group_by("outcome", "test_type").len("investigations")
-    st.plotly_chart(
-        px.bar(by_outcome, x="outcome", y="investigations", color="test_type",
-               category_orders={"outcome": list(OOS_OUTCOMES)}, title="OOS outcomes by test type"),
-    )  # fmt: skip
+    by_outcome = (
+        oos.group_by("outcome", "test_type").len("investigations").sort("outcome", "test_type")
+    )
+    chart(scope, "deviations:oos", by_outcome, lambda data: px.bar(
+        data, x="outcome", y="investigations", color="test_type",
+        category_orders={"outcome": list(OOS_OUTCOMES)},
+        title="OOS outcomes by test type"))  # fmt: skip
     st.dataframe(
         oos,
         hide_index=True,

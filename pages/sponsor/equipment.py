@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries.equipment import equipment_status, invalid_uses, supplier_lots, suppliers
 
 st.title("Equipment & suppliers")
@@ -24,8 +24,13 @@ else:
     cols[0].metric("Equipment used", equipment.height)
     cols[1].metric("Calibration overdue today", int(equipment["calibration_overdue"].sum()))
     cols[2].metric("Uses out of calibration / qualification", bad_uses.height)
-    by_status = equipment.group_by("status").len("equipment")
-    st.plotly_chart(px.bar(by_status, x="status", y="equipment", title="Equipment by status"))
+    by_status = equipment.group_by("status").len("equipment").sort("status")
+    chart(
+        scope,
+        "equipment:status",
+        by_status,
+        lambda data: px.bar(data, x="status", y="equipment", title="Equipment by status"),
+    )
     st.dataframe(
         equipment,
         hide_index=True,

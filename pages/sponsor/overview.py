@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries import overview
 
 st.title("Overview")
@@ -63,20 +63,20 @@ with left:
 
     st.subheader("Batches in flight by stage")
     if in_flight.height:
-        chart = px.bar(in_flight, x="status", y="batches", labels={"status": "Stage"})
-        st.plotly_chart(chart, key="overview:in-flight")
+        chart(scope, "overview:in-flight", in_flight,
+              lambda data: px.bar(data, x="status", y="batches", labels={"status": "Stage"}),
+              key="overview:in-flight")  # fmt: skip
     else:
         empty_state("Batches between planning and your release appear here by stage.")
 
 with right:
     st.subheader("Open deviations by class")
     if deviations.height:
-        by_class = deviations.group_by("classification").len("deviations")
-        st.plotly_chart(
-            px.bar(by_class, x="classification", y="deviations",
-                   category_orders={"classification": ["CRITICAL", "MAJOR", "MINOR"]}),
-            key="overview:deviations",
-        )  # fmt: skip
+        by_class = deviations.group_by("classification").len("deviations").sort("classification")
+        chart(scope, "overview:deviations", by_class, lambda data: px.bar(
+            data, x="classification", y="deviations",
+            category_orders={"classification": ["CRITICAL", "MAJOR", "MINOR"]},
+        ), key="overview:deviations")  # fmt: skip
         st.dataframe(deviations.head(5), hide_index=True, column_config={
             "deviation_number": "Deviation", "title": "Title", "classification": "Class",
             "status": "Status",

@@ -1,11 +1,12 @@
 """Tech transfer: this sponsor's projects, milestones planned vs actual, weeks to engineering."""
 
 import plotly.express as px
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries.tech_transfer import (
     ENGINEERING_BATCH_BENCHMARK_WEEKS,
     milestones,
@@ -37,9 +38,11 @@ weeks = found.select(
     pl.when(pl.col("weeks_to_engineering_batch").is_null()).then(pl.lit("planned"))
     .otherwise(pl.lit("actual")).alias("basis"),
 ).drop_nulls("weeks")  # fmt: skip
-if not weeks.is_empty():
-    chart = px.bar(
-        weeks,
+
+
+def weeks_chart(data: pl.DataFrame) -> go.Figure:
+    figure = px.bar(
+        data,
         x="weeks",
         y="project_id",
         color="basis",
@@ -47,7 +50,7 @@ if not weeks.is_empty():
         hover_data=["product"],
         title="Weeks from contract to engineering batch",
     )
-    chart.add_vrect(
+    figure.add_vrect(
         x0=LOW,
         x1=HIGH,
         fillcolor="green",
@@ -55,7 +58,11 @@ if not weeks.is_empty():
         line_width=0,
         annotation_text=f"{LOW}–{HIGH} week benchmark (good platform)",
     )
-    st.plotly_chart(chart)  # fmt: skip
+    return figure  # fmt: skip
+
+
+if not weeks.is_empty():
+    chart(scope, "tech_transfer:weeks", weeks, weeks_chart)
 
 st.dataframe(
     found,
@@ -77,18 +84,22 @@ export_buttons(found, "tech_transfer", filters, scope)
 st.header("Milestones")
 project = st.selectbox("Project", found["project_id"].to_list(), key="tech_transfer:project")
 steps = milestones(scope, [project])
-gantt = timeline(steps)
-chart = px.timeline(
-    gantt,
-    x_start="start",
-    x_end="finish",
-    y="milestone",
-    color="track",
-    title=f"{project}: milestones planned vs actual",
-)
-chart.update_layout(barmode="group")
-chart.update_yaxes(autorange="reversed")
-st.plotly_chart(chart)  # fmt: skip
+
+
+def milestones_chart(data: pl.DataFrame) -> go.Figure:
+    figure = px.timeline(
+        data,
+        x_start="start",
+        x_end="finish",
+        y="milestone",
+        color="track",
+        title=f"{project}: milestones planned vs actual",
+    )
+    figure.update_layout(barmode="group")
+    return figure.update_yaxes(autorange="reversed")  # fmt: skip
+
+
+chart(scope, "tech_transfer:milestones", timeline(steps), milestones_chart, extra=project)
 shown_steps = steps.drop("planned_start", "actual_start")
 st.dataframe(
     shown_steps,

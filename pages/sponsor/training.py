@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.queries.training import (
     TRAINING_STATUSES,
     operator_training,
@@ -53,14 +53,12 @@ for col, status in zip(cols[1:], TRAINING_STATUSES, strict=True):
     col.metric(status.capitalize(), counts[status])
 
 matrix = training.with_columns(pl.col("status").replace_strict(STATUS_CODE).alias("code"))
-st.plotly_chart(
-    px.density_heatmap(
-        matrix, x="sop_number", y="operator", z="code", histfunc="max",
-        color_continuous_scale=["#2ca02c", "#ffbf00", "#d62728", "#7f7f7f"],
-        range_color=(0, 3), title="Operator × SOP (green current, amber due, red overdue, "
-        "grey missing)",
-    ).update_coloraxes(showscale=False),
-)  # fmt: skip
+chart(scope, "training:matrix", matrix, lambda data: px.density_heatmap(
+    data, x="sop_number", y="operator", z="code", histfunc="max",
+    color_continuous_scale=["#2ca02c", "#ffbf00", "#d62728", "#7f7f7f"],
+    range_color=(0, 3), title="Operator × SOP (green current, amber due, red overdue, "
+    "grey missing)",
+).update_coloraxes(showscale=False))  # fmt: skip
 st.dataframe(
     training,
     hide_index=True,
