@@ -46,7 +46,11 @@ with st.sidebar.expander("Targets and reliability"):
         targets[key] = cockpit.Target(shown / 100 if rate else shown, default.at_least)
 
 inputs = _inputs(scope, scope.snapshot.run_id, scope.label)
-results = cockpit.cockpit(inputs, start, end, today, min_completeness=threshold / 100)
+# KPIs over every sponsor take ~40 ms a run; the site scope's memo keeps them per period.
+results = scope.memo(
+    ("cockpit", start, end, today, threshold),
+    lambda: cockpit.cockpit(inputs, start, end, today, min_completeness=threshold / 100),
+)
 populations = list(results)
 st.caption(
     f"{start:%d %b %Y} – {end:%d %b %Y}; open deviations, overdue CAPAs and pending approvals "
@@ -108,7 +112,12 @@ chosen = st.selectbox("KPI", trended, format_func=names.get, key="cockpit:trend"
 definition = kpis.KPI_DEFINITIONS[chosen]
 st.caption(f"{definition.formula} Source: {definition.source}. Months under the completeness "
            "threshold are left blank.")  # fmt: skip
-trend = cockpit.monthly_trend(inputs, chosen, start, end, today, min_completeness=threshold / 100)
+trend = scope.memo(
+    ("cockpit-trend", chosen, start, end, today, threshold),
+    lambda: cockpit.monthly_trend(
+        inputs, chosen, start, end, today, min_completeness=threshold / 100
+    ),
+)
 if definition.unit == "rate":
     trend = trend.with_columns(pl.col("value") * 100)
 axis = definition.name + (" (%)" if definition.unit == "rate" else "")
