@@ -7,7 +7,7 @@ reach validation, where they are quarantined, instead of crashing a typed reader
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ SQLITE_NULL = "\x00"
 # Tables this large are read in rowid ranges on parallel connections, one per core.
 PARALLEL_READ_MIN_ROWS = 1_000_000
 PARALLEL_READS = 2
+# ... in more ranges than connections, so each raw part (and its transient copy) is small.
+RANGES_PER_LARGE_TABLE = 8
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
 
@@ -61,7 +63,7 @@ def open_source(source: str | Path) -> Source:
     raise SourceError(f"source {text} does not exist")
 
 
-def _read_sql(source: Source, table: Table, watermark: str | None) -> pl.DataFrame:
+def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
     try:
         probe = pl.read_database_uri(f"SELECT * FROM {table.name} WHERE 1=0", source.location)
     except Exception as exc:  # noqa: BLE001 - any driver error means the table is unreadable
@@ -83,12 +85,18 @@ def _read_sql(source: Source, table: Table, watermark: str | None) -> pl.DataFra
         # (the upsert by key makes that harmless) instead of being missed.
         query += f" AND updated_at >= '{watermark}'"
     ranges = _rowid_ranges(source, table, query)
-    with ThreadPoolExecutor(len(ranges)) as pool:
-        # One connection per range; connectorx releases the GIL while it reads.
-        parts = list(pool.map(lambda part: pl.read_database_uri(part, source.location), ranges))
-    frame = pl.concat(parts, how="vertical", rechunk=False)
-    text = {c: pl.col(c).cast(pl.String) for c in table.column_names}
-    return frame.select(pl.when(t != SQLITE_NULL).then(t).alias(c) for c, t in text.items())
+    with ThreadPoolExecutor(min(len(ranges), PARALLEL_READS)) as pool:
+        # One connection per range; connectorx releases the GIL while it reads. Each part
+        # is normalised as it arrives and its raw copy dropped, so only a few parts of the
+        # raw text are alive at once.
+        for part in pool.map(lambda sql: pl.read_database_uri(sql, source.location), ranges):
+            yield part.select(_text(pl.col(c).cast(pl.String), c) for c in table.column_names)
+            del part
+
+
+def _text(value: pl.Expr, name: str) -> pl.Expr:
+    """The NUL stand-in and blank text are both a missing value, in one pass."""
+    return pl.when((value != SQLITE_NULL) & (value.str.strip_chars() != "")).then(value).alias(name)
 
 
 def _rowid_ranges(source: Source, table: Table, query: str) -> list[str]:
@@ -107,12 +115,12 @@ def _rowid_ranges(source: Source, table: Table, query: str) -> list[str]:
     low, high = bounds.row(0)
     if low is None or high - low < PARALLEL_READ_MIN_ROWS:
         return [query]
-    step = (high - low) // PARALLEL_READS + 1
+    step = (high - low) // RANGES_PER_LARGE_TABLE + 1
     starts = range(low, high + 1, step)
     return [f"{query} AND rowid >= {start} AND rowid < {start + step}" for start in starts]
 
 
-def _read_csv(source: Source, table: Table, watermark: str | None) -> pl.DataFrame:
+def _read_csv(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
     path = Path(source.location) / f"{table.name}.csv"
     if not path.is_file():
         raise SourceError(f"table {table.name}: CSV export {path.name} is missing")
@@ -123,15 +131,20 @@ def _read_csv(source: Source, table: Table, watermark: str | None) -> pl.DataFra
     frame = frame.select(pl.col(c).cast(pl.String) for c in table.column_names)
     if watermark is not None:
         frame = frame.filter(pl.col("updated_at") >= watermark)
-    return frame
-
-
-def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Blank text is a missing value, the same in CSV and SQL sources."""
-    return frame.with_columns(
-        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
-        for c in frame.columns
+    # Blank text is a missing value, the same in CSV and SQL sources.
+    yield frame.select(
+        pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in frame.columns
     )
+
+
+def read_table(
+    source: Source, table: Table, watermark: str | None = None
+) -> Iterator[pl.DataFrame]:
+    """One table as string parts in source order; with a watermark, only rows changed since."""
+    if watermark is not None and not _WATERMARK.fullmatch(watermark):
+        raise SourceError(f"table {table.name}: previous watermark {watermark!r} is invalid")
+    reader = _read_csv if source.kind == "csv" else _read_sql
+    return reader(source, table, watermark)
 
 
 def extract(
@@ -141,12 +154,9 @@ def extract(
 ) -> dict[str, pl.DataFrame]:
     """Read every contract table as strings; with watermarks, only rows changed since then."""
     extracted: dict[str, pl.DataFrame] = {}
-    reader = _read_csv if source.kind == "csv" else _read_sql
     for number, table in enumerate(TABLES, start=1):
-        watermark = (watermarks or {}).get(table.name)
-        if watermark is not None and not _WATERMARK.fullmatch(watermark):
-            raise SourceError(f"table {table.name}: previous watermark {watermark!r} is invalid")
-        extracted[table.name] = _normalise(reader(source, table, watermark))
+        parts = list(read_table(source, table, (watermarks or {}).get(table.name)))
+        extracted[table.name] = pl.concat(parts, how="vertical", rechunk=False)
         if progress:
             progress(f"extract {number}/{len(TABLES)} {table.name}: {extracted[table.name].height}")
     return extracted

@@ -41,10 +41,11 @@ class Plan:
     """Everything a snapshot holds, ready to write."""
 
     run_id: str
-    published: dict[str, pl.DataFrame]  # table -> rows with the partition in sponsor_id
+    # table -> rows with the partition in sponsor_id, in any partition order; publish
+    # removes each table from the dict once written, so its memory goes early.
+    published: dict[str, pl.DataFrame]
     partitions: list[str]
     quarantine: dict[str, pl.DataFrame]
-    source_state: dict[str, pl.DataFrame]
     manifest: dict  # run facts; files and counts are added while writing
 
 
@@ -74,18 +75,63 @@ def clean_leftovers(warehouse: Path) -> None:
         link.unlink(missing_ok=True)
 
 
+def staging_dir(warehouse: Path, run_id: str) -> Path:
+    """The run's snapshot directory while it is written (removed by `clean_leftovers` after
+    a crash); created with its source-state folder, which extract fills first.
+    """
+    tmp = warehouse / SNAPSHOTS / f".tmp-{run_id}"
+    (tmp / SOURCE_STATE).mkdir(parents=True)
+    return tmp
+
+
+class SourceStateWriter:
+    """One table's extracted text written to the staging source state part by part, so the
+    whole table never needs to be in memory.
+    """
+
+    def __init__(self, staging: Path, table: str) -> None:
+        self.path = staging / SOURCE_STATE / f"{table}.parquet"
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, part: pl.DataFrame) -> None:
+        rows = part.to_arrow()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, rows.schema, compression="zstd")
+        self.writer.write_table(rows)
+        self.rows += part.height
+
+    def close(self) -> None:
+        if self.writer is None:
+            raise ValueError(f"{self.path.name}: no part written")
+        self.writer.close()
+        _fsync(self.path)
+
+
+def _partition_rows(frame: pl.DataFrame, key: str, sponsor: str) -> pl.DataFrame:
+    """One partition's rows in key order (ties and already sorted rows keep their order)."""
+    rows = frame.filter(pl.col(PARTITION_KEY) == sponsor)
+    if not rows.get_column(key).is_sorted():
+        rows = rows.sort(key, maintain_order=True)
+    return rows.drop(PARTITION_KEY)
+
+
 def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) -> dict:
     files: dict[str, dict] = {}
     tables: dict[str, dict] = {}
-    for number, (name, frame) in enumerate(plan.published.items(), start=1):
-        groups = {
-            key[0]: rows for key, rows in frame.partition_by(PARTITION_KEY, as_dict=True).items()
-        }
-        empty = frame.clear().drop(PARTITION_KEY)
+    count = len(plan.published)
+    for number, table in enumerate([t for t in TABLES if t.name in plan.published], start=1):
+        name = table.name
+        frame = plan.published.pop(name)
+        # One partition at a time: partition_by would copy the whole table at once.
+        unplanned = set(frame.get_column(PARTITION_KEY).unique()) - set(plan.partitions)
+        if unplanned:
+            raise PublishError(
+                f"table {name}: rows for unregistered partitions {sorted(unplanned)}"
+            )
         per_partition: dict[str, int] = {}
         for sponsor in plan.partitions:
-            rows = groups.get(sponsor)
-            rows = empty if rows is None else rows.drop(PARTITION_KEY)
+            rows = _partition_rows(frame, table.key, sponsor)
             path = partition_dir(tmp, name, sponsor) / PART_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
             metadata = {"sponsor_id": sponsor, "table": name, "run_id": plan.run_id}
@@ -95,13 +141,10 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             relative = path.relative_to(tmp).as_posix()
             files[relative] = {"sha256": _sha256(path), "rows": rows.height,
                                "sponsor_id": sponsor, "table": name}  # fmt: skip
-        unplanned = set(groups) - set(plan.partitions)
-        if unplanned:
-            raise PublishError(
-                f"table {name}: rows for unregistered partitions {sorted(unplanned)}"
-            )
+            del rows
+        del frame
         tables[name] = {"published_rows": per_partition}
-        if number == len(plan.published) // 2:
+        if number == count // 2:
             checkpoint("publish-midway")
     return {"files": files, "tables": tables}
 
@@ -139,18 +182,18 @@ def _prune(warehouse: Path) -> None:
 
 
 def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> Path:
-    """Write, verify and atomically switch to the snapshot; returns its directory."""
+    """Write, verify and atomically switch to the snapshot; returns its directory.
+
+    The snapshot is the run's `staging_dir`, whose source state is already written.
+    """
     root = warehouse / SNAPSHOTS
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{plan.run_id}"
-    tmp.mkdir()
+    tmp = root / f".tmp-{plan.run_id}"  # made by staging_dir, source state already in it
     written = _write_partitions(plan, tmp, checkpoint)
-    for folder, frames in ((QUARANTINE, plan.quarantine), (SOURCE_STATE, plan.source_state)):
-        (tmp / folder).mkdir()
-        for name, frame in frames.items():
-            path = tmp / folder / f"{name}.parquet"
-            frame.write_parquet(path)
-            _fsync(path)
+    (tmp / QUARANTINE).mkdir()
+    for name, frame in plan.quarantine.items():
+        path = tmp / QUARANTINE / f"{name}.parquet"
+        frame.write_parquet(path)
+        _fsync(path)
     verify(tmp, written["files"])
     manifest = dict(plan.manifest)
     manifest["tables"] = {

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +18,17 @@ from pathlib import Path
 import polars as pl
 
 from etl.contracts import TABLES
-from etl.extract import SourceError, extract, merge_changes, open_source
-from etl.publish import Plan, PublishError, clean_leftovers, publish
+from etl.extract import Source, SourceError, merge_changes, open_source, read_table
+from etl.publish import (
+    Plan,
+    PublishError,
+    SourceStateWriter,
+    clean_leftovers,
+    publish,
+    staging_dir,
+)
 from etl.transform import partitions, transform
-from etl.validate import validate
+from etl.validate import as_of_from, latest_change, validate_files
 from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot
 
 STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
@@ -93,29 +101,61 @@ def _checkpoint(fail_after: str | None, note: Callable[[str], None]) -> Callable
     return checkpoint
 
 
-def _previous_state(warehouse: Path) -> tuple[dict, dict[str, pl.DataFrame]] | None:
-    """The live snapshot's manifest and extracted source state, if complete."""
+def _previous_state(warehouse: Path) -> tuple[dict, Path] | None:
+    """The live snapshot's manifest and extracted source state folder, if complete."""
     live = current_snapshot(warehouse)
     if live is None:
         return None
     manifest = json.loads((live / MANIFEST).read_text())
-    state = {}
-    for table in TABLES:
-        path = live / SOURCE_STATE / f"{table.name}.parquet"
-        if not path.is_file():
-            return None
-        state[table.name] = pl.read_parquet(path)
-    return manifest, state
+    folder = live / SOURCE_STATE
+    if not all((folder / f"{table.name}.parquet").is_file() for table in TABLES):
+        return None
+    return manifest, folder
 
 
-def _watermarks(state: dict[str, pl.DataFrame]) -> dict[str, str]:
-    """Latest updated_at per table of the extracted state (text, as in the source)."""
-    marks = {}
-    for name, frame in state.items():
-        latest = frame.get_column("updated_at").drop_nulls().max() if frame.height else None
-        if latest is not None:
-            marks[name] = latest
-    return marks
+@dataclass
+class _Extracted:
+    """What the run needs of one extracted table once its text is on disk."""
+
+    rows: int = 0
+    watermark: str | None = None  # latest updated_at text, as in the source
+    latest: datetime | None = None  # latest parseable updated_at
+
+    def add(self, part: pl.DataFrame) -> None:
+        self.rows += part.height
+        mark = part.get_column("updated_at").drop_nulls().max() if part.height else None
+        if mark is not None and (self.watermark is None or mark > self.watermark):
+            self.watermark = mark
+        latest = latest_change(part)
+        if latest is not None and (self.latest is None or latest > self.latest):
+            self.latest = latest
+
+
+def _extract(
+    origin: Source, staging: Path, previous: Path | None, note: Callable[[str], None]
+) -> dict[str, _Extracted]:
+    """Extract every table into the staging source state, one table (or part) in memory at
+    a time; incremental when a previous state folder is given.
+    """
+    facts: dict[str, _Extracted] = {}
+    for number, table in enumerate(TABLES, start=1):
+        writer = SourceStateWriter(staging, table.name)
+        seen = facts[table.name] = _Extracted()
+        if previous is None:
+            parts = read_table(origin, table)
+        else:
+            before = pl.read_parquet(previous / f"{table.name}.parquet")
+            marks = before.get_column("updated_at").drop_nulls().max() if before.height else None
+            changes = pl.concat(list(read_table(origin, table, marks)), rechunk=False)
+            parts = iter([merge_changes(before, changes, table.key)])
+            del before, changes
+        for part in parts:
+            writer.write(part)
+            seen.add(part)
+            del part
+        writer.close()
+        note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
+    return facts
 
 
 def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame]) -> None:
@@ -155,79 +195,107 @@ def run_etl(
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
+        staging = staging_dir(warehouse, run_id)
         try:
-            if previous is None:
-                state = extract(origin, progress=note)
-            else:
-                changes = extract(origin, _watermarks(previous[1]), progress=note)
-                state = {
-                    t.name: merge_changes(previous[1][t.name], changes[t.name], t.key)
-                    for t in TABLES
-                }
-        except SourceError as exc:
-            raise EtlError(str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - driver errors vary; the reason must show
-            raise EtlError(f"extract failed: {exc}") from exc
-        if state["sponsor"].height == 0 or all(f.height == 0 for f in state.values()):
-            raise EtlError("source is empty (no sponsors); nothing published")
-        checkpoint("extract")
-
-        note("validate")
-        validated = validate(state)
-        if validated.valid["sponsor"].height == 0:
-            raise EtlError("source has no valid sponsor; nothing published")
-        checkpoint("validate")
-
-        note("transform")
-        published = transform(validated.valid)
-        _reconcile(validated.valid, published)
-        checkpoint("transform")
-
-        extracted = {t.name: state[t.name].height for t in TABLES}
-        quarantined = {t.name: validated.quarantine[t.name].height for t in TABLES}
-        valid_rows = {t.name: validated.valid[t.name].height for t in TABLES}
-        manifest = {
-            "run_id": run_id,
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "mode": mode,
-            "source": origin.display,
-            "source_as_of": validated.as_of.isoformat(),
-            "watermark": _watermarks(state),
-            "tables": {
-                name: {
-                    "extracted": extracted[name],
-                    "valid": valid_rows[name],
-                    "quarantined": quarantined[name],
-                }
-                for name in extracted
-            },  # fmt: skip
-            "quarantine_reasons": dict(
-                sorted(validated.reason_counts.items(), key=lambda item: -item[1])
-            ),
-            "code_version": code_version(),
-        }
-        note("publish")
-        plan = Plan(
-            run_id=run_id,
-            published=published,
-            partitions=partitions(validated.valid),
-            quarantine=validated.quarantine,
-            source_state=state,
-            manifest=manifest,
-        )
-        try:
-            snapshot = publish(warehouse, plan, checkpoint)
-        except (PublishError, OSError, pl.exceptions.ComputeError) as exc:
-            # A full disk or a refused snapshot: drop the half-written one, keep `current`.
-            clean_leftovers(warehouse)
-            raise EtlError(f"publish failed, nothing published: {exc}") from exc
+            snapshot, result = _stages(origin, warehouse, staging, previous, run_id, note,
+                                       checkpoint)  # fmt: skip
+        except BaseException:
+            # Nothing of a failed run stays (a killed run's is removed by the next run).
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return RunResult(
         run_id=run_id,
         snapshot=snapshot,
         mode=mode,
-        extracted=extracted,
-        published={name: frame.height for name, frame in published.items()},
-        quarantined=quarantined,
-        reason_counts=validated.reason_counts,
         seconds=time.monotonic() - started,
+        **result,
     )
+
+
+def _stages(
+    origin: Source,
+    warehouse: Path,
+    staging: Path,
+    previous: tuple[dict, Path] | None,
+    run_id: str,
+    note: Callable[[str], None],
+    checkpoint: Callable[[str], None],
+) -> tuple[Path, dict]:
+    """Extract, validate, transform and publish into `staging`; the snapshot and the
+    run's counts for its RunResult.
+    """
+    mode = "full" if previous is None else "incremental"
+    now = datetime.now().replace(microsecond=0)
+    try:
+        facts = _extract(origin, staging, None if previous is None else previous[1], note)
+    except SourceError as exc:
+        raise EtlError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - driver errors vary; the reason must show
+        raise EtlError(f"extract failed: {exc}") from exc
+    if facts["sponsor"].rows == 0 or all(f.rows == 0 for f in facts.values()):
+        raise EtlError("source is empty (no sponsors); nothing published")
+    checkpoint("extract")
+
+    note("validate")
+    # The text comes back from the staged source state a table (or a slice) at a time.
+    as_of = as_of_from((f.latest for f in facts.values()), now)
+    validated = validate_files(staging / SOURCE_STATE, as_of)
+    if validated.valid["sponsor"].height == 0:
+        raise EtlError("source has no valid sponsor; nothing published")
+    checkpoint("validate")
+
+    note("transform")
+    published = transform(validated.valid)
+    _reconcile(validated.valid, published)
+    checkpoint("transform")
+
+    extracted = {t.name: facts[t.name].rows for t in TABLES}
+    quarantined = {t.name: validated.quarantine[t.name].height for t in TABLES}
+    valid_rows = {t.name: validated.valid[t.name].height for t in TABLES}
+    manifest = {
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": mode,
+        "source": origin.display,
+        "source_as_of": validated.as_of.isoformat(),
+        "watermark": {
+            name: fact.watermark for name, fact in facts.items() if fact.watermark is not None
+        },
+        "tables": {
+            name: {
+                "extracted": extracted[name],
+                "valid": valid_rows[name],
+                "quarantined": quarantined[name],
+            }
+            for name in extracted
+        },  # fmt: skip
+        "quarantine_reasons": dict(
+            sorted(validated.reason_counts.items(), key=lambda item: -item[1])
+        ),
+        "code_version": code_version(),
+    }
+    published_rows = {name: frame.height for name, frame in published.items()}
+    plan = Plan(
+        run_id=run_id,
+        published=published,
+        partitions=partitions(validated.valid),
+        quarantine=validated.quarantine,
+        manifest=manifest,
+    )
+    # Publish frees each published table once written; the valid rows it shares columns
+    # with are not needed any more either.
+    del published
+    validated.valid.clear()
+    note("publish")
+    try:
+        snapshot = publish(warehouse, plan, checkpoint)
+    except (PublishError, OSError, pl.exceptions.ComputeError) as exc:
+        # A full disk or a refused snapshot: drop the half-written one, keep `current`.
+        clean_leftovers(warehouse)
+        raise EtlError(f"publish failed, nothing published: {exc}") from exc
+    return snapshot, {
+        "extracted": extracted,
+        "published": published_rows,
+        "quarantined": quarantined,
+        "reason_counts": validated.reason_counts,
+    }

@@ -7,10 +7,13 @@ polars expressions over whole columns, fast enough for ten million batch events.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from etl.contracts import (
     BOOL,
@@ -44,6 +47,8 @@ SAME_SPONSOR_REFS = {
     "complaint": (("batch_id", "product_id"),),
 }
 _SPONSORED = ("product", "batch")
+# Tables longer than this (without a self reference) are judged in slices of this many rows.
+SLICE_ROWS = 1_000_000
 
 
 @dataclass
@@ -94,15 +99,22 @@ def parse(kind: str, text: pl.Expr) -> pl.Expr:
     return text
 
 
+def latest_change(frame: pl.DataFrame) -> datetime | None:
+    """Latest parseable updated_at of one extracted table (None when it has none)."""
+    if not frame.height:
+        return None
+    return frame.select(parse(DATETIME, pl.col("updated_at")).max()).item()
+
+
+def as_of_from(latest: Iterable[datetime | None], now: datetime) -> datetime:
+    """Latest change in the source (never past the wall clock), plus a day of grace."""
+    changes = [value for value in latest if value is not None and value <= now]
+    return (max(changes) if changes else now) + FUTURE_GRACE
+
+
 def source_as_of(extracted: dict[str, pl.DataFrame], now: datetime) -> datetime:
     """Latest change in the source (never past the wall clock), plus a day of grace."""
-    latest = [
-        frame.select(parse(DATETIME, pl.col("updated_at")).max()).item()
-        for frame in extracted.values()
-        if frame.height
-    ]
-    latest = [value for value in latest if value is not None and value <= now]
-    return (max(latest) if latest else now) + FUTURE_GRACE
+    return as_of_from((latest_change(frame) for frame in extracted.values()), now)
 
 
 def parents_first() -> list[Table]:
@@ -133,39 +145,37 @@ def _fail(kind: str, failed: pl.Expr, *parts: str | pl.Expr) -> Check:
 
 
 class _Validator:
-    def __init__(self, extracted: dict[str, pl.DataFrame], as_of: datetime) -> None:
-        self.extracted = extracted
+    def __init__(self, as_of: datetime) -> None:
         self.as_of = as_of
         self.valid: dict[str, pl.DataFrame] = {}
         self.quarantine: dict[str, pl.DataFrame] = {}
         self.reason_counts: dict[str, int] = {}
 
     def keys(self, table: str, *, valid: bool) -> pl.Series:
-        frame = self.valid[table] if valid else self.extracted[table]
-        return frame.get_column(TABLES_BY_NAME[table].key).drop_nulls().unique()
+        """Keys of a judged table: its valid rows, or every extracted row (valid or not)."""
+        key = TABLES_BY_NAME[table].key
+        keys = self.valid[table].get_column(key)
+        if not valid:
+            # Every extracted row is valid or quarantined, so the text need not stay alive.
+            keys = pl.concat([keys, self.quarantine[table].get_column("key")])
+        return keys.drop_nulls().unique()
 
     def owner(self, table: str) -> pl.DataFrame:
         """key -> sponsor_id of valid product or batch rows."""
         key = TABLES_BY_NAME[table].key
         return self.valid[table].select(pl.col(key).alias("__ref"), pl.col("sponsor_id"))
 
-    def row_checks(self, table: Table, sorted_keys: bool) -> list[Check]:
-        """Checks of each row on its own; `sorted_keys`: the key column is sorted, no nulls."""
+    def row_checks(self, table: Table) -> list[Check]:
+        """Checks of each row on its own (duplicates from the table-wide `__copies`)."""
         checks: list[Check] = []
         key = table.key
-        if sorted_keys:
-            # Copies of a key are neighbours: 10x cheaper than hashing 10M keys.
-            same = pl.col(key) == pl.col(key).shift(1)
-            duplicated = same | pl.col(key).eq(pl.col(key).shift(-1))
-        else:
-            duplicated = pl.col(key).is_duplicated()
         checks.append(
             _fail(
                 f"duplicate {key}",
-                pl.col(key).is_not_null() & duplicated,
+                pl.col("__copies").is_not_null(),
                 "duplicate key ",
                 _quote(key),
-                pl.format(" (all {} copies quarantined)", pl.len().over(key)),
+                pl.format(" (all {} copies quarantined)", pl.col("__copies")),
             )
         )
         for column in table.columns:
@@ -244,17 +254,17 @@ class _Validator:
             )
         return checks
 
-    def reference_checks(self, table: Table, self_keys: pl.Series | None) -> list[Check]:
+    def reference_checks(
+        self, table: Table, self_keys: pl.Series | None, all_self_keys: pl.Series
+    ) -> list[Check]:
         checks: list[Check] = []
         for column in table.columns:
             if not column.ref:
                 continue
             name, raw = column.name, pl.col(column.name)
             if column.ref == table.name:
-                valid_keys = (
-                    self_keys if self_keys is not None else self.keys(table.name, valid=False)
-                )
-                all_keys = self.keys(table.name, valid=False)
+                valid_keys = self_keys if self_keys is not None else all_self_keys
+                all_keys = all_self_keys
             else:
                 valid_keys = self.keys(column.ref, valid=True)
                 all_keys = self.keys(column.ref, valid=False)
@@ -326,19 +336,48 @@ class _Validator:
                 frame = frame.join(deciders, left_on=decider, right_on="__ref", how="left")
         return frame
 
-    def run_table(self, table: Table) -> None:
-        raw = self.extracted[table.name]
+    def run_table(self, table: Table, keys: pl.Series, slices: Iterable[pl.DataFrame]) -> int:
+        """Judge a table given as row slices in source order (one slice for a table that
+        refers to itself); `keys` is its whole key column. Returns the rows judged.
+        """
+        present = keys.drop_nulls()
+        if present.is_sorted():
+            # Copies of a key are neighbours: 10x cheaper than hashing 10M keys.
+            copied = (present == present.shift(1)) | (present == present.shift(-1))
+            copied = copied.fill_null(False)
+        else:
+            copied = present.is_duplicated()
+        copies = present.filter(copied).value_counts(name="__copies")
+        all_keys = present.unique()
+        valid, quarantine, rows = [], [], 0
+        for raw in slices:
+            rows += raw.height
+            judged_valid, judged_bad = self.judge(table, raw, copies, all_keys)
+            valid.append(judged_valid)
+            quarantine.append(judged_bad)
+            del raw
+        self.valid[table.name] = pl.concat(valid, rechunk=False)
+        self.quarantine[table.name] = pl.concat(quarantine, rechunk=False)
+        return rows
+
+    def judge(
+        self, table: Table, raw: pl.DataFrame, copies: pl.DataFrame, all_keys: pl.Series
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Valid typed rows and quarantined rows of one slice; counts the reasons."""
         frame = raw.with_columns(
             parse(c.type, pl.col(c.name)).alias(f"__t_{c.name}") for c in table.columns
         )
-        # Owner joins may reorder rows; checks that look at neighbours need source order.
+        if copies.height:
+            frame = frame.join(copies, on=table.key, how="left", maintain_order="left")
+        else:
+            frame = frame.with_columns(pl.lit(None, pl.UInt32).alias("__copies"))
+        # Owner joins may reorder rows; the output keeps source order.
         frame = self.with_owners(table, frame.with_row_index("__row")).sort("__row")
-        keys = raw.get_column(table.key)
-        row_checks = self.row_checks(table, keys.null_count() == 0 and keys.is_sorted())
+        row_checks = self.row_checks(table)
         self_ref = any(c.ref == table.name for c in table.columns)
         self_keys = None
         while True:
-            checks = row_checks + self.reference_checks(table, self_keys)
+            checks = row_checks + self.reference_checks(table, self_keys, all_keys)
             failed = pl.any_horizontal([c.failed for c in checks])
             if not self_ref:
                 break
@@ -349,8 +388,6 @@ class _Validator:
             self_keys = new_keys
         # Each check's verdict is kept as a flag over every row, but reasons are written only
         # for the failed rows: building ~30 message strings per row dominated at 10M events.
-        # Every copy of a duplicate key fails, so `pl.len().over(key)` in its message counts
-        # the same among failed rows as among all rows.
         flags = [f"__f{number}" for number in range(len(checks))]
         named = list(zip(checks, flags, strict=True))
         judged = frame.with_columns(c.failed.alias(flag) for c, flag in named)
@@ -366,7 +403,7 @@ class _Validator:
             .alias("__kinds"),
         )
         # Lazily, so only the typed columns are filtered, not the raw text beside them.
-        self.valid[table.name] = (
+        valid = (
             judged.lazy()
             .filter(~failed)
             .select(
@@ -375,7 +412,7 @@ class _Validator:
             )
             .collect()
         )
-        self.quarantine[table.name] = bad.select(
+        quarantine = bad.select(
             pl.lit(table.name).alias("table"),
             pl.col(table.key).alias("key"),
             pl.col("__reason").alias("reason"),
@@ -385,15 +422,44 @@ class _Validator:
             if kind is not None:
                 label = f"{table.name}: {kind}"
                 self.reason_counts[label] = self.reason_counts.get(label, 0) + count
+        return valid, quarantine
 
 
 def validate(extracted: dict[str, pl.DataFrame], now: datetime | None = None) -> Validated:
     """Split every table into typed valid rows and quarantined rows with readable reasons."""
     as_of = source_as_of(extracted, now or datetime.now().replace(microsecond=0))
-    validator = _Validator(extracted, as_of)
+
+    def whole(table: Table) -> tuple[pl.Series, list[pl.DataFrame]]:
+        frame = extracted[table.name]
+        return frame.get_column(table.key), [frame]
+
+    return validate_tables(whole, as_of)
+
+
+def validate_files(folder: Path, as_of: datetime) -> Validated:
+    """`validate` over tables stored as `<table>.parquet` text files in `folder`, read one
+    table at a time and large tables in row slices, so little raw text is alive at once.
+    """
+
+    def sliced(table: Table) -> tuple[pl.Series, Iterator[pl.DataFrame]]:
+        path = folder / f"{table.name}.parquet"
+        keys = pl.read_parquet(path, columns=[table.key]).get_column(table.key)
+        if any(c.ref == table.name for c in table.columns) or keys.len() <= SLICE_ROWS:
+            return keys, iter([pl.read_parquet(path)])
+        batches = pq.ParquetFile(path).iter_batches(batch_size=SLICE_ROWS)
+        return keys, (pl.from_arrow(batch) for batch in batches)
+
+    return validate_tables(sliced, as_of)
+
+
+def validate_tables(
+    load: Callable[[Table], tuple[pl.Series, Iterable[pl.DataFrame]]], as_of: datetime
+) -> Validated:
+    """Judge tables parents first; `load` gives a table's key column and its row slices."""
+    validator = _Validator(as_of)
     for table in parents_first():
-        validator.run_table(table)
-        extracted_rows = extracted[table.name].height
+        keys, slices = load(table)
+        extracted_rows = validator.run_table(table, keys, slices)
         judged_rows = validator.valid[table.name].height + validator.quarantine[table.name].height
         if extracted_rows != judged_rows:
             raise RuntimeError(
