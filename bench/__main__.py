@@ -1,5 +1,6 @@
-"""`python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N]`: measure the
-portal and write bench/results.md and bench/results.json.
+"""Measure the portal and write bench/results.md and bench/results.json:
+
+    python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
 Figures (names for --only): etl, incremental, pages, isolation, browser, auditpack,
 concurrency. Plants and warehouses are cached under bench/work/ for the day.
@@ -11,7 +12,9 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
+from bench import report
 from bench.plants import WORK
 
 NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack", "concurrency")
@@ -32,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", help=f"comma-separated subset of {', '.join(NAMES)}")
     parser.add_argument("--runs", type=int, help="repeats per page (default by preset)")
+    parser.add_argument(
+        "--out", type=Path, default=report.HERE, help="folder for results.md and results.json"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a figure could not be measured (CI's check that the runner works)",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(NAMES)
     unknown = only - set(NAMES)
@@ -39,20 +50,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown figures {sorted(unknown)}; choose from {', '.join(NAMES)}")
     # Pages read the portal store (access log, users) under the data root: keep it ours.
     os.environ["PORTAL_DATA_DIR"] = str(WORK / "data")
-    from bench import figures, report
+    from bench import figures
 
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     results = figures.measure_all(args.preset, only, args.runs or RUNS[args.preset])
-    report.write(results, command.strip(), merge=args.only is not None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write(results, command.strip(), args.out, merge=args.only is not None)
     for figure in results:
         verdict = "met" if figure.met else ("not measured" if figure.value is None else "MISSED")
         print(f"{verdict:>12}  {figure.name} [{figure.preset}] {figure.value} {figure.unit} "
               f"ratio {figure.ratio} target {figure.target} {figure.note}")  # fmt: skip
     print(
         f"{len(results)} figures in {time.perf_counter() - started:.0f}s; "
-        "see bench/results.md and bench/results.json"
+        f"see {args.out / 'results.md'} and {args.out / 'results.json'}"
     )
+    unmeasured = [figure.name for figure in results if figure.value is None]
+    if args.strict and unmeasured:
+        print(f"not measured: {', '.join(unmeasured)}", file=sys.stderr)
+        return 1
     return 0
 
 
