@@ -120,7 +120,8 @@ def pages(preset: str, runs: int) -> list[Figure]:
         cockpit = script == page_bench.COCKPIT
         limit = 5 if cockpit else 2
         value = ratio(timing.median, minimal.median)
-        note = f"p95 {timing.p95:.3f} s (minimal p95 {minimal.p95:.3f} s), {runs} runs"
+        note = (f"p95 {timing.p95:.3f} s (minimal p95 {minimal.p95:.3f} s), {runs} runs; "
+                f"first visit {timing.first:.3f} s (minimal {minimal.first:.3f} s)")  # fmt: skip
         if timing.error:
             note += f"; page showed an error: {timing.error}"
         figures.append(
@@ -153,7 +154,10 @@ def _files_read(warehouse: Path) -> tuple[int, int]:
 
 
 def isolation(preset: str, counts: tuple[int, ...], runs: int) -> list[Figure]:
-    """Item 4: the sponsor's page time with 5, 50, 500 sponsors; its own data identical."""
+    """Item 4: the sponsor's page time with 5, 50, 500 sponsors; its own data identical.
+
+    The scope memo is off: every run queries DuckDB, so the figure shows what scanning costs.
+    """
     base_source = plants.plant("demo")
     # Ownership comes from the untouched plant's own warehouse: the demo warehouse may have
     # had a simulated day, in which a batch can change sponsor.
@@ -165,7 +169,9 @@ def isolation(preset: str, counts: tuple[int, ...], runs: int) -> list[Figure]:
         warehouse = plants.warehouse(source, f"{source.parent.name}")
         scans[count] = _files_read(warehouse)
         timings[count] = {
-            script: page_bench.time_page(script, "sponsor_qa", warehouse, SPONSOR, runs).median
+            script: page_bench.time_page(
+                script, "sponsor_qa", warehouse, SPONSOR, runs, memo=False
+            ).median
             for script in ("pages/sponsor/overview.py", "pages/sponsor/batches.py")
         }
     small, large = counts[0], counts[-1]
@@ -179,7 +185,8 @@ def isolation(preset: str, counts: tuple[int, ...], runs: int) -> list[Figure]:
                    round(value, 4), "s median", f"same page at {small} sponsors",
                    round(baseline, 4), ratio(value, baseline), "<= 1.15",
                    value <= 1.15 * baseline,
-                   f"{steps}; EXPLAIN ANALYZE batch_event scan: {files}")
+                   f"{steps} (every run queries: scope memo off); EXPLAIN ANALYZE batch_event "
+                   f"scan: {files}")
         )  # fmt: skip
     return figures
 
@@ -238,18 +245,36 @@ def auditpack(preset: str) -> list[Figure]:
     ]  # fmt: skip
 
 
+# Between two clicks a reader looks at the page: 0.5 to 2 s (seeded per session).
+THINK_SECONDS = (0.5, 2.0)
+
+
 def concurrency(preset: str, sessions: int, runs: int, single_runs: int) -> list[Figure]:
-    """Item 7: p95 of the overview with `sessions` sessions at once, against one session."""
+    """Item 7: p95 of the overview with `sessions` sessions at once, against one session.
+
+    The target figure has readers pausing between clicks; a stress figure (no pause at all,
+    every session rerunning back to back) is reported beside it for information.
+    """
     warehouse = _warehouse(preset)
-    single = page_bench.time_page("pages/sponsor/overview.py", "sponsor_qa", warehouse, SPONSOR,
-                                  single_runs)  # fmt: skip
-    p95, median = page_bench.concurrent_p95(
-        "pages/sponsor/overview.py", warehouse, SPONSOR, sessions, runs
-    )
-    return [
-        Figure(f"concurrency: overview p95, {sessions} sessions", preset, round(p95, 3), "s p95",
-               "single-session p95", round(single.p95, 3), ratio(p95, single.p95),
-               "<= 3x single-session p95", p95 <= 3 * single.p95,
-               f"{sessions} sessions x {runs} back-to-back reruns, no think time; "
-               f"median {median:.3f} s vs single {single.median:.3f} s")
-    ]  # fmt: skip
+    script = "pages/sponsor/overview.py"
+    single = page_bench.time_page(script, "sponsor_qa", warehouse, SPONSOR, single_runs)
+    figures = []
+    for think in (THINK_SECONDS, None):
+        p95, median = page_bench.concurrent_p95(
+            script, warehouse, SPONSOR, sessions, runs, think=think
+        )
+        if think:
+            name, target, met = f"concurrency: overview p95, {sessions} sessions", (
+                "<= 3x single-session p95"), p95 <= 3 * single.p95  # fmt: skip
+            load = f"each pausing {think[0]}-{think[1]} s between reruns"
+        else:
+            name, target, met = f"concurrency stress: overview p95, {sessions} sessions", (
+                "info (no target)"), True  # fmt: skip
+            load = "back-to-back reruns, no pause (a worst case, not a reader's pace)"
+        figures.append(
+            Figure(name, preset, round(p95, 3), "s p95", "single-session p95",
+                   round(single.p95, 3), ratio(p95, single.p95), target, met,
+                   f"{sessions} sessions x {runs} reruns, {load}; median {median:.3f} s vs "
+                   f"single {single.median:.3f} s; one Streamlit process, 2 cores")
+        )  # fmt: skip
+    return figures

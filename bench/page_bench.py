@@ -1,14 +1,18 @@
 """Page latency: server-side time of a full script run under AppTest, warm, per page and role.
 
-A page is run once to warm the caches (scope, cache_data), then timed `runs` times with the
-same session, as a user's reruns are. The baselines run the same way.
+A page is run once to warm the caches (scope, its memo, cache_data), then timed `runs` times
+with the same session, as a user's reruns are. The baselines run the same way. With
+`memo=False` the scopes keep nothing, so every run queries DuckDB (the isolation figure).
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from portal.navigation import PAGES
 from portal.users import SPONSOR_ROLES
 from tests.page_harness import principal
+from warehouse import scope as scope_module
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = "bench/pages/minimal.py"
@@ -32,6 +37,7 @@ class Timing:
     median: float
     p95: float
     runs: int
+    first: float  # the warm-up run: a session's first visit to the page
     error: str = ""
 
 
@@ -50,23 +56,34 @@ def page_app(script: str, role: str, warehouse: Path, sponsor: str) -> AppTest:
     return app
 
 
-def time_runs(app: AppTest, runs: int) -> list[float]:
-    """Seconds of each of `runs` full script runs after one warm-up run."""
+def _timed_run(app: AppTest) -> float:
+    started = time.perf_counter()
     app.run()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        app.run()
-        samples.append(time.perf_counter() - started)
-    return samples
+    return time.perf_counter() - started
 
 
-def time_page(script: str, role: str, warehouse: Path, sponsor: str, runs: int) -> Timing:
+@contextmanager
+def _memo(enabled: bool) -> Iterator[None]:
+    """With `enabled` False, scopes remember nothing while the block runs."""
+    kept = scope_module.MEMO_ENTRIES
+    scope_module.MEMO_ENTRIES = kept if enabled else 0
+    try:
+        yield
+    finally:
+        scope_module.MEMO_ENTRIES = kept
+
+
+def time_page(
+    script: str, role: str, warehouse: Path, sponsor: str, runs: int, *, memo: bool = True
+) -> Timing:
+    """Median and p95 of `runs` full script runs after one warm-up run."""
     app = page_app(script, role, warehouse, sponsor)
-    samples = time_runs(app, runs)
+    with _memo(memo):
+        first = _timed_run(app)
+        samples = [_timed_run(app) for _ in range(runs)]
     # st.error is page content (e.g. a training warning); only an exception is a failure.
     failed = [e.value for e in app.exception]
-    return Timing(script, role, statistics.median(samples), p95(samples), runs,
+    return Timing(script, role, statistics.median(samples), p95(samples), runs, first,
                   "; ".join(map(str, failed))[:200])  # fmt: skip
 
 
@@ -79,9 +96,18 @@ def page_roles() -> list[tuple[str, str]]:
 
 
 def concurrent_p95(
-    script: str, warehouse: Path, sponsor: str, sessions: int, runs: int
+    script: str,
+    warehouse: Path,
+    sponsor: str,
+    sessions: int,
+    runs: int,
+    think: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
-    """p95 and median of page runs while `sessions` sessions rerun the page at once."""
+    """p95 and median of page runs while `sessions` sessions rerun the page at once.
+
+    With `think` (seconds, low and high), each session waits a random time in that range
+    before each rerun, as a reader does between clicks; without it, reruns are back to back.
+    """
     apps = [page_app(script, "sponsor_qa", warehouse, sponsor) for _ in range(sessions)]
     for app in apps:
         app.run()  # warm every session before the clock starts
@@ -89,17 +115,18 @@ def concurrent_p95(
     lock = threading.Lock()
     start = threading.Barrier(sessions)
 
-    def session(app: AppTest) -> None:
+    def session(number: int, app: AppTest) -> None:
+        pause = random.Random(number)  # seeded: the same click pattern every run
         start.wait()
         mine = []
         for _ in range(runs):
-            began = time.perf_counter()
-            app.run()
-            mine.append(time.perf_counter() - began)
+            if think:
+                time.sleep(pause.uniform(*think))
+            mine.append(_timed_run(app))
         with lock:
             samples.extend(mine)
 
-    threads = [threading.Thread(target=session, args=(app,)) for app in apps]
+    threads = [threading.Thread(target=session, args=pair) for pair in enumerate(apps)]
     for thread in threads:
         thread.start()
     for thread in threads:
