@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.contracts import TABLES
@@ -106,6 +107,9 @@ class SourceStateWriter:
             raise ValueError(f"{self.path.name}: no part written")
         self.writer.close()
         _fsync(self.path)
+        # Arrow's pool keeps freed buffers for reuse, but polars (the next stages) cannot
+        # reuse them: hand them back, or they add a gigabyte to the run's peak.
+        pa.default_memory_pool().release_unused()
 
 
 def _partition_rows(frame: pl.DataFrame, key: str, sponsor: str) -> pl.DataFrame:

@@ -356,7 +356,10 @@ class _Validator:
             valid.append(judged_valid)
             quarantine.append(judged_bad)
             del raw
-        self.valid[table.name] = pl.concat(valid, rechunk=False)
+        # One chunk: adding derived columns to a many-chunk frame copies all of it later,
+        # at a moment when more is alive than now.
+        self.valid[table.name] = pl.concat(valid, rechunk=True)
+        del valid
         self.quarantine[table.name] = pl.concat(quarantine, rechunk=False)
         return rows
 
