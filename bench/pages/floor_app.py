@@ -9,9 +9,9 @@ registry, no access log, no navigation.
 import os
 from pathlib import Path
 
-import plotly.express as px
 import streamlit as st
 
+from bench.pages.content import minimal_content
 from warehouse.scope import Scope, open_sponsor_scope
 
 
@@ -30,12 +30,4 @@ if not st.session_state.get("signed_in"):
             st.rerun()
     st.stop()
 
-scope = scope_of(os.environ["BENCH_WAREHOUSE"], os.environ["BENCH_SPONSOR"])
-months = scope.frame(
-    "bench floor",
-    "SELECT date_trunc('month', mfg_start) AS month, count(*) AS batches "
-    "FROM batch GROUP BY ALL ORDER BY month",
-)
-st.title("Overview")
-st.dataframe(months, hide_index=True)
-st.plotly_chart(px.bar(months.to_pandas(), x="month", y="batches"))
+minimal_content(scope_of(os.environ["BENCH_WAREHOUSE"], os.environ["BENCH_SPONSOR"]), "Overview")
