@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.contracts import TABLES
-from etl.extract import open_source
+from etl.extract import PARALLEL_READ_MIN_ROWS, PARALLEL_READS, open_source
 from warehouse.layout import PARTITION_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +26,25 @@ def bare_copy(source: Path, out: Path) -> int:
     """Read every source table with the ETL's driver and write sponsor-partitioned Parquet.
 
     No validation, no transformation: tables with a sponsor_id column are split by it, the
-    others are written whole. Returns the rows read.
+    others are written whole. Tables of a million rows or more are read in rowid ranges on
+    parallel connections, as the ETL reads them. Returns the rows read.
     """
     location = open_source(source).location
     shutil.rmtree(out, ignore_errors=True)
     rows = 0
     for table in TABLES:
         names = ", ".join(table.column_names)
-        frame = pl.read_database_uri(f"SELECT {names} FROM {table.name}", location)
+        low, high = pl.read_database_uri(
+            f"SELECT MIN(rowid) AS low, MAX(rowid) AS high FROM {table.name}", location
+        ).row(0)
+        if low is not None and high - low >= PARALLEL_READ_MIN_ROWS:
+            # As the ETL reads its big tables: rowid ranges on parallel connections.
+            frame = pl.read_database_uri(
+                f"SELECT rowid AS __rowid, {names} FROM {table.name}", location,
+                partition_on="__rowid", partition_num=PARALLEL_READS,
+            ).drop("__rowid")  # fmt: skip
+        else:
+            frame = pl.read_database_uri(f"SELECT {names} FROM {table.name}", location)
         rows += frame.height
         if PARTITION_KEY in frame.columns and table.key != PARTITION_KEY:
             for (sponsor,), part in frame.partition_by(PARTITION_KEY, as_dict=True).items():
