@@ -8,6 +8,7 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import polars as pl
@@ -22,6 +23,22 @@ _OPEN_DUE = date(9999, 12, 31)  # a training record without due_at never expires
 
 def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
     return (end - start).dt.total_microseconds() / _US_PER_DAY
+
+
+def _pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """The frame cut where its chunks are cut (views, no copy)."""
+    lengths = frame.get_column(frame.columns[0]).chunk_lengths() or [frame.height]
+    starts = [sum(lengths[:number]) for number in range(len(lengths))]
+    return [frame.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
+
+
+def _per_chunk(frame: pl.DataFrame, column: Callable[[pl.DataFrame], pl.Series]) -> pl.Series:
+    """`column` of each chunk of `frame`, chunked as the frame is: a join over all 10M batch
+    events at once costs a gigabyte, and a column of another layout makes polars copy the
+    whole frame into one chunk at its next operation.
+    """
+    # Rechunked: the engine hands its output back in pieces of its own.
+    return pl.concat([column(piece).rechunk() for piece in _pieces(frame)], rechunk=False)
 
 
 class _Router:
@@ -159,10 +176,16 @@ class _Router:
             # cheaper than building and joining (key, sponsor) pairs for 10M batch events.
             parent = TABLES_BY_NAME[table.column(table.parent).ref]
             owners = self.owner(parent.name).rename({parent.key: table.parent})
-            partition = frame.select(table.parent).join(
-                owners, on=table.parent, how="left", maintain_order="left"
+            partition = _per_chunk(
+                frame,
+                lambda piece: (
+                    piece.select(table.parent)
+                    .join(owners, on=table.parent, how="left", maintain_order="left")
+                    .get_column(P)
+                    .fill_null(SITE_PARTITION)
+                ),
             )
-            return frame.with_columns(partition.get_column(P).fill_null(SITE_PARTITION))
+            return frame.with_columns(partition)
         pairs = self.audience(table.name).select(table.key, P)
         routed = frame.join(pairs, on=table.key, how="left")
         return routed.with_columns(pl.col(P).fill_null(SITE_PARTITION))
@@ -257,22 +280,25 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     # a batch has one product, so each distinct (operator, batch, day) gets its verdict and
     # only that key goes back to the events (wide joins of 10M rows cost gigabytes).
     visits = (
-        events.lazy().select("performed_by", "batch_id", day).unique()
-        .join(v["batch"].lazy().select("batch_id", "product_id"), on="batch_id", how="left")
-        .collect()
-    )  # fmt: skip
+        pl.concat(
+            [piece.select("performed_by", "batch_id", day).unique() for piece in _pieces(events)]
+        )
+        .unique()
+        .join(v["batch"].select("batch_id", "product_id"), on="batch_id", how="left")
+    )
     days = visits.select("performed_by", "product_id", "__day").drop_nulls().unique()
     gaps = _training_gaps(days, v["product_sop"], v["training_record"])
     verdicts = visits.join(gaps, on=["performed_by", "product_id", "__day"], how="left").drop(
         "product_id"
     )
-    gap = (
-        events.lazy().select("performed_by", "batch_id", day)
+    gap = _per_chunk(
+        events,
+        lambda piece: piece.lazy().select("performed_by", "batch_id", day)
         .join(verdicts.lazy(), on=["performed_by", "batch_id", "__day"], how="left",
               maintain_order="left")
         .select("training_gap")
         .collect()
-        .get_column("training_gap")
+        .get_column("training_gap"),
     )  # fmt: skip
     late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
     events = events.with_columns(gap).with_columns(
