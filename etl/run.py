@@ -145,11 +145,12 @@ def _extract(
         if previous is None:
             parts = read_table(origin, table)
         else:
-            before = pl.read_parquet(previous / f"{table.name}.parquet")
-            marks = before.get_column("updated_at").drop_nulls().max() if before.height else None
-            changes = pl.concat(list(read_table(origin, table, marks)), rechunk=False)
-            parts = iter([merge_changes(before, changes, table.key)])
-            del before, changes
+            before = previous / f"{table.name}.parquet"
+            marks = pl.read_parquet(before, columns=["updated_at"]).get_column("updated_at")
+            mark = marks.drop_nulls().max()
+            changes = pl.concat(list(read_table(origin, table, mark)), rechunk=False)
+            parts = merge_changes(before, changes, table.key)
+            del marks, changes
         for part in parts:
             writer.write(part)
             seen.add(part)
