@@ -112,9 +112,18 @@ class SourceStateWriter:
         pa.default_memory_pool().release_unused()
 
 
-def _partition_rows(frame: pl.DataFrame, key: str, sponsor: str) -> pl.DataFrame:
+def _rows_by_partition(frame: pl.DataFrame) -> dict[str, pl.Series]:
+    """Row positions of each partition, in row order: one pass over the partition column
+    instead of one filter of the whole table per partition (53 over 10M batch events).
+    """
+    positions = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__row"), PARTITION_KEY)
+    grouped = positions.group_by(PARTITION_KEY).agg(pl.col("__row").sort())
+    return dict(zip(grouped.get_column(PARTITION_KEY), grouped.get_column("__row"), strict=True))
+
+
+def _partition_rows(frame: pl.DataFrame, key: str, positions: pl.Series | None) -> pl.DataFrame:
     """One partition's rows in key order (ties and already sorted rows keep their order)."""
-    rows = frame.filter(pl.col(PARTITION_KEY) == sponsor)
+    rows = frame.clear() if positions is None else frame[positions]
     if not rows.get_column(key).is_sorted():
         rows = rows.sort(key, maintain_order=True)
     return rows.drop(PARTITION_KEY)
@@ -128,14 +137,15 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
         name = table.name
         frame = plan.published.pop(name)
         # One partition at a time: partition_by would copy the whole table at once.
-        unplanned = set(frame.get_column(PARTITION_KEY).unique()) - set(plan.partitions)
+        rows_of = _rows_by_partition(frame)
+        unplanned = set(rows_of) - set(plan.partitions)
         if unplanned:
             raise PublishError(
                 f"table {name}: rows for unregistered partitions {sorted(unplanned)}"
             )
         per_partition: dict[str, int] = {}
         for sponsor in plan.partitions:
-            rows = _partition_rows(frame, table.key, sponsor)
+            rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
             path = partition_dir(tmp, name, sponsor) / PART_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
             metadata = {"sponsor_id": sponsor, "table": name, "run_id": plan.run_id}
