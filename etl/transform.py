@@ -32,13 +32,25 @@ def _pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return [frame.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
 
 
-def _per_chunk(frame: pl.DataFrame, column: Callable[[pl.DataFrame], pl.Series]) -> pl.Series:
-    """`column` of each chunk of `frame`, chunked as the frame is: a join over all 10M batch
-    events at once costs a gigabyte, and a column of another layout makes polars copy the
-    whole frame into one chunk at its next operation.
+def _per_chunk(
+    frame: pl.DataFrame, column: Callable[[pl.DataFrame], pl.Series], together: int = 1
+) -> pl.Series:
+    """`column` computed over `together` chunks of `frame` at a time, chunked as the frame
+    is: a join over all 10M batch events at once costs a gigabyte, and a column of another
+    layout makes polars copy the whole frame into one chunk at its next operation.
     """
-    # Rechunked: the engine hands its output back in pieces of its own.
-    return pl.concat([column(piece).rechunk() for piece in _pieces(frame)], rechunk=False)
+    lengths = frame.get_column(frame.columns[0]).chunk_lengths() or [frame.height]
+    pieces, start = [], 0
+    for first in range(0, len(lengths), together):
+        group = lengths[first : first + together]
+        # Rechunked: the engine hands its output back in pieces of its own.
+        values = column(frame.slice(start, sum(group))).rechunk()
+        offset = 0
+        for length in group:
+            pieces.append(values.slice(offset, length))
+            offset += length
+        start += sum(group)
+    return pl.concat(pieces, rechunk=False)
 
 
 class _Router:
@@ -299,6 +311,7 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .select("training_gap")
         .collect()
         .get_column("training_gap"),
+        together=4,  # ~4M events a join: a third of the time per join for 0.3 GB more
     )  # fmt: skip
     late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
     events = events.with_columns(gap).with_columns(
