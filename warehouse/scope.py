@@ -79,6 +79,10 @@ def sponsor_ids(warehouse_root: Path) -> list[str]:
     return [s for s in ids if is_safe_sponsor_id(s)]
 
 
+# DuckDB working memory per scope instance: a sponsor's partitions (about 200k batch events
+# on the large preset) need a fraction of this; the site scope reads every sponsor's.
+SPONSOR_SCOPE_MEMORY = "1GB"
+SITE_SCOPE_MEMORY = "4GB"
 # What one scope may hold in its memo: results of its own queries and what pages build from
 # them. A snapshot never changes, so an entry is right until the scope itself is dropped.
 MEMO_ENTRIES = 256
@@ -105,6 +109,10 @@ class Scope:
         # Trailing "/" confines to the directory itself: `sponsor_id=S1/` never admits S10.
         dirs = ", ".join(_sql_string(str(d) + "/") for d in allowed)
         self._con.execute(f"SET allowed_directories = [{dirs}]")
+        # Each scope is its own DuckDB instance, whose default limit is 80% of the machine's
+        # memory: with dozens of sessions' scopes in one server that bound means nothing.
+        limit = SPONSOR_SCOPE_MEMORY if sponsor_id is not None else SITE_SCOPE_MEMORY
+        self._con.execute(f"SET memory_limit = '{limit}'")
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
         for table in TABLES:
