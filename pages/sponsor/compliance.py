@@ -68,9 +68,12 @@ st.dataframe(
     hide_index=True,
     column_config={"sponsor": "Sponsor"},
 )
+# Sponsors along the axis and one colour per measure: 50 sponsors stay readable, and the
+# figure has a trace per measure rather than per sponsor (Streamlit re-encodes every trace
+# on each rerun).
 chart(scope, "compliance:share", summary.filter(pl.col("share").is_not_null()),
       lambda data: px.bar(
-          data, x="measure", y="share", color="sponsor", barmode="group", range_y=(0, 1),
+          data, x="sponsor", y="share", color="measure", barmode="group", range_y=(0, 1),
           hover_data=["kept", "counted"],
           title="Share of events and changes kept within the agreed clock"))  # fmt: skip
 
