@@ -28,7 +28,11 @@ from warehouse.scope import (
 )
 
 # Pages of this brief, checked here before the lead registers them for bd_demo.
-TOUR_PAGES = ("pages/sponsor/compliance.py", "pages/cmo/shared_equipment.py", "pages/demo/demo_tour.py")
+TOUR_PAGES = (
+    "pages/sponsor/compliance.py",
+    "pages/cmo/shared_equipment.py",
+    "pages/demo/demo_tour.py",
+)
 TOUR_STEPS = (
     "Batch record exception",
     "CAPA aging",
