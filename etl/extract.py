@@ -88,7 +88,9 @@ def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[p
         # >= rather than >: rows written in the same second as the watermark are re-read
         # (the upsert by key makes that harmless) instead of being missed.
         query += f" AND updated_at >= '{watermark}'"
-    ranges = _rowid_ranges(source, table, query)
+    # A day's changes are few: one query lets the source use its index on updated_at, where
+    # rowid ranges would make it scan the whole table for them.
+    ranges = [query] if watermark is not None else _rowid_ranges(source, table, query)
     with ThreadPoolExecutor(min(len(ranges), PARALLEL_READS)) as pool:
         # One connection per range; connectorx releases the GIL while it reads. Each part
         # is normalised as it arrives and its raw copy dropped, so only a few parts of the
