@@ -221,14 +221,14 @@ class _Day:
         candidates = self.conn.execute("""
             SELECT b.batch_id, b.sponsor_id, b.equipment_train FROM batch b
             WHERE b.status = 'SPONSOR_RELEASED'
-              AND NOT EXISTS (SELECT 1 FROM deviation_link l WHERE l.batch_id = b.batch_id)
-              AND NOT EXISTS (SELECT 1 FROM complaint c WHERE c.batch_id = b.batch_id)
-              AND NOT EXISTS (SELECT 1 FROM oos_investigation o WHERE o.batch_id = b.batch_id)
-              AND NOT EXISTS (
-                SELECT 1 FROM material_consumption c JOIN material_lot l USING (lot_id)
-                JOIN supplier s USING (supplier_id)
-                WHERE c.batch_id = b.batch_id AND s.status <> 'APPROVED')
-            ORDER BY b.batch_id""").fetchall()
+              AND b.batch_id NOT IN (
+                SELECT batch_id FROM deviation_link WHERE batch_id IS NOT NULL
+                UNION SELECT batch_id FROM complaint WHERE batch_id IS NOT NULL
+                UNION SELECT batch_id FROM oos_investigation WHERE batch_id IS NOT NULL
+                UNION SELECT c.batch_id FROM material_consumption c
+                  JOIN material_lot l USING (lot_id) JOIN supplier s USING (supplier_id)
+                  WHERE c.batch_id IS NOT NULL AND s.status <> 'APPROVED')
+            ORDER BY b.batch_id""").fetchall()  # one set, not a scan per batch: large plant
         self.rng.shuffle(candidates)
         for batch_id, sponsor_id, train in candidates:
             if batch_id in self.flagged_batches:
