@@ -36,6 +36,9 @@ LAST_ACTIVITY = "_last_activity"
 SIGN_OUT_REQUESTED = "_sign_out_requested"
 NOTICE = "_notice"
 REQUESTED_PATH = "_requested_path"
+# The signed cookie is set by a browser-side component; set in the sign-in run, which ends
+# in st.rerun(), the component can be dropped before it runs once the next run is fast.
+COOKIE_PENDING = "_cookie_pending"
 LAST_LOGGED_PAGE = "_last_logged_page"
 
 
@@ -146,7 +149,7 @@ def attempt_sign_in(
     # The library's widget hides the typed name on failure; the lockout needs it.
     if auth.authentication_controller.login(username, password):
         lockout.clear_failures(username)
-        auth.cookie_controller.set_cookie()
+        st.session_state[COOKIE_PENDING] = True  # set by the first signed-in run
         st.session_state[LAST_ACTIVITY] = now
         access_log.record("SIGN_IN", principal_for(username, now))
         return None
@@ -238,6 +241,10 @@ def signed_in_principal(
         return None
     if last is None:
         access_log.record("SIGN_IN", principal, detail="resumed from signed cookie")
+    if st.session_state.pop(COOKIE_PENDING, False):
+        # Rendered in a run that completes, so the browser keeps the component until it has
+        # stored the cookie (a URL opened later resumes the session from it).
+        auth.cookie_controller.set_cookie()
     st.session_state[LAST_ACTIVITY] = now
     return principal
 

@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 import pytest
 
+from portal.session import COOKIE_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -211,6 +213,20 @@ def sign_in(page, username: str, password: str) -> None:
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def wait_for_session_cookie(page, timeout: float = 0) -> None:
+    """Wait until the browser holds the portal's signed session cookie.
+
+    The authenticator's cookie component sets it in the browser after the signed-in run has
+    rendered; a URL opened before that starts a new session that has nothing to resume from.
+    """
+    deadline = time.monotonic() + (timeout or RENDER_TIMEOUT_MS) / 1000
+    while time.monotonic() < deadline:
+        if any(c["name"] == COOKIE_NAME for c in page.context.cookies()):
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"no {COOKIE_NAME} cookie after signing in")
 
 
 def sign_out(page) -> None:

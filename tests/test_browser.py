@@ -39,6 +39,7 @@ from tests.browser_support import (
     start_portal,
     stop_portal,
     submit,
+    wait_for_session_cookie,
 )
 
 pytestmark = pytest.mark.browser
@@ -191,6 +192,8 @@ def test_fresh_server_script_url_lands_on_sign_in(first_requests) -> None:
 def test_role_cannot_open_another_roles_page_by_url(page, portal) -> None:
     signed_in(page, portal, PRIYA)
     assert "users" not in {spec.url_path for spec in pages_for("sponsor_qa")}
+    # Typing a URL starts a new session, which resumes from the signed cookie: wait for it.
+    wait_for_session_cookie(page)
     page.goto(portal.page_url("users"))
     settle(page, "Overview")
     assert page.locator("h1", has_text="Users").count() == 0
