@@ -11,7 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from etl.contracts import TABLES
+from warehouse.contract import TABLES
 from warehouse.scope import open_sponsor_scope
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.contracts import TABLES
 from etl.extract import PARALLEL_READ_MIN_ROWS, PARALLEL_READS, open_source
+from warehouse.contract import TABLES
 from warehouse.layout import PARTITION_KEY
 
 ROOT = Path(__file__).resolve().parents[1]

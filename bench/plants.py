@@ -13,10 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.contracts import TABLES, TABLES_BY_NAME
 from etl.demo_source import generate
 from etl.run import run_etl
 from etl.validate import parents_first
+from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import SOURCE_STATE, current_snapshot
 
 WORK = Path(__file__).resolve().parent / "work"

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.contracts import TABLES, Table
+from warehouse.contract import TABLES, Table
 
 # Watermarks come from our own manifest, but they are still checked before they reach SQL.
 SQLITE_NULL = "\x00"

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.contracts import TABLES
+from warehouse.contract import TABLES
 from warehouse.layout import (
     CURRENT,
     MANIFEST,

@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.contracts import TABLES
 from etl.extract import Source, SourceError, merge_changes, open_source, read_table
 from etl.publish import (
     Plan,
@@ -30,7 +28,8 @@ from etl.publish import (
 )
 from etl.transform import partitions, transform
 from etl.validate import as_of_from, latest_change, validate_files
-from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot
+from warehouse.contract import TABLES
+from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, code_version, current_snapshot
 
 STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
 FAIL_AFTER_ENV = "PORTAL_ETL_FAIL_AFTER"  # "<stage>" raises there; "<stage>:hang" sleeps
@@ -74,17 +73,6 @@ def run_lock(warehouse: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def code_version() -> str:
-    try:
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True,
-        )  # fmt: skip
-        return result.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _checkpoint(fail_after: str | None, note: Callable[[str], None]) -> Callable[[str], None]:

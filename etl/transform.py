@@ -13,10 +13,16 @@ from datetime import date
 
 import polars as pl
 
-from etl.contracts import SITE_PARTITION, TABLES, TABLES_BY_NAME, VERIFIED_EVENT_TYPES, Table
+from warehouse.contract import (
+    LATE_ENTRY_MINUTES,
+    SITE_PARTITION,
+    TABLES,
+    TABLES_BY_NAME,
+    VERIFIED_EVENT_TYPES,
+    Table,
+)
 
 P = "sponsor_id"  # partition column
-LATE_ENTRY_MINUTES = 60  # DOMAIN.md convention: > 1 h for in-process entries
 _US_PER_DAY = 86_400e6
 _OPEN_DUE = date(9999, 12, 31)  # a training record without due_at never expires
 

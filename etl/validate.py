@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.contracts import (
+from warehouse.contract import (
     BOOL,
     DATE,
     DATETIME,

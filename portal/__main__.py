@@ -1,5 +1,5 @@
 """Portal administration: python -m portal users add|disable|reset-password|list|create-auditor,
-python -m portal demo-users."""
+python -m portal demo-users, python -m portal auditpack."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import getpass
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 
-from portal import users
+from portal import auditpack_command, users
 
 
 def _day_start(text: str) -> datetime:
@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("demo-users", help="create the demo users (idempotent)").set_defaults(
         run=_demo_users
     )
+    auditpack_command.add_parser(commands)
     user_commands = commands.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True
     )
@@ -142,10 +143,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        print(args.run(args))
+        outcome = args.run(args)
     except users.UserError as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2
+    if isinstance(outcome, int):  # auditpack prints as it goes and returns its exit code
+        return outcome
+    print(outcome)
     return 0
 
 

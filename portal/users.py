@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import bcrypt
 
-from etl.contracts import is_safe_sponsor_id
 from portal.store import connect, from_text, to_text, utc_now
+from warehouse.contract import is_safe_sponsor_id
 
 ROLES = ("sponsor_qa", "auditor", "cmo_quality", "cmo_management", "bd_demo", "admin")
 # Roles whose every query is confined to one sponsor's partitions.

@@ -11,7 +11,7 @@ import csv
 import sqlite3
 from pathlib import Path
 
-from etl.contracts import TABLES, sqlite_ddl
+from warehouse.contract import TABLES, sqlite_ddl
 
 U = "2026-01-20T12:00:00"  # updated_at of every base row
 

@@ -1,4 +1,4 @@
-"""The two ways in to an audit pack: `python -m warehouse auditpack` and the Audit pack page.
+"""The two ways in to an audit pack: `python -m portal auditpack` and the Audit pack page.
 
 Both log the pack with its content hash where its sponsor can see it. Short periods keep
 these fast; test_auditpack.py covers the pack's content.
@@ -43,10 +43,12 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _cli(warehouse: Path, data_root: Path, *args: str) -> subprocess.CompletedProcess:
+def _cli(
+    warehouse: Path, data_root: Path, *args: str, module: str = "portal"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PORTAL_DATA_DIR": str(data_root)}
     return subprocess.run(
-        [sys.executable, "-m", "warehouse", "auditpack", "--warehouse", str(warehouse), *args],
+        [sys.executable, "-m", module, "auditpack", "--warehouse", str(warehouse), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -69,6 +71,17 @@ def test_cli_writes_the_pack_and_logs_it_for_the_sponsor(demo_warehouse, data_ro
     logged = [e for e in _log(SPONSOR) if e["event"] == "AUDIT_PACK"]
     assert [(e["username"], e["content_hash"]) for e in logged] == [("ops.user", content_hash)]
     assert not any(e["event"] == "AUDIT_PACK" for e in _log(OTHER))
+
+
+def test_former_command_name_still_writes_the_pack(demo_warehouse, data_root) -> None:
+    start, end = _period(demo_warehouse)
+    out = data_root / "former.zip"
+    done = _cli(demo_warehouse, data_root, "--sponsor", SPONSOR, "--from", start.isoformat(),
+                "--to", end.isoformat(), "--recipient", "Ida Inspector", "--out", str(out),
+                module="warehouse")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "now `python -m portal auditpack`" in done.stderr
+    assert zipfile.is_zipfile(out)
 
 
 @pytest.mark.parametrize(

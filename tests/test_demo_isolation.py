@@ -14,11 +14,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import SITE_PARTITION
 from portal.navigation import pages_for
 from portal.session import warehouse_root
 from tests.page_harness import principal, run_page, shown_text
 from warehouse import layout
+from warehouse.contract import SITE_PARTITION
 from warehouse.scope import (
     QueryError,
     ScopeError,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.contracts import BOOL, DATE, DATETIME, FLOAT, INT, NOTIFIABLE_EVENTS, TABLES
 from etl.demo_source import generate, ground_truth_path, simulate_day
+from warehouse.contract import BOOL, DATE, DATETIME, FLOAT, INT, NOTIFIABLE_EVENTS, TABLES
 
 AS_OF = date(2026, 11, 26)
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import TABLES
 from etl.run import EtlError, run_etl
 from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
+from warehouse.contract import TABLES
 from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
 
 

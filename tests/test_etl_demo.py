@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.contracts import SITE_PARTITION, TABLES
 from etl.run import run_etl
 from tests.conftest import DemoPlant
+from warehouse.contract import SITE_PARTITION, TABLES
 from warehouse.layout import MANIFEST, current_snapshot
 
 # Published columns that name a sponsor-owned record: the record's sponsor must be the

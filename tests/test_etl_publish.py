@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import TABLES
 from etl.run import FAIL_AFTER_ENV, STAGES, EtlError, InjectedFailure, run_etl
 from tests.source_fixtures import base_plant, write_sqlite
+from warehouse.contract import TABLES
 from warehouse.layout import LOCK, MANIFEST, SNAPSHOTS, current_snapshot
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,10 +23,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.contracts import TABLES
 from etl.run import FAIL_AFTER_ENV, STAGES, EtlError, run_etl
 from tests.source_fixtures import base_plant, write_sqlite
 from warehouse import layout
+from warehouse.contract import TABLES
 from warehouse.scope import ScopeError, open_sponsor_scope, snapshot_info, sponsor_ids
 
 REPO = Path(__file__).resolve().parent.parent

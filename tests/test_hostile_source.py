@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl.contracts import TABLES
 from etl.run import run_etl
 from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
 from tests.test_etl_bad_input import CASES
 from warehouse import layout
+from warehouse.contract import TABLES
 
 WRITERS = {"sqlite": lambda p, d: write_sqlite(p, d / "plant.sqlite"),
            "csv": lambda p, d: write_csv(p, d / "csv")}  # fmt: skip

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.contracts import TABLES
 from warehouse import layout
+from warehouse.contract import TABLES
 from warehouse.scope import ScopeError, open_cmo_scope, open_sponsor_scope
 
 SPONSORS = ("S1", "S10", "S2")

@@ -29,7 +29,6 @@ from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 import warehouse.queries
-from etl.contracts import TABLES
 from etl.publish import PublishError, verify
 from portal import users
 from portal.navigation import PAGES, pages_for
@@ -37,6 +36,7 @@ from portal.store import to_text, utc_now
 from tests.page_checks import foreign_identifiers, identifiers, partition
 from tests.page_harness import ROOT, shown_text
 from warehouse import layout
+from warehouse.contract import TABLES
 from warehouse.filters import Filters
 from warehouse.scope import QueryError, Scope, ScopeError, open_sponsor_scope, sponsor_ids
 

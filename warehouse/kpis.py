@@ -16,8 +16,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from etl.contracts import SEVERITIES
-from etl.transform import LATE_ENTRY_MINUTES
+from warehouse.contract import LATE_ENTRY_MINUTES, SEVERITIES
 
 # Below this share of complete records a KPI is shown as "not reliable" (configurable per call).
 COMPLETENESS_THRESHOLD = 0.8

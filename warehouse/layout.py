@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 SNAPSHOTS = "snapshots"
@@ -64,3 +65,15 @@ def current_snapshot(warehouse: Path) -> Path | None:
 
 def partition_dir(snapshot: Path, table: str, sponsor_id: str) -> Path:
     return snapshot / table / f"{PARTITION_KEY}={sponsor_id}"
+
+
+def code_version() -> str:
+    """The git description of the code that writes a snapshot or a pack, for its manifest."""
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        return result.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

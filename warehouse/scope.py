@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from etl.contracts import SITE_PARTITION, TABLES, is_safe_sponsor_id
 from warehouse import layout
+from warehouse.contract import SITE_PARTITION, TABLES, is_safe_sponsor_id
 
 
 class ScopeError(Exception):

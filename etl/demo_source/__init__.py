@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from etl.contracts import TABLES, sqlite_ddl, table
 from etl.demo_source.anomalies import Injector
 from etl.demo_source.day import DaySummary, simulate_day
 from etl.demo_source.events import write_batch_events
 from etl.demo_source.plant import Plant
 from etl.demo_source.presets import PRESETS
 from etl.demo_source.stories import Stories
+from warehouse.contract import TABLES, sqlite_ddl, table
 
 __all__ = ["DaySummary", "GenerationSummary", "generate", "ground_truth_path", "simulate_day"]
 

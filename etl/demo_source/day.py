@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from etl.contracts import TABLES, VERIFIED_EVENT_TYPES
 from etl.demo_source.events import mfg_step
+from warehouse.contract import TABLES, VERIFIED_EVENT_TYPES
 
 
 @dataclass(frozen=True)

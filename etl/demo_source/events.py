@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
-from etl.contracts import VERIFIED_EVENT_TYPES
 from etl.demo_source import presets as P
+from warehouse.contract import VERIFIED_EVENT_TYPES
 
 EPOCH = datetime(1970, 1, 1)
 TAIL = (

@@ -13,14 +13,14 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from etl.contracts import (
+from etl.demo_source import presets as P
+from warehouse.contract import (
     CHANGE_TYPES,
     NOTIFIABLE_EVENTS,
     ROOT_CAUSES,
     SIX_SYSTEMS,
     TECH_TRANSFER_MILESTONES,
 )
-from etl.demo_source import presets as P
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)

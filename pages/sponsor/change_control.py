@@ -4,9 +4,9 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from etl.contracts import OBLIGATIONS
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from warehouse.contract import OBLIGATIONS
 from warehouse.queries.change_control import change_impacts
 
 COLUMNS = {

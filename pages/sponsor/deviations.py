@@ -4,10 +4,10 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from etl.contracts import DEVIATION_STATUSES, SEVERITIES
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import kpis
+from warehouse.contract import DEVIATION_STATUSES, SEVERITIES
 from warehouse.queries.deviations import OOS_OUTCOMES, deviations, oos_investigations
 
 st.title("Deviations & OOS")

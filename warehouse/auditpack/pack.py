@@ -17,10 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.run import code_version
 from warehouse.auditpack import report
 from warehouse.auditpack.sections import Section, collect, products, sponsor_name
 from warehouse.filters import Filters
+from warehouse.layout import code_version
 from warehouse.scope import Scope, open_sponsor_scope
 
 GENERATOR = "sponsor-portal auditpack"

@@ -12,8 +12,8 @@ from datetime import date, datetime
 from fpdf import FPDF
 from fpdf.outline import OutlineSection
 
-from etl.contracts import SIX_SYSTEMS
 from warehouse.auditpack.sections import SYSTEM_TITLES, Chart, Section
+from warehouse.contract import SIX_SYSTEMS
 
 FONT = "Helvetica"
 MONO = "Courier"

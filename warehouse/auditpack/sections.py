@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from etl.contracts import SIX_SYSTEMS
+from warehouse.contract import SIX_SYSTEMS
 from warehouse.filters import Filters
 from warehouse.queries import (
     batch_record,

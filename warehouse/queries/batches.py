@@ -7,7 +7,7 @@ from datetime import date
 
 import polars as pl
 
-from etl.contracts import BATCH_STATUSES
+from warehouse.contract import BATCH_STATUSES
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 

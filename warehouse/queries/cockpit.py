@@ -15,8 +15,8 @@ from datetime import date
 
 import polars as pl
 
-from etl.contracts import SITE_PARTITION
 from warehouse import kpis
+from warehouse.contract import SITE_PARTITION
 from warehouse.queries.compliance import NOTIFIABLE_EVENTS_SQL
 from warehouse.scope import Scope
 

@@ -26,6 +26,8 @@ BATCH_STATUSES = (
 BATCH_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "SAMPLE", "RESULT", "REVIEW", "SIGN")
 # Event types that a second person must verify (four-eyes principle).
 VERIFIED_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "REVIEW")
+# DOMAIN.md convention: an in-process entry recorded over 1 h after it was performed is late.
+LATE_ENTRY_MINUTES = 60
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR")
 DEVIATION_STATUSES = ("OPEN", "ASSESSMENT", "INVESTIGATION", "PENDING_QA", "CLOSED", "CANCELLED")
 ROOT_CAUSES = (
