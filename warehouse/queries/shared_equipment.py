@@ -121,10 +121,10 @@ SELECT q.name AS equipment, u.equipment_id, q.train, s.name AS sponsor, b.batch_
        concat_ws(' and ',
            CASE WHEN NOT u.calibration_valid_at_use THEN 'calibration' END,
            CASE WHEN NOT u.qualification_valid_at_use THEN 'qualification' END) AS lapsed,
-       (SELECT max(c.next_due) FROM passed AS c
+       (SELECT arg_max(c.next_due, c.performed_at) FROM passed AS c
         WHERE c.equipment_id = u.equipment_id AND c.event_type = 'CALIBRATION'
           AND c.performed_at <= u.started_at) AS calibration_due_before_use,
-       (SELECT max(c.next_due) FROM passed AS c
+       (SELECT arg_max(c.next_due, c.performed_at) FROM passed AS c
         WHERE c.equipment_id = u.equipment_id AND c.event_type = 'QUALIFICATION'
           AND c.performed_at <= u.started_at) AS qualification_due_before_use,
        u.sponsor_id, u.usage_id
