@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -16,13 +15,14 @@ import polars as pl
 from etl.demo_source import generate
 from etl.run import run_etl
 from etl.validate import parents_first
+from warehouse import clock
 from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import SOURCE_STATE, current_snapshot
 
 WORK = Path(__file__).resolve().parent / "work"
 # Plants end today, so the pages' "current state" and "last 30 days" views hold data; a plant
 # is reused from bench/work/ for the rest of its day.
-AS_OF = date.today()
+AS_OF = clock.today()
 # Source preset of each bench preset: "tiny" is the demo plant measured with fewer repeats.
 SOURCE_PRESET = {"tiny": "demo", "demo": "demo", "large": "large"}
 MEASURED_SPONSOR = "NWT"  # the sponsor whose pages are timed (demo plant, item 4)

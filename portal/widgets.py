@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Hashable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -17,6 +17,7 @@ from portal import access_log, saved_views
 from portal.context import current_principal
 from portal.store import utc_now
 from portal.users import Principal, principal_for
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.queries.common import products
 from warehouse.scope import Scope
@@ -28,7 +29,7 @@ def dashboard_filters(scope: Scope, page: str, *, default_days: int = 365) -> Fi
     options = products(scope)
     names = dict(zip(options["product_id"], options["name"], strict=True))
     product_key, range_key = f"{page}:products", f"{page}:range"
-    today = date.today()
+    today = clock.today()
 
     saved = saved_views.views(principal.username, page)
     chosen = st.sidebar.selectbox("Saved view", ["—", *saved], key=f"{page}:view")
@@ -89,7 +90,7 @@ def export_buttons(frame: pl.DataFrame, page: str, filters: Filters, scope: Scop
             )  # fmt: skip
 
     left, right = st.columns(2)
-    filename = f"{page}-{scope.label}-{date.today().isoformat()}".replace(" ", "-")
+    filename = f"{page}-{scope.label}-{clock.today().isoformat()}".replace(" ", "-")
     left.download_button(
         "Export CSV", deliver(principal, lambda: export_csv(frame, stamp())),
         file_name=f"{filename}.csv", mime="text/csv", on_click=log, args=("csv",),

@@ -1,13 +1,25 @@
-"""Session fixtures shared by every test: one generated demo plant and one full ETL run of it."""
+"""Session fixtures shared by every test: one generated demo plant and one full ETL run of it.
+
+No test reads the wall clock's date. The suite's day is AS_OF: PORTAL_TODAY when it is set
+(to run the suite as of another day), else a fixed day. It is set in the environment here,
+before any test runs, so that `warehouse.clock.today()` - in this process and in every portal
+or command a test starts - and every plant built by a test agree on it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+from warehouse.clock import TODAY_ENV
+
+AS_OF = date.fromisoformat(os.environ.get(TODAY_ENV) or "2026-11-26")
+os.environ[TODAY_ENV] = AS_OF.isoformat()
 
 
 class DemoPlant(NamedTuple):
@@ -17,12 +29,12 @@ class DemoPlant(NamedTuple):
 
 @pytest.fixture(scope="session")
 def demo_plant(tmp_path_factory: pytest.TempPathFactory) -> DemoPlant:
-    """The demo preset plant, seed 7, with today as its as-of date."""
+    """The demo preset plant, seed 7, ending at the suite's day AS_OF."""
     generator = pytest.importorskip("etl.demo_source")
     if not hasattr(generator, "generate"):
         pytest.skip("etl.demo_source.generate is not available yet")
     path = tmp_path_factory.mktemp("demo-plant") / "plant.sqlite"
-    generator.generate(path, seed=7, preset="demo", as_of=date.today())
+    generator.generate(path, seed=7, preset="demo", as_of=AS_OF)
     truth_path = path.with_name(f"{path.stem}.ground_truth.json")
     truth = json.loads(truth_path.read_text()) if truth_path.is_file() else {}
     return DemoPlant(path, truth)

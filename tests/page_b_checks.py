@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.page_checks import foreign_identifiers
 from tests.page_harness import principal, run_page, shown_text
+from warehouse import clock
 from warehouse.scope import sponsor_ids
 
 SPONSORS = ("NWT", "CTB")
@@ -27,7 +28,7 @@ def run_wide(
     script: str, page: str, who, warehouse: Path, products: tuple[str, ...] = ()
 ) -> AppTest:
     """Run a page with its period set to the whole history (and optionally some products)."""
-    state = {f"{page}:range": (WIDE_START, date.today()), f"{page}:products": list(products)}
+    state = {f"{page}:range": (WIDE_START, clock.today()), f"{page}:products": list(products)}
     return run_page(script, who, warehouse, picked_sponsor=who.sponsor_id, state=state)
 
 

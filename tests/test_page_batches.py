@@ -9,6 +9,7 @@ import pytest
 
 from tests.page_checks import foreign_identifiers, partition
 from tests.page_harness import principal, run_page, shown_text
+from warehouse import clock
 from warehouse.kpis import cycle_time_trend
 from warehouse.queries.batches import status_funnel
 
@@ -45,7 +46,7 @@ def pages(demo_warehouse, tmp_path_factory) -> dict:
 
 
 def _in_default_period(warehouse, sponsor: str) -> pl.DataFrame:
-    today = date.today()
+    today = clock.today()
     return partition(warehouse, "batch", sponsor).filter(
         pl.col("mfg_start").dt.date().is_between(today - timedelta(days=365), today)
     )

@@ -14,6 +14,7 @@ from tests.page_b_checks import (
     table,
 )
 from tests.page_checks import partition
+from warehouse import clock
 from warehouse.kpis import (
     AGE_BUCKETS,
     age_bucket,
@@ -95,7 +96,7 @@ def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
     assert table(app, "days_added").height == extensions.height
     checks = partition(demo_warehouse, "capa_effectiveness", sponsor)
     assert table(app, "checked_at").height == checks.height
-    today = date.today()
+    today = clock.today()
     open_capas = capas.filter(~pl.col("status").is_in(["CLOSED", "CANCELLED"]))
     overdue = open_capas.filter(pl.col("current_due") < today)
     assert table(app, "capa_number")["overdue"].sum() == overdue.height

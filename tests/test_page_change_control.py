@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import polars as pl
 import pytest
 
@@ -14,6 +12,7 @@ from tests.page_b_checks import (
     table,
 )
 from tests.page_checks import partition
+from warehouse import clock
 
 
 @pytest.fixture(scope="module")
@@ -93,4 +92,4 @@ def test_days_to_planned_counts_from_today(shown) -> None:
     listed = _impacts(shown[SPONSORS[0]][0]).filter(pl.col("days_to_planned").is_not_null())
     for planned, days in listed.select("planned_effective", "days_to_planned").iter_rows():
         planned_day = planned.date() if hasattr(planned, "date") else planned
-        assert days == (planned_day - date.today()).days
+        assert days == (planned_day - clock.today()).days

@@ -7,7 +7,7 @@ a fanned-out record once.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,12 +16,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.page_harness import principal, run_page, shown_text
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.filters import Filters
 from warehouse.queries import batches, cockpit, overview
 from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
 
-TODAY = date.today()
+TODAY = clock.today()
 PERIOD = Filters(start=TODAY - timedelta(days=365), end=TODAY)  # the page's default period
 
 

@@ -3,14 +3,13 @@ shares equal to the partitions, each sponsor confined to itself."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import polars as pl
 import pytest
 
 from tests.page_b_checks import SPONSORS, WIDE_START, leaked, table
 from tests.page_checks import partition
 from tests.page_harness import principal, run_page, shown_text
+from warehouse import clock
 from warehouse.scope import sponsor_ids
 
 BREACH_KINDS = ("NOTIFICATION_LATE", "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
@@ -18,7 +17,7 @@ ROLES = ("sponsor_qa", "auditor", "cmo_quality", "cmo_management", "bd_demo")
 
 
 def _run(who, warehouse):
-    state = {"compliance:range": (WIDE_START, date.today())}
+    state = {"compliance:range": (WIDE_START, clock.today())}
     return run_page("compliance.py", who, warehouse, picked_sponsor=SPONSORS[0], state=state)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import polars as pl
 import pytest
 
 from tests.page_checks import foreign_identifiers, partition
 from tests.page_harness import principal, run_page, shown_text
+from warehouse import clock
 from warehouse.queries.overview import DI_WINDOW_DAYS
 
 SPONSORS = ("NWT", "CTB")
@@ -33,7 +34,7 @@ def _metric(app, label: str) -> str:
 def test_metrics_equal_the_partition(sponsor, pages, demo_warehouse) -> None:
     app = pages[sponsor]
     assert not app.exception
-    today = date.today()
+    today = clock.today()
     batch = partition(demo_warehouse, "batch", sponsor)
     awaiting = batch.filter(pl.col("awaiting_sponsor_release"))
     assert _metric(app, "Awaiting your release") == str(awaiting.height)
@@ -55,7 +56,7 @@ def test_metrics_equal_the_partition(sponsor, pages, demo_warehouse) -> None:
 
 @pytest.mark.parametrize("sponsor", SPONSORS)
 def test_data_integrity_badge_counts_the_partition(sponsor, pages, demo_warehouse) -> None:
-    since = date.today() - timedelta(days=DI_WINDOW_DAYS)
+    since = clock.today() - timedelta(days=DI_WINDOW_DAYS)
     events = partition(demo_warehouse, "batch_event", sponsor).filter(
         pl.col("di_exception") & (pl.col("performed_at").dt.date() >= since)
     )
@@ -76,7 +77,7 @@ def test_recent_anomalies_appear_only_for_their_sponsor(
     sponsor, other, pages, demo_plant, demo_warehouse
 ) -> None:
     _, truth = demo_plant
-    since = date.today() - timedelta(days=DI_WINDOW_DAYS)
+    since = clock.today() - timedelta(days=DI_WINDOW_DAYS)
     events = partition(demo_warehouse, "batch_event", sponsor).filter(
         pl.col("performed_at").dt.date() >= since
     )

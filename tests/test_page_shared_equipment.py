@@ -3,7 +3,6 @@ and the ground truth, and sponsor roles never see it."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -13,6 +12,7 @@ import pytest
 from tests.page_b_checks import SPONSORS, WIDE_START, table
 from tests.page_checks import identifiers
 from tests.page_harness import principal, run_page, shown_text
+from warehouse import clock
 from warehouse.scope import sponsor_ids
 
 
@@ -26,7 +26,7 @@ def _all(warehouse: Path, table_name: str) -> pl.DataFrame:
 def cmo_app(demo_warehouse, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PORTAL_DATA_DIR", str(tmp_path_factory.mktemp("portal")))
-        state = {"shared_equipment:range": (WIDE_START, date.today())}
+        state = {"shared_equipment:range": (WIDE_START, clock.today())}
         app = run_page("shared_equipment.py", principal("cmo_quality"), demo_warehouse,
                        state=state)  # fmt: skip
     assert not app.exception, [e.value for e in app.exception]

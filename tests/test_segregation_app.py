@@ -35,7 +35,7 @@ from portal.navigation import PAGES, pages_for
 from portal.store import to_text, utc_now
 from tests.page_checks import foreign_identifiers, identifiers, partition
 from tests.page_harness import ROOT, shown_text
-from warehouse import layout
+from warehouse import clock, layout
 from warehouse.contract import TABLES
 from warehouse.filters import Filters
 from warehouse.scope import QueryError, Scope, ScopeError, open_sponsor_scope, sponsor_ids
@@ -406,7 +406,7 @@ def _call(query: Callable, scope: Scope, filters: Filters) -> pl.DataFrame | Non
     extra = {}
     for name, param in list(inspect.signature(query).parameters.items())[2:]:
         if param.default is inspect.Parameter.empty:
-            extra[name] = date.today() if name == "today" else ()
+            extra[name] = clock.today() if name == "today" else ()
     result = query(scope, filters, **extra)
     return result if isinstance(result, pl.DataFrame) else None
 
@@ -434,7 +434,7 @@ def test_the_cached_scope_gives_two_sponsors_disjoint_results(portal) -> None:
     nwt = _scope(str(portal), info_run, "NWT")
     ctb = _scope(str(portal), info_run, "CTB")
     assert nwt is not ctb and (nwt.sponsor_id, ctb.sponsor_id) == ("NWT", "CTB")
-    filters = Filters(start=date(2000, 1, 1), end=date.today() + timedelta(days=365))
+    filters = Filters(start=date(2000, 1, 1), end=clock.today() + timedelta(days=365))
     assert NAMED_QUERIES, "no named queries found"
     for query in NAMED_QUERIES:
         a, b = _call(query, nwt, filters), _call(query, ctb, filters)

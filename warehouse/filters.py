@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from warehouse import clock
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -14,7 +16,7 @@ class Filters:
 
     @classmethod
     def last_days(cls, days: int, today: date | None = None) -> Filters:
-        end = today or date.today()
+        end = today or clock.today()
         return cls(start=end - timedelta(days=days), end=end)
 
     def params(self) -> dict[str, object]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time as clock
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +24,7 @@ from etl.demo_source.events import write_batch_events
 from etl.demo_source.plant import Plant
 from etl.demo_source.presets import PRESETS
 from etl.demo_source.stories import Stories
+from warehouse import clock
 from warehouse.contract import TABLES, sqlite_ddl, table
 
 __all__ = ["DaySummary", "GenerationSummary", "generate", "ground_truth_path", "simulate_day"]
@@ -56,8 +57,8 @@ def generate(
         raise FileExistsError(f"{out} exists; remove it first")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    as_of = as_of or date.today()
-    started = clock.perf_counter()
+    as_of = as_of or clock.today()
+    started = time.perf_counter()
     say = progress or (lambda _line: None)
 
     plant = Plant(PRESETS[preset], seed, as_of)
@@ -134,7 +135,7 @@ def generate(
     per_kind: dict[str, int] = {}
     for a in anomalies:
         per_kind[a["kind"]] = per_kind.get(a["kind"], 0) + 1
-    return GenerationSummary(out, gt, counts, per_kind, clock.perf_counter() - started)
+    return GenerationSummary(out, gt, counts, per_kind, time.perf_counter() - started)
 
 
 def _ddl() -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Management cockpit: the site's KPIs beside each sponsor's, monthly trends, sponsor health."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import plotly.express as px
 import polars as pl
@@ -9,7 +9,7 @@ from streamlit.errors import StreamlitAPIException
 
 from portal.context import site_scope
 from portal.widgets import chart, export_buttons
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
 
@@ -19,7 +19,7 @@ STATE_COLOURS = {"met": "#d4edda", "missed": "#f8d7da", "unreliable": "#fff3cd",
 
 st.title("Management cockpit")
 scope = site_scope()
-today = date.today()
+today = clock.today()
 period = st.sidebar.date_input(
     "Period", value=(today - timedelta(days=365), today), key="cockpit:range"
 )

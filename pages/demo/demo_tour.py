@@ -5,7 +5,7 @@ Every scope here comes from portal.context.demo_scope: the demo warehouse root o
 else is on disk or in the session, and each sponsor's side from its own confined scope.
 """
 
-from datetime import date, datetime
+from datetime import datetime
 
 import plotly.express as px
 import polars as pl
@@ -13,7 +13,7 @@ import streamlit as st
 
 from portal.context import current_principal, demo_scope
 from portal.widgets import chart, export_buttons
-from warehouse import kpis, layout
+from warehouse import clock, kpis, layout
 from warehouse.filters import Filters
 from warehouse.queries.batch_record import batch_record, exception_table, review_by_exception
 from warehouse.queries.capa import capas
@@ -64,7 +64,7 @@ sponsor_a = st.sidebar.selectbox("Sponsor A", sponsors, key="tour:a")
 sponsor_b = st.sidebar.selectbox("Sponsor B", sponsors, index=1, key="tour:b")
 scope_a = demo_scope(sponsor_a)
 name_a = sponsor_name(scope_a)
-today = date.today()
+today = clock.today()
 year = Filters.last_days(365, today)
 
 step = st.radio("Tour step", STEPS, key=STEP_KEY, horizontal=True)

@@ -1,13 +1,14 @@
 """Audit pack: one sponsor's records for a period as a watermarked PDF, data files, manifest."""
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
 from portal import access_log
 from portal.context import current_principal, sponsor_scope
 from portal.users import CMO_ROLES, SPONSOR_ROLES
+from warehouse import clock
 from warehouse.auditpack import AuditPack, PackError, PackRequest, build_pack
 from warehouse.queries.common import products
 
@@ -35,7 +36,7 @@ auditor = principal.role == "auditor"
 
 options = products(scope)
 names = dict(zip(options["product_id"], options["name"], strict=True))
-today = date.today()
+today = clock.today()
 period = st.date_input("Period", value=(today - timedelta(days=365), today), key="pack:range")
 start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (today, today)
 picked = st.multiselect("Products", list(names), format_func=names.get,

@@ -1,14 +1,12 @@
 """Batches: every batch started in the period, both dispositions, funnel and cycle time."""
 
-from datetime import date
-
 import plotly.express as px
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.queries.batches import batch_list, status_funnel
 
 RECORD_KEY = "batch_record:batch_id"  # read by pages/batch_record.py
@@ -16,7 +14,7 @@ RECORD_KEY = "batch_record:batch_id"  # read by pages/batch_record.py
 st.title("Batches")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "batches")
-batches = batch_list(scope, filters, date.today())
+batches = batch_list(scope, filters, clock.today())
 
 if batches.height == 0:
     empty_state("Batches of your products whose manufacture started in the period appear here.")

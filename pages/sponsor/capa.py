@@ -1,13 +1,11 @@
 """CAPA aging: open CAPAs by age, overdue, on-time closure, extensions, effectiveness."""
 
-from datetime import date
-
 import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.queries.capa import capa_extensions, capas, effectiveness_checks
 
 
@@ -20,7 +18,7 @@ def _rate(result: kpis.KpiResult) -> str:
 st.title("CAPA aging")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "capa")
-today = date.today()
+today = clock.today()
 found = capas(scope, filters, today)
 
 if found.is_empty():

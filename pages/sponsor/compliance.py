@@ -3,7 +3,7 @@
 CMO staff see every sponsor (site scope); a sponsor's users, and the BD demo, one sponsor.
 """
 
-from datetime import date, datetime
+from datetime import datetime
 
 import plotly.express as px
 import polars as pl
@@ -12,7 +12,7 @@ import streamlit as st
 from portal.context import current_principal, site_scope, sponsor_scope
 from portal.users import CMO_ROLES
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.queries.compliance import (
     agreement_terms,
     breaches,
@@ -31,7 +31,7 @@ st.title("Quality-agreement compliance")
 site_wide = current_principal().role in CMO_ROLES
 scope = site_scope() if site_wide else sponsor_scope()
 filters = dashboard_filters(scope, "compliance")
-today = date.today()
+today = clock.today()
 events = notifiable_events(scope, filters, today)
 changes = change_obligations(scope, filters)
 found = breaches(events, changes, datetime.now())

@@ -1,19 +1,18 @@
 """Overview: what needs this sponsor's attention today, readable without a click."""
 
-from datetime import date
-
 import plotly.express as px
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from warehouse import clock
 from warehouse.queries import overview
 
 st.title("Overview")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "overview")
-today = date.today()
+today = clock.today()
 st.caption(
     f"Current state as of {today:%d %b %Y}; the product filter applies, the period does not."
 )

@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -79,7 +79,7 @@ ORDER BY c.is_open DESC, c.current_due, c.capa_number
 
 def capas(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """This sponsor's CAPAs in view, with age (open ones) and overdue against current due."""
-    params = {**filters.params(), "today": today or date.today()}
+    params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("capas", CAPAS_SQL, params)
 
 
@@ -114,4 +114,4 @@ def effectiveness_checks(scope: Scope, capa_numbers: list[str]) -> pl.DataFrame:
 
 def aging(capas_frame: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
     """Open CAPAs per age bucket and overdue: KPI 10 as warehouse.kpis computes it."""
-    return kpis.capa_aging(capas_frame, today or date.today())
+    return kpis.capa_aging(capas_frame, today or clock.today())

@@ -12,6 +12,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -60,5 +61,5 @@ ORDER BY awaiting_sponsor DESC, violation DESC, c.opened_at DESC, c.change_numbe
 
 def change_impacts(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """This sponsor's impact rows in view, flagged when awaiting it or in violation."""
-    params = {**filters.params(), "today": today or date.today()}
+    params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("change impacts", CHANGE_IMPACTS_SQL, params)

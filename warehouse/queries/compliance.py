@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 import polars as pl
 
-from warehouse import kpis
+from warehouse import clock, kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -97,7 +97,7 @@ def notifiable_events(scope: Scope, filters: Filters, today: date | None = None)
     events = scope.frame(
         "notifiable events", NOTIFIABLE_EVENTS_SQL, {"products": list(filters.products)}
     )
-    return kpis.notification_outcomes(events, filters.start, filters.end, today or date.today())
+    return kpis.notification_outcomes(events, filters.start, filters.end, today or clock.today())
 
 
 CHANGE_OBLIGATIONS_SQL = """

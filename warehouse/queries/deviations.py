@@ -10,6 +10,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -63,7 +64,7 @@ ORDER BY d.awareness_at DESC, d.deviation_number
 
 def deviations(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """This sponsor's deviations in view, one row each; age and overdue for open ones."""
-    params = {**filters.params(), "today": today or date.today()}
+    params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("deviations", DEVIATIONS_SQL, params)
 
 

@@ -10,6 +10,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -53,7 +54,7 @@ ORDER BY uses_not_valid DESC, q.name
 
 def equipment_status(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """Equipment used in view: current status, calibration due, uses and invalid uses."""
-    params = {**filters.params(), "today": today or date.today()}
+    params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("equipment status", EQUIPMENT_STATUS_SQL, params)
 
 

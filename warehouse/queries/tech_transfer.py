@@ -10,6 +10,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -55,7 +56,7 @@ ORDER BY t.contract_signed_at DESC, t.project_id
 
 def projects(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """This sponsor's transfer projects in view, with phase and weeks to engineering batch."""
-    params = {**filters.params(), "today": today or date.today()}
+    params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("tech transfer projects", PROJECTS_SQL, params)
 
 
@@ -84,7 +85,7 @@ ORDER BY m.project_id, m.seq
 
 def milestones(scope: Scope, project_ids: list[str], today: date | None = None) -> pl.DataFrame:
     """Milestones of the given projects with planned and actual spans and slip in days."""
-    params = {"projects": project_ids, "today": today or date.today()}
+    params = {"projects": project_ids, "today": today or clock.today()}
     return scope.frame("tech transfer milestones", MILESTONES_SQL, params)
 
 

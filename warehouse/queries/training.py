@@ -10,6 +10,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse import clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -65,7 +66,7 @@ ORDER BY o.name, s.sop_number
 
 def operator_training(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """Each operator who worked on the chosen batches × each SOP of the products they made."""
-    params = {**filters.params(), "today": today or date.today(), "due_soon_days": DUE_SOON_DAYS}
+    params = {**filters.params(), "today": today or clock.today(), "due_soon_days": DUE_SOON_DAYS}
     return scope.frame("operator training", OPERATOR_TRAINING_SQL, params)
 
 
