@@ -34,6 +34,15 @@ def _summary(result: RunResult) -> str:
         lines.append("top quarantine reasons:")
         ranked = sorted(result.reason_counts.items(), key=lambda item: -item[1])
         lines += [f"{count:>10}  {reason}" for reason, count in ranked[:TOP_REASONS]]
+    if result.masked:
+        lines.append(
+            f"free text naming another client, masked as [another client] in "
+            f"{len(result.masked)} sponsor copies (fix the source text):"
+        )
+        lines += [
+            f"  {m.table} {m.key} {m.column} in {m.partition}'s copy: {', '.join(m.kinds)}"
+            for m in result.masked
+        ]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from etl.publish import (
     publish,
     staging_dir,
 )
+from etl.redact import MaskedText
 from etl.transform import partitions, transform
 from etl.validate import as_of_from, latest_change, validate_files
 from warehouse.contract import TABLES
@@ -53,6 +54,7 @@ class RunResult:
     quarantined: dict[str, int]
     reason_counts: dict[str, int]
     seconds: float
+    masked: list[MaskedText]  # free text of shared records masked in a sponsor's copy
 
 
 def new_run_id(now: datetime) -> str:
@@ -244,7 +246,7 @@ def _stages(
     checkpoint("validate")
 
     note("transform")
-    published = transform(validated.valid)
+    published, masked = transform(validated.valid)
     _reconcile(validated.valid, published)
     checkpoint("transform")
 
@@ -268,6 +270,7 @@ def _stages(
             }
             for name in extracted
         },  # fmt: skip
+        "masked_free_text": [asdict(value) for value in masked],
         "quarantine_reasons": dict(
             sorted(validated.reason_counts.items(), key=lambda item: -item[1])
         ),
@@ -297,4 +300,5 @@ def _stages(
         "published": published_rows,
         "quarantined": quarantined,
         "reason_counts": validated.reason_counts,
+        "masked": masked,
     }

@@ -13,6 +13,7 @@ from datetime import date
 
 import polars as pl
 
+from etl.redact import MaskedText, mask_shared_text
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
     SITE_PARTITION,
@@ -517,9 +518,12 @@ def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
     return valid["sponsor"].get_column("sponsor_id").sort().to_list() + [SITE_PARTITION]
 
 
-def transform(valid: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+def transform(
+    valid: dict[str, pl.DataFrame],
+) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
-    no particular partition order; publish orders each partition by key).
+    no particular partition order; publish orders each partition by key), and the free-text
+    values masked in shared records' sponsor copies (etl.redact).
     """
     router = _Router(valid)
     published: dict[str, pl.DataFrame] = {}
@@ -532,4 +536,4 @@ def transform(valid: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         # Not sorted here: publish takes one partition at a time and puts it in key order,
         # which costs no full copy of the table (a sort of 10M events is one).
         published[table.name] = routed.select(*columns, P)
-    return published
+    return mask_shared_text(published)

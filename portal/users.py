@@ -257,6 +257,9 @@ DEMO_SPONSOR_USERS = (
     # username, display name, role, sponsor id
     ("priya", "Priya Raman", "sponsor_qa", "NWT"),
     ("bruno", "Bruno Costa", "sponsor_qa", "CTB"),
+    ("fatima", "Fatima Keller", "sponsor_qa", "FBK"),
+    ("takeshi", "Takeshi Sato", "sponsor_qa", "TSP"),
+    ("wendy", "Wendy Graham", "sponsor_qa", "WGT"),
     ("carla", "Carla Jensen", "cmo_quality", None),
     ("elena", "Elena Petrova", "cmo_management", None),
     ("marco", "Marco Bianchi", "bd_demo", None),

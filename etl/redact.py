@@ -1,0 +1,167 @@
+"""Free text of shared records, masked per sponsor copy.
+
+A record published to several sponsors (a site change control, a deviation touching two
+clients' batches, an SOP) is written by CMO staff, whose titles, reasons and descriptions
+can name one of the clients: "Analytical Method change shared by Fenolimab". Before such a
+record reaches a sponsor's partition, every free-text value of that sponsor's copy is
+searched for the identifiers of what that sponsor may not see - other sponsors' ids and
+names, their products, batch numbers, and the numbers of records not published to it - and
+each hit is replaced by "[another client]". Every masked value is reported (table, record
+key, column, partition; never the identifier itself outside the CMO's run report).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from warehouse.contract import SITE_PARTITION, STR, TABLES_BY_NAME, Table
+
+P = "sponsor_id"
+MASK = "[another client]"
+MIN_IDENTIFIER = 3  # shorter strings are too common in prose to name anything
+# What names something of a sponsor's: (table, column, kind). A record's visibility is the
+# partitions it is published to, so a shared deviation's number is foreign to no sponsor of it.
+IDENTIFIERS = (
+    ("sponsor", "sponsor_id", "sponsor id"), ("sponsor", "name", "sponsor name"),
+    ("product", "product_id", "product id"), ("product", "name", "product name"),
+    ("batch", "batch_id", "batch id"), ("batch", "batch_number", "batch number"),
+    ("complaint", "complaint_number", "complaint number"),
+    ("deviation", "deviation_number", "deviation number"),
+    ("capa", "capa_number", "CAPA number"),
+    ("change_control", "change_number", "change number"),
+    ("material_lot", "lot_id", "material lot"),
+    ("oos_investigation", "oos_id", "OOS investigation"),
+)  # fmt: skip
+_TRAILING_NOTE = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+@dataclass(frozen=True)
+class MaskedText:
+    table: str
+    key: str
+    column: str
+    partition: str
+    kinds: tuple[str, ...]  # what was masked, e.g. ("product name",)
+
+
+def free_text_columns(table: Table) -> list[str]:
+    """Columns a person writes into: strings that are no key, reference or code."""
+    return [
+        c.name
+        for c in table.columns
+        if c.type == STR and c.enum is None and c.ref is None and c.name != table.key
+    ]
+
+
+def shared_tables() -> list[Table]:
+    """Tables whose one record can reach more than one sponsor's partition."""
+    return [t for t in TABLES_BY_NAME.values() if t.route in ("all", "fanout")]
+
+
+def _forms(table: str, column: str) -> pl.Expr:
+    """The forms a name is written in: as registered, without a trailing note such as
+    "(fictional)", and for a sponsor also its first word ("Northwind")."""
+    value = pl.col("identifier")
+    bare = value.str.replace(_TRAILING_NOTE.pattern, "")
+    forms = [value, bare]
+    if (table, column) == ("sponsor", "name"):
+        forms.append(bare.str.split(" ").list.first())
+    return pl.concat_list(forms)
+
+
+def identifiers(published: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """(needle, kind, sponsor_id): a lower-case string that names something visible in that
+    sponsor's partition (SITE left out: only CMO staff read it)."""
+    frames = [
+        published[table]
+        .select(pl.col(column).cast(pl.String).alias("identifier"), P)
+        .with_columns(_forms(table, column).alias("needle"))
+        .explode("needle")
+        .select(pl.col("needle").str.to_lowercase(), pl.lit(kind).alias("kind"), P)
+        for table, column, kind in IDENTIFIERS
+    ]
+    return (
+        pl.concat(frames)
+        .filter(
+            (pl.col(P) != SITE_PARTITION) & (pl.col("needle").str.len_chars() >= MIN_IDENTIFIER)
+        )
+        .unique()
+    )
+
+
+def _word(needle: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(needle)}(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def mask_shared_text(
+    published: dict[str, pl.DataFrame],
+) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
+    """`published` with every other client's identifier masked in the free text of shared
+    records' sponsor copies, and the list of what was masked."""
+    names = identifiers(published)
+    needles = names.get_column("needle").unique().sort().to_list()
+    # A needle is foreign in a partition where it is not itself visible.
+    visible = names.select("needle", P).unique()
+    masked: list[MaskedText] = []
+    out = dict(published)
+    for table in shared_tables():
+        frame = out[table.name]
+        for column in free_text_columns(table):
+            candidates = (
+                frame.with_row_index("__row")
+                .filter((pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null())
+                .select(
+                    "__row",
+                    table.key,
+                    P,
+                    column,
+                    pl.col(column)
+                    .str.to_lowercase()
+                    .str.extract_many(needles, overlapping=True)
+                    .alias("needle"),
+                )  # fmt: skip
+                .explode("needle")
+                .drop_nulls("needle")
+                .unique(["__row", "needle"])
+                .join(visible, on=["needle", P], how="anti")
+            )
+            if candidates.is_empty():
+                continue
+            kind_of: dict[str, set[str]] = {}
+            for needle, kind in (
+                names.join(candidates.select("needle").unique(), on="needle")
+                .select("needle", "kind")
+                .iter_rows()
+            ):
+                kind_of.setdefault(needle, set()).add(kind)
+            fixes: dict[int, str] = {}
+            for (row, key, partition, text), hits in candidates.group_by(
+                "__row", table.key, P, column, maintain_order=True
+            ):
+                new, found = text, set()
+                # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab".
+                for needle in sorted(hits.get_column("needle").to_list(), key=len, reverse=True):
+                    new, count = _word(needle).subn(MASK, new)
+                    if count:
+                        found |= kind_of[needle]
+                if new != text:
+                    fixes[row] = new
+                    masked.append(
+                        MaskedText(table.name, key, column, partition, tuple(sorted(found)))
+                    )
+            if fixes:
+                patch = pl.DataFrame(
+                    {"__row": list(fixes), "__new": list(fixes.values())},
+                    schema={"__row": pl.UInt32, "__new": pl.String},
+                )
+                frame = (
+                    frame.with_row_index("__row")
+                    .join(patch, on="__row", how="left", maintain_order="left")
+                    .with_columns(pl.coalesce("__new", column).alias(column))
+                    .drop("__row", "__new")
+                )
+        out[table.name] = frame
+    return out, masked

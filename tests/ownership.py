@@ -1,0 +1,93 @@
+"""Who may see what, decided from the source of record, never from published files.
+
+The segregation checks must not trust the ETL they check: if the job wrote one sponsor's
+deviations into every partition, ownership read back from the partitions would call them
+"own". This oracle reads the system of record (the demo plant's SQLite database) with plain
+SQL and applies the contract's routing rules as DESIGN.md states them: a batch, product or
+complaint belongs to its sponsor; a deviation to the sponsors of its links; a change control
+to the sponsors of its impact rows; a CAPA to the sponsors of its source record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+FICTIONAL = " (fictional)"
+
+# record kind -> SQL giving (identifier, sponsor_id): the sponsors that may see the record.
+_VISIBLE = {
+    "sponsor name": "SELECT name, sponsor_id FROM sponsor",
+    "sponsor id": "SELECT sponsor_id, sponsor_id FROM sponsor",
+    "product name": "SELECT name, sponsor_id FROM product",
+    "batch number": "SELECT batch_number, sponsor_id FROM batch",
+    "complaint number": """SELECT c.complaint_number, p.sponsor_id
+                           FROM complaint c JOIN product p USING (product_id)""",
+    "deviation number": """SELECT DISTINCT d.deviation_number, l.sponsor_id
+                           FROM deviation d JOIN deviation_link l USING (deviation_id)""",
+    "change number": """SELECT DISTINCT c.change_number, i.sponsor_id
+                        FROM change_control c JOIN change_impact i USING (change_id)""",
+    "CAPA number": """
+        SELECT DISTINCT c.capa_number, l.sponsor_id FROM capa c
+          JOIN deviation_link l ON c.source_type = 'DEVIATION' AND l.deviation_id = c.deviation_id
+        UNION
+        SELECT c.capa_number, b.sponsor_id FROM capa c
+          JOIN oos_investigation o ON c.source_type = 'OOS' AND o.oos_id = c.oos_id
+          JOIN batch b ON b.batch_id = o.batch_id
+        UNION
+        SELECT c.capa_number, p.sponsor_id FROM capa c
+          JOIN complaint k ON c.source_type = 'COMPLAINT' AND k.complaint_id = c.complaint_id
+          JOIN product p ON p.product_id = k.product_id
+        UNION
+        SELECT c.capa_number, p.sponsor_id FROM capa c
+          JOIN inspection_finding f
+            ON c.source_type = 'SELF_INSPECTION' AND f.finding_id = c.finding_id
+          JOIN product p ON p.product_id = f.product_id""",
+}
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """identifier -> the sponsors that may see what it names, per kind of identifier."""
+
+    visible: dict[str, dict[str, frozenset[str]]]
+
+    def sponsors(self) -> list[str]:
+        return sorted({s for seen in self.visible["sponsor id"].values() for s in seen})
+
+    def own(self, sponsor: str, *kinds: str) -> set[str]:
+        """Identifiers of records the sponsor may see (all kinds unless named)."""
+        return {
+            name
+            for kind, names in self.visible.items()
+            if not kinds or kind in kinds
+            for name, seen in names.items()
+            if sponsor in seen
+        }
+
+    def foreign(self, sponsor: str, *kinds: str) -> set[str]:
+        """Identifiers of records the sponsor may not see: none may reach its screen or files."""
+        return {
+            name
+            for kind, names in self.visible.items()
+            if not kinds or kind in kinds
+            for name, seen in names.items()
+            if sponsor not in seen
+        } - self.own(sponsor)
+
+
+def ownership(source: Path) -> Ownership:
+    """The oracle for one source database (a SQLite file of the contract's schema)."""
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as db:
+        visible: dict[str, dict[str, frozenset[str]]] = {}
+        for kind, sql in _VISIBLE.items():
+            pairs: dict[str, set[str]] = {}
+            for identifier, sponsor in db.execute(sql):
+                if identifier is None or sponsor is None:
+                    continue
+                forms = {identifier, identifier.removesuffix(FICTIONAL)}
+                for form in forms:
+                    pairs.setdefault(form, set()).add(sponsor)
+            visible[kind] = {name: frozenset(seen) for name, seen in pairs.items()}
+    return Ownership(visible)

@@ -1,0 +1,166 @@
+"""Free text of records shared by several sponsors never names another client.
+
+Ownership comes from the source database (tests/ownership.py), not from what was published.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.redact import MASK, free_text_columns, shared_tables
+from etl.run import run_etl
+from tests.browser_support import leaks
+from tests.ownership import ownership
+from warehouse.layout import partition_dir
+
+
+def _copies(snapshot: Path, sponsor: str) -> dict[tuple[str, str], list[str]]:
+    """(table, column) -> the free-text values of the sponsor's copies of shared records."""
+    values = {}
+    for table in shared_tables():
+        folder = partition_dir(snapshot, table.name, sponsor)
+        if not folder.is_dir():
+            continue
+        frame = pl.read_parquet(folder)
+        for column in free_text_columns(table):
+            values[(table.name, column)] = frame.get_column(column).drop_nulls().to_list()
+    return values
+
+
+def _foreign_in_copies(snapshot: Path, source: Path) -> dict[str, dict]:
+    oracle = ownership(source)
+    found = {}
+    for sponsor in oracle.sponsors():
+        forbidden = oracle.foreign(sponsor)
+        hits = {
+            where: leaked
+            for where, texts in _copies(snapshot, sponsor).items()
+            if (leaked := leaks("\n".join(texts), forbidden))
+        }
+        if hits:
+            found[sponsor] = hits
+    return found
+
+
+def test_no_shared_record_names_another_client_in_the_demo(demo_warehouse, demo_plant) -> None:
+    snapshot = (demo_warehouse / "current").resolve()
+    assert _foreign_in_copies(snapshot, demo_plant.path) == {}
+
+
+def test_the_demo_change_shared_by_a_product_is_masked_for_the_other_sponsor(
+    demo_warehouse, demo_plant
+) -> None:
+    """The demo's shared change names the first sponsor's biologic in its title: its own copy
+    keeps the name, the other sponsor's copy reads "[another client]", and the run says so."""
+    snapshot = (demo_warehouse / "current").resolve()
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    masked = manifest["masked_free_text"]
+    assert [m for m in masked if m["table"] == "change_control" and m["column"] == "title"]
+    with sqlite3.connect(demo_plant.path) as db:
+        for entry in masked:
+            (title,) = db.execute(
+                f"SELECT {entry['column']} FROM {entry['table']} WHERE "
+                f"{shared_key(entry['table'])} = ?", (entry["key"],)
+            ).fetchone()  # fmt: skip
+            copy = pl.read_parquet(partition_dir(snapshot, entry["table"], entry["partition"]))
+            shown = copy.filter(pl.col(shared_key(entry["table"])) == entry["key"])
+            assert shown.height == 1
+            assert MASK in shown[entry["column"]][0] and shown[entry["column"]][0] != title
+
+
+def shared_key(table: str) -> str:
+    return next(t.key for t in shared_tables() if t.name == table)
+
+
+@pytest.fixture(scope="module")
+def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A copy of the demo source whose shared records' free text names other clients in the
+    ways CMO staff write them, by hand (not the generator), and its published warehouse."""
+    base = tmp_path_factory.mktemp("free-text")
+    source = base / "plant.sqlite"
+    shutil.copy(demo_plant.path, source)
+    with sqlite3.connect(source) as db:
+        deviation, a, b = db.execute("""
+            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
+            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
+            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        other = db.execute(
+            "SELECT sponsor_id, name FROM sponsor WHERE sponsor_id NOT IN (?, ?) ORDER BY 1",
+            (a, b),
+        ).fetchone()
+        a_product = db.execute(
+            "SELECT name FROM product WHERE sponsor_id = ? ORDER BY product_id", (a,)
+        ).fetchone()[0]
+        b_batch = db.execute(
+            "SELECT batch_number FROM batch WHERE sponsor_id = ? ORDER BY batch_id", (b,)
+        ).fetchone()[0]
+        short_other = other[1].removesuffix(" (fictional)").split(" ")[0]
+        title = (
+            f"Spill in suite 3 during {b_batch}; {a_product.lower()} line idle; "
+            f"{short_other} informed; Tank 4 cleaned; ref {other[0]}X-7"
+        )
+        db.execute("UPDATE deviation SET title = ? WHERE deviation_id = ?", (title, deviation))
+        sop_title = f"Cleaning of shared vessels after {other[1]} campaigns"
+        (sop,) = db.execute(
+            "SELECT sop_id FROM sop WHERE scope = 'SITE' ORDER BY sop_id LIMIT 1"
+        ).fetchone()
+        db.execute("UPDATE sop SET title = ? WHERE sop_id = ?", (sop_title, sop))
+    warehouse = base / "warehouse"
+    run_etl(source, warehouse, full=True)
+    facts = {
+        "deviation": deviation, "a": a, "b": b, "other": other[0], "a_product": a_product,
+        "b_batch": b_batch, "short_other": short_other, "sop": sop, "title": title,
+    }  # fmt: skip
+    return source, warehouse, facts
+
+
+def _row(warehouse: Path, table: str, sponsor: str, key: str, value: str) -> dict:
+    snapshot = (warehouse / "current").resolve()
+    frame = pl.read_parquet(partition_dir(snapshot, table, sponsor))
+    return frame.filter(pl.col(key) == value).row(0, named=True)
+
+
+def test_each_copy_masks_what_its_sponsor_may_not_see(injected) -> None:
+    _, warehouse, f = injected
+    in_a = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])["title"]
+    in_b = _row(warehouse, "deviation", f["b"], "deviation_id", f["deviation"])["title"]
+    assert f["b_batch"] not in in_a and f["a_product"].lower() in in_a
+    assert f["a_product"].lower() not in in_b and f["b_batch"] in in_b
+    for title in (in_a, in_b):
+        assert f["short_other"] not in title  # a third client, by its short name
+        assert "Tank 4 cleaned" in title and "Spill in suite 3" in title
+        assert f"{f['other']}X-7" in title  # the id inside another word is no name
+    assert in_a.count(MASK) == 2 and in_b.count(MASK) == 2
+    site = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])
+    assert site["deviation_number"]  # the record itself is kept, only its text is masked
+
+
+def test_a_site_wide_record_is_masked_for_every_other_sponsor(injected) -> None:
+    source, warehouse, f = injected
+    for sponsor in ownership(source).sponsors():
+        title = _row(warehouse, "sop", sponsor, "sop_id", f["sop"])["title"]
+        if sponsor == f["other"]:
+            assert "(fictional) campaigns" in title
+        else:
+            assert title == f"Cleaning of shared vessels after {MASK} campaigns"
+
+
+def test_every_masked_value_is_reported_and_no_other_leaks(injected) -> None:
+    source, warehouse, f = injected
+    snapshot = (warehouse / "current").resolve()
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    reported = {(m["table"], m["key"], m["partition"]) for m in manifest["masked_free_text"]}
+    assert {
+        ("deviation", f["deviation"], f["a"]),
+        ("deviation", f["deviation"], f["b"]),
+    } <= reported
+    assert {p for t, k, p in reported if (t, k) == ("sop", f["sop"])} == (
+        set(ownership(source).sponsors()) - {f["other"]}
+    )
+    assert _foreign_in_copies(snapshot, source) == {}
