@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from portal.session import COOKIE_NAME
+from tests.ownership import ownership
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,7 +43,6 @@ BOOTSTRAP_TIMEOUT_MS = 240_000
 RENDER_TIMEOUT_MS = 90_000
 SPONSORS = ("NWT", "CTB", "FBK", "TSP", "WGT")
 SIGN_IN_HEADING = "Sponsor Portal"
-FICTIONAL = " (fictional)"
 
 # The frontend marks the app's run state on this element (checked in Streamlit 1.67's DOM).
 APP = '[data-testid="stApp"]'
@@ -90,6 +90,11 @@ class Portal:
     def warehouse(self) -> Path:
         """The demo warehouse the first visit published (layout: <root>/demo/warehouse)."""
         return self.data_root / "demo" / "warehouse"
+
+    @property
+    def source(self) -> Path:
+        """The demo plant's system of record the first visit generated."""
+        return self.data_root / "demo" / "source" / "plant.sqlite"
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -286,28 +291,15 @@ class SponsorNames:
         return self.names | self.products | self.batches
 
 
-def _column(warehouse: Path, table: str, sponsor_id: str, column: str) -> list[str]:
-    snapshot = (warehouse / "current").resolve()
-    folder = snapshot / table / f"sponsor_id={sponsor_id}"
-    values: list[str] = []
-    for part in sorted(folder.glob("*.parquet")):
-        values += [v for v in pq.read_table(part, columns=[column]).column(0).to_pylist() if v]
-    return values
-
-
-def _with_short_forms(names: Iterable[str]) -> frozenset[str]:
-    """Each name, and the name without the demo's ' (fictional)' tag."""
-    return frozenset(form for name in names for form in (name, name.removesuffix(FICTIONAL)))
-
-
-def sponsor_names(warehouse: Path, sponsor_id: str) -> SponsorNames:
-    """A sponsor's name, product names and batch numbers, from its own partitions."""
-    # sponsor, product and batch are routed `direct`: a partition holds only its own rows.
+def sponsor_names(source: Path, sponsor_id: str) -> SponsorNames:
+    """A sponsor's id and name, product names and batch numbers, from the source of record
+    (tests/ownership.py), so that nothing the job wrongly published counts as its own."""
+    oracle = ownership(source)
     return SponsorNames(
         sponsor_id,
-        _with_short_forms([sponsor_id, *_column(warehouse, "sponsor", sponsor_id, "name")]),
-        _with_short_forms(_column(warehouse, "product", sponsor_id, "name")),
-        frozenset(_column(warehouse, "batch", sponsor_id, "batch_number")),
+        frozenset(oracle.own(sponsor_id, "sponsor id", "sponsor name")),
+        frozenset(oracle.own(sponsor_id, "product name")),
+        frozenset(oracle.own(sponsor_id, "batch number")),
     )
 
 

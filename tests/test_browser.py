@@ -41,6 +41,7 @@ from tests.browser_support import (
     submit,
     wait_for_session_cookie,
 )
+from tests.ownership import Ownership, ownership
 
 pytestmark = pytest.mark.browser
 
@@ -97,8 +98,14 @@ def first_requests(browser, portal: Portal, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def names(portal: Portal) -> dict[str, SponsorNames]:
-    """Each demo sponsor's identifiers, read from its published partitions."""
-    return {sponsor: sponsor_names(portal.warehouse, sponsor) for sponsor in SPONSORS}
+    """Each demo sponsor's identifiers, from the source of record (not from what the job
+    published: a record wrongly published to a sponsor must not count as its own)."""
+    return {sponsor: sponsor_names(portal.source, sponsor) for sponsor in SPONSORS}
+
+
+@pytest.fixture(scope="module")
+def oracle(portal: Portal) -> Ownership:
+    return ownership(portal.source)
 
 
 @pytest.fixture
@@ -113,6 +120,12 @@ def others(names: dict[str, SponsorNames], sponsor: str) -> set[str]:
     """Every other sponsor's identifiers that are not also the sponsor's own."""
     own = names[sponsor].all
     return {name for other in SPONSORS if other != sponsor for name in names[other].all} - own
+
+
+def forbidden_for(oracle: Ownership, names: dict[str, SponsorNames], sponsor: str) -> set[str]:
+    """Other sponsors' names, products and batches, and the numbers of deviations, CAPAs,
+    change controls and complaints the sponsor may not see, all by the source's ownership."""
+    return others(names, sponsor) | oracle.foreign(sponsor)
 
 
 def signed_in(page, portal: Portal, who: tuple[str, str], landing: str = "Overview") -> None:
@@ -148,7 +161,9 @@ def visit_every_page(
     return seen
 
 
-def test_sponsor_sees_only_own_data_on_every_page(page, portal, names, tmp_path: Path) -> None:
+def test_sponsor_sees_only_own_data_on_every_page(
+    page, portal, names, oracle, tmp_path: Path
+) -> None:
     batch, product = latest_released_batch(portal.warehouse, "NWT")
     signed_in(page, portal, PRIYA)
     specs = pages_for("sponsor_qa")
@@ -159,13 +174,29 @@ def test_sponsor_sees_only_own_data_on_every_page(page, portal, names, tmp_path:
 
     seen = visit_every_page(page, "sponsor_qa", batch, shots=tmp_path)
 
-    forbidden = others(names, "NWT")
+    forbidden = forbidden_for(oracle, names, "NWT")
     assert leaks_by_page(seen, forbidden) == {}
     record = seen["Batch record"]
     assert f"Batch {batch}" in record and product in record
     everything = "\n".join(seen.values())
     assert "Sponsor: NWT" in seen["Overview"]
     assert len(leaks(everything, names["NWT"].batches)) > 5  # NWT's own batches are shown
+
+
+@pytest.mark.parametrize(
+    ("who", "sponsor"),
+    [(("fatima", "fatima-demo-2026"), "FBK"), (("takeshi", "takeshi-demo-2026"), "TSP"),
+     (("wendy", "wendy-demo-2026"), "WGT")],
+)  # fmt: skip
+def test_every_other_sponsor_sees_only_its_own_data(page, portal, names, oracle, who, sponsor):
+    """NWT and CTB are crawled above; the other demo sponsors' QA leads see no other
+    client's identifier on any page either (TSP shares a change whose title names NWT's
+    product)."""
+    signed_in(page, portal, who)
+    assert f"Sponsor: {sponsor}" in page.inner_text("body")
+    seen = visit_every_page(page, "sponsor_qa")
+    assert leaks_by_page(seen, forbidden_for(oracle, names, sponsor)) == {}
+    assert leaks("\n".join(seen.values()), names[sponsor].products)  # its own data is shown
 
 
 def test_signed_out_urls_land_on_sign_in(browser, portal, names) -> None:
@@ -206,7 +237,7 @@ def test_bookmark_opens_after_sign_in(page, portal) -> None:
     assert urlparse(page.url).path.rstrip("/").endswith("/capa-aging")
 
 
-def test_sign_out_then_other_sponsor_in_same_browser(page, portal, names) -> None:
+def test_sign_out_then_other_sponsor_in_same_browser(page, portal, names, oracle) -> None:
     signed_in(page, portal, PRIYA)
     assert "Sponsor: NWT" in page.inner_text("body")
     sign_out(page)
@@ -222,7 +253,7 @@ def test_sign_out_then_other_sponsor_in_same_browser(page, portal, names) -> Non
     offered = [text for text in options.all_inner_texts() if text != "Select all"]
     page.keyboard.press("Escape")
 
-    forbidden = others(names, "CTB")
+    forbidden = forbidden_for(oracle, names, "CTB")
     assert leaks_by_page(seen, forbidden) == {}
     assert leaks("\n".join(offered), forbidden) == []
     assert offered and set(offered) <= names["CTB"].products
