@@ -154,7 +154,8 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             per_partition[sponsor] = rows.height
             relative = path.relative_to(tmp).as_posix()
             files[relative] = {"sha256": _sha256(path), "rows": rows.height,
-                               "sponsor_id": sponsor, "table": name}  # fmt: skip
+                               "bytes": path.stat().st_size, "sponsor_id": sponsor,
+                               "table": name}  # fmt: skip
             del rows
         del frame
         tables[name] = {"published_rows": per_partition}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -36,14 +37,19 @@ def write_partition(snapshot: Path, table: str, sponsor: str, label: str | None 
 
 def build_warehouse(root: Path, run_id: str = "20261126T020000Z-aaaaaa") -> Path:
     snapshot = layout.snapshot_dir(root, run_id)
+    files = {}
     for table in TABLES:
         for sponsor in SPONSORS:
-            write_partition(snapshot, table.name, sponsor)
+            path = write_partition(snapshot, table.name, sponsor)
+            files[path.relative_to(snapshot).as_posix()] = {
+                "sponsor_id": sponsor, "table": table.name, "rows": 1,
+                "bytes": path.stat().st_size,
+            }  # fmt: skip
     manifest = {
         "run_id": run_id,
         "created_at": "2026-11-26T02:00:00+00:00",
         "sponsors": list(SPONSORS),
-        "files": {},
+        "files": files,
     }
     (snapshot / layout.MANIFEST).write_text(json.dumps(manifest))
     (snapshot / layout.QUARANTINE).mkdir()
@@ -185,6 +191,32 @@ def test_unlabelled_file_in_partition_is_refused_at_open(tmp_path: Path) -> None
     snapshot = build_warehouse(tmp_path)
     stray = layout.partition_dir(snapshot, "deviation", "S1") / "part-1.parquet"
     pq.write_table(pa.table({"key": ["x"], "secret": ["secret of S10"]}), stray)
+    with pytest.raises(ScopeError, match="integrity"):
+        open_sponsor_scope(tmp_path, "S1")
+
+
+def test_extra_file_rightly_labelled_is_refused_at_open(tmp_path: Path) -> None:
+    """A copy of the sponsor's own file, label and all, that the manifest does not list."""
+    snapshot = build_warehouse(tmp_path)
+    own = layout.partition_dir(snapshot, "batch", "S1") / "part-0.parquet"
+    shutil.copy(own, own.with_name("part-1.parquet"))
+    with pytest.raises(ScopeError, match="integrity"):
+        open_sponsor_scope(tmp_path, "S1")
+
+
+def test_listed_file_of_another_size_is_refused_at_open(tmp_path: Path) -> None:
+    """The listed name, the right label, other content: the manifest's size gives it away."""
+    snapshot = build_warehouse(tmp_path)
+    path = layout.partition_dir(snapshot, "deviation", "S1") / "part-0.parquet"
+    rows = pa.table({"key": ["S1-a", "S1-b"], "secret": ["planted", "planted too"]})
+    pq.write_table(rows.replace_schema_metadata({"sponsor_id": "S1"}), path)
+    with pytest.raises(ScopeError, match="integrity"):
+        open_sponsor_scope(tmp_path, "S1")
+
+
+def test_listed_file_missing_is_refused_at_open(tmp_path: Path) -> None:
+    snapshot = build_warehouse(tmp_path)
+    (layout.partition_dir(snapshot, "capa", "S1") / "part-0.parquet").unlink()
     with pytest.raises(ScopeError, match="integrity"):
         open_sponsor_scope(tmp_path, "S1")
 

@@ -224,6 +224,7 @@ def open_sponsor_scope(warehouse_root: Path, sponsor_id: str) -> Scope:
     missing = [d for d in allowed if not d.is_dir()]
     if missing:
         raise ScopeError("The published snapshot is incomplete for this sponsor.")
+    _check_partition_files(info, sponsor_id)
     scope = Scope(info, sponsor_id, allowed)
     _check_partition_labels(scope)
     return scope
@@ -241,6 +242,30 @@ def open_demo_scope(sponsor_id: str | None = None) -> Scope:
     if sponsor_id is None:
         return open_cmo_scope(root)
     return open_sponsor_scope(root, sponsor_id)
+
+
+def _check_partition_files(info: SnapshotInfo, sponsor_id: str) -> None:
+    """Refuse a sponsor partition whose files are not exactly the ones the manifest lists for
+    that sponsor, each of the size it was written with: a file copied in by hand, by a bad
+    run or by an attacker is never read, whatever its label says."""
+    listed = {
+        name: entry
+        for name, entry in _manifest(info.path)["files"].items()
+        if entry.get("sponsor_id") == sponsor_id
+    }
+    present = {}
+    for table in TABLES:
+        directory = layout.partition_dir(info.path, table.name, sponsor_id)
+        for entry in directory.iterdir():
+            name = f"{table.name}/{directory.name}/{entry.name}"
+            present[name] = entry.stat().st_size if entry.is_file() else -1
+    sizes_differ = any(
+        "bytes" in listed[name] and listed[name]["bytes"] != size
+        for name, size in present.items()
+        if name in listed
+    )
+    if set(present) != set(listed) or sizes_differ:
+        raise ScopeError("The published snapshot failed its integrity check for this sponsor.")
 
 
 def _check_partition_labels(scope: Scope) -> None:
