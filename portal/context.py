@@ -16,6 +16,8 @@ from warehouse.scope import Scope, ScopeError, open_cmo_scope, open_sponsor_scop
 from warehouse.scope import sponsor_ids as published_sponsor_ids
 
 PICKER_ROLES = CMO_ROLES | {"bd_demo"}
+# Who may put two demo sponsors side by side (the demo tour): business development only.
+DEMO_TOUR_ROLES = frozenset({"bd_demo"})
 _PICKED_SPONSOR = "_picked_sponsor"
 
 
@@ -76,7 +78,13 @@ def site_scope() -> Scope:
 
 
 def demo_scope(sponsor_id: str) -> Scope:
-    """A demo-plant sponsor's confined scope, whatever warehouse the session reads (BD tour)."""
+    """A demo-plant sponsor's confined scope, whatever warehouse the session reads (BD tour).
+
+    The tour shows several sponsors at once, so it refuses every other role itself, not only
+    through the router's page registry."""
+    if current_principal().role not in DEMO_TOUR_ROLES:
+        st.error("The demo tour is for business development on the demo plant.")
+        st.stop()
     return _open(sponsor_id, layout.demo_warehouse())
 
 

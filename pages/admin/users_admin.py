@@ -9,7 +9,9 @@ from portal.users import CMO_ROLES, UserError, create_auditor, list_users
 
 principal = current_principal()
 if principal.role not in CMO_ROLES | {"admin"}:
-    st.stop()  # navigation never registers this page for other roles; belt and braces
+    # Navigation never registers this page for other roles; the page refuses them itself too.
+    st.error("User management is for the administrator and CMO staff.")
+    st.stop()
 st.title("Users")
 
 st.dataframe(

@@ -11,7 +11,7 @@ import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from portal.context import current_principal, demo_scope
+from portal.context import DEMO_TOUR_ROLES, current_principal, demo_scope
 from portal.widgets import chart, export_buttons
 from warehouse import clock, kpis, layout
 from warehouse.filters import Filters
@@ -49,8 +49,11 @@ def move(by: int) -> None:
     st.session_state[STEP_KEY] = STEPS[(current + by) % len(STEPS)]
 
 
-# Run only inside a signed-in session: a page script reached without the router stops here.
-current_principal()
+# Run only inside a signed-in session, and only for business development: a page script
+# reached without the router, or by another role, stops here before it reads anything.
+if current_principal().role not in DEMO_TOUR_ROLES:
+    st.error("The demo tour is for business development on the demo plant.")
+    st.stop()
 st.title("Guided demo tour")
 st.caption("Synthetic demo plant: every sponsor, product and person here is fictional.")
 root = layout.demo_warehouse()

@@ -9,6 +9,11 @@ from portal.context import current_principal
 from portal.users import CMO_ROLES
 
 principal = current_principal()
+# CMO staff read everyone's entries, a sponsor's QA its own users'; any other role (an
+# auditor, the demo, the user administrator) is refused here, not only by the router.
+if principal.role not in CMO_ROLES and principal.role != "sponsor_qa":
+    st.error("The access log is for the sponsor's QA and CMO staff.")
+    st.stop()
 st.title("Access log")
 today = date.today()
 period = st.date_input("Period", value=(today - timedelta(days=30), today), key="access-log:range")
