@@ -1,5 +1,5 @@
-"""The dashboards' shared widgets: one filter bar, one export helper, one empty state, one
-chart helper."""
+"""The dashboards' shared widgets: one filter bar, one table, one export helper, one empty
+state, one chart helper."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import io
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -17,7 +18,7 @@ from portal import access_log, saved_views
 from portal.context import current_principal
 from portal.store import utc_now
 from portal.users import Principal, principal_for
-from warehouse import clock
+from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.queries.common import products
 from warehouse.scope import Scope
@@ -68,36 +69,85 @@ def empty_state(what: str) -> None:
     st.info(f"Nothing to show for these filters. {what}")
 
 
+# How dates and moments read in a table (Streamlit's moment.js patterns).
+MOMENT_FORMATS = {"date": "YYYY-MM-DD", "datetime": "YYYY-MM-DD HH:mm"}
+# Catalogue formats whose fractional values read to one decimal.
+ONE_DECIMAL = ("days", "weeks", "hours")
+
+
+def table(frame: pl.DataFrame, dataset: str, *, key: str | None = None) -> None:
+    """Rows of the catalogue's `dataset` as users read them: its labels and formats, key
+    columns pinned first, codes in words, empty cells blank."""
+    model = catalogue.dataset(dataset)
+    shown = model.in_words(frame)
+    st.dataframe(
+        shown, hide_index=True, column_config=column_config(model, shown), placeholder="",
+        key=key,
+    )  # fmt: skip
+
+
+def column_config(model: catalogue.Dataset, frame: pl.DataFrame) -> dict[str, Any]:
+    """Streamlit's settings for each column of `frame` (rows of `model`), from the catalogue."""
+    return {col.name: _column(col, frame.schema[col.name]) for col in model.shown(frame)}
+
+
+def _column(col: catalogue.Column, dtype: pl.DataType) -> Any:
+    common = {"label": col.label, "help": col.description, "pinned": True if col.key else None}
+    if dtype == pl.Date:
+        return st.column_config.DateColumn(format=MOMENT_FORMATS["date"], **common)
+    if isinstance(dtype, pl.Datetime):
+        moment = MOMENT_FORMATS.get(col.format, MOMENT_FORMATS["datetime"])
+        return st.column_config.DatetimeColumn(format=moment, **common)
+    if dtype == pl.Boolean:
+        return st.column_config.CheckboxColumn(**common)
+    if dtype.is_integer():
+        return st.column_config.NumberColumn(format="%d", **common)
+    if dtype.is_numeric():
+        decimals = "%.1f" if col.format in ONE_DECIMAL else None
+        return st.column_config.NumberColumn(format=decimals, **common)
+    return st.column_config.TextColumn(**common)
+
+
 REFUSED_EXPORT = b"Export refused: your access to this portal has ended.\n"
 
 
-def export_buttons(frame: pl.DataFrame, page: str, filters: Filters, scope: Scope) -> None:
-    """CSV and XLSX of exactly the rows shown, stamped with who, when and which snapshot.
+def export_frame(frame: pl.DataFrame, dataset: str | None) -> pl.DataFrame:
+    """The rows as exported: headed by the catalogue's labels, codes in words (and raw codes
+    where the catalogue keeps them); `frame` as it is for a page not yet in the catalogue."""
+    return catalogue.dataset(dataset).for_export(frame) if dataset else frame
+
+
+def export_buttons(
+    frame: pl.DataFrame, page: str, filters: Filters, scope: Scope, *, dataset: str | None = None
+) -> None:
+    """CSV and XLSX of exactly the rows shown, stamped with who, when and which snapshot,
+    headed as the catalogue's `dataset` labels them.
 
     Files are built when clicked, not on every page run, and only while the registry still
     lets the user in: a button left on screen past an auditor's window exports nothing.
     """
     principal = current_principal()
+    rows = export_frame(frame, dataset)
 
     def stamp() -> dict[str, str]:
-        return export_stamp(frame, principal, page, filters, scope.label, scope.snapshot.run_id)
+        return export_stamp(rows, principal, page, filters, scope.label, scope.snapshot.run_id)
 
     def log(fmt: str) -> None:
         if still_allowed(principal):
             access_log.record(
                 "EXPORT", principal, page=page, filters=filters.describe(),
-                row_count=frame.height, content_hash=content_hash(frame), detail=fmt,
+                row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
             )  # fmt: skip
 
     left, right = st.columns(2)
     filename = f"{page}-{scope.label}-{clock.today().isoformat()}".replace(" ", "-")
     left.download_button(
-        "Export CSV", deliver(principal, lambda: export_csv(frame, stamp())),
+        "Export CSV", deliver(principal, lambda: export_csv(rows, stamp())),
         file_name=f"{filename}.csv", mime="text/csv", on_click=log, args=("csv",),
         key=f"{page}:csv",
     )  # fmt: skip
     right.download_button(
-        "Export XLSX", deliver(principal, lambda: export_xlsx(frame, stamp())),
+        "Export XLSX", deliver(principal, lambda: export_xlsx(rows, stamp())),
         file_name=f"{filename}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click=log, args=("xlsx",), key=f"{page}:xlsx",

@@ -1,16 +1,27 @@
 """Each KPI of DOMAIN.md against a value computed by hand on a small frame made for it.
 
 The arithmetic is written beside each assertion; a test fails when its formula changes.
+Recurrence across sponsors goes through a real ETL run of a small plant, and KPIs 1, 4, 5
+and 7 are recomputed from the demo plant's source database with plain SQL.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
 
+from etl.run import run_etl
+from tests.conftest import DemoPlant
+from tests.source_fixtures import Plant, U, base_plant, write_sqlite
 from warehouse import kpis
+from warehouse.filters import Filters
+from warehouse.queries import cockpit, deviations
+from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
 
 START, END, TODAY = date(2026, 3, 1), date(2026, 3, 31), date(2026, 6, 1)
 
@@ -118,8 +129,9 @@ def test_notification_timeliness_per_sponsor_uses_the_same_function() -> None:
 
 
 def _lots() -> pl.DataFrame:
-    # Started in March: L1 approved, L2 approved, L3 CMO-rejected, L4 ON_HOLD, L5 awaiting the
-    # sponsor (CMO released), L6 sponsor-rejected. L7 started in February (approved).
+    # Started in March: L1 approved 10 Mar, L2 approved 20 Mar, L3 CMO-rejected 12 Mar, L4
+    # ON_HOLD, L5 awaiting the sponsor (CMO released), L6 sponsor-rejected 30 Mar. L7 started
+    # in February, approved 4 Mar.
     return pl.DataFrame(
         {
             "batch_id": ["L1", "L2", "L3", "L4", "L5", "L6", "L7"],
@@ -131,6 +143,8 @@ def _lots() -> pl.DataFrame:
                        + [datetime(2026, 2, 28)],
             "cmo_decision": ["RELEASED", "RELEASED", "REJECTED", "ON_HOLD", "RELEASED",
                              "RELEASED", "RELEASED"],
+            "cmo_decided_at": [datetime(2026, 3, d) for d in (8, 12, 12, 16, 20, 25)]
+                              + [datetime(2026, 3, 2)],
             "sponsor_decision": ["APPROVED", "APPROVED", None, None, None, "REJECTED",
                                  "APPROVED"],
             "sponsor_decided_at": [datetime(2026, 3, 10), datetime(2026, 3, 20), None, None,
@@ -142,17 +156,52 @@ def _lots() -> pl.DataFrame:
     )  # fmt: skip
 
 
-def test_lot_acceptance_rate_is_accepted_over_finally_dispositioned_lots_started() -> None:
-    # Started in March: L1-L6 (6). Finally dispositioned: L1, L2 (approved), L3 (CMO rejected),
-    # L6 (sponsor rejected) = 4; ON_HOLD L4 and awaiting L5 are left out.
-    # LAR = 2 / 4 = 0.5 (counting the lot on hold would give 2 / 5); completeness 4 / 6.
-    result = kpis.lot_acceptance_rate(_lots(), START, END)
-    assert (result.numerator, result.denominator) == (2, 4)
+def test_lot_acceptance_rate_fda_is_lots_released_over_lots_started() -> None:
+    # Released (sponsor APPROVED) in March: L1, L2 and L7 (started in February) = 3.
+    # Started in March: L1-L6 = 6 -> 3 / 6 = 0.5. Completeness: started lots with a final
+    # disposition: L1, L2 (approved), L3 (CMO rejected), L6 (sponsor rejected) = 4 / 6.
+    result = kpis.lot_acceptance_rate_fda(_lots(), START, END)
+    assert (result.numerator, result.denominator) == (3, 6)
     assert result.value == 0.5
     assert result.completeness == pytest.approx(4 / 6)
     assert result.extra["lots_started"] == 6
     assert not result.reliable  # 67 % < 80 %
-    assert result.display() == "not reliable: 33 % of lots lack a final disposition"
+    assert result.display() == "not reliable: 33 % of lots started lack a final disposition"
+    assert "FDA 2016" in result.source
+
+
+def test_lot_acceptance_rate_ispe_is_lots_released_over_lots_finally_dispositioned() -> None:
+    # Released in March: L1, L2, L7 = 3. Finally dispositioned in March: those 3, L3 (CMO
+    # rejected 12 Mar) and L6 (sponsor rejected 30 Mar) = 5; L4 on hold and L5 awaiting the
+    # sponsor decide nothing -> 3 / 5 = 0.6. Completeness as for FDA: 4 / 6.
+    result = kpis.lot_acceptance_rate_ispe(_lots(), START, END)
+    assert (result.numerator, result.denominator) == (3, 5)
+    assert result.value == pytest.approx(0.6)
+    assert result.completeness == pytest.approx(4 / 6)
+    assert "ISPE" in result.source
+
+
+def test_lot_acceptance_rate_fda_exceeds_100_percent_when_starts_fall() -> None:
+    # A month after a busy one: A, B, C started in February and were released in March; only
+    # D started in March (released 25 Mar). FDA: 4 released / 1 started = 400 %. ISPE: 4
+    # released / 4 dispositioned = 100 %. Completeness: D has a final disposition -> 1 / 1.
+    lots = pl.DataFrame(
+        {
+            "batch_id": ["A", "B", "C", "D"],
+            "mfg_start": [datetime(2026, 2, d) for d in (2, 9, 16)] + [datetime(2026, 3, 2)],
+            "cmo_decision": ["RELEASED"] * 4,
+            "cmo_decided_at": [datetime(2026, 3, d) for d in (1, 3, 5, 20)],
+            "sponsor_decision": ["APPROVED"] * 4,
+            "sponsor_decided_at": [datetime(2026, 3, d) for d in (2, 6, 9, 25)],
+        }
+    )  # fmt: skip
+    fda = kpis.lot_acceptance_rate_fda(lots, START, END)
+    assert (fda.numerator, fda.denominator, fda.value) == (4, 1, 4.0)
+    assert fda.display() == "400.0 %"
+    assert "exceed 100 %" in fda.formula
+    ispe = kpis.lot_acceptance_rate_ispe(lots, START, END)
+    assert (ispe.numerator, ispe.denominator, ispe.value) == (4, 4, 1.0)
+    assert fda.completeness == ispe.completeness == 1.0
 
 
 def test_complaint_rate_is_complaints_per_million_units_distributed() -> None:
@@ -194,41 +243,45 @@ def test_invalidated_oos_rate_is_invalidated_over_concluded_release_and_stabilit
     assert result.completeness == pytest.approx(0.8)
 
 
-def test_confirmed_oos_rate_is_confirmed_oos_over_batches_with_a_release_test() -> None:
-    # Confirmed release/stability OOS in March: 2. Batches with a RELEASE test in March: B1, B2,
-    # B3, B4 (B1 tested twice; B5 only IPC; B6 tested in April) = 4 -> 2 / 4 = 0.5.
-    # Dividing by tests (6 rows in March) would give 2 / 6.
+def test_confirmed_oos_rate_is_confirmed_oos_over_batches_with_a_release_or_stability_test():
+    # Confirmed release/stability OOS in March: 2 (one of them LT_STABILITY). Batches with a
+    # RELEASE or LT_STABILITY test in March: B1, B2, B3, B4 and B7 (stability only; B1 tested
+    # twice; B5 only IPC; B6 tested in April) = 5 -> 2 / 5 = 0.4. Counting release-tested
+    # batches only would give 2 / 4; dividing by tests (7 rows in March) 2 / 7.
     tests = pl.DataFrame(
         {
-            "batch_id": ["B1", "B1", "B2", "B3", "B4", "B5", "B6"],
-            "test_type": ["RELEASE"] * 5 + ["IPC", "RELEASE"],
+            "batch_id": ["B1", "B1", "B2", "B3", "B4", "B5", "B6", "B7"],
+            "test_type": ["RELEASE"] * 5 + ["IPC", "RELEASE", "LT_STABILITY"],
             "tested_at": [datetime(2026, 3, d) for d in (1, 2, 3, 4, 5, 6)]
-                         + [datetime(2026, 4, 1)],
+                         + [datetime(2026, 4, 1), datetime(2026, 3, 7)],
         }
     )  # fmt: skip
     result = kpis.confirmed_oos_rate(_oos(), tests, START, END)
-    assert (result.numerator, result.denominator) == (2, 4)
-    assert result.value == 0.5
+    assert (result.numerator, result.denominator) == (2, 5)
+    assert result.value == pytest.approx(0.4)
 
 
 def test_right_first_time_is_lots_without_a_non_conformance_over_lots_produced() -> None:
-    # Produced in March (mfg_end): L1-L6. Non-conforming: L2 reworked, L3 linked deviation,
-    # L4 confirmed OOS; L5's only deviation was cancelled and L6's OOS was invalidated.
-    # Clean: L1, L5, L6 -> 3 / 6 = 0.5.
+    # Produced in March (mfg_end): L1-L6. Non-conforming: L1 confirmed OOS, L2 reworked, L3
+    # rejected by the CMO (nothing else), L4 linked open deviation, L6 rejected by the sponsor
+    # (its only OOS was invalidated). L5's only deviation was cancelled: clean.
+    # Clean: L5 -> 1 / 6. Counting the two rejection-only lots as right first time: 3 / 6.
     links = pl.DataFrame(
-        {"batch_id": ["L3", "L5"], "deviation_id": ["D1", "D2"], "status": ["OPEN", "CANCELLED"]}
+        {"batch_id": ["L4", "L5"], "deviation_id": ["D1", "D2"], "status": ["OPEN", "CANCELLED"]}
     )
     oos = pl.DataFrame(
-        {"batch_id": ["L4", "L6"], "outcome": ["CONFIRMED", "INVALIDATED_LAB_ERROR"]}
+        {"batch_id": ["L1", "L6"], "outcome": ["CONFIRMED", "INVALIDATED_LAB_ERROR"]}
     )
     result = kpis.right_first_time(_lots(), links, oos, START, END)
-    assert (result.numerator, result.denominator) == (3, 6)
+    assert (result.numerator, result.denominator) == (1, 6)
+    assert "rejection" in result.formula
 
 
 def _deviations() -> pl.DataFrame:
     # D1 aware 2025-06-01 (closed long ago); D2 aware 2026-03-02, closed 2026-03-20, recurs D1
-    # (274 days earlier), due 2026-04-01 -> on time. D3 aware 2024-01-01; D4 aware 2026-03-05,
-    # closed 2026-03-25 after due 2026-03-20, recurs D3 (> 12 months) -> late, not a recurrence.
+    # (274 days earlier: is_recurrence as the ETL publishes it), due 2026-04-01 -> on time. D3
+    # aware 2024-01-01; D4 aware 2026-03-05, closed 2026-03-25 after due 2026-03-20, recurs D3
+    # (> 12 months: not a recurrence) -> late.
     # D5 aware 2026-03-10, closed 2026-03-30, no root cause -> cannot be judged for recurrence.
     # D6 aware 2026-03-12, cancelled. D7 aware 2026-03-15, open (MAJOR). D8 open CRITICAL.
     return pl.DataFrame(
@@ -249,6 +302,7 @@ def _deviations() -> pl.DataFrame:
             "root_cause_category": ["HUMAN_ERROR", "HUMAN_ERROR", "EQUIPMENT", "EQUIPMENT", None,
                                     None, None, None],
             "recurrence_of": [None, "D1", None, "D3", None, None, None, None],
+            "is_recurrence": [False, True, False, False, False, False, False, False],
         }
     )  # fmt: skip
 
@@ -266,7 +320,15 @@ def test_recurring_deviation_rate_counts_recurrences_of_the_prior_twelve_months(
     result = kpis.recurring_deviation_rate(_deviations(), START, END)
     assert (result.numerator, result.denominator) == (1, 2)
     assert result.completeness == pytest.approx(2 / 3)
-    assert kpis.recurrence_count(_deviations()) == 2
+    assert kpis.recurrence_count(_deviations()) == 1
+
+
+def test_a_recurrence_counts_though_its_copy_cannot_name_the_earlier_deviation() -> None:
+    # D2's copy in this sponsor's partition has recurrence_of blanked (D1 is another client's),
+    # but the ETL's is_recurrence still says it recurs: 1 / 2 as above, not 0 / 2.
+    copy = _deviations().with_columns(recurrence_of=pl.lit(None, pl.String))
+    result = kpis.recurring_deviation_rate(copy, START, END)
+    assert (result.numerator, result.denominator) == (1, 2)
 
 
 def test_deviation_on_time_closure_is_closed_by_original_due_over_closed() -> None:
@@ -362,3 +424,205 @@ def test_every_result_names_its_definition() -> None:
                               START, END, TODAY)  # fmt: skip
     assert result.value is None and result.display() == "—"
     assert "ISPE" in result.source and "÷" in result.formula
+
+
+# --- Recurrence across sponsors, through a real ETL run --------------------------------------
+
+EARLIER_NUMBER, EARLIER_TITLE = "DEV-2025-0101", "Granulator torque alarm"
+
+
+def _deviation_row(key: str, number: str, title: str, aware: str, closed: str, cause: str,
+                   recurs: str | None = None) -> dict[str, object]:  # fmt: skip
+    day = date.fromisoformat(aware)
+    due = (day + timedelta(days=30)).isoformat()
+    return {
+        "deviation_id": key, "deviation_number": number, "site_id": "S1", "title": title,
+        "classification": "MINOR", "status": "CLOSED", "awareness_at": f"{aware}T08:00:00",
+        "original_due": due, "current_due": due, "extension_count": 0,
+        "root_cause_category": cause, "recurrence_of": recurs,
+        "closed_at": f"{closed}T08:00:00", "updated_at": U,
+    }  # fmt: skip
+
+
+def _recurrence_plant() -> Plant:
+    """The base plant plus: DEV-A (ACME's, March 2025) and DEV-OLD (BETA's, June 2024), and
+    three deviations closed in January 2026: DEV-B (BETA's) recurs DEV-A, 315 days later;
+    DEV-C (ACME's) recurs DEV-OLD, 19 months later; DEV-D (ACME's) recurs DEV-A."""
+    plant = base_plant()
+    plant["deviation"] += [
+        _deviation_row("DEV-A", EARLIER_NUMBER, EARLIER_TITLE, "2025-03-01", "2025-03-10",
+                       "EQUIPMENT"),
+        _deviation_row("DEV-OLD", "DEV-2024-0077", "Label count mismatch", "2024-06-01",
+                       "2024-06-10", "HUMAN_ERROR"),
+        _deviation_row("DEV-B", "DEV-2026-0002", "Dryer seal leak", "2026-01-10", "2026-01-16",
+                       "EQUIPMENT", "DEV-A"),
+        _deviation_row("DEV-C", "DEV-2026-0003", "Line clearance missed", "2026-01-12",
+                       "2026-01-18", "HUMAN_ERROR", "DEV-OLD"),
+        _deviation_row("DEV-D", "DEV-2026-0004", "Granulator torque alarm again", "2026-01-14",
+                       "2026-01-19", "EQUIPMENT", "DEV-A"),
+    ]  # fmt: skip
+    for key, sponsor in (("DEV-A", "ACME"), ("DEV-OLD", "BETA"), ("DEV-B", "BETA"),
+                         ("DEV-C", "ACME"), ("DEV-D", "ACME")):  # fmt: skip
+        plant["deviation_link"].append({
+            "link_id": f"DL-{key}", "deviation_id": key, "sponsor_id": sponsor,
+            "product_id": f"P-{sponsor}", "updated_at": U})  # fmt: skip
+    return plant
+
+
+def test_a_recurrence_across_sponsors_counts_everywhere_and_shows_nothing_of_the_earlier(
+    tmp_path: Path,
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    run_etl(write_sqlite(_recurrence_plant(), tmp_path / "plant.sqlite"), warehouse, full=True)
+    start, end = date(2026, 1, 1), date(2026, 1, 31)
+    # Closed in January: DEV-1 (base plant, no root cause: not judged), DEV-B, DEV-C, DEV-D.
+    # Site: judged B, C, D; recurring B (of ACME's DEV-A, 315 days) and D -> 2 / 3; C recurs a
+    # deviation 19 months old. ACME: judged C, D; recurring D -> 1 / 2. BETA: judged B,
+    # recurring B although its copy cannot name DEV-A -> 1 / 1. Blanking recurrence_of before
+    # judging gave site 1 / 3 and BETA 0 / 1.
+    expected = {"site": (2, 3), "ACME": (1, 2), "BETA": (1, 1)}
+    inputs = cockpit.kpi_inputs(open_cmo_scope(warehouse))
+    populations = {"site": inputs.for_site()} | {
+        sponsor: inputs.for_sponsor(sponsor) for sponsor in ("ACME", "BETA")
+    }
+    for name, population in populations.items():
+        result = kpis.recurring_deviation_rate(population.deviations, start, end)
+        assert (result.numerator, result.denominator) == expected[name], name
+    for sponsor in ("ACME", "BETA"):
+        own = cockpit.kpi_inputs(open_sponsor_scope(warehouse, sponsor)).deviations
+        result = kpis.recurring_deviation_rate(own, start, end)
+        assert (result.numerator, result.denominator) == expected[sponsor], sponsor
+
+    period = Filters(start=start, end=end)
+    beta = deviations.deviations(open_sponsor_scope(warehouse, "BETA"), period, end)
+    recurrence = dict(zip(beta["deviation_number"], beta["recurrence_of"], strict=True))
+    assert recurrence["DEV-2026-0002"] == "recurs a deviation of another client"
+    assert kpis.recurrence_count(beta) == 1
+    shown = beta.write_csv()
+    assert EARLIER_NUMBER not in shown and EARLIER_TITLE not in shown
+    acme = deviations.deviations(open_sponsor_scope(warehouse, "ACME"), period, end)
+    recurrence = dict(zip(acme["deviation_number"], acme["recurrence_of"], strict=True))
+    # DEV-D names ACME's own DEV-A; DEV-C's earlier deviation is BETA's and too old to count.
+    assert recurrence == {"DEV-2026-0004": EARLIER_NUMBER, "DEV-2026-0003": None,
+                          "DEV-2026-001": None}  # fmt: skip
+    assert kpis.recurrence_count(acme) == 1
+
+
+# --- KPIs 1, 4, 5 and 7 recomputed from the demo plant's source ------------------------------
+
+# Plain SQL over the system of record, per DOMAIN.md; :sponsor NULL means the whole site.
+# Final disposition: the sponsor's decision, or the CMO's rejection; released = APPROVED.
+SOURCE_SQL = {
+    "lot_acceptance": """
+        WITH lots AS (
+            SELECT mfg_start,
+                   CASE WHEN sponsor_decision IS NOT NULL THEN sponsor_decision = 'APPROVED'
+                        WHEN cmo_decision = 'REJECTED' THEN 0 END AS released,
+                   CASE WHEN sponsor_decision IS NOT NULL THEN sponsor_decided_at
+                        WHEN cmo_decision = 'REJECTED' THEN cmo_decided_at END AS final_at
+            FROM batch WHERE :sponsor IS NULL OR sponsor_id = :sponsor)
+        SELECT coalesce(sum(released = 1 AND date(final_at) BETWEEN :start AND :end), 0),
+               coalesce(sum(date(mfg_start) BETWEEN :start AND :end), 0),
+               coalesce(sum(date(final_at) BETWEEN :start AND :end), 0),
+               coalesce(sum(date(mfg_start) BETWEEN :start AND :end
+                            AND final_at IS NOT NULL), 0)
+        FROM lots""",
+    "right_first_time": """
+        SELECT coalesce(sum(NOT (b.reworked = 1 OR b.cmo_decision IS 'REJECTED'
+                   OR b.sponsor_decision IS 'REJECTED'
+                   OR EXISTS (SELECT 1 FROM deviation_link AS l
+                              JOIN deviation AS d ON d.deviation_id = l.deviation_id
+                              WHERE l.batch_id = b.batch_id AND d.status <> 'CANCELLED')
+                   OR EXISTS (SELECT 1 FROM oos_investigation AS o
+                              WHERE o.batch_id = b.batch_id AND o.outcome = 'CONFIRMED'))), 0),
+               count(*)
+        FROM batch AS b
+        WHERE date(b.mfg_end) BETWEEN :start AND :end
+          AND (:sponsor IS NULL OR b.sponsor_id = :sponsor)""",
+    "confirmed_oos_rate": """
+        SELECT (SELECT count(*) FROM oos_investigation AS o
+                JOIN test_result AS t ON t.test_id = o.test_id
+                JOIN batch AS b ON b.batch_id = o.batch_id
+                WHERE t.test_type IN ('RELEASE', 'LT_STABILITY') AND o.outcome = 'CONFIRMED'
+                  AND date(o.opened_at) BETWEEN :start AND :end
+                  AND (:sponsor IS NULL OR b.sponsor_id = :sponsor)),
+               (SELECT count(DISTINCT t.batch_id) FROM test_result AS t
+                JOIN batch AS b ON b.batch_id = t.batch_id
+                WHERE t.test_type IN ('RELEASE', 'LT_STABILITY')
+                  AND date(t.tested_at) BETWEEN :start AND :end
+                  AND (:sponsor IS NULL OR b.sponsor_id = :sponsor))""",
+    "recurring_deviation_rate": """
+        SELECT coalesce(sum(e.deviation_id IS NOT NULL
+                   AND julianday(d.awareness_at) - julianday(e.awareness_at)
+                       BETWEEN 0 AND 365), 0),
+               count(*)
+        FROM deviation AS d
+        LEFT JOIN deviation AS e ON e.deviation_id = d.recurrence_of
+        WHERE d.status = 'CLOSED' AND date(d.closed_at) BETWEEN :start AND :end
+          AND (:sponsor IS NULL OR EXISTS (
+                SELECT 1 FROM deviation_link AS l
+                WHERE l.deviation_id = d.deviation_id AND l.sponsor_id = :sponsor))""",
+    # Recurrences closed in the period whose earlier deviation shares no sponsor with them.
+    "recurrences_across_sponsors": """
+        SELECT count(*) FROM deviation AS d
+        JOIN deviation AS e ON e.deviation_id = d.recurrence_of
+        WHERE d.status = 'CLOSED' AND date(d.closed_at) BETWEEN :start AND :end
+          AND NOT EXISTS (SELECT 1 FROM deviation_link AS l
+                          JOIN deviation_link AS m ON m.sponsor_id = l.sponsor_id
+                          WHERE l.deviation_id = d.deviation_id
+                            AND m.deviation_id = e.deviation_id)""",
+}
+
+
+def _source_figures(plant: Path, sponsor: str | None, start: date, end: date) -> dict:
+    """(numerator, denominator) of each KPI, and LAR's (complete, population), from the source."""
+    params = {"sponsor": sponsor, "start": start.isoformat(), "end": end.isoformat()}
+    with closing(sqlite3.connect(plant)) as source:
+        rows = {name: source.execute(sql, params).fetchone() for name, sql in SOURCE_SQL.items()}
+    released, started, dispositioned, started_final = rows.pop("lot_acceptance")
+    return rows | {
+        "lot_acceptance_rate_fda": (released, started),
+        "lot_acceptance_rate_ispe": (released, dispositioned),
+        "lot_acceptance_completeness": (started_final, started),
+    }
+
+
+def _warehouse_figures(inputs: cockpit.KpiInputs, start: date, end: date) -> dict:
+    results = {
+        "lot_acceptance_rate_fda": kpis.lot_acceptance_rate_fda(inputs.batches, start, end),
+        "lot_acceptance_rate_ispe": kpis.lot_acceptance_rate_ispe(inputs.batches, start, end),
+        "right_first_time": kpis.right_first_time(
+            inputs.batches, inputs.deviation_links, inputs.oos, start, end
+        ),
+        "confirmed_oos_rate": kpis.confirmed_oos_rate(inputs.oos, inputs.tests, start, end),
+        "recurring_deviation_rate": kpis.recurring_deviation_rate(inputs.deviations, start, end),
+    }
+    figures = {key: (int(r.numerator), int(r.denominator)) for key, r in results.items()}
+    lar = results["lot_acceptance_rate_fda"]
+    complete = round((lar.completeness or 0) * lar.extra["lots_started"])
+    return figures | {"lot_acceptance_completeness": (complete, lar.extra["lots_started"])}
+
+
+def test_kpis_equal_an_independent_recomputation_from_the_source(
+    demo_plant: DemoPlant, demo_warehouse: Path
+) -> None:
+    # The twelve months up to the plant's last recorded day (nothing is recorded on as_of).
+    end = date.fromisoformat(demo_plant.ground_truth["as_of"]) - timedelta(days=1)
+    start = end - timedelta(days=364)
+    site = _source_figures(demo_plant.path, None, start, end)
+    # The period holds what the corrections are about: a recurrence across sponsors.
+    assert site.pop("recurrences_across_sponsors")[0] > 0
+    assert site["recurring_deviation_rate"][0] > 0
+    cmo = cockpit.kpi_inputs(open_cmo_scope(demo_warehouse))
+    assert _warehouse_figures(cmo.for_site(), start, end) == site
+    sponsors = sponsor_ids(demo_warehouse)
+    with closing(sqlite3.connect(demo_plant.path)) as source:
+        assert sponsors == [
+            r[0] for r in source.execute("SELECT sponsor_id FROM sponsor ORDER BY 1")
+        ]
+    for sponsor in sponsors:
+        expected = _source_figures(demo_plant.path, sponsor, start, end)
+        expected.pop("recurrences_across_sponsors")
+        own = cockpit.kpi_inputs(open_sponsor_scope(demo_warehouse, sponsor))
+        assert _warehouse_figures(own, start, end) == expected, sponsor
+        assert _warehouse_figures(cmo.for_sponsor(sponsor), start, end) == expected, sponsor

@@ -14,7 +14,7 @@ from tests.page_b_checks import (
     table,
 )
 from tests.page_checks import partition
-from warehouse import clock
+from warehouse import catalogue, clock
 from warehouse.kpis import (
     AGE_BUCKETS,
     age_bucket,
@@ -102,11 +102,16 @@ def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
     assert table(app, "capa_number")["overdue"].sum() == overdue.height
 
 
-# kind -> (table whose capa_number column proves it, the row's column and value there)
+# kind -> (table whose capa_number column proves it, the row's column and value there, as
+# the page shows it: in the catalogue's words)
 SIGNALS = {
     "CAPA_OVERDUE": ("days_overdue", "overdue", True),
     "CAPA_EXTENDED": ("days_added", "capa_number", None),
-    "CAPA_NOT_EFFECTIVE": ("checked_at", "result", "NOT_EFFECTIVE"),
+    "CAPA_NOT_EFFECTIVE": (
+        "checked_at",
+        "result",
+        catalogue.dataset("capa_effectiveness").column("result").word("NOT_EFFECTIVE"),
+    ),
 }
 
 

@@ -7,7 +7,8 @@ a fanned-out record once.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -23,6 +24,7 @@ from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
 
 TODAY = clock.today()
 PERIOD = Filters(start=TODAY - timedelta(days=365), end=TODAY)  # the page's default period
+FDA_LAR, ISPE_LAR = "Lot acceptance rate (FDA 2016)", "Lot acceptance rate (ISPE pilot)"
 
 
 def _health(app: AppTest) -> pl.DataFrame:
@@ -91,12 +93,14 @@ def test_cockpit_values_equal_the_sponsors_own_pages(
         )
         assert str(open_by_class) == metrics["Open deviations"], sponsor
         assert row["Overdue CAPAs"].split(" ")[0] == metrics["Overdue CAPAs"], sponsor
-        # LAR: the sponsor's own batch list for the same period, through the same KPI.
+        # Both lot acceptance readings: the sponsor's own batch list (every lot started up to
+        # the period's end, so every lot released in it), through the same KPIs.
         scope = open_sponsor_scope(demo_warehouse, sponsor)
-        own = kpis.lot_acceptance_rate(
-            batches.batch_list(scope, PERIOD, TODAY), PERIOD.start, PERIOD.end
-        )
-        assert row["LAR"].startswith(own.display()), (sponsor, row["LAR"], own.display())
+        listed = batches.batch_list(scope, Filters(start=date.min, end=PERIOD.end), TODAY)
+        for column, kpi in ((FDA_LAR, kpis.lot_acceptance_rate_fda),
+                            (ISPE_LAR, kpis.lot_acceptance_rate_ispe)):  # fmt: skip
+            own = kpi(listed, PERIOD.start, PERIOD.end)
+            assert row[column].startswith(own.display()), (sponsor, row[column], own.display())
         assert row["Lots"] == str(own.extra["lots_started"])
 
 
@@ -147,15 +151,27 @@ def test_every_kpi_shows_its_completeness_or_why_it_is_not_reliable(cockpit_app)
 
 
 def test_a_kpi_under_the_threshold_is_not_shown_as_a_number(demo_warehouse, monkeypatch, tmp_path):
-    # At a 100 % threshold any lot still in process makes LAR unreliable for its sponsor.
+    # At a 100 % threshold any lot still in process makes the lot acceptance rate unreliable.
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse,
                    state={"cockpit:threshold": 100})  # fmt: skip
-    lar = _health(app)["LAR"].to_list()
-    unreliable = [cell for cell in lar if cell.startswith("not reliable: ")]
-    assert unreliable, lar
-    assert all(cell.endswith("of lots lack a final disposition") for cell in unreliable)
+    for column in (FDA_LAR, ISPE_LAR):
+        cells = _health(app)[column].to_list()
+        unreliable = [cell for cell in cells if cell.startswith("not reliable: ")]
+        assert unreliable, cells
+        assert all(c.endswith("of lots started lack a final disposition") for c in unreliable)
     assert "not reliable" in shown_text(app)
+
+
+def test_both_lot_acceptance_readings_are_shown_with_their_sources(cockpit_app) -> None:
+    table = _kpi_table(cockpit_app)
+    formulas = dict(zip(table["KPI"], table["Formula and source"], strict=True))
+    assert "FDA 2016 draft guidance" in formulas[f"1. {FDA_LAR}"]
+    assert "can exceed 100 %" in formulas[f"1. {FDA_LAR}"]
+    assert "ISPE Quality Metrics pilot" in formulas[f"1. {ISPE_LAR}"]
+    assert "finally dispositioned" in formulas[f"1. {ISPE_LAR}"]
+    assert {FDA_LAR, ISPE_LAR} <= set(_health(cockpit_app).columns)
+    assert re.search(r"\bLAR\b", shown_text(cockpit_app)) is None
 
 
 def _kpi(key: str, value: float, completeness: float = 1.0, **extra: float) -> kpis.KpiResult:
@@ -163,9 +179,12 @@ def _kpi(key: str, value: float, completeness: float = 1.0, **extra: float) -> k
 
 
 def _population(lar: float, completeness: float) -> dict[str, kpis.KpiResult]:
-    """A sponsor's results with the given LAR; everything else on target."""
+    """A sponsor's results with the given lot acceptance rate (both readings); everything else
+    on target."""
     return {
-        "lot_acceptance_rate": _kpi("lot_acceptance_rate", lar, completeness, lots_started=10),
+        key: _kpi(key, lar, completeness, lots_started=10)
+        for key in ("lot_acceptance_rate_fda", "lot_acceptance_rate_ispe")
+    } | {
         "right_first_time": _kpi("right_first_time", 0.9),
         "overdue_capas": _kpi("overdue_capas", 0),
         "notification_timeliness": _kpi("notification_timeliness", 1.0),
@@ -176,7 +195,8 @@ def _population(lar: float, completeness: float) -> dict[str, kpis.KpiResult]:
 
 
 def test_targets_decide_each_health_cell_state() -> None:
-    # LAR target 98 %: 99 % meets it, 90 % misses it, 99 % on half the lots is not reliable.
+    # Lot acceptance rate target 98 %: 99 % meets it, 90 % misses it, 99 % on half the lots is
+    # not reliable.
     results = {
         cockpit.SITE_LABEL: _population(0.99, 1.0),
         "S1": _population(0.99, 1.0),
@@ -185,12 +205,14 @@ def test_targets_decide_each_health_cell_state() -> None:
     }
     health, states = cockpit.health_table(results, cockpit.DEFAULT_TARGETS)
     assert health["Sponsor"].to_list() == ["S1", "S2", "S3"]
-    assert states["LAR"].to_list() == ["met", "missed", "unreliable"]
-    assert health["LAR"][2] == "not reliable: 50 % of lots"
+    for column in (FDA_LAR, ISPE_LAR):
+        assert states[column].to_list() == ["met", "missed", "unreliable"]
+        assert health[column][2] == "not reliable: 50 % of lots"
     assert set(states["Cycle time p90 (d)"]) == {"met"}
-    stricter = cockpit.DEFAULT_TARGETS | {"lot_acceptance_rate": cockpit.Target(1.0, True)}
+    stricter = cockpit.DEFAULT_TARGETS | {"lot_acceptance_rate_fda": cockpit.Target(1.0, True)}
     _, states = cockpit.health_table(results, stricter)
-    assert states["LAR"].to_list() == ["missed", "missed", "unreliable"]
+    assert states[FDA_LAR].to_list() == ["missed", "missed", "unreliable"]
+    assert states[ISPE_LAR].to_list() == ["met", "missed", "unreliable"]
 
 
 def test_drilling_into_a_sponsor_picks_it_for_the_overview(

@@ -18,6 +18,7 @@ from tests.page_b_checks import (
 from tests.page_checks import partition
 from tests.page_harness import principal
 from warehouse.kpis import invalidated_oos_rate, recurrence_count
+from warehouse.queries.deviations import ANOTHER_CLIENTS_DEVIATION
 
 OUTCOME_SHOWN = {"OOS_CONFIRMED": "confirmed", "OOS_INVALIDATED": "invalidated"}
 
@@ -37,7 +38,26 @@ def test_rows_equal_the_partition(sponsor, shown, demo_warehouse) -> None:
     assert sorted(shown_deviations["deviation_number"]) == sorted(deviations["deviation_number"])
     oos = partition(demo_warehouse, "oos_investigation", sponsor)
     assert table(app, "outcome").height == oos.height
-    assert recurrence_count(shown_deviations) == deviations["recurrence_of"].drop_nulls().len()
+    assert recurrence_count(shown_deviations) == deviations["is_recurrence"].sum()
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_a_recurrence_of_another_clients_deviation_shows_only_that_it_recurs(
+    sponsor, shown, demo_warehouse
+) -> None:
+    # The partition keeps recurrence_of only when the earlier deviation is this sponsor's too;
+    # is_recurrence is on every copy. Nothing of another client's deviation may show.
+    app, _ = shown[sponsor]
+    deviations = partition(demo_warehouse, "deviation", sponsor)
+    own_numbers = dict(zip(deviations["deviation_id"], deviations["deviation_number"], strict=True))
+    expected = {
+        row["deviation_number"]: own_numbers[row["recurrence_of"]] if row["recurrence_of"]
+        else ANOTHER_CLIENTS_DEVIATION if row["is_recurrence"] else None
+        for row in deviations.iter_rows(named=True)
+    }  # fmt: skip
+    assert ANOTHER_CLIENTS_DEVIATION in expected.values(), "no cross-client recurrence to show"
+    rows = table(app, "deviation_number")
+    assert dict(zip(rows["deviation_number"], rows["recurrence_of"], strict=True)) == expected
 
 
 @pytest.mark.parametrize("kind", sorted(OUTCOME_SHOWN))

@@ -28,6 +28,9 @@ BATCH_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "SAMPLE", "RESULT", "REVIEW", "S
 VERIFIED_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "REVIEW")
 # DOMAIN.md convention: an in-process entry recorded over 1 h after it was performed is late.
 LATE_ENTRY_MINUTES = 60
+# DOMAIN.md KPI 7: a deviation is a recurrence when the one it recurs was raised within the
+# prior 12 months (365 days) of it.
+RECURRENCE_WINDOW_DAYS = 365
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR")
 DEVIATION_STATUSES = ("OPEN", "ASSESSMENT", "INVESTIGATION", "PENDING_QA", "CLOSED", "CANCELLED")
 ROOT_CAUSES = (
@@ -245,7 +248,8 @@ TABLES: tuple[Table, ...] = (
         _ref("recurrence_of", "deviation", required=False), Column("closed_at", DATETIME),
         UPDATED,
     ), "fanout", "Deviations (site-level); to every sponsor with a deviation_link row. "
-       "recurrence_of is kept only when that deviation is visible to the same sponsor."),
+       "recurrence_of is kept only when that deviation is visible to the same sponsor; "
+       "is_recurrence (derived from the whole site) is on every copy."),
     Table("deviation_link", "link_id", (
         _k("link_id"), _ref("deviation_id", "deviation"), _ref("sponsor_id", "sponsor"),
         _ref("product_id", "product", required=False), _ref("batch_id", "batch", required=False),

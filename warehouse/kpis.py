@@ -12,29 +12,21 @@ rather than shown as a number. Periods are inclusive calendar dates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
+from warehouse.catalogue.measures import (
+    MEASURES,
+    Measure,
+    capa_age_days,
+    capa_open,
+    capa_overdue,
+)
 from warehouse.contract import LATE_ENTRY_MINUTES, SEVERITIES
 
 # Below this share of complete records a KPI is shown as "not reliable" (configurable per call).
 COMPLETENESS_THRESHOLD = 0.8
-
-
-@dataclass(frozen=True)
-class KpiDefinition:
-    """What a KPI means: the text behind every tooltip and the cockpit's definitions."""
-
-    number: int | None  # DOMAIN.md KPI number; None for health measures that are plain counts
-    key: str
-    name: str
-    formula: str
-    source: str
-    period: str
-    excludes: str
-    unit: str  # "rate" (0–1), "per_lot", "per_million", "days" or "count"
-    higher_is_better: bool
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class KpiResult:
     extra: dict[str, float | None] = field(default_factory=dict)
 
     @property
-    def definition(self) -> KpiDefinition:
+    def definition(self) -> Measure:
         return KPI_DEFINITIONS[self.key]
 
     @property
@@ -265,39 +257,94 @@ def notification_timeliness(
 
 # --- 1. Lot acceptance rate ------------------------------------------------------------------
 
-# A lot is finally dispositioned once the sponsor decided, or the CMO (or anyone) rejected it.
-_FINAL = (
-    pl.col("sponsor_decision").is_not_null()
-    | (pl.col("cmo_decision") == "REJECTED").fill_null(False)
-    | (pl.col("status") == "REJECTED")
-)
+
+def final_dispositions(batches: pl.DataFrame) -> pl.DataFrame:
+    """The batches with `final_decision` (RELEASED or REJECTED) and `final_decided_at`, both null
+    while the lot has no dated final disposition.
+
+    The decisions with their dates are the record (status only summarises them, and a period
+    needs a date). The sponsor gives final release by its quality agreement, so a lot is
+    finally released only when the sponsor APPROVED it: a CMO RELEASED lot still awaits the
+    sponsor, ON_HOLD decides nothing. It is finally rejected when the sponsor rejects it, or
+    when the CMO does (such a lot never reaches the sponsor).
+    """
+    by_sponsor = pl.col("sponsor_decision").is_not_null()
+    by_cmo = (pl.col("cmo_decision") == "REJECTED").fill_null(False)
+    decided_at = (
+        pl.when(by_sponsor)
+        .then(pl.col("sponsor_decided_at"))
+        .when(by_cmo)
+        .then(pl.col("cmo_decided_at"))
+    )
+    decision = (
+        pl.when(pl.col("sponsor_decision") == "APPROVED")
+        .then(pl.lit("RELEASED"))
+        .otherwise(pl.lit("REJECTED"))
+    )
+    return batches.with_columns(
+        pl.when(decided_at.is_not_null()).then(decision).alias("final_decision"),
+        decided_at.alias("final_decided_at"),
+    )
 
 
 def lots_started(batches: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
-    """Lots whose manufacture started in the period (the LAR population)."""
+    """Lots whose manufacture started in the period (the FDA denominator)."""
     return batches.filter(_on("mfg_start", start, end))
 
 
-def lot_acceptance_rate(
+def _lot_acceptance(
+    key: str,
+    lots: pl.DataFrame,
+    denominator: pl.DataFrame,
+    start: date,
+    end: date,
+    min_completeness: float,
+) -> KpiResult:
+    """Lots finally released in the period ÷ `denominator`; completeness over lots started."""
+    started = lots_started(lots, start, end)
+    released = lots.filter(
+        (pl.col("final_decision") == "RELEASED") & _on("final_decided_at", start, end)
+    )
+    return _result(
+        key,
+        released.height,
+        denominator.height,
+        complete=started.filter(pl.col("final_decision").is_not_null()).height,
+        population=started.height,
+        lacking="lots started lack a final disposition",
+        min_completeness=min_completeness,
+        extra={"lots_started": started.height},
+    )
+
+
+def lot_acceptance_rate_fda(
     batches: pl.DataFrame,
     start: date,
     end: date,
     *,
     min_completeness: float = COMPLETENESS_THRESHOLD,
 ) -> KpiResult:
-    """KPI 1: lots accepted (sponsor APPROVED) ÷ lots started in the period and finally
-    dispositioned; lots in process or ON_HOLD are left out and lower the completeness."""
-    started = lots_started(batches, start, end)
-    final = started.filter(_FINAL)
-    return _result(
-        "lot_acceptance_rate",
-        final.filter(pl.col("sponsor_decision") == "APPROVED").height,
-        final.height,
-        complete=final.height,
-        population=started.height,
-        lacking="lots lack a final disposition",
-        min_completeness=min_completeness,
-        extra={"lots_started": started.height},
+    """KPI 1, FDA 2016 draft: lots finally released in the period ÷ lots started in the period
+    (over 100 % when fewer lots start than are released). Completeness: the share of lots
+    started in the period with a final disposition (`final_dispositions`)."""
+    lots = final_dispositions(batches)
+    started = lots_started(lots, start, end)
+    return _lot_acceptance("lot_acceptance_rate_fda", lots, started, start, end, min_completeness)
+
+
+def lot_acceptance_rate_ispe(
+    batches: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    min_completeness: float = COMPLETENESS_THRESHOLD,
+) -> KpiResult:
+    """KPI 1, ISPE pilot: lots finally released in the period ÷ lots finally dispositioned
+    (released or rejected) in the period. Completeness as for the FDA reading."""
+    lots = final_dispositions(batches)
+    dispositioned = lots.filter(_on("final_decided_at", start, end))
+    return _lot_acceptance(
+        "lot_acceptance_rate_ispe", lots, dispositioned, start, end, min_completeness
     )
 
 
@@ -370,10 +417,13 @@ def confirmed_oos_rate(
     *,
     min_completeness: float = COMPLETENESS_THRESHOLD,
 ) -> KpiResult:
-    """KPI 4: confirmed release and stability OOS opened in the period ÷ batches with a
-    release test in the period (`tests`: batch_id, test_type, tested_at)."""
+    """KPI 4 (ISPE 2013): confirmed release and long-term-stability OOS opened in the period ÷
+    batches with a release or long-term-stability test in the period, the same test types in
+    both (`tests`: batch_id, test_type, tested_at)."""
     results = _release_oos(oos, start, end)
-    tested = tests.filter((pl.col("test_type") == "RELEASE") & _on("tested_at", start, end))
+    tested = tests.filter(
+        pl.col("test_type").is_in(_RELEASE_AND_STABILITY) & _on("tested_at", start, end)
+    )
     return _result(
         "confirmed_oos_rate",
         results.filter(pl.col("outcome") == "CONFIRMED").height,
@@ -404,13 +454,18 @@ def right_first_time(
 ) -> KpiResult:
     """KPI 5 (FDA 2022): lots produced in the period without a non-conformance ÷ lots
     produced. A non-conformance: a linked deviation not cancelled (`deviation_links`: batch_id,
-    status of the deviation), a confirmed OOS, or rework."""
+    status of the deviation), a confirmed OOS, rework or reprocessing (`reworked`), or a
+    rejection by the CMO or the sponsor (`cmo_decision`, `sponsor_decision`)."""
     produced = lots_produced(batches, start, end)
     deviated = deviation_links.filter(pl.col("status") != "CANCELLED")["batch_id"]
     confirmed = oos.filter(pl.col("outcome") == "CONFIRMED")["batch_id"]
+    rejected = (pl.col("cmo_decision") == "REJECTED").fill_null(False) | (
+        pl.col("sponsor_decision") == "REJECTED"
+    ).fill_null(False)
     known = produced.filter(pl.col("reworked").is_not_null())
     clean = known.filter(
         ~pl.col("reworked")
+        & ~rejected
         & ~pl.col("batch_id").is_in(deviated.implode())
         & ~pl.col("batch_id").is_in(confirmed.implode())
     )
@@ -449,12 +504,11 @@ def deviation_rate(
 
 # --- 7, 8. Deviation recurrence and on-time closure ---------------------------------------------
 
-RECURRENCE_WINDOW = timedelta(days=365)  # DOMAIN.md KPI 7: "of the prior 12 months"
-
 
 def recurrence_count(deviations: pl.DataFrame) -> int:
-    """Deviations marked as recurring an earlier one visible in the same frame."""
-    return deviations["recurrence_of"].drop_nulls().len()
+    """Deviations that recur a deviation of the prior 12 months (published `is_recurrence`),
+    whoever the earlier one touched."""
+    return int(deviations["is_recurrence"].fill_null(False).sum())
 
 
 def _closed_in(deviations: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
@@ -468,26 +522,18 @@ def recurring_deviation_rate(
     *,
     min_completeness: float = COMPLETENESS_THRESHOLD,
 ) -> KpiResult:
-    """KPI 7 (ISPE): deviations closed in the period that recur a deviation raised in the prior
-    12 months ÷ deviations closed in the period; those without a root cause cannot be judged.
+    """KPI 7 (ISPE): deviations closed in the period that recur a deviation of the prior 12
+    months ÷ deviations closed in the period; those without a root cause cannot be judged.
 
-    `deviations` must hold the earlier deviations too (no period filter before this call).
+    The ETL judges `is_recurrence` from the whole site and puts it on every copy, so the site
+    counts every recurrence and a sponsor one of another client's deviation, although its
+    copy's recurrence_of is blank.
     """
-    earlier = deviations.select(
-        pl.col("deviation_id").alias("recurrence_of"), pl.col("awareness_at").alias("__earlier")
-    ).unique("recurrence_of")
     closed = _closed_in(deviations, start, end)
-    judged = closed.filter(pl.col("root_cause_category").is_not_null()).join(
-        earlier, on="recurrence_of", how="left"
-    )
-    recurring = judged.filter(
-        pl.col("__earlier").is_not_null()
-        & (pl.col("__earlier") <= pl.col("awareness_at"))
-        & (pl.col("awareness_at") - pl.col("__earlier") <= RECURRENCE_WINDOW)
-    )
+    judged = closed.filter(pl.col("root_cause_category").is_not_null())
     return _result(
         "recurring_deviation_rate",
-        recurring.height,
+        judged.filter(pl.col("is_recurrence").fill_null(False)).height,
         judged.height,
         complete=judged.height,
         population=closed.height,
@@ -540,7 +586,6 @@ def open_deviations(deviations: pl.DataFrame) -> KpiResult:
 # DOMAIN.md KPI 10 (convention): open CAPAs by age in days.
 AGE_BUCKETS = ("0–30", "31–60", "61–90", "91–180", ">180")
 _BUCKET_UPPER_BOUNDS = (30, 60, 90, 180)
-_CAPA_DONE = ("CLOSED", "CANCELLED")
 
 
 def capa_on_time_closure(
@@ -583,10 +628,11 @@ def age_bucket(days: int) -> str:
 
 
 def open_capas(capas: pl.DataFrame, today: date) -> pl.DataFrame:
-    """Open CAPAs with their age in days and overdue (today past the current due date)."""
-    return capas.filter(~pl.col("status").is_in(_CAPA_DONE)).with_columns(
-        (pl.lit(today) - pl.col("opened_at").cast(pl.Date)).dt.total_days().alias("age_days"),
-        (pl.col("current_due") < today).alias("overdue"),
+    """Open CAPAs with their age in days and overdue (today past the current due date), as
+    the catalogue defines them."""
+    return capas.filter(capa_open()).with_columns(
+        capa_age_days(today).alias("age_days"),
+        capa_overdue(today).alias("overdue"),
     )
 
 
@@ -764,126 +810,6 @@ def pending_change_approvals(impacts: pl.DataFrame) -> KpiResult:
     )
 
 
-# fmt: off
-_DEFS = (
-    KpiDefinition(
-        1, "lot_acceptance_rate", "Lot acceptance rate",
-        "Lots accepted (sponsor APPROVED) ÷ lots started and finally dispositioned.",
-        "FDA 2016 draft guidance Submission of Quality Metrics Data (ISPE pilot variant: "
-        "released ÷ finally dispositioned); DOMAIN.md KPI 1",
-        "lots whose manufacture started in the period",
-        "lots still in process, awaiting the sponsor, or ON_HOLD (they lower completeness)",
-        "rate", True),
-    KpiDefinition(
-        2, "complaint_rate", "Product quality complaint rate",
-        "Quality complaints received ÷ units distributed of lots released, per million units.",
-        "FDA 2016 draft guidance Submission of Quality Metrics Data; DOMAIN.md KPI 2",
-        "complaints received and lots released by the sponsor in the period",
-        "lots without units distributed (they lower completeness)", "per_million", False),
-    KpiDefinition(
-        3, "invalidated_oos_rate", "Invalidated OOS rate",
-        "Release and long-term-stability OOS invalidated for a lab cause ÷ all such concluded "
-        "OOS.",
-        "FDA 2016 draft guidance Submission of Quality Metrics Data; DOMAIN.md KPI 3",
-        "OOS investigations opened in the period",
-        "IPC results; investigations without an outcome yet", "rate", False),
-    KpiDefinition(
-        4, "confirmed_oos_rate", "Confirmed OOS rate",
-        "Confirmed release and stability OOS ÷ batches with a release test.",
-        "ISPE Quality Metrics pilot (2013); DOMAIN.md KPI 4",
-        "OOS opened and batches tested in the period", "IPC results", "rate", False),
-    KpiDefinition(
-        5, "right_first_time", "Right first time",
-        "Lots made without a non-conformance (deviation not cancelled, confirmed OOS, rework) "
-        "÷ lots produced.",
-        "FDA 2022 Federal Register notice on quality metrics; DOMAIN.md KPI 5",
-        "lots whose manufacture ended in the period", "lots still in manufacture", "rate", True),
-    KpiDefinition(
-        6, "deviation_rate", "Deviation rate",
-        "Deviations raised ÷ lots produced.",
-        "ISPE Quality Metrics pilot, wave 2; DOMAIN.md KPI 6",
-        "deviations raised and lots whose manufacture ended in the period",
-        "cancelled deviations", "per_lot", False),
-    KpiDefinition(
-        7, "recurring_deviation_rate", "Recurring deviation rate",
-        "Deviations closed that recur a deviation raised in the prior 12 months ÷ deviations "
-        "closed.",
-        "ISPE Quality Metrics pilot; DOMAIN.md KPI 7", "deviations closed in the period",
-        "closed deviations without a root cause (they lower completeness); recurrences of "
-        "deviations another sponsor's view hides", "rate", False),
-    KpiDefinition(
-        8, "deviation_on_time_closure", "Deviation on-time closure",
-        "Deviations closed by the original due date (awareness + 30 days) ÷ deviations closed.",
-        "Industry convention; DOMAIN.md KPI 8", "deviations closed in the period",
-        "cancelled and open deviations", "rate", True),
-    KpiDefinition(
-        9, "capa_on_time_closure_original", "CAPA on-time closure (original due)",
-        "CAPAs closed by the original due date ÷ CAPAs due in the period.",
-        "FDA 2022 Federal Register notice (example metric); DOMAIN.md KPI 9",
-        "CAPAs whose original due date is in the period, up to today", "cancelled CAPAs",
-        "rate", True),
-    KpiDefinition(
-        9, "capa_on_time_closure_current", "CAPA on-time closure (current due)",
-        "CAPAs closed by the current (extended) due date ÷ CAPAs due in the period.",
-        "FDA 2022 Federal Register notice (example metric); DOMAIN.md KPI 9",
-        "CAPAs whose current due date is in the period, up to today", "cancelled CAPAs",
-        "rate", True),
-    KpiDefinition(
-        10, "overdue_capas", "Overdue CAPAs",
-        "Open CAPAs whose current (extended) due date is before today; aging by 0–30 / 31–60 / "
-        "61–90 / 91–180 / >180 days open.",
-        "Industry convention; DOMAIN.md KPI 10", "state today (the period does not apply)",
-        "closed and cancelled CAPAs", "count", False),
-    KpiDefinition(
-        11, "capa_effectiveness_rate", "CAPA effectiveness rate",
-        "Effectiveness checks judged effective ÷ checks completed.",
-        "DOMAIN.md KPI 11", "checks completed in the period", "checks without a result",
-        "rate", True),
-    KpiDefinition(
-        12, "apr_on_time", "APR/PQR on time",
-        "Product reviews completed by the original due date ÷ product reviews due.",
-        "ISPE Quality Metrics pilot; DOMAIN.md KPI 12",
-        "reviews whose original due date is in the period, up to today", "reviews not yet due",
-        "rate", True),
-    KpiDefinition(
-        13, "disposition_cycle_time", "Disposition cycle time",
-        "Sponsor decision − manufacturing end, in days: median (p50) and p90.",
-        "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
-        "lots without a manufacturing end (they lower completeness)", "days", False),
-    KpiDefinition(
-        14, "prior_approval_compliance", "Prior-approval compliance",
-        "Prior-approval changes approved (on or before the effective date) ÷ all prior-approval "
-        "changes that went effective.",
-        "FDA 2016 guidance Contract Manufacturing Arrangements for Drugs: Quality Agreements; "
-        "DOMAIN.md KPI 14",
-        "changes whose actual effective date is in the period",
-        "changes not yet effective; changes with only NOTIFY/NONE impacts", "rate", True),
-    KpiDefinition(
-        15, "late_entry_rate", "Late-entry rate",
-        f"Batch-record events recorded more than {LATE_ENTRY_MINUTES} min after they were "
-        "performed ÷ events.",
-        "ALCOA+ contemporaneous records (21 CFR Part 11, EU GMP Annex 11); DOMAIN.md KPI 15",
-        "events performed in the period", "events without a recording time", "rate", False),
-    KpiDefinition(
-        16, "notification_timeliness", "Notification timeliness",
-        "Events notified to the sponsor within the quality agreement's deadline ÷ notifiable "
-        "events (deviations by class from awareness, confirmed OOS from opening, critical "
-        "complaints from receipt).",
-        "FDA 2016 guidance Contract Manufacturing Arrangements for Drugs: Quality Agreements "
-        "(deadlines from each sponsor's agreement); DOMAIN.md KPI 16",
-        "events whose clock started in the period",
-        "events the agreement sets no deadline for; unnotified events still inside the deadline",
-        "rate", True),
-    KpiDefinition(
-        None, "open_deviations", "Open deviations",
-        "Deviations not CLOSED or CANCELLED today, by class.",
-        "Deviation records (QMS)", "state today (the period does not apply)",
-        "closed and cancelled deviations", "count", False),
-    KpiDefinition(
-        None, "pending_change_approvals", "Pending change approvals",
-        "Prior-approval impacts of live changes still waiting for the sponsor's decision.",
-        "Change control impact rows (QMS)", "state today (the period does not apply)",
-        "rejected and closed changes; NOTIFY impacts", "count", False),
-)
-# fmt: on
-KPI_DEFINITIONS: dict[str, KpiDefinition] = {d.key: d for d in _DEFS}
+# What each KPI means (formula, source, period, completeness rule, target) is declared once,
+# in the catalogue; the functions above compute it.
+KPI_DEFINITIONS: dict[str, Measure] = MEASURES

@@ -31,7 +31,7 @@ with st.sidebar.expander("Targets and reliability"):
     targets = {}
     for key, default in cockpit.DEFAULT_TARGETS.items():
         label = f"{cockpit.HEALTH_COLUMNS[key]} {'at least' if default.at_least else 'at most'}"
-        rate = key in ("lot_acceptance_rate", "right_first_time", "notification_timeliness")
+        rate = key in kpis.KPI_DEFINITIONS and kpis.KPI_DEFINITIONS[key].unit == "rate"
         shown = st.number_input(
             label + (" (%)" if rate else ""), value=float(default.value * (100 if rate else 1)),
             min_value=0.0, step=1.0, key=f"cockpit:target:{key}",
@@ -68,7 +68,12 @@ else:
         hide_index=True,
         key="cockpit:health",
     )
-    st.caption("Green: meets its target; red: misses it; amber: not reliable.")
+    st.caption(
+        "Green: meets its target; red: misses it; amber: not reliable. Lot acceptance rate "
+        "(FDA 2016) divides lots released by lots started in the period, so it can exceed "
+        "100 % when fewer lots start than are released; the ISPE pilot reading divides them by "
+        "lots finally dispositioned."
+    )
     export_buttons(health, "cockpit", filters, scope)
 
     left, right = st.columns([3, 1])

@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import clock, kpis
 from warehouse.queries.batches import batch_list, status_funnel
 
@@ -40,19 +40,8 @@ with trend:
     else:
         empty_state("The median days from end of manufacture to your release, per month.")
 
-shown = batches.drop("batch_id")
-st.dataframe(shown, hide_index=True, column_config={
-    "batch_number": "Batch", "product": "Product", "status": "Status",
-    "mfg_start": st.column_config.DatetimeColumn("Mfg start", format="YYYY-MM-DD"),
-    "mfg_end": st.column_config.DatetimeColumn("Mfg end", format="YYYY-MM-DD"),
-    "cmo_decision": "CMO decision",
-    "cmo_decided_at": st.column_config.DatetimeColumn("CMO decided", format="YYYY-MM-DD"),
-    "sponsor_decision": "Your decision",
-    "sponsor_decided_at": st.column_config.DatetimeColumn("You decided", format="YYYY-MM-DD"),
-    "cycle_time_days": st.column_config.NumberColumn("Cycle time (days)", format="%.1f"),
-    "awaiting_release_days": st.column_config.NumberColumn("Awaiting release (days)"),
-})  # fmt: skip
-export_buttons(shown, "batches", filters, scope)
+table(batches, "batches")
+export_buttons(batches, "batches", filters, scope, dataset="batches")
 
 numbers = dict(zip(batches["batch_id"], batches["batch_number"], strict=True))
 chosen = st.selectbox("Open batch record", list(numbers), index=None, format_func=numbers.get,

@@ -23,8 +23,9 @@ else:
     cols[0].metric("Deviations in view", found.height)
     cols[1].metric("Open", open_ones.height)
     cols[2].metric("Open past current due", int(found["overdue"].fill_null(False).sum()))
-    cols[3].metric("Recurrences", kpis.recurrence_count(found), help="Deviations marked as "
-                   "recurring an earlier deviation of this sponsor (DOMAIN.md KPI 7).")  # fmt: skip
+    cols[3].metric("Recurrences", kpis.recurrence_count(found), help="Deviations that recur a "
+                   "deviation of the prior 12 months, this sponsor's or another client's "
+                   "(DOMAIN.md KPI 7).")  # fmt: skip
 
     order = {"classification": list(SEVERITIES), "status": list(DEVIATION_STATUSES)}
     left, right = st.columns(2)
@@ -61,7 +62,8 @@ else:
             "original_due": "Original due", "current_due": "Current due",
             "extension_count": "Extensions", "closed_at": st.column_config.DatetimeColumn("Closed"),
             "closed_on_time": "Closed on time", "root_cause_category": "Root cause",
-            "recurrence_of": "Recurrence of", "age_days": "Age (days)", "overdue": "Overdue",
+            "recurrence_of": "Recurrence of", "is_recurrence": "Recurs within 12 months",
+            "age_days": "Age (days)", "overdue": "Overdue",
             "products": "Products", "batches": "Batches", "notified_late": "Notified late",
         },
     )  # fmt: skip

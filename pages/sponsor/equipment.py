@@ -5,7 +5,8 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
+from warehouse import catalogue
 from warehouse.queries.equipment import equipment_status, invalid_uses, supplier_lots, suppliers
 
 st.title("Equipment & suppliers")
@@ -20,10 +21,12 @@ if equipment.is_empty():
     empty_state("Equipment that ran this sponsor's batches appears here with its "
                 "qualification and calibration status.")  # fmt: skip
 else:
+    overdue = catalogue.measure("calibration_overdue")
+    not_valid = catalogue.measure("equipment_uses_not_valid")
     cols = st.columns(3)
     cols[0].metric("Equipment used", equipment.height)
-    cols[1].metric("Calibration overdue today", int(equipment["calibration_overdue"].sum()))
-    cols[2].metric("Uses out of calibration / qualification", bad_uses.height)
+    cols[1].metric(overdue.name, int(equipment["calibration_overdue"].sum()), help=overdue.help)
+    cols[2].metric(not_valid.name, bad_uses.height, help=not_valid.help)
     by_status = equipment.group_by("status").len("equipment").sort("status")
     chart(
         scope,
@@ -31,33 +34,15 @@ else:
         by_status,
         lambda data: px.bar(data, x="status", y="equipment", title="Equipment by status"),
     )
-    st.dataframe(
-        equipment,
-        hide_index=True,
-        column_config={
-            "equipment": "Equipment", "equipment_type": "Type", "train": "Train",
-            "status": "Status",
-            "last_qualification": st.column_config.DatetimeColumn("Last qualification"),
-            "last_calibration": st.column_config.DatetimeColumn("Last calibration"),
-            "calibration_due": "Calibration due", "calibration_overdue": "Calibration overdue",
-            "uses": "Uses", "uses_not_valid": "Uses not valid",
-        },
-    )  # fmt: skip
-    export_buttons(equipment, "equipment", filters, scope)
+    table(equipment, "equipment")
+    export_buttons(equipment, "equipment", filters, scope, dataset="equipment")
 
 if not bad_uses.is_empty():
     st.subheader("Uses where calibration or qualification was not valid")
-    st.dataframe(
-        bad_uses,
-        hide_index=True,
-        column_config={
-            "equipment": "Equipment", "batch_number": "Batch", "product": "Product",
-            "started_at": st.column_config.DatetimeColumn("Started"),
-            "calibration_valid_at_use": "Calibration valid",
-            "qualification_valid_at_use": "Qualification valid", "usage_id": "Use",
-        },
-    )  # fmt: skip
-    export_buttons(bad_uses, "equipment-invalid-uses", filters, scope)
+    table(bad_uses, "equipment_invalid_uses")
+    export_buttons(
+        bad_uses, "equipment-invalid-uses", filters, scope, dataset="equipment_invalid_uses"
+    )
 
 st.header("Suppliers")
 if lots.is_empty():
@@ -67,26 +52,11 @@ if lots.is_empty():
 per_supplier = suppliers(lots)
 flagged = per_supplier.filter(pl.col("supplier_status") != "APPROVED")
 if not flagged.is_empty():
+    qualification = catalogue.dataset("suppliers").column("supplier_status")
     st.warning("Lots from suppliers that are not fully approved: "
-               + ", ".join(f"{s} ({st_})" for s, st_ in flagged.select("supplier",
-                           "supplier_status").iter_rows()))  # fmt: skip
-st.dataframe(
-    per_supplier,
-    hide_index=True,
-    column_config={
-        "supplier": "Supplier", "supplier_status": "Qualification",
-        "lots_consumed": "Lots consumed", "materials": "Materials",
-    },
-)  # fmt: skip
+               + ", ".join(f"{name} ({qualification.word(code)})" for name, code in
+                           flagged.select("supplier", "supplier_status").iter_rows()))  # fmt: skip
+table(per_supplier, "suppliers")
 st.subheader("Lots consumed")
-st.dataframe(
-    lots,
-    hide_index=True,
-    column_config={
-        "supplier": "Supplier", "supplier_status": "Qualification", "lot_id": "Lot",
-        "material_name": "Material", "received_at": st.column_config.DatetimeColumn("Received"),
-        "release_status": "Lot status", "coa_received": "CoA received", "batches": "Batches",
-        "batch_numbers": "Batch numbers",
-    },
-)  # fmt: skip
-export_buttons(lots, "supplier-lots", filters, scope)
+table(lots, "material_lots")
+export_buttons(lots, "supplier-lots", filters, scope, dataset="material_lots")

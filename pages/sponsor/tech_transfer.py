@@ -6,7 +6,8 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
+from warehouse import catalogue
 from warehouse.queries.tech_transfer import (
     ENGINEERING_BATCH_BENCHMARK_WEEKS,
     milestones,
@@ -30,7 +31,8 @@ found = found.with_columns((pl.col("weeks_to_engineering_batch") <= HIGH).alias(
 cols = st.columns(3)
 cols[0].metric("Projects", found.height)
 cols[1].metric("Active", found.filter(pl.col("status") == "ACTIVE").height)
-cols[2].metric("Milestones late", int(found["milestones_late"].sum()))
+late = catalogue.measure("milestones_late")
+cols[2].metric(late.name, int(found["milestones_late"].sum()), help=late.help)
 
 weeks = found.select(
     "project_id", "product",
@@ -64,22 +66,8 @@ def weeks_chart(data: pl.DataFrame) -> go.Figure:
 if not weeks.is_empty():
     chart(scope, "tech_transfer:weeks", weeks, weeks_chart)
 
-st.dataframe(
-    found,
-    hide_index=True,
-    column_config={
-        "project_id": "Project", "product": "Product", "modality": "Modality",
-        "contract_signed_at": "Contract signed", "status": "Status",
-        "current_phase": "Last milestone reached", "next_milestone": "Next milestone",
-        "next_planned": "Next planned", "milestones_late": "Milestones late",
-        "planned_weeks_to_engineering_batch": st.column_config.NumberColumn(
-            "Planned weeks to engineering batch", format="%.1f"),
-        "weeks_to_engineering_batch": st.column_config.NumberColumn(
-            "Weeks to engineering batch", format="%.1f"),
-        "within_benchmark": f"Within {LOW}–{HIGH} weeks",
-    },
-)  # fmt: skip
-export_buttons(found, "tech_transfer", filters, scope)
+table(found, "tech_transfer_projects")
+export_buttons(found, "tech_transfer", filters, scope, dataset="tech_transfer_projects")
 
 st.header("Milestones")
 project = st.selectbox("Project", found["project_id"].to_list(), key="tech_transfer:project")
@@ -100,14 +88,7 @@ def milestones_chart(data: pl.DataFrame) -> go.Figure:
 
 
 chart(scope, "tech_transfer:milestones", timeline(steps), milestones_chart, extra=project)
-shown_steps = steps.drop("planned_start", "actual_start")
-st.dataframe(
-    shown_steps,
-    hide_index=True,
-    column_config={
-        "project_id": "Project", "product": "Product", "seq": "#", "milestone": "Milestone",
-        "planned_at": "Planned",
-        "actual_at": "Actual", "slip_days": "Slip (days)",
-    },
-)  # fmt: skip
-export_buttons(shown_steps, "tech_transfer-milestones", filters, scope)
+table(steps, "tech_transfer_milestones")
+export_buttons(
+    steps, "tech_transfer-milestones", filters, scope, dataset="tech_transfer_milestones"
+)

@@ -5,7 +5,8 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
+from warehouse import catalogue
 from warehouse.queries.training import (
     TRAINING_STATUSES,
     operator_training,
@@ -29,16 +30,8 @@ if gaps.is_empty():
 else:
     st.error(f"{gaps.height} batch step(s) were performed by an operator whose training "
              "was not current.")  # fmt: skip
-    st.dataframe(
-        gaps,
-        hide_index=True,
-        column_config={
-            "batch_number": "Batch", "product": "Product", "seq": "Step #",
-            "step_name": "Step", "event_type": "Type", "operator": "Performed by",
-            "performed_at": st.column_config.DatetimeColumn("Performed"), "event_id": "Event",
-        },
-    )  # fmt: skip
-    export_buttons(gaps, "training-gaps", filters, scope)
+    table(gaps, "training_gaps")
+    export_buttons(gaps, "training-gaps", filters, scope, dataset="training_gaps")
 
 st.header("Training matrix")
 if training.is_empty():
@@ -47,10 +40,11 @@ if training.is_empty():
     st.stop()
 
 counts = status_counts(training)
+status = catalogue.dataset("training_matrix").column("status")
 cols = st.columns(len(TRAINING_STATUSES) + 1)
 cols[0].metric("Operators", training["operator"].n_unique())
-for col, status in zip(cols[1:], TRAINING_STATUSES, strict=True):
-    col.metric(status.capitalize(), counts[status])
+for col, code in zip(cols[1:], TRAINING_STATUSES, strict=True):
+    col.metric(status.word(code), counts[code])
 
 matrix = training.with_columns(pl.col("status").replace_strict(STATUS_CODE).alias("code"))
 chart(scope, "training:matrix", matrix, lambda data: px.density_heatmap(
@@ -59,13 +53,5 @@ chart(scope, "training:matrix", matrix, lambda data: px.density_heatmap(
     range_color=(0, 3), title="Operator × SOP (green current, amber due, red overdue, "
     "grey missing)",
 ).update_coloraxes(showscale=False))  # fmt: skip
-st.dataframe(
-    training,
-    hide_index=True,
-    column_config={
-        "operator": "Operator", "role": "Role", "sop_number": "SOP", "sop_title": "SOP title",
-        "sop_version": "SOP version", "trained_version": "Trained on version",
-        "trained_at": "Trained", "due_at": "Retraining due", "status": "Status",
-    },
-)  # fmt: skip
-export_buttons(training, "training", filters, scope)
+table(training, "training_matrix")
+export_buttons(training, "training", filters, scope, dataset="training_matrix")

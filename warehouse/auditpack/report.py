@@ -187,7 +187,7 @@ def _section(pdf: PackPDF, section: Section) -> None:
                    new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     pdf.ln(1)
     if section.chart is not None and section.frame.height:
-        _bars(pdf, section.frame, section.chart)
+        _bars(pdf, section, section.chart)
     if section.frame.is_empty():
         pdf.set_font(FONT, "I", 9)
         pdf.cell(0, 6, "None for this sponsor, these products and this period.",
@@ -202,9 +202,8 @@ def _table(pdf: PackPDF, section: Section) -> None:
     Drawn by hand: fpdf2's own table lays out each cell several times, far too slow for the
     thousands of cells of a sponsor-year pack.
     """
-    names = [c for c in section.columns if c in section.frame.columns]
-    rows = [[cell_text(v) for v in row] for row in section.frame.select(names).iter_rows()]
-    heading = [pdf_text(section.columns[name]) for name in names]
+    rows = [[cell_text(v) for v in row] for row in section.in_words().iter_rows()]
+    heading = [pdf_text(text) for text in section.headings]
     pdf.set_font(FONT, "B", 7)
     natural = [pdf.get_string_width(text) for text in heading]
     pdf.set_font(FONT, "", 7)
@@ -271,8 +270,9 @@ def _wrap(pdf: FPDF, text: str, width: float) -> list[str]:
     return lines
 
 
-def _bars(pdf: PackPDF, frame, chart: Chart) -> None:
+def _bars(pdf: PackPDF, section: Section, chart: Chart) -> None:
     """Stacked vertical bars, one per category, drawn with plain rectangles."""
+    frame = section.in_words()
     height, width = 45.0, min(pdf.epw, 28.0 * frame.height + 40)
     x0, top = pdf.l_margin + 8, pdf.get_y() + 6
     base = top + height
@@ -300,5 +300,5 @@ def _bars(pdf: PackPDF, frame, chart: Chart) -> None:
         pdf.set_fill_color(*colour)
         pdf.rect(legend_x, top + k * 5, 3, 3, style="F")
         pdf.set_xy(legend_x + 4, top + k * 5 - 0.5)
-        pdf.cell(30, 4, name.replace("_", " "))
+        pdf.cell(30, 4, pdf_text(section.model.column(name).label))
     pdf.set_xy(pdf.l_margin, base + 7)

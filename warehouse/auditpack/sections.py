@@ -1,17 +1,19 @@
 """The audit pack's sections: named queries over one sponsor's scope, in FDA's six-system order.
 
-Each section is one frame (what becomes its CSV and Parquet file and its PDF table). Sections
-reuse the dashboards' named queries (warehouse.queries); only records no dashboard shows yet
-(quality agreement, complaints, product markets) have their SQL here.
+Each section is one catalogue dataset's frame (what becomes its CSV and Parquet file and its
+PDF table); its title, about line, column headings and the words for codes are the
+catalogue's. Sections reuse the dashboards' named queries (warehouse.queries); only records no
+dashboard shows yet (quality agreement, complaints, product markets) have their SQL here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
+from warehouse import catalogue
 from warehouse.contract import SIX_SYSTEMS
 from warehouse.filters import Filters
 from warehouse.queries import (
@@ -48,13 +50,37 @@ class Chart:
 class Section:
     """One section of the pack: its rows, where it sits, and how the PDF shows it."""
 
-    key: str  # file stem, unique in the pack
+    key: str  # the catalogue dataset it shows; its file stem, unique in the pack
     system: str  # one of SIX_SYSTEMS
-    title: str
-    about: str  # one sentence: which rows are in it
     frame: pl.DataFrame
-    columns: dict[str, str] = field(default_factory=dict)  # PDF columns: name -> heading
+    columns: tuple[str, ...] = ()  # the PDF's columns, in order (all are in the data files)
     chart: Chart | None = None
+
+    @property
+    def model(self) -> catalogue.Dataset:
+        return catalogue.dataset(self.key)
+
+    @property
+    def title(self) -> str:
+        return self.model.title
+
+    @property
+    def about(self) -> str:
+        """One sentence: which rows are in it."""
+        return self.model.description
+
+    @property
+    def headings(self) -> list[str]:
+        """The catalogue's labels of the PDF's columns."""
+        return [self.model.column(name).label for name in self.pdf_columns]
+
+    @property
+    def pdf_columns(self) -> list[str]:
+        return [name for name in self.columns if name in self.frame.columns]
+
+    def in_words(self) -> pl.DataFrame:
+        """The PDF's columns with codes in the catalogue's words."""
+        return self.model.in_words(self.frame.select(self.pdf_columns))
 
     @property
     def folder(self) -> str:
@@ -106,6 +132,16 @@ def products(scope: Scope, chosen: tuple[str, ...] = ()) -> pl.DataFrame:
     return scope.frame("pack products", PRODUCTS_SQL, {"products": list(chosen)})
 
 
+def quality_agreement(scope: Scope) -> pl.DataFrame:
+    """The sponsor's quality agreement, one row per term."""
+    return scope.frame("pack quality agreement", AGREEMENT_SQL)
+
+
+def complaints(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Complaints received in the period or still open, for the chosen products."""
+    return scope.frame("pack complaints", COMPLAINTS_SQL, filters.params())
+
+
 def batch_exceptions(scope: Scope, batch_ids: list[str]) -> pl.DataFrame:
     """Review by exception of every given batch record, batch by batch in lifecycle order."""
     rows: list[dict[str, str]] = []
@@ -134,140 +170,74 @@ def collect(scope: Scope, filters: Filters, as_of: date) -> list[Section]:
     projects = tech_transfer.projects(scope, filters, as_of)
     ordered_batches = batch_list.sort("batch_number", "batch_id")["batch_id"].to_list()
     return [
-        Section("quality_agreement", "QUALITY", "Quality agreement",
-                "Notification deadlines per event and this sponsor's obligation per change type.",
-                stable(scope.frame("pack quality agreement", AGREEMENT_SQL)),
-                {"version": "Version", "effective_from": "Effective from", "term_type": "Term",
-                 "subject": "Subject", "deadline_hours": "Deadline (h)",
-                 "obligation": "Obligation"}),
-        Section("deviations", "QUALITY", "Deviations",
-                "Deviations raised in the period or still open that touch these products.",
-                stable(deviations.deviations(scope, filters, as_of)),
-                {"deviation_number": "Deviation", "title": "Title",
-                 "classification": "Class", "status": "Status", "awareness_at": "Aware",
-                 "current_due": "Due", "extension_count": "Ext.", "closed_at": "Closed",
-                 "root_cause_category": "Root cause", "batches": "Batches",
-                 "notified_late": "Notified late"}),
-        Section("capas", "QUALITY", "CAPAs",
-                "CAPAs active or due in the period whose source touches these products.",
-                stable(capas),
-                {"capa_number": "CAPA", "title": "Title", "source_record": "Source",
-                 "status": "Status", "opened_at": "Opened", "original_due": "Original due",
-                 "current_due": "Current due", "extension_count": "Ext.",
-                 "closed_at": "Closed", "effectiveness_result": "Effectiveness",
-                 "overdue": "Overdue"}),
-        Section("capa_aging", "QUALITY", "Open CAPA aging",
-                "Open CAPAs by age in days (DOMAIN.md KPI 10), overdue against the current due.",
-                capa.aging(capas), {"bucket": "Age (days)", "overdue": "Overdue",
-                                    "not_overdue": "Not overdue"},
+        Section("quality_agreement", "QUALITY", stable(quality_agreement(scope)),
+                ("version", "effective_from", "term_type", "subject", "deadline_hours",
+                 "obligation")),
+        Section("deviations", "QUALITY", stable(deviations.deviations(scope, filters, as_of)),
+                ("deviation_number", "title", "classification", "status", "awareness_at",
+                 "current_due", "extension_count", "closed_at", "root_cause_category",
+                 "batches", "notified_late")),
+        Section("capas", "QUALITY", stable(capas),
+                ("capa_number", "title", "source_record", "status", "opened_at", "original_due",
+                 "current_due", "extension_count", "closed_at", "effectiveness_result",
+                 "overdue")),
+        Section("capa_aging", "QUALITY", capa.aging(capas),
+                ("bucket", "overdue", "not_overdue"),
                 Chart("bucket", {"overdue": RED, "not_overdue": BLUE})),
-        Section("capa_extensions", "QUALITY", "CAPA due-date extensions",
-                "Every extension of the CAPAs above, with its reason.",
+        Section("capa_extensions", "QUALITY",
                 stable(capa.capa_extensions(scope, capa_numbers)),
-                {"capa_number": "CAPA", "previous_due": "Previous due", "new_due": "New due",
-                 "days_added": "Days added", "reason": "Reason", "approved_at": "Approved"}),
-        Section("capa_effectiveness", "QUALITY", "CAPA effectiveness checks",
-                "Effectiveness checks of the CAPAs above.",
+                ("capa_number", "previous_due", "new_due", "days_added", "reason",
+                 "approved_at")),
+        Section("capa_effectiveness", "QUALITY",
                 stable(capa.effectiveness_checks(scope, capa_numbers)),
-                {"capa_number": "CAPA", "title": "Title", "checked_at": "Checked",
-                 "result": "Result"}),
-        Section("change_controls", "QUALITY", "Change controls",
-                "Changes opened in the period or not yet effective, with this sponsor's "
-                "obligation and its status.",
+                ("capa_number", "title", "checked_at", "result")),
+        Section("change_controls", "QUALITY",
                 stable(change_control.change_impacts(scope, filters, as_of)),
-                {"change_number": "Change", "title": "Title", "change_type": "Type",
-                 "status": "Status", "product": "Product", "obligation": "Obligation",
-                 "notified_at": "Notified", "decision": "Decision", "decided_at": "Decided",
-                 "actual_effective": "Effective", "violation_reason": "Violation"}),
-        Section("complaints", "QUALITY", "Complaints",
-                "Product quality complaints received in the period or still open.",
-                stable(scope.frame("pack complaints", COMPLAINTS_SQL, filters.params())),
-                {"complaint_number": "Complaint", "product": "Product",
-                 "batch_number": "Batch", "received_at": "Received",
-                 "is_critical": "Critical", "confirmed": "Confirmed",
-                 "notified_at": "Notified", "closed_at": "Closed"}),
-        Section("equipment", "FACILITIES_EQUIPMENT", "Equipment qualification and calibration",
-                "Equipment that ran these batches in the period: status, last qualification "
-                "and calibration, uses while not valid.",
+                ("change_number", "title", "change_type", "status", "product", "obligation",
+                 "notified_at", "decision", "decided_at", "actual_effective",
+                 "violation_reason")),
+        Section("complaints", "QUALITY", stable(complaints(scope, filters)),
+                ("complaint_number", "product", "batch_number", "received_at", "is_critical",
+                 "confirmed", "notified_at", "closed_at")),
+        Section("equipment", "FACILITIES_EQUIPMENT",
                 stable(equipment.equipment_status(scope, filters, as_of)),
-                {"equipment": "Equipment", "equipment_type": "Type", "status": "Status",
-                 "last_qualification": "Last qualification",
-                 "last_calibration": "Last calibration", "calibration_due": "Calibration due",
-                 "uses": "Uses", "uses_not_valid": "Uses not valid"}),
+                ("equipment", "equipment_type", "status", "last_qualification",
+                 "last_calibration", "calibration_due", "uses", "uses_not_valid")),
         Section("equipment_invalid_uses", "FACILITIES_EQUIPMENT",
-                "Equipment used out of calibration or qualification",
-                "Uses that started while the equipment's calibration or qualification had "
-                "lapsed.",
                 stable(equipment.invalid_uses(scope, filters)),
-                {"equipment": "Equipment", "batch_number": "Batch", "product": "Product",
-                 "started_at": "Started", "calibration_valid_at_use": "Calibration valid",
-                 "qualification_valid_at_use": "Qualification valid", "usage_id": "Use"}),
-        Section("suppliers", "MATERIALS", "Supplier qualification",
-                "Suppliers of the material lots these batches consumed, worst status first.",
-                equipment.suppliers(lots),
-                {"supplier": "Supplier", "supplier_status": "Status",
-                 "lots_consumed": "Lots", "materials": "Materials"}),
-        Section("material_lots", "MATERIALS", "Material lots consumed",
-                "Lots consumed by these batches, with their release and CoA status.",
-                stable(lots),
-                {"supplier": "Supplier", "supplier_status": "Supplier status",
-                 "lot_id": "Lot", "material_name": "Material", "received_at": "Received",
-                 "release_status": "Release", "coa_received": "CoA", "batches": "Batches"}),
-        Section("batches", "PRODUCTION", "Batch records and disposition",
-                "Batches whose manufacture started in the period, with both dispositions.",
-                batch_list,
-                {"batch_number": "Batch", "product": "Product", "status": "Status",
-                 "mfg_start": "Mfg start", "mfg_end": "Mfg end", "cmo_decision": "CMO",
-                 "cmo_decided_at": "CMO decided", "sponsor_decision": "Sponsor",
-                 "sponsor_decided_at": "Sponsor decided", "cycle_time_days": "Cycle (d)"}),
-        Section("batch_status", "PRODUCTION", "Batch status",
-                "The batches above per lifecycle status.",
-                batches.status_funnel(batch_list), {"status": "Status", "batches": "Batches"},
-                Chart("status", {"batches": GREY})),
-        Section("batch_exceptions", "PRODUCTION", "Review by exception: data-integrity findings",
-                "Every exception of these batch records (ISPE review by exception), in "
-                "lifecycle order per batch.",
-                batch_exceptions(scope, ordered_batches),
-                {"batch_number": "Batch", "kind": "Kind", "record": "Record",
-                 "exception": "Finding"}),
-        Section("training_matrix", "PRODUCTION", "Training matrix",
-                "Operators who worked on these batches in the period, on the SOPs of the "
-                "products they made.",
+                ("equipment", "batch_number", "product", "started_at",
+                 "calibration_valid_at_use", "qualification_valid_at_use", "usage_id")),
+        Section("suppliers", "MATERIALS", equipment.suppliers(lots),
+                ("supplier", "supplier_status", "lots_consumed", "materials")),
+        Section("material_lots", "MATERIALS", stable(lots),
+                ("supplier", "supplier_status", "lot_id", "material_name", "received_at",
+                 "release_status", "coa_received", "batches")),
+        Section("batches", "PRODUCTION", batch_list,
+                ("batch_number", "product", "status", "mfg_start", "mfg_end", "cmo_decision",
+                 "cmo_decided_at", "sponsor_decision", "sponsor_decided_at",
+                 "cycle_time_days")),
+        Section("batch_status", "PRODUCTION", batches.status_funnel(batch_list),
+                ("status", "batches"), Chart("status", {"batches": GREY})),
+        Section("batch_exceptions", "PRODUCTION", batch_exceptions(scope, ordered_batches),
+                ("batch_number", "kind", "record", "exception")),
+        Section("training_matrix", "PRODUCTION",
                 stable(training.operator_training(scope, filters, as_of)),
-                {"operator": "Operator", "role": "Role", "sop_number": "SOP",
-                 "sop_title": "Title", "sop_version": "Version",
-                 "trained_version": "Trained version", "trained_at": "Trained",
-                 "due_at": "Due", "status": "Status"}),
-        Section("training_gaps", "PRODUCTION", "Steps performed without current training",
-                "Batch steps whose performer's training on the product's SOPs was not current.",
-                stable(training.training_gaps(scope, filters)),
-                {"batch_number": "Batch", "product": "Product", "seq": "Step",
-                 "step_name": "Step name", "operator": "Operator",
-                 "performed_at": "Performed", "event_id": "Event"}),
-        Section("tech_transfer_projects", "PRODUCTION", "Technology transfer projects",
-                "Transfer projects running in the period.",
-                stable(projects),
-                {"project_id": "Project", "product": "Product", "status": "Status",
-                 "contract_signed_at": "Contract", "current_phase": "Phase",
-                 "next_milestone": "Next", "next_planned": "Next planned",
-                 "milestones_late": "Late"}),
-        Section("tech_transfer_milestones", "PRODUCTION", "Technology transfer milestones",
-                "Milestones of these projects, planned against actual.",
-                stable(tech_transfer.milestones(
-                    scope, projects["project_id"].to_list(), as_of)),
-                {"project_id": "Project", "seq": "#", "milestone": "Milestone",
-                 "planned_at": "Planned", "actual_at": "Actual", "slip_days": "Slip (d)"}),
-        Section("products", "PACKAGING_LABELING", "Products, dosage forms and markets",
-                "The products this pack covers and the markets their labeling serves. "
-                "Packaging and labeling steps are part of the batch records (Production).",
-                products(scope, filters.products),
-                {"product_id": "Product", "name": "Name", "modality": "Modality",
-                 "dosage_form": "Dosage form", "markets": "Markets"}),
-        Section("oos_investigations", "LABORATORY", "OOS investigations",
-                "Out-of-specification investigations opened in the period or still open.",
+                ("operator", "role", "sop_number", "sop_title", "sop_version",
+                 "trained_version", "trained_at", "due_at", "status")),
+        Section("training_gaps", "PRODUCTION", stable(training.training_gaps(scope, filters)),
+                ("batch_number", "product", "seq", "step_name", "operator", "performed_at",
+                 "event_id")),
+        Section("tech_transfer_projects", "PRODUCTION", stable(projects),
+                ("project_id", "product", "status", "contract_signed_at", "current_phase",
+                 "next_milestone", "next_planned", "milestones_late")),
+        Section("tech_transfer_milestones", "PRODUCTION",
+                stable(tech_transfer.milestones(scope, projects["project_id"].to_list(), as_of)),
+                ("project_id", "seq", "milestone", "planned_at", "actual_at", "slip_days")),
+        Section("products", "PACKAGING_LABELING", products(scope, filters.products),
+                ("product_id", "name", "modality", "dosage_form", "markets")),
+        Section("oos_investigations", "LABORATORY",
                 stable(deviations.oos_investigations(scope, filters)),
-                {"batch_number": "Batch", "product": "Product", "test_type": "Type",
-                 "test_name": "Test", "result_value": "Result", "spec_low": "Low",
-                 "spec_high": "High", "phase": "Phase", "outcome": "Outcome",
-                 "opened_at": "Opened", "closed_at": "Closed", "summary": "Summary"}),
+                ("batch_number", "product", "test_type", "test_name", "result_value",
+                 "spec_low", "spec_high", "phase", "outcome", "opened_at", "closed_at",
+                 "summary")),
     ]  # fmt: skip

@@ -7,6 +7,7 @@ from datetime import date
 
 import polars as pl
 
+from warehouse.catalogue.columns import BATCH_STATUS_WORDS
 from warehouse.contract import BATCH_STATUSES
 from warehouse.filters import Filters
 from warehouse.scope import Scope
@@ -26,13 +27,8 @@ WHERE b.mfg_start::DATE BETWEEN $start AND $end
 ORDER BY b.mfg_start DESC, b.batch_number
 """
 
-# Plain words for the lifecycle codes of DOMAIN.md, for headings and pickers.
-STATUS_WORDS = {
-    "PLANNED": "Planned", "DISPENSED": "Dispensed", "IN_PROCESS": "In process",
-    "MFG_COMPLETE": "Manufacturing complete", "QC_TESTING": "QC testing",
-    "BR_REVIEW": "Batch record review", "CMO_DISPOSITIONED": "Dispositioned by CMO",
-    "SPONSOR_RELEASED": "Released by sponsor", "REJECTED": "Rejected", "ON_HOLD": "On hold",
-}  # fmt: skip
+# The catalogue's words for the lifecycle codes, for headings and pickers.
+STATUS_WORDS = BATCH_STATUS_WORDS
 
 
 def batch_list(scope: Scope, filters: Filters, today: date) -> pl.DataFrame:

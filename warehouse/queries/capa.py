@@ -12,12 +12,15 @@ from datetime import date
 
 import polars as pl
 
-from warehouse import clock, kpis
+from warehouse import catalogue, clock, kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
-CAPAS_SQL = """
-WITH capa_product AS (
+# The one CAPA -> product relation, a CTE named capa_product: a CAPA touches the products of
+# the record that raised it, read by source_type alone (a CAPA may also hold ids of records
+# that did not raise it). AUDIT CAPAs touch no product.
+CAPA_PRODUCT_SQL = """
+capa_product AS (
     SELECT c.capa_id, coalesce(l.product_id, lb.product_id) AS product_id
     FROM capa AS c
     JOIN deviation_link AS l ON l.deviation_id = c.deviation_id
@@ -37,10 +40,10 @@ WITH capa_product AS (
     SELECT c.capa_id, f.product_id
     FROM capa AS c JOIN inspection_finding AS f ON f.finding_id = c.finding_id
     WHERE c.source_type = 'SELF_INSPECTION'
-),
-capa_open AS (
-    SELECT *, status NOT IN ('CLOSED', 'CANCELLED') AS is_open FROM capa
-)
+)"""
+
+CAPAS_SQL = f"""
+WITH {CAPA_PRODUCT_SQL}
 SELECT
     c.capa_number,
     c.title,
@@ -55,12 +58,8 @@ SELECT
     c.closed_at,
     c.closed_on_time_original,
     c.closed_on_time_current,
-    c.effectiveness_result,
-    CASE WHEN c.is_open THEN date_diff('day', c.opened_at::DATE, $today::DATE) END AS age_days,
-    c.is_open AND c.current_due < $today::DATE AS overdue,
-    CASE WHEN c.is_open AND c.current_due < $today::DATE
-         THEN date_diff('day', c.current_due, $today::DATE) END AS days_overdue
-FROM capa_open AS c
+    c.effectiveness_result
+FROM capa AS c
 LEFT JOIN deviation AS d ON d.deviation_id = c.deviation_id
 LEFT JOIN oos_investigation AS o ON o.oos_id = c.oos_id
 LEFT JOIN batch AS ob ON ob.batch_id = o.batch_id
@@ -69,18 +68,35 @@ WHERE (len($products::VARCHAR[]) = 0 OR c.capa_id IN (
         SELECT capa_id FROM capa_product
         WHERE list_contains($products::VARCHAR[], product_id)))
   AND c.opened_at::DATE <= $end
-  AND (c.is_open
-       OR coalesce(c.closed_at::DATE, c.opened_at::DATE) >= $start
-       OR c.original_due BETWEEN $start AND $end
-       OR c.current_due BETWEEN $start AND $end)
-ORDER BY c.is_open DESC, c.current_due, c.capa_number
 """
 
 
 def capas(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
-    """This sponsor's CAPAs in view, with age (open ones) and overdue against current due."""
-    params = {**filters.params(), "today": today or clock.today()}
-    return scope.frame("capas", CAPAS_SQL, params)
+    """This sponsor's CAPAs in view, open ones first, with age (open ones) and overdue
+    against the current due date as the catalogue defines them."""
+    today = today or clock.today()
+    params = {"products": list(filters.products), "end": filters.end}
+    found = scope.frame("capas", CAPAS_SQL, params)
+    is_open, overdue = catalogue.capa_open(), catalogue.capa_overdue(today)
+    in_view = (
+        is_open
+        | (pl.coalesce("closed_at", "opened_at").cast(pl.Date) >= filters.start)
+        | pl.col("original_due").is_between(filters.start, filters.end)
+        | pl.col("current_due").is_between(filters.start, filters.end)
+    )
+    return (
+        found.filter(in_view)
+        .with_columns(
+            pl.when(is_open).then(catalogue.capa_age_days(today)).alias("age_days"),
+            overdue.alias("overdue"),
+            pl.when(overdue)
+            .then((pl.lit(today) - pl.col("current_due")).dt.total_days())
+            .alias("days_overdue"),
+        )
+        .sort(
+            is_open, "current_due", "capa_number", descending=[True, False, False], nulls_last=True
+        )
+    )
 
 
 EXTENSIONS_SQL = """

@@ -26,12 +26,12 @@ SITE_LABEL = "Site"  # the whole site's column beside the sponsors (ids are uppe
 INPUT_SQL = {
     "batches": """
         SELECT batch_id, sponsor_id, product_id, status, mfg_start, mfg_end, cmo_decision,
-               sponsor_decision, sponsor_decided_at, cycle_time_days, reworked,
+               cmo_decided_at, sponsor_decision, sponsor_decided_at, cycle_time_days, reworked,
                units_distributed
         FROM batch""",
     "deviations": """
         SELECT deviation_id, sponsor_id, classification, status, awareness_at, original_due,
-               current_due, closed_at, root_cause_category, recurrence_of
+               current_due, closed_at, root_cause_category, recurrence_of, is_recurrence
         FROM deviation""",
     "deviation_links": """
         SELECT DISTINCT l.sponsor_id, l.batch_id, l.deviation_id, d.status
@@ -95,15 +95,12 @@ class KpiInputs:
         )
 
     def for_site(self) -> KpiInputs:
-        """The whole site: fanned-out records once each (SITE rows included)."""
-        site = {}
-        for name, key in FANNED_KEYS.items():
-            frame = self._frame(name)
-            if name == "deviations":
-                # A copy hides recurrence_of when the earlier deviation is not in its partition;
-                # the site sees every deviation, so it keeps the copy that shows the link.
-                frame = frame.sort("recurrence_of", nulls_last=True)
-            site[name] = frame.unique(key, keep="first", maintain_order=True)
+        """The whole site: fanned-out records once each (SITE rows included). Any copy will do:
+        is_recurrence is the same on each, whichever copy hides recurrence_of."""
+        site = {
+            name: self._frame(name).unique(key, keep="first", maintain_order=True)
+            for name, key in FANNED_KEYS.items()
+        }
         return replace(self, **site)
 
     def _frame(self, name: str) -> pl.DataFrame:
@@ -127,9 +124,10 @@ def site_sponsors(inputs: KpiInputs) -> list[str]:
 
 # The cockpit's KPIs in display order.
 COCKPIT_KPIS = (
-    "lot_acceptance_rate", "right_first_time", "deviation_rate", "recurring_deviation_rate",
-    "deviation_on_time_closure", "invalidated_oos_rate", "confirmed_oos_rate", "complaint_rate",
-    "capa_on_time_closure_original", "capa_on_time_closure_current", "overdue_capas",
+    "lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time", "deviation_rate",
+    "recurring_deviation_rate", "deviation_on_time_closure", "invalidated_oos_rate",
+    "confirmed_oos_rate", "complaint_rate", "capa_on_time_closure_original",
+    "capa_on_time_closure_current", "overdue_capas",
     "capa_effectiveness_rate", "apr_on_time", "disposition_cycle_time",
     "prior_approval_compliance", "late_entry_rate", "notification_timeliness",
     "open_deviations", "pending_change_approvals",
@@ -139,7 +137,9 @@ COCKPIT_KPIS = (
 _Compute = Callable[[KpiInputs, date, date, date, float], kpis.KpiResult]
 # How each cockpit KPI is computed from the inputs (period start, end, today, threshold).
 _COMPUTE: dict[str, _Compute] = {
-    "lot_acceptance_rate": lambda i, s, e, t, m: kpis.lot_acceptance_rate(
+    "lot_acceptance_rate_fda": lambda i, s, e, t, m: kpis.lot_acceptance_rate_fda(
+        i.batches, s, e, min_completeness=m),
+    "lot_acceptance_rate_ispe": lambda i, s, e, t, m: kpis.lot_acceptance_rate_ispe(
         i.batches, s, e, min_completeness=m),
     "right_first_time": lambda i, s, e, t, m: kpis.right_first_time(
         i.batches, i.deviation_links, i.oos, s, e, min_completeness=m),
@@ -277,7 +277,8 @@ class Target:
 
 # Conventions, not regulation (DOMAIN.md): the cockpit lets the user change each one.
 DEFAULT_TARGETS: dict[str, Target] = {
-    "lot_acceptance_rate": Target(0.98, at_least=True),
+    "lot_acceptance_rate_fda": Target(0.98, at_least=True),
+    "lot_acceptance_rate_ispe": Target(0.98, at_least=True),
     "right_first_time": Target(0.80, at_least=True),
     "open_critical": Target(0, at_least=False),
     "open_major": Target(2, at_least=False),
@@ -289,7 +290,9 @@ DEFAULT_TARGETS: dict[str, Target] = {
     "cycle_time_p90": Target(21, at_least=False),
 }
 HEALTH_COLUMNS = {
-    "lot_acceptance_rate": "LAR", "right_first_time": "Right first time",
+    "lot_acceptance_rate_fda": kpis.KPI_DEFINITIONS["lot_acceptance_rate_fda"].name,
+    "lot_acceptance_rate_ispe": kpis.KPI_DEFINITIONS["lot_acceptance_rate_ispe"].name,
+    "right_first_time": "Right first time",
     "open_critical": "Open critical dev.", "open_major": "Open major dev.",
     "open_minor": "Open minor dev.", "overdue_capas": "Overdue CAPAs",
     "pending_change_approvals": "Pending approvals",
@@ -312,8 +315,8 @@ def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float
     cycle = results["disposition_cycle_time"]
     cells = {
         key: cell(results[key], results[key].value)
-        for key in ("lot_acceptance_rate", "right_first_time", "overdue_capas",
-                    "notification_timeliness")
+        for key in ("lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time",
+                    "overdue_capas", "notification_timeliness")
     }  # fmt: skip
     for severity in ("CRITICAL", "MAJOR", "MINOR"):
         count = deviations.extra[severity]
@@ -335,7 +338,7 @@ def health_table(
         if sponsor == SITE_LABEL:
             continue
         cells = health_measures(results)
-        lots = results["lot_acceptance_rate"].extra["lots_started"]
+        lots = results["lot_acceptance_rate_fda"].extra["lots_started"]
         texts = {HEALTH_COLUMNS[k]: text for k, (_, text) in cells.items()}
         marks = {HEALTH_COLUMNS[k]: _state(n, text, targets[k]) for k, (n, text) in cells.items()}
         rows.append({"Sponsor": sponsor, "Lots": f"{lots:g}"} | texts)

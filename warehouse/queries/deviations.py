@@ -18,6 +18,10 @@ from warehouse.scope import Scope
 # warehouse.kpis); no outcome yet means still open.
 OOS_OUTCOMES = ("confirmed", "invalidated", "inconclusive", "open")
 
+# recurrence_of where the earlier deviation is not this sponsor's (DOMAIN.md KPI 7): its
+# copy has recurrence_of blanked, so nothing of that deviation can be shown, only the fact.
+ANOTHER_CLIENTS_DEVIATION = "recurs a deviation of another client"
+
 DEVIATIONS_SQL = """
 WITH links AS (
     SELECT
@@ -45,7 +49,9 @@ SELECT
     d.closed_at,
     d.closed_on_time,
     d.root_cause_category,
-    r.deviation_number AS recurrence_of,
+    CASE WHEN r.deviation_id IS NOT NULL THEN r.deviation_number
+         WHEN d.is_recurrence THEN $another_client END AS recurrence_of,
+    d.is_recurrence,
     CASE WHEN d.status NOT IN ('CLOSED', 'CANCELLED')
          THEN date_diff('day', d.awareness_at::DATE, $today::DATE) END AS age_days,
     d.status NOT IN ('CLOSED', 'CANCELLED') AND d.current_due < $today::DATE AS overdue,
@@ -64,7 +70,11 @@ ORDER BY d.awareness_at DESC, d.deviation_number
 
 def deviations(scope: Scope, filters: Filters, today: date | None = None) -> pl.DataFrame:
     """This sponsor's deviations in view, one row each; age and overdue for open ones."""
-    params = {**filters.params(), "today": today or clock.today()}
+    params = {
+        **filters.params(),
+        "today": today or clock.today(),
+        "another_client": ANOTHER_CLIENTS_DEVIATION,
+    }
     return scope.frame("deviations", DEVIATIONS_SQL, params)
 
 

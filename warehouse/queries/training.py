@@ -11,12 +11,12 @@ from datetime import date
 import polars as pl
 
 from warehouse import clock
+from warehouse.catalogue.columns import TRAINING_STATUSES
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
 # Convention: a training falls "due" this many days before its due date.
 DUE_SOON_DAYS = 30
-TRAINING_STATUSES = ("CURRENT", "DUE", "OVERDUE", "MISSING")
 
 OPERATOR_TRAINING_SQL = """
 WITH events AS (

@@ -1,0 +1,379 @@
+"""The catalogue: every column declared with its words, every query's columns declared, the
+migrated pages and exports in the catalogue's words, every measure with its definition.
+
+Query outputs come from the demo warehouse through a sponsor scope; "today" is the suite's day
+(warehouse.clock.today()).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import zipfile
+from datetime import date
+from pathlib import Path
+from xml.etree import ElementTree
+
+import duckdb
+import polars as pl
+import pytest
+
+from portal.widgets import export_csv, export_frame, export_xlsx
+from tests.page_b_checks import run_wide
+from tests.page_harness import principal, script_path
+from warehouse import catalogue, clock, contract, kpis
+from warehouse.auditpack import sections
+from warehouse.catalogue import columns as c
+from warehouse.filters import Filters
+from warehouse.queries import (
+    batches,
+    capa,
+    cockpit,
+    deviations,
+    equipment,
+    tech_transfer,
+    training,
+)
+from warehouse.scope import open_sponsor_scope
+
+SPONSOR = "NWT"
+WIDE_START = date(2000, 1, 1)
+SNAKE = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
+MIGRATED_PAGES = ("capa.py", "batches.py", "training.py", "equipment.py", "tech_transfer.py")
+
+
+def _columns() -> list[tuple[str, catalogue.Column]]:
+    return [(d.name, col) for d in catalogue.DATASETS for col in d.columns]
+
+
+# --- declarations -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dataset", "column"), _columns(), ids=lambda v: getattr(v, "name", v))
+def test_every_column_has_a_label_description_and_format(dataset, column) -> None:
+    assert column.label.strip() and not SNAKE.fullmatch(column.label), (dataset, column.name)
+    assert column.description.strip().endswith("."), (dataset, column.name)
+    assert column.format in catalogue.FORMATS, (dataset, column.name)
+    assert bool(column.words) == (column.format == "code"), (dataset, column.name)
+    assert not column.export_code or column.words, (dataset, column.name)
+
+
+@pytest.mark.parametrize("model", catalogue.DATASETS, ids=lambda d: d.name)
+def test_a_dataset_names_its_query_and_heads_each_column_once(model) -> None:
+    assert callable(model.function), model.query
+    assert model.title and model.description
+    labels = [col.label for col in model.columns]
+    labels += [col.code_label for col in model.columns if col.export_code]
+    assert len(labels) == len(set(labels)), model.name
+    names = [col.name for col in model.columns] + list(model.hidden)
+    assert len(names) == len(set(names)), model.name
+    assert any(col.key for col in model.columns), model.name
+
+
+def _codes(table: str, column: str) -> tuple[str, ...]:
+    return contract.table(table).column(column).enum or ()
+
+
+# Each code column's words against the codes that reach it: the contract's enum, plus the few
+# a query derives (taken from the query module that derives them).
+CODES = {
+    c.BATCH_STATUS: _codes("batch", "status"),
+    c.STATUS_STAGE: _codes("batch", "status"),
+    c.CMO_DECISION: _codes("batch", "cmo_decision"),
+    c.SPONSOR_DECISION: _codes("batch", "sponsor_decision"),
+    c.CAPA_SOURCE: _codes("capa", "source_type"),
+    c.CAPA_STATUS: _codes("capa", "status"),
+    c.EFFECTIVENESS_RESULT: _codes("capa_effectiveness", "result"),
+    c.CHECK_RESULT: _codes("capa_effectiveness", "result"),
+    c.CLASSIFICATION: _codes("deviation", "classification"),
+    c.DEVIATION_STATUS: _codes("deviation", "status"),
+    c.ROOT_CAUSE: _codes("deviation", "root_cause_category"),
+    c.TEST_TYPE: _codes("test_result", "test_type"),
+    c.OOS_PHASE: _codes("oos_investigation", "phase"),
+    c.OOS_OUTCOME: deviations.OOS_OUTCOMES,
+    c.CHANGE_TYPE: _codes("change_control", "change_type"),
+    c.RISK_CLASS: _codes("change_control", "risk_class"),
+    c.CHANGE_STATUS: _codes("change_control", "status"),
+    c.OBLIGATION: _codes("change_impact", "obligation"),
+    c.OBLIGATION_REQUIRED: _codes("agreement_term", "obligation"),
+    c.IMPACT_DECISION: _codes("change_impact", "decision"),
+    c.TRAINING_STATUS: (*_codes("training_record", "status"), "MISSING"),
+    c.EVENT_TYPE: _codes("batch_event", "event_type"),
+    c.EQUIPMENT_STATUS: _codes("equipment", "status"),
+    c.SUPPLIER_STATUS: _codes("supplier", "status"),
+    c.RELEASE_STATUS: _codes("material_lot", "release_status"),
+    c.MODALITY: _codes("product", "modality"),
+    c.PROJECT_STATUS: _codes("tech_transfer", "status"),
+    c.CURRENT_PHASE: (*_codes("tt_milestone", "milestone"), "NOT_STARTED"),
+    c.NEXT_MILESTONE: _codes("tt_milestone", "milestone"),
+    c.MILESTONE: _codes("tt_milestone", "milestone"),
+    c.TERM_TYPE: _codes("agreement_term", "term_type"),
+    c.TERM_SUBJECT: _codes("agreement_term", "subject"),
+    c.TERM_OBLIGATION: _codes("agreement_term", "obligation"),
+}
+
+
+def test_every_code_column_is_checked_against_its_codes() -> None:
+    coded = {id(col) for _, col in _columns() if col.format == "code"}
+    assert coded <= {id(col) for col in CODES}
+
+
+@pytest.mark.parametrize("column", list(CODES), ids=lambda col: f"{col.name}:{col.label}")
+def test_words_cover_exactly_the_codes(column) -> None:
+    codes = CODES[column]
+    assert codes, column.name
+    assert sorted(column.words) == sorted(codes)
+    words = [column.words[code] for code in codes]
+    # Words, not codes (an acronym such as OOS or SOP is its own word).
+    assert all(w != code or len(code) <= 3 for w, code in zip(words, codes, strict=True)), words
+    assert len(set(words)) == len(words), words
+    assert "None" not in words
+
+
+def test_derived_codes_are_the_ones_the_queries_write() -> None:
+    assert training.TRAINING_STATUSES == c.TRAINING_STATUSES
+    assert deviations.OOS_OUTCOMES == c.OOS_OUTCOMES
+    assert c.BATCH_STATUS.words == batches.STATUS_WORDS
+    assert set(catalogue.measures.CAPA_DONE_STATUSES) <= set(contract.CAPA_STATUSES)
+
+
+# --- every query's columns are declared ---------------------------------------------------------
+
+
+def _capa_numbers(scope, filters, today) -> list[str]:
+    return capa.capas(scope, filters, today)["capa_number"].to_list()
+
+
+# How each dataset's own query is called here: (function, scope, filters, today) -> rows.
+CALLS = {
+    "quality_agreement": lambda fn, s, f, t: fn(s),
+    "deviations": lambda fn, s, f, t: fn(s, f, t),
+    "capas": lambda fn, s, f, t: fn(s, f, t),
+    "capa_aging": lambda fn, s, f, t: fn(capa.capas(s, f, t), t),
+    "capa_extensions": lambda fn, s, f, t: fn(s, _capa_numbers(s, f, t)),
+    "capa_effectiveness": lambda fn, s, f, t: fn(s, _capa_numbers(s, f, t)),
+    "change_controls": lambda fn, s, f, t: fn(s, f, t),
+    "complaints": lambda fn, s, f, t: fn(s, f),
+    "equipment": lambda fn, s, f, t: fn(s, f, t),
+    "equipment_invalid_uses": lambda fn, s, f, t: fn(s, f),
+    "suppliers": lambda fn, s, f, t: fn(equipment.supplier_lots(s, f)),
+    "material_lots": lambda fn, s, f, t: fn(s, f),
+    "batches": lambda fn, s, f, t: fn(s, f, t),
+    "batch_status": lambda fn, s, f, t: fn(batches.batch_list(s, f, t)),
+    "batch_exceptions": lambda fn, s, f, t: fn(
+        s, batches.batch_list(s, f, t)["batch_id"].head(30).to_list()
+    ),
+    "training_matrix": lambda fn, s, f, t: fn(s, f, t),
+    "training_gaps": lambda fn, s, f, t: fn(s, f),
+    "tech_transfer_projects": lambda fn, s, f, t: fn(s, f, t),
+    "tech_transfer_milestones": lambda fn, s, f, t: fn(
+        s, tech_transfer.projects(s, f, t)["project_id"].to_list(), t
+    ),
+    "products": lambda fn, s, f, t: fn(s),
+    "oos_investigations": lambda fn, s, f, t: fn(s, f),
+}
+
+
+@pytest.fixture(scope="module")
+def scope(demo_warehouse):
+    opened = open_sponsor_scope(demo_warehouse, SPONSOR)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def wide() -> Filters:
+    return Filters(WIDE_START, clock.today())
+
+
+def _rows(name: str, scope, filters: Filters) -> pl.DataFrame:
+    model = catalogue.dataset(name)
+    return CALLS[name](model.function, scope, filters, clock.today())
+
+
+def test_every_dataset_is_run_here() -> None:
+    assert set(CALLS) == {d.name for d in catalogue.DATASETS}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_every_column_a_query_returns_is_declared(name, scope, wide) -> None:
+    model = catalogue.dataset(name)
+    rows = _rows(name, scope, wide)
+    declared = {col.name for col in model.columns} | set(model.hidden)
+    assert set(rows.columns) <= declared, sorted(set(rows.columns) - declared)
+    shown = model.in_words(rows)
+    for col in model.shown(rows):
+        if col.words and rows.height:
+            unknown = set(shown[col.name].drop_nulls()) - set(col.words.values())
+            assert not unknown, (col.name, unknown)
+
+
+def test_a_column_no_one_declared_is_an_error_not_a_raw_header() -> None:
+    rows = pl.DataFrame({"capa_number": ["C-1"], "secret_flag": [True]})
+    with pytest.raises(catalogue.CatalogueError, match="secret_flag"):
+        catalogue.dataset("capas").in_words(rows)
+
+
+# --- overdue CAPA and the CAPA -> product relation, once ----------------------------------------
+
+
+def test_overdue_capa_is_the_catalogues_one_definition(scope, wide) -> None:
+    today = clock.today()
+    found = capa.capas(scope, wide, today)
+    expected = found.select(catalogue.capa_overdue(today).alias("overdue"))["overdue"]
+    assert found["overdue"].to_list() == expected.to_list()
+    from_kpis = kpis.open_capas(found, today)
+    assert (
+        from_kpis["overdue"].sum()
+        == found["overdue"].sum()
+        == kpis.overdue_capas(found, today).numerator
+    )
+    assert from_kpis["age_days"].to_list() == found["age_days"].drop_nulls().to_list()
+
+
+def test_capa_product_relation_follows_the_source_type() -> None:
+    """A CAPA raised by an OOS that also holds a deviation's id touches only the OOS's product;
+    an AUDIT CAPA touches none."""
+    db = duckdb.connect()
+    db.execute("""
+        CREATE TABLE capa AS SELECT * FROM (VALUES
+            ('C1', 'OOS', 'D1', 'O1', NULL, NULL), ('C2', 'DEVIATION', 'D1', NULL, NULL, NULL),
+            ('C3', 'AUDIT', 'D1', NULL, NULL, NULL))
+            AS t(capa_id, source_type, deviation_id, oos_id, complaint_id, finding_id);
+        CREATE TABLE deviation_link AS SELECT * FROM (VALUES ('D1', 'P-DEV', NULL))
+            AS t(deviation_id, product_id, batch_id);
+        CREATE TABLE batch AS SELECT * FROM (VALUES ('B1', 'P-OOS')) AS t(batch_id, product_id);
+        CREATE TABLE oos_investigation AS SELECT * FROM (VALUES ('O1', 'B1'))
+            AS t(oos_id, batch_id);
+        CREATE TABLE complaint (complaint_id VARCHAR, product_id VARCHAR);
+        CREATE TABLE inspection_finding (finding_id VARCHAR, product_id VARCHAR);
+    """)  # fmt: skip
+    found = db.sql(f"WITH {capa.CAPA_PRODUCT_SQL} SELECT * FROM capa_product ORDER BY capa_id")
+    assert found.fetchall() == [("C1", "P-OOS"), ("C2", "P-DEV")]
+
+
+# --- measures -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("measure", catalogue.MEASURES.values(), ids=lambda m: m.key)
+def test_every_measure_has_its_definition_and_one_function(measure) -> None:
+    for text in (measure.name, measure.formula, measure.source, measure.period,
+                 measure.completeness):  # fmt: skip
+        assert text.strip(), (measure.key, text)
+    assert callable(measure.compute), measure.function
+    assert measure.unit in ("rate", "per_lot", "per_million", "days", "count")
+    assert catalogue.measure(measure.key) is measure
+
+
+def test_every_domain_kpi_is_a_measure_and_results_name_theirs() -> None:
+    numbers = {m.number for m in catalogue.MEASURES.values()} - {None}
+    assert numbers == set(range(1, 17))
+    assert kpis.KPI_DEFINITIONS is catalogue.MEASURES
+    result = kpis.overdue_capas(pl.DataFrame({"status": ["PLAN"], "opened_at": [None],
+                                              "current_due": [date(2026, 1, 1)]},
+                                             schema_overrides={"opened_at": pl.Datetime}),
+                                date(2026, 2, 1))  # fmt: skip
+    assert result.definition is catalogue.measure("overdue_capas")
+    assert result.numerator == 1
+
+
+def test_the_cockpits_default_targets_are_the_catalogues() -> None:
+    shared = set(cockpit.DEFAULT_TARGETS) & set(catalogue.MEASURES)
+    assert shared
+    for key in shared:
+        target = catalogue.measure(key).target
+        assert target is not None, key
+        default = cockpit.DEFAULT_TARGETS[key]
+        assert (target.value, target.at_least) == (default.value, default.at_least), key
+
+
+# --- pages and exports --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered(demo_warehouse, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path_factory.mktemp("portal")))
+        who = principal("sponsor_qa", SPONSOR)
+        return {
+            page: run_wide(page, Path(page).stem, who, demo_warehouse) for page in MIGRATED_PAGES
+        }
+
+
+@pytest.mark.parametrize("page", MIGRATED_PAGES)
+def test_tables_read_in_the_catalogues_words(page, rendered) -> None:
+    app = rendered[page]
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.dataframe, page
+    labels = {col.label for _, col in _columns()}
+    words = {w for _, col in _columns() for w in col.words.values()}
+    codes = {code for _, col in _columns() for code in col.words} - words
+    for table in app.dataframe:
+        config = json.loads(table.proto.columns)
+        assert table.proto.HasField("placeholder") and table.proto.placeholder == ""
+        frame = table.value
+        for name in frame.columns:
+            header = config.get(name, {}).get("label")
+            assert header in labels, (page, name, header)
+            assert not SNAKE.fullmatch(header), (page, name, header)
+        text = {v for v in frame.to_numpy().ravel() if isinstance(v, str)}
+        assert "None" not in text, page
+        assert not text & codes, (page, sorted(text & codes)[:5])
+
+
+def test_no_migrated_page_defines_a_label() -> None:
+    for page in MIGRATED_PAGES:
+        tree = ast.parse(script_path(page).read_text())
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            keywords = {k.arg for k in call.keywords}
+            assert "column_config" not in keywords, page
+            name = getattr(call.func, "id", getattr(call.func, "attr", ""))
+            assert name != "dataframe", page
+            if name == "export_buttons":
+                assert "dataset" in keywords, page
+
+
+def _xlsx_header(body: bytes) -> list[str]:
+    book = zipfile.ZipFile(io.BytesIO(body))
+    ns = {"x": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    strings = [
+        "".join(t.text or "" for t in si.iter(f"{{{ns['x']}}}t"))
+        for si in ElementTree.fromstring(book.read("xl/sharedStrings.xml")).findall("x:si", ns)
+    ]
+    sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+    first = sheet.find("x:sheetData/x:row", ns)
+    return [strings[int(cell.find("x:v", ns).text)] for cell in first.findall("x:c", ns)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["capas", "batches", "training_matrix", "equipment", "material_lots",
+     "tech_transfer_projects", "tech_transfer_milestones"],
+)  # fmt: skip
+def test_export_headers_are_the_catalogues_labels(name, scope, wide) -> None:
+    model = catalogue.dataset(name)
+    rows = _rows(name, scope, wide)
+    expected = []
+    for col in model.shown(rows):
+        expected.append(col.label)
+        if col.export_code:
+            expected.append(col.code_label)
+    exported = export_frame(rows, name)
+    assert exported.columns == expected
+    back = pl.read_csv(io.BytesIO(export_csv(exported, {"export": name})), comment_prefix="#")
+    assert back.columns == expected
+    assert _xlsx_header(export_xlsx(exported, {"export": name})) == expected
+    for col in model.shown(rows):
+        if col.export_code:
+            assert exported[col.code_label].to_list() == rows[col.name].to_list()
+    assert exported.height == rows.height
+
+
+def test_the_audit_pack_heads_its_tables_with_the_catalogues_labels(scope, wide) -> None:
+    for section in sections.collect(scope, wide, clock.today()):
+        model = catalogue.dataset(section.key)
+        assert section.title == model.title and section.about == model.description
+        assert section.headings == [model.column(n).label for n in section.pdf_columns]
+        assert set(section.columns) <= {col.name for col in model.columns}, section.key

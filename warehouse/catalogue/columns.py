@@ -1,0 +1,548 @@
+"""Every column users read, declared once: label, one-line description, format, words for
+each code, and whether it is a key column that stays in view.
+
+A column's meaning is tied to the record it describes, not to its name: `status` of a batch
+and `status` of a CAPA are two declarations with their own words. Code lists come from the
+snapshot contract (warehouse.contract); only codes a query derives itself (a training never
+taken, a project not started) are added here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from warehouse import contract
+from warehouse.contract import (
+    BATCH_EVENT_TYPES,
+    BATCH_STATUSES,
+    CAPA_SOURCES,
+    CAPA_STATUSES,
+    CHANGE_STATUSES,
+    CHANGE_TYPES,
+    DEVIATION_STATUSES,
+    NOTIFIABLE_EVENTS,
+    OBLIGATIONS,
+    ROOT_CAUSES,
+    SEVERITIES,
+    TECH_TRANSFER_MILESTONES,
+)
+
+# How a value reads; pages, exports and the audit pack format by it.
+FORMATS = {
+    "text": "free text or a name",
+    "id": "an identifier or record number",
+    "code": "one of a fixed list of codes, shown in words",
+    "date": "a calendar day (YYYY-MM-DD)",
+    "datetime": "a moment to the minute (YYYY-MM-DD HH:MM)",
+    "days": "a number of days",
+    "weeks": "a number of weeks",
+    "hours": "a number of hours",
+    "count": "a number of records",
+    "number": "a measured or version number",
+    "flag": "yes or no",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Column:
+    """One column as users read it, wherever it is shown, exported or packed."""
+
+    name: str  # the column's name in a query's rows
+    label: str
+    description: str
+    format: str  # one of FORMATS
+    words: dict[str, str] = field(default_factory=dict)  # code -> words (format "code")
+    key: bool = False  # identifies the row: pinned first, stays in view when scrolling
+    export_code: bool = False  # exports and the API also carry the raw code, as "<label> code"
+
+    def word(self, code: str | None) -> str | None:
+        """The words for `code` (the code itself when the column has no words for it)."""
+        return None if code is None else self.words.get(code, code)
+
+    @property
+    def code_label(self) -> str:
+        return f"{self.label} code"
+
+
+def words(codes: Iterable[str], **special: str) -> dict[str, str]:
+    """Words for every code of a contract enum: `special` as given, any other code as a
+    sentence ("ON_HOLD" -> "On hold"). Naming a code the enum lacks is an error."""
+    codes = tuple(codes)
+    unknown = sorted(set(special) - set(codes))
+    if unknown:
+        raise ValueError(f"words for codes the contract does not have: {unknown}")
+    return {code: special.get(code) or code.replace("_", " ").capitalize() for code in codes}
+
+
+def enum(table: str, column: str) -> tuple[str, ...]:
+    """The contract's codes of `table.column`."""
+    codes = contract.table(table).column(column).enum
+    if codes is None:
+        raise ValueError(f"{table}.{column} is not an enum of the contract")
+    return codes
+
+
+# Codes a query derives beyond the contract's.
+TRAINING_STATUSES = (*enum("training_record", "status"), "MISSING")
+# warehouse.queries.deviations maps the contract's OOS outcome to these (none yet: open).
+OOS_OUTCOMES = ("confirmed", "invalidated", "inconclusive", "open")
+
+BATCH_STATUS_WORDS = words(
+    BATCH_STATUSES,
+    MFG_COMPLETE="Manufacturing complete",
+    QC_TESTING="QC testing",
+    BR_REVIEW="Batch record review",
+    CMO_DISPOSITIONED="Dispositioned by CMO",
+    SPONSOR_RELEASED="Released by sponsor",
+)
+CHANGE_TYPE_WORDS = words(CHANGE_TYPES, SOP="SOP")
+MILESTONE_WORDS = words(
+    TECH_TRANSFER_MILESTONES,
+    KICKOFF="Kickoff & knowledge package",
+    GAP_RISK_ASSESSMENT="Gap & risk assessment",
+    BOM_SOURCING="BOM & sourcing",
+    METHOD_TRANSFER="Analytical method transfer",
+    MBR_APPROVED="MMR/MBR approved",
+    SOPS_UPDATED="SOPs updated",
+    GMP_BATCH="GMP batch",
+    PPQ="Process performance qualification (PPQ)",
+    STABILITY_FILING="Stability & filing",
+)
+# A project's phase before it reached any milestone (warehouse.queries.tech_transfer).
+PHASE_WORDS = MILESTONE_WORDS | {"NOT_STARTED": "Not started"}
+
+# --- shared by many records -------------------------------------------------------------------
+
+TITLE = Column("title", "Title", "The record's title as written in the CMO's quality system.",
+               "text")  # fmt: skip
+PRODUCT = Column("product", "Product", "Name of the sponsor product.", "text")
+BATCH_NUMBER = Column(
+    "batch_number", "Batch", "The batch (lot) number the CMO gave the batch.", "id", key=True
+)
+NOTIFIED_AT = Column(
+    "notified_at", "Sponsor notified", "When the CMO notified the sponsor; blank: not yet.",
+    "datetime",
+)  # fmt: skip
+CLOSED_AT = Column("closed_at", "Closed", "When the record was closed; blank while open.",
+                   "datetime")  # fmt: skip
+OPENED_AT = Column("opened_at", "Opened", "When the record was opened.", "datetime")
+ORIGINAL_DUE = Column(
+    "original_due", "Original due", "The due date set when the record was opened.", "date"
+)
+CURRENT_DUE = Column(
+    "current_due", "Current due", "The due date after any approved extensions.", "date"
+)
+EXTENSION_COUNT = Column(
+    "extension_count", "Extensions", "How many times the due date was extended.", "count"
+)
+AGE_DAYS = Column(
+    "age_days", "Age (days)", "Days from opening (deviations: awareness) to today; blank once "
+    "closed.", "days",
+)  # fmt: skip
+OPERATOR = Column("operator", "Operator", "The CMO operator's name.", "text", key=True)
+PERFORMED_BY = Column("operator", "Performed by", "Name of the operator who performed the step.",
+                      "text")  # fmt: skip
+SEQ = Column("seq", "Step #", "Position of the step in the executed batch record.", "number")
+STEP_NAME = Column("step_name", "Step", "Name of the batch-record step.", "text")
+PERFORMED_AT = Column(
+    "performed_at", "Performed", "When the operator says the step was performed.", "datetime"
+)
+
+# --- batches ------------------------------------------------------------------------------------
+
+BATCH_STATUS = Column(
+    "status", "Status", "Where the batch is in its lifecycle (DOMAIN.md, Batch lifecycle).",
+    "code", BATCH_STATUS_WORDS, export_code=True,
+)  # fmt: skip
+MFG_START = Column("mfg_start", "Mfg start", "Day manufacture of the batch started.", "date")
+MFG_END = Column("mfg_end", "Mfg end", "Day manufacture of the batch ended.", "date")
+CMO_DECISION = Column(
+    "cmo_decision", "CMO decision", "The CMO's QA disposition of its own operations' output.",
+    "code", words(enum("batch", "cmo_decision")),
+)  # fmt: skip
+CMO_DECIDED_AT = Column(
+    "cmo_decided_at", "CMO decided", "Day the CMO's QA dispositioned the batch.", "date"
+)
+SPONSOR_DECISION = Column(
+    "sponsor_decision", "Sponsor decision", "The sponsor's final release decision on the batch.",
+    "code", words(enum("batch", "sponsor_decision")),
+)  # fmt: skip
+SPONSOR_DECIDED_AT = Column(
+    "sponsor_decided_at", "Sponsor decided", "Day the sponsor decided on the batch.", "date"
+)
+CYCLE_TIME_DAYS = Column(
+    "cycle_time_days", "Cycle time (days)", "Sponsor decision − manufacturing end, in days "
+    "(DOMAIN.md KPI 13).", "days",
+)  # fmt: skip
+AWAITING_RELEASE_DAYS = Column(
+    "awaiting_release_days", "Awaiting release (days)", "Days since the CMO released the batch "
+    "while it waits for the sponsor's decision; blank when not waiting.", "days",
+)  # fmt: skip
+STATUS_STAGE = Column(
+    "status", "Status", "A lifecycle status (DOMAIN.md, Batch lifecycle).", "code",
+    BATCH_STATUS_WORDS, key=True,
+)  # fmt: skip
+BATCHES_PER_STATUS = Column("batches", "Batches", "Batches in this status.", "count")
+
+# --- CAPAs --------------------------------------------------------------------------------------
+
+CAPA_NUMBER = Column("capa_number", "CAPA", "The CAPA's number in the CMO's quality system.",
+                     "id", key=True)  # fmt: skip
+CAPA_SOURCE = Column(
+    "source_type", "Source", "The kind of record that raised the CAPA.", "code",
+    words(CAPA_SOURCES, OOS="OOS", SELF_INSPECTION="Self-inspection"),
+)  # fmt: skip
+CAPA_SOURCE_RECORD = Column(
+    "source_record", "Source record", "Number of the deviation, OOS batch, complaint or finding "
+    "that raised the CAPA.", "id",
+)  # fmt: skip
+CAPA_STATUS = Column(
+    "status", "Status", "Where the CAPA is in its lifecycle.", "code",
+    words(CAPA_STATUSES, PENDING_EFFECTIVENESS="Pending effectiveness check"), export_code=True,
+)  # fmt: skip
+EFFECTIVENESS_WORDS = words(enum("capa_effectiveness", "result"))
+CLOSED_ON_TIME_ORIGINAL = Column(
+    "closed_on_time_original", "On time (original due)", "Closed by its original due date "
+    "(DOMAIN.md KPI 9); blank while open.", "flag",
+)  # fmt: skip
+CLOSED_ON_TIME_CURRENT = Column(
+    "closed_on_time_current", "On time (current due)", "Closed by its current (extended) due "
+    "date (DOMAIN.md KPI 9); blank while open.", "flag",
+)  # fmt: skip
+EFFECTIVENESS_RESULT = Column(
+    "effectiveness_result", "Effectiveness", "Result of the latest effectiveness check; blank "
+    "before one is done.", "code", EFFECTIVENESS_WORDS,
+)  # fmt: skip
+CAPA_OVERDUE = Column(
+    "overdue", "Overdue", "Open and today past its current due date (measure overdue_capas).",
+    "flag",
+)  # fmt: skip
+DAYS_OVERDUE = Column(
+    "days_overdue", "Days overdue", "Days today is past the current due date of an overdue CAPA.",
+    "days",
+)  # fmt: skip
+PREVIOUS_DUE = Column("previous_due", "Previous due", "Due date before this extension.", "date")
+NEW_DUE = Column("new_due", "New due", "Due date this extension set.", "date")
+DAYS_ADDED = Column("days_added", "Days added", "New due − previous due, in days.", "days")
+EXTENSION_REASON = Column("reason", "Reason", "Why the extension was approved.", "text")
+APPROVED_AT = Column("approved_at", "Approved", "When the extension was approved.", "datetime")
+CHECKED_AT = Column("checked_at", "Checked", "When the effectiveness check was done.", "datetime")
+CHECK_RESULT = Column(
+    "result", "Result", "Whether the CAPA was judged effective.", "code", EFFECTIVENESS_WORDS
+)
+AGE_BUCKET = Column(
+    "bucket", "Age (days)", "Age band of open CAPAs (DOMAIN.md KPI 10).", "text", key=True
+)
+OVERDUE_IN_BUCKET = Column(
+    "overdue", "Overdue", "Open CAPAs in the band past their current due date.", "count"
+)
+NOT_OVERDUE_IN_BUCKET = Column(
+    "not_overdue", "Not overdue", "Open CAPAs in the band not yet past their current due date.",
+    "count",
+)  # fmt: skip
+
+# --- deviations and OOS -------------------------------------------------------------------------
+
+DEVIATION_NUMBER = Column(
+    "deviation_number", "Deviation", "The deviation's number in the CMO's quality system.", "id",
+    key=True,
+)  # fmt: skip
+CLASSIFICATION = Column(
+    "classification", "Class", "Severity class of the deviation.", "code", words(SEVERITIES)
+)
+DEVIATION_STATUS = Column(
+    "status", "Status", "Where the deviation is in its lifecycle.", "code",
+    words(DEVIATION_STATUSES, PENDING_QA="Pending QA"),
+)  # fmt: skip
+AWARENESS_AT = Column(
+    "awareness_at", "Awareness", "When the CMO became aware of the deviation; its clocks start "
+    "here.", "datetime",
+)  # fmt: skip
+CLOSED_ON_TIME = Column(
+    "closed_on_time", "Closed on time", "Closed by its original due date (DOMAIN.md KPI 8); "
+    "blank while open.", "flag",
+)  # fmt: skip
+ROOT_CAUSE = Column(
+    "root_cause_category", "Root cause", "Category of the root cause found by the investigation.",
+    "code", words(ROOT_CAUSES),
+)  # fmt: skip
+RECURRENCE_OF = Column(
+    "recurrence_of", "Recurrence of", "The earlier deviation this one recurs, or that it recurs "
+    "one of another client (nothing of that deviation is shown).", "text",
+)  # fmt: skip
+IS_RECURRENCE = Column(
+    "is_recurrence", "Recurs within 12 months", "Recurs a deviation raised in the 12 months "
+    "before it, whoever that one touched (DOMAIN.md KPI 7).", "flag",
+)  # fmt: skip
+DEVIATION_OVERDUE = Column(
+    "overdue", "Overdue", "Open and today past its current due date.", "flag"
+)
+DEVIATION_PRODUCTS = Column(
+    "products", "Products", "This sponsor's products the deviation touches.", "text"
+)
+DEVIATION_BATCHES = Column(
+    "batches", "Batches", "This sponsor's batches the deviation touches.", "text"
+)
+NOTIFIED_LATE = Column(
+    "notified_late", "Notified late", "This sponsor was notified after the quality agreement's "
+    "deadline.", "flag",
+)  # fmt: skip
+TEST_TYPE = Column(
+    "test_type", "Test type", "Release, long-term stability or in-process test.", "code",
+    words(enum("test_result", "test_type"), LT_STABILITY="Long-term stability",
+          IPC="In-process control"),
+)  # fmt: skip
+TEST_NAME = Column("test_name", "Test", "Name of the test.", "text")
+RESULT_VALUE = Column("result_value", "Result", "The measured result.", "number")
+SPEC_LOW = Column("spec_low", "Spec low", "Lower specification limit.", "number")
+SPEC_HIGH = Column("spec_high", "Spec high", "Upper specification limit.", "number")
+UNIT = Column("unit", "Unit", "Unit of the result and limits.", "text")
+OOS_PHASE = Column(
+    "phase", "Phase", "Investigation phase: I (laboratory) or II (full-scale).", "code",
+    words(enum("oos_investigation", "phase"), I="Phase I", II="Phase II"),
+)  # fmt: skip
+OOS_OUTCOME = Column(
+    "outcome", "Outcome", "Conclusion of the OOS investigation; open while none yet.", "code",
+    words(OOS_OUTCOMES, invalidated="Invalidated (laboratory error)"),
+)  # fmt: skip
+OOS_SUMMARY = Column(
+    "summary", "Investigation summary", "The investigation's summary as recorded.", "text"
+)
+
+# --- change control -----------------------------------------------------------------------------
+
+CHANGE_NUMBER = Column(
+    "change_number", "Change", "The change control's number in the CMO's quality system.", "id",
+    key=True,
+)  # fmt: skip
+CHANGE_TYPE = Column("change_type", "Change type", "What the change alters.", "code",
+                     CHANGE_TYPE_WORDS)  # fmt: skip
+RISK_CLASS = Column(
+    "risk_class", "Risk", "ICH Q9 risk class of the change.", "code",
+    words(enum("change_control", "risk_class")),
+)  # fmt: skip
+CHANGE_STATUS = Column(
+    "status", "Status", "Where the change control is in its lifecycle.", "code",
+    words(CHANGE_STATUSES, SPONSOR_REVIEW="Sponsor review", EFFECTIVENESS="Effectiveness check"),
+)  # fmt: skip
+OBLIGATION_WORDS = words(OBLIGATIONS, NONE="Record only", NOTIFY="Notification")
+OBLIGATION = Column(
+    "obligation", "Obligation", "What the sponsor's quality agreement requires before the change "
+    "goes effective.", "code", OBLIGATION_WORDS, export_code=True,
+)  # fmt: skip
+OBLIGATION_REQUIRED = Column(
+    "obligation_required", "Obligation by agreement", "What the sponsor's quality agreement sets "
+    "for this type of change; blank when it sets nothing.", "code", OBLIGATION_WORDS,
+)  # fmt: skip
+OBLIGATION_BELOW_AGREEMENT = Column(
+    "obligation_below_agreement", "Weaker than agreement", "The change was recorded with a "
+    "weaker obligation than the sponsor's quality agreement requires (a breach).", "flag",
+)  # fmt: skip
+IMPACT_DECISION = Column(
+    "decision", "Sponsor decision", "The sponsor's decision on a change awaiting its approval.",
+    "code", words(enum("change_impact", "decision")),
+)  # fmt: skip
+DECIDED_AT = Column("decided_at", "Decided", "When the sponsor decided.", "datetime")
+PLANNED_EFFECTIVE = Column(
+    "planned_effective", "Planned effective", "Day the change is planned to go effective.", "date"
+)
+ACTUAL_EFFECTIVE = Column(
+    "actual_effective", "Actual effective", "Day the change went effective.", "date"
+)
+CHANGE_MARKETS = Column(
+    "markets", "Reporting category per market", "ICH Q12 reporting category of the change in "
+    "each market of the product.", "text",
+)  # fmt: skip
+AWAITING_SPONSOR = Column(
+    "awaiting_sponsor", "Awaiting sponsor", "The change waits for this sponsor's approval or "
+    "acknowledgement.", "flag",
+)  # fmt: skip
+DAYS_TO_PLANNED = Column(
+    "days_to_planned", "Days to planned effective", "Days from today to the planned effective "
+    "day.", "days",
+)  # fmt: skip
+VIOLATION = Column(
+    "violation", "Violation", "The change went effective before the approval or notification "
+    "the agreement requires, or after the sponsor rejected it.", "flag",
+)  # fmt: skip
+VIOLATION_REASON = Column("violation_reason", "Violation reason", "What the violation was.",
+                          "text")  # fmt: skip
+IMPACT_ID = Column("impact_id", "Impact ID", "Identifier of this sponsor's impact row.", "id")
+
+# --- training -----------------------------------------------------------------------------------
+
+ROLE = Column("role", "Role", "The operator's role at the CMO.", "text")
+SOP_NUMBER = Column("sop_number", "SOP", "Number of the standard operating procedure.", "id",
+                    key=True)  # fmt: skip
+SOP_TITLE = Column("sop_title", "SOP title", "Title of the SOP.", "text")
+SOP_VERSION = Column("sop_version", "SOP version", "The SOP's current version.", "number")
+TRAINED_VERSION = Column(
+    "trained_version", "Trained on version", "SOP version of the operator's latest training; "
+    "blank: never trained.", "number",
+)  # fmt: skip
+TRAINED_AT = Column("trained_at", "Trained", "Day of the operator's latest training.", "date")
+DUE_AT = Column("due_at", "Retraining due", "Day the training must be renewed.", "date")
+TRAINING_STATUS = Column(
+    "status", "Training status", "Current, due within the retraining window, overdue, or never "
+    "trained on the SOP.", "code",
+    words(TRAINING_STATUSES, DUE="Due soon", MISSING="Not trained"),
+)  # fmt: skip
+EVENT_TYPE = Column(
+    "event_type", "Event type", "Kind of batch-record entry.", "code",
+    words(BATCH_EVENT_TYPES, IPC="In-process control", SIGN="Signature"),
+)  # fmt: skip
+EVENT_ID = Column("event_id", "Event ID", "Identifier of the batch-record entry.", "id")
+
+# --- equipment, suppliers and materials ---------------------------------------------------------
+
+EQUIPMENT = Column("equipment", "Equipment", "Name of the equipment.", "text", key=True)
+EQUIPMENT_TYPE = Column("equipment_type", "Type", "Kind of equipment.", "text")
+TRAIN = Column("train", "Train", "Equipment train the equipment belongs to.", "text")
+EQUIPMENT_STATUS = Column(
+    "status", "Status", "Qualification state of the equipment today.", "code",
+    words(enum("equipment", "status"), DUE="Requalification due",
+          OVERDUE="Requalification overdue"),
+)  # fmt: skip
+LAST_QUALIFICATION = Column(
+    "last_qualification", "Last qualification", "Latest passed qualification.", "datetime"
+)
+LAST_CALIBRATION = Column(
+    "last_calibration", "Last calibration", "Latest passed calibration.", "datetime"
+)
+CALIBRATION_DUE = Column(
+    "calibration_due", "Calibration due", "Day the next calibration is due.", "date"
+)
+CALIBRATION_OVERDUE = Column(
+    "calibration_overdue", "Calibration overdue", "Today past the calibration due day.", "flag"
+)
+USES = Column("uses", "Uses", "Uses of the equipment by these batches in the period.", "count")
+USES_NOT_VALID = Column(
+    "uses_not_valid", "Uses not valid", "Uses that started while calibration or qualification "
+    "was not valid.", "count",
+)  # fmt: skip
+STARTED_AT = Column("started_at", "Started", "When the use of the equipment started.", "datetime")
+CALIBRATION_VALID = Column(
+    "calibration_valid_at_use", "Calibration valid", "Calibration was valid when the use "
+    "started.", "flag",
+)  # fmt: skip
+QUALIFICATION_VALID = Column(
+    "qualification_valid_at_use", "Qualification valid", "Qualification was valid when the use "
+    "started.", "flag",
+)  # fmt: skip
+USAGE_ID = Column("usage_id", "Use ID", "Identifier of the equipment use.", "id")
+SUPPLIER = Column("supplier", "Supplier", "Name of the material supplier.", "text", key=True)
+SUPPLIER_STATUS = Column(
+    "supplier_status", "Supplier qualification", "The supplier's qualification today.", "code",
+    words(enum("supplier", "status"), CONDITIONAL="Conditionally approved"),
+)  # fmt: skip
+LOTS_CONSUMED = Column(
+    "lots_consumed", "Lots consumed", "The supplier's lots these batches consumed.", "count"
+)
+MATERIALS = Column("materials", "Materials", "Materials of those lots.", "text")
+LOT_ID = Column("lot_id", "Lot", "The material lot's identifier.", "id", key=True)
+MATERIAL_NAME = Column("material_name", "Material", "Name of the material.", "text")
+RECEIVED_AT = Column("received_at", "Received", "When the lot (or complaint) was received.",
+                     "datetime")  # fmt: skip
+RELEASE_STATUS = Column(
+    "release_status", "Lot status", "QC release status of the lot.", "code",
+    words(enum("material_lot", "release_status")),
+)  # fmt: skip
+COA_RECEIVED = Column(
+    "coa_received", "CoA received", "The supplier's certificate of analysis was received.", "flag"
+)
+BATCHES_CONSUMING = Column("batches", "Batches", "These batches that consumed the lot.", "count")
+BATCH_NUMBERS = Column("batch_numbers", "Batch numbers", "Numbers of those batches.", "text")
+
+# --- tech transfer ------------------------------------------------------------------------------
+
+PROJECT_ID = Column("project_id", "Project", "The transfer project's identifier.", "id", key=True)
+MODALITY = Column(
+    "modality", "Modality", "Kind of product.", "code",
+    words(enum("product", "modality"), OSD="Oral solid dose",
+          STERILE_FILL_FINISH="Sterile fill-finish"),
+)  # fmt: skip
+CONTRACT_SIGNED_AT = Column(
+    "contract_signed_at", "Contract signed", "Day the transfer contract was signed.", "date"
+)
+PROJECT_STATUS = Column(
+    "status", "Status", "State of the transfer project.", "code",
+    words(enum("tech_transfer", "status")),
+)  # fmt: skip
+CURRENT_PHASE = Column(
+    "current_phase", "Last milestone reached", "The latest milestone with an actual date.",
+    "code", PHASE_WORDS,
+)  # fmt: skip
+NEXT_MILESTONE = Column(
+    "next_milestone", "Next milestone", "The first milestone not reached yet.", "code",
+    MILESTONE_WORDS,
+)  # fmt: skip
+NEXT_PLANNED = Column("next_planned", "Next planned", "Planned day of the next milestone.",
+                      "date")  # fmt: skip
+MILESTONES_LATE = Column(
+    "milestones_late", "Milestones late", "Milestones not reached by their planned day.", "count"
+)
+PLANNED_WEEKS = Column(
+    "planned_weeks_to_engineering_batch", "Planned weeks to engineering batch", "Weeks from "
+    "contract to the planned engineering batch.", "weeks",
+)  # fmt: skip
+ACTUAL_WEEKS = Column(
+    "weeks_to_engineering_batch", "Weeks to engineering batch", "Weeks from contract to the "
+    "engineering batch; blank until it ran.", "weeks",
+)  # fmt: skip
+WITHIN_BENCHMARK = Column(
+    "within_benchmark", "Within benchmark", "Engineering batch reached within the good-platform "
+    "benchmark of DOMAIN.md (shown on the weeks chart).", "flag",
+)  # fmt: skip
+MILESTONE_SEQ = Column("seq", "Milestone #", "Position of the milestone in the project.",
+                       "number")  # fmt: skip
+MILESTONE = Column("milestone", "Milestone", "The tech-transfer milestone.", "code",
+                   MILESTONE_WORDS)  # fmt: skip
+PLANNED_AT = Column("planned_at", "Planned", "Planned day of the milestone.", "date")
+ACTUAL_AT = Column("actual_at", "Actual", "Day the milestone was reached.", "date")
+SLIP_DAYS = Column(
+    "slip_days", "Slip (days)", "Actual (or, if late and not reached, today) − planned, in days.",
+    "days",
+)  # fmt: skip
+
+# --- quality agreement, complaints, products, review by exception -----------------------------
+
+AGREEMENT_ID = Column("agreement_id", "Agreement", "The quality agreement's identifier.", "id",
+                      key=True)  # fmt: skip
+AGREEMENT_VERSION = Column("version", "Version", "Version of the quality agreement.", "number")
+EFFECTIVE_FROM = Column("effective_from", "Effective from", "Day this version took effect.",
+                        "date")  # fmt: skip
+TERM_TYPE = Column(
+    "term_type", "Term", "A notification deadline or a change obligation.", "code",
+    words(enum("agreement_term", "term_type"), NOTIFICATION="Notification deadline",
+          CHANGE="Change obligation"),
+)  # fmt: skip
+TERM_SUBJECT = Column(
+    "subject", "Subject", "The event or change type the term covers.", "code",
+    words(NOTIFIABLE_EVENTS, DEVIATION_CRITICAL="Critical deviation",
+          DEVIATION_MAJOR="Major deviation", DEVIATION_MINOR="Minor deviation",
+          OOS_CONFIRMED="Confirmed OOS", COMPLAINT_CRITICAL="Critical complaint")
+    | CHANGE_TYPE_WORDS,
+)  # fmt: skip
+DEADLINE_HOURS = Column(
+    "deadline_hours", "Deadline (h)", "Hours the CMO has to notify the sponsor.", "hours"
+)
+TERM_OBLIGATION = Column(
+    "obligation", "Obligation", "What the agreement requires for this change type.", "code",
+    OBLIGATION_WORDS,
+)  # fmt: skip
+COMPLAINT_NUMBER = Column(
+    "complaint_number", "Complaint", "The complaint's number in the CMO's quality system.", "id",
+    key=True,
+)  # fmt: skip
+IS_CRITICAL = Column("is_critical", "Critical", "The complaint is critical.", "flag")
+CONFIRMED = Column("confirmed", "Confirmed", "The complaint was confirmed.", "flag")
+PRODUCT_ID = Column("product_id", "Product ID", "The product's identifier.", "id", key=True)
+PRODUCT_NAME = Column("name", "Product", "Name of the product.", "text")
+DOSAGE_FORM = Column("dosage_form", "Dosage form", "Dosage form of the product.", "text")
+PRODUCT_MARKETS = Column("markets", "Markets", "Markets the product's labeling serves.", "text")
+EXCEPTION_KIND = Column("kind", "Kind", "Which data-integrity check found it.", "id")
+EXCEPTION_RECORD = Column(
+    "record", "Record", "Identifier of the entry, test, lot, use or deviation it points at.", "id"
+)
+EXCEPTION = Column("exception", "Finding", "The exception in one sentence.", "text")

@@ -1,0 +1,232 @@
+"""Every dataset a page, export or audit pack shows: the query that produces its rows and its
+columns in display order, each a declaration of warehouse.catalogue.columns.
+
+Queries are named as "module:function" rather than imported, so the catalogue stays plain
+data that warehouse.kpis and the queries themselves can import without a cycle.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from warehouse.catalogue import columns as c
+from warehouse.catalogue.columns import Column
+
+
+class CatalogueError(LookupError):
+    """A dataset, column or measure the catalogue does not declare."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Rows users read, as one query produces them, with every column declared."""
+
+    name: str
+    title: str
+    description: str  # one sentence: which rows are in it
+    query: str  # "module:function" that produces the rows
+    columns: tuple[Column, ...]  # in display order
+    hidden: tuple[str, ...] = ()  # returned for links between tables; never shown or exported
+
+    @property
+    def function(self) -> Callable[..., pl.DataFrame]:
+        module, name = self.query.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def column(self, name: str) -> Column:
+        found = next((col for col in self.columns if col.name == name), None)
+        if found is None:
+            raise CatalogueError(f"dataset {self.name!r} declares no column {name!r}")
+        return found
+
+    def shown(self, frame: pl.DataFrame) -> list[Column]:
+        """The frame's columns as shown: key columns first, then in declared order.
+
+        A column the dataset neither declares nor hides is an error, not a raw header.
+        """
+        undeclared = set(frame.columns) - {col.name for col in self.columns} - set(self.hidden)
+        if undeclared:
+            raise CatalogueError(f"dataset {self.name!r} does not declare {sorted(undeclared)}")
+        present = [col for col in self.columns if col.name in frame.columns]
+        return [col for col in present if col.key] + [col for col in present if not col.key]
+
+    def in_words(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The shown columns, codes replaced by their words; column names unchanged."""
+        return frame.select(_worded(col, frame) for col in self.shown(frame))
+
+    def for_export(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """As `in_words`, headed by labels, with "<label> code" beside columns that keep it."""
+        exprs: list[pl.Expr] = []
+        for col in self.shown(frame):
+            exprs.append(_worded(col, frame).alias(col.label))
+            if col.export_code:
+                exprs.append(pl.col(col.name).alias(col.code_label))
+        return frame.select(exprs)
+
+
+def _worded(col: Column, frame: pl.DataFrame) -> pl.Expr:
+    if col.words and frame.schema[col.name] == pl.String:
+        return pl.col(col.name).replace(col.words)
+    return pl.col(col.name)
+
+
+# fmt: off
+DATASETS: tuple[Dataset, ...] = (
+    Dataset(
+        "quality_agreement", "Quality agreement",
+        "Notification deadlines per event and this sponsor's obligation per change type.",
+        "warehouse.auditpack.sections:quality_agreement",
+        (c.AGREEMENT_ID, c.AGREEMENT_VERSION, c.EFFECTIVE_FROM, c.TERM_TYPE, c.TERM_SUBJECT,
+         c.DEADLINE_HOURS, c.TERM_OBLIGATION),
+        hidden=("term_id",)),
+    Dataset(
+        "deviations", "Deviations",
+        "Deviations raised in the period or still open that touch these products.",
+        "warehouse.queries.deviations:deviations",
+        (c.DEVIATION_NUMBER, c.TITLE, c.CLASSIFICATION, c.DEVIATION_STATUS, c.AWARENESS_AT,
+         c.ORIGINAL_DUE, c.CURRENT_DUE, c.EXTENSION_COUNT, c.CLOSED_AT, c.CLOSED_ON_TIME,
+         c.ROOT_CAUSE, c.RECURRENCE_OF, c.IS_RECURRENCE, c.AGE_DAYS, c.DEVIATION_OVERDUE,
+         c.DEVIATION_PRODUCTS, c.DEVIATION_BATCHES, c.NOTIFIED_LATE)),
+    Dataset(
+        "capas", "CAPAs",
+        "CAPAs active or due in the period whose source touches these products.",
+        "warehouse.queries.capa:capas",
+        (c.CAPA_NUMBER, c.TITLE, c.CAPA_SOURCE, c.CAPA_SOURCE_RECORD, c.CAPA_STATUS, c.OPENED_AT,
+         c.ORIGINAL_DUE, c.CURRENT_DUE, c.EXTENSION_COUNT, c.CLOSED_AT, c.CLOSED_ON_TIME_ORIGINAL,
+         c.CLOSED_ON_TIME_CURRENT, c.EFFECTIVENESS_RESULT, c.AGE_DAYS, c.CAPA_OVERDUE,
+         c.DAYS_OVERDUE)),
+    Dataset(
+        "capa_aging", "Open CAPA aging",
+        "Open CAPAs by age in days (DOMAIN.md KPI 10), overdue against the current due.",
+        "warehouse.queries.capa:aging",
+        (c.AGE_BUCKET, c.OVERDUE_IN_BUCKET, c.NOT_OVERDUE_IN_BUCKET)),
+    Dataset(
+        "capa_extensions", "CAPA due-date extensions",
+        "Every extension of the CAPAs above, with its reason.",
+        "warehouse.queries.capa:capa_extensions",
+        (c.CAPA_NUMBER, c.PREVIOUS_DUE, c.NEW_DUE, c.DAYS_ADDED, c.EXTENSION_REASON,
+         c.APPROVED_AT)),
+    Dataset(
+        "capa_effectiveness", "CAPA effectiveness checks",
+        "Effectiveness checks of the CAPAs above.",
+        "warehouse.queries.capa:effectiveness_checks",
+        (c.CAPA_NUMBER, c.TITLE, c.CHECKED_AT, c.CHECK_RESULT)),
+    Dataset(
+        "change_controls", "Change controls",
+        "Changes opened in the period or not yet effective, with this sponsor's obligation and "
+        "its status.",
+        "warehouse.queries.change_control:change_impacts",
+        (c.CHANGE_NUMBER, c.TITLE, c.CHANGE_TYPE, c.RISK_CLASS, c.CHANGE_STATUS, c.PRODUCT,
+         c.OBLIGATION, c.OBLIGATION_REQUIRED, c.OBLIGATION_BELOW_AGREEMENT, c.NOTIFIED_AT,
+         c.IMPACT_DECISION, c.DECIDED_AT, c.PLANNED_EFFECTIVE,
+         c.ACTUAL_EFFECTIVE, c.CHANGE_MARKETS, c.AWAITING_SPONSOR, c.DAYS_TO_PLANNED,
+         c.VIOLATION, c.VIOLATION_REASON, c.IMPACT_ID)),
+    Dataset(
+        "complaints", "Complaints",
+        "Product quality complaints received in the period or still open.",
+        "warehouse.auditpack.sections:complaints",
+        (c.COMPLAINT_NUMBER, c.PRODUCT, c.BATCH_NUMBER, c.RECEIVED_AT, c.IS_CRITICAL,
+         c.CONFIRMED, c.NOTIFIED_AT, c.CLOSED_AT),
+        hidden=("complaint_id",)),
+    Dataset(
+        "equipment", "Equipment qualification and calibration",
+        "Equipment that ran these batches in the period: status, last qualification and "
+        "calibration, uses while not valid.",
+        "warehouse.queries.equipment:equipment_status",
+        (c.EQUIPMENT, c.EQUIPMENT_TYPE, c.TRAIN, c.EQUIPMENT_STATUS, c.LAST_QUALIFICATION,
+         c.LAST_CALIBRATION, c.CALIBRATION_DUE, c.CALIBRATION_OVERDUE, c.USES,
+         c.USES_NOT_VALID)),
+    Dataset(
+        "equipment_invalid_uses", "Equipment used out of calibration or qualification",
+        "Uses that started while the equipment's calibration or qualification had lapsed.",
+        "warehouse.queries.equipment:invalid_uses",
+        (c.EQUIPMENT, c.BATCH_NUMBER, c.PRODUCT, c.STARTED_AT, c.CALIBRATION_VALID,
+         c.QUALIFICATION_VALID, c.USAGE_ID)),
+    Dataset(
+        "suppliers", "Supplier qualification",
+        "Suppliers of the material lots these batches consumed, worst status first.",
+        "warehouse.queries.equipment:suppliers",
+        (c.SUPPLIER, c.SUPPLIER_STATUS, c.LOTS_CONSUMED, c.MATERIALS)),
+    Dataset(
+        "material_lots", "Material lots consumed",
+        "Lots consumed by these batches, with their release and CoA status.",
+        "warehouse.queries.equipment:supplier_lots",
+        (c.SUPPLIER, c.SUPPLIER_STATUS, c.LOT_ID, c.MATERIAL_NAME, c.RECEIVED_AT,
+         c.RELEASE_STATUS, c.COA_RECEIVED, c.BATCHES_CONSUMING, c.BATCH_NUMBERS)),
+    Dataset(
+        "batches", "Batch records and disposition",
+        "Batches whose manufacture started in the period, with both dispositions.",
+        "warehouse.queries.batches:batch_list",
+        (c.BATCH_NUMBER, c.PRODUCT, c.BATCH_STATUS, c.MFG_START, c.MFG_END, c.CMO_DECISION,
+         c.CMO_DECIDED_AT, c.SPONSOR_DECISION, c.SPONSOR_DECIDED_AT, c.CYCLE_TIME_DAYS,
+         c.AWAITING_RELEASE_DAYS),
+        hidden=("batch_id",)),
+    Dataset(
+        "batch_status", "Batch status",
+        "The batches above per lifecycle status.",
+        "warehouse.queries.batches:status_funnel",
+        (c.STATUS_STAGE, c.BATCHES_PER_STATUS)),
+    Dataset(
+        "batch_exceptions", "Review by exception: data-integrity findings",
+        "Every exception of these batch records (ISPE review by exception), in lifecycle order "
+        "per batch.",
+        "warehouse.auditpack.sections:batch_exceptions",
+        (c.BATCH_NUMBER, c.EXCEPTION_KIND, c.EXCEPTION_RECORD, c.EXCEPTION),
+        hidden=("batch_id",)),
+    Dataset(
+        "training_matrix", "Training matrix",
+        "Operators who worked on these batches in the period, on the SOPs of the products they "
+        "made.",
+        "warehouse.queries.training:operator_training",
+        (c.OPERATOR, c.ROLE, c.SOP_NUMBER, c.SOP_TITLE, c.SOP_VERSION, c.TRAINED_VERSION,
+         c.TRAINED_AT, c.DUE_AT, c.TRAINING_STATUS)),
+    Dataset(
+        "training_gaps", "Steps performed without current training",
+        "Batch steps whose performer's training on the product's SOPs was not current.",
+        "warehouse.queries.training:training_gaps",
+        (c.BATCH_NUMBER, c.PRODUCT, c.SEQ, c.STEP_NAME, c.EVENT_TYPE, c.PERFORMED_BY,
+         c.PERFORMED_AT, c.EVENT_ID)),
+    Dataset(
+        "tech_transfer_projects", "Technology transfer projects",
+        "Transfer projects running in the period.",
+        "warehouse.queries.tech_transfer:projects",
+        (c.PROJECT_ID, c.PRODUCT, c.MODALITY, c.CONTRACT_SIGNED_AT, c.PROJECT_STATUS,
+         c.CURRENT_PHASE, c.NEXT_MILESTONE, c.NEXT_PLANNED, c.MILESTONES_LATE, c.PLANNED_WEEKS,
+         c.ACTUAL_WEEKS, c.WITHIN_BENCHMARK)),
+    Dataset(
+        "tech_transfer_milestones", "Technology transfer milestones",
+        "Milestones of these projects, planned against actual.",
+        "warehouse.queries.tech_transfer:milestones",
+        (c.PROJECT_ID, c.PRODUCT, c.MILESTONE_SEQ, c.MILESTONE, c.PLANNED_AT, c.ACTUAL_AT,
+         c.SLIP_DAYS),
+        hidden=("planned_start", "actual_start")),
+    Dataset(
+        "products", "Products, dosage forms and markets",
+        "The products this pack covers and the markets their labeling serves. Packaging and "
+        "labeling steps are part of the batch records (Production).",
+        "warehouse.auditpack.sections:products",
+        (c.PRODUCT_ID, c.PRODUCT_NAME, c.MODALITY, c.DOSAGE_FORM, c.PRODUCT_MARKETS)),
+    Dataset(
+        "oos_investigations", "OOS investigations",
+        "Out-of-specification investigations opened in the period or still open.",
+        "warehouse.queries.deviations:oos_investigations",
+        (c.BATCH_NUMBER, c.PRODUCT, c.TEST_TYPE, c.TEST_NAME, c.RESULT_VALUE, c.SPEC_LOW,
+         c.SPEC_HIGH, c.UNIT, c.OOS_PHASE, c.OOS_OUTCOME, c.OPENED_AT, c.CLOSED_AT,
+         c.NOTIFIED_AT, c.OOS_SUMMARY),
+        hidden=("outcome_code",)),
+)
+# fmt: on
+
+DATASETS_BY_NAME: dict[str, Dataset] = {d.name: d for d in DATASETS}
+
+
+def dataset(name: str) -> Dataset:
+    """The catalogue's dataset `name`."""
+    try:
+        return DATASETS_BY_NAME[name]
+    except KeyError:
+        raise CatalogueError(f"no dataset {name!r} in the catalogue") from None
