@@ -9,13 +9,15 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 
 from etl.redact import MaskedText, mask_shared_text
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
+    RECURRENCE_WINDOW_DAYS,
     SITE_PARTITION,
     TABLES,
     TABLES_BY_NAME,
@@ -26,6 +28,8 @@ from warehouse.contract import (
 P = "sponsor_id"  # partition column
 _US_PER_DAY = 86_400e6
 _OPEN_DUE = date(9999, 12, 31)  # a training record without due_at never expires
+# CMO decisions that close the batch record: an entry performed later is after disposition.
+FINAL_DECISIONS = ("RELEASED", "REJECTED")
 
 
 def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
@@ -292,6 +296,106 @@ def _training_gaps(
     )  # fmt: skip
 
 
+def _like_chunks(frame: pl.DataFrame, values: pl.Series) -> pl.Series:
+    """`values` (one per row of `frame`) cut where the frame's chunks are cut (views)."""
+    lengths = frame.get_column(frame.columns[0]).chunk_lengths() or [frame.height]
+    starts = np.cumsum([0, *lengths[:-1]]).tolist()
+    values = values.rechunk()
+    return pl.concat(
+        [values.slice(start, length) for start, length in zip(starts, lengths, strict=True)],
+        rechunk=False,
+    )
+
+
+def _sequence_flags(events: pl.DataFrame, batch: pl.DataFrame) -> list[pl.Series]:
+    """out_of_sequence and outside_batch_window per event (DOMAIN.md, steps out of order).
+
+    out_of_sequence: performed before an event of a lower seq of its batch. Of such a pair the
+    higher seq is flagged, the step performed ahead of its place, so one step done early flags
+    that step, not each step it overtook; events of the same seq are not compared.
+    outside_batch_window: performed before the batch's mfg_start or after its final CMO
+    disposition (released or rejected; work goes on after a hold).
+    """
+    window = batch.lazy().select(
+        "batch_id",
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("__b"),
+        pl.col("mfg_start").alias("__start"),
+        pl.when(pl.col("cmo_decision").is_in(FINAL_DECISIONS))
+        .then(pl.col("cmo_decided_at"))
+        .alias("__end"),
+    )
+    at = pl.col("performed_at")
+    outside = (at < pl.col("__start")) | (at > pl.col("__end"))
+    # Three plain int64 columns filled piece by piece: no second copy of 10M rows.
+    b, seq, t = (np.empty(events.height, dtype=np.int64) for _ in range(3))
+    flags, start = [], 0
+    for piece in _pieces(events):
+        placed = (
+            piece.lazy().select("batch_id", "seq", "performed_at")
+            .join(window, on="batch_id", how="left", maintain_order="left")
+            .select(pl.col("__b").fill_null(-1), "seq", at.dt.epoch("us").alias("__t"),
+                    outside.fill_null(False).alias("outside_batch_window"))
+            .collect()
+        )  # fmt: skip
+        for target, column in ((b, "__b"), (seq, "seq"), (t, "__t")):
+            target[start : start + placed.height] = placed.get_column(column).to_numpy()
+        flags.append(placed.get_column("outside_batch_window"))
+        start += placed.height
+    early = pl.Series("out_of_sequence", _performed_early(b, seq, t))
+    return [_like_chunks(events, early), _like_chunks(events, pl.concat(flags))]
+
+
+def _performed_early(batch: np.ndarray, seq: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per event: performed (`at`) before some event of a lower `seq` in its `batch` (an
+    index; negative: no batch, never flagged). Reorders the three arrays it is given.
+
+    Events are put in (batch, seq) order by numpy's stable sort, nearly free on events in
+    source order. Times become offsets from their batch's first, each batch shifted past the
+    one before, so one running maximum over all events never carries a time into the next
+    batch: no join of events to events, no per-batch loop.
+    """
+    n = len(batch)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    width = int(seq.max()) + 1
+    if (int(batch.max()) + 2) * width < 2**63:
+        key = batch + 1
+        key *= width
+        key += seq
+        order = np.argsort(key, kind="stable")
+        del key
+    else:
+        order = np.lexsort((seq, batch))
+    # Reordered in place: the caller's arrays are the only copy of 10M rows.
+    batch[:] = batch[order]
+    seq[:] = seq[order]
+    at[:] = at[order]
+    new_batch = np.ones(n, dtype=bool)
+    new_batch[1:] = batch[1:] != batch[:-1]
+    new_seq = new_batch.copy()
+    new_seq[1:] |= seq[1:] != seq[:-1]
+    starts = np.flatnonzero(new_batch)
+    counts = np.diff(np.append(starts, n))
+    at -= np.repeat(np.minimum.reduceat(at, starts), counts)
+    span = int(at.max()) + 1
+    # Coarser than a microsecond only if the shifted times would overflow int64 (batches
+    # spanning centuries); flooring keeps every inversion it reports a true one.
+    scale = -(-span * len(starts) // 2**62)
+    if scale > 1:
+        at //= scale
+        span = span // scale + 1
+    at += np.repeat(np.arange(len(starts), dtype=np.int64) * span, counts)
+    latest = np.empty(n, dtype=np.int64)
+    latest[0] = -1
+    np.maximum.accumulate(at[:-1], out=latest[1:])
+    if not new_seq.all():  # events of one seq compare with the latest before the first of them
+        latest = latest[np.maximum.accumulate(np.where(new_seq, np.arange(n), 0))]
+    early = (at < latest) & (batch >= 0)
+    flagged = np.zeros(n, dtype=bool)
+    flagged[order[early]] = True
+    return flagged
+
+
 def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     events = v["batch_event"]
     day = pl.col("performed_at").dt.date().alias("__day")
@@ -321,7 +425,7 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         together=4,  # ~4M events a join: a third of the time per join for 0.3 GB more
     )  # fmt: skip
     late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
-    events = events.with_columns(gap).with_columns(
+    events = events.with_columns(gap, *_sequence_flags(events, v["batch"])).with_columns(
         late.alias("minutes_late"),
         (late > LATE_ENTRY_MINUTES).alias("late_entry"),
         ((late > LATE_ENTRY_MINUTES) & pl.col("late_entry_reason").is_null()).alias(
@@ -336,11 +440,17 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         (pl.col("verified_at") < pl.col("performed_at")).fill_null(False).alias("out_of_order"),
         pl.col("training_gap").fill_null(False),
     )
-    flags = ["late_entry", "sign_off_gap", "self_verification", "out_of_order", "training_gap"]
+    flags = ["late_entry", "sign_off_gap", "self_verification", "out_of_order", "training_gap",
+             "out_of_sequence", "outside_batch_window"]  # fmt: skip
     return events.with_columns(pl.any_horizontal(flags).alias("di_exception"))
 
 
 def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Previous occupant (redacted), and fitness at use (DOMAIN.md, equipment not fit for use):
+    <what>_valid_at_use when the latest calibration / qualification performed up to the start
+    of the use PASSED and its next_due is on or after the day of use; latest_<what>_at,
+    _result and _due describe that latest one (nulls: none before the use).
+    """
     sponsor = v["batch"].select("batch_id", pl.col(P).alias("__sponsor"))
     usage = (
         v["equipment_usage"].join(sponsor, on="batch_id", how="left")
@@ -361,37 +471,58 @@ def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .alias("previous_occupant"),
         pl.when(same).then(pl.col("__prev_batch")).alias("previous_batch_id"),
     )
-    for event_type, name in (
-        ("CALIBRATION", "calibration_valid_at_use"),
-        ("QUALIFICATION", "qualification_valid_at_use"),
-    ):
-        passed = (
+    for event_type in ("CALIBRATION", "QUALIFICATION"):
+        what = event_type.lower()
+        # Every result: a FAIL after the last PASS leaves the equipment unfit until a new PASS
+        # (of two at the same instant, the PASS counts: it sorts last).
+        latest = (
             v["equipment_event"]
-            .filter((pl.col("event_type") == event_type) & (pl.col("result") == "PASS"))
-            .select("equipment_id", pl.col("performed_at").alias("__at"), "next_due")
-            .sort("__at")
+            .filter(pl.col("event_type") == event_type)
+            .select(
+                "equipment_id",
+                pl.col("performed_at").alias(f"latest_{what}_at"),
+                pl.col("result").alias(f"latest_{what}_result"),
+                pl.col("next_due").alias(f"latest_{what}_due"),
+            )
+            .sort(f"latest_{what}_at", pl.col(f"latest_{what}_result") == "PASS")
+        )
+        passed = (pl.col(f"latest_{what}_result") == "PASS") & (
+            pl.col(f"latest_{what}_due") >= pl.col("started_at").dt.date()
         )
         usage = (
             usage.sort("started_at")
             .join_asof(
-                passed,
+                latest,
                 left_on="started_at",
-                right_on="__at",
+                right_on=f"latest_{what}_at",
                 by="equipment_id",
                 check_sortedness=False,
+                coalesce=False,
             )
-            .with_columns(
-                (pl.col("next_due") >= pl.col("started_at").dt.date()).fill_null(False).alias(name)
-            )
-            .drop("__at", "next_due")
+            .with_columns(passed.fill_null(False).alias(f"{what}_valid_at_use"))
         )
     return usage.drop("__sponsor", "__prev_sponsor", "__prev_batch")
 
 
 def _deviation(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    return v["deviation"].with_columns(
-        _days(pl.col("closed_at"), pl.col("awareness_at")).alias("days_to_close"),
-        (pl.col("closed_at").dt.date() <= pl.col("original_due")).alias("closed_on_time"),
+    """is_recurrence (DOMAIN.md KPI 7): recurrence_of names a deviation raised at most
+    RECURRENCE_WINDOW_DAYS before this one's awareness. Judged here, from every deviation of
+    the site, because routing blanks recurrence_of where the earlier one is not visible.
+    """
+    earlier = v["deviation"].select(
+        pl.col("deviation_id").alias("recurrence_of"), pl.col("awareness_at").alias("__earlier")
+    )
+    since = pl.col("awareness_at") - pl.col("__earlier")
+    window = timedelta(days=RECURRENCE_WINDOW_DAYS)
+    return (
+        v["deviation"]
+        .join(earlier, on="recurrence_of", how="left", maintain_order="left")
+        .with_columns(
+            _days(pl.col("closed_at"), pl.col("awareness_at")).alias("days_to_close"),
+            (pl.col("closed_at").dt.date() <= pl.col("original_due")).alias("closed_on_time"),
+            since.is_between(timedelta(0), window).fill_null(False).alias("is_recurrence"),
+        )
+        .drop("__earlier")
     )
 
 
@@ -415,6 +546,13 @@ def _capa(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _change_impact(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Breaches of the sponsor's quality agreement (DOMAIN.md, change control).
+
+    effective_early: went effective before the recorded obligation was met (approved, or
+    notified). obligation_required: what the sponsor's agreement sets for the change's type;
+    obligation_below_agreement: the recorded obligation is weaker (NOTIFY where it says
+    PRIOR_APPROVAL). violation is either, violation_reason says which in words.
+    """
     effective = pl.col("__effective")
     prior = (
         (pl.col("obligation") == "PRIOR_APPROVAL")
@@ -429,21 +567,52 @@ def _change_impact(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         & effective.is_not_null()
         & (pl.col("notified_at").dt.date() > effective).fill_null(True)
     )
-    changes = v["change_control"].select(
-        "change_id", pl.col("actual_effective").alias("__effective")
+    rank = {"NONE": 0, "NOTIFY": 1, "PRIOR_APPROVAL": 2}  # weakest to strongest
+    words = {"NONE": "none", "NOTIFY": "notification", "PRIOR_APPROVAL": "prior approval"}
+    required = (
+        v["agreement_term"].filter(pl.col("term_type") == "CHANGE")
+        .join(v["quality_agreement"].select("agreement_id", P), on="agreement_id")
+        .select(P, pl.col("subject").alias("__type"), "obligation").drop_nulls()
+        .group_by(P, "__type")
+        .agg(pl.col("obligation").sort_by(pl.col("obligation").replace_strict(rank)).last()
+             .alias("obligation_required"))
+    )  # fmt: skip
+    below = (
+        pl.col("obligation").replace_strict(rank, default=None)
+        < pl.col("obligation_required").replace_strict(rank, default=None)
+    ).fill_null(False)
+    weaker = pl.format(
+        "obligation recorded as {}, but the quality agreement requires {} for {} changes",
+        pl.col("obligation").replace_strict(words, default=pl.col("obligation")),
+        pl.col("obligation_required").replace_strict(words, default=pl.col("obligation_required")),
+        pl.col("__type").str.to_lowercase().str.replace_all("_", " "),
     )
+    changes = v["change_control"].select(
+        "change_id", pl.col("actual_effective").alias("__effective"), pl.col("change_type")
+        .alias("__type")
+    )  # fmt: skip
     return (
         v["change_impact"]
         .join(changes, on="change_id", how="left")
+        .join(required, on=[P, "__type"], how="left")
         .with_columns(
-            (prior | notify).alias("violation"),
-            pl.when(prior)
-            .then(pl.lit("effective before prior approval"))
-            .when(notify)
-            .then(pl.lit("effective before notification"))
-            .alias("violation_reason"),
+            (prior | notify).alias("effective_early"),
+            below.alias("obligation_below_agreement"),
+            (prior | notify | below).alias("violation"),
+            pl.concat_str(
+                pl.when(prior)
+                .then(pl.lit("effective before prior approval"))
+                .when(notify)
+                .then(pl.lit("effective before notification")),
+                pl.when(below).then(weaker),
+                separator="; ",
+                ignore_nulls=True,
+            ).alias("violation_reason"),
         )
-        .drop("__effective")
+        .with_columns(
+            pl.when(pl.col("violation")).then(pl.col("violation_reason")).alias("violation_reason")
+        )
+        .drop("__effective", "__type")
     )
 
 
@@ -502,7 +671,8 @@ DERIVED = {
 
 
 def _hide_invisible_recurrence(routed: pl.DataFrame) -> pl.DataFrame:
-    """recurrence_of only where that deviation is in the same partition."""
+    """recurrence_of only where that deviation is in the same partition; is_recurrence, judged
+    before routing, stays on every copy so that no partition loses the recurrence itself."""
     visible = routed.select(
         pl.col("deviation_id").alias("recurrence_of"), P, pl.lit(True).alias("__v")
     )

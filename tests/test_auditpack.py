@@ -253,6 +253,9 @@ def _checks(pack: OpenedPack, warehouse: Path) -> dict:
         "CALIBRATION_OVERDUE_IN_USE": lambda a: (
             finding(a) and _has(pack.frame("equipment_invalid_uses"), usage_id=a["key"])
         ),
+        "CALIBRATION_FAILED_IN_USE": lambda a: (
+            finding(a) and _has(pack.frame("equipment_invalid_uses"), usage_id=a["key"])
+        ),
         "CAPA_OVERDUE": lambda a: _has(capas, capa_number=capa_number[a["key"]], overdue=True),
         "CAPA_EXTENDED": lambda a: _has(
             pack.frame("capa_extensions"), capa_number=capa_number[a["key"]]
@@ -263,6 +266,9 @@ def _checks(pack: OpenedPack, warehouse: Path) -> dict:
             result="NOT_EFFECTIVE",
         ),  # fmt: skip
         "CHANGE_EFFECTIVE_BEFORE_APPROVAL": lambda a: _has(
+            pack.frame("change_controls"), impact_id=a["key"], violation=True
+        ),
+        "CHANGE_OBLIGATION_BELOW_AGREEMENT": lambda a: _has(
             pack.frame("change_controls"), impact_id=a["key"], violation=True
         ),
         "CHANGE_OBLIGATION_DIFFERS": lambda a: _has(

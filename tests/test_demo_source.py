@@ -125,6 +125,10 @@ def test_every_kind_is_injected_across_sponsors(truth):
         "CHANGE_OBLIGATION_DIFFERS",
         "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
         "CALIBRATION_OVERDUE_IN_USE",
+        "CALIBRATION_FAILED_IN_USE",
+        "CHANGE_OBLIGATION_BELOW_AGREEMENT",
+        "OUT_OF_SEQUENCE",
+        "OUTSIDE_BATCH_WINDOW",
         "SUPPLIER_CONDITIONAL",
         "SUPPLIER_DISQUALIFIED",
         "OOS_INVALIDATED",
@@ -142,6 +146,14 @@ EVENT_RULES = {
     "MISSING_VERIFIER": "event_type IN ('DISPENSE','STEP','IPC','REVIEW') AND verified_by IS NULL",
     "SELF_VERIFICATION": "verified_by = performed_by",
     "OUT_OF_ORDER": "verified_at < performed_at",
+    # Performed before an entry of a lower seq of its batch (the later-seq one is flagged).
+    "OUT_OF_SEQUENCE": """event_id IN (SELECT event_id FROM (
+        SELECT event_id, performed_at < max(performed_at) OVER (PARTITION BY batch_id ORDER BY seq
+            RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS early FROM batch_event)
+        WHERE early)""",
+    "OUTSIDE_BATCH_WINDOW": """event_id IN (SELECT o.event_id FROM batch_event o
+        JOIN batch p ON p.batch_id = o.batch_id WHERE o.performed_at < p.mfg_start
+        OR (p.cmo_decision IN ('RELEASED', 'REJECTED') AND o.performed_at > p.cmo_decided_at))""",
 }
 
 
@@ -234,7 +246,19 @@ def test_change_flags_are_exactly_the_injected(db, truth):
           AND (i.notified_at IS NULL OR substr(i.notified_at, 1, 10) > c.actual_effective)
     """,
     )
+    below_agreement = flagged(
+        db,
+        """
+        SELECT i.impact_id FROM change_impact i JOIN change_control c USING (change_id)
+        JOIN quality_agreement q ON q.sponsor_id = i.sponsor_id
+        JOIN agreement_term t ON t.agreement_id = q.agreement_id AND t.term_type = 'CHANGE'
+             AND t.subject = c.change_type
+        WHERE instr('NONE NOTIFY PRIOR_APPROVAL', i.obligation)
+            < instr('NONE NOTIFY PRIOR_APPROVAL', t.obligation)
+    """,
+    )
     assert differs == keys(truth, "CHANGE_OBLIGATION_DIFFERS")
+    assert below_agreement == keys(truth, "CHANGE_OBLIGATION_BELOW_AGREEMENT")
     assert before == keys(truth, "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
     assert not unnotified
 
@@ -252,6 +276,19 @@ def test_calibration_flags_are_exactly_the_injected(db, truth):
     """,
     )
     assert found == keys(truth, "CALIBRATION_OVERDUE_IN_USE")
+    failed = flagged(
+        db,
+        """
+        SELECT u.usage_id FROM equipment_usage u
+        JOIN equipment_event e ON e.equipment_event_id = (
+            SELECT e2.equipment_event_id FROM equipment_event e2
+            WHERE e2.equipment_id = u.equipment_id AND e2.event_type = 'CALIBRATION'
+              AND e2.performed_at <= u.started_at
+            ORDER BY e2.performed_at DESC, e2.result = 'PASS' DESC LIMIT 1)
+        WHERE e.result <> 'PASS'
+    """,
+    )
+    assert failed == keys(truth, "CALIBRATION_FAILED_IN_USE")
     never_calibrated = flagged(
         db,
         """

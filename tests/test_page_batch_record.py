@@ -3,7 +3,7 @@ right batch, and a batch id of another sponsor (session state or URL) ignored.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 import pytest
@@ -21,10 +21,10 @@ SPONSOR, OTHER = "NWT", "CTB"
 RECORD_KEY = "batch_record:batch_id"
 # Ground-truth kinds a batch record must surface, and the table whose key they name.
 EVENT_KINDS = ("LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER",
-               "TRAINING_GAP")  # fmt: skip
+               "TRAINING_GAP", "OUT_OF_SEQUENCE", "OUTSIDE_BATCH_WINDOW")  # fmt: skip
 RECORD_KINDS = (*EVENT_KINDS, "DISPOSITION_WITH_OPEN_DEVIATION", "CALIBRATION_OVERDUE_IN_USE",
-                "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED", "OOS_INVALIDATED",
-                "OOS_CONFIRMED")  # fmt: skip
+                "CALIBRATION_FAILED_IN_USE", "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED",
+                "OOS_INVALIDATED", "OOS_CONFIRMED")  # fmt: skip
 
 STEP = {
     "event_id": "EV-7", "seq": 7, "step_name": "pH check", "event_type": "IPC",
@@ -32,7 +32,7 @@ STEP = {
     "performed_at": datetime(2026, 11, 20, 9, 0), "verified_at": datetime(2026, 11, 20, 9, 30),
     "minutes_late": 220.0, "late_entry_reason": None, "late_entry": False,
     "sign_off_gap": False, "self_verification": False, "out_of_order": False,
-    "training_gap": False,
+    "training_gap": False, "out_of_sequence": False, "outside_batch_window": False,
 }  # fmt: skip
 
 
@@ -62,11 +62,57 @@ def test_duration_text_reads_like_a_reviewer(minutes: float, text: str) -> None:
         ({"training_gap": True}, "TRAINING_GAP",
          "Step 7 'pH check' was performed by Ada Lovelace (OP-12), whose training on this "
          "product's SOPs was not current on 2026-11-20."),
+        ({"out_of_sequence": True}, "OUT_OF_SEQUENCE",
+         "Step 7 'pH check' was performed at 2026-11-20 09:00, before a step that comes "
+         "earlier in the sequence was performed."),
+        ({"outside_batch_window": True}, "OUTSIDE_BATCH_WINDOW",
+         "Step 7 'pH check' was performed at 2026-11-20 09:00, before the batch started or "
+         "after its disposition."),
     ],
 )  # fmt: skip
 def test_each_step_flag_becomes_one_sentence(flags: dict, kind: str, sentence: str) -> None:
     [found] = step_exceptions({**STEP, **flags})
     assert (found.kind, found.ref, found.sentence) == (kind, "EV-7", sentence)
+
+
+@pytest.mark.parametrize(
+    ("batch", "when"),
+    [({"mfg_start": datetime(2026, 11, 20, 9, 30), "cmo_decided_at": None},
+      "before the batch started at 2026-11-20 09:30"),
+     ({"mfg_start": datetime(2026, 11, 1), "cmo_decided_at": datetime(2026, 11, 20, 8, 0)},
+      "after the batch was dispositioned at 2026-11-20 08:00")],
+)  # fmt: skip
+def test_an_entry_outside_the_batch_says_which_side(batch: dict, when: str) -> None:
+    [found] = step_exceptions({**STEP, "outside_batch_window": True}, batch)
+    assert found.sentence == f"Step 7 'pH check' was performed at 2026-11-20 09:00, {when}."
+
+
+def _use(**latest) -> dict:
+    return {"usage_id": "U-1", "equipment_id": "EQ-4", "equipment": "Tank 4",
+            "started_at": datetime(2026, 11, 2, 6, 0), "calibration_valid_at_use": False,
+            "qualification_valid_at_use": True, "latest_qualification_at": None,
+            "latest_qualification_result": "PASS", "latest_qualification_due": None,
+            **{f"latest_calibration_{k}": v for k, v in latest.items()}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("latest", "kind", "why"),
+    [({"at": datetime(2026, 5, 1, 8), "result": "PASS", "due": date(2026, 10, 30)},
+      "CALIBRATION_OVERDUE_IN_USE", "calibration overdue since 2026-10-30"),
+     ({"at": datetime(2026, 11, 1, 22), "result": "FAIL", "due": None},
+      "CALIBRATION_FAILED_IN_USE", "latest calibration on 2026-11-01 failed"),
+     ({"at": None, "result": None, "due": None},
+      "CALIBRATION_OVERDUE_IN_USE", "no calibration before the use")],
+)  # fmt: skip
+def test_equipment_not_fit_for_use_says_why(latest: dict, kind: str, why: str) -> None:
+    empty = pl.DataFrame()
+    record = BatchRecord(pl.DataFrame([{"batch_id": "B-1", "cmo_decided_at": None}]), empty,
+                         empty, empty, empty, empty, pl.DataFrame([_use(**latest)]))  # fmt: skip
+    [found] = review_by_exception(record)
+    assert (found.kind, found.ref) == (kind, "U-1")
+    assert found.sentence == (
+        f"Tank 4 (EQ-4) was used from 2026-11-02 06:00 while its calibration was not valid ({why})."
+    )
 
 
 def test_a_clean_step_has_no_exception() -> None:

@@ -69,6 +69,32 @@ def test_effective_before_approval_is_a_violation_on_its_sponsors_page(
                 assert anomaly["key"] not in _impacts(shown[other][0])["impact_id"]
 
 
+def test_obligation_below_the_agreement_is_a_violation_in_words_on_its_sponsors_page(
+    demo_plant, shown, demo_warehouse
+) -> None:
+    """Recorded NOTIFY where the sponsor's agreement requires PRIOR_APPROVAL: a violation, and
+    one plain sentence above the list naming the change (DOMAIN.md, change control)."""
+    found = anomalies(demo_plant[1], "CHANGE_OBLIGATION_BELOW_AGREEMENT")
+    assert {a["sponsor_id"] for a in found} == set(SPONSORS)
+    for anomaly in found:
+        owner = anomaly["sponsor_id"]
+        app, text = shown[owner]
+        row = _impacts(app).filter(pl.col("impact_id") == anomaly["key"])
+        assert row.select("violation", "obligation_below_agreement").row(0) == (True, True)
+        assert row.select("obligation", "obligation_required").row(0) == (
+            "NOTIFY", "PRIOR_APPROVAL"
+        )  # fmt: skip
+        [number] = row["change_number"]
+        [sentence] = [e.value for e in app.error if number in e.value]
+        assert "was recorded as needing only a notification from you" in sentence
+        assert "your quality agreement requires prior approval" in sentence
+        assert "_" not in sentence
+        for other in SPONSORS:
+            if other != owner:
+                assert anomaly["key"] not in _impacts(shown[other][0])["impact_id"]
+                assert number not in shown[other][1]
+
+
 def test_each_sponsor_sees_its_own_obligation_only(demo_plant, shown, demo_warehouse) -> None:
     found = anomalies(demo_plant[1], "CHANGE_OBLIGATION_DIFFERS")
     assert found, f"no CHANGE_OBLIGATION_DIFFERS for {SPONSORS} in the ground truth"

@@ -12,7 +12,8 @@ from tests.page_harness import principal, run_page, shown_text
 from warehouse import clock
 from warehouse.scope import sponsor_ids
 
-BREACH_KINDS = ("NOTIFICATION_LATE", "CHANGE_EFFECTIVE_BEFORE_APPROVAL")
+BREACH_KINDS = ("NOTIFICATION_LATE", "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
+                "CHANGE_OBLIGATION_BELOW_AGREEMENT")  # fmt: skip
 ROLES = ("sponsor_qa", "auditor", "cmo_quality", "cmo_management", "bd_demo")
 
 
@@ -70,6 +71,9 @@ def test_each_breach_names_the_clock_it_broke(shown) -> None:
     for row in listed.iter_rows(named=True):
         if row["kind"] == "NOTIFICATION_LATE":
             assert row["clock"].startswith("notify within") and " h late" in row["broken_by"]
+        elif row["kind"] == "CHANGE_OBLIGATION_BELOW_AGREEMENT":
+            assert row["clock"].endswith("changes: the agreement requires prior approval")
+            assert row["broken_by"] == "recorded as needing only a notification"
         else:
             assert "approval before going effective" in row["clock"]
             assert row["broken_by"].startswith("effective ")

@@ -13,7 +13,8 @@ from warehouse import clock
 from warehouse.queries.overview import DI_WINDOW_DAYS
 
 SPONSORS = ("NWT", "CTB")
-DI_KINDS = ("LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER", "TRAINING_GAP")
+DI_KINDS = ("LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER", "TRAINING_GAP",
+            "OUT_OF_SEQUENCE", "OUTSIDE_BATCH_WINDOW")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,16 @@ def test_data_integrity_badge_counts_the_partition(sponsor, pages, demo_warehous
         (pl.col("disposed_with_open_deviation") | pl.col("qa_review_missing"))
         & (pl.col("cmo_decided_at").dt.date() >= since)
     )
-    expected = events.height + batches.height
+    uses = partition(demo_warehouse, "equipment_usage", sponsor).filter(
+        ~(pl.col("calibration_valid_at_use") & pl.col("qualification_valid_at_use"))
+        & (pl.col("started_at").dt.date() >= since)
+    )
+    changes = partition(demo_warehouse, "change_control", sponsor).select(
+        "change_id", pl.coalesce("actual_effective", pl.col("opened_at").dt.date()).alias("on")
+    )
+    breaches = partition(demo_warehouse, "change_impact", sponsor).join(changes, on="change_id")
+    breaches = breaches.filter(pl.col("violation") & (pl.col("on") >= since))
+    expected = events.height + batches.height + uses.height + breaches.height
     text = shown_text(pages[sponsor])  # st.badge renders as markdown
     if expected:
         assert f"{expected} data-integrity exceptions in the last" in text

@@ -3,6 +3,7 @@ and the ground truth, and sponsor roles never see it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -54,16 +55,25 @@ def test_changeover_names_both_sponsors_batches(cmo_app, demo_warehouse) -> None
         assert owner[row["to_batch"]] == row["to_sponsor"]
 
 
-def test_lapsed_calibration_in_use_equals_the_ground_truth(cmo_app, demo_plant) -> None:
-    truth = {
-        a["key"]
-        for a in demo_plant.ground_truth["anomalies"]
-        if a["kind"] == "CALIBRATION_OVERDUE_IN_USE"
-    }
-    assert truth
+def _truth(demo_plant, kind: str) -> set[str]:
+    return {a["key"] for a in demo_plant.ground_truth["anomalies"] if a["kind"] == kind}
+
+
+def test_uses_not_fit_for_use_equal_the_ground_truth_and_say_why(cmo_app, demo_plant) -> None:
+    """Overdue calibrations and calibrations that failed before the use, each in words."""
+    overdue = _truth(demo_plant, "CALIBRATION_OVERDUE_IN_USE")
+    failed = _truth(demo_plant, "CALIBRATION_FAILED_IN_USE")
+    assert overdue and failed
     lapsed = table(cmo_app, "lapsed")
-    assert set(lapsed["usage_id"]) == truth
-    assert (lapsed["calibration_due_before_use"] < lapsed["started_at"].dt.date()).all()
+    assert set(lapsed["usage_id"]) == overdue | failed
+    late = lapsed.filter(pl.col("usage_id").is_in(list(overdue)))
+    assert (late["calibration_due_before_use"] < late["started_at"].dt.date()).all()
+    for row in late.iter_rows(named=True):
+        assert row["why_unfit"] == (
+            f"calibration overdue since {row['calibration_due_before_use']:%Y-%m-%d}"
+        )
+    for row in lapsed.filter(pl.col("usage_id").is_in(list(failed))).iter_rows(named=True):
+        assert re.fullmatch(r"latest calibration on \d{4}-\d\d-\d\d failed", row["why_unfit"])
 
 
 def test_equipment_table_counts_every_use_once(cmo_app, demo_warehouse) -> None:

@@ -98,6 +98,7 @@ def generate(
     story.change_awaiting_approval()
     inject.changes()
     inject.calibration()
+    inject.failed_calibration()
     inject.suppliers()
     story.recent_exceptions()
     plan = inject.plan_events(story)

@@ -28,6 +28,10 @@ COUNTS = {
     "SITE_SOP_CHANGES": 2,
     "CHANGE_EFFECTIVE_BEFORE_APPROVAL": 5,
     "CALIBRATION_OVERDUE_IN_USE": 5,
+    "CALIBRATION_FAILED_IN_USE": 5,
+    "CHANGE_OBLIGATION_BELOW_AGREEMENT": 5,
+    "OUT_OF_SEQUENCE": 5,
+    "OUTSIDE_BATCH_WINDOW": 5,
     "SUPPLIER_CONDITIONAL": 1,
     "SUPPLIER_DISQUALIFIED": 1,
     "OOS_INVALIDATED": 5,
@@ -42,6 +46,8 @@ EVENT_KINDS = (
     "SELF_VERIFICATION",
     "OUT_OF_ORDER",
     "TRAINING_GAP",
+    "OUT_OF_SEQUENCE",
+    "OUTSIDE_BATCH_WINDOW",
 )
 
 
@@ -367,6 +373,37 @@ class Injector:
                 detail,
                 change_id=change["change_id"],
             )
+        self.obligation_below_agreement(by_change, {change["change_id"] for change, _ in picked})
+
+    def obligation_below_agreement(self, by_change: dict[str, list[dict]], taken: set[str]) -> None:
+        """Impacts assessed as NOTIFY where the sponsor's agreement requires prior approval;
+        notified before going effective, so only the obligation itself is wrong."""
+        p = self.plant
+        pool = [
+            (c, by_change[c["change_id"]][0])
+            for c in p.rows["change_control"]
+            if c["change_id"] not in taken
+            and len(by_change[c["change_id"]]) == 1
+            and by_change[c["change_id"]][0]["obligation"] == "PRIOR_APPROVAL"
+            and by_change[c["change_id"]][0]["decision"] == "APPROVED"
+            and c["actual_effective"] is not None
+            and c["actual_effective"] < (p.now - days(20)).date()
+        ]
+        picked = self.spread(
+            pool, lambda ci: ci[1]["sponsor_id"], self.count("CHANGE_OBLIGATION_BELOW_AGREEMENT")
+        )
+        for change, imp in picked:
+            imp.update(obligation="NOTIFY", decision=None, decided_at=None)
+            imp["updated_at"] = p.seen(change["opened_at"], imp["notified_at"])
+            self.record(
+                "CHANGE_OBLIGATION_BELOW_AGREEMENT",
+                imp["sponsor_id"],
+                "change_impact",
+                imp["impact_id"],
+                f"{change['change_type'].lower().replace('_', ' ')} change recorded as notify "
+                "only; the quality agreement requires prior approval",
+                change_id=change["change_id"],
+            )
 
     def calibration(self) -> None:
         """A calibration allowed to lapse just before one use; recalibrated right after it."""
@@ -421,6 +458,66 @@ class Injector:
                 batch_id=b["batch_id"],
             )
 
+    def failed_calibration(self) -> None:
+        """A calibration that FAILED during the changeover before one use; the passing one
+        came only after that use. Not on equipment whose calibration lapsed (calibration())."""
+        p = self.plant
+        overdue = "CALIBRATION_OVERDUE_IN_USE"
+        lapsed = {a["equipment_id"] for a in self.found if a["kind"] == overdue}
+        calibrated: dict[str, list[datetime]] = {}
+        for e in p.rows["equipment_event"]:
+            if e["event_type"] == "CALIBRATION":
+                calibrated.setdefault(e["equipment_id"], []).append(e["performed_at"])
+        uses: dict[str, list[dict]] = {}
+        for u in p.usages:
+            uses.setdefault(u["equipment_id"], []).append(u)
+        candidates = []
+        for equipment_id in sorted(uses):
+            if equipment_id in lapsed:
+                continue
+            ordered = sorted(uses[equipment_id], key=lambda u: (u["started_at"], u["usage_id"]))
+            for before, u in zip(ordered, ordered[1:], strict=False):
+                if u["ended_at"] is None or u["started_at"] > p.now - days(30):
+                    continue
+                failed = (u["started_at"] - hours(self.rng.uniform(1, 12))).replace(microsecond=0)
+                last = max((t for t in calibrated[equipment_id] if t <= u["started_at"]),
+                           default=failed)  # fmt: skip
+                if before["ended_at"] and before["ended_at"] < failed and last < failed:
+                    candidates.append((u, failed))
+        self.rng.shuffle(candidates)
+        unique: dict[str, tuple[dict, datetime]] = {}
+        for u, failed in candidates:
+            unique.setdefault(u["equipment_id"], (u, failed))
+        picked = self.spread(
+            list(unique.values()),
+            lambda uf: uf[0]["_batch"]["sponsor_id"],
+            self.count("CALIBRATION_FAILED_IN_USE"),
+        )
+        for u, failed in picked:
+            redo = u["ended_at"] + hours(1)
+            for at, result, due in ((failed, "FAIL", None), (redo, "PASS", redo + days(182))):
+                p.add(
+                    "equipment_event",
+                    equipment_event_id=p.next_id("equipment_event", "EE"),
+                    equipment_id=u["equipment_id"],
+                    event_type="CALIBRATION",
+                    performed_at=at,
+                    next_due=due.date() if due else None,
+                    result=result,
+                    updated_at=at,
+                )
+            b = u["_batch"]
+            self.record(
+                "CALIBRATION_FAILED_IN_USE",
+                b["sponsor_id"],
+                "equipment_usage",
+                u["usage_id"],
+                f"calibration failed {failed:%Y-%m-%d %H:%M}; used from "
+                f"{u['started_at']:%Y-%m-%d %H:%M} before it passed again",
+                equipment_id=u["equipment_id"],
+                batch_id=b["batch_id"],
+            )
+
     def suppliers(self) -> None:
         p = self.plant
         batches = {b["batch_id"]: b for b in p.batches}
@@ -466,6 +563,8 @@ class Injector:
             for i, b in enumerate(p.batches)
             if b["_cmo"] < p.now - days(30) and b["_start"] < p.now
         ]
+        # An entry moved past disposition stays out of the last 30 days (the stories' month).
+        settled = [i for i in done if p.batches[i]["_cmo"] < p.now - days(32)]
         plan: dict[tuple[int, int], Tamper] = {}
 
         def pick_seq(i: int, verified_only: bool) -> int | None:
@@ -489,8 +588,14 @@ class Injector:
                 told[kind] = told.get(kind, 0) + 1
         for kind in EVENT_KINDS:
             wanted = self.count(kind) - told.get(kind, 0)
-            for i in self.spread(done, lambda i: p.batches[i]["sponsor_id"], wanted):
-                seq = pick_seq(i, kind in ("MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER"))
+            pool = settled if kind == "OUTSIDE_BATCH_WINDOW" else done
+            for n, i in enumerate(self.spread(pool, lambda i: p.batches[i]["sponsor_id"], wanted)):
+                if kind == "OUTSIDE_BATCH_WINDOW":  # the first entry early, or the last late
+                    seq = 0 if n % 2 == 0 else p.batches[i]["_n_events"] - 1
+                    seq = None if (i, seq) in plan else seq
+                else:
+                    verified = ("MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER")
+                    seq = pick_seq(i, kind in verified)
                 if seq is None:
                     continue
                 tamper = Tamper(kind)
@@ -498,8 +603,10 @@ class Injector:
                     tamper.minutes = self.rng.randint(75, 480)
                     if self.rng.random() < 0.5:
                         tamper.reason = self.rng.choice(P.LATE_ENTRY_REASONS)
-                elif kind == "OUT_OF_ORDER":
+                elif kind in ("OUT_OF_ORDER", "OUT_OF_SEQUENCE"):
                     tamper.minutes = self.rng.randint(5, 45)
+                elif kind == "OUTSIDE_BATCH_WINDOW":
+                    tamper.minutes = self.rng.randint(10, 90)
                 elif kind == "TRAINING_GAP":
                     tamper.operator = p.operator("Production operator (agency)")
                 plan[(i, seq)] = tamper
@@ -542,4 +649,10 @@ def _event_detail(tamper: Tamper, event: dict) -> str:
         return f"{event['performed_by']} verified own entry"
     if tamper.kind == "OUT_OF_ORDER":
         return f"verified {tamper.minutes} min before performed"
+    if tamper.kind == "OUT_OF_SEQUENCE":
+        return f"performed before step {event['seq'] - 1}, which precedes it"
+    if tamper.kind == "OUTSIDE_BATCH_WINDOW":
+        if event["seq"] == 0:
+            return f"performed {tamper.minutes} min before the batch started"
+        return f"performed {tamper.minutes} min after the CMO disposition"
     return ""

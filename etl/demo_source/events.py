@@ -154,7 +154,16 @@ def write_batch_events(
                     verified_at[i] = performed[i] - tamper.minutes * 60
                 elif tamper.kind == "TRAINING_GAP":
                     performer[i] = index[tamper.operator]
+                elif tamper.kind in ("OUT_OF_SEQUENCE", "OUTSIDE_BATCH_WINDOW"):
+                    # The entry moves whole (record and check with it): nothing else is broken.
+                    around = performed[max(i - 2, 0) : i + 1]
+                    moved = _moved(tamper, t_seq, around, starts[pos], cmo[pos])
+                    performed[i] += moved
+                    recorded[i] += moved
+                    if verified_at[i] >= 0:
+                        verified_at[i] += moved
                 tampered[(key_of[int(pos)], t_seq)] = {
+                    "seq": t_seq,
                     "event_id": f"EV-{serial + i + 1:09d}",
                     "performed_at": _iso(performed[i]),
                     "recorded_at": _iso(recorded[i]),
@@ -187,6 +196,21 @@ def write_batch_events(
         if progress:
             progress(f"batch events: {written:,} written")
     return written, tampered
+
+
+def _moved(tamper: Tamper, seq: int, times: np.ndarray, start: int, disposed: int) -> int:
+    """Seconds an OUT_OF_SEQUENCE or OUTSIDE_BATCH_WINDOW entry moves by.
+
+    Out of sequence: to `minutes` before the entry of the previous seq (at most half way back
+    to the one before that), `times` being those two entries' and its own. Outside the batch:
+    the first entry to `minutes` before the batch started, the last to `minutes` after
+    disposition.
+    """
+    if tamper.kind == "OUT_OF_SEQUENCE":
+        second_last, last, own = (int(t) for t in times)
+        return last - min(tamper.minutes * 60, (last - second_last) // 2) - own
+    edge = start - tamper.minutes * 60 if seq == 0 else disposed + tamper.minutes * 60
+    return edge - int(times[-1])
 
 
 def _step_tables(max_events: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
 """Shared equipment: which sponsors ran on each train, changeovers between sponsors and their
-cleaning, and equipment used while its calibration or qualification had lapsed.
+cleaning, and equipment used while not fit for use (its calibration or qualification overdue
+or failed).
 
 The cross-client picture: CMO staff only (site scope); no sponsor ever sees this page.
 """
@@ -35,7 +36,7 @@ cols = st.columns(4)
 cols[0].metric("Equipment shared by 2+ sponsors", sharing.filter(pl.col("sponsors") > 1).height)
 cols[1].metric("Changeovers between sponsors", switches.height)
 cols[2].metric("Without verified cleaning in between", not_verified.height)
-cols[3].metric("Uses with lapsed calibration / qualification", lapsed.height)
+cols[3].metric("Uses while not fit for use", lapsed.height)
 
 st.header("Sponsors per equipment train")
 chart(scope, "shared_equipment:occupancy", occupancy, lambda data: px.bar(
@@ -49,7 +50,7 @@ st.dataframe(
         "train": "Train", "status": "Status", "sponsors": "Sponsors",
         "sponsor_names": "Sponsor names", "uses": "Uses",
         "cross_sponsor_changeovers": "Changeovers between sponsors",
-        "uses_lapsed": "Uses with lapsed calibration / qualification",
+        "uses_lapsed": "Uses while not fit for use",
     },
 )  # fmt: skip
 
@@ -76,9 +77,13 @@ st.dataframe(
 )  # fmt: skip
 export_buttons(switches, "shared-equipment-changeovers", filters, scope)
 
-st.header("Equipment used while calibration or qualification had lapsed")
+st.header("Equipment used while not fit for use")
+st.caption(
+    "Its latest calibration or qualification before the use was overdue or had "
+    "failed, or there was none."
+)
 if lapsed.is_empty():
-    st.success("No equipment was used with a lapsed calibration or qualification in the period.")
+    st.success("No equipment was used while not fit for use in the period.")
 else:
     st.dataframe(
         lapsed.drop("sponsor_id"),
@@ -89,7 +94,9 @@ else:
             "started_at": st.column_config.DatetimeColumn("Used from"),
             "ended_at": st.column_config.DatetimeColumn("Used until"), "lapsed": "Lapsed",
             "calibration_due_before_use": "Calibration was due",
-            "qualification_due_before_use": "Qualification was due", "usage_id": "Use",
+            "qualification_due_before_use": "Qualification was due",
+            "why_unfit": st.column_config.TextColumn("Why not fit for use", width="large"),
+            "usage_id": "Use",
         },
     )  # fmt: skip
     export_buttons(lapsed, "shared-equipment-lapsed", filters, scope)

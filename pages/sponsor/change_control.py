@@ -7,11 +7,13 @@ import streamlit as st
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse.contract import OBLIGATIONS
-from warehouse.queries.change_control import change_impacts
+from warehouse.queries.change_control import below_agreement_sentences, change_impacts
 
 COLUMNS = {
     "change_number": "Change", "title": "Title", "change_type": "Type", "risk_class": "Risk",
     "status": "Status", "product": "Product", "obligation": "Your obligation",
+    "obligation_required": "Your agreement requires",
+    "obligation_below_agreement": "Recorded below your agreement",
     "notified_at": st.column_config.DatetimeColumn("Notified"), "decision": "Your decision",
     "decided_at": st.column_config.DatetimeColumn("Decided"),
     "planned_effective": "Planned effective", "actual_effective": "Actual effective",
@@ -35,14 +37,17 @@ violations = impacts.filter(pl.col("violation"))
 cols = st.columns(3)
 cols[0].metric("Changes in view", impacts["change_number"].n_unique())
 cols[1].metric("Awaiting your approval or notification", awaiting.height)
-cols[2].metric("Effective before approval / notification", violations.height)
+cols[2].metric("Breaches of your quality agreement", violations.height)
 
 if not awaiting.is_empty():
     st.warning(f"{awaiting.height} change impact(s) await this sponsor's approval or notification.")
     st.dataframe(awaiting, hide_index=True, column_config=COLUMNS)
 if not violations.is_empty():
-    st.error(f"{violations.height} change(s) went effective before the approval or notification "
-             "this sponsor's quality agreement requires.")  # fmt: skip
+    st.error(f"{violations.height} change impact(s) broke this sponsor's quality agreement: "
+             "effective before the approval or notification it requires, or recorded with a "
+             "weaker obligation than it sets.")  # fmt: skip
+    for sentence in below_agreement_sentences(violations):
+        st.error(sentence, icon=":material/gavel:")
     st.dataframe(violations, hide_index=True, column_config=COLUMNS)
 
 by_obligation = impacts.group_by("obligation", "status").len("impacts").sort("obligation", "status")

@@ -49,10 +49,11 @@ cols[1].metric("Prior approval before effective", prior.display(), help=prior.to
 cols[2].metric("Breaches", found.height)
 
 if found.is_empty():
-    st.success("Every notification and change in view kept its quality-agreement clock.")
+    st.success("Every notification and change in view kept its quality agreement.")
 else:
-    st.error(f"{found.height} clock(s) broken: notified late, or a change effective before the "
-             "notification or approval the agreement requires.")  # fmt: skip
+    st.error(f"{found.height} breach(es) of the quality agreement: notified late, a change "
+             "effective before the notification or approval the agreement requires, or a change "
+             "recorded as needing less than the agreement sets for its type.")  # fmt: skip
     st.dataframe(found, hide_index=True, column_config=BREACH_COLUMNS)
     export_buttons(found, "compliance-breaches", filters, scope)
 

@@ -113,12 +113,13 @@ see("pages/sponsor/change_control.py", "Change control")
 st.subheader(f"Data-integrity exceptions, last {overview.DI_WINDOW_DAYS} days")
 if exceptions.height:
     st.dataframe(exceptions, hide_index=True, column_config={
-        "batch_number": "Batch", "seq": "Step", "step_name": "Step name",
+        "batch_number": "Batch", "seq": "Step", "step_name": "Step, equipment or change",
         "occurred_at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm"),
         "exception": "Exception",
     })  # fmt: skip
     export_buttons(exceptions, "overview", filters, scope)
 else:
     empty_state("Late entries, missing or self-verifications and dispositions with open "
-                "deviations in your batch records appear here.")  # fmt: skip
+                "deviations in your batch records, equipment used while not fit for use and "
+                "changes that broke your quality agreement appear here.")  # fmt: skip
 see("pages/sponsor/batch_record.py", "Batch record (review by exception)")

@@ -13,6 +13,7 @@ from datetime import datetime
 import polars as pl
 
 from warehouse.filters import Filters
+from warehouse.queries.equipment import unfit_reason
 from warehouse.scope import Scope
 
 BATCH_CHOICES_SQL = """
@@ -68,8 +69,11 @@ SELECT e.batch_id AS _batch, e.event_id, e.seq, e.step_name, e.event_type,
            CASE WHEN e.sign_off_gap THEN 'missing verifier' END,
            CASE WHEN e.self_verification THEN 'self-verification' END,
            CASE WHEN e.out_of_order THEN 'verified before performed' END,
-           CASE WHEN e.training_gap THEN 'training gap' END) AS flags,
-       e.late_entry, e.sign_off_gap, e.self_verification, e.out_of_order, e.training_gap
+           CASE WHEN e.training_gap THEN 'training gap' END,
+           CASE WHEN e.out_of_sequence THEN 'performed before an earlier step' END,
+           CASE WHEN e.outside_batch_window THEN 'performed outside the batch' END) AS flags,
+       e.late_entry, e.sign_off_gap, e.self_verification, e.out_of_order, e.training_gap,
+       e.out_of_sequence, e.outside_batch_window
 FROM batch_event AS e
 LEFT JOIN operator AS pf ON pf.operator_id = e.performed_by
 LEFT JOIN operator AS vf ON vf.operator_id = e.verified_by
@@ -119,6 +123,8 @@ EQUIPMENT_SQL = """
 SELECT u.batch_id AS _batch, u.usage_id, q.equipment_id, q.name AS equipment, q.equipment_type,
        q.status,
        u.started_at, u.ended_at, u.calibration_valid_at_use, u.qualification_valid_at_use,
+       u.latest_calibration_at, u.latest_calibration_result, u.latest_calibration_due,
+       u.latest_qualification_at, u.latest_qualification_result, u.latest_qualification_due,
        u.cleaning_verified_at, u.cleaning_result, u.previous_ended_at,
        CASE u.previous_occupant
            WHEN 'ANOTHER_CLIENT' THEN 'another client'
@@ -231,8 +237,9 @@ def _operator(person_id: str | None, name: str | None) -> str:
     return f"{name} ({person_id})" if name else str(person_id)
 
 
-def step_exceptions(event: dict) -> list[RecordException]:
-    """The sentences for one batch_event row carrying the ETL's data-integrity flags."""
+def step_exceptions(event: dict, batch: dict | None = None) -> list[RecordException]:
+    """The sentences for one batch_event row carrying the ETL's data-integrity flags (`batch`,
+    the record's header row, says whether an entry outside the batch came before or after)."""
     found = []
     ref, step = event["event_id"], _step(event)
     if event.get("late_entry"):
@@ -262,7 +269,26 @@ def step_exceptions(event: dict) -> list[RecordException]:
             f"{step} was performed by {who}, whose training on this product's SOPs was "
             f"not current on {_when(event['performed_at'])[:10]}."
         )))  # fmt: skip
+    if event.get("out_of_sequence"):
+        found.append(RecordException("OUT_OF_SEQUENCE", ref, (
+            f"{step} was performed at {_when(event['performed_at'])}, before a step that comes "
+            f"earlier in the sequence was performed."
+        )))  # fmt: skip
+    if event.get("outside_batch_window"):
+        found.append(RecordException("OUTSIDE_BATCH_WINDOW", ref, (
+            f"{step} was performed at {_when(event['performed_at'])}, "
+            f"{_outside(event['performed_at'], batch or {})}."
+        )))  # fmt: skip
     return found
+
+
+def _outside(performed: datetime, batch: dict) -> str:
+    started, decided = batch.get("mfg_start"), batch.get("cmo_decided_at")
+    if started is not None and performed < started:
+        return f"before the batch started at {_when(started)}"
+    if decided is not None and performed > decided:
+        return f"after the batch was dispositioned at {_when(decided)}"
+    return "before the batch started or after its disposition"
 
 
 def review_by_exception(record: BatchRecord) -> list[RecordException]:
@@ -280,23 +306,34 @@ def review_by_exception(record: BatchRecord) -> list[RecordException]:
                 f"{lot['supplier_status'].lower()}."
             )))  # fmt: skip
     for usage in record.equipment.iter_rows(named=True):
-        for column, what in (("calibration_valid_at_use", "calibration"),
-                             ("qualification_valid_at_use", "qualification")):  # fmt: skip
-            if usage[column] is False:
-                kind = "CALIBRATION_OVERDUE_IN_USE" if what == "calibration" else (
-                    "QUALIFICATION_INVALID_IN_USE"
-                )  # fmt: skip
-                found.append(RecordException(kind, usage["usage_id"], (
-                    f"{usage['equipment']} ({usage['equipment_id']}) was used from "
-                    f"{_when(usage['started_at'])} while its {what} was not valid."
-                )))  # fmt: skip
+        for what in ("calibration", "qualification"):
+            if usage[f"{what}_valid_at_use"] is False:
+                found.append(_unfit_use(usage, what))
     for event in record.steps.iter_rows(named=True):
-        found += step_exceptions(event)
+        found += step_exceptions(event, batch)
     for test in record.tests.iter_rows(named=True):
         if test["is_oos"]:
             found.append(_oos_exception(test))
     found += _disposition_exceptions(batch, record)
     return found
+
+
+def _unfit_use(usage: dict, what: str) -> RecordException:
+    """Equipment used while its calibration or qualification was not valid (DOMAIN.md):
+    overdue or never done, or the latest one before the use failed."""
+    failed = usage.get(f"latest_{what}_result") not in (None, "PASS")
+    kind = {
+        ("calibration", True): "CALIBRATION_FAILED_IN_USE",
+        ("calibration", False): "CALIBRATION_OVERDUE_IN_USE",
+        ("qualification", True): "QUALIFICATION_FAILED_IN_USE",
+        ("qualification", False): "QUALIFICATION_INVALID_IN_USE",
+    }[(what, failed)]
+    why = unfit_reason(usage, what)
+    return RecordException(kind, usage["usage_id"], (
+        f"{usage['equipment']} ({usage['equipment_id']}) was used from "
+        f"{_when(usage['started_at'])} while its {what} was not valid"
+        f"{f' ({why})' if why else ''}."
+    ))  # fmt: skip
 
 
 def exception_table(found: list[RecordException]) -> pl.DataFrame:

@@ -31,6 +31,8 @@ SELECT
     c.status,
     p.name AS product,
     i.obligation,
+    i.obligation_required,
+    coalesce(i.obligation_below_agreement, false) AS obligation_below_agreement,
     i.notified_at,
     i.decision,
     i.decided_at,
@@ -63,3 +65,28 @@ def change_impacts(scope: Scope, filters: Filters, today: date | None = None) ->
     """This sponsor's impact rows in view, flagged when awaiting it or in violation."""
     params = {**filters.params(), "today": today or clock.today()}
     return scope.frame("change impacts", CHANGE_IMPACTS_SQL, params)
+
+
+# What an obligation asks of the sponsor, as a sentence reads it.
+OBLIGATION_WORDS = {
+    "NONE": "nothing",
+    "NOTIFY": "only a notification",
+    "PRIOR_APPROVAL": "prior approval",
+}
+
+
+def change_type_words(change_type: str) -> str:
+    return change_type.lower().replace("_", " ")
+
+
+def below_agreement_sentences(impacts: pl.DataFrame) -> list[str]:
+    """One sentence per impact recorded with a weaker obligation than this sponsor's quality
+    agreement sets for its change type (ETL change_impact.obligation_below_agreement)."""
+    return [
+        f"Change {row['change_number']} ({change_type_words(row['change_type'])}"
+        f"{', ' + row['product'] if row['product'] else ''}) was recorded as needing "
+        f"{OBLIGATION_WORDS[row['obligation']]} from you, but your quality agreement requires "
+        f"{OBLIGATION_WORDS[row['obligation_required']].removeprefix('only ')} for "
+        f"{change_type_words(row['change_type'])} changes."
+        for row in impacts.filter(pl.col("obligation_below_agreement")).iter_rows(named=True)
+    ]

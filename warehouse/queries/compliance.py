@@ -10,7 +10,9 @@ Notifiable events and their clocks:
 - confirmed OOS: from the investigation's opening, term OOS_CONFIRMED;
 - critical complaint: from receipt, term COMPLAINT_CRITICAL.
 Changes: an impact with a NOTIFY or PRIOR_APPROVAL obligation that went effective; the ETL's
-change_impact.violation says it went effective before its notification or approval.
+change_impact.effective_early says it went effective before its notification or approval,
+obligation_below_agreement that it was recorded with a weaker obligation than the agreement
+sets for its change type (a breach whatever the timing).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import polars as pl
 
 from warehouse import clock, kpis
 from warehouse.filters import Filters
+from warehouse.queries.change_control import OBLIGATION_WORDS, change_type_words
 from warehouse.scope import Scope
 
 # KPI 16 outcomes that break the agreed clock (kpis.notification_outcomes).
@@ -102,14 +105,16 @@ def notifiable_events(scope: Scope, filters: Filters, today: date | None = None)
 
 CHANGE_OBLIGATIONS_SQL = """
 SELECT i.sponsor_id, s.name AS sponsor, i.change_id, c.change_number, c.title, c.change_type,
-       p.name AS product, i.obligation, i.notified_at, i.decision, i.decided_at,
-       c.actual_effective, coalesce(i.violation, false) AS violation, i.violation_reason,
-       i.impact_id
+       p.name AS product, i.obligation, i.obligation_required, i.notified_at, i.decision,
+       i.decided_at, c.actual_effective, coalesce(i.violation, false) AS violation,
+       coalesce(i.effective_early, false) AS effective_early,
+       coalesce(i.obligation_below_agreement, false) AS obligation_below_agreement,
+       i.violation_reason, i.impact_id
 FROM change_impact AS i
 JOIN change_control AS c ON c.change_id = i.change_id AND c.sponsor_id = i.sponsor_id
 JOIN sponsor AS s ON s.sponsor_id = i.sponsor_id
 LEFT JOIN product AS p ON p.product_id = i.product_id
-WHERE i.obligation IN ('NOTIFY', 'PRIOR_APPROVAL')
+WHERE (i.obligation IN ('NOTIFY', 'PRIOR_APPROVAL') OR i.obligation_below_agreement)
   AND c.actual_effective BETWEEN $start AND $end
   AND (len($products::VARCHAR[]) = 0 OR i.product_id IS NULL
        OR list_contains($products::VARCHAR[], i.product_id))
@@ -118,8 +123,9 @@ ORDER BY c.actual_effective DESC, i.sponsor_id, i.impact_id
 
 
 def change_obligations(scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Change impacts needing notification or prior approval that went effective in the
-    period, flagged when they went effective before it (ETL change_impact.violation)."""
+    """Change impacts needing notification or prior approval (as recorded, or as the agreement
+    sets) that went effective in the period, flagged when they went effective before it or
+    were recorded below the agreement (ETL change_impact.violation)."""
     return scope.frame("change obligations", CHANGE_OBLIGATIONS_SQL, filters.params())
 
 
@@ -133,11 +139,16 @@ def breaches(events: pl.DataFrame, changes: pl.DataFrame, now: datetime) -> pl.D
     """Every broken clock, one row each, with the clock it broke in words.
 
     kind NOTIFICATION_LATE (notified after the deadline, or not at all once it passed),
-    CHANGE_EFFECTIVE_BEFORE_APPROVAL or CHANGE_EFFECTIVE_BEFORE_NOTIFICATION.
+    CHANGE_EFFECTIVE_BEFORE_APPROVAL, CHANGE_EFFECTIVE_BEFORE_NOTIFICATION or
+    CHANGE_OBLIGATION_BELOW_AGREEMENT (recorded as needing less than the agreement sets).
     """
     rows = [_event_breach(e, now) for e in events.iter_rows(named=True)
             if e["outcome"] in BROKEN_OUTCOMES]  # fmt: skip
-    rows += [_change_breach(c) for c in changes.iter_rows(named=True) if c["violation"]]
+    for change in changes.iter_rows(named=True):
+        if change["effective_early"]:
+            rows.append(_change_breach(change))
+        if change["obligation_below_agreement"]:
+            rows.append(_obligation_breach(change))
     return pl.DataFrame(rows, schema=BREACH_SCHEMA, orient="row")
 
 
@@ -172,12 +183,12 @@ def sponsor_compliance(
             rows.append((sponsor_id, sponsor, measure, result.numerator, result.denominator,
                          result.value, result.display(), result.tooltip()))  # fmt: skip
         notify = own_changes.filter(pl.col("obligation") == "NOTIFY")
-        kept = notify.filter(~pl.col("violation")).height
+        kept = notify.filter(~pl.col("effective_early")).height
         share = kept / notify.height if notify.height else None
         rows.append((sponsor_id, sponsor, "Notified changes", kept, notify.height, share,
                      kpis.format_value(share, "rate"),
                      "NOTIFY changes notified before going effective ÷ NOTIFY changes that "
-                     "went effective (ETL change_impact.violation)."))  # fmt: skip
+                     "went effective (ETL change_impact.effective_early)."))  # fmt: skip
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA, orient="row")
 
 
@@ -204,6 +215,16 @@ def _event_breach(event: dict, now: datetime) -> tuple:
         broken = f"notified {event['notified_at']:%Y-%m-%d %H:%M}, {_hours(late)} late"
     return (event["sponsor_id"], event["sponsor"], "NOTIFICATION_LATE", event["record"],
             event["subject"], clock, broken, event["record_key"])  # fmt: skip
+
+
+def _obligation_breach(change: dict) -> tuple:
+    kind = change_type_words(change["change_type"])
+    required = OBLIGATION_WORDS[change["obligation_required"]].removeprefix("only ")
+    clock = f"{kind} changes: the agreement requires {required}"
+    broken = f"recorded as needing {OBLIGATION_WORDS[change['obligation']]}"
+    return (change["sponsor_id"], change["sponsor"], "CHANGE_OBLIGATION_BELOW_AGREEMENT",
+            change["change_number"], change["obligation_required"], clock, broken,
+            change["impact_id"])  # fmt: skip
 
 
 def _change_breach(change: dict) -> tuple:

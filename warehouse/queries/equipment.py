@@ -123,3 +123,19 @@ def suppliers(lots: pl.DataFrame) -> pl.DataFrame:
         .sort("_rank", "supplier")
         .drop("_rank")
     )
+
+
+def unfit_reason(use: dict, what: str) -> str | None:
+    """Why a use's `what` ("calibration" or "qualification") was not valid, in words, from the
+    ETL's latest_<what>_* columns of equipment_usage (the latest one before the use); None
+    when it was valid or the row does not carry them."""
+    if use.get(f"{what}_valid_at_use") is not False or f"latest_{what}_result" not in use:
+        return None
+    result, at, due = (use[f"latest_{what}_{part}"] for part in ("result", "at", "due"))
+    if result is None:
+        return f"no {what} before the use"
+    if result != "PASS":
+        return f"latest {what} on {at:%Y-%m-%d} failed"
+    if due is None:
+        return f"latest {what} on {at:%Y-%m-%d} set no due date"
+    return f"{what} overdue since {due:%Y-%m-%d}"

@@ -143,7 +143,9 @@ SELECT b.batch_number, e.seq, e.step_name, e.performed_at AS occurred_at,
            CASE WHEN e.sign_off_gap THEN 'missing verifier' END,
            CASE WHEN e.self_verification THEN 'self-verification' END,
            CASE WHEN e.out_of_order THEN 'verified before performed' END,
-           CASE WHEN e.training_gap THEN 'training gap' END) AS exception
+           CASE WHEN e.training_gap THEN 'training gap' END,
+           CASE WHEN e.out_of_sequence THEN 'performed before an earlier step' END,
+           CASE WHEN e.outside_batch_window THEN 'performed outside the batch' END) AS exception
 FROM batch_event AS e
 JOIN batch AS b USING (batch_id)
 WHERE e.di_exception
@@ -159,6 +161,32 @@ FROM batch AS b
 WHERE (b.disposed_with_open_deviation OR b.qa_review_missing)
   AND b.cmo_decided_at >= $today::DATE - to_days($days::INTEGER)
   AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+UNION ALL
+SELECT b.batch_number, NULL, q.name, u.started_at,
+       concat_ws(', ',
+           CASE WHEN NOT u.calibration_valid_at_use THEN
+               CASE WHEN u.latest_calibration_result = 'FAIL'
+                    THEN 'used after a failed calibration'
+                    ELSE 'used without a valid calibration' END END,
+           CASE WHEN NOT u.qualification_valid_at_use THEN
+               CASE WHEN u.latest_qualification_result = 'FAIL'
+                    THEN 'used after a failed qualification'
+                    ELSE 'used without a valid qualification' END END)
+FROM equipment_usage AS u
+JOIN batch AS b USING (batch_id)
+JOIN (SELECT DISTINCT equipment_id, name FROM equipment) AS q USING (equipment_id)
+WHERE NOT (u.calibration_valid_at_use AND u.qualification_valid_at_use)
+  AND u.started_at >= $today::DATE - to_days($days::INTEGER)
+  AND (len($products::VARCHAR[]) = 0 OR list_contains($products::VARCHAR[], b.product_id))
+UNION ALL
+SELECT NULL, NULL, 'change ' || c.change_number,
+       coalesce(c.actual_effective, c.opened_at::DATE)::TIMESTAMP, i.violation_reason
+FROM change_impact AS i
+JOIN change_control AS c USING (change_id)
+WHERE i.violation
+  AND coalesce(c.actual_effective, c.opened_at::DATE) >= $today::DATE - to_days($days::INTEGER)
+  AND (len($products::VARCHAR[]) = 0 OR i.product_id IS NULL
+       OR list_contains($products::VARCHAR[], i.product_id))
 ORDER BY occurred_at DESC, batch_number, seq
 """
 
@@ -166,7 +194,9 @@ ORDER BY occurred_at DESC, batch_number, seq
 def data_integrity_exceptions(
     scope: Scope, filters: Filters, today: date, days: int = DI_WINDOW_DAYS
 ) -> pl.DataFrame:
-    """Batch-record events and dispositions flagged as data-integrity exceptions lately."""
+    """Data-integrity exceptions lately (DOMAIN.md, review by exception): flagged batch-record
+    entries and dispositions, equipment used while not fit for use, and change impacts that
+    broke the quality agreement."""
     params = {**_products(filters), "today": today, "days": days}
     return scope.frame("data-integrity exceptions", DATA_INTEGRITY_SQL, params)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from warehouse.filters import Filters
+from warehouse.queries.equipment import unfit_reason
 from warehouse.scope import Scope
 
 TRAIN_OCCUPANCY_SQL = """
@@ -110,23 +111,17 @@ def equipment_sharing(scope: Scope, filters: Filters) -> pl.DataFrame:
 LAPSED_IN_USE_SQL = """
 WITH equipment_site AS (
     SELECT DISTINCT equipment_id, name, equipment_type, train FROM equipment
-),
-passed AS (
-    SELECT DISTINCT equipment_id, event_type, performed_at, next_due
-    FROM equipment_event
-    WHERE result = 'PASS'
 )
 SELECT q.name AS equipment, u.equipment_id, q.train, s.name AS sponsor, b.batch_number,
        u.started_at, u.ended_at,
        concat_ws(' and ',
            CASE WHEN NOT u.calibration_valid_at_use THEN 'calibration' END,
            CASE WHEN NOT u.qualification_valid_at_use THEN 'qualification' END) AS lapsed,
-       (SELECT arg_max(c.next_due, c.performed_at) FROM passed AS c
-        WHERE c.equipment_id = u.equipment_id AND c.event_type = 'CALIBRATION'
-          AND c.performed_at <= u.started_at) AS calibration_due_before_use,
-       (SELECT arg_max(c.next_due, c.performed_at) FROM passed AS c
-        WHERE c.equipment_id = u.equipment_id AND c.event_type = 'QUALIFICATION'
-          AND c.performed_at <= u.started_at) AS qualification_due_before_use,
+       u.latest_calibration_due AS calibration_due_before_use,
+       u.latest_qualification_due AS qualification_due_before_use,
+       u.calibration_valid_at_use, u.latest_calibration_at, u.latest_calibration_result,
+       u.latest_calibration_due, u.qualification_valid_at_use, u.latest_qualification_at,
+       u.latest_qualification_result, u.latest_qualification_due,
        u.sponsor_id, u.usage_id
 FROM equipment_usage AS u
 JOIN batch AS b ON b.batch_id = u.batch_id
@@ -140,5 +135,13 @@ ORDER BY u.started_at DESC, u.usage_id
 
 
 def lapsed_in_use(scope: Scope, filters: Filters) -> pl.DataFrame:
-    """Uses of equipment whose calibration or qualification had lapsed, with whose batch."""
-    return scope.frame("equipment lapsed in use", LAPSED_IN_USE_SQL, filters.params())
+    """Uses of equipment that was not fit for use when they started (the ETL's rule: the
+    latest calibration / qualification before the use passed and was not overdue), with
+    whose batch and, in `why_unfit`, the reason in words."""
+    uses = scope.frame("equipment lapsed in use", LAPSED_IN_USE_SQL, filters.params())
+    why = [
+        "; ".join(r for what in ("calibration", "qualification") if (r := unfit_reason(use, what)))
+        for use in uses.iter_rows(named=True)
+    ]
+    verdict = [c for c in uses.columns if c.startswith("latest_") or c.endswith("_at_use")]
+    return uses.drop(verdict).with_columns(pl.Series("why_unfit", why, dtype=pl.String))
