@@ -8,6 +8,7 @@ import streamlit as st
 from portal import access_log
 from portal.context import current_principal, sponsor_scope
 from portal.users import CMO_ROLES, SPONSOR_ROLES
+from portal.widgets import deliver
 from warehouse import clock
 from warehouse.auditpack import AuditPack, PackError, PackRequest, build_pack
 from warehouse.queries.common import products
@@ -74,8 +75,11 @@ if held is not None and held[0] == sponsor:
     until = issue["valid_until"][:16].replace("T", " ")
     st.success(f"Audit pack ready for {issue['recipient']}: {len(pack.manifest['sections'])} "
                f"sections, {pack.row_count} rows, valid until {until} UTC.")  # fmt: skip
+    # Built when fetched, through deliver(): a button left on screen past an auditor's window
+    # (or after the account is disabled) serves the refusal, not the pack.
     st.download_button(
-        "Download audit pack", pack.zip_bytes, file_name=pack.file_name, mime="application/zip",
+        "Download audit pack", deliver(principal, lambda zipped=pack.zip_bytes: zipped),
+        file_name=pack.file_name, mime="application/zip",
         on_click=log_download, args=(logged_as, pack), key="pack:download",
     )  # fmt: skip
     st.caption("Content hash (SHA-256), also on the cover: the same snapshot and parameters "
