@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import access_log
+from portal import access_log, users
 from tests.page_harness import ROOT, principal, run_page
 from warehouse.scope import snapshot_info, sponsor_ids
 
@@ -112,7 +112,10 @@ def _generate(app):
 
 
 def test_sponsor_qa_generates_and_downloads_a_logged_pack(demo_warehouse, data_root) -> None:
-    who = principal("sponsor_qa", SPONSOR)
+    # A registered user: a download is logged only while the registry still lets them in.
+    users.add_user("qa.ctb", "Test sponsor_qa", "sponsor_qa", "a-long-password-2026",
+                   sponsor_id=SPONSOR)  # fmt: skip
+    who = principal("sponsor_qa", SPONSOR, username="qa.ctb")
     app = run_page(PAGE, who, demo_warehouse, state={"pack:range": _period(demo_warehouse)},
                    timeout=300)  # fmt: skip
     assert not app.exception

@@ -8,7 +8,7 @@ import streamlit as st
 from portal import access_log
 from portal.context import current_principal, sponsor_scope
 from portal.users import CMO_ROLES, SPONSOR_ROLES
-from portal.widgets import deliver
+from portal.widgets import deliver, still_allowed
 from warehouse import clock
 from warehouse.auditpack import AuditPack, PackError, PackRequest, build_pack
 from warehouse.queries.common import products
@@ -18,6 +18,10 @@ HELD = "_audit_pack"  # (sponsor id, AuditPack) of the last pack generated in th
 
 
 def log_download(who, pack: AuditPack) -> None:
+    # A click on a button left on screen past the user's access is refused by deliver() and,
+    # like every export, leaves nothing in the log.
+    if not still_allowed(who):
+        return
     access_log.record(
         "DOWNLOAD", who, page=PAGE, filters=pack.manifest["parameters"],
         row_count=pack.row_count, content_hash=pack.content_hash, detail=pack.file_name,
