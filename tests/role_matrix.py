@@ -40,3 +40,8 @@ def allowed(role: str) -> set[str]:
 def forbidden(role: str) -> set[str]:
     """URL paths README says the role may not open."""
     return {page["url"] for page in MATRIX.values()} - allowed(role)
+
+
+def first_page(role: str) -> str:
+    """The title of the role's first page in README's order: where it lands by default."""
+    return next(title for title, page in MATRIX.items() if role in page["roles"])
