@@ -1,8 +1,10 @@
-"""Static check: every Streamlit cache is keyed by the scope it serves (DESIGN.md).
+"""Every Streamlit cache is keyed by the scope it serves (DESIGN.md), in the code and in use.
 
 `st.cache_data` / `st.cache_resource` are shared by every session of the process, so a cached
 function must take the sponsor (or principal) as a hashed argument, or be session-scoped.
-Arguments whose names start with "_" are not hashed by Streamlit and do not count.
+Arguments whose names start with "_" are not hashed by Streamlit and do not count. The one
+such cache, portal.context._scope, is also read through for every sponsor, missed and hit:
+what it serves must hold none of another sponsor's identifiers (tests/ownership.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import ast
 from pathlib import Path
 
 import pytest
+
+from portal.context import _scope
+from tests.conftest import DemoPlant
+from tests.ownership import ownership
+from tests.scope_reads import leak_problems, served
+from warehouse.scope import snapshot_info, sponsor_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 SCOPE_ARGUMENTS = frozenset({"sponsor_id", "principal", "username"})
@@ -80,3 +88,21 @@ def test_every_cache_in_the_project_is_keyed_by_scope() -> None:
 )
 def test_the_check_flags_unscoped_caches(source: str, flagged: bool) -> None:
     assert bool(unscoped_caches(source)) is flagged
+
+
+def test_the_shared_scope_cache_serves_each_sponsor_only_its_own(
+    demo_plant: DemoPlant, demo_warehouse: Path
+) -> None:
+    """Every sponsor through the process-wide scope cache, in one order and then the other:
+    the first pass opens each scope, the second is served from the cache (and from each
+    scope's memo of the same queries); both must hold only the sponsor's own records."""
+    oracle = ownership(demo_plant.path)
+    sponsors = sponsor_ids(demo_warehouse)
+    assert sponsors == oracle.sponsors() and len(sponsors) > 1
+    root, run_id = str(demo_warehouse), snapshot_info(demo_warehouse).run_id
+    opened = {}
+    for sponsor in [*sponsors, *reversed(sponsors)]:
+        scope = _scope(root, run_id, sponsor)
+        assert not leak_problems(sponsor, served(scope), oracle)
+        assert scope.sponsor_id == sponsor
+        assert opened.setdefault(sponsor, scope) is scope  # the second pass: a cache hit

@@ -3,9 +3,11 @@
 `python -m etl run` is killed with SIGKILL at every stage boundary and midway through writing
 files (PORTAL_ETL_FAIL_AFTER=<stage>:hang). While that happens a reader opens every sponsor's
 scope over and over: it must always find a complete snapshot (every manifest file present,
-every hash matching) and read it. Afterwards one undisturbed run converges to the same
-published tables as a run that was never disturbed. A full disk (a small tmpfs) fails the
-run cleanly and leaves `current` untouched.
+every hash matching) and read it, and what each sponsor reads holds none of another
+sponsor's identifiers (by the source's ownership, tests/ownership.py) and some of its own.
+Afterwards one undisturbed run converges to the same published tables as a run that was never
+disturbed. A full disk (a small tmpfs) fails the run cleanly and leaves `current` untouched,
+still serving each sponsor only its own records.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import polars as pl
 import pytest
 
 from etl.run import FAIL_AFTER_ENV, STAGES, EtlError, run_etl
+from tests.ownership import Ownership, ownership
+from tests.scope_reads import leak_problems, served
 from tests.source_fixtures import base_plant, write_sqlite
 from warehouse import layout
 from warehouse.contract import TABLES
@@ -54,13 +58,21 @@ def complete_snapshot_problems(warehouse: Path) -> list[str]:
 
 
 class Reader(threading.Thread):
-    """Opens every sponsor's scope in a loop and records anything incomplete or refused."""
+    """Opens every sponsor's scope in a loop and records anything incomplete or refused, or
+    any read that serves a sponsor another sponsor's records (or none of its own)."""
 
-    def __init__(self, warehouse: Path) -> None:
+    def __init__(self, warehouse: Path, oracle: Ownership) -> None:
         super().__init__(daemon=True)
         self.warehouse, self.stop, self.rounds, self.problems = warehouse, False, 0, []
+        self.oracle, self.reads = oracle, 0
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as failed:  # a reader that dies must not look like a clean one
+            self.problems.append(f"the reader failed: {failed!r}")
+
+    def _loop(self) -> None:
         while not self.stop:
             info = snapshot_info(self.warehouse)
             self.problems += complete_snapshot_problems(self.warehouse)
@@ -76,6 +88,8 @@ class Reader(threading.Thread):
                     rows = scope.frame("batches", "SELECT count(*) AS n FROM batch")["n"][0]
                     if rows == 0:
                         self.problems.append(f"{sponsor}: empty batch partition")
+                    self.problems += leak_problems(sponsor, served(scope), self.oracle)
+                    self.reads += 1
                 finally:
                     scope.close()
             assert info is not None
@@ -110,7 +124,7 @@ def test_sigkill_at_every_stage_keeps_a_complete_snapshot_and_converges(
     warehouse = tmp_path / "wh"
     run_etl(source, warehouse, full=True)
     first = layout.current_snapshot(warehouse).name
-    reader = Reader(warehouse)
+    reader = Reader(warehouse, ownership(source))
     reader.start()
     killed = []
     try:
@@ -133,6 +147,7 @@ def test_sigkill_at_every_stage_keeps_a_complete_snapshot_and_converges(
         reader.join(timeout=120)
     assert killed == list(STAGES)
     assert reader.rounds > 0 and not reader.problems, reader.problems[:5]
+    assert reader.reads >= reader.rounds * len(reader.oracle.sponsors())  # all, every round
     result = run_etl(source, warehouse, full=True)
     assert layout.current_snapshot(warehouse).name == result.run_id
     assert not complete_snapshot_problems(warehouse)
@@ -184,3 +199,11 @@ def test_a_full_disk_fails_the_run_cleanly(source: Path, tmp_path: Path, small_d
     with pytest.raises((EtlError, OSError)):
         run_etl(source, warehouse, full=True)  # in process: an error, never a publish
     assert layout.current_snapshot(warehouse) == before
+    oracle = ownership(source)
+    assert sponsor_ids(warehouse) == oracle.sponsors()
+    for sponsor in oracle.sponsors():  # what the untouched snapshot serves: own records only
+        scope = open_sponsor_scope(warehouse, sponsor)
+        try:
+            assert not leak_problems(sponsor, served(scope), oracle)
+        finally:
+            scope.close()
