@@ -29,7 +29,7 @@ from tests.browser_support import (
     start_portal,
     stop_portal,
 )
-from tests.test_demo_isolation import REAL_NAME, build_real_warehouse
+from tests.security.test_demo_isolation import REAL_NAME, build_real_warehouse
 from warehouse import layout
 
 pytestmark = pytest.mark.browser

@@ -33,7 +33,7 @@ from warehouse import layout
 from warehouse.contract import TABLES
 from warehouse.scope import ScopeError, open_sponsor_scope, snapshot_info, sponsor_ids
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _command(source: Path, warehouse: Path) -> list[str]:

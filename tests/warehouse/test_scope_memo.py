@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from portal.widgets import fingerprint
-from tests.test_scope_attacks import build_warehouse
+from tests.security.test_scope_attacks import build_warehouse
 from warehouse import scope as scope_module
 from warehouse.scope import QueryError, open_sponsor_scope
 

@@ -1,7 +1,7 @@
 """What every sponsor dashboard owes every role: it renders, and shows only its own sponsor.
 
 One parametrized table over the page registry, so a new page is covered by adding it there.
-Page-specific numbers and anomalies are in tests/test_page_<page>.py.
+Page-specific numbers and anomalies are in tests/pages/test_page_<page>.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from portal.navigation import PAGES
 from portal.store import to_text, utc_now
 from warehouse import layout
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

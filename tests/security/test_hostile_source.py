@@ -1,6 +1,6 @@
 """Hostile source data through both the SQLite and the CSV source.
 
-Every bad-input kind of tests/test_etl_bad_input.py at once, then Hypothesis-generated batch
+Every bad-input kind of tests/etl/test_etl_bad_input.py at once, then Hypothesis-generated batch
 rows (hostile sponsor ids, foreign products, junk text and dates): the run never crashes;
 every row is published in its own sponsor's partition or quarantined with a reason; per
 table, extracted = valid + quarantined, and the published keys are exactly the valid ones.
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from etl.run import run_etl
 from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
-from tests.test_etl_bad_input import CASES
+from tests.etl.test_etl_bad_input import CASES
 from warehouse import layout
 from warehouse.contract import TABLES
 

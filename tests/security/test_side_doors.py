@@ -34,7 +34,7 @@ from tests.page_checks import identifiers
 from warehouse import layout
 from warehouse.scope import sponsor_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "side-door-test-key-" + "k" * 40
 
 

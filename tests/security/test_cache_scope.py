@@ -20,7 +20,7 @@ from tests.ownership import ownership
 from tests.scope_reads import leak_problems, served
 from warehouse.scope import snapshot_info, sponsor_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCOPE_ARGUMENTS = frozenset({"sponsor_id", "principal", "username"})
 CACHE_DECORATORS = frozenset({"cache_data", "cache_resource"})
 

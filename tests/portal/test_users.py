@@ -14,7 +14,7 @@ import pytest
 from portal import lockout, users
 from portal.store import connect, utc_now
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from tests.source_fixtures import base_plant, write_sqlite
 from warehouse.contract import TABLES
 from warehouse.layout import LOCK, MANIFEST, SNAPSHOTS, current_snapshot
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

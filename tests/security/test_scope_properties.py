@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_scope_attacks import SPONSORS, build_warehouse
+from tests.security.test_scope_attacks import SPONSORS, build_warehouse
 from warehouse.filters import Filters
 from warehouse.scope import QueryError, ScopeError, open_sponsor_scope
 
