@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl.run import run_etl
-from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
 from tests.etl.test_etl_bad_input import CASES
+from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
 from warehouse import layout
 from warehouse.contract import TABLES
 
