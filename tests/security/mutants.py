@@ -1,10 +1,11 @@
 """Mutation testing of the security suite: make a realistic mistake, see a test fail.
 
 Each mutant is one plausible change that would let one sponsor see another's data (or let
-someone in who should be out). For each, this copies the working tree to a scratch folder,
-applies the change, checks the copy still imports, and runs the security suite
-(`tests/security`, stopping at the first failure). A mutant that passes every test
-"survives": the suite has a blind spot. Run it before you stop; none may survive.
+someone in who should be out). For each, this copies the committed tree (or, with
+--working-tree, the files as they are now) to a scratch folder, applies the change, checks
+the copy still imports, and runs the security suite (`tests/security`, quick files first,
+stopping at the first failure). A mutant that passes every test "survives": the suite has a
+blind spot. Run it before you stop; none may survive.
 
     python -m tests.security.mutants            # every mutant
     python -m tests.security.mutants --list     # names only
@@ -24,7 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = "tests/security"
+SUITE = ROOT / "tests" / "security"
+# Quick files first: with -x a caught mistake stops at its first failing test, so most
+# mutants cost a minute; the rest of tests/security follows in name order.
+FIRST = (
+    "test_scope_attacks.py", "test_role_gates.py", "test_partitions_oracle.py",
+    "test_free_text.py", "test_cache_scope.py", "test_scope_properties.py",
+    "test_segregation_app.py", "test_demo_isolation.py", "test_hostile_source.py",
+)  # fmt: skip
+
+
+def suite_files() -> list[str]:
+    rest = sorted(p.name for p in SUITE.glob("test_*.py") if p.name not in FIRST)
+    return [f"tests/security/{name}" for name in (*FIRST, *rest)]
+
+
 TIMEOUT_S = 1500  # one mutant's whole suite; a survivor runs every test
 
 
@@ -163,8 +178,14 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 
-def _copy_tree(target: Path) -> None:
-    """Tracked and untracked (not ignored) files of the working tree, as they are now."""
+def _copy_tree(target: Path, working_tree: bool) -> None:
+    """The committed tree (HEAD), or the working tree's tracked and untracked files as they
+    are now."""
+    if not working_tree:
+        archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        return
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=ROOT, capture_output=True, check=True,
@@ -184,12 +205,14 @@ def _replace_once(path: Path, old: str, new: str, name: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def run_mutant(mutant: Mutant, pytest_args: list[str]) -> tuple[str, float, str]:
+def run_mutant(
+    mutant: Mutant, pytest_args: list[str], working_tree: bool = False
+) -> tuple[str, float, str]:
     """('killed' | 'survived' | 'broken', seconds, the failing test or why)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as scratch:
         tree = Path(scratch)
-        _copy_tree(tree)
+        _copy_tree(tree, working_tree)
         for path, old, new in ((mutant.path, mutant.old, mutant.new), *mutant.also):
             _replace_once(tree / path, old, new, mutant.name)
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -203,7 +226,7 @@ def run_mutant(mutant: Mutant, pytest_args: list[str]) -> tuple[str, float, str]
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                 SUITE, *pytest_args],
+                 *suite_files(), *pytest_args],
                 cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
@@ -225,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--only", action="append", default=[], help="run this mutant (repeat)")
+    parser.add_argument(
+        "--working-tree", action="store_true", help="mutate the files as they are, not HEAD"
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
@@ -237,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     outcome = {}
     for mutant in chosen:
-        verdict, seconds, why = run_mutant(mutant, args.pytest_args)
+        verdict, seconds, why = run_mutant(mutant, args.pytest_args, args.working_tree)
         outcome[mutant.name] = verdict
         print(f"{verdict:9} {mutant.name:32} {seconds:6.0f} s  {why}", flush=True)
     survivors = [name for name, verdict in outcome.items() if verdict != "killed"]
