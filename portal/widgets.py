@@ -75,13 +75,25 @@ MOMENT_FORMATS = {"date": "YYYY-MM-DD", "datetime": "YYYY-MM-DD HH:mm"}
 ONE_DECIMAL = ("days", "weeks", "hours")
 
 
-def table(frame: pl.DataFrame, dataset: str, *, key: str | None = None) -> None:
+HIGHLIGHT = "background-color: #fde2e1"
+
+
+def table(
+    frame: pl.DataFrame, dataset: str, *, key: str | None = None, flag: pl.Expr | None = None
+) -> None:
     """Rows of the catalogue's `dataset` as users read them: its labels and formats, key
-    columns pinned first, codes in words, empty cells blank."""
+    columns pinned first, codes in words, empty cells blank; rows where `flag` (over the
+    frame's codes) holds are tinted red."""
     model = catalogue.dataset(dataset)
     shown = model.in_words(frame)
+    data: Any = shown
+    if flag is not None:
+        flagged = frame.select(flag.fill_null(False)).to_series().to_list()
+        data = shown.to_pandas().style.apply(
+            lambda row: [HIGHLIGHT if flagged[row.name] else ""] * len(row), axis=1
+        )
     st.dataframe(
-        shown, hide_index=True, column_config=column_config(model, shown), placeholder="",
+        data, hide_index=True, column_config=column_config(model, shown), placeholder="",
         key=key,
     )  # fmt: skip
 

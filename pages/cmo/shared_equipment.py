@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from portal.context import site_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse.queries.shared_equipment import (
     changeovers,
     equipment_sharing,
@@ -42,17 +42,7 @@ st.header("Sponsors per equipment train")
 chart(scope, "shared_equipment:occupancy", occupancy, lambda data: px.bar(
     data, x="train", y="batches", color="sponsor",
     title="Batches started in the period, per train and sponsor"))  # fmt: skip
-st.dataframe(
-    sharing,
-    hide_index=True,
-    column_config={
-        "equipment": "Equipment", "equipment_id": "Id", "equipment_type": "Type",
-        "train": "Train", "status": "Status", "sponsors": "Sponsors",
-        "sponsor_names": "Sponsor names", "uses": "Uses",
-        "cross_sponsor_changeovers": "Changeovers between sponsors",
-        "uses_lapsed": "Uses while not fit for use",
-    },
-)  # fmt: skip
+table(sharing, "equipment_sharing")
 
 st.header("Changeovers between sponsors")
 if not_verified.is_empty():
@@ -61,21 +51,10 @@ if not_verified.is_empty():
 else:
     st.error(f"{not_verified.height} changeover(s) between sponsors without a passed cleaning "
              "verified between the two uses.")  # fmt: skip
-st.dataframe(
-    switches.drop("from_sponsor_id", "to_sponsor_id"),
-    hide_index=True,
-    column_config={
-        "equipment": "Equipment", "equipment_id": "Id", "train": "Train",
-        "from_sponsor": "From sponsor", "from_batch": "From batch",
-        "from_ended_at": st.column_config.DatetimeColumn("Previous use ended"),
-        "to_sponsor": "To sponsor", "to_batch": "To batch",
-        "started_at": st.column_config.DatetimeColumn("Next use started"),
-        "cleaning_verified_at": st.column_config.DatetimeColumn("Cleaning verified"),
-        "cleaning_verified_by": "Verified by", "cleaning_result": "Cleaning result",
-        "cleaning_ok": "Cleaning verified in between", "gap_hours": "Gap (h)", "usage_id": "Use",
-    },
-)  # fmt: skip
-export_buttons(switches, "shared-equipment-changeovers", filters, scope)
+table(switches, "changeovers")
+export_buttons(
+    switches, "shared-equipment-changeovers", filters, scope, dataset="changeovers"
+)
 
 st.header("Equipment used while not fit for use")
 st.caption(
@@ -85,18 +64,5 @@ st.caption(
 if lapsed.is_empty():
     st.success("No equipment was used while not fit for use in the period.")
 else:
-    st.dataframe(
-        lapsed.drop("sponsor_id"),
-        hide_index=True,
-        column_config={
-            "equipment": "Equipment", "equipment_id": "Id", "train": "Train",
-            "sponsor": "Sponsor", "batch_number": "Batch",
-            "started_at": st.column_config.DatetimeColumn("Used from"),
-            "ended_at": st.column_config.DatetimeColumn("Used until"), "lapsed": "Lapsed",
-            "calibration_due_before_use": "Calibration was due",
-            "qualification_due_before_use": "Qualification was due",
-            "why_unfit": st.column_config.TextColumn("Why not fit for use", width="large"),
-            "usage_id": "Use",
-        },
-    )  # fmt: skip
-    export_buttons(lapsed, "shared-equipment-lapsed", filters, scope)
+    table(lapsed, "lapsed_in_use")
+    export_buttons(lapsed, "shared-equipment-lapsed", filters, scope, dataset="lapsed_in_use")

@@ -5,22 +5,9 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse.contract import OBLIGATIONS
 from warehouse.queries.change_control import below_agreement_sentences, change_impacts
-
-COLUMNS = {
-    "change_number": "Change", "title": "Title", "change_type": "Type", "risk_class": "Risk",
-    "status": "Status", "product": "Product", "obligation": "Your obligation",
-    "obligation_required": "Your agreement requires",
-    "obligation_below_agreement": "Recorded below your agreement",
-    "notified_at": st.column_config.DatetimeColumn("Notified"), "decision": "Your decision",
-    "decided_at": st.column_config.DatetimeColumn("Decided"),
-    "planned_effective": "Planned effective", "actual_effective": "Actual effective",
-    "markets": "Reporting category per market", "awaiting_sponsor": "Awaiting you",
-    "days_to_planned": "Days to planned effective", "violation": "Violation",
-    "violation_reason": "Violation reason", "impact_id": "Impact",
-}  # fmt: skip
 
 st.title("Change control")
 scope = sponsor_scope()
@@ -41,14 +28,14 @@ cols[2].metric("Breaches of your quality agreement", violations.height)
 
 if not awaiting.is_empty():
     st.warning(f"{awaiting.height} change impact(s) await this sponsor's approval or notification.")
-    st.dataframe(awaiting, hide_index=True, column_config=COLUMNS)
+    table(awaiting, "change_controls")
 if not violations.is_empty():
     st.error(f"{violations.height} change impact(s) broke this sponsor's quality agreement: "
              "effective before the approval or notification it requires, or recorded with a "
              "weaker obligation than it sets.")  # fmt: skip
     for sentence in below_agreement_sentences(violations):
         st.error(sentence, icon=":material/gavel:")
-    st.dataframe(violations, hide_index=True, column_config=COLUMNS)
+    table(violations, "change_controls")
 
 by_obligation = impacts.group_by("obligation", "status").len("impacts").sort("obligation", "status")
 chart(scope, "change_control:obligations", by_obligation, lambda data: px.bar(
@@ -57,5 +44,5 @@ chart(scope, "change_control:obligations", by_obligation, lambda data: px.bar(
     title="Impacts by your obligation and change status"))  # fmt: skip
 
 st.subheader("All changes affecting this sponsor")
-st.dataframe(impacts, hide_index=True, column_config=COLUMNS)
-export_buttons(impacts, "change_control", filters, scope)
+table(impacts, "change_controls")
+export_buttons(impacts, "change_control", filters, scope, dataset="change_controls")

@@ -11,21 +11,18 @@ import streamlit as st
 
 from portal.context import current_principal, site_scope, sponsor_scope
 from portal.users import CMO_ROLES
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import clock, kpis
 from warehouse.queries.compliance import (
+    agreed_clocks,
+    agreed_obligations,
     agreement_terms,
     breaches,
     change_obligations,
     notifiable_events,
+    shares_by_sponsor,
     sponsor_compliance,
 )
-
-BREACH_COLUMNS = {
-    "sponsor_id": None, "sponsor": "Sponsor", "kind": "Breach", "record": "Record",
-    "subject": "Agreement term", "clock": "Clock", "broken_by": "What happened",
-    "record_key": "Key",
-}  # fmt: skip
 
 st.title("Quality-agreement compliance")
 site_wide = current_principal().role in CMO_ROLES
@@ -54,8 +51,8 @@ else:
     st.error(f"{found.height} breach(es) of the quality agreement: notified late, a change "
              "effective before the notification or approval the agreement requires, or a change "
              "recorded as needing less than the agreement sets for its type.")  # fmt: skip
-    st.dataframe(found, hide_index=True, column_config=BREACH_COLUMNS)
-    export_buttons(found, "compliance-breaches", filters, scope)
+    table(found, "compliance_breaches")
+    export_buttons(found, "compliance-breaches", filters, scope, dataset="compliance_breaches")
 
 st.subheader("Share kept within the agreement, per sponsor" if site_wide else "Share kept")
 # Per-sponsor shares take ~45 ms a run over every sponsor: kept in the scope's memo.
@@ -63,12 +60,7 @@ summary = scope.memo(
     ("compliance-summary", filters, today),
     lambda: sponsor_compliance(events, changes, filters.start, filters.end, today),
 )
-measures = list(dict.fromkeys(summary["measure"]))
-st.dataframe(
-    summary.pivot("measure", index="sponsor", values="shown").select("sponsor", *measures),
-    hide_index=True,
-    column_config={"sponsor": "Sponsor"},
-)
+table(shares_by_sponsor(summary), "compliance_shares")
 # Sponsors along the axis and one colour per measure: 50 sponsors stay readable, and the
 # figure has a trace per measure rather than per sponsor (Streamlit re-encodes every trace
 # on each rerun).
@@ -80,28 +72,9 @@ chart(scope, "compliance:share", summary.filter(pl.col("share").is_not_null()),
 
 with st.expander("Agreed clocks and change obligations"):
     terms = agreement_terms(scope)
-    clocks = terms.filter(pl.col("term_type") == "NOTIFICATION")
-    st.dataframe(
-        clocks.pivot("subject", index="sponsor", values="deadline_hours"),
-        hide_index=True, column_config={"sponsor": "Sponsor"},
-    )  # fmt: skip
-    obligations = terms.filter(pl.col("term_type") == "CHANGE")
-    st.dataframe(
-        obligations.pivot("subject", index="sponsor", values="obligation"),
-        hide_index=True, column_config={"sponsor": "Sponsor"},
-    )  # fmt: skip
+    table(agreed_clocks(terms), "agreed_clocks")
+    table(agreed_obligations(terms), "agreed_obligations")
 
 st.subheader("Notifiable events")
-st.dataframe(
-    events.drop("sponsor_id", "record_key"),
-    hide_index=True,
-    column_config={
-        "sponsor": "Sponsor", "event": "Event", "subject": "Agreement term", "record": "Record",
-        "title": "Title", "product": "Product",
-        "occurred_at": st.column_config.DatetimeColumn("Clock started"),
-        "clock_from": "Clock from", "deadline_hours": "Deadline (h)",
-        "notified_at": st.column_config.DatetimeColumn("Notified"),
-        "deadline_at": st.column_config.DatetimeColumn("Due"), "outcome": "Outcome",
-    },
-)  # fmt: skip
-export_buttons(events, "compliance-events", filters, scope)
+table(events, "notifiable_events")
+export_buttons(events, "compliance-events", filters, scope, dataset="notifiable_events")

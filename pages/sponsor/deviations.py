@@ -5,8 +5,8 @@ import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
-from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
-from warehouse import kpis
+from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
+from warehouse import catalogue, kpis
 from warehouse.contract import DEVIATION_STATUSES, SEVERITIES
 from warehouse.queries.deviations import OOS_OUTCOMES, deviations, oos_investigations
 
@@ -19,9 +19,10 @@ if found.is_empty():
     empty_state("Deviations that touch this sponsor's products, batches or equipment appear here.")
 else:
     open_ones = found.filter(pl.col("age_days").is_not_null())
+    open_deviations = kpis.open_deviations(found)
     cols = st.columns(4)
     cols[0].metric("Deviations in view", found.height)
-    cols[1].metric("Open", open_ones.height)
+    cols[1].metric("Open", open_deviations.numerator, help=open_deviations.tooltip())
     cols[2].metric("Open past current due", int(found["overdue"].fill_null(False).sum()))
     cols[3].metric("Recurrences", kpis.recurrence_count(found), help="Deviations that recur a "
                    "deviation of the prior 12 months, this sponsor's or another client's "
@@ -53,21 +54,8 @@ else:
             data, x="age_days", color="classification", category_orders=order,
             title="Open deviations by age (days since awareness)"))  # fmt: skip
 
-    st.dataframe(
-        found,
-        hide_index=True,
-        column_config={
-            "deviation_number": "Deviation", "title": "Title", "classification": "Class",
-            "status": "Status", "awareness_at": st.column_config.DatetimeColumn("Awareness"),
-            "original_due": "Original due", "current_due": "Current due",
-            "extension_count": "Extensions", "closed_at": st.column_config.DatetimeColumn("Closed"),
-            "closed_on_time": "Closed on time", "root_cause_category": "Root cause",
-            "recurrence_of": "Recurrence of", "is_recurrence": "Recurs within 12 months",
-            "age_days": "Age (days)", "overdue": "Overdue",
-            "products": "Products", "batches": "Batches", "notified_late": "Notified late",
-        },
-    )  # fmt: skip
-    export_buttons(found, "deviations", filters, scope)
+    table(found, "deviations")
+    export_buttons(found, "deviations", filters, scope, dataset="deviations")
 
 st.header("OOS investigations")
 oos = oos_investigations(scope, filters)
@@ -76,8 +64,9 @@ if oos.is_empty():
 else:
     outcomes = dict(oos.group_by("outcome").len().iter_rows())
     cols = st.columns(len(OOS_OUTCOMES) + 1)
+    outcome_column = catalogue.dataset("oos_investigations").column("outcome")
     for col, outcome in zip(cols, OOS_OUTCOMES, strict=False):
-        col.metric(outcome.capitalize(), outcomes.get(outcome, 0))
+        col.metric(outcome_column.word(outcome), outcomes.get(outcome, 0))
     rate = kpis.invalidated_oos_rate(
         oos.with_columns(outcome=pl.col("outcome_code")), filters.start, filters.end
     )
@@ -89,17 +78,5 @@ else:
         data, x="outcome", y="investigations", color="test_type",
         category_orders={"outcome": list(OOS_OUTCOMES)},
         title="OOS outcomes by test type"))  # fmt: skip
-    st.dataframe(
-        oos,
-        hide_index=True,
-        column_config={
-            "batch_number": "Batch", "product": "Product", "test_type": "Test type",
-            "test_name": "Test", "result_value": "Result", "spec_low": "Spec low",
-            "spec_high": "Spec high", "unit": "Unit", "phase": "Phase", "outcome": "Outcome",
-            "opened_at": st.column_config.DatetimeColumn("Opened"),
-            "closed_at": st.column_config.DatetimeColumn("Closed"),
-            "notified_at": st.column_config.DatetimeColumn("Sponsor notified"),
-            "summary": "Investigation summary", "outcome_code": None,
-        },
-    )  # fmt: skip
-    export_buttons(oos, "oos", filters, scope)
+    table(oos, "oos_investigations")
+    export_buttons(oos, "oos", filters, scope, dataset="oos_investigations")

@@ -17,10 +17,16 @@ from tests.page_b_checks import (
 )
 from tests.page_checks import partition
 from tests.page_harness import principal
+from warehouse import catalogue
 from warehouse.kpis import invalidated_oos_rate, recurrence_count
 from warehouse.queries.deviations import ANOTHER_CLIENTS_DEVIATION
 
-OUTCOME_SHOWN = {"OOS_CONFIRMED": "confirmed", "OOS_INVALIDATED": "invalidated"}
+# The outcome as the page words it (the catalogue's words for the query's outcome).
+_OUTCOME = catalogue.dataset("oos_investigations").column("outcome")
+OUTCOME_SHOWN = {
+    "OOS_CONFIRMED": _OUTCOME.word("confirmed"),
+    "OOS_INVALIDATED": _OUTCOME.word("invalidated"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def build_real_warehouse(demo: Path, real: Path) -> dict[str, str]:
         metadata = {"sponsor_id": new, "table": entry["table"], "run_id": manifest["run_id"]}
         frame.write_parquet(path, metadata=metadata)
         files[path.relative_to(target).as_posix()] = {
-            **entry, "sponsor_id": new, "sha256": _sha256(path),
+            **entry, "sponsor_id": new, "sha256": _sha256(path), "bytes": path.stat().st_size,
         }  # fmt: skip
     (target / layout.MANIFEST).write_text(json.dumps({**manifest, "files": files}))
     (real / layout.CURRENT).symlink_to(Path(layout.SNAPSHOTS) / manifest["run_id"])

@@ -84,6 +84,24 @@ def enum(table: str, column: str) -> tuple[str, ...]:
 
 
 # Codes a query derives beyond the contract's.
+# warehouse.queries.compliance: the kind of each broken clock, and each notifiable event's.
+BREACH_KINDS = (
+    "NOTIFICATION_LATE",
+    "CHANGE_EFFECTIVE_BEFORE_APPROVAL",
+    "CHANGE_EFFECTIVE_BEFORE_NOTIFICATION",
+    "CHANGE_OBLIGATION_BELOW_AGREEMENT",
+)
+NOTIFIABLE_EVENT_KINDS = ("DEVIATION", "OOS", "COMPLAINT")
+# warehouse.queries.batch_record: the kind of each review-by-exception finding.
+BATCH_RECORD_EXCEPTION_KINDS = (
+    "SUPPLIER_CONDITIONAL", "SUPPLIER_DISQUALIFIED", "CALIBRATION_FAILED_IN_USE",
+    "CALIBRATION_OVERDUE_IN_USE", "QUALIFICATION_FAILED_IN_USE", "QUALIFICATION_INVALID_IN_USE",
+    "LATE_ENTRY", "MISSING_VERIFIER", "SELF_VERIFICATION", "OUT_OF_ORDER", "TRAINING_GAP",
+    "OUT_OF_SEQUENCE", "OUTSIDE_BATCH_WINDOW", "OOS_OPEN", "OOS_CONFIRMED", "OOS_INVALIDATED",
+    "DISPOSITION_WITH_OPEN_DEVIATION", "DISPOSITION_WITH_OPEN_OOS", "QA_REVIEW_MISSING",
+)  # fmt: skip
+# warehouse.kpis.notification_outcomes (DOMAIN.md KPI 16).
+NOTIFICATION_OUTCOMES = ("on time", "late", "not notified", "not yet due")
 TRAINING_STATUSES = (*enum("training_record", "status"), "MISSING")
 # warehouse.queries.deviations maps the contract's OOS outcome to these (none yet: open).
 OOS_OUTCOMES = ("confirmed", "invalidated", "inconclusive", "open")
@@ -109,6 +127,15 @@ MILESTONE_WORDS = words(
     PPQ="Process performance qualification (PPQ)",
     STABILITY_FILING="Stability & filing",
 )
+EVENT_SUBJECT_WORDS = words(
+    NOTIFIABLE_EVENTS,
+    DEVIATION_CRITICAL="Critical deviation",
+    DEVIATION_MAJOR="Major deviation",
+    DEVIATION_MINOR="Minor deviation",
+    OOS_CONFIRMED="Confirmed OOS",
+    COMPLAINT_CRITICAL="Critical complaint",
+)
+OBLIGATION_WORDS = words(OBLIGATIONS, NONE="Record only", NOTIFY="Notification")
 # A project's phase before it reached any milestone (warehouse.queries.tech_transfer).
 PHASE_WORDS = MILESTONE_WORDS | {"NOT_STARTED": "Not started"}
 
@@ -326,7 +353,6 @@ CHANGE_STATUS = Column(
     "status", "Status", "Where the change control is in its lifecycle.", "code",
     words(CHANGE_STATUSES, SPONSOR_REVIEW="Sponsor review", EFFECTIVENESS="Effectiveness check"),
 )  # fmt: skip
-OBLIGATION_WORDS = words(OBLIGATIONS, NONE="Record only", NOTIFY="Notification")
 OBLIGATION = Column(
     "obligation", "Obligation", "What the sponsor's quality agreement requires before the change "
     "goes effective.", "code", OBLIGATION_WORDS, export_code=True,
@@ -519,10 +545,7 @@ TERM_TYPE = Column(
 )  # fmt: skip
 TERM_SUBJECT = Column(
     "subject", "Subject", "The event or change type the term covers.", "code",
-    words(NOTIFIABLE_EVENTS, DEVIATION_CRITICAL="Critical deviation",
-          DEVIATION_MAJOR="Major deviation", DEVIATION_MINOR="Minor deviation",
-          OOS_CONFIRMED="Confirmed OOS", COMPLAINT_CRITICAL="Critical complaint")
-    | CHANGE_TYPE_WORDS,
+    EVENT_SUBJECT_WORDS | CHANGE_TYPE_WORDS,
 )  # fmt: skip
 DEADLINE_HOURS = Column(
     "deadline_hours", "Deadline (h)", "Hours the CMO has to notify the sponsor.", "hours"
@@ -541,8 +564,269 @@ PRODUCT_ID = Column("product_id", "Product ID", "The product's identifier.", "id
 PRODUCT_NAME = Column("name", "Product", "Name of the product.", "text")
 DOSAGE_FORM = Column("dosage_form", "Dosage form", "Dosage form of the product.", "text")
 PRODUCT_MARKETS = Column("markets", "Markets", "Markets the product's labeling serves.", "text")
-EXCEPTION_KIND = Column("kind", "Kind", "Which data-integrity check found it.", "id")
+EXCEPTION_KIND = Column(
+    "kind", "Kind", "Which data-integrity check found it.", "code",
+    words(BATCH_RECORD_EXCEPTION_KINDS,
+          SUPPLIER_CONDITIONAL="Supplier conditionally approved",
+          SUPPLIER_DISQUALIFIED="Supplier disqualified",
+          CALIBRATION_FAILED_IN_USE="Used after a failed calibration",
+          CALIBRATION_OVERDUE_IN_USE="Used without a valid calibration",
+          QUALIFICATION_FAILED_IN_USE="Used after a failed qualification",
+          QUALIFICATION_INVALID_IN_USE="Used without a valid qualification",
+          SELF_VERIFICATION="Self-verification",
+          OUT_OF_ORDER="Verified before performed",
+          OUT_OF_SEQUENCE="Performed before an earlier step",
+          OUTSIDE_BATCH_WINDOW="Performed outside the batch",
+          OOS_OPEN="OOS not concluded", OOS_CONFIRMED="Confirmed OOS",
+          OOS_INVALIDATED="Invalidated OOS",
+          DISPOSITION_WITH_OPEN_DEVIATION="Dispositioned with an open deviation",
+          DISPOSITION_WITH_OPEN_OOS="Dispositioned with an open OOS",
+          QA_REVIEW_MISSING="No QA review before disposition"),
+    key=True, export_code=True,
+)  # fmt: skip
 EXCEPTION_RECORD = Column(
     "record", "Record", "Identifier of the entry, test, lot, use or deviation it points at.", "id"
 )
 EXCEPTION = Column("exception", "Finding", "The exception in one sentence.", "text")
+
+# --- quality-agreement compliance -------------------------------------------------------------
+
+SPONSOR = Column("sponsor", "Sponsor", "Name of the sponsor.", "text", key=True)
+BREACH_KIND = Column(
+    "kind", "Breach", "Which clock or obligation of the quality agreement was broken.", "code",
+    words(BREACH_KINDS, NOTIFICATION_LATE="Notified late",
+          CHANGE_EFFECTIVE_BEFORE_APPROVAL="Change effective before approval",
+          CHANGE_EFFECTIVE_BEFORE_NOTIFICATION="Change effective before notification",
+          CHANGE_OBLIGATION_BELOW_AGREEMENT="Change recorded below the agreement"),
+    export_code=True,
+)  # fmt: skip
+BREACH_RECORD = Column(
+    "record", "Record", "Number of the deviation, OOS investigation, complaint or change.", "id"
+)
+BREACH_TERM = Column(
+    "subject", "Agreement term", "The notification clock or change obligation the agreement "
+    "sets.", "code", EVENT_SUBJECT_WORDS | OBLIGATION_WORDS,
+)  # fmt: skip
+BREACH_CLOCK = Column("clock", "Clock", "The agreed clock or obligation, in words.", "text")
+BROKEN_BY = Column("broken_by", "What happened", "How the clock or obligation was broken.",
+                   "text")  # fmt: skip
+RECORD_KEY = Column(
+    "record_key", "Key", "Identifier of the deviation link, OOS, complaint or change impact.",
+    "id",
+)  # fmt: skip
+NOTIFIABLE_EVENT = Column(
+    "event", "Event", "Kind of notifiable event.", "code",
+    words(NOTIFIABLE_EVENT_KINDS, OOS="Confirmed OOS", COMPLAINT="Critical complaint"),
+)  # fmt: skip
+EVENT_TERM = Column(
+    "subject", "Agreement term", "The agreement's notification clock the event falls under.",
+    "code", EVENT_SUBJECT_WORDS,
+)  # fmt: skip
+EVENT_RECORD = Column(
+    "record", "Record", "Number of the deviation, OOS investigation or complaint.", "id"
+)
+CLOCK_STARTED = Column("occurred_at", "Clock started", "When the notification clock started.",
+                       "datetime")  # fmt: skip
+CLOCK_FROM = Column(
+    "clock_from", "Clock from", "What starts the clock: awareness, investigation opened or "
+    "receipt.", "text",
+)  # fmt: skip
+DEADLINE_AT = Column("deadline_at", "Due", "When the notification was due.", "datetime")
+NOTIFICATION_OUTCOME = Column(
+    "outcome", "Outcome", "Notified on time, late, not notified once due, or not yet due "
+    "(DOMAIN.md KPI 16).", "code", words(NOTIFICATION_OUTCOMES),
+)  # fmt: skip
+# Shares kept per sponsor (warehouse.queries.compliance.sponsor_compliance), one column each.
+COMPLIANCE_SHARES = tuple(
+    Column(name, name, f"{what} (kept ÷ counted, or why the share is not reliable).", "text")
+    for name, what in (
+        ("Deviations", "Deviation notifications within the agreed clock"),
+        ("Confirmed OOS", "Confirmed OOS notifications within the agreed clock"),
+        ("Critical complaints", "Critical complaint notifications within the agreed clock"),
+        ("All notifications (KPI 16)", "All notifications within the agreed clock"),
+        ("Prior-approval changes (KPI 14)", "Prior-approval changes approved before effective"),
+        ("Notified changes", "Notification changes notified before effective"),
+    )
+)
+# Each sponsor's agreed clocks and change obligations, one column per term subject.
+AGREED_CLOCKS = tuple(
+    Column(code, word, f"Hours the CMO has to notify the sponsor of this event ({word}).", "hours")
+    for code, word in EVENT_SUBJECT_WORDS.items()
+)
+AGREED_OBLIGATIONS = tuple(
+    Column(code, f"{word} changes", f"What the agreement requires for this change type ({word}).",
+           "code", OBLIGATION_WORDS)
+    for code, word in CHANGE_TYPE_WORDS.items()
+)  # fmt: skip
+
+# --- overview: what needs the sponsor's attention today ---------------------------------------
+
+DAYS_WAITING = Column(
+    "days_waiting", "Days waiting", "Days since the CMO released the batch while it waits for "
+    "the sponsor's decision.", "days",
+)  # fmt: skip
+CHANGE_STATUS_OF_IMPACT = Column(
+    "change_status", "Change status", "Where the change control is in its lifecycle.", "code",
+    CHANGE_STATUS.words,
+)  # fmt: skip
+AWAITING = Column(
+    "awaiting", "Awaiting your", "What the change waits for from the sponsor: approval or "
+    "acknowledgement.", "text",
+)  # fmt: skip
+DI_SUBJECT = Column(
+    "step_name", "Step, equipment or change", "The batch-record step, the disposition, the "
+    "equipment used or the change the exception is about.", "text",
+)  # fmt: skip
+DI_OCCURRED_AT = Column("occurred_at", "When", "When the flagged entry, use or change happened.",
+                        "datetime")  # fmt: skip
+
+# --- one batch record, section by section (warehouse.queries.batch_record) --------------------
+
+QUANTITY = Column("quantity", "Qty", "Quantity of the lot the batch consumed.", "number")
+STEP_SEQ = Column(
+    "seq", "Step #", "Position of the step in the executed batch record.", "number", key=True
+)
+STEP_PERFORMER_ID = Column(
+    "performed_by", "Performed by", "Operator ID of who performed the step.", "id"
+)
+STEP_PERFORMER = Column("performer", "Performer", "Name of who performed the step.", "text")
+RECORDED_AT = Column(
+    "recorded_at", "Recorded", "When the step was entered in the record.", "datetime"
+)
+STEP_VERIFIER_ID = Column(
+    "verified_by", "Verified by", "Operator ID of the second person who verified the step.", "id"
+)
+STEP_VERIFIER = Column(
+    "verifier", "Verifier", "Name of the second person who verified the step.", "text"
+)
+VERIFIED_AT = Column("verified_at", "Verified", "When the step was verified.", "datetime")
+MINUTES_LATE = Column(
+    "minutes_late", "Minutes late", "Minutes from performing the step to recording it.", "count"
+)
+LATE_ENTRY_REASON = Column(
+    "late_entry_reason", "Late-entry reason", "Why the entry was late, as given.", "text"
+)
+STEP_FLAGS = Column(
+    "flags", "Flags", "The data-integrity exceptions of the step, in words.", "text"
+)
+TEST_ID = Column("test_id", "Test ID", "Identifier of the test result.", "id", key=True)
+TESTED_AT = Column("tested_at", "Tested", "When the test was done.", "datetime")
+IS_OOS = Column("is_oos", "OOS", "The result was out of specification.", "flag")
+OOS_ID = Column("oos_id", "OOS investigation", "Identifier of the OOS investigation.", "id")
+OOS_RESULT = Column(
+    "outcome",
+    "Outcome",
+    "Conclusion of the OOS investigation; blank while open.",
+    "code",
+    words(
+        enum("oos_investigation", "outcome"), INVALIDATED_LAB_ERROR="Invalidated (laboratory error)"
+    ),
+)
+EQUIPMENT_ID = Column("equipment_id", "Equipment ID", "The equipment's identifier.", "id")
+ENDED_AT = Column("ended_at", "Ended", "When the use of the equipment ended.", "datetime")
+CHECK_RESULT_WORDS = words(enum("equipment_event", "result"))
+LATEST_CALIBRATION_AT = Column(
+    "latest_calibration_at",
+    "Last calibration before use",
+    "The latest calibration before the use started.",
+    "datetime",
+)
+LATEST_CALIBRATION_RESULT = Column(
+    "latest_calibration_result",
+    "Calibration result",
+    "Result of that calibration.",
+    "code",
+    CHECK_RESULT_WORDS,
+)
+LATEST_CALIBRATION_DUE = Column(
+    "latest_calibration_due",
+    "Calibration due",
+    "Day the next calibration was due after that one.",
+    "date",
+)
+LATEST_QUALIFICATION_AT = Column(
+    "latest_qualification_at",
+    "Last qualification before use",
+    "The latest qualification before the use started.",
+    "datetime",
+)
+LATEST_QUALIFICATION_RESULT = Column(
+    "latest_qualification_result",
+    "Qualification result",
+    "Result of that qualification.",
+    "code",
+    CHECK_RESULT_WORDS,
+)
+LATEST_QUALIFICATION_DUE = Column(
+    "latest_qualification_due",
+    "Qualification due",
+    "Day the next qualification was due after that one.",
+    "date",
+)
+CLEANING_VERIFIED_AT = Column(
+    "cleaning_verified_at",
+    "Cleaning verified",
+    "When the changeover cleaning before the use was verified.",
+    "datetime",
+)
+CLEANING_RESULT = Column(
+    "cleaning_result",
+    "Cleaning result",
+    "Result of that cleaning.",
+    "code",
+    words(enum("equipment_usage", "cleaning_result")),
+)
+PREVIOUS_ENDED_AT = Column(
+    "previous_ended_at",
+    "Previous use ended",
+    "When the equipment's previous use ended.",
+    "datetime",
+)
+PREVIOUS_OCCUPANT = Column(
+    "previous_occupant",
+    "Previous occupant",
+    "Who used the equipment before: another client (never named) or a batch of this sponsor.",
+    "text",
+)
+
+# --- shared equipment: the site's cross-client picture (warehouse.queries.shared_equipment) ----
+
+SPONSOR_COUNT = Column("sponsors", "Sponsors", "Sponsors whose batches used the equipment in the "
+                       "period.", "count")  # fmt: skip
+SPONSOR_NAMES = Column("sponsor_names", "Sponsor names", "Names of those sponsors.", "text")
+SITE_USES = Column("uses", "Uses", "Uses of the equipment in the period, all sponsors.", "count")
+CROSS_SPONSOR_CHANGEOVERS = Column(
+    "cross_sponsor_changeovers", "Changeovers between sponsors", "Uses that followed a use by "
+    "another sponsor's batch.", "count",
+)  # fmt: skip
+USES_LAPSED = Column(
+    "uses_lapsed", "Uses while not fit for use", "Uses that started while calibration or "
+    "qualification was not valid.", "count",
+)  # fmt: skip
+FROM_SPONSOR = Column("from_sponsor", "From sponsor", "Sponsor of the previous use.", "text")
+FROM_BATCH = Column("from_batch", "From batch", "Batch of the previous use.", "id")
+FROM_ENDED_AT = Column("from_ended_at", "Previous use ended", "When the previous use ended.",
+                       "datetime")  # fmt: skip
+TO_SPONSOR = Column("to_sponsor", "To sponsor", "Sponsor of the next use.", "text")
+TO_BATCH = Column("to_batch", "To batch", "Batch of the next use.", "id")
+NEXT_STARTED_AT = Column("started_at", "Next use started", "When the next use started.",
+                         "datetime")  # fmt: skip
+CLEANING_VERIFIED_BY = Column("cleaning_verified_by", "Verified by", "Who verified the cleaning.",
+                              "text")  # fmt: skip
+CLEANING_OK = Column(
+    "cleaning_ok", "Cleaning verified in between", "A passed cleaning was verified between the "
+    "two uses.", "flag",
+)  # fmt: skip
+GAP_HOURS = Column("gap_hours", "Gap (h)", "Hours between the two uses.", "hours")
+LAPSED = Column("lapsed", "Lapsed", "What was not valid at use: calibration, qualification or "
+                "both.", "text")  # fmt: skip
+CALIBRATION_DUE_BEFORE_USE = Column(
+    "calibration_due_before_use", "Calibration was due", "Day the calibration before the use "
+    "was due.", "date",
+)  # fmt: skip
+QUALIFICATION_DUE_BEFORE_USE = Column(
+    "qualification_due_before_use", "Qualification was due", "Day the qualification before the "
+    "use was due.", "date",
+)  # fmt: skip
+WHY_UNFIT = Column("why_unfit", "Why not fit for use", "Why the equipment was not fit for use, "
+                   "in words.", "text")  # fmt: skip

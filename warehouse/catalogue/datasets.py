@@ -218,6 +218,144 @@ DATASETS: tuple[Dataset, ...] = (
          c.SPEC_HIGH, c.UNIT, c.OOS_PHASE, c.OOS_OUTCOME, c.OPENED_AT, c.CLOSED_AT,
          c.NOTIFIED_AT, c.OOS_SUMMARY),
         hidden=("outcome_code",)),
+    Dataset(
+        "compliance_breaches", "Breaches of the quality agreement",
+        "Every notification clock or change obligation broken in the period, per sponsor.",
+        "warehouse.queries.compliance:breaches",
+        (c.SPONSOR, c.BREACH_KIND, c.BREACH_RECORD, c.BREACH_TERM, c.BREACH_CLOCK, c.BROKEN_BY,
+         c.RECORD_KEY),
+        hidden=("sponsor_id",)),
+    Dataset(
+        "compliance_shares", "Share kept within the agreement",
+        "Per sponsor, the share of notifications and changes kept within the agreed clock.",
+        "warehouse.queries.compliance:shares_by_sponsor",
+        (c.SPONSOR, *c.COMPLIANCE_SHARES)),
+    Dataset(
+        "agreed_clocks", "Agreed notification clocks",
+        "Per sponsor, the hours its quality agreement gives the CMO to notify each event.",
+        "warehouse.queries.compliance:agreed_clocks",
+        (c.SPONSOR, *c.AGREED_CLOCKS)),
+    Dataset(
+        "agreed_obligations", "Agreed change obligations",
+        "Per sponsor, what its quality agreement requires for each type of change.",
+        "warehouse.queries.compliance:agreed_obligations",
+        (c.SPONSOR, *c.AGREED_OBLIGATIONS)),
+    Dataset(
+        "notifiable_events", "Notifiable events",
+        "Deviations, confirmed OOS and critical complaints whose notification clock started in "
+        "the period, with their outcome.",
+        "warehouse.queries.compliance:notifiable_events",
+        (c.SPONSOR, c.NOTIFIABLE_EVENT, c.EVENT_TERM, c.EVENT_RECORD, c.TITLE, c.PRODUCT,
+         c.CLOCK_STARTED, c.CLOCK_FROM, c.DEADLINE_HOURS, c.NOTIFIED_AT, c.DEADLINE_AT,
+         c.NOTIFICATION_OUTCOME),
+        hidden=("sponsor_id", "record_key")),
+    Dataset(
+        "awaiting_release", "Batches awaiting the sponsor's release",
+        "Batches the CMO released that wait for this sponsor's decision, longest first.",
+        "warehouse.queries.overview:awaiting_release",
+        (c.BATCH_NUMBER, c.PRODUCT, c.CMO_DECIDED_AT, c.DAYS_WAITING)),
+    Dataset(
+        "open_deviations", "Open deviations",
+        "Deviations open today that touch these products, most severe and newest first.",
+        "warehouse.queries.overview:open_deviations",
+        (c.DEVIATION_NUMBER, c.TITLE, c.CLASSIFICATION, c.DEVIATION_STATUS, c.AWARENESS_AT,
+         c.AGE_DAYS)),
+    Dataset(
+        "overdue_capas", "Overdue CAPAs",
+        "CAPAs open today past their current due date, most overdue first.",
+        "warehouse.queries.overview:overdue_capas",
+        (c.CAPA_NUMBER, c.TITLE, c.CAPA_STATUS, c.CURRENT_DUE, c.DAYS_OVERDUE)),
+    Dataset(
+        "changes_awaiting_sponsor", "Changes awaiting the sponsor",
+        "Change impacts waiting for this sponsor's approval, or its acknowledgement of a change "
+        "not yet effective.",
+        "warehouse.queries.overview:changes_awaiting_sponsor",
+        (c.CHANGE_NUMBER, c.TITLE, c.CHANGE_STATUS_OF_IMPACT, c.PLANNED_EFFECTIVE, c.PRODUCT,
+         c.OBLIGATION, c.NOTIFIED_AT, c.AWAITING)),
+    Dataset(
+        "data_integrity_exceptions", "Data-integrity exceptions",
+        "Flagged batch-record entries and dispositions, equipment used while not fit for use and "
+        "changes that broke the quality agreement, lately.",
+        "warehouse.queries.overview:data_integrity_exceptions",
+        (c.BATCH_NUMBER, c.SEQ, c.DI_SUBJECT, c.DI_OCCURRED_AT, c.EXCEPTION)),
+    Dataset(
+        "batch_record_exceptions", "Review by exception",
+        "Every data-integrity exception of one batch record, in lifecycle order.",
+        "warehouse.queries.batch_record:exception_table",
+        (c.EXCEPTION, c.EXCEPTION_KIND, c.EXCEPTION_RECORD)),
+    Dataset(
+        "batch_record_materials", "Materials",
+        "Material lots one batch consumed (genealogy), with their supplier.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.MATERIAL_NAME, c.LOT_ID, c.QUANTITY, c.UNIT, c.RELEASE_STATUS, c.COA_RECEIVED,
+         c.RECEIVED_AT, c.SUPPLIER, c.SUPPLIER_STATUS)),
+    Dataset(
+        "batch_record_steps", "Execution steps",
+        "The executed steps, in-process controls and sign-offs of one batch.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.STEP_SEQ, c.STEP_NAME, c.EVENT_TYPE, c.STEP_PERFORMER_ID, c.STEP_PERFORMER,
+         c.PERFORMED_AT, c.RECORDED_AT, c.STEP_VERIFIER_ID, c.STEP_VERIFIER, c.VERIFIED_AT,
+         c.MINUTES_LATE, c.LATE_ENTRY_REASON, c.STEP_FLAGS, c.EVENT_ID),
+        hidden=("late_entry", "sign_off_gap", "self_verification", "out_of_order",
+                "training_gap", "out_of_sequence", "outside_batch_window")),
+    Dataset(
+        "batch_record_tests", "In-process and QC results",
+        "IPC and release test results of one batch, with any OOS investigation.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.TEST_ID, c.TEST_TYPE, c.TEST_NAME, c.RESULT_VALUE, c.SPEC_LOW, c.SPEC_HIGH, c.UNIT,
+         c.TESTED_AT, c.IS_OOS, c.OOS_ID, c.OOS_PHASE, c.OOS_RESULT, c.OPENED_AT, c.CLOSED_AT,
+         c.OOS_SUMMARY)),
+    Dataset(
+        "batch_record_deviations", "Deviations of the batch",
+        "Deviations linked to one batch.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.DEVIATION_NUMBER, c.TITLE, c.CLASSIFICATION, c.DEVIATION_STATUS, c.AWARENESS_AT,
+         c.CLOSED_AT),
+        hidden=("deviation_id",)),
+    Dataset(
+        "batch_record_capas", "CAPAs of the batch",
+        "CAPAs raised from one batch's deviations or OOS investigations.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.CAPA_NUMBER, c.TITLE, c.CAPA_SOURCE, c.CAPA_STATUS, c.OPENED_AT, c.CURRENT_DUE,
+         c.CLOSED_AT, c.EFFECTIVENESS_RESULT)),
+    Dataset(
+        "batch_record_equipment", "Equipment and changeover cleaning",
+        "Equipment one batch used, its calibration and qualification at use and the cleaning "
+        "before each use.",
+        "warehouse.queries.batch_record:batch_records",
+        (c.USAGE_ID, c.EQUIPMENT_ID, c.EQUIPMENT, c.EQUIPMENT_TYPE, c.EQUIPMENT_STATUS,
+         c.STARTED_AT, c.ENDED_AT, c.CALIBRATION_VALID, c.QUALIFICATION_VALID,
+         c.LATEST_CALIBRATION_AT, c.LATEST_CALIBRATION_RESULT, c.LATEST_CALIBRATION_DUE,
+         c.LATEST_QUALIFICATION_AT, c.LATEST_QUALIFICATION_RESULT, c.LATEST_QUALIFICATION_DUE,
+         c.CLEANING_VERIFIED_AT, c.CLEANING_RESULT, c.PREVIOUS_ENDED_AT, c.PREVIOUS_OCCUPANT)),
+    Dataset(
+        "equipment_sharing", "Sponsors per equipment",
+        "Per equipment, how many sponsors' batches used it in the period and how often the "
+        "occupant changed from one sponsor to another.",
+        "warehouse.queries.shared_equipment:equipment_sharing",
+        (c.EQUIPMENT, c.EQUIPMENT_ID, c.EQUIPMENT_TYPE, c.TRAIN, c.EQUIPMENT_STATUS,
+         c.SPONSOR_COUNT, c.SPONSOR_NAMES, c.SITE_USES, c.CROSS_SPONSOR_CHANGEOVERS,
+         c.USES_LAPSED)),
+    Dataset(
+        "changeovers", "Changeovers between sponsors",
+        "Every changeover from one sponsor's batch to another's on the same equipment, with "
+        "the cleaning verified before it.",
+        "warehouse.queries.shared_equipment:changeovers",
+        (c.EQUIPMENT, c.EQUIPMENT_ID, c.TRAIN, c.FROM_SPONSOR, c.FROM_BATCH, c.FROM_ENDED_AT,
+         c.TO_SPONSOR, c.TO_BATCH, c.NEXT_STARTED_AT, c.CLEANING_VERIFIED_AT,
+         c.CLEANING_VERIFIED_BY, c.CLEANING_RESULT, c.CLEANING_OK, c.GAP_HOURS, c.USAGE_ID),
+        hidden=("from_sponsor_id", "to_sponsor_id")),
+    Dataset(
+        "lapsed_in_use", "Equipment used while not fit for use",
+        "Uses that started while the equipment's calibration or qualification was overdue or "
+        "had failed, with whose batch.",
+        "warehouse.queries.shared_equipment:lapsed_in_use",
+        (c.EQUIPMENT, c.EQUIPMENT_ID, c.TRAIN, c.SPONSOR, c.BATCH_NUMBER, c.STARTED_AT,
+         c.ENDED_AT, c.LAPSED, c.CALIBRATION_DUE_BEFORE_USE, c.QUALIFICATION_DUE_BEFORE_USE,
+         c.CALIBRATION_VALID, c.LATEST_CALIBRATION_AT, c.LATEST_CALIBRATION_RESULT,
+         c.LATEST_CALIBRATION_DUE, c.QUALIFICATION_VALID, c.LATEST_QUALIFICATION_AT,
+         c.LATEST_QUALIFICATION_RESULT, c.LATEST_QUALIFICATION_DUE, c.WHY_UNFIT, c.USAGE_ID),
+        hidden=("sponsor_id",)),
 )
 # fmt: on
 

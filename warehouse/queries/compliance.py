@@ -198,6 +198,24 @@ SUMMARY_SCHEMA = {
 }  # fmt: skip
 
 
+def shares_by_sponsor(summary: pl.DataFrame) -> pl.DataFrame:
+    """One row per sponsor, one column per measure of `sponsor_compliance`: the share shown."""
+    measures = list(dict.fromkeys(summary["measure"]))
+    return summary.pivot("measure", index="sponsor", values="shown").select("sponsor", *measures)
+
+
+def agreed_clocks(terms: pl.DataFrame) -> pl.DataFrame:
+    """One row per sponsor, one column per notifiable event: the agreed deadline in hours."""
+    clocks = terms.filter(pl.col("term_type") == "NOTIFICATION")
+    return clocks.pivot("subject", index="sponsor", values="deadline_hours")
+
+
+def agreed_obligations(terms: pl.DataFrame) -> pl.DataFrame:
+    """One row per sponsor, one column per change type: the obligation the agreement sets."""
+    obligations = terms.filter(pl.col("term_type") == "CHANGE")
+    return obligations.pivot("subject", index="sponsor", values="obligation")
+
+
 def _hours(value: float) -> str:
     return f"{value:.0f} h" if value < 72 else f"{value / 24:.1f} d"
 
@@ -229,15 +247,16 @@ def _obligation_breach(change: dict) -> tuple:
 
 def _change_breach(change: dict) -> tuple:
     effective = change["actual_effective"]
+    changed = change_type_words(change["change_type"])
     if change["obligation"] == "PRIOR_APPROVAL":
         kind = "CHANGE_EFFECTIVE_BEFORE_APPROVAL"
-        clock = f"{change['change_type']} change: sponsor approval before going effective"
+        clock = f"{changed} change: sponsor approval before going effective"
         when, what = change["decided_at"], "approved"
         if change["decision"] != "APPROVED":
             when, what = None, f"decision {(change['decision'] or 'PENDING').lower()}"
     else:
         kind = "CHANGE_EFFECTIVE_BEFORE_NOTIFICATION"
-        clock = f"{change['change_type']} change: sponsor notified before going effective"
+        clock = f"{changed} change: sponsor notified before going effective"
         when, what = change["notified_at"], "notified"
     if when is None:
         broken = f"effective {effective}; {'never notified' if what == 'notified' else what}"

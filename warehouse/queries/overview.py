@@ -11,6 +11,7 @@ from datetime import date
 import polars as pl
 
 from warehouse.filters import Filters
+from warehouse.queries import capa
 from warehouse.scope import Scope
 
 # Batches still moving through the lifecycle (not finally released or rejected).
@@ -75,40 +76,16 @@ def open_deviations(scope: Scope, filters: Filters, today: date) -> pl.DataFrame
     return scope.frame("open deviations", OPEN_DEVIATIONS_SQL, params)
 
 
-OVERDUE_CAPAS_SQL = """
-WITH capa_product AS (
-    SELECT c.capa_id, coalesce(l.product_id, b.product_id) AS product_id
-    FROM capa AS c
-    JOIN deviation_link AS l ON l.deviation_id = c.deviation_id
-    LEFT JOIN batch AS b ON b.batch_id = l.batch_id
-    UNION ALL
-    SELECT c.capa_id, b.product_id
-    FROM capa AS c
-    JOIN oos_investigation AS o ON o.oos_id = c.oos_id
-    JOIN batch AS b ON b.batch_id = o.batch_id
-    UNION ALL
-    SELECT c.capa_id, k.product_id
-    FROM capa AS c JOIN complaint AS k ON k.complaint_id = c.complaint_id
-    UNION ALL
-    SELECT c.capa_id, f.product_id
-    FROM capa AS c JOIN inspection_finding AS f ON f.finding_id = c.finding_id
-)
-SELECT c.capa_number, c.title, c.status, c.current_due,
-       date_diff('day', c.current_due, $today::DATE) AS days_overdue
-FROM capa AS c
-WHERE c.status NOT IN ('CLOSED', 'CANCELLED')
-  AND c.current_due < $today::DATE
-  AND (len($products::VARCHAR[]) = 0 OR c.capa_id IN (
-        SELECT capa_id FROM capa_product
-        WHERE list_contains($products::VARCHAR[], product_id)))
-ORDER BY days_overdue DESC, c.capa_number
-"""
-
-
 def overdue_capas(scope: Scope, filters: Filters, today: date) -> pl.DataFrame:
-    """Open CAPAs past their current (extended) due date (DOMAIN.md KPI 10), most overdue first."""
-    params = {**_products(filters), "today": today}
-    return scope.frame("overdue CAPAs", OVERDUE_CAPAS_SQL, params)
+    """Open CAPAs past their current (extended) due date (DOMAIN.md KPI 10), most overdue
+    first: the CAPA page's rows as of today, overdue as the catalogue defines it."""
+    as_of_today = Filters(today, today, filters.products)
+    return (
+        capa.capas(scope, as_of_today, today)
+        .filter(pl.col("overdue"))
+        .select("capa_number", "title", "status", "current_due", "days_overdue")
+        .sort("days_overdue", "capa_number", descending=[True, False])
+    )
 
 
 CHANGES_AWAITING_SQL = """
