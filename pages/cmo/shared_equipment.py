@@ -52,9 +52,7 @@ else:
     st.error(f"{not_verified.height} changeover(s) between sponsors without a passed cleaning "
              "verified between the two uses.")  # fmt: skip
 table(switches, "changeovers")
-export_buttons(
-    switches, "shared-equipment-changeovers", filters, scope, dataset="changeovers"
-)
+export_buttons(switches, "shared-equipment-changeovers", filters, scope, dataset="changeovers")
 
 st.header("Equipment used while not fit for use")
 st.caption(
