@@ -16,6 +16,24 @@ from pathlib import Path
 
 FICTIONAL = " (fictional)"
 
+# A CAPA goes to the sponsors of its source record: (capa_id, capa_number, sponsor_id).
+_CAPA_SPONSORS = """
+        SELECT c.capa_id, c.capa_number, l.sponsor_id FROM capa c
+          JOIN deviation_link l ON c.source_type = 'DEVIATION' AND l.deviation_id = c.deviation_id
+        UNION
+        SELECT c.capa_id, c.capa_number, b.sponsor_id FROM capa c
+          JOIN oos_investigation o ON c.source_type = 'OOS' AND o.oos_id = c.oos_id
+          JOIN batch b ON b.batch_id = o.batch_id
+        UNION
+        SELECT c.capa_id, c.capa_number, p.sponsor_id FROM capa c
+          JOIN complaint k ON c.source_type = 'COMPLAINT' AND k.complaint_id = c.complaint_id
+          JOIN product p ON p.product_id = k.product_id
+        UNION
+        SELECT c.capa_id, c.capa_number, p.sponsor_id FROM capa c
+          JOIN inspection_finding f
+            ON c.source_type = 'SELF_INSPECTION' AND f.finding_id = c.finding_id
+          JOIN product p ON p.product_id = f.product_id"""
+
 # record kind -> SQL giving (identifier, sponsor_id): the sponsors that may see the record.
 _VISIBLE = {
     "sponsor name": "SELECT name, sponsor_id FROM sponsor",
@@ -28,22 +46,7 @@ _VISIBLE = {
                            FROM deviation d JOIN deviation_link l USING (deviation_id)""",
     "change number": """SELECT DISTINCT c.change_number, i.sponsor_id
                         FROM change_control c JOIN change_impact i USING (change_id)""",
-    "CAPA number": """
-        SELECT DISTINCT c.capa_number, l.sponsor_id FROM capa c
-          JOIN deviation_link l ON c.source_type = 'DEVIATION' AND l.deviation_id = c.deviation_id
-        UNION
-        SELECT c.capa_number, b.sponsor_id FROM capa c
-          JOIN oos_investigation o ON c.source_type = 'OOS' AND o.oos_id = c.oos_id
-          JOIN batch b ON b.batch_id = o.batch_id
-        UNION
-        SELECT c.capa_number, p.sponsor_id FROM capa c
-          JOIN complaint k ON c.source_type = 'COMPLAINT' AND k.complaint_id = c.complaint_id
-          JOIN product p ON p.product_id = k.product_id
-        UNION
-        SELECT c.capa_number, p.sponsor_id FROM capa c
-          JOIN inspection_finding f
-            ON c.source_type = 'SELF_INSPECTION' AND f.finding_id = c.finding_id
-          JOIN product p ON p.product_id = f.product_id""",
+    "CAPA number": f"SELECT DISTINCT capa_number, sponsor_id FROM ({_CAPA_SPONSORS})",
 }
 
 
@@ -110,22 +113,7 @@ _RECORD_SPONSORS = {
     "change_impact": "SELECT impact_id, sponsor_id FROM change_impact",
     "inspection_finding": """SELECT f.finding_id, p.sponsor_id
                              FROM inspection_finding f JOIN product p USING (product_id)""",
-    "capa": """
-        SELECT c.capa_id, l.sponsor_id FROM capa c
-          JOIN deviation_link l ON c.source_type = 'DEVIATION' AND l.deviation_id = c.deviation_id
-        UNION
-        SELECT c.capa_id, b.sponsor_id FROM capa c
-          JOIN oos_investigation o ON c.source_type = 'OOS' AND o.oos_id = c.oos_id
-          JOIN batch b ON b.batch_id = o.batch_id
-        UNION
-        SELECT c.capa_id, p.sponsor_id FROM capa c
-          JOIN complaint k ON c.source_type = 'COMPLAINT' AND k.complaint_id = c.complaint_id
-          JOIN product p ON p.product_id = k.product_id
-        UNION
-        SELECT c.capa_id, p.sponsor_id FROM capa c
-          JOIN inspection_finding f
-            ON c.source_type = 'SELF_INSPECTION' AND f.finding_id = c.finding_id
-          JOIN product p ON p.product_id = f.product_id""",
+    "capa": f"SELECT DISTINCT capa_id, sponsor_id FROM ({_CAPA_SPONSORS})",
 }
 
 
