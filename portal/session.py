@@ -72,10 +72,20 @@ def _demo_key() -> str:
     """A key generated once per data root, so demo cookies survive restarts."""
     path = layout.data_root() / DEMO_KEY_FILE
     if not path.exists():
+        # Sessions of a fresh data root race here: the key is written whole to a file of this
+        # process's own, then linked into place, so a reader never sees a half-written key and
+        # the loser of the race reads the winner's.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        mine = path.with_name(f"{DEMO_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(mine, path)
+        except FileExistsError:
+            pass
+        finally:
+            mine.unlink()
     return path.read_text().strip()
 
 
