@@ -230,7 +230,7 @@ def auditpack(preset: str) -> list[Figure]:
     year = plants.AS_OF.year - 1  # the last whole year of the plant
     bare_seconds, bare = _timed([sys.executable, "-m", "bench.bare_export", str(warehouse),
                                  SPONSOR, str(out / "bare.zip")])  # fmt: skip
-    command = [sys.executable, "-m", "warehouse", "auditpack", "--warehouse", str(warehouse),
+    command = [sys.executable, "-m", "portal", "auditpack", "--warehouse", str(warehouse),
                "--sponsor", SPONSOR, "--from", f"{year}-01-01", "--to", f"{year}-12-31",
                "--recipient", "Benchmark", "--out", str(out / f"{SPONSOR}-{year}.zip")]  # fmt: skip
     seconds, done = _timed(command)
