@@ -12,7 +12,7 @@ import io
 import json
 import re
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -218,7 +218,9 @@ CALLS = {
     "products": lambda fn, s, f, t: fn(s),
     "oos_investigations": lambda fn, s, f, t: fn(s, f),
     "compliance_breaches": lambda fn, s, f, t: fn(
-        compliance.notifiable_events(s, f, t), compliance.change_obligations(s, f), datetime.now()
+        compliance.notifiable_events(s, f, t),
+        compliance.change_obligations(s, f),
+        datetime.combine(t, time.max),
     ),
     "compliance_shares": lambda fn, s, f, t: fn(_compliance_summary(s, f, t)),
     "agreed_clocks": lambda fn, s, f, t: fn(compliance.agreement_terms(s)),
