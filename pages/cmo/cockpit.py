@@ -9,7 +9,7 @@ from streamlit.errors import StreamlitAPIException
 
 from portal.context import site_scope
 from portal.widgets import chart, export_buttons
-from warehouse import clock, kpis
+from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
 
@@ -30,13 +30,14 @@ with st.sidebar.expander("Targets and reliability"):
     threshold = st.slider("Reliable from completeness (%)", 0, 100, 80, key="cockpit:threshold")
     targets = {}
     for key, default in cockpit.DEFAULT_TARGETS.items():
-        label = f"{cockpit.HEALTH_COLUMNS[key]} {'at least' if default.at_least else 'at most'}"
-        rate = key in kpis.KPI_DEFINITIONS and kpis.KPI_DEFINITIONS[key].unit == "rate"
+        measure = catalogue.measure(key)
+        rate = measure.unit == "rate"
+        label = f"{measure.name} {'at least' if default.at_least else 'at most'}"
         shown = st.number_input(
             label + (" (%)" if rate else ""), value=float(default.value * (100 if rate else 1)),
             min_value=0.0, step=1.0, key=f"cockpit:target:{key}",
         )  # fmt: skip
-        targets[key] = cockpit.Target(shown / 100 if rate else shown, default.at_least)
+        targets[key] = catalogue.Target(shown / 100 if rate else shown, default.at_least)
 
 # Kept in the site scope's memo, shared by CMO sessions of this snapshot without a copy
 # (a session cache_data unpickled every sponsor's records on each rerun: 0.8 s on `large`).
@@ -58,13 +59,15 @@ health, states = cockpit.health_table(results, targets)
 if health.is_empty():
     st.info("No sponsor has published records yet.")
 else:
+    health_dataset = catalogue.dataset("sponsor_health")
     colours = (
-        states.to_pandas()
+        health_dataset.for_export(states)
+        .to_pandas()
         .replace(STATE_COLOURS)
         .map(lambda c: f"background-color: {c}" if c else "")
     )
     st.dataframe(
-        health.to_pandas().style.apply(lambda _: colours, axis=None),
+        health_dataset.for_export(health).to_pandas().style.apply(lambda _: colours, axis=None),
         hide_index=True,
         key="cockpit:health",
     )
@@ -74,10 +77,10 @@ else:
         "100 % when fewer lots start than are released; the ISPE pilot reading divides them by "
         "lots finally dispositioned."
     )
-    export_buttons(health, "cockpit", filters, scope)
+    export_buttons(health, "cockpit", filters, scope, dataset="sponsor_health")
 
     left, right = st.columns([3, 1])
-    drill = left.selectbox("Open a sponsor's dashboards", health["Sponsor"].to_list(),
+    drill = left.selectbox("Open a sponsor's dashboards", health["sponsor_id"].to_list(),
                            key="cockpit:drill")  # fmt: skip
     if right.button("Open overview", key="cockpit:open"):
         st.session_state[PICKED_SPONSOR] = drill
@@ -87,30 +90,28 @@ else:
             st.caption("Open the Overview page to see this sponsor.")
 
 st.header("KPIs side by side")
-rows = []
-for key in cockpit.COCKPIT_KPIS:
-    definition = kpis.KPI_DEFINITIONS[key]
-    number = f"{definition.number}. " if definition.number else ""
-    row = {"KPI": number + definition.name}
-    for population in populations:
-        result = results[population][key]
-        if result.caveat or result.completeness is None:
-            row[population] = result.caveat or "no data"
-        else:
-            complete = kpis.percent(result.completeness)
-            row[population] = f"{result.display()} · {complete} complete"
-    row["Formula and source"] = f"{definition.formula} Source: {definition.source}."
-    rows.append(row)
+comparison = catalogue.dataset("kpi_comparison")
+kpi_rows = cockpit.kpi_comparison(results)
+side_by_side = kpi_rows.pivot(
+    on="population", index=["kpi", "formula"], values="result", maintain_order=True
+).select("kpi", *populations, "formula")
 # Tall enough to show every KPI without scrolling (35 px a row, plus the header).
 st.dataframe(
-    pl.DataFrame(rows), hide_index=True, height=35 * (len(rows) + 1) + 3, key="cockpit:kpis"
+    side_by_side.rename(
+        {"kpi": comparison.column("kpi").label, "formula": comparison.column("formula").label}
+    ),  # fmt: skip
+    hide_index=True,
+    height=35 * (side_by_side.height + 1) + 3,
+    key="cockpit:kpis",
 )
+export_buttons(kpi_rows, "cockpit-kpis", filters, scope, dataset="kpi_comparison")
 
 st.header("Trend by month")
 trended = [k for k in cockpit.COCKPIT_KPIS if k not in cockpit.STATE_KPIS]
-names = {k: kpis.KPI_DEFINITIONS[k].name for k in trended}
-chosen = st.selectbox("KPI", trended, format_func=names.get, key="cockpit:trend")
-definition = kpis.KPI_DEFINITIONS[chosen]
+chosen = st.selectbox(
+    "KPI", trended, format_func=lambda k: catalogue.measure(k).name, key="cockpit:trend"
+)
+definition = catalogue.measure(chosen)
 st.caption(f"{definition.formula} Source: {definition.source}. Months under the completeness "
            "threshold are left blank.")  # fmt: skip
 trend = scope.memo(
@@ -121,7 +122,10 @@ trend = scope.memo(
 )
 if definition.unit == "rate":
     trend = trend.with_columns(pl.col("value") * 100)
+trend_dataset = catalogue.dataset("kpi_trend")
 axis = definition.name + (" (%)" if definition.unit == "rate" else "")
 chart(scope, "cockpit:trend", trend, lambda data: px.line(
     data, x="month", y="value", color="population", markers=True,
-    labels={"value": axis, "population": ""}), extra=axis, key="cockpit:trend-chart")  # fmt: skip
+    labels={"value": axis, "population": trend_dataset.column("population").label,
+            "month": trend_dataset.column("month").label}),
+    extra=axis, key="cockpit:trend-chart")  # fmt: skip

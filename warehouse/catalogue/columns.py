@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from warehouse import contract
+from warehouse.catalogue.measures import MEASURES
 from warehouse.contract import (
     BATCH_EVENT_TYPES,
     BATCH_STATUSES,
@@ -830,3 +831,29 @@ QUALIFICATION_DUE_BEFORE_USE = Column(
 )  # fmt: skip
 WHY_UNFIT = Column("why_unfit", "Why not fit for use", "Why the equipment was not fit for use, "
                    "in words.", "text")  # fmt: skip
+
+# --- management cockpit -----------------------------------------------------------------------
+
+SPONSOR_ID = Column("sponsor_id", "Sponsor", "The sponsor's identifier.", "id", key=True)
+LOTS_STARTED = Column("lots_started", "Lots started", "Lots whose manufacture started in the "
+                      "period.", "count")  # fmt: skip
+
+
+def measure_column(key: str) -> Column:
+    """A column holding one measure as shown (value and data completeness, or why it is not
+    reliable), labelled and described by the catalogue's measure."""
+    declared = MEASURES[key]
+    return Column(key, declared.name, f"{declared.formula} Source: {declared.source}.", "text")
+
+
+KPI = Column("kpi", "KPI", "The KPI or count, with its DOMAIN.md number.", "text", key=True)
+POPULATION = Column("population", "Population", "The whole site (Site) or one sponsor.", "id")
+KPI_RESULT = Column(
+    "result", "Value", "The value and its data completeness, or why it is not reliable.", "text"
+)
+KPI_FORMULA = Column("formula", "Formula and source", "How it is computed, and from which "
+                     "guidance or convention.", "text")  # fmt: skip
+MONTH = Column("month", "Month", "First day of the calendar month.", "date", key=True)
+KPI_VALUE = Column("value", "Value", "The KPI in the month; blank when not reliable.", "number")
+KPI_COMPLETENESS = Column("completeness", "Data completeness", "Share of the records the KPI "
+                          "needs that are complete (0–1).", "number")  # fmt: skip

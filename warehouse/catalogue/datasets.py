@@ -356,6 +356,26 @@ DATASETS: tuple[Dataset, ...] = (
          c.LATEST_CALIBRATION_DUE, c.QUALIFICATION_VALID, c.LATEST_QUALIFICATION_AT,
          c.LATEST_QUALIFICATION_RESULT, c.LATEST_QUALIFICATION_DUE, c.WHY_UNFIT, c.USAGE_ID),
         hidden=("sponsor_id",)),
+    Dataset(
+        "sponsor_health", "Sponsor health",
+        "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
+        "CAPAs and pending approvals as of today), each against its target.",
+        "warehouse.queries.cockpit:health_table",
+        (c.SPONSOR_ID, c.LOTS_STARTED, *(c.measure_column(key) for key in (
+            "lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time",
+            "open_critical_deviations", "open_major_deviations", "open_minor_deviations",
+            "overdue_capas", "pending_change_approvals", "notification_timeliness",
+            "disposition_cycle_time", "disposition_cycle_time_p90")))),
+    Dataset(
+        "kpi_comparison", "KPIs side by side",
+        "Every cockpit KPI for the whole site and for each sponsor, with its data completeness.",
+        "warehouse.queries.cockpit:kpi_comparison",
+        (c.KPI, c.POPULATION, c.KPI_RESULT, c.KPI_FORMULA)),
+    Dataset(
+        "kpi_trend", "KPI by month",
+        "One KPI per calendar month of the period for the site and each sponsor.",
+        "warehouse.queries.cockpit:monthly_trend",
+        (c.MONTH, c.POPULATION, c.KPI_VALUE, c.KPI_COMPLETENESS)),
 )
 # fmt: on
 

@@ -217,7 +217,7 @@ _MEASURES = (
         completeness="Always complete: reviews are counted by their (required) original due "
         "date."),
     Measure(
-        13, "disposition_cycle_time", "Disposition cycle time",
+        13, "disposition_cycle_time", "Disposition cycle time (median)",
         "Sponsor decision − manufacturing end, in days: median (p50) and p90.",
         "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
         "lots without a manufacturing end (they lower completeness)", "days", False,
@@ -263,6 +263,39 @@ _MEASURES = (
         "closed and cancelled deviations", "count", False,
         function="warehouse.kpis:open_deviations",
         completeness=NOT_APPLIED),
+    Measure(
+        None, "open_critical_deviations", "Open critical deviations",
+        "Deviations classified CRITICAL not CLOSED or CANCELLED today.",
+        "Deviation records (QMS)", "state today (the period does not apply)",
+        "closed and cancelled deviations; other classes", "count", False,
+        function="warehouse.kpis:open_deviations",
+        completeness=NOT_APPLIED,
+        target=Target(0, at_least=False)),
+    Measure(
+        None, "open_major_deviations", "Open major deviations",
+        "Deviations classified MAJOR not CLOSED or CANCELLED today.",
+        "Deviation records (QMS)", "state today (the period does not apply)",
+        "closed and cancelled deviations; other classes", "count", False,
+        function="warehouse.kpis:open_deviations",
+        completeness=NOT_APPLIED,
+        target=Target(2, at_least=False)),
+    Measure(
+        None, "open_minor_deviations", "Open minor deviations",
+        "Deviations classified MINOR not CLOSED or CANCELLED today.",
+        "Deviation records (QMS)", "state today (the period does not apply)",
+        "closed and cancelled deviations; other classes", "count", False,
+        function="warehouse.kpis:open_deviations",
+        completeness=NOT_APPLIED,
+        target=Target(5, at_least=False)),
+    Measure(
+        None, "disposition_cycle_time_p90", "Disposition cycle time (p90)",
+        "Sponsor decision − manufacturing end, in days: the 90th percentile (9 lots in 10 "
+        "were decided within it).",
+        "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
+        "lots without a manufacturing end (they lower completeness)", "days", False,
+        function="warehouse.kpis:disposition_cycle_time",
+        completeness="Lots the sponsor decided in the period that have a manufacturing end.",
+        target=Target(21, at_least=False)),
     Measure(
         None, "pending_change_approvals", "Pending change approvals",
         "Prior-approval impacts of live changes still waiting for the sponsor's decision.",

@@ -15,7 +15,8 @@ from datetime import date
 
 import polars as pl
 
-from warehouse import kpis
+from warehouse import catalogue, kpis
+from warehouse.catalogue import Target
 from warehouse.contract import SITE_PARTITION
 from warehouse.queries.compliance import NOTIFIABLE_EVENTS_SQL
 from warehouse.scope import Scope
@@ -264,46 +265,18 @@ def monthly_trend(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Target:
-    """A health-table target: the value a population must reach (at least or at most)."""
-
-    value: float
-    at_least: bool
-
-    def met(self, actual: float) -> bool:
-        return actual >= self.value if self.at_least else actual <= self.value
-
-
-# Conventions, not regulation (DOMAIN.md): the cockpit lets the user change each one.
-DEFAULT_TARGETS: dict[str, Target] = {
-    "lot_acceptance_rate_fda": Target(0.98, at_least=True),
-    "lot_acceptance_rate_ispe": Target(0.98, at_least=True),
-    "right_first_time": Target(0.80, at_least=True),
-    "open_critical": Target(0, at_least=False),
-    "open_major": Target(2, at_least=False),
-    "open_minor": Target(5, at_least=False),
-    "overdue_capas": Target(0, at_least=False),
-    "pending_change_approvals": Target(3, at_least=False),
-    "notification_timeliness": Target(0.95, at_least=True),
-    "cycle_time_p50": Target(14, at_least=False),
-    "cycle_time_p90": Target(21, at_least=False),
-}
-HEALTH_COLUMNS = {
-    "lot_acceptance_rate_fda": kpis.KPI_DEFINITIONS["lot_acceptance_rate_fda"].name,
-    "lot_acceptance_rate_ispe": kpis.KPI_DEFINITIONS["lot_acceptance_rate_ispe"].name,
-    "right_first_time": "Right first time",
-    "open_critical": "Open critical dev.", "open_major": "Open major dev.",
-    "open_minor": "Open minor dev.", "overdue_capas": "Overdue CAPAs",
-    "pending_change_approvals": "Pending approvals",
-    "notification_timeliness": "Notification timeliness",
-    "cycle_time_p50": "Cycle time p50 (d)", "cycle_time_p90": "Cycle time p90 (d)",
-}  # fmt: skip
+# The health table's measures, in the catalogue's column order (dataset "sponsor_health").
+HEALTH_KEYS: tuple[str, ...] = tuple(
+    col.name for col in catalogue.dataset("sponsor_health").columns[2:]
+)
+# Conventions, not regulation (DOMAIN.md): the catalogue's targets; the cockpit lets the user
+# change each one.
+DEFAULT_TARGETS: dict[str, Target] = {key: catalogue.measure(key).target for key in HEALTH_KEYS}
 
 
 def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float | None, str]]:
     """A population's health-table cells: (number compared with the target or None when
-    unreliable or empty, text shown) per HEALTH_COLUMNS key."""
+    unreliable or empty, text shown) per HEALTH_KEYS key."""
 
     def cell(result: kpis.KpiResult, value: float | None) -> tuple[float | None, str]:
         if result.caveat or value is None:
@@ -316,34 +289,59 @@ def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float
     cells = {
         key: cell(results[key], results[key].value)
         for key in ("lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time",
-                    "overdue_capas", "notification_timeliness")
+                    "overdue_capas", "notification_timeliness", "disposition_cycle_time")
     }  # fmt: skip
     for severity in ("CRITICAL", "MAJOR", "MINOR"):
         count = deviations.extra[severity]
-        cells[f"open_{severity.lower()}"] = (count, f"{count:g}")
+        cells[f"open_{severity.lower()}_deviations"] = (count, f"{count:g}")
     pending = results["pending_change_approvals"].value
     cells["pending_change_approvals"] = (pending, f"{pending:g}")
-    cells["cycle_time_p50"] = cell(cycle, cycle.value)
-    cells["cycle_time_p90"] = cell(cycle, cycle.extra.get("p90"))
-    return {key: cells[key] for key in HEALTH_COLUMNS}
+    cells["disposition_cycle_time_p90"] = cell(cycle, cycle.extra.get("p90"))
+    return {key: cells[key] for key in HEALTH_KEYS}
 
 
 def health_table(
     per_population: dict[str, dict[str, kpis.KpiResult]], targets: dict[str, Target]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One row per sponsor (lots started, then HEALTH_COLUMNS as text) and, beside it, each
-    cell's state against its target: "met", "missed", "unreliable" or "none"."""
+    """One row per sponsor (dataset "sponsor_health": sponsor, lots started, then each health
+    measure as text) and, beside it, each cell's state against its target: "met", "missed",
+    "unreliable" or "none"."""
     rows, states = [], []
     for sponsor, results in per_population.items():
         if sponsor == SITE_LABEL:
             continue
         cells = health_measures(results)
         lots = results["lot_acceptance_rate_fda"].extra["lots_started"]
-        texts = {HEALTH_COLUMNS[k]: text for k, (_, text) in cells.items()}
-        marks = {HEALTH_COLUMNS[k]: _state(n, text, targets[k]) for k, (n, text) in cells.items()}
-        rows.append({"Sponsor": sponsor, "Lots": f"{lots:g}"} | texts)
-        states.append({"Sponsor": "none", "Lots": "none"} | marks)
-    return pl.DataFrame(rows), pl.DataFrame(states)
+        texts = {key: text for key, (_, text) in cells.items()}
+        marks = {key: _state(n, text, targets[key]) for key, (n, text) in cells.items()}
+        rows.append({"sponsor_id": sponsor, "lots_started": f"{lots:g}"} | texts)
+        states.append({"sponsor_id": "none", "lots_started": "none"} | marks)
+    columns = ["sponsor_id", "lots_started", *HEALTH_KEYS]
+    return (
+        pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String)),
+        pl.DataFrame(states, schema=dict.fromkeys(columns, pl.String)),
+    )
+
+
+def kpi_comparison(per_population: dict[str, dict[str, kpis.KpiResult]]) -> pl.DataFrame:
+    """Dataset "kpi_comparison": one row per cockpit KPI and population (the site, then each
+    sponsor), the value with its data completeness or why it is not reliable."""
+    rows = []
+    for key in COCKPIT_KPIS:
+        measure = catalogue.measure(key)
+        number = f"{measure.number}. " if measure.number else ""
+        for population, results in per_population.items():
+            result = results[key]
+            if result.caveat or result.completeness is None:
+                shown = result.caveat or "no data"
+            else:
+                shown = f"{result.display()} · {kpis.percent(result.completeness)} complete"
+            rows.append({"kpi": number + measure.name, "population": population,
+                         "result": shown, "formula": f"{measure.formula} Source: "
+                         f"{measure.source}."})  # fmt: skip
+    return pl.DataFrame(
+        rows, schema=dict.fromkeys(("kpi", "population", "result", "formula"), pl.String)
+    )
 
 
 def _state(number: float | None, text: str, target: Target) -> str:
