@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -230,14 +231,54 @@ def chart(
     data: pl.DataFrame,
     build: Callable[[pl.DataFrame], go.Figure],
     *,
+    dataset: str | None = None,
+    labels: dict[str, str] | None = None,
     extra: Hashable = (),
     key: str | None = None,
 ) -> None:
     """Show `build(data)` as a Plotly chart, built once per scope and data.
 
+    With `dataset`, the chart reads as its table does: codes in the columns the catalogue's
+    dataset declares become their words before `build` sees the data (bars, legend entries and
+    hover read words; give category orders in words, `Column.ordered_words`), and axis, legend
+    and hover titles become the columns' labels. `labels` titles the columns a chart derives
+    itself (a count per group). Nothing shows a column's name.
+
     Building a Plotly figure costs more than the page's queries; the figure is kept in the
     scope's memo (one sponsor, one snapshot), keyed by `name`, the data's fingerprint and
     `extra` (anything else `build` reads, such as a title's project id).
     """
-    figure = scope.memo(("figure", name, fingerprint(data), extra), lambda: build(data))
+
+    def draw() -> go.Figure:
+        shown, titles = catalogue.dataset(dataset).for_chart(data) if dataset else (data, {})
+        return titled(build(shown), titles | (labels or {}))
+
+    words = tuple(sorted((labels or {}).items()))
+    figure = scope.memo(("figure", name, fingerprint(data), dataset, words, extra), draw)
     st.plotly_chart(figure, key=key)
+
+
+def titled(figure: go.Figure, titles: dict[str, str]) -> go.Figure:
+    """`figure` with every axis, legend, colour-scale and hover title that names a column
+    replaced by that column's title in `titles`."""
+    if not titles:
+        return figure
+
+    def retitle(axis: Any) -> None:
+        text = axis.title.text
+        if text in titles:
+            axis.update(title_text=titles[text])
+
+    figure.for_each_xaxis(retitle)
+    figure.for_each_yaxis(retitle)
+    retitle(figure.layout.legend)
+    if figure.layout.coloraxis.colorbar.title.text in titles:
+        colorbar = figure.layout.coloraxis.colorbar
+        colorbar.title.text = titles[colorbar.title.text]
+    for trace in figure.data:
+        template = getattr(trace, "hovertemplate", None)
+        if template:
+            for column, title in titles.items():
+                template = re.sub(rf"(^|<br>){re.escape(column)}=", rf"\g<1>{title}=", template)
+            trace.hovertemplate = template
+    return figure

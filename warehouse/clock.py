@@ -8,7 +8,7 @@ clocks (sign-in lockout, idle time-out, an auditor's validity) stay on the wall 
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime, time
 
 TODAY_ENV = "PORTAL_TODAY"
 
@@ -22,3 +22,11 @@ def today() -> date:
         return date.fromisoformat(pinned)
     except ValueError as exc:
         raise ValueError(f"{TODAY_ENV} must be a date YYYY-MM-DD, not {pinned!r}") from exc
+
+
+def now() -> datetime:
+    """The portal's "now" (naive, the plant's local time, as the snapshot's times are): the
+    wall clock, or the end of the pinned day when PORTAL_TODAY is set."""
+    if os.environ.get(TODAY_ENV, "").strip():
+        return datetime.combine(today(), time(23, 59, 59))
+    return datetime.now().replace(microsecond=0)

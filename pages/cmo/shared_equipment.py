@@ -41,7 +41,8 @@ cols[3].metric("Uses while not fit for use", lapsed.height)
 st.header("Sponsors per equipment train")
 chart(scope, "shared_equipment:occupancy", occupancy, lambda data: px.bar(
     data, x="train", y="batches", color="sponsor",
-    title="Batches started in the period, per train and sponsor"))  # fmt: skip
+    title="Batches started in the period, per train and sponsor"),
+    dataset="lapsed_in_use", labels={"batches": "Batches"})  # fmt: skip
 table(sharing, "equipment_sharing")
 
 st.header("Changeovers between sponsors")

@@ -5,15 +5,13 @@ Every scope here comes from portal.context.demo_scope: the demo warehouse root o
 else is on disk or in the session, and each sponsor's side from its own confined scope.
 """
 
-from datetime import datetime
-
 import plotly.express as px
 import polars as pl
 import streamlit as st
 
 from portal.context import DEMO_TOUR_ROLES, current_principal, demo_scope
 from portal.widgets import chart, export_buttons
-from warehouse import clock, kpis, layout
+from warehouse import catalogue, clock, kpis, layout
 from warehouse.filters import Filters
 from warehouse.queries.batch_record import batch_record, exception_table, review_by_exception
 from warehouse.queries.capa import capas
@@ -100,10 +98,18 @@ elif step == "CAPA aging":
     st.caption("Say: overdue is judged against the current (extended) due date, and the "
                "original due date is never lost.")  # fmt: skip
     frame = capas(scope_a, year, today)
-    buckets = kpis.capa_aging(frame, today)
+    aging = catalogue.dataset("capa_aging")
+    states = {name: aging.column(name).label for name in ("overdue", "not_overdue")}
+    buckets = (
+        kpis.capa_aging(frame, today)
+        .unpivot(index="bucket", variable_name="state", value_name="capas")
+        .with_columns(pl.col("state").replace(states))
+    )
     chart(scope_a, "demo_tour:capa-aging", buckets, lambda data: px.bar(
-        data, x="bucket", y=["overdue", "not_overdue"], title="Open CAPAs by age (days)",
-        labels={"value": "CAPAs", "bucket": "Age"}))  # fmt: skip
+        data, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
+        category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": list(states.values())},
+        color_discrete_map={states["overdue"]: "#d62728", states["not_overdue"]: "#1f77b4"}),
+        dataset="capa_aging", labels={"capas": "Open CAPAs", "state": ""})  # fmt: skip
     overdue = frame.filter(pl.col("overdue").fill_null(False))
     st.metric("Overdue CAPAs", overdue.height)
     st.dataframe(
@@ -143,7 +149,7 @@ elif step == "Audit-ready view":
     cols = st.columns(min(summary.height, 6) or 1)
     for col, row in zip(cols, summary.iter_rows(named=True), strict=False):
         col.metric(row["measure"], row["shown"], help=row["tooltip"])
-    found = breaches(events, changes, datetime.now())
+    found = breaches(events, changes, clock.now())
     if found.is_empty():
         st.success("Every clock of the agreement was kept in the last year.")
     else:

@@ -28,6 +28,7 @@ with funnel:
         "batches:funnel",
         status_funnel(batches),
         lambda data: px.funnel(data, x="batches", y="status"),
+        dataset="batch_status",
         key="batches:funnel",
     )
 with trend:
@@ -36,7 +37,8 @@ with trend:
     if months.height:
         chart(scope, "batches:cycle-time", months, lambda data: px.line(
             data, x="month", y="median_days", markers=True, hover_data=["batches"]
-        ), key="batches:cycle-time")  # fmt: skip
+        ), labels={"month": "Month of your decision", "median_days": "Median days",
+                   "batches": "Lots decided"}, key="batches:cycle-time")  # fmt: skip
     else:
         empty_state("The median days from end of manufacture to your release, per month.")
 

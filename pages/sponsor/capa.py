@@ -1,6 +1,7 @@
 """CAPA aging: open CAPAs by age, overdue, on-time closure, extensions, effectiveness."""
 
 import plotly.express as px
+import polars as pl
 import streamlit as st
 
 from portal.context import sponsor_scope
@@ -40,13 +41,18 @@ cols[1].metric(overdue.definition.name, overdue.numerator, help=overdue.tooltip(
 for col, result in zip(cols[2:], (original, current, effective), strict=True):
     col.metric(result.definition.name, _rate(result), help=result.tooltip())
 
-buckets = kpis.capa_aging(found, today).unpivot(
-    index="bucket", variable_name="state", value_name="capas"
+aging = catalogue.dataset("capa_aging")
+states = {name: aging.column(name).label for name in ("overdue", "not_overdue")}
+buckets = (
+    kpis.capa_aging(found, today)
+    .unpivot(index="bucket", variable_name="state", value_name="capas")
+    .with_columns(pl.col("state").replace(states))
 )
 chart(scope, "capa:aging", buckets, lambda data: px.bar(
     data, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
-    category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": ["overdue", "not_overdue"]},
-    color_discrete_map={"overdue": "#d62728", "not_overdue": "#1f77b4"}))  # fmt: skip
+    category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": list(states.values())},
+    color_discrete_map={states["overdue"]: "#d62728", states["not_overdue"]: "#1f77b4"}),
+    dataset="capa_aging", labels={"capas": "Open CAPAs", "state": ""})  # fmt: skip
 
 table(found, "capas")
 export_buttons(found, "capa", filters, scope, dataset="capas")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
-from warehouse.contract import OBLIGATIONS
+from warehouse import catalogue
 from warehouse.queries.change_control import below_agreement_sentences, change_impacts
 
 st.title("Change control")
@@ -38,10 +38,12 @@ if not violations.is_empty():
     table(violations, "change_controls")
 
 by_obligation = impacts.group_by("obligation", "status").len("impacts").sort("obligation", "status")
+obligation = catalogue.dataset("change_controls").column("obligation")
 chart(scope, "change_control:obligations", by_obligation, lambda data: px.bar(
     data, x="obligation", y="impacts", color="status",
-    category_orders={"obligation": list(OBLIGATIONS)},
-    title="Impacts by your obligation and change status"))  # fmt: skip
+    category_orders={"obligation": obligation.ordered_words},
+    title="Impacts by your obligation and change status"),
+    dataset="change_controls", labels={"impacts": "Change impacts"})  # fmt: skip
 
 st.subheader("All changes affecting this sponsor")
 table(impacts, "change_controls")

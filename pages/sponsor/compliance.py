@@ -3,8 +3,6 @@
 CMO staff see every sponsor (site scope); a sponsor's users, and the BD demo, one sponsor.
 """
 
-from datetime import datetime
-
 import plotly.express as px
 import polars as pl
 import streamlit as st
@@ -31,7 +29,7 @@ filters = dashboard_filters(scope, "compliance")
 today = clock.today()
 events = notifiable_events(scope, filters, today)
 changes = change_obligations(scope, filters)
-found = breaches(events, changes, datetime.now())
+found = breaches(events, changes, clock.now())
 
 if events.is_empty() and changes.is_empty():
     empty_state("Deviations, confirmed OOS, critical complaints and changes that the quality "
@@ -68,7 +66,9 @@ chart(scope, "compliance:share", summary.filter(pl.col("share").is_not_null()),
       lambda data: px.bar(
           data, x="sponsor", y="share", color="measure", barmode="group", range_y=(0, 1),
           hover_data=["kept", "counted"],
-          title="Share of events and changes kept within the agreed clock"))  # fmt: skip
+          title="Share of events and changes kept within the agreed clock"),
+      labels={"sponsor": "Sponsor", "share": "Share kept", "measure": "", "kept": "Kept",
+              "counted": "Counted"})  # fmt: skip
 
 with st.expander("Agreed clocks and change obligations"):
     terms = agreement_terms(scope)

@@ -7,7 +7,6 @@ import streamlit as st
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, kpis
-from warehouse.contract import DEVIATION_STATUSES, SEVERITIES
 from warehouse.queries.deviations import OOS_OUTCOMES, deviations, oos_investigations
 
 st.title("Deviations & OOS")
@@ -28,7 +27,8 @@ else:
                    "deviation of the prior 12 months, this sponsor's or another client's "
                    "(DOMAIN.md KPI 7).")  # fmt: skip
 
-    order = {"classification": list(SEVERITIES), "status": list(DEVIATION_STATUSES)}
+    listed = catalogue.dataset("deviations")
+    order = {name: listed.column(name).ordered_words for name in ("classification", "status")}
     left, right = st.columns(2)
     by_class = (
         found.group_by("classification", "status")
@@ -38,8 +38,9 @@ else:
     with left:
         chart(scope, "deviations:class", by_class, lambda data: px.bar(
             data, x="classification", y="deviations", color="status",
-            category_orders=order, title="By class and status"))  # fmt: skip
-    by_cause = found.with_columns(pl.col("root_cause_category").fill_null("NOT YET ASSIGNED"))
+            category_orders=order, title="By class and status"),
+            dataset="deviations", labels={"deviations": "Deviations"})  # fmt: skip
+    by_cause = found.with_columns(pl.col("root_cause_category").fill_null("Not yet assigned"))
     by_cause = (
         by_cause.group_by("root_cause_category")
         .len("deviations")
@@ -48,11 +49,13 @@ else:
     with right:
         chart(scope, "deviations:cause", by_cause, lambda data: px.bar(
             data, x="deviations", y="root_cause_category", orientation="h",
-            title="By root-cause category"))  # fmt: skip
+            title="By root-cause category"),
+            dataset="deviations", labels={"deviations": "Deviations"})  # fmt: skip
     if not open_ones.is_empty():
         chart(scope, "deviations:age", open_ones, lambda data: px.histogram(
             data, x="age_days", color="classification", category_orders=order,
-            title="Open deviations by age (days since awareness)"))  # fmt: skip
+            title="Open deviations by age (days since awareness)"),
+            dataset="deviations", labels={"count": "Open deviations"})  # fmt: skip
 
     table(found, "deviations")
     export_buttons(found, "deviations", filters, scope, dataset="deviations")
@@ -76,7 +79,8 @@ else:
     )
     chart(scope, "deviations:oos", by_outcome, lambda data: px.bar(
         data, x="outcome", y="investigations", color="test_type",
-        category_orders={"outcome": list(OOS_OUTCOMES)},
-        title="OOS outcomes by test type"))  # fmt: skip
+        category_orders={"outcome": outcome_column.ordered_words},
+        title="OOS outcomes by test type"),
+        dataset="oos_investigations", labels={"investigations": "Investigations"})  # fmt: skip
     table(oos, "oos_investigations")
     export_buttons(oos, "oos", filters, scope, dataset="oos_investigations")

@@ -33,6 +33,8 @@ else:
         "equipment:status",
         by_status,
         lambda data: px.bar(data, x="status", y="equipment", title="Equipment by status"),
+        dataset="equipment",
+        labels={"equipment": "Equipment"},
     )
     table(equipment, "equipment")
     export_buttons(equipment, "equipment", filters, scope, dataset="equipment")

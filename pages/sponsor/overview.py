@@ -61,7 +61,7 @@ with left:
     st.subheader("Batches in flight by stage")
     if in_flight.height:
         chart(scope, "overview:in-flight", in_flight,
-              lambda data: px.bar(data, x="status", y="batches", labels={"status": "Stage"}),
+              lambda data: px.bar(data, x="status", y="batches"), dataset="batch_status",
               key="overview:in-flight")  # fmt: skip
     else:
         empty_state("Batches between planning and your release appear here by stage.")
@@ -72,8 +72,10 @@ with right:
         by_class = deviations.group_by("classification").len("deviations").sort("classification")
         chart(scope, "overview:deviations", by_class, lambda data: px.bar(
             data, x="classification", y="deviations",
-            category_orders={"classification": ["CRITICAL", "MAJOR", "MINOR"]},
-        ), key="overview:deviations")  # fmt: skip
+            category_orders={"classification": catalogue.dataset("open_deviations").column(
+                "classification").ordered_words},
+        ), dataset="open_deviations", labels={"deviations": "Open deviations"},
+              key="overview:deviations")  # fmt: skip
         table(deviations.head(5), "open_deviations")
     else:
         empty_state("Open deviations touching your products appear here by class.")

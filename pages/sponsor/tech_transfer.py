@@ -64,7 +64,8 @@ def weeks_chart(data: pl.DataFrame) -> go.Figure:
 
 
 if not weeks.is_empty():
-    chart(scope, "tech_transfer:weeks", weeks, weeks_chart)
+    chart(scope, "tech_transfer:weeks", weeks, weeks_chart, dataset="tech_transfer_projects",
+          labels={"weeks": "Weeks", "basis": ""})  # fmt: skip
 
 table(found, "tech_transfer_projects")
 export_buttons(found, "tech_transfer", filters, scope, dataset="tech_transfer_projects")
@@ -87,7 +88,9 @@ def milestones_chart(data: pl.DataFrame) -> go.Figure:
     return figure.update_yaxes(autorange="reversed")  # fmt: skip
 
 
-chart(scope, "tech_transfer:milestones", timeline(steps), milestones_chart, extra=project)
+chart(scope, "tech_transfer:milestones", timeline(steps), milestones_chart, extra=project,
+      dataset="tech_transfer_milestones", labels={"track": "", "start": "Start",
+                                                  "finish": "Finish"})  # fmt: skip
 table(steps, "tech_transfer_milestones")
 export_buttons(
     steps, "tech_transfer-milestones", filters, scope, dataset="tech_transfer_milestones"

@@ -52,6 +52,6 @@ chart(scope, "training:matrix", matrix, lambda data: px.density_heatmap(
     color_continuous_scale=["#2ca02c", "#ffbf00", "#d62728", "#7f7f7f"],
     range_color=(0, 3), title="Operator × SOP (green current, amber due, red overdue, "
     "grey missing)",
-).update_coloraxes(showscale=False))  # fmt: skip
+).update_coloraxes(showscale=False), dataset="training_matrix")  # fmt: skip
 table(training, "training_matrix")
 export_buttons(training, "training", filters, scope, dataset="training_matrix")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.page_checks import foreign_identifiers, partition
 from tests.page_harness import principal, run_page, shown_text
-from warehouse import clock
+from warehouse import catalogue, clock
 from warehouse.kpis import cycle_time_trend
 from warehouse.queries.batches import status_funnel
 
@@ -77,8 +77,11 @@ def test_funnel_and_picker_come_from_the_scope(sponsor, pages, demo_warehouse) -
     expected = _in_default_period(demo_warehouse, sponsor)
     assert sorted(picker.options) == sorted(expected["batch_number"])
     funnel = next(c for c in app.get("plotly_chart") if '"funnel"' in c.proto.spec)
+    words = catalogue.dataset("batch_status").column("status").words
     for status in set(expected["status"]):
-        assert status in funnel.proto.spec
+        # The chart reads as the table does: the status in words, never its code.
+        assert f'"{words[status]}"' in funnel.proto.spec
+        assert f'"{status}"' not in funnel.proto.spec or words[status] == status
 
 
 def test_choosing_a_batch_hands_it_to_the_batch_record(demo_warehouse, monkeypatch, tmp_path):

@@ -6,6 +6,8 @@ Page-specific numbers and anomalies are in tests/pages/test_page_<page>.py.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from portal.navigation import PAGES
 from tests.page_b_checks import ROLES, SPONSORS, leaked, render_as, render_per_sponsor
 from tests.role_matrix import allowed
+from warehouse.contract import TABLES
 
 DASHBOARDS = [spec for spec in PAGES if Path(spec.script).parent.name == "sponsor"]
 
@@ -35,3 +38,42 @@ def test_shows_nothing_of_another_sponsor(spec, demo_warehouse, tmp_path) -> Non
     shown = render_per_sponsor(Path(spec.script).name, page, demo_warehouse, tmp_path)
     for sponsor in SPONSORS:
         assert leaked(demo_warehouse, sponsor, shown[sponsor][1]) == [], sponsor
+
+
+# --- charts read as the tables do ---------------------------------------------------------------
+
+# Every code of the contract's enums that is not already a word ("OOS", "SOP" are).
+CODES = {code for table in TABLES for col in table.columns for code in (col.enum or ())
+         if "_" in code or code.isupper() and len(code) > 3}  # fmt: skip
+SNAKE = re.compile(r"^[a-z]+(_[a-z0-9]+)+$")
+CHARTED = [(spec, "sponsor_qa") for spec in DASHBOARDS] + [
+    (spec, "cmo_quality") for spec in PAGES if Path(spec.script).parent.name == "cmo"
+]
+
+
+def _chart_words(spec: dict) -> set[str]:
+    """What a reader of the chart reads: titles, legend entries, hover labels and categories."""
+    layout = spec.get("layout", {})
+    words = {
+        (layout.get(axis) or {}).get("title", {}).get("text") or ""
+        for axis in layout if axis.startswith(("xaxis", "yaxis"))
+    }  # fmt: skip
+    words.add(((layout.get("legend") or {}).get("title") or {}).get("text") or "")
+    for trace in spec.get("data", []):
+        words.add(trace.get("name") or "")
+        words |= set(re.findall(r"(?:^|<br>)([^=<]+)=", trace.get("hovertemplate") or ""))
+        for axis in ("x", "y"):
+            values = trace.get(axis)
+            if isinstance(values, list):
+                words |= {v for v in values if isinstance(v, str)}
+    return words - {""}
+
+
+@pytest.mark.parametrize(("spec", "role"), CHARTED, ids=[s.url_path for s, _ in CHARTED])
+def test_charts_show_words_not_codes_or_column_names(spec, role, demo_warehouse, tmp_path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+        app = render_as(role, Path(spec.script).name, demo_warehouse)
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    read = set().union(*map(_chart_words, charts)) if charts else set()
+    assert not {w for w in read if w in CODES or SNAKE.match(w)}, spec.url_path

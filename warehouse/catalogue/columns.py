@@ -65,6 +65,11 @@ class Column:
     def code_label(self) -> str:
         return f"{self.label} code"
 
+    @property
+    def ordered_words(self) -> list[str]:
+        """The words of every code, in the contract's order of the codes (a chart's order)."""
+        return list(self.words.values())
+
 
 def words(codes: Iterable[str], **special: str) -> dict[str, str]:
     """Words for every code of a contract enum: `special` as given, any other code as a

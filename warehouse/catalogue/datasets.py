@@ -67,6 +67,14 @@ class Dataset:
                 exprs.append(pl.col(col.name).alias(col.code_label))
         return frame.select(exprs)
 
+    def for_chart(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
+        """A chart's data: codes of every column the dataset declares replaced by their words
+        (other columns, such as counts a chart derives, unchanged), and the declared columns'
+        labels by column name, for axis, legend and hover titles."""
+        declared = {col.name: col for col in self.columns if col.name in frame.columns}
+        worded = frame.with_columns(_worded(col, frame) for col in declared.values() if col.words)
+        return worded, {name: col.label for name, col in declared.items()}
+
 
 def _worded(col: Column, frame: pl.DataFrame) -> pl.Expr:
     if col.words and frame.schema[col.name] == pl.String:
