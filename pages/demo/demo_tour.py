@@ -13,6 +13,7 @@ from portal.context import DEMO_TOUR_ROLES, current_principal, demo_scope
 from portal.widgets import chart, export_buttons
 from warehouse import catalogue, clock, kpis, layout
 from warehouse.filters import Filters
+from warehouse.queries import capa
 from warehouse.queries.batch_record import batch_record, exception_table, review_by_exception
 from warehouse.queries.capa import capas
 from warehouse.queries.change_control import change_impacts
@@ -98,17 +99,12 @@ elif step == "CAPA aging":
     st.caption("Say: overdue is judged against the current (extended) due date, and the "
                "original due date is never lost.")  # fmt: skip
     frame = capas(scope_a, year, today)
-    aging = catalogue.dataset("capa_aging")
-    states = {name: aging.column(name).label for name in ("overdue", "not_overdue")}
-    buckets = (
-        kpis.capa_aging(frame, today)
-        .unpivot(index="bucket", variable_name="state", value_name="capas")
-        .with_columns(pl.col("state").replace(states))
-    )
+    states = [catalogue.dataset("capa_aging").column(n).label for n in ("overdue", "not_overdue")]
+    buckets = capa.aging_chart(frame, today)
     chart(scope_a, "demo_tour:capa-aging", buckets, lambda data: px.bar(
         data, x="bucket", y="capas", color="state", title="Open CAPAs by age (days)",
-        category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": list(states.values())},
-        color_discrete_map={states["overdue"]: "#d62728", states["not_overdue"]: "#1f77b4"}),
+        category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": states},
+        color_discrete_map=dict(zip(states, ("#d62728", "#1f77b4"), strict=True))),
         dataset="capa_aging", labels={"capas": "Open CAPAs", "state": ""})  # fmt: skip
     overdue = frame.filter(pl.col("overdue").fill_null(False))
     st.metric("Overdue CAPAs", overdue.height)

@@ -8,6 +8,7 @@ start) or fell due in it, and its source record touches a chosen product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -131,3 +132,50 @@ def effectiveness_checks(scope: Scope, capa_numbers: list[str]) -> pl.DataFrame:
 def aging(capas_frame: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
     """Open CAPAs per age bucket and overdue: KPI 10 as warehouse.kpis computes it."""
     return kpis.capa_aging(capas_frame, today or clock.today())
+
+
+@dataclass(frozen=True)
+class CapaPage:
+    """Everything the CAPA aging page shows, from one call: frames, measures, chart data."""
+
+    capas: pl.DataFrame  # dataset "capas"
+    open_count: int
+    overdue: kpis.KpiResult
+    on_time_original: kpis.KpiResult
+    on_time_current: kpis.KpiResult
+    effectiveness: kpis.KpiResult
+    aging_chart: pl.DataFrame  # bucket, state (in words), capas
+    extensions: pl.DataFrame  # dataset "capa_extensions"
+    checks: pl.DataFrame  # dataset "capa_effectiveness"
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> CapaPage:
+    """The CAPA aging page's model: CAPAs in view, KPIs 9–11, aging by bucket, extensions and
+    effectiveness checks of those CAPAs."""
+    found = capas(scope, filters, today)
+    numbers = found["capa_number"].to_list()
+    checks = effectiveness_checks(scope, numbers)
+    start, end = filters.start, filters.end
+    return CapaPage(
+        capas=found,
+        open_count=kpis.open_capas(found, today).height,
+        overdue=kpis.overdue_capas(found, today),
+        on_time_original=kpis.capa_on_time_closure(found, start, end, today, due="original_due"),
+        on_time_current=kpis.capa_on_time_closure(found, start, end, today, due="current_due"),
+        effectiveness=kpis.capa_effectiveness_rate(checks, start, end),
+        aging_chart=aging_chart(found, today),
+        extensions=capa_extensions(scope, numbers),
+        checks=checks,
+    )
+
+
+def aging_chart(capas_frame: pl.DataFrame, today: date) -> pl.DataFrame:
+    """KPI 10 in long form for a bar chart: bucket, state (the capa_aging dataset's label of
+    its overdue / not-overdue column), capas."""
+    declared = catalogue.dataset("capa_aging")
+    states = {name: declared.column(name).label for name in ("overdue", "not_overdue")}
+    return (
+        aging(capas_frame, today)
+        .unpivot(index="bucket", variable_name="state", value_name="capas")
+        .with_columns(pl.col("state").replace(states))
+    )
