@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import plotly.express as px
-import polars as pl
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
@@ -39,35 +38,28 @@ with st.sidebar.expander("Targets and reliability"):
         )  # fmt: skip
         targets[key] = catalogue.Target(shown / 100 if rate else shown, default.at_least)
 
-# Kept in the site scope's memo, shared by CMO sessions of this snapshot without a copy
-# (a session cache_data unpickled every sponsor's records on each rerun: 0.8 s on `large`).
 with st.spinner("Reading every sponsor's records…"):
-    inputs = scope.memo(("cockpit-inputs",), lambda: cockpit.kpi_inputs(scope))
-# KPIs over every sponsor take ~40 ms a run; the site scope's memo keeps them per period.
-results = scope.memo(
-    ("cockpit", start, end, today, threshold),
-    lambda: cockpit.cockpit(inputs, start, end, today, min_completeness=threshold / 100),
-)
-populations = list(results)
+    model = cockpit.page_model(scope, start, end, today, threshold, targets)
 st.caption(
     f"{start:%d %b %Y} – {end:%d %b %Y}; open deviations, overdue CAPAs and pending approvals "
     f"as of today. A KPI under {threshold} % data completeness shows as not reliable."
 )
 
 st.header("Sponsor health")
-health, states = cockpit.health_table(results, targets)
-if health.is_empty():
+if model.health.is_empty():
     st.info("No sponsor has published records yet.")
 else:
     health_dataset = catalogue.dataset("sponsor_health")
     colours = (
-        health_dataset.for_export(states)
+        health_dataset.for_export(model.health_states)
         .to_pandas()
         .replace(STATE_COLOURS)
         .map(lambda c: f"background-color: {c}" if c else "")
     )
     st.dataframe(
-        health_dataset.for_export(health).to_pandas().style.apply(lambda _: colours, axis=None),
+        health_dataset.for_export(model.health)
+        .to_pandas()
+        .style.apply(lambda _: colours, axis=None),
         hide_index=True,
         key="cockpit:health",
     )
@@ -77,10 +69,10 @@ else:
         "100 % when fewer lots start than are released; the ISPE pilot reading divides them by "
         "lots finally dispositioned."
     )
-    export_buttons(health, "cockpit", filters, scope, dataset="sponsor_health")
+    export_buttons(model.health, "cockpit", filters, scope, dataset="sponsor_health")
 
     left, right = st.columns([3, 1])
-    drill = left.selectbox("Open a sponsor's dashboards", health["sponsor_id"].to_list(),
+    drill = left.selectbox("Open a sponsor's dashboards", model.health["sponsor_id"].to_list(),
                            key="cockpit:drill")  # fmt: skip
     if right.button("Open overview", key="cockpit:open"):
         st.session_state[PICKED_SPONSOR] = drill
@@ -91,20 +83,14 @@ else:
 
 st.header("KPIs side by side")
 comparison = catalogue.dataset("kpi_comparison")
-kpi_rows = cockpit.kpi_comparison(results)
-side_by_side = kpi_rows.pivot(
-    on="population", index=["kpi", "formula"], values="result", maintain_order=True
-).select("kpi", *populations, "formula")
 # Tall enough to show every KPI without scrolling (35 px a row, plus the header).
 st.dataframe(
-    side_by_side.rename(
-        {"kpi": comparison.column("kpi").label, "formula": comparison.column("formula").label}
-    ),  # fmt: skip
+    model.side_by_side.rename({name: comparison.column(name).label for name in ("kpi", "formula")}),
     hide_index=True,
-    height=35 * (side_by_side.height + 1) + 3,
+    height=35 * (model.side_by_side.height + 1) + 3,
     key="cockpit:kpis",
 )
-export_buttons(kpi_rows, "cockpit-kpis", filters, scope, dataset="kpi_comparison")
+export_buttons(model.comparison, "cockpit-kpis", filters, scope, dataset="kpi_comparison")
 
 st.header("Trend by month")
 trended = [k for k in cockpit.COCKPIT_KPIS if k not in cockpit.STATE_KPIS]
@@ -114,14 +100,8 @@ chosen = st.selectbox(
 definition = catalogue.measure(chosen)
 st.caption(f"{definition.formula} Source: {definition.source}. Months under the completeness "
            "threshold are left blank.")  # fmt: skip
-trend = scope.memo(
-    ("cockpit-trend", chosen, start, end, today, threshold),
-    lambda: cockpit.monthly_trend(
-        inputs, chosen, start, end, today, min_completeness=threshold / 100
-    ),
-)
-if definition.unit == "rate":
-    trend = trend.with_columns(pl.col("value") * 100)
+# A second call for the second view: the monthly trend of the KPI picked above.
+trend = cockpit.trend_model(scope, model.inputs, chosen, start, end, today, threshold)
 trend_dataset = catalogue.dataset("kpi_trend")
 axis = definition.name + (" (%)" if definition.unit == "rate" else "")
 chart(scope, "cockpit:trend", trend, lambda data: px.line(
