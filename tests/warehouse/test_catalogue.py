@@ -33,6 +33,7 @@ from warehouse.queries import (
     capa,
     cockpit,
     compliance,
+    demo_tour,
     deviations,
     equipment,
     tech_transfer,
@@ -247,6 +248,7 @@ CALLS = {
     "equipment_sharing": lambda fn, s, f, t: fn(s, f),
     "changeovers": lambda fn, s, f, t: fn(s, f),
     "lapsed_in_use": lambda fn, s, f, t: fn(s, f),
+    "vessel_week": lambda fn, s, f, t: fn(s, *_a_week_of_use(s)),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
     "sponsor_health": lambda fn, s, f, t: fn(
         {"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS
@@ -256,6 +258,11 @@ CALLS = {
         cockpit.kpi_inputs(s), "right_first_time", f.start, f.end, t
     ),
 }
+
+
+def _a_week_of_use(scope) -> tuple:
+    week = demo_tour.shared_vessel_week(scope, scope)  # the scope's own latest week of use
+    return week["equipment_id"], week["week"]
 
 
 def _kpis(scope, filters, today) -> dict:
@@ -368,7 +375,7 @@ def test_every_domain_kpi_is_a_measure_and_results_name_theirs() -> None:
 
 def test_the_cockpits_health_columns_and_targets_are_the_catalogues_measures() -> None:
     health = catalogue.dataset("sponsor_health")
-    assert cockpit.HEALTH_KEYS == tuple(col.name for col in health.columns[2:])
+    assert tuple(col.name for col in health.columns[2:]) == cockpit.HEALTH_KEYS
     for key in cockpit.HEALTH_KEYS:
         measure = catalogue.measure(key)
         assert measure.target is not None, key

@@ -365,6 +365,13 @@ DATASETS: tuple[Dataset, ...] = (
          c.LATEST_QUALIFICATION_RESULT, c.LATEST_QUALIFICATION_DUE, c.WHY_UNFIT, c.USAGE_ID),
         hidden=("sponsor_id",)),
     Dataset(
+        "vessel_week", "One equipment in one week",
+        "This sponsor's own uses of one equipment in one week, whoever came before each only as "
+        "another client unless it was its own batch (the BD demo tour).",
+        "warehouse.queries.demo_tour:vessel_week",
+        (c.BATCH_NUMBER, c.PRODUCT, c.STARTED_AT, c.ENDED_AT, c.PREVIOUS_OCCUPANT,
+         c.CLEANING_VERIFIED_AT, c.CLEANING_RESULT)),
+    Dataset(
         "sponsor_health", "Sponsor health",
         "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
         "CAPAs and pending approvals as of today), each against its target.",
