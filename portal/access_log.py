@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import polars as pl
+
 from portal.store import connect, to_text, utc_now
 from portal.users import Principal
 
@@ -91,3 +93,16 @@ def entries_for_sponsor(sponsor_id: str, since: datetime, until: datetime) -> li
 def entries_all(since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Every entry in [since, until), newest first (CMO staff only)."""
     return _entries("at >= ? AND at < ?", (to_text(since), to_text(until)))
+
+
+def entries_frame(entries: list[dict[str, Any]]) -> pl.DataFrame:
+    """Entries as the catalogue's "access_log" rows: times as UTC datetimes."""
+    schema = dict.fromkeys(COLUMNS, pl.String) | {"id": pl.Int64, "row_count": pl.Int64}
+    frame = (
+        pl.DataFrame(entries, schema=schema, orient="row")
+        if entries
+        else pl.DataFrame(schema=schema)
+    )
+    return frame.with_columns(
+        pl.col("at").str.to_datetime(time_zone="UTC", time_unit="us").dt.replace_time_zone(None)
+    )

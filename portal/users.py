@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
+import polars as pl
 
 from portal.store import connect, from_text, to_text, utc_now
 from warehouse.contract import is_safe_sponsor_id
@@ -305,3 +306,19 @@ def ensure_demo_users(now: datetime | None = None) -> list[str]:
         )
         created.append(username)
     return created
+
+
+def users_frame(users: list[User]) -> pl.DataFrame:
+    """Accounts as the catalogue's "users" rows (times in UTC)."""
+
+    def utc(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+    return pl.DataFrame(
+        [(u.username, u.display_name, u.role, u.sponsor_id, utc(u.valid_from),
+          utc(u.valid_until), u.disabled) for u in users],
+        schema={"username": pl.String, "display_name": pl.String, "role": pl.String,
+                "sponsor_id": pl.String, "valid_from": pl.Datetime("us"),
+                "valid_until": pl.Datetime("us"), "disabled": pl.Boolean},
+        orient="row",
+    )  # fmt: skip

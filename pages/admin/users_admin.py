@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from portal.context import current_principal
-from portal.users import CMO_ROLES, UserError, create_auditor, list_users
+from portal.users import CMO_ROLES, UserError, create_auditor, list_users, users_frame
+from portal.widgets import table
 
 principal = current_principal()
 if principal.role not in CMO_ROLES | {"admin"}:
@@ -14,22 +15,7 @@ if principal.role not in CMO_ROLES | {"admin"}:
     st.stop()
 st.title("Users")
 
-st.dataframe(
-    [
-        {
-            "username": user.username,
-            "name": user.display_name,
-            "role": user.role,
-            "sponsor": user.sponsor_id,
-            "valid from": user.valid_from,
-            "valid until": user.valid_until,
-            "disabled": user.disabled,
-        }
-        for user in list_users()
-    ],
-    hide_index=True,
-    width="stretch",
-)
+table(users_frame(list_users()), "users")
 
 st.subheader("New auditor account")
 with st.form("new-auditor", clear_on_submit=True):

@@ -7,6 +7,7 @@ import streamlit as st
 from portal import access_log
 from portal.context import current_principal
 from portal.users import CMO_ROLES
+from portal.widgets import table
 
 principal = current_principal()
 # CMO staff read everyone's entries, a sponsor's QA its own users'; any other role (an
@@ -29,6 +30,6 @@ else:
     st.caption(f"Sign-ins, page views and exports of {principal.sponsor_id}'s users.")
 
 if entries:
-    st.dataframe(entries, hide_index=True, width="stretch")
+    table(access_log.entries_frame(entries), "access_log")
 else:
     st.info("No access recorded in this period.")

@@ -16,13 +16,7 @@ today = clock.today()
 st.caption(
     f"Current state as of {today:%d %b %Y}; the product filter applies, the period does not."
 )
-
-in_flight = overview.batches_in_flight(scope, filters)
-awaiting = overview.awaiting_release(scope, filters, today)
-deviations = overview.open_deviations(scope, filters, today)
-capas = overview.overdue_capas(scope, filters, today)
-changes = overview.changes_awaiting_sponsor(scope, filters)
-exceptions = overview.data_integrity_exceptions(scope, filters, today)
+model = overview.page_model(scope, filters, today)
 
 
 def see(script: str, label: str) -> None:
@@ -34,16 +28,16 @@ def see(script: str, label: str) -> None:
 
 
 cols = st.columns(5)
-longest = f"longest {awaiting['days_waiting'].max()} days" if awaiting.height else None
-cols[0].metric("Awaiting your release", awaiting.height, longest, delta_color="off")
-cols[1].metric("Batches in flight", int(in_flight["batches"].sum()))
-for col, key, count in ((cols[2], "open_deviations", deviations.height),
-                        (cols[3], "overdue_capas", capas.height)):  # fmt: skip
+longest = f"longest {model.longest_wait} days" if model.awaiting.height else None
+cols[0].metric("Awaiting your release", model.awaiting.height, longest, delta_color="off")
+cols[1].metric("Batches in flight", model.in_flight_count)
+for col, key, count in ((cols[2], "open_deviations", model.deviations.height),
+                        (cols[3], "overdue_capas", model.overdue_capas.height)):  # fmt: skip
     measure = catalogue.measure(key)
     col.metric(measure.name, count, help=measure.help)
-cols[4].metric("Changes awaiting you", changes.height)
-if exceptions.height:
-    st.badge(f"{exceptions.height} data-integrity exceptions in the last "
+cols[4].metric("Changes awaiting you", model.changes.height)
+if model.exceptions.height:
+    st.badge(f"{model.exceptions.height} data-integrity exceptions in the last "
              f"{overview.DI_WINDOW_DAYS} days", color="red", icon=":material/warning:")  # fmt: skip
 else:
     st.badge(f"No data-integrity exceptions in the last {overview.DI_WINDOW_DAYS} days",
@@ -52,15 +46,15 @@ else:
 left, right = st.columns(2)
 with left:
     st.subheader("Batches awaiting your release")
-    if awaiting.height:
-        table(awaiting, "awaiting_release")
+    if model.awaiting.height:
+        table(model.awaiting, "awaiting_release")
     else:
         empty_state("Batches the CMO has released and that wait for your decision appear here.")
     see("pages/sponsor/batches.py", "Batches")
 
     st.subheader("Batches in flight by stage")
-    if in_flight.height:
-        chart(scope, "overview:in-flight", in_flight,
+    if model.in_flight.height:
+        chart(scope, "overview:in-flight", model.in_flight,
               lambda data: px.bar(data, x="status", y="batches"), dataset="batch_status",
               key="overview:in-flight")  # fmt: skip
     else:
@@ -68,37 +62,38 @@ with left:
 
 with right:
     st.subheader("Open deviations by class")
-    if deviations.height:
-        by_class = deviations.group_by("classification").len("deviations").sort("classification")
-        chart(scope, "overview:deviations", by_class, lambda data: px.bar(
+    if model.deviations.height:
+        chart(scope, "overview:deviations", model.deviations_by_class, lambda data: px.bar(
             data, x="classification", y="deviations",
             category_orders={"classification": catalogue.dataset("open_deviations").column(
                 "classification").ordered_words},
         ), dataset="open_deviations", labels={"deviations": "Open deviations"},
               key="overview:deviations")  # fmt: skip
-        table(deviations.head(5), "open_deviations")
+        table(model.deviations.head(5), "open_deviations")
     else:
         empty_state("Open deviations touching your products appear here by class.")
     see("pages/sponsor/deviations.py", "Deviations & OOS")
 
     st.subheader("Overdue CAPAs")
-    if capas.height:
-        table(capas, "overdue_capas")
+    if model.overdue_capas.height:
+        table(model.overdue_capas, "overdue_capas")
     else:
         empty_state("Open CAPAs past their current due date appear here.")
     see("pages/sponsor/capa.py", "CAPA aging")
 
 st.subheader("Changes awaiting your approval or acknowledgement")
-if changes.height:
-    table(changes, "changes_awaiting_sponsor")
+if model.changes.height:
+    table(model.changes, "changes_awaiting_sponsor")
 else:
     empty_state("Change controls that need your prior approval or acknowledgement appear here.")
 see("pages/sponsor/change_control.py", "Change control")
 
 st.subheader(f"Data-integrity exceptions, last {overview.DI_WINDOW_DAYS} days")
-if exceptions.height:
-    table(exceptions, "data_integrity_exceptions")
-    export_buttons(exceptions, "overview", filters, scope, dataset="data_integrity_exceptions")
+if model.exceptions.height:
+    table(model.exceptions, "data_integrity_exceptions")
+    export_buttons(
+        model.exceptions, "overview", filters, scope, dataset="data_integrity_exceptions"
+    )
 else:
     empty_state("Late entries, missing or self-verifications and dispositions with open "
                 "deviations in your batch records, equipment used while not fit for use and "

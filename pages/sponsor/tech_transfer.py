@@ -7,39 +7,27 @@ import streamlit as st
 
 from portal.context import sponsor_scope
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
-from warehouse import catalogue
-from warehouse.queries.tech_transfer import (
-    ENGINEERING_BATCH_BENCHMARK_WEEKS,
-    milestones,
-    projects,
-    timeline,
-)
+from warehouse import catalogue, clock
+from warehouse.queries import tech_transfer
 
-LOW, HIGH = ENGINEERING_BATCH_BENCHMARK_WEEKS
+LOW, HIGH = tech_transfer.ENGINEERING_BATCH_BENCHMARK_WEEKS
 
 st.title("Tech transfer")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "tech_transfer", default_days=3 * 365)
-found = projects(scope, filters)
+today = clock.today()
+model = tech_transfer.page_model(scope, filters, today)
 
-if found.is_empty():
+if model.projects.is_empty():
     empty_state("Technology-transfer projects of this sponsor's products appear here with "
                 "their milestones.")  # fmt: skip
     st.stop()
 
-found = found.with_columns((pl.col("weeks_to_engineering_batch") <= HIGH).alias("within_benchmark"))
 cols = st.columns(3)
-cols[0].metric("Projects", found.height)
-cols[1].metric("Active", found.filter(pl.col("status") == "ACTIVE").height)
+cols[0].metric("Projects", model.projects.height)
+cols[1].metric("Active", model.active)
 late = catalogue.measure("milestones_late")
-cols[2].metric(late.name, int(found["milestones_late"].sum()), help=late.help)
-
-weeks = found.select(
-    "project_id", "product",
-    pl.coalesce("weeks_to_engineering_batch", "planned_weeks_to_engineering_batch").alias("weeks"),
-    pl.when(pl.col("weeks_to_engineering_batch").is_null()).then(pl.lit("planned"))
-    .otherwise(pl.lit("actual")).alias("basis"),
-).drop_nulls("weeks")  # fmt: skip
+cols[2].metric(late.name, model.milestones_late, help=late.help)
 
 
 def weeks_chart(data: pl.DataFrame) -> go.Figure:
@@ -63,16 +51,17 @@ def weeks_chart(data: pl.DataFrame) -> go.Figure:
     return figure  # fmt: skip
 
 
-if not weeks.is_empty():
-    chart(scope, "tech_transfer:weeks", weeks, weeks_chart, dataset="tech_transfer_projects",
-          labels={"weeks": "Weeks", "basis": ""})  # fmt: skip
+if not model.weeks_chart.is_empty():
+    chart(scope, "tech_transfer:weeks", model.weeks_chart, weeks_chart,
+          dataset="tech_transfer_projects", labels={"weeks": "Weeks", "basis": ""})  # fmt: skip
 
-table(found, "tech_transfer_projects")
-export_buttons(found, "tech_transfer", filters, scope, dataset="tech_transfer_projects")
+table(model.projects, "tech_transfer_projects")
+export_buttons(model.projects, "tech_transfer", filters, scope, dataset="tech_transfer_projects")
 
 st.header("Milestones")
-project = st.selectbox("Project", found["project_id"].to_list(), key="tech_transfer:project")
-steps = milestones(scope, [project])
+project = st.selectbox("Project", model.project_ids, key="tech_transfer:project")
+# The picked project's milestones: the page's one call beyond its model, as the pick decides it.
+picked = tech_transfer.project_milestones(scope, project, today)
 
 
 def milestones_chart(data: pl.DataFrame) -> go.Figure:
@@ -88,10 +77,14 @@ def milestones_chart(data: pl.DataFrame) -> go.Figure:
     return figure.update_yaxes(autorange="reversed")  # fmt: skip
 
 
-chart(scope, "tech_transfer:milestones", timeline(steps), milestones_chart, extra=project,
+chart(scope, "tech_transfer:milestones", picked.timeline, milestones_chart, extra=project,
       dataset="tech_transfer_milestones", labels={"track": "", "start": "Start",
                                                   "finish": "Finish"})  # fmt: skip
-table(steps, "tech_transfer_milestones")
+table(picked.milestones, "tech_transfer_milestones")
 export_buttons(
-    steps, "tech_transfer-milestones", filters, scope, dataset="tech_transfer_milestones"
+    picked.milestones,
+    "tech_transfer-milestones",
+    filters,
+    scope,
+    dataset="tech_transfer_milestones",
 )

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import zipfile
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from portal import access_log, users
 from portal.widgets import export_csv, export_frame, export_xlsx
 from tests.page_b_checks import run_wide
 from tests.page_harness import principal, script_path
@@ -139,6 +140,8 @@ CODES = {
     c.EVENT_TERM: contract.NOTIFIABLE_EVENTS,
     c.NOTIFICATION_OUTCOME: c.NOTIFICATION_OUTCOMES,
     **{col: _codes("agreement_term", "obligation") for col in c.AGREED_OBLIGATIONS},
+    c.USER_ROLE: users.ROLES,
+    c.ACCESS_EVENT: access_log.EVENTS,
 }
 
 
@@ -249,15 +252,37 @@ CALLS = {
     "changeovers": lambda fn, s, f, t: fn(s, f),
     "lapsed_in_use": lambda fn, s, f, t: fn(s, f),
     "vessel_week": lambda fn, s, f, t: fn(s, *_a_week_of_use(s)),
+    # The portal's own records, from one account and one logged export as the portal keeps them.
+    "users": lambda fn, s, f, t: fn([ACCOUNT]),
+    "access_log": lambda fn, s, f, t: fn([LOGGED]),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
-    "sponsor_health": lambda fn, s, f, t: fn(
-        {"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS
-    )[0],
+    "sponsor_health": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)[0],
     "kpi_comparison": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}),
     "kpi_trend": lambda fn, s, f, t: fn(
         cockpit.kpi_inputs(s), "right_first_time", f.start, f.end, t
     ),
 }
+
+
+ACCOUNT = users.User(
+    "rita", "Rita Auditor (fictional)", None, "auditor", "NWT",
+    datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC), False, None,
+    datetime(2026, 10, 31, tzinfo=UTC), "carla",
+)  # fmt: skip
+LOGGED = {"id": 7, "at": "2026-11-02T09:30:00.000000+00:00", "username": "rita",
+          "role": "auditor", "sponsor_id": "NWT", "event": "EXPORT", "page": "capa-aging",
+          "filters_json": "{}", "row_count": 12, "content_hash": "ab" * 32,
+          "detail": None}  # fmt: skip
+
+
+def test_the_portals_roles_and_logged_events_all_have_words() -> None:
+    assert set(c.ROLE_WORDS) == set(users.ROLES)
+    assert set(c.ACCESS_EVENT_WORDS) == set(access_log.EVENTS)
+    frame = access_log.entries_frame([LOGGED])
+    assert frame["at"].to_list() == [datetime(2026, 11, 2, 9, 30)]
+    shown = catalogue.dataset("access_log").for_export(frame)
+    assert shown.row(0, named=True)["What"] == "Exported"
+    assert users.users_frame([ACCOUNT])["valid_until"].to_list() == [datetime(2026, 11, 6)]
 
 
 def _a_week_of_use(scope) -> tuple:

@@ -862,3 +862,38 @@ MONTH = Column("month", "Month", "First day of the calendar month.", "date", key
 KPI_VALUE = Column("value", "Value", "The KPI in the month; blank when not reliable.", "number")
 KPI_COMPLETENESS = Column("completeness", "Data completeness", "Share of the records the KPI "
                           "needs that are complete (0–1).", "number")  # fmt: skip
+
+# --- the portal's own records: users and the access log (portal.users, portal.access_log) ----
+
+# The portal's roles (portal.users.ROLES) and access-log events (portal.access_log.EVENTS);
+# tests/warehouse/test_catalogue.py checks these words cover exactly those codes.
+ROLE_WORDS = {
+    "sponsor_qa": "Sponsor QA", "auditor": "Auditor", "cmo_quality": "CMO quality",
+    "cmo_management": "CMO management", "bd_demo": "Business development (demo plant)",
+    "admin": "Administrator",
+}  # fmt: skip
+ACCESS_EVENT_WORDS = {
+    "SIGN_IN": "Signed in", "SIGN_IN_FAILED": "Sign-in failed", "SIGN_OUT": "Signed out",
+    "LOCKED": "Locked out", "TIMEOUT": "Timed out", "PAGE_VIEW": "Viewed a page",
+    "EXPORT": "Exported", "EXPIRED": "Access ended", "AUDIT_PACK": "Generated an audit pack",
+    "DOWNLOAD": "Downloaded an audit pack",
+}  # fmt: skip
+USERNAME = Column("username", "Username", "The sign-in name.", "id", key=True)
+USER_NAME = Column("display_name", "Name", "The person's full name.", "text")
+USER_ROLE = Column("role", "Role", "What the user may see and do.", "code", ROLE_WORDS)
+USER_SPONSOR = Column("sponsor_id", "Sponsor", "The sponsor a sponsor user or auditor belongs "
+                      "to; blank for CMO staff.", "id")  # fmt: skip
+VALID_FROM = Column("valid_from", "Valid from", "First moment the account may sign in (UTC).",
+                    "datetime")  # fmt: skip
+VALID_UNTIL = Column("valid_until", "Valid until", "Moment the account's access ends (UTC).",
+                     "datetime")  # fmt: skip
+DISABLED = Column("disabled", "Disabled", "The account may not sign in.", "flag")
+LOGGED_AT = Column("at", "When (UTC)", "When it happened, in UTC.", "datetime", key=True)
+ACCESS_EVENT = Column("event", "What", "What the user did.", "code", ACCESS_EVENT_WORDS)
+LOGGED_PAGE = Column("page", "Page", "The page's address in the portal.", "id")
+LOGGED_FILTERS = Column("filters_json", "Filters", "The period and products chosen, as "
+                        "recorded.", "text")  # fmt: skip
+LOGGED_ROWS = Column("row_count", "Rows", "Rows exported or packed.", "count")
+CONTENT_HASH = Column("content_hash", "Content hash", "SHA-256 of what was exported or "
+                      "packed.", "id")  # fmt: skip
+LOGGED_DETAIL = Column("detail", "Detail", "Anything else recorded with it.", "text")

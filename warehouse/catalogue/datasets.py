@@ -372,6 +372,19 @@ DATASETS: tuple[Dataset, ...] = (
         (c.BATCH_NUMBER, c.PRODUCT, c.STARTED_AT, c.ENDED_AT, c.PREVIOUS_OCCUPANT,
          c.CLEANING_VERIFIED_AT, c.CLEANING_RESULT)),
     Dataset(
+        "users", "Users",
+        "Every account of the portal, with its role, sponsor and validity.",
+        "portal.users:users_frame",
+        (c.USERNAME, c.USER_NAME, c.USER_ROLE, c.USER_SPONSOR, c.VALID_FROM, c.VALID_UNTIL,
+         c.DISABLED)),
+    Dataset(
+        "access_log", "Access log",
+        "Sign-ins, page views, exports and audit packs, newest first.",
+        "portal.access_log:entries_frame",
+        (c.LOGGED_AT, c.USERNAME, c.USER_ROLE, c.USER_SPONSOR, c.ACCESS_EVENT, c.LOGGED_PAGE,
+         c.LOGGED_FILTERS, c.LOGGED_ROWS, c.CONTENT_HASH, c.LOGGED_DETAIL),
+        hidden=("id",)),
+    Dataset(
         "sponsor_health", "Sponsor health",
         "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
         "CAPAs and pending approvals as of today), each against its target.",

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
+from warehouse import catalogue
 from warehouse.filters import Filters
+from warehouse.queries.batches import STATUS_WORDS
 from warehouse.queries.equipment import unfit_reason
 from warehouse.scope import Scope
+
+# Supplier qualification statuses that make a consumed lot an exception of the record.
+FLAGGED_SUPPLIER = ("CONDITIONAL", "DISQUALIFIED")
+# A material lot from such a supplier (the materials table tints these rows).
+FLAGGED_LOT = pl.col("supplier_status").is_in(FLAGGED_SUPPLIER)
 
 BATCH_CHOICES_SQL = """
 SELECT b.batch_id AS _batch, b.batch_id, b.batch_number, p.name AS product, b.status
@@ -298,7 +306,7 @@ def review_by_exception(record: BatchRecord) -> list[RecordException]:
     batch = record.header.row(0, named=True)
     found: list[RecordException] = []
     for lot in record.materials.iter_rows(named=True):
-        if lot["supplier_status"] in ("CONDITIONAL", "DISQUALIFIED"):
+        if lot["supplier_status"] in FLAGGED_SUPPLIER:
             kind = f"SUPPLIER_{lot['supplier_status']}"
             found.append(RecordException(kind, lot["lot_id"], (
                 f"Material '{lot['material_name']}' lot {lot['lot_id']} came from supplier "
@@ -398,3 +406,60 @@ def _disposition_exceptions(batch: dict, record: BatchRecord) -> list[RecordExce
 
 def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class BatchPicker:
+    """The batch record page's picker: the batches to choose from and the one shown first."""
+
+    labels: dict[str, str]  # batch_id -> "number — product (status in words)", newest first
+    default: str | None  # the first hint in this scope, else the newest batch; None: no batch
+
+
+def picker_model(scope: Scope, filters: Filters, hints: tuple[str, ...]) -> BatchPicker:
+    """The picker's options: batches matching the filters plus any hinted batch of this scope,
+    the first such hint chosen (hints are untrusted: the scope's own rows decide)."""
+    choices = batch_choices(scope, filters, include=hints)
+    labels = {
+        row["batch_id"]: f"{row['batch_number']} — {row['product']} ({STATUS_WORDS[row['status']]})"
+        for row in choices.iter_rows(named=True)
+    }
+    default = next((h for h in hints if h in labels), next(iter(labels), None))
+    return BatchPicker(labels=labels, default=default)
+
+
+@dataclass(frozen=True)
+class BatchRecordPage:
+    """Everything the batch record page shows of one batch, from one call."""
+
+    record: BatchRecord  # every section (datasets "batch_record_*")
+    batch: dict[str, Any]  # the header row
+    status: str  # the batch's status in words
+    modality: str | None  # the product's modality in words
+    cmo_decision: str | None  # in words; None while pending
+    sponsor_decision: str | None  # in words; None while pending
+    exceptions: pl.DataFrame  # dataset "batch_record_exceptions"
+    supplier_alerts: list[str]  # one sentence per lot from a FLAGGED_SUPPLIER supplier
+
+
+def page_model(scope: Scope, batch_id: str) -> BatchRecordPage:
+    """The batch record page's model for `batch_id` (a batch of this scope): its sections, the
+    header's codes in words, its review by exception and the flagged suppliers' lots."""
+    record = batch_record(scope, batch_id)
+    batch = record.header.row(0, named=True)
+    decisions = catalogue.dataset("batches")
+    supplier_status = catalogue.dataset("batch_record_materials").column("supplier_status")
+    return BatchRecordPage(
+        record=record,
+        batch=batch,
+        status=STATUS_WORDS[batch["status"]],
+        modality=catalogue.dataset("products").column("modality").word(batch["modality"]),
+        cmo_decision=decisions.column("cmo_decision").word(batch["cmo_decision"]),
+        sponsor_decision=decisions.column("sponsor_decision").word(batch["sponsor_decision"]),
+        exceptions=exception_table(review_by_exception(record)),
+        supplier_alerts=[
+            f"Supplier {lot['supplier']} is {supplier_status.word(lot['supplier_status']).lower()} "
+            f"(lot {lot['lot_id']}, {lot['material_name']})."
+            for lot in record.materials.filter(FLAGGED_LOT).iter_rows(named=True)
+        ],
+    )

@@ -3,10 +3,12 @@ trend is KPI 13 in warehouse.kpis)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
+from warehouse import kpis
 from warehouse.catalogue.columns import BATCH_STATUS_WORDS
 from warehouse.contract import BATCH_STATUSES
 from warehouse.filters import Filters
@@ -41,3 +43,25 @@ def status_funnel(batches: pl.DataFrame) -> pl.DataFrame:
     order = pl.DataFrame({"status": BATCH_STATUSES}).with_row_index("stage")
     counts = batches.group_by("status").agg(pl.len().alias("batches"))
     return counts.join(order, on="status").sort("stage").drop("stage")
+
+
+@dataclass(frozen=True)
+class BatchesPage:
+    """Everything the batches page shows, from one call: the list, funnel, trend and picker."""
+
+    batches: pl.DataFrame  # dataset "batches"
+    funnel: pl.DataFrame  # status, batches in lifecycle order (dataset "batch_status")
+    cycle_time: pl.DataFrame  # month, median_days, batches (KPI 13)
+    batch_numbers: dict[str, str]  # batch_id -> batch_number: the batch-record picker's options
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> BatchesPage:
+    """The batches page's model: batches started in the period, their status funnel, the
+    monthly disposition cycle time and the batch-record picker's options."""
+    batches = batch_list(scope, filters, today)
+    return BatchesPage(
+        batches=batches,
+        funnel=status_funnel(batches),
+        cycle_time=kpis.cycle_time_trend(batches),
+        batch_numbers=dict(zip(batches["batch_id"], batches["batch_number"], strict=True)),
+    )

@@ -8,6 +8,7 @@ its change was opened in the period or is not yet effective, and it concerns a c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -90,3 +91,32 @@ def below_agreement_sentences(impacts: pl.DataFrame) -> list[str]:
         f"{change_type_words(row['change_type'])} changes."
         for row in impacts.filter(pl.col("obligation_below_agreement")).iter_rows(named=True)
     ]
+
+
+@dataclass(frozen=True)
+class ChangeControlPage:
+    """Everything the change control page shows, from one call: impacts, counts, chart data."""
+
+    impacts: pl.DataFrame  # dataset "change_controls"
+    change_count: int  # distinct changes in view
+    awaiting: pl.DataFrame  # impacts awaiting this sponsor's approval or notification
+    violations: pl.DataFrame  # impacts that broke this sponsor's quality agreement
+    below_agreement: list[str]  # one sentence per violation recorded below the agreement
+    by_obligation: pl.DataFrame  # obligation, status, impacts
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> ChangeControlPage:
+    """The change control page's model: this sponsor's impacts in view, those awaiting it or in
+    violation, and impacts per obligation and change status."""
+    impacts = change_impacts(scope, filters, today)
+    violations = impacts.filter(pl.col("violation"))
+    return ChangeControlPage(
+        impacts=impacts,
+        change_count=impacts["change_number"].n_unique(),
+        awaiting=impacts.filter(pl.col("awaiting_sponsor")),
+        violations=violations,
+        below_agreement=below_agreement_sentences(violations),
+        by_obligation=(
+            impacts.group_by("obligation", "status").len("impacts").sort("obligation", "status")
+        ),
+    )

@@ -6,11 +6,12 @@ chosen product (through this sponsor's deviation_link rows).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from warehouse import clock
+from warehouse import clock, kpis
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -113,3 +114,54 @@ ORDER BY o.opened_at DESC, b.batch_number
 def oos_investigations(scope: Scope, filters: Filters) -> pl.DataFrame:
     """OOS investigations of this sponsor's batches in view, with test type and outcome."""
     return scope.frame("oos investigations", OOS_SQL, filters.params())
+
+
+@dataclass(frozen=True)
+class DeviationsPage:
+    """Everything the deviations & OOS page shows, from one call: frames, KPIs, chart data."""
+
+    deviations: pl.DataFrame  # dataset "deviations"
+    open_deviations: kpis.KpiResult
+    overdue_count: int  # open deviations past their current due date
+    recurrences: int  # KPI 7
+    by_class: pl.DataFrame  # classification, status, deviations
+    by_cause: pl.DataFrame  # root_cause_category ("Not yet assigned" when none), deviations
+    open_ones: pl.DataFrame  # the open deviations (age_days set), for the age histogram
+    oos: pl.DataFrame  # dataset "oos_investigations"
+    oos_outcomes: dict[str, int]  # investigations per OOS_OUTCOMES outcome, in that order
+    invalidated_oos_rate: kpis.KpiResult  # KPI 3
+    oos_by_outcome: pl.DataFrame  # outcome, test_type, investigations
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> DeviationsPage:
+    """The deviations & OOS page's model: deviations in view with their KPIs and breakdowns,
+    and the OOS investigations in view with their outcomes and KPI 3."""
+    found = deviations(scope, filters, today)
+    oos = oos_investigations(scope, filters)
+    outcomes = dict(oos.group_by("outcome").len().iter_rows())
+    by_cause = found.with_columns(pl.col("root_cause_category").fill_null("Not yet assigned"))
+    return DeviationsPage(
+        deviations=found,
+        open_deviations=kpis.open_deviations(found),
+        overdue_count=int(found["overdue"].fill_null(False).sum()),
+        recurrences=kpis.recurrence_count(found),
+        by_class=(
+            found.group_by("classification", "status")
+            .len("deviations")
+            .sort("classification", "status")
+        ),
+        by_cause=(
+            by_cause.group_by("root_cause_category")
+            .len("deviations")
+            .sort("deviations", "root_cause_category")
+        ),
+        open_ones=found.filter(pl.col("age_days").is_not_null()),
+        oos=oos,
+        oos_outcomes={outcome: outcomes.get(outcome, 0) for outcome in OOS_OUTCOMES},
+        invalidated_oos_rate=kpis.invalidated_oos_rate(
+            oos.with_columns(outcome=pl.col("outcome_code")), filters.start, filters.end
+        ),
+        oos_by_outcome=(
+            oos.group_by("outcome", "test_type").len("investigations").sort("outcome", "test_type")
+        ),
+    )

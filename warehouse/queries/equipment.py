@@ -6,6 +6,7 @@ partition); a use is in view when it started in the period on a batch of a chose
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -139,3 +140,35 @@ def unfit_reason(use: dict, what: str) -> str | None:
     if due is None:
         return f"latest {what} on {at:%Y-%m-%d} set no due date"
     return f"{what} overdue since {due:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class EquipmentPage:
+    """Everything the equipment & suppliers page shows, from one call: frames, counts, chart
+    data."""
+
+    equipment: pl.DataFrame  # dataset "equipment"
+    calibration_overdue: int  # measure "calibration_overdue"
+    invalid_uses: pl.DataFrame  # dataset "equipment_invalid_uses"
+    status_chart: pl.DataFrame  # status, equipment (how many)
+    lots: pl.DataFrame  # dataset "material_lots"
+    suppliers: pl.DataFrame  # dataset "suppliers"
+    unapproved_suppliers: list[tuple[str, str]]  # (supplier, supplier_status code), not APPROVED
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> EquipmentPage:
+    """The equipment & suppliers page's model: equipment used in view and its invalid uses,
+    equipment per status, lots consumed and their suppliers, those not fully approved."""
+    equipment = equipment_status(scope, filters, today)
+    lots = supplier_lots(scope, filters)
+    per_supplier = suppliers(lots)
+    unapproved = per_supplier.filter(pl.col("supplier_status") != "APPROVED")
+    return EquipmentPage(
+        equipment=equipment,
+        calibration_overdue=int(equipment["calibration_overdue"].sum()),
+        invalid_uses=invalid_uses(scope, filters),
+        status_chart=equipment.group_by("status").len("equipment").sort("status"),
+        lots=lots,
+        suppliers=per_supplier,
+        unapproved_suppliers=unapproved.select("supplier", "supplier_status").rows(),
+    )

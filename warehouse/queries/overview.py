@@ -6,6 +6,7 @@ as of `today`), narrowed to the chosen products; the period filter does not appl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -176,6 +177,42 @@ def data_integrity_exceptions(
     broke the quality agreement."""
     params = {**_products(filters), "today": today, "days": days}
     return scope.frame("data-integrity exceptions", DATA_INTEGRITY_SQL, params)
+
+
+@dataclass(frozen=True)
+class OverviewPage:
+    """Everything the overview shows, from one call: frames, counts and chart data."""
+
+    in_flight: pl.DataFrame  # status, batches in lifecycle order (dataset "batch_status")
+    in_flight_count: int
+    awaiting: pl.DataFrame  # dataset "awaiting_release"
+    longest_wait: int | None  # days the longest-waiting batch has waited; None when none waits
+    deviations: pl.DataFrame  # dataset "open_deviations"
+    deviations_by_class: pl.DataFrame  # classification, deviations
+    overdue_capas: pl.DataFrame  # dataset "overdue_capas"
+    changes: pl.DataFrame  # dataset "changes_awaiting_sponsor"
+    exceptions: pl.DataFrame  # dataset "data_integrity_exceptions", last DI_WINDOW_DAYS days
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> OverviewPage:
+    """The overview's model: what is in flight, waiting, open or overdue as of `today`, and the
+    data-integrity exceptions of the last DI_WINDOW_DAYS days."""
+    in_flight = batches_in_flight(scope, filters)
+    awaiting = awaiting_release(scope, filters, today)
+    deviations = open_deviations(scope, filters, today)
+    return OverviewPage(
+        in_flight=in_flight,
+        in_flight_count=int(in_flight["batches"].sum()),
+        awaiting=awaiting,
+        longest_wait=awaiting["days_waiting"].max() if awaiting.height else None,
+        deviations=deviations,
+        deviations_by_class=(
+            deviations.group_by("classification").len("deviations").sort("classification")
+        ),
+        overdue_capas=overdue_capas(scope, filters, today),
+        changes=changes_awaiting_sponsor(scope, filters),
+        exceptions=data_integrity_exceptions(scope, filters, today),
+    )
 
 
 def _products(filters: Filters) -> dict[str, object]:

@@ -9,6 +9,8 @@ they are read DISTINCT.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from warehouse.filters import Filters
@@ -145,3 +147,30 @@ def lapsed_in_use(scope: Scope, filters: Filters) -> pl.DataFrame:
     ]
     verdict = [c for c in uses.columns if c.startswith("latest_") or c.endswith("_at_use")]
     return uses.drop(verdict).with_columns(pl.Series("why_unfit", why, dtype=pl.String))
+
+
+@dataclass(frozen=True)
+class SharedEquipmentPage:
+    """Everything the shared-equipment page shows, from one call: frames, counts, chart data."""
+
+    occupancy: pl.DataFrame  # batches per train and sponsor, for the chart
+    sharing: pl.DataFrame  # dataset "equipment_sharing"
+    shared: int  # equipment used by two or more sponsors
+    changeovers: pl.DataFrame  # dataset "changeovers"
+    unverified_cleanings: int  # changeovers without a passed cleaning between the two uses
+    lapsed: pl.DataFrame  # dataset "lapsed_in_use"
+
+
+def page_model(scope: Scope, filters: Filters) -> SharedEquipmentPage:
+    """The shared-equipment page's model (a CMO scope): occupancy per train, sharing per
+    equipment, changeovers between sponsors and uses while not fit for use."""
+    sharing = equipment_sharing(scope, filters)
+    switches = changeovers(scope, filters)
+    return SharedEquipmentPage(
+        occupancy=train_occupancy(scope, filters),
+        sharing=sharing,
+        shared=sharing.filter(pl.col("sponsors") > 1).height,
+        changeovers=switches,
+        unverified_cleanings=switches.filter(~pl.col("cleaning_ok")).height,
+        lapsed=lapsed_in_use(scope, filters),
+    )

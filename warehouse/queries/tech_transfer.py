@@ -6,6 +6,7 @@ running in it (not completed before the start), for a chosen product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -102,3 +103,52 @@ def timeline(milestones_frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([planned, actual]).sort(
         "project_id", "seq", "track", descending=[False, False, True]
     )
+
+
+@dataclass(frozen=True)
+class TechTransferPage:
+    """Everything the tech transfer page shows before a project is picked, from one call."""
+
+    projects: pl.DataFrame  # dataset "tech_transfer_projects", with within_benchmark
+    project_ids: list[str]  # the milestones' project picker, in the table's order
+    active: int
+    milestones_late: int  # measure "milestones_late"
+    weeks_chart: pl.DataFrame  # project_id, product, weeks, basis (actual or planned)
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> TechTransferPage:
+    """The tech transfer page's model: projects in view against the engineering-batch
+    benchmark, active and late counts, weeks to engineering batch (actual, else planned)."""
+    actual = pl.col("weeks_to_engineering_batch")
+    high = ENGINEERING_BATCH_BENCHMARK_WEEKS[1]
+    found = projects(scope, filters, today).with_columns((actual <= high).alias("within_benchmark"))
+    weeks = found.select(
+        "project_id",
+        "product",
+        pl.coalesce(actual, "planned_weeks_to_engineering_batch").alias("weeks"),
+        pl.when(actual.is_null())
+        .then(pl.lit("planned"))
+        .otherwise(pl.lit("actual"))
+        .alias("basis"),
+    ).drop_nulls("weeks")
+    return TechTransferPage(
+        projects=found,
+        project_ids=found["project_id"].to_list(),
+        active=found.filter(pl.col("status") == "ACTIVE").height,
+        milestones_late=int(found["milestones_late"].sum()),
+        weeks_chart=weeks,
+    )
+
+
+@dataclass(frozen=True)
+class ProjectMilestones:
+    """The tech transfer page's milestones of the picked project."""
+
+    milestones: pl.DataFrame  # dataset "tech_transfer_milestones"
+    timeline: pl.DataFrame  # planned and actual spans, for a Gantt chart
+
+
+def project_milestones(scope: Scope, project_id: str, today: date) -> ProjectMilestones:
+    """One project's milestones with planned and actual spans, and their Gantt long form."""
+    steps = milestones(scope, [project_id], today)
+    return ProjectMilestones(milestones=steps, timeline=timeline(steps))

@@ -6,6 +6,7 @@ events (ETL redaction); the queries narrow that to the chosen products and perio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -17,6 +18,9 @@ from warehouse.scope import Scope
 
 # Convention: a training falls "due" this many days before its due date.
 DUE_SOON_DAYS = 30
+# Status → position on the matrix chart's colour scale (the page colours current green … missing
+# grey).
+STATUS_CODE = {"CURRENT": 0, "DUE": 1, "OVERDUE": 2, "MISSING": 3}
 
 OPERATOR_TRAINING_SQL = """
 WITH events AS (
@@ -100,3 +104,29 @@ def status_counts(training: pl.DataFrame) -> dict[str, int]:
     """Operator × SOP pairs per training status, every status present (zero when none)."""
     counts = dict(training.group_by("status").len().iter_rows())
     return {status: int(counts.get(status, 0)) for status in TRAINING_STATUSES}
+
+
+@dataclass(frozen=True)
+class TrainingPage:
+    """Everything the training page shows, from one call: frames, counts, chart data."""
+
+    gaps: pl.DataFrame  # dataset "training_gaps"
+    training: pl.DataFrame  # dataset "training_matrix"
+    operators: int
+    status_counts: dict[str, int]  # every status, in TRAINING_STATUSES order
+    matrix_chart: pl.DataFrame  # the matrix with each status's colour position as `code`
+
+
+def page_model(scope: Scope, filters: Filters, today: date) -> TrainingPage:
+    """The training page's model: steps done untrained, the operator × SOP matrix, its
+    operators and pairs per status."""
+    training = operator_training(scope, filters, today)
+    return TrainingPage(
+        gaps=training_gaps(scope, filters),
+        training=training,
+        operators=training["operator"].n_unique(),
+        status_counts=status_counts(training),
+        matrix_chart=training.with_columns(
+            pl.col("status").replace_strict(STATUS_CODE).alias("code")
+        ),
+    )
