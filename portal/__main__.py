@@ -1,5 +1,6 @@
 """Portal administration: python -m portal users add|disable|reset-password|list|create-auditor,
-python -m portal demo-users, python -m portal auditpack."""
+python -m portal tokens create|list|revoke|revoke-sponsor, python -m portal demo-users,
+python -m portal auditpack."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import argparse
 import getpass
 import sys
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
-from portal import auditpack_command, users
+from portal import auditpack_command, tokens, users
+from portal.store import utc_now
 
 
 def _day_start(text: str) -> datetime:
@@ -93,6 +96,110 @@ def _demo_users(args: argparse.Namespace) -> str:
     return f"created {passwords}" if created else "demo users already exist"
 
 
+def _minute(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}"
+
+
+def _create_token(args: argparse.Namespace) -> str:
+    out = Path(args.out)
+    # Checked before the token exists, so a refused file name leaves no orphan live token.
+    if out.exists() or out.is_symlink():
+        raise tokens.TokenError(f"{out} already exists; profile files are never overwritten")
+    token, secret = tokens.create(args.sponsor, args.label, args.expires, args.by)
+    try:
+        tokens.write_profile(out, tokens.profile(secret, args.endpoint, token))
+    except tokens.TokenError as refused:
+        tokens.revoke(token.token_id, args.by)
+        raise tokens.TokenError(f"{refused} (token {token.token_id} revoked unused)") from None
+    return (
+        f"profile for {token.sponsor_id} ({token.label}) written to {out}, token "
+        f"{token.token_id}, expires {token.expires_at:%Y-%m-%d %H:%M:%S} UTC\n"
+        "hand the file over securely: the secret in it is shown nowhere else"
+    )
+
+
+def _list_tokens(args: argparse.Namespace) -> str:
+    lines = ["id\tsponsor\tlabel\tcreated\tcreated_by\texpires\tlast_used\trevoked"]
+    for token in tokens.list_tokens(args.sponsor):
+        revoked = token.revoked_at and f"{_minute(token.revoked_at)} by {token.revoked_by}"
+        lines.append(
+            "\t".join(
+                (
+                    token.token_id,
+                    token.sponsor_id,
+                    token.label,
+                    _minute(token.created_at),
+                    token.created_by,
+                    str(token.expires_at.date()),
+                    _minute(token.last_used_at),
+                    revoked or "",
+                )
+            )
+        )
+    return "\n".join(lines)
+
+
+def _revoke_token(args: argparse.Namespace) -> str:
+    now = utc_now()
+    token = tokens.revoke(args.token_id, args.by, now)
+    if token.revoked_at != now:
+        return (
+            f"{token.token_id} was already revoked on {_minute(token.revoked_at)} UTC "
+            f"by {token.revoked_by}"
+        )
+    return f"revoked {token.token_id} ({token.sponsor_id}, {token.label})"
+
+
+def _revoke_sponsor(args: argparse.Namespace) -> str:
+    count = tokens.revoke_sponsor(args.sponsor, args.by)
+    return f"revoked {count} live token{'' if count == 1 else 's'} of {args.sponsor}"
+
+
+def _add_token_commands(commands: argparse._SubParsersAction) -> None:
+    token_commands = commands.add_parser(
+        "tokens",
+        help="manage the data share's API tokens",
+        description="API tokens for the sponsor data share (Delta Sharing). To end a "
+        "sponsor's access, revoke all its tokens: tokens revoke-sponsor SPONSOR.",
+    ).add_subparsers(dest="action", required=True)
+
+    create = token_commands.add_parser(
+        "create", help="new token, written into a Delta Sharing profile file (mode 0600)"
+    )
+    create.add_argument("--sponsor", required=True, help="sponsor id")
+    create.add_argument("--label", required=True, help="who uses it, e.g. 'NWT data team'")
+    create.add_argument(
+        "--expires",
+        required=True,
+        type=date.fromisoformat,
+        help="YYYY-MM-DD, live until the end of that day UTC (at most 2 years)",
+    )
+    create.add_argument(
+        "--endpoint",
+        default=tokens.DEFAULT_ENDPOINT,
+        help=f"the sharing server's URL (default {tokens.DEFAULT_ENDPOINT})",
+    )
+    create.add_argument("--out", required=True, help="profile file to write (never overwritten)")
+    create.set_defaults(run=_create_token)
+
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--sponsor", help="only this sponsor's tokens")
+    listing.set_defaults(run=_list_tokens)
+
+    revoke = token_commands.add_parser("revoke", help="revoke one token")
+    revoke.add_argument("token_id", metavar="ID", help="token id, as in tokens list")
+    revoke.set_defaults(run=_revoke_token)
+
+    revoke_sponsor = token_commands.add_parser(
+        "revoke-sponsor", help="revoke every live token of a sponsor (its access ends)"
+    )
+    revoke_sponsor.add_argument("sponsor", metavar="SPONSOR", help="sponsor id")
+    revoke_sponsor.set_defaults(run=_revoke_sponsor)
+
+    for sub in (create, revoke, revoke_sponsor):
+        sub.add_argument("--by", default=getpass.getuser(), help="recorded as who did it")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m portal", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -137,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--password-stdin", action="store_true", help="read it from stdin")
     for sub in (add, auditor):
         sub.add_argument("--by", default=getpass.getuser(), help="recorded as created_by")
+    _add_token_commands(commands)
     return root
 
 
@@ -144,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         outcome = args.run(args)
-    except users.UserError as refused:
+    except (users.UserError, tokens.TokenError) as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2
     if isinstance(outcome, int):  # auditpack prints as it goes and returns its exit code

@@ -22,7 +22,12 @@ EVENTS = (
     "EXPIRED",
     "AUDIT_PACK",  # an audit pack generated (page or CLI), with its content hash
     "DOWNLOAD",  # a generated audit pack downloaded, with its content hash
+    "TOKEN_CREATED",  # a data-share token issued (never its secret)
+    "TOKEN_REVOKED",
+    "API_REQUEST",  # a call to the sharing server, by a token
+    "FILE_FETCH",  # a shared Parquet file downloaded through a signed link
 )
+API_ROLE = "api"  # the role of an access-log entry made by a data-share token
 COLUMNS = (
     "id",
     "at",
@@ -64,6 +69,42 @@ def record(
                 principal.username if principal else username,
                 principal.role if principal else None,
                 principal.sponsor_id if principal else None,
+                event,
+                page,
+                None if filters is None else json.dumps(filters, sort_keys=True, default=str),
+                row_count,
+                content_hash,
+                detail,
+            ),
+        )
+
+
+def record_api(
+    event: str,
+    token: Any,
+    *,
+    page: str | None = None,
+    filters: dict[str, Any] | None = None,
+    row_count: int | None = None,
+    content_hash: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one entry made with a data-share token (portal.tokens.Token): its sponsor, so
+    that sponsor's QA sees the call, and "token <id> (<label>)" as who."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown access-log event {event!r}")
+    with connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO access_log (at, username, role, sponsor_id, event, page, filters_json,
+                row_count, content_hash, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                to_text(utc_now()),
+                f"token {token.token_id} ({token.label})",
+                API_ROLE,
+                token.sponsor_id,
                 event,
                 page,
                 None if filters is None else json.dumps(filters, sort_keys=True, default=str),

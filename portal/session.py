@@ -7,7 +7,6 @@ URL says decides who is signed in or which sponsor they see.
 from __future__ import annotations
 
 import os
-import secrets
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
 from portal import access_log, lockout
-from portal.store import utc_now
+from portal.store import data_root_key, utc_now
 from portal.users import Principal, get_user, principal_for, signable_credentials
 from warehouse import layout
 
@@ -70,23 +69,7 @@ def _configured_key() -> str | None:
 
 def _demo_key() -> str:
     """A key generated once per data root, so demo cookies survive restarts."""
-    path = layout.data_root() / DEMO_KEY_FILE
-    if not path.exists():
-        # Sessions of a fresh data root race here: the key is written whole to a file of this
-        # process's own, then linked into place, so a reader never sees a half-written key and
-        # the loser of the race reads the winner's.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mine = path.with_name(f"{DEMO_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        try:
-            os.link(mine, path)
-        except FileExistsError:
-            pass
-        finally:
-            mine.unlink()
-    return path.read_text().strip()
+    return data_root_key(DEMO_KEY_FILE)
 
 
 def cookie_key(mode: str) -> str:

@@ -1,7 +1,10 @@
-"""The portal's own SQLite store: users, access log, sign-in failures (layout.portal_db())."""
+"""The portal's own SQLite store: users, access log, sign-in failures, API tokens
+(layout.portal_db())."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +60,24 @@ CREATE TABLE IF NOT EXISTS signin_failure (
     first_at     TEXT NOT NULL,
     locked_until TEXT
 );
+-- Sharing API tokens (portal/tokens.py): only the SHA-256 of each secret is kept.
+CREATE TABLE IF NOT EXISTS api_token (
+    token_id     TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    sponsor_id   TEXT NOT NULL,
+    label        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT,
+    revoked_by   TEXT
+);
+CREATE INDEX IF NOT EXISTS api_token_sponsor_label ON api_token (sponsor_id, label);
+-- A revoked token stays revoked, and who revoked it stays on record.
+CREATE TRIGGER IF NOT EXISTS api_token_revocation_is_final
+BEFORE UPDATE OF revoked_at, revoked_by ON api_token WHEN OLD.revoked_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a revoked token stays revoked'); END;
 """
 
 
@@ -89,3 +110,25 @@ def connect() -> Iterator[sqlite3.Connection]:
             yield conn
     finally:
         conn.close()
+
+
+def data_root_key(filename: str) -> str:
+    """A random key generated once per data root and kept in `filename` there (0600), so
+    every process on the data root uses the same one and restarts keep it."""
+    path = layout.data_root() / filename
+    if not path.exists():
+        # Processes of a fresh data root race here: the key is written whole to a file of this
+        # process's own, then linked into place, so a reader never sees a half-written key and
+        # the loser of the race reads the winner's.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mine = path.with_name(f"{filename}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(mine, path)
+        except FileExistsError:
+            pass
+        finally:
+            mine.unlink()
+    return path.read_text().strip()

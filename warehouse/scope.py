@@ -244,10 +244,11 @@ def open_demo_scope(sponsor_id: str | None = None) -> Scope:
     return open_sponsor_scope(root, sponsor_id)
 
 
-def _check_partition_files(info: SnapshotInfo, sponsor_id: str) -> None:
-    """Refuse a sponsor partition whose files are not exactly the ones the manifest lists for
-    that sponsor, each of the size it was written with: a file copied in by hand, by a bad
-    run or by an attacker is never read, whatever its label says."""
+def partition_files(info: SnapshotInfo, sponsor_id: str) -> dict[str, dict]:
+    """The sponsor's files of the snapshot ("table/sponsor_id=S/part-0.parquet" -> manifest
+    entry: table, rows, bytes, sha256), refusing a partition whose files are not exactly the
+    ones the manifest lists for that sponsor, each of the size it was written with: a file
+    copied in by hand, by a bad run or by an attacker is never read, whatever its label says."""
     listed = {
         name: entry
         for name, entry in _manifest(info.path)["files"].items()
@@ -256,6 +257,8 @@ def _check_partition_files(info: SnapshotInfo, sponsor_id: str) -> None:
     present = {}
     for table in TABLES:
         directory = layout.partition_dir(info.path, table.name, sponsor_id)
+        if not directory.is_dir():
+            raise ScopeError("The published snapshot is incomplete for this sponsor.")
         for entry in directory.iterdir():
             name = f"{table.name}/{directory.name}/{entry.name}"
             present[name] = entry.stat().st_size if entry.is_file() else -1
@@ -266,6 +269,11 @@ def _check_partition_files(info: SnapshotInfo, sponsor_id: str) -> None:
     )
     if set(present) != set(listed) or sizes_differ:
         raise ScopeError("The published snapshot failed its integrity check for this sponsor.")
+    return listed
+
+
+def _check_partition_files(info: SnapshotInfo, sponsor_id: str) -> None:
+    partition_files(info, sponsor_id)
 
 
 def _check_partition_labels(scope: Scope) -> None:

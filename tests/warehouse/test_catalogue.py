@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 
 from portal import access_log, users
+from portal.auditpack_command import CLI_ROLE
 from portal.widgets import export_csv, export_frame, export_xlsx
 from tests.page_b_checks import run_wide
 from tests.page_harness import principal, script_path
@@ -140,7 +141,7 @@ CODES = {
     c.EVENT_TERM: contract.NOTIFIABLE_EVENTS,
     c.NOTIFICATION_OUTCOME: c.NOTIFICATION_OUTCOMES,
     **{col: _codes("agreement_term", "obligation") for col in c.AGREED_OBLIGATIONS},
-    c.USER_ROLE: users.ROLES,
+    c.USER_ROLE: (*users.ROLES, access_log.API_ROLE, CLI_ROLE),
     c.ACCESS_EVENT: access_log.EVENTS,
 }
 
@@ -276,7 +277,7 @@ LOGGED = {"id": 7, "at": "2026-11-02T09:30:00.000000+00:00", "username": "rita",
 
 
 def test_the_portals_roles_and_logged_events_all_have_words() -> None:
-    assert set(c.ROLE_WORDS) == set(users.ROLES)
+    assert set(c.ROLE_WORDS) == {*users.ROLES, access_log.API_ROLE, CLI_ROLE}
     assert set(c.ACCESS_EVENT_WORDS) == set(access_log.EVENTS)
     frame = access_log.entries_frame([LOGGED])
     assert frame["at"].to_list() == [datetime(2026, 11, 2, 9, 30)]

@@ -865,18 +865,21 @@ KPI_COMPLETENESS = Column("completeness", "Data completeness", "Share of the rec
 
 # --- the portal's own records: users and the access log (portal.users, portal.access_log) ----
 
-# The portal's roles (portal.users.ROLES) and access-log events (portal.access_log.EVENTS);
+# The portal's roles (portal.users.ROLES, and the data share's tokens) and access-log events
+# (portal.access_log.EVENTS);
 # tests/warehouse/test_catalogue.py checks these words cover exactly those codes.
 ROLE_WORDS = {
     "sponsor_qa": "Sponsor QA", "auditor": "Auditor", "cmo_quality": "CMO quality",
     "cmo_management": "CMO management", "bd_demo": "Business development (demo plant)",
-    "admin": "Administrator",
+    "admin": "Administrator", "api": "Data-share token", "command_line": "Server command line",
 }  # fmt: skip
 ACCESS_EVENT_WORDS = {
     "SIGN_IN": "Signed in", "SIGN_IN_FAILED": "Sign-in failed", "SIGN_OUT": "Signed out",
     "LOCKED": "Locked out", "TIMEOUT": "Timed out", "PAGE_VIEW": "Viewed a page",
     "EXPORT": "Exported", "EXPIRED": "Access ended", "AUDIT_PACK": "Generated an audit pack",
-    "DOWNLOAD": "Downloaded an audit pack",
+    "DOWNLOAD": "Downloaded an audit pack", "TOKEN_CREATED": "Issued a data-share token",
+    "TOKEN_REVOKED": "Revoked a data-share token", "API_REQUEST": "Called the data share",
+    "FILE_FETCH": "Downloaded a shared file",
 }  # fmt: skip
 USERNAME = Column("username", "Username", "The sign-in name.", "id", key=True)
 USER_NAME = Column("display_name", "Name", "The person's full name.", "text")

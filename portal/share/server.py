@@ -1,0 +1,324 @@
+"""The sharing server: the Delta Sharing protocol (PROTOCOL.md of delta-io/delta-sharing,
+"parquet" response format) over each sponsor's partition of the current snapshot.
+
+Every request carries a bearer token; the token alone names the sponsor (portal.tokens), so a
+request can only ever reach that sponsor's share. Anything else (another sponsor's share, a
+table that does not exist, a file outside the partition) is the same 404. File URLs are the
+server's own, signed and short-lived (portal.share.signing). Each call and each file fetched
+is written to the access log with the token's sponsor, so that sponsor's QA sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from portal import access_log, tokens
+from portal.share import signing
+from portal.share.tables import (
+    SCHEMA,
+    TABLE_NAMES,
+    SharedFile,
+    SponsorShare,
+    file_id,
+    schema_string,
+    sponsor_share,
+    table_id,
+)
+from portal.store import utc_now
+from warehouse.scope import ScopeError
+
+PREFIX = "/delta-sharing"
+NDJSON = "application/x-ndjson; charset=utf-8"
+MAX_PAGE = 500
+
+
+class ShareError(Exception):
+    """An answer other than 200, in the protocol's error shape."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "Not found, or not shared with this token.")
+
+
+def _not_found() -> ShareError:
+    return ShareError(404, *NOT_FOUND)
+
+
+def _bearer(request: Request) -> tokens.Token:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    token = tokens.authenticate(secret.strip()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise ShareError(401, "UNAUTHENTICATED", "The bearer token is missing, unknown, "
+                         "expired or revoked.")  # fmt: skip
+    return token
+
+
+Bearer = Annotated[tokens.Token, Depends(_bearer)]
+
+
+def _page(items: list[dict], max_results: int | None, page_token: str | None) -> dict:
+    """One page of `items` (PROTOCOL.md: maxResults, pageToken, nextPageToken)."""
+    start = 0
+    if page_token:
+        try:
+            start = int(base64.urlsafe_b64decode(page_token.encode()).decode())
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ShareError(400, "INVALID_PARAMETER_VALUE", "pageToken is not one this "
+                             "server issued.") from None  # fmt: skip
+        if start < 0:
+            raise ShareError(400, "INVALID_PARAMETER_VALUE", "pageToken is not valid.")
+    if max_results is not None and max_results < 0:
+        raise ShareError(400, "INVALID_PARAMETER_VALUE", "maxResults must not be negative.")
+    size = MAX_PAGE if max_results is None else min(max_results, MAX_PAGE)
+    body: dict[str, Any] = {"items": items[start : start + size]}
+    if start + size < len(items):
+        body["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+    return body
+
+
+def _ndjson(lines: Iterable[dict], version: int) -> Response:
+    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    return Response(text, media_type=NDJSON, headers={"delta-table-version": str(version)})
+
+
+def create_app(warehouse_root: Path) -> FastAPI:
+    """The sharing server over one warehouse root (stateless: run as many copies as needed)."""
+    app = FastAPI(
+        title="Sponsor Portal data share",
+        description="Each sponsor's own quality data, by the Delta Sharing protocol.",
+        version="1",
+    )
+    key = signing.signing_key()
+
+    @app.exception_handler(ShareError)
+    async def _share_error(_: Request, error: ShareError) -> JSONResponse:
+        return JSONResponse({"errorCode": error.code, "message": error.message}, error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = "RESOURCE_DOES_NOT_EXIST" if error.status_code == 404 else "INVALID_REQUEST"
+        message = NOT_FOUND[1] if error.status_code == 404 else str(error.detail)
+        return JSONResponse({"errorCode": code, "message": message}, error.status_code)
+
+    def share_of(token: tokens.Token) -> SponsorShare:
+        try:
+            share = sponsor_share(warehouse_root, token.sponsor_id)
+        except ScopeError:
+            raise ShareError(503, "SNAPSHOT_UNAVAILABLE", "The published snapshot failed its "
+                             "integrity check; the CMO has been told.") from None  # fmt: skip
+        if share is None:
+            raise _not_found()
+        return share
+
+    def own_share(share: str, token: tokens.Token) -> SponsorShare:
+        if share.lower() != token.sponsor_id.lower():
+            raise _not_found()
+        return share_of(token)
+
+    def own_table(share: str, schema: str, table: str, token: tokens.Token) -> SponsorShare:
+        found = own_share(share, token)
+        if schema.lower() != SCHEMA or table.lower() not in TABLE_NAMES:
+            raise _not_found()
+        return found
+
+    def log(request: Request, token: tokens.Token, **fields: Any) -> None:
+        access_log.record_api("API_REQUEST", token, page=request.url.path, **fields)
+
+    def share_item(token: tokens.Token) -> dict:
+        return {"name": token.sponsor_id, "id": table_id(token.sponsor_id, "")}
+
+    def table_item(token: tokens.Token, table: str) -> dict:
+        return {"name": table, "schema": SCHEMA, "share": token.sponsor_id,
+                "shareId": table_id(token.sponsor_id, ""),
+                "id": table_id(token.sponsor_id, table)}  # fmt: skip
+
+    @app.get(f"{PREFIX}/shares")
+    def list_shares(
+        request: Request,
+        *,
+        maxResults: int | None = None,  # noqa: N803 (the protocol's names)
+        pageToken: str | None = None,  # noqa: N803
+        token: Bearer,
+    ) -> dict:
+        share_of(token)
+        log(request, token)
+        return _page([share_item(token)], maxResults, pageToken)
+
+    @app.get(f"{PREFIX}/shares/{{share}}")
+    def get_share(request: Request, share: str, token: Bearer) -> dict:
+        own_share(share, token)
+        log(request, token)
+        return {"share": share_item(token)}
+
+    @app.get(f"{PREFIX}/shares/{{share}}/schemas")
+    def list_schemas(
+        request: Request,
+        share: str,
+        *,
+        maxResults: int | None = None,  # noqa: N803
+        pageToken: str | None = None,  # noqa: N803
+        token: Bearer,
+    ) -> dict:
+        own_share(share, token)
+        log(request, token)
+        return _page([{"name": SCHEMA, "share": token.sponsor_id}], maxResults, pageToken)
+
+    @app.get(f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables")
+    def list_tables(
+        request: Request,
+        share: str,
+        schema: str,
+        *,
+        maxResults: int | None = None,  # noqa: N803
+        pageToken: str | None = None,  # noqa: N803
+        token: Bearer,
+    ) -> dict:
+        own_share(share, token)
+        if schema.lower() != SCHEMA:
+            raise _not_found()
+        log(request, token)
+        items = [table_item(token, t) for t in TABLE_NAMES]
+        return _page(items, maxResults, pageToken)
+
+    @app.get(f"{PREFIX}/shares/{{share}}/all-tables")
+    def list_all_tables(
+        request: Request,
+        share: str,
+        *,
+        maxResults: int | None = None,  # noqa: N803
+        pageToken: str | None = None,  # noqa: N803
+        token: Bearer,
+    ) -> dict:
+        own_share(share, token)
+        log(request, token)
+        items = [table_item(token, t) for t in TABLE_NAMES]
+        return _page(items, maxResults, pageToken)
+
+    @app.api_route(
+        f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/version",
+        methods=["GET", "HEAD"],
+    )
+    def table_version(
+        request: Request, share: str, schema: str, table: str,
+        token: Bearer,
+    ) -> Response:  # fmt: skip
+        found = own_table(share, schema, table, token)
+        log(request, token)
+        return Response(headers={"delta-table-version": str(found.version)})
+
+    @app.head(f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}")
+    def table_version_deprecated(
+        request: Request, share: str, schema: str, table: str,
+        token: Bearer,
+    ) -> Response:  # fmt: skip
+        return table_version(request, share, schema, table, token)
+
+    def metadata(found: SponsorShare, table: str) -> list[dict]:
+        files = found.files[table]
+        return [
+            {"protocol": {"minReaderVersion": 1}},
+            {"metaData": {
+                "id": table_id(found.sponsor_id, table), "name": table,
+                "format": {"provider": "parquet"},
+                "schemaString": schema_string(found, table), "partitionColumns": [],
+                "size": sum(f.size for f in files), "numFiles": len(files),
+            }},
+        ]  # fmt: skip
+
+    @app.get(f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/metadata")
+    def table_metadata(
+        request: Request, share: str, schema: str, table: str,
+        token: Bearer,
+    ) -> Response:  # fmt: skip
+        found = own_table(share, schema, table, token)
+        log(request, token, detail=f"table {table.lower()}")
+        return _ndjson(metadata(found, table.lower()), found.version)
+
+    def file_action(request: Request, token: tokens.Token, file: SharedFile, now: float) -> dict:
+        expires = int(now) + signing.URL_LIFETIME_SECONDS
+        part = file.name.rsplit("/", 1)[-1]
+        name = f"{file.table}/{part}"
+        sig = signing.signature(key, token.token_id, name, expires)
+        base = str(request.base_url).rstrip("/")
+        url = (f"{base}{PREFIX}/files/{quote(token.token_id)}/{quote(file.table)}/"
+               f"{quote(part)}?expires={expires}&signature={sig}")  # fmt: skip
+        return {"file": {
+            "url": url, "id": file_id(file), "partitionValues": {}, "size": file.size,
+            "stats": json.dumps({"numRecords": file.rows}), "expirationTimestamp": expires * 1000,
+        }}  # fmt: skip
+
+    @app.post(f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/query")
+    async def query_table(
+        request: Request, share: str, schema: str, table: str,
+        token: Bearer,
+    ) -> Response:  # fmt: skip
+        found = own_table(share, schema, table, token)
+        body = await _json_body(request)
+        if body.get("startingVersion") is not None or body.get("timestamp") is not None:
+            raise ShareError(400, "INVALID_PARAMETER_VALUE", "Only the current snapshot is "
+                             "shared: history and change data feed are not.")  # fmt: skip
+        version = body.get("version")
+        if version is not None and version != found.version:
+            raise ShareError(400, "INVALID_PARAMETER_VALUE", f"Only version {found.version} "
+                             "(the current snapshot) is shared.")  # fmt: skip
+        now = time.time()
+        name = table.lower()
+        files = found.files[name]
+        lines = [*metadata(found, name), *(file_action(request, token, f, now) for f in files)]
+        log(request, token, row_count=sum(f.rows for f in files), detail=f"table {name}, "
+            f"{len(files)} file(s) listed, snapshot {found.snapshot.run_id}")  # fmt: skip
+        return _ndjson(lines, found.version)
+
+    @app.api_route(f"{PREFIX}/files/{{token_id}}/{{table}}/{{part}}", methods=["GET", "HEAD"])
+    def fetch_file(
+        request: Request, token_id: str, table: str, part: str, expires: int = 0,
+        signature: str = "",
+    ) -> Response:  # fmt: skip
+        name = f"{table}/{part}"
+        if not signing.valid(key, token_id, name, expires, signature, time.time()):
+            raise ShareError(403, "PERMISSION_DENIED", "This file link is not valid or has "
+                             "expired; query the table again for a fresh one.")  # fmt: skip
+        token = tokens.get(token_id)
+        if token is None or not token.live(utc_now()):
+            raise ShareError(401, "UNAUTHENTICATED", "The token this link was issued to is "
+                             "expired or revoked.")  # fmt: skip
+        found = share_of(token)
+        wanted = f"{table}/sponsor_id={token.sponsor_id}/{part}"
+        file = next((f for f in found.files.get(table, []) if f.name == wanted), None)
+        if file is None:
+            raise _not_found()
+        if request.method == "GET" and "range" not in request.headers:
+            access_log.record_api("FILE_FETCH", token, page=request.url.path,
+                                  row_count=file.rows, content_hash=file.sha256,
+                                  detail=f"table {table}, {file.size} bytes")  # fmt: skip
+        return FileResponse(found.path(file), media_type="application/octet-stream")
+
+    return app
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ShareError(400, "MALFORMED_REQUEST", "The request body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise ShareError(400, "MALFORMED_REQUEST", "The request body must be a JSON object.")
+    return body
