@@ -9,7 +9,7 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -17,7 +17,7 @@ import polars as pl
 from etl.redact import MaskedText, mask_shared_text
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
-    RECURRENCE_WINDOW_DAYS,
+    RECURRENCE_WINDOW,
     SITE_PARTITION,
     TABLES,
     TABLES_BY_NAME,
@@ -505,22 +505,25 @@ def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _deviation(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """is_recurrence (DOMAIN.md KPI 7): recurrence_of names a deviation raised at most
-    RECURRENCE_WINDOW_DAYS before this one's awareness. Judged here, from every deviation of
-    the site, because routing blanks recurrence_of where the earlier one is not visible.
+    """is_recurrence (DOMAIN.md KPI 7): recurrence_of names a deviation raised within the 12
+    calendar months before this one's awareness (RECURRENCE_WINDOW: on or after the same day
+    12 months earlier, not after this one). Judged here, from every deviation of the site,
+    because routing blanks recurrence_of where the earlier one is not visible.
     """
     earlier = v["deviation"].select(
         pl.col("deviation_id").alias("recurrence_of"), pl.col("awareness_at").alias("__earlier")
     )
-    since = pl.col("awareness_at") - pl.col("__earlier")
-    window = timedelta(days=RECURRENCE_WINDOW_DAYS)
+    window_start = pl.col("awareness_at").dt.offset_by(f"-{RECURRENCE_WINDOW}").dt.date()
+    within = (pl.col("__earlier") <= pl.col("awareness_at")) & (
+        pl.col("__earlier").dt.date() >= window_start
+    )
     return (
         v["deviation"]
         .join(earlier, on="recurrence_of", how="left", maintain_order="left")
         .with_columns(
             _days(pl.col("closed_at"), pl.col("awareness_at")).alias("days_to_close"),
             (pl.col("closed_at").dt.date() <= pl.col("original_due")).alias("closed_on_time"),
-            since.is_between(timedelta(0), window).fill_null(False).alias("is_recurrence"),
+            within.fill_null(False).alias("is_recurrence"),
         )
         .drop("__earlier")
     )

@@ -29,8 +29,9 @@ VERIFIED_EVENT_TYPES = ("DISPENSE", "STEP", "IPC", "REVIEW")
 # DOMAIN.md convention: an in-process entry recorded over 1 h after it was performed is late.
 LATE_ENTRY_MINUTES = 60
 # DOMAIN.md KPI 7: a deviation is a recurrence when the one it recurs was raised within the
-# prior 12 months (365 days) of it.
-RECURRENCE_WINDOW_DAYS = 365
+# prior 12 calendar months of it (on or after the same day 12 months before: a leap day
+# between makes it 366 days), as a polars duration.
+RECURRENCE_WINDOW = "12mo"
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR")
 DEVIATION_STATUSES = ("OPEN", "ASSESSMENT", "INVESTIGATION", "PENDING_QA", "CLOSED", "CANCELLED")
 ROOT_CAUSES = (

@@ -727,9 +727,11 @@ def disposition_cycle_time(
     *,
     min_completeness: float = COMPLETENESS_THRESHOLD,
 ) -> KpiResult:
-    """KPI 13: sponsor decision − manufacturing end (published `cycle_time_days`) of lots the
-    sponsor decided in the period: median as the value, p90 in `extra`."""
-    decided = batches.filter(_on("sponsor_decided_at", start, end))
+    """KPI 13: sponsor release − manufacturing end (published `cycle_time_days`) of lots the
+    sponsor released (APPROVED) in the period: median as the value, p90 in `extra`."""
+    decided = batches.filter(
+        _on("sponsor_decided_at", start, end) & (pl.col("sponsor_decision") == "APPROVED")
+    )
     days = decided["cycle_time_days"].drop_nulls()
     return _result(
         "disposition_cycle_time",
@@ -737,7 +739,7 @@ def disposition_cycle_time(
         decided.height,
         complete=days.len(),
         population=decided.height,
-        lacking="decided lots lack a manufacturing end",
+        lacking="released lots lack a manufacturing end",
         min_completeness=min_completeness,
         value=days.median() if days.len() else None,
         ratio=False,
@@ -746,9 +748,10 @@ def disposition_cycle_time(
 
 
 def cycle_time_trend(batches: pl.DataFrame) -> pl.DataFrame:
-    """KPI 13 per month of sponsor decision: median cycle time and lots measured."""
+    """KPI 13 per month of sponsor release: median cycle time and lots measured."""
     return (
-        batches.drop_nulls("cycle_time_days")
+        batches.filter(pl.col("sponsor_decision") == "APPROVED")
+        .drop_nulls("cycle_time_days")
         .with_columns(pl.col("sponsor_decided_at").dt.truncate("1mo").dt.date().alias("month"))
         .group_by("month")
         .agg(

@@ -26,10 +26,13 @@ def test_status_funnel_counts_in_lifecycle_order() -> None:
 
 def test_cycle_time_trend_is_the_monthly_median_of_released_batches() -> None:
     # DOMAIN.md KPI 13: sponsor release − manufacturing end; median per month of release.
+    # A lot the sponsor rejected (20 days) is no release and is not measured.
     batches = pl.DataFrame({
+        "sponsor_decision": ["APPROVED", "APPROVED", "APPROVED", "APPROVED", None, "REJECTED"],
         "sponsor_decided_at": [datetime(2026, 3, 2), datetime(2026, 3, 30),
-                               datetime(2026, 3, 15), datetime(2026, 4, 1), None],
-        "cycle_time_days": [4.0, 10.0, 6.0, 3.5, None],
+                               datetime(2026, 3, 15), datetime(2026, 4, 1), None,
+                               datetime(2026, 3, 20)],
+        "cycle_time_days": [4.0, 10.0, 6.0, 3.5, None, 20.0],
     })  # fmt: skip
     trend = cycle_time_trend(batches)
     assert trend.rows() == [(date(2026, 3, 1), 6.0, 3), (date(2026, 4, 1), 3.5, 1)]

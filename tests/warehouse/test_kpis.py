@@ -376,13 +376,14 @@ def test_apr_on_time_is_reviews_completed_by_original_due_over_reviews_due() -> 
     assert (result.numerator, result.denominator) == (1, 3)
 
 
-def test_disposition_cycle_time_is_the_median_and_p90_of_sponsor_decision_minus_mfg_end() -> None:
-    # Decided by the sponsor in March: L1 7 d, L2 13 d, L6 7 d, L7 4 d -> sorted 4, 7, 7, 13.
-    # Median = (7 + 7) / 2 = 7; p90 (linear) = 7 + 0.7 * (13 - 7) = 11.2.
+def test_disposition_cycle_time_is_the_median_and_p90_of_sponsor_release_minus_mfg_end() -> None:
+    # Released by the sponsor in March: L1 7 d, L2 13 d, L7 4 d -> sorted 4, 7, 13; L6, which
+    # the sponsor rejected, is not a release (DOMAIN.md KPI 13: sponsor release - mfg end).
+    # Median = 7; p90 (linear) = 7 + 0.8 * (13 - 7) = 11.8.
     result = kpis.disposition_cycle_time(_lots(), START, END)
     assert result.value == 7.0
-    assert result.extra["p90"] == pytest.approx(11.2)
-    assert (result.numerator, result.denominator) == (4, 4)
+    assert result.extra["p90"] == pytest.approx(11.8)
+    assert (result.numerator, result.denominator) == (3, 3)
 
 
 def test_late_entry_rate_is_events_recorded_after_the_threshold_over_events() -> None:
@@ -553,8 +554,8 @@ SOURCE_SQL = {
                   AND (:sponsor IS NULL OR b.sponsor_id = :sponsor))""",
     "recurring_deviation_rate": """
         SELECT coalesce(sum(e.deviation_id IS NOT NULL
-                   AND julianday(d.awareness_at) - julianday(e.awareness_at)
-                       BETWEEN 0 AND 365), 0),
+                   AND e.awareness_at <= d.awareness_at
+                   AND date(e.awareness_at) >= date(d.awareness_at, '-12 months')), 0),
                count(*)
         FROM deviation AS d
         LEFT JOIN deviation AS e ON e.deviation_id = d.recurrence_of

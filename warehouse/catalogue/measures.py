@@ -218,11 +218,11 @@ _MEASURES = (
         "date."),
     Measure(
         13, "disposition_cycle_time", "Disposition cycle time (median)",
-        "Sponsor decision − manufacturing end, in days: median (p50) and p90.",
-        "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
+        "Sponsor release − manufacturing end, in days: median (p50) and p90.",
+        "DOMAIN.md KPI 13", "lots the sponsor released in the period",
         "lots without a manufacturing end (they lower completeness)", "days", False,
         function="warehouse.kpis:disposition_cycle_time",
-        completeness="Lots the sponsor decided in the period that have a manufacturing end.",
+        completeness="Lots the sponsor released in the period that have a manufacturing end.",
         target=Target(14, at_least=False)),
     Measure(
         14, "prior_approval_compliance", "Prior-approval compliance",
@@ -289,12 +289,12 @@ _MEASURES = (
         target=Target(5, at_least=False)),
     Measure(
         None, "disposition_cycle_time_p90", "Disposition cycle time (p90)",
-        "Sponsor decision − manufacturing end, in days: the 90th percentile (9 lots in 10 "
-        "were decided within it).",
-        "DOMAIN.md KPI 13", "lots the sponsor decided in the period",
+        "Sponsor release − manufacturing end, in days: the 90th percentile (9 lots in 10 "
+        "were released within it).",
+        "DOMAIN.md KPI 13", "lots the sponsor released in the period",
         "lots without a manufacturing end (they lower completeness)", "days", False,
         function="warehouse.kpis:disposition_cycle_time",
-        completeness="Lots the sponsor decided in the period that have a manufacturing end.",
+        completeness="Lots the sponsor released in the period that have a manufacturing end.",
         target=Target(21, at_least=False)),
     Measure(
         None, "pending_change_approvals", "Pending change approvals",

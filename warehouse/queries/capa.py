@@ -129,6 +129,23 @@ def effectiveness_checks(scope: Scope, capa_numbers: list[str]) -> pl.DataFrame:
     return scope.frame("capa effectiveness checks", EFFECTIVENESS_SQL, {"capas": capa_numbers})
 
 
+CHECKS_IN_PERIOD_SQL = f"""
+WITH {CAPA_PRODUCT_SQL}
+SELECT k.check_id, k.checked_at, k.result
+FROM capa_effectiveness AS k
+WHERE k.checked_at::DATE BETWEEN $start AND $end
+  AND (len($products::VARCHAR[]) = 0 OR k.capa_id IN (
+        SELECT capa_id FROM capa_product
+        WHERE list_contains($products::VARCHAR[], product_id)))
+"""
+
+
+def checks_in_period(scope: Scope, filters: Filters) -> pl.DataFrame:
+    """Effectiveness checks completed in the period on CAPAs touching these products, whatever
+    the CAPA's state (KPI 11's population: a check may follow the CAPA's closure)."""
+    return scope.frame("capa checks in period", CHECKS_IN_PERIOD_SQL, filters.params())
+
+
 def aging(capas_frame: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
     """Open CAPAs per age bucket and overdue: KPI 10 as warehouse.kpis computes it."""
     return kpis.capa_aging(capas_frame, today or clock.today())
@@ -162,7 +179,7 @@ def page_model(scope: Scope, filters: Filters, today: date) -> CapaPage:
         overdue=kpis.overdue_capas(found, today),
         on_time_original=kpis.capa_on_time_closure(found, start, end, today, due="original_due"),
         on_time_current=kpis.capa_on_time_closure(found, start, end, today, due="current_due"),
-        effectiveness=kpis.capa_effectiveness_rate(checks, start, end),
+        effectiveness=kpis.capa_effectiveness_rate(checks_in_period(scope, filters), start, end),
         aging_chart=aging_chart(found, today),
         extensions=capa_extensions(scope, numbers),
         checks=checks,
