@@ -91,7 +91,8 @@ elif step == "CAPA aging":
         category_orders={"bucket": list(kpis.AGE_BUCKETS), "state": states},
         color_discrete_map=dict(zip(states, ("#d62728", "#1f77b4"), strict=True))),
         dataset="capa_aging", labels={"capas": "Open CAPAs", "state": ""})  # fmt: skip
-    st.metric("Overdue CAPAs", shown.overdue.height)
+    overdue = catalogue.measure("overdue_capas")
+    st.metric(overdue.name, shown.overdue.height, help=overdue.help)
     table(shown.overdue, "capas")
 
 elif step == "Change awaiting approval":

@@ -25,8 +25,8 @@ if model.events.is_empty() and model.changes.is_empty():
 
 timeliness, prior = model.timeliness, model.prior_approval
 cols = st.columns(3)
-cols[0].metric("Notified within the agreed time", timeliness.display(), help=timeliness.tooltip())
-cols[1].metric("Prior approval before effective", prior.display(), help=prior.tooltip())
+for col, result in zip(cols, (timeliness, prior), strict=False):
+    col.metric(result.definition.name, result.display(), help=result.tooltip())
 cols[2].metric("Breaches", model.breaches.height)
 
 if model.breaches.is_empty():

@@ -56,7 +56,7 @@ else:
     for col, (outcome, count) in zip(cols, model.oos_outcomes.items(), strict=False):
         col.metric(outcome_column.word(outcome), count)
     rate = model.invalidated_oos_rate
-    cols[-1].metric("Invalidated OOS rate", rate.display(), help=rate.tooltip())
+    cols[-1].metric(rate.definition.name, rate.display(), help=rate.tooltip())
     chart(scope, "deviations:oos", model.oos_by_outcome, lambda data: px.bar(
         data, x="outcome", y="investigations", color="test_type",
         category_orders={"outcome": outcome_column.ordered_words},
