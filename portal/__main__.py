@@ -105,7 +105,10 @@ def _create_token(args: argparse.Namespace) -> str:
     # Checked before the token exists, so a refused file name leaves no orphan live token.
     if out.exists() or out.is_symlink():
         raise tokens.TokenError(f"{out} already exists; profile files are never overwritten")
-    token, secret = tokens.create(args.sponsor, args.label, args.expires, args.by)
+    try:
+        token, secret = tokens.create(args.sponsor, args.label, args.expires, args.by)
+    except tokens.LabelFull as full:
+        raise tokens.TokenError(f"{full}: python -m portal tokens revoke {full.oldest}") from None
     try:
         tokens.write_profile(out, tokens.profile(secret, args.endpoint, token))
     except tokens.TokenError as refused:

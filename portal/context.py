@@ -77,6 +77,15 @@ def site_scope() -> Scope:
     return _open(None)
 
 
+def published_sponsors() -> list[str]:
+    """The sponsors of the current snapshot of the session's warehouse, for CMO staff and the
+    administrator (who reads no sponsor's data: only the snapshot's list of sponsors)."""
+    if current_principal().role not in CMO_ROLES | {"admin"}:
+        st.error("This page is for CMO staff and the administrator.")
+        st.stop()
+    return published_sponsor_ids(warehouse_root())
+
+
 def demo_scope(sponsor_id: str) -> Scope:
     """A demo-plant sponsor's confined scope, whatever warehouse the session reads (BD tour).
 

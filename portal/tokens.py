@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import polars as pl
 
 from portal import access_log
 from portal.store import connect, from_text, to_text, utc_now
@@ -26,16 +29,28 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8800/delta-sharing"
 PROFILE_VERSION = 1
 MAX_LABEL_LENGTH = 80
 MAX_YEARS_AHEAD = 2
+# What the portal's form proposes: a year, so a token is renewed at least at each annual review.
+DEFAULT_YEARS_AHEAD = 1
 # Two live tokens per (sponsor, label): the current one and its replacement during a rotation.
 MAX_LIVE_PER_LABEL = 2
 # authenticate() records use at this resolution, so a busy client does not write on every call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The access log's role for token changes made outside any sign-in (as for CLI audit packs).
 OPERATOR_ROLE = "command_line"
+# A token's state at a moment (Token.state); the catalogue gives each its words.
+STATES = ("LIVE", "EXPIRED", "REVOKED")
 
 
 class TokenError(ValueError):
     """A token request refused, with a reason a CMO operator can act on."""
+
+
+class LabelFull(TokenError):
+    """A third live token for one sponsor and label; `oldest` is the one to revoke first."""
+
+    def __init__(self, message: str, oldest: str) -> None:
+        super().__init__(message)
+        self.oldest = oldest
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,12 @@ class Token:
     def live(self, now: datetime) -> bool:
         """True when not revoked and not past the end of its expiry day."""
         return self.revoked_at is None and now <= self.expires_at
+
+    def state(self, now: datetime) -> str:
+        """One of STATES: revoked first (a revoked token stays so), then expired, else live."""
+        if self.revoked_at is not None:
+            return "REVOKED"
+        return "LIVE" if self.live(now) else "EXPIRED"
 
 
 def _hash(secret: str) -> str:
@@ -84,7 +105,8 @@ def _moment(now: datetime | None) -> datetime:
     return now
 
 
-def _years_later(day: date, years: int) -> date:
+def years_later(day: date, years: int) -> date:
+    """The same day `years` later (28 February for 29 February), e.g. a default expiry."""
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
@@ -102,7 +124,7 @@ def _check(sponsor_id: str, label: str, expires: date, now: datetime) -> None:
     today = now.astimezone(UTC).date()
     if expires < today:
         raise TokenError(f"the expiry date {expires} is in the past")
-    latest = _years_later(today, MAX_YEARS_AHEAD)
+    latest = years_later(today, MAX_YEARS_AHEAD)
     if expires > latest:
         raise TokenError(
             f"the expiry date {expires} is more than {MAX_YEARS_AHEAD} years ahead; "
@@ -110,9 +132,9 @@ def _check(sponsor_id: str, label: str, expires: date, now: datetime) -> None:
         )
 
 
-def _log(event: str, token: Token, by: str, detail: str) -> None:
+def _log(event: str, token: Token, by: str, role: str, detail: str) -> None:
     # The entry carries the token's sponsor, so that sponsor sees it in its own access log.
-    who = Principal(by, by, OPERATOR_ROLE, token.sponsor_id, None, None)
+    who = Principal(by, by, role, token.sponsor_id, None, None)
     access_log.record(event, who, page="tokens", detail=f"{token.token_id} {detail}")
 
 
@@ -122,9 +144,12 @@ def create(
     expires: date,
     created_by: str,
     *,
+    role: str = OPERATOR_ROLE,
     now: datetime | None = None,
 ) -> tuple[Token, str]:
-    """A new token live until the end of `expires` (UTC); returns it and its secret, shown once."""
+    """A new token live until the end of `expires` (UTC); returns it and its secret, shown once.
+
+    `role` is the creator's, as the access log records it (a signed-in user's, or the CLI's)."""
     now = _moment(now)
     _check(sponsor_id, label, expires, now)
     secret = secrets.token_urlsafe(32)
@@ -142,10 +167,11 @@ def create(
         ).fetchall()
         if len(live) >= MAX_LIVE_PER_LABEL:
             ids = ", ".join(row["token_id"] for row in live)
-            raise TokenError(
+            oldest = live[0]["token_id"]
+            raise LabelFull(
                 f"{sponsor_id} already has {len(live)} live tokens labelled {label!r} ({ids}); "
-                f"revoke one first, e.g. the oldest: python -m portal tokens revoke "
-                f"{live[0]['token_id']}"
+                f"revoke one of them first, e.g. the oldest, {oldest}",
+                oldest,
             )
         conn.execute(
             """
@@ -166,7 +192,7 @@ def create(
         token = _token(
             conn.execute("SELECT * FROM api_token WHERE token_id = ?", (token_id,)).fetchone()
         )
-    _log("TOKEN_CREATED", token, created_by, f"{label!r} expires {expires}")
+    _log("TOKEN_CREATED", token, created_by, role, f"{label!r} expires {expires}")
     return token, secret
 
 
@@ -214,7 +240,9 @@ def list_tokens(sponsor_id: str | None = None) -> list[Token]:
     return [_token(row) for row in rows]
 
 
-def revoke(token_id: str, revoked_by: str, now: datetime | None = None) -> Token:
+def revoke(
+    token_id: str, revoked_by: str, now: datetime | None = None, *, role: str = OPERATOR_ROLE
+) -> Token:
     """Revoke a token; a token revoked before is returned as it is, with its first revocation."""
     now = _moment(now)
     with connect() as conn:
@@ -230,7 +258,7 @@ def revoke(token_id: str, revoked_by: str, now: datetime | None = None) -> Token
         raise TokenError(f"there is no token {token_id!r}; see python -m portal tokens list")
     token = _token(row)
     if changed:
-        _log("TOKEN_REVOKED", token, revoked_by, repr(token.label))
+        _log("TOKEN_REVOKED", token, revoked_by, role, repr(token.label))
     return token
 
 
@@ -250,15 +278,26 @@ def revoke_sponsor(sponsor_id: str, revoked_by: str, now: datetime | None = None
         ).fetchall()
     for row in rows:
         token = _token(row)
-        _log("TOKEN_REVOKED", token, revoked_by, f"{token.label!r} (all of {sponsor_id})")
+        _log(
+            "TOKEN_REVOKED",
+            token,
+            revoked_by,
+            OPERATOR_ROLE,
+            f"{token.label!r} (all of {sponsor_id})",
+        )
     return len(rows)
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint a profile cannot carry (checked before a token is made for it)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TokenError(f"the endpoint must be an http(s) URL, not {endpoint!r}")
 
 
 def profile(secret: str, endpoint: str, token: Token) -> dict[str, Any]:
     """The Delta Sharing profile a sponsor's client reads (PROTOCOL.md, Profile File Format)."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TokenError(f"the endpoint must be an http(s) URL, not {endpoint!r}")
+    check_endpoint(endpoint)
     return {
         "shareCredentialsVersion": PROFILE_VERSION,
         "endpoint": endpoint,
@@ -279,3 +318,25 @@ def write_profile(path: Path, profile: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(profile, out, indent=2)
         out.write("\n")
+
+
+def profile_name(token: Token) -> str:
+    """The profile file's name: sponsor and label, e.g. "nwt-nwt-data-team.share"."""
+    slug = re.sub(r"[^a-z0-9]+", "-", token.label.lower()).strip("-") or "token"
+    return f"{token.sponsor_id.lower()}-{slug}.share"
+
+
+def tokens_frame(tokens: list[Token], now: datetime) -> pl.DataFrame:
+    """Tokens as the catalogue's "api_tokens" rows, each in its state at `now` (times in UTC)."""
+    moment = pl.Datetime("us", "UTC")
+    frame = pl.DataFrame(
+        [(t.token_id, t.sponsor_id, t.label, t.state(now), t.expires_at.astimezone(UTC).date(),
+          t.last_used_at, t.created_at, t.created_by, t.revoked_at, t.revoked_by)
+         for t in tokens],
+        schema={"token_id": pl.String, "sponsor_id": pl.String, "label": pl.String,
+                "state": pl.String, "expires_on": pl.Date, "last_used_at": moment,
+                "created_at": moment, "created_by": pl.String, "revoked_at": moment,
+                "revoked_by": pl.String},
+        orient="row",
+    )  # fmt: skip
+    return frame.with_columns(pl.col(moment).dt.replace_time_zone(None))

@@ -1,11 +1,13 @@
-"""Access log: who signed in, viewed and exported; a sponsor sees only its own users."""
+"""Access log: who signed in, viewed and exported; a sponsor sees only its own users, and
+its own data-share tokens."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from portal import access_log
+from portal import access_log, tokens
 from portal.context import current_principal
+from portal.store import utc_now
 from portal.users import CMO_ROLES
 from portal.widgets import table
 
@@ -33,3 +35,16 @@ if entries:
     table(access_log.entries_frame(entries), "access_log")
 else:
     st.info("No access recorded in this period.")
+
+# CMO staff manage every sponsor's tokens on the Users page; here a sponsor's QA sees its own.
+if principal.role == "sponsor_qa":
+    st.subheader("Your data-share tokens")
+    st.caption(
+        "The tokens your IT uses to read your tables through the data share. For a new token, "
+        "or to have one revoked, ask CMO quality."
+    )
+    own = tokens.list_tokens(principal.sponsor_id)
+    if own:
+        table(tokens.tokens_frame(own, utc_now()).drop("sponsor_id"), "api_tokens")
+    else:
+        st.info("No data-share token has been created for you yet.")

@@ -16,15 +16,18 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import access_log, tokens
-from portal.share import signing
+from portal.share import api, signing
+from portal.share.errors import NOT_FOUND, Bearer, ShareError
+from portal.share.errors import not_found as _not_found
 from portal.share.tables import (
     SCHEMA,
     TABLE_NAMES,
@@ -41,34 +44,6 @@ from warehouse.scope import ScopeError
 PREFIX = "/delta-sharing"
 NDJSON = "application/x-ndjson; charset=utf-8"
 MAX_PAGE = 500
-
-
-class ShareError(Exception):
-    """An answer other than 200, in the protocol's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "Not found, or not shared with this token.")
-
-
-def _not_found() -> ShareError:
-    return ShareError(404, *NOT_FOUND)
-
-
-def _bearer(request: Request) -> tokens.Token:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    token = tokens.authenticate(secret.strip()) if scheme.lower() == "bearer" else None
-    if token is None:
-        raise ShareError(401, "UNAUTHENTICATED", "The bearer token is missing, unknown, "
-                         "expired or revoked.")  # fmt: skip
-    return token
-
-
-Bearer = Annotated[tokens.Token, Depends(_bearer)]
 
 
 def _page(items: list[dict], max_results: int | None, page_token: str | None) -> dict:
@@ -108,6 +83,14 @@ def create_app(warehouse_root: Path) -> FastAPI:
     @app.exception_handler(ShareError)
     async def _share_error(_: Request, error: ShareError) -> JSONResponse:
         return JSONResponse({"errorCode": error.code, "message": error.message}, error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return JSONResponse({"errorCode": "INVALID_PARAMETER_VALUE", "message": problems}, 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -308,6 +291,7 @@ def create_app(warehouse_root: Path) -> FastAPI:
                                   detail=f"table {table}, {file.size} bytes")  # fmt: skip
         return FileResponse(found.path(file), media_type="application/octet-stream")
 
+    app.include_router(api.router(warehouse_root))
     return app
 
 

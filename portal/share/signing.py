@@ -33,5 +33,6 @@ def signature(key: bytes, token_id: str, name: str, expires: int) -> str:
 
 def valid(key: bytes, token_id: str, name: str, expires: int, given: str, now: float) -> bool:
     """The signature is the server's for exactly this token, file and expiry, not yet past."""
-    expected = signature(key, token_id, name, expires)
-    return hmac.compare_digest(expected, given) and now < expires
+    expected = signature(key, token_id, name, expires).encode()
+    # As bytes: compare_digest refuses a str with characters beyond ASCII (a tampered link).
+    return hmac.compare_digest(expected, given.encode("utf-8", "replace")) and now < expires

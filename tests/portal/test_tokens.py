@@ -90,9 +90,9 @@ def test_a_third_live_token_per_label_is_refused_naming_the_one_to_revoke():
     second, _ = new(now=NOW + timedelta(days=1))
     new(label="NWT statistics")  # another label rotates on its own
     new(sponsor_id="CTB")  # and so does another sponsor
-    with pytest.raises(tokens.TokenError, match=f"revoke {first.token_id}") as refused:
+    with pytest.raises(tokens.LabelFull, match=f"the oldest, {first.token_id}") as refused:
         new(now=NOW + timedelta(days=2))
-    assert second.token_id in str(refused.value)
+    assert second.token_id in str(refused.value) and refused.value.oldest == first.token_id
     tokens.revoke(first.token_id, "carla", NOW + timedelta(days=2))
     new(now=NOW + timedelta(days=2))
 

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from portal import access_log, users
+from portal import access_log, tokens, users
 from portal.auditpack_command import CLI_ROLE
 from portal.widgets import export_csv, export_frame, export_xlsx
 from tests.page_b_checks import run_wide
@@ -143,6 +143,7 @@ CODES = {
     **{col: _codes("agreement_term", "obligation") for col in c.AGREED_OBLIGATIONS},
     c.USER_ROLE: (*users.ROLES, access_log.API_ROLE, CLI_ROLE),
     c.ACCESS_EVENT: access_log.EVENTS,
+    c.TOKEN_STATE: tokens.STATES,
 }
 
 
@@ -256,6 +257,7 @@ CALLS = {
     # The portal's own records, from one account and one logged export as the portal keeps them.
     "users": lambda fn, s, f, t: fn([ACCOUNT]),
     "access_log": lambda fn, s, f, t: fn([LOGGED]),
+    "api_tokens": lambda fn, s, f, t: fn(list(ISSUED), datetime(2026, 11, 2, 9, 30, tzinfo=UTC)),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
     "sponsor_health": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)[0],
     "kpi_comparison": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}),
@@ -274,6 +276,14 @@ LOGGED = {"id": 7, "at": "2026-11-02T09:30:00.000000+00:00", "username": "rita",
           "role": "auditor", "sponsor_id": "NWT", "event": "EXPORT", "page": "capa-aging",
           "filters_json": "{}", "row_count": 12, "content_hash": "ab" * 32,
           "detail": None}  # fmt: skip
+# One token in each state on 2026-11-02: live, expired the day before, revoked.
+ISSUED = tuple(
+    tokens.Token(f"tok_{n:010d}", "NWT", "NWT data team", datetime(2026, 1, 5, tzinfo=UTC),
+                 "carla", datetime.combine(expiry, time.max, UTC), None, revoked,
+                 revoked and "sam")
+    for n, expiry, revoked in ((1, date(2027, 1, 5), None), (2, date(2026, 11, 1), None),
+                               (3, date(2027, 1, 5), datetime(2026, 3, 1, tzinfo=UTC)))
+)  # fmt: skip
 
 
 def test_the_portals_roles_and_logged_events_all_have_words() -> None:

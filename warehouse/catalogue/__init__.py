@@ -11,7 +11,13 @@ read it. Nothing outside it defines a column label or a measure.
 """
 
 from warehouse.catalogue.columns import FORMATS, Column
-from warehouse.catalogue.datasets import DATASETS, CatalogueError, Dataset, dataset
+from warehouse.catalogue.datasets import (
+    DATASETS,
+    SPONSOR_API_DATASETS,
+    CatalogueError,
+    Dataset,
+    dataset,
+)
 from warehouse.catalogue.measures import (
     MEASURES,
     Measure,
@@ -34,6 +40,7 @@ __all__ = [
     "DATASETS",
     "FORMATS",
     "MEASURES",
+    "SPONSOR_API_DATASETS",
     "CatalogueError",
     "Column",
     "Dataset",

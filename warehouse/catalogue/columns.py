@@ -900,3 +900,29 @@ LOGGED_ROWS = Column("row_count", "Rows", "Rows exported or packed.", "count")
 CONTENT_HASH = Column("content_hash", "Content hash", "SHA-256 of what was exported or "
                       "packed.", "id")  # fmt: skip
 LOGGED_DETAIL = Column("detail", "Detail", "Anything else recorded with it.", "text")
+
+# --- the data share's API tokens (portal.tokens) ----------------------------------------------
+
+# Token states (portal.tokens.STATES); tests/warehouse/test_catalogue.py checks the cover.
+TOKEN_STATE_WORDS = {"LIVE": "Live", "EXPIRED": "Expired", "REVOKED": "Revoked"}
+TOKEN_ID = Column("token_id", "Token", "The token's identifier (never its secret), as the "
+                  "access log names it.", "id", key=True)  # fmt: skip
+TOKEN_SPONSOR = Column("sponsor_id", "Sponsor", "The sponsor whose tables the token reads.",
+                       "id")  # fmt: skip
+TOKEN_LABEL = Column("label", "Label", "Who uses the token, e.g. the sponsor's data team.",
+                     "text")  # fmt: skip
+TOKEN_STATE = Column("state", "State", "Live until its expiry day ends (UTC), unless revoked "
+                     "first.", "code", TOKEN_STATE_WORDS)  # fmt: skip
+TOKEN_CREATED_AT = Column("created_at", "Created (UTC)", "When the token was created, in UTC.",
+                          "datetime")  # fmt: skip
+TOKEN_CREATED_BY = Column("created_by", "Created by", "Username of whoever created the token.",
+                          "text")  # fmt: skip
+TOKEN_EXPIRES = Column("expires_on", "Expires", "Last day the token works; it stops at the end "
+                       "of that day (UTC).", "date")  # fmt: skip
+TOKEN_LAST_USED = Column("last_used_at", "Last used (UTC)", "Latest request the data share "
+                         "answered with the token, to the minute; blank if never used.",
+                         "datetime")  # fmt: skip
+TOKEN_REVOKED_AT = Column("revoked_at", "Revoked (UTC)", "When the token was revoked, in UTC; "
+                          "blank if it was not.", "datetime")  # fmt: skip
+TOKEN_REVOKED_BY = Column("revoked_by", "Revoked by", "Username of whoever revoked the token.",
+                          "text")  # fmt: skip

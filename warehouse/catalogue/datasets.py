@@ -54,6 +54,16 @@ class Dataset:
         present = [col for col in self.columns if col.name in frame.columns]
         return [col for col in present if col.key] + [col for col in present if not col.key]
 
+    def for_api(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The shown columns under their names, codes in words, and beside every column that
+        has words its machine code as "<name>_code" (the sponsor API's JSON and Parquet)."""
+        exprs: list[pl.Expr] = []
+        for col in self.shown(frame):
+            exprs.append(_worded(col, frame))
+            if col.words:
+                exprs.append(pl.col(col.name).alias(f"{col.name}_code"))
+        return frame.select(exprs)
+
     def in_words(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The shown columns, codes replaced by their words; column names unchanged."""
         return frame.select(_worded(col, frame) for col in self.shown(frame))
@@ -385,6 +395,14 @@ DATASETS: tuple[Dataset, ...] = (
          c.LOGGED_FILTERS, c.LOGGED_ROWS, c.CONTENT_HASH, c.LOGGED_DETAIL),
         hidden=("id",)),
     Dataset(
+        "api_tokens", "Data-share tokens",
+        "Tokens of the sponsor data share, live or not, by sponsor, label and age; never their "
+        "secrets.",
+        "portal.tokens:tokens_frame",
+        (c.TOKEN_ID, c.TOKEN_SPONSOR, c.TOKEN_LABEL, c.TOKEN_STATE, c.TOKEN_EXPIRES,
+         c.TOKEN_LAST_USED, c.TOKEN_CREATED_AT, c.TOKEN_CREATED_BY, c.TOKEN_REVOKED_AT,
+         c.TOKEN_REVOKED_BY)),
+    Dataset(
         "sponsor_health", "Sponsor health",
         "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
         "CAPAs and pending approvals as of today), each against its target.",
@@ -408,6 +426,16 @@ DATASETS: tuple[Dataset, ...] = (
 # fmt: on
 
 DATASETS_BY_NAME: dict[str, Dataset] = {d.name: d for d in DATASETS}
+
+# Datasets a sponsor's IT reads through the data share's REST API (/api/v1): the sponsor's
+# own rows, each produced from its confined scope by a query taking (scope[, filters[,
+# today]]). CMO-wide views (shared equipment, the cockpit) and portal records are not here.
+SPONSOR_API_DATASETS: tuple[str, ...] = (
+    "batches", "deviations", "oos_investigations", "capas", "change_controls", "complaints",
+    "equipment", "equipment_invalid_uses", "material_lots", "training_matrix", "training_gaps",
+    "tech_transfer_projects", "notifiable_events", "quality_agreement", "awaiting_release",
+    "open_deviations", "overdue_capas", "changes_awaiting_sponsor",
+)  # fmt: skip
 
 
 def dataset(name: str) -> Dataset:
