@@ -16,10 +16,10 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -246,12 +246,12 @@ def create_app(warehouse_root: Path) -> FastAPI:
         }}  # fmt: skip
 
     @app.post(f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/query")
-    async def query_table(
-        request: Request, share: str, schema: str, table: str,
-        token: Bearer,
+    def query_table(
+        request: Request, share: str, schema: str, table: str, token: Bearer,
+        body: Annotated[dict[str, Any] | None, Body()] = None,
     ) -> Response:  # fmt: skip
         found = own_table(share, schema, table, token)
-        body = await _json_body(request)
+        body = body or {}
         if body.get("startingVersion") is not None or body.get("timestamp") is not None:
             raise ShareError(400, "INVALID_PARAMETER_VALUE", "Only the current snapshot is "
                              "shared: history and change data feed are not.")  # fmt: skip
@@ -293,16 +293,3 @@ def create_app(warehouse_root: Path) -> FastAPI:
 
     app.include_router(api.router(warehouse_root))
     return app
-
-
-async def _json_body(request: Request) -> dict:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ShareError(400, "MALFORMED_REQUEST", "The request body is not JSON.") from None
-    if not isinstance(body, dict):
-        raise ShareError(400, "MALFORMED_REQUEST", "The request body must be a JSON object.")
-    return body

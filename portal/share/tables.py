@@ -3,6 +3,7 @@ sponsor's partition of the current snapshot only, as the manifest lists it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -50,10 +51,18 @@ class SponsorShare:
 
 def sponsor_share(warehouse_root: Path, sponsor_id: str) -> SponsorShare | None:
     """The sponsor's share of the current snapshot; None when nothing is published or the
-    sponsor has no partition (ScopeError when its partition fails the integrity check)."""
+    sponsor has no partition (ScopeError when its partition fails the integrity check).
+
+    Checked and listed once per snapshot and sponsor (a snapshot never changes once
+    published): listing stats every file of the partition, ~2 ms a request before."""
     info = snapshot_info(warehouse_root)
     if info is None:
         return None
+    return _share(info, sponsor_id)
+
+
+@functools.lru_cache(maxsize=256)
+def _share(info: SnapshotInfo, sponsor_id: str) -> SponsorShare | None:
     if not all((info.path / t / f"sponsor_id={sponsor_id}").is_dir() for t in TABLE_NAMES):
         return None
     listed = partition_files(info, sponsor_id)
