@@ -3,7 +3,8 @@
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
 Figures (names for --only): etl, incremental, pages, isolation, browser, auditpack,
-concurrency. Plants and warehouses are cached under bench/work/ for the day.
+concurrency, share, share-concurrency. Plants and warehouses are cached under bench/work/ for
+the day.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from bench import report
 from bench.plants import WORK
 
-NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack", "concurrency")
+NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack", "concurrency",
+         "share", "share-concurrency")  # fmt: skip
 # Repeats per preset: tiny keeps CI's check of the runner short.
 RUNS = {"tiny": 3, "demo": 20, "large": 20}
 BROWSER_RUNS = {"tiny": 2, "demo": 10, "large": 10}
