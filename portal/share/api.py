@@ -73,10 +73,16 @@ class _Scopes:
         return scope
 
 
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)  # the dates a period may name
+
+
 def _filters(scope: Scope, start: date | None, end: date | None, product: list[str]) -> Filters:
-    today = clock.today()
-    end = end or today
-    start = start or end - timedelta(days=DEFAULT_DAYS)
+    for given in (start, end):
+        if given is not None and not EARLIEST <= given <= LATEST:
+            raise ShareError(400, "INVALID_PARAMETER_VALUE", f"{given} is outside the dates a "
+                             f"period may name ({EARLIEST} to {LATEST}).")  # fmt: skip
+    end = end or clock.today()
+    start = start or max(EARLIEST, end - timedelta(days=DEFAULT_DAYS))
     if end < start:
         raise ShareError(400, "INVALID_PARAMETER_VALUE", f"end ({end}) is before start "
                          f"({start}).")  # fmt: skip
@@ -85,7 +91,7 @@ def _filters(scope: Scope, start: date | None, end: date | None, product: list[s
     if unknown:
         # The same answer for another sponsor's product and for one that does not exist.
         raise ShareError(400, "INVALID_PARAMETER_VALUE", f"Unknown product: {unknown[0]}. "
-                         "GET /api/v1/datasets/products lists yours.")  # fmt: skip
+                         f"GET {API_PREFIX}/products lists yours.")  # fmt: skip
     return Filters(start=start, end=end, products=tuple(sorted(set(product))))
 
 
@@ -165,6 +171,12 @@ def router(warehouse_root: Path) -> APIRouter:
             "rows": shown.to_dicts(),
         }  # fmt: skip
         return _json(body, headers)
+
+    @api.get("/products", summary="Your products: the ids the product filter takes")
+    def list_products(request: Request, token: Bearer) -> dict[str, Any]:
+        scope = scopes.get(warehouse_root, token.sponsor_id)
+        log(request, token)
+        return {"products": products(scope).to_dicts()}
 
     @api.get("/measures", summary="The KPIs and counts, defined once (DOMAIN.md)")
     def list_measures(request: Request, token: Bearer) -> dict[str, Any]:

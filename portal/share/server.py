@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -192,10 +193,10 @@ def create_app(warehouse_root: Path) -> FastAPI:
         items = [table_item(token, t) for t in TABLE_NAMES]
         return _page(items, maxResults, pageToken)
 
-    @app.api_route(
-        f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/version",
-        methods=["GET", "HEAD"],
-    )
+    version_path = f"{PREFIX}/shares/{{share}}/schemas/{{schema}}/tables/{{table}}/version"
+
+    @app.head(version_path, operation_id="head_table_version")
+    @app.get(version_path, operation_id="get_table_version")
     def table_version(
         request: Request, share: str, schema: str, table: str,
         token: Bearer,
@@ -267,7 +268,10 @@ def create_app(warehouse_root: Path) -> FastAPI:
             f"{len(files)} file(s) listed, snapshot {found.snapshot.run_id}")  # fmt: skip
         return _ndjson(lines, found.version)
 
-    @app.api_route(f"{PREFIX}/files/{{token_id}}/{{table}}/{{part}}", methods=["GET", "HEAD"])
+    file_path = f"{PREFIX}/files/{{token_id}}/{{table}}/{{part}}"
+
+    @app.head(file_path, operation_id="head_file")
+    @app.get(file_path, operation_id="get_file")
     def fetch_file(
         request: Request, token_id: str, table: str, part: str, expires: int = 0,
         signature: str = "",
@@ -292,4 +296,59 @@ def create_app(warehouse_root: Path) -> FastAPI:
         return FileResponse(found.path(file), media_type="application/octet-stream")
 
     app.include_router(api.router(warehouse_root))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+ERROR_SCHEMA = {
+    "type": "object", "required": ["errorCode", "message"],
+    "properties": {"errorCode": {"type": "string"}, "message": {"type": "string"}},
+}  # fmt: skip
+ERRORS = {
+    "400": "The request is malformed (a parameter out of range, a date, an unknown product).",
+    "401": "The bearer token is missing, unknown, expired or revoked.",
+    "404": "Not found, or not shared with this token (the same answer for both).",
+    "503": "The sponsor's data is not available from the published snapshot now.",
+}
+# What each kind of operation answers with 200, by the path's ending.
+CONTENT = {
+    "/metadata": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    "/query": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    "/datasets/{name}": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+    },
+    "/{part}": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document as the server answers: every refusal in the one error shape
+    (never FastAPI's 422: validation errors are 400), and each body's real media type."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)  # fmt: skip
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components["Error"] = ERROR_SCHEMA
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for code, text in ERRORS.items():
+                responses[code] = {"description": text, "content": error}
+            if "/files/" in path:
+                responses["403"] = {"description": "The file link is not valid or has expired.",
+                                    "content": error}  # fmt: skip
+            ok = responses.setdefault("200", {"description": "OK"})
+            ending = next((e for e in CONTENT if path.endswith(e)), None)
+            if ending is not None:
+                ok["content"] = CONTENT[ending]
+            elif path.endswith("/version"):
+                ok.pop("content", None)
+    app.openapi_schema = schema
+    return schema
