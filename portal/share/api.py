@@ -149,28 +149,31 @@ def router(warehouse_root: Path) -> APIRouter:
         headers = {"X-Total-Rows": str(rows.height), "X-Snapshot": scope.snapshot.run_id}
         if link:
             headers["Link"] = f'<{link}>; rel="next"'
-        log(request, token, filters=filters.describe(), row_count=shown.height,
-            detail=f"dataset {name}, page {page}, {format}")  # fmt: skip
         if format == "csv":
             labels = {c.name: c.label for c in model.columns}
             headed = shown.rename({n: labels.get(n) or f"{labels[n[:-5]]} code"
                                    for n in shown.columns})  # fmt: skip
-            body = headed.write_csv(datetime_format="%Y-%m-%d %H:%M:%S")
-            headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-            return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-        if format == "parquet":
+            answer = Response(headed.write_csv(datetime_format="%Y-%m-%d %H:%M:%S"),
+                              media_type="text/csv; charset=utf-8", headers=headers)  # fmt: skip
+        elif format == "parquet":
             buffer = io.BytesIO()
             shown.write_parquet(buffer)
-            headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
-            return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
-                            headers=headers)  # fmt: skip
-        body = {
-            "dataset": name, "title": model.title, "sponsor": token.sponsor_id,
-            "snapshot": scope.snapshot.run_id, "filters": filters.describe(),
-            "page": page, "page_size": size, "total_rows": rows.height, "next_page": link,
-            "rows": shown.to_dicts(),
-        }  # fmt: skip
-        return _json(body, headers)
+            answer = Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
+                              headers=headers)  # fmt: skip
+        else:
+            answer = _json({
+                "dataset": name, "title": model.title, "sponsor": token.sponsor_id,
+                "snapshot": scope.snapshot.run_id, "filters": filters.describe(),
+                "page": page, "page_size": size, "total_rows": rows.height, "next_page": link,
+                "rows": shown.to_dicts(),
+            }, headers)  # fmt: skip
+        if format != "json":
+            answer.headers["Content-Disposition"] = f'attachment; filename="{name}.{format}"'
+        digest = hashlib.sha256(answer.body).hexdigest()
+        log(request, token, filters=filters.describe(), row_count=shown.height,
+            content_hash=digest, detail=f"dataset {name}, page {page}, {format}, "
+            f"{len(answer.body)} bytes")  # fmt: skip
+        return answer
 
     @api.get("/products", summary="Your products: the ids the product filter takes")
     def list_products(request: Request, token: Bearer) -> dict[str, Any]:
