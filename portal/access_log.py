@@ -55,28 +55,12 @@ def record(
     username: str | None = None,
 ) -> None:
     """Append one entry; `username` names the subject when there is no principal."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown access-log event {event!r}")
-    with connect() as conn:
-        conn.execute(
-            """
-            INSERT INTO access_log (at, username, role, sponsor_id, event, page, filters_json,
-                row_count, content_hash, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            (
-                to_text(utc_now()),
-                principal.username if principal else username,
-                principal.role if principal else None,
-                principal.sponsor_id if principal else None,
-                event,
-                page,
-                None if filters is None else json.dumps(filters, sort_keys=True, default=str),
-                row_count,
-                content_hash,
-                detail,
-            ),
-        )
+    who = (
+        (principal.username, principal.role, principal.sponsor_id)
+        if principal
+        else (username, None, None)
+    )
+    _append(event, *who, page, filters, row_count, content_hash, detail)
 
 
 def record_api(
@@ -91,6 +75,22 @@ def record_api(
 ) -> None:
     """Append one entry made with a data-share token (portal.tokens.Token): its sponsor, so
     that sponsor's QA sees the call, and "token <id> (<label>)" as who."""
+    who = f"token {token.token_id} ({token.label})"
+    _append(event, who, API_ROLE, token.sponsor_id, page, filters, row_count, content_hash,
+            detail)  # fmt: skip
+
+
+def _append(
+    event: str,
+    username: str | None,
+    role: str | None,
+    sponsor_id: str | None,
+    page: str | None,
+    filters: dict[str, Any] | None,
+    row_count: int | None,
+    content_hash: str | None,
+    detail: str | None,
+) -> None:
     if event not in EVENTS:
         raise ValueError(f"unknown access-log event {event!r}")
     with connect() as conn:
@@ -101,18 +101,11 @@ def record_api(
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
-                to_text(utc_now()),
-                f"token {token.token_id} ({token.label})",
-                API_ROLE,
-                token.sponsor_id,
-                event,
-                page,
+                to_text(utc_now()), username, role, sponsor_id, event, page,
                 None if filters is None else json.dumps(filters, sort_keys=True, default=str),
-                row_count,
-                content_hash,
-                detail,
+                row_count, content_hash, detail,
             ),
-        )
+        )  # fmt: skip
 
 
 def _entries(where: str, params: tuple) -> list[dict[str, Any]]:

@@ -13,4 +13,8 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# The official delta-sharing client pins pyarrow <= 23 and pandas < 3: it gets a virtual
+# environment of its own, made here once per machine (tests/share_support.py).
+python3 -c "from tests.share_support import client_python; client_python()"
+
 python3 -m pytest "$@"

@@ -11,10 +11,13 @@ import sys
 import time
 import venv
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
+from portal import tokens
 from tests.browser_support import free_port
 from tests.page_harness import ROOT
 
@@ -89,3 +92,22 @@ def run_client(script: str, *args: str) -> subprocess.CompletedProcess:
     """Run `script` (Python source) with the official client's interpreter."""
     return subprocess.run([client_python(), "-c", script, *args], capture_output=True,
                           text=True, timeout=600)  # fmt: skip
+
+
+def issue_tokens(data_root: Path, own: str, other: str) -> dict[str, str]:
+    """Secrets of tokens in `data_root`'s store: live ones for `own` and `other`, a revoked and
+    an expired one for `own` (issued 40 days ago for 30)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(data_root))
+        now = datetime.now(UTC)
+        expires = (now + timedelta(days=30)).date()
+        secrets = {}
+        for name, sponsor in (("own", own), ("other", other), ("revoked", own)):
+            _, secrets[name] = tokens.create(sponsor, f"{name} team", expires, "carla")
+        revoked = next(t for t in tokens.list_tokens(own) if t.label == "revoked team")
+        tokens.revoke(revoked.token_id, "carla")
+        _, secrets["expired"] = tokens.create(
+            own, "old team", (now - timedelta(days=10)).date(), "carla",
+            now=now - timedelta(days=40),
+        )  # fmt: skip
+    return secrets

@@ -172,12 +172,11 @@ def create_app(warehouse_root: Path) -> FastAPI:
         pageToken: str | None = None,  # noqa: N803
         token: Bearer,
     ) -> dict:
-        own_share(share, token)
         if schema.lower() != SCHEMA:
+            own_share(share, token)
             raise _not_found()
-        log(request, token)
-        items = [table_item(token, t) for t in TABLE_NAMES]
-        return _page(items, maxResults, pageToken)
+        return list_all_tables(request, share, maxResults=maxResults, pageToken=pageToken,
+                               token=token)  # fmt: skip
 
     @app.get(f"{PREFIX}/shares/{{share}}/all-tables")
     def list_all_tables(

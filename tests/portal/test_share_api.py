@@ -37,7 +37,7 @@ from portal import access_log, tokens
 from portal.share.tables import TABLE_NAMES
 from tests.browser_support import leaks
 from tests.ownership import ownership
-from tests.share_support import ShareServer, start_share_server, stop_share_server
+from tests.share_support import ShareServer, issue_tokens, start_share_server, stop_share_server
 from warehouse import catalogue, clock, kpis
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
@@ -61,16 +61,8 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def issued(data_root) -> dict[str, str]:
-    """Secrets of live tokens for OWN and OTHER, and of a revoked one for OWN."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(data_root))
-        expires = (datetime.now(UTC) + timedelta(days=30)).date()
-        secrets = {}
-        for name, sponsor in (("own", OWN), ("other", OTHER), ("revoked", OWN)):
-            _, secrets[name] = tokens.create(sponsor, f"{name} team", expires, "carla")
-        revoked = next(t for t in tokens.list_tokens(OWN) if t.label == "revoked team")
-        tokens.revoke(revoked.token_id, "carla")
-    return secrets
+    """Secrets of live tokens for OWN and OTHER, and of a revoked and an expired one."""
+    return issue_tokens(data_root, OWN, OTHER)
 
 
 @pytest.fixture(scope="module")

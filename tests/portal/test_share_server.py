@@ -17,7 +17,7 @@ import requests
 from portal import access_log, tokens
 from portal.share import signing
 from portal.share.tables import TABLE_NAMES
-from tests.share_support import run_client, start_share_server, stop_share_server
+from tests.share_support import issue_tokens, run_client, start_share_server, stop_share_server
 from warehouse import layout
 from warehouse.scope import snapshot_info
 
@@ -31,22 +31,8 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def issued(data_root) -> dict[str, str]:
-    """Secrets of live tokens for OWN and OTHER, and of an expired and a revoked one."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(data_root))
-        now = datetime.now(UTC)
-        expires = (now + timedelta(days=30)).date()
-        secrets = {}
-        for name, sponsor in (("own", OWN), ("other", OTHER), ("revoked", OWN)):
-            _, secrets[name] = tokens.create(sponsor, f"{name} team", expires, "carla")
-        revoked = next(t for t in tokens.list_tokens(OWN) if t.label == "revoked team")
-        tokens.revoke(revoked.token_id, "carla")
-        # Issued 40 days ago for 30 days (the store's own clock check is at `now`).
-        _, secrets["expired"] = tokens.create(
-            OWN, "old team", (now - timedelta(days=10)).date(), "carla",
-            now=now - timedelta(days=40),
-        )  # fmt: skip
-    return secrets
+    """Secrets of live tokens for OWN and OTHER, and of a revoked and an expired one."""
+    return issue_tokens(data_root, OWN, OTHER)
 
 
 @pytest.fixture(scope="module")
