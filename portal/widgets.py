@@ -145,25 +145,23 @@ def export_buttons(
     def stamp() -> dict[str, str]:
         return export_stamp(rows, principal, page, filters, scope.label, scope.snapshot.run_id)
 
-    def log(fmt: str) -> None:
-        if still_allowed(principal):
-            access_log.record(
-                "EXPORT", principal, page=page, filters=filters.describe(),
-                row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
-            )  # fmt: skip
+    def log(fmt: str) -> Callable[[], None]:
+        return lambda: access_log.record(
+            "EXPORT", principal, page=page, filters=filters.describe(),
+            row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
+        )  # fmt: skip
 
     left, right = st.columns(2)
     filename = f"{page}-{scope.label}-{clock.today().isoformat()}".replace(" ", "-")
     left.download_button(
-        "Export CSV", deliver(principal, lambda: export_csv(rows, stamp())),
-        file_name=f"{filename}.csv", mime="text/csv", on_click=log, args=("csv",),
-        key=f"{page}:csv",
+        "Export CSV", deliver(principal, lambda: export_csv(rows, stamp()), log("csv")),
+        file_name=f"{filename}.csv", mime="text/csv", on_click="ignore", key=f"{page}:csv",
     )  # fmt: skip
     right.download_button(
-        "Export XLSX", deliver(principal, lambda: export_xlsx(rows, stamp())),
+        "Export XLSX", deliver(principal, lambda: export_xlsx(rows, stamp()), log("xlsx")),
         file_name=f"{filename}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        on_click=log, args=("xlsx",), key=f"{page}:xlsx",
+        on_click="ignore", key=f"{page}:xlsx",
     )  # fmt: skip
 
 
@@ -172,9 +170,25 @@ def still_allowed(principal: Principal) -> bool:
     return principal_for(principal.username, utc_now()) is not None
 
 
-def deliver(principal: Principal, build: Callable[[], bytes]) -> Callable[[], bytes]:
-    """The file, built at click time, or a refusal once the user's access has ended."""
-    return lambda: build() if still_allowed(principal) else REFUSED_EXPORT
+def deliver(
+    principal: Principal, build: Callable[[], bytes], record: Callable[[], None]
+) -> Callable[[], bytes]:
+    """The file, built when the browser fetches it, or a refusal once the user's access has
+    ended; `record` logs each file delivered (a refusal is not an export and is not logged).
+
+    Its button is drawn with on_click="ignore": a click then only fetches the file. A click
+    that also reran the page would race the fetch -- the rerun re-registers the button's file
+    under a new id and Streamlit drops the old one, so a click on a busy server could deliver
+    nothing at all."""
+
+    def fetched() -> bytes:
+        if not still_allowed(principal):
+            return REFUSED_EXPORT
+        content = build()
+        record()
+        return content
+
+    return fetched
 
 
 def content_hash(frame: pl.DataFrame) -> str:

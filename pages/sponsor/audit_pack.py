@@ -8,7 +8,7 @@ import streamlit as st
 from portal import access_log
 from portal.context import current_principal, sponsor_scope
 from portal.users import CMO_ROLES, SPONSOR_ROLES
-from portal.widgets import deliver, still_allowed
+from portal.widgets import deliver
 from warehouse import clock
 from warehouse.auditpack import AuditPack, PackError, PackRequest, build_pack
 from warehouse.queries.common import products
@@ -18,10 +18,8 @@ HELD = "_audit_pack"  # (sponsor id, AuditPack) of the last pack generated in th
 
 
 def log_download(who, pack: AuditPack) -> None:
-    # A click on a button left on screen past the user's access is refused by deliver() and,
-    # like every export, leaves nothing in the log.
-    if not still_allowed(who):
-        return
+    # Called by deliver() once the pack is handed out: a button left on screen past the
+    # user's access is refused and, like every export, leaves nothing in the log.
     access_log.record(
         "DOWNLOAD", who, page=PAGE, filters=pack.manifest["parameters"],
         row_count=pack.row_count, content_hash=pack.content_hash, detail=pack.file_name,
@@ -82,9 +80,10 @@ if held is not None and held[0] == sponsor:
     # Built when fetched, through deliver(): a button left on screen past an auditor's window
     # (or after the account is disabled) serves the refusal, not the pack.
     st.download_button(
-        "Download audit pack", deliver(principal, lambda zipped=pack.zip_bytes: zipped),
-        file_name=pack.file_name, mime="application/zip",
-        on_click=log_download, args=(logged_as, pack), key="pack:download",
+        "Download audit pack",
+        deliver(principal, lambda zipped=pack.zip_bytes: zipped,
+                lambda: log_download(logged_as, pack)),
+        file_name=pack.file_name, mime="application/zip", on_click="ignore", key="pack:download",
     )  # fmt: skip
     st.caption("Content hash (SHA-256), also on the cover: the same snapshot and parameters "
                "always give this hash.")  # fmt: skip

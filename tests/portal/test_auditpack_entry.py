@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from portal import access_log, users
+from tests.download_capture import downloads, recording_media
 from tests.page_harness import ROOT, principal, run_page
 from warehouse.scope import snapshot_info, sponsor_ids
 
@@ -116,17 +117,21 @@ def test_sponsor_qa_generates_and_downloads_a_logged_pack(demo_warehouse, data_r
     users.add_user("qa.ctb", "Test sponsor_qa", "sponsor_qa", "a-long-password-2026",
                    sponsor_id=SPONSOR)  # fmt: skip
     who = principal("sponsor_qa", SPONSOR, username="qa.ctb")
-    app = run_page(PAGE, who, demo_warehouse, state={"pack:range": _period(demo_warehouse)},
-                   timeout=300)  # fmt: skip
-    assert not app.exception
-    assert "Sponsor" not in [box.label for box in app.selectbox]
-    assert app.text_input(key="pack:recipient").value == who.display_name
-    assert not app.download_button
-    pack = _generate(app)
+    with recording_media() as made:
+        app = run_page(PAGE, who, demo_warehouse, state={"pack:range": _period(demo_warehouse)},
+                       timeout=300)  # fmt: skip
+        assert not app.exception
+        assert "Sponsor" not in [box.label for box in app.selectbox]
+        assert app.text_input(key="pack:recipient").value == who.display_name
+        assert not app.download_button
+        pack = _generate(app)
+        button = next(d for d in downloads(app, made, PAGE) if d.key == "pack:download")
     assert [c.value for c in app.code] == [pack.content_hash]
     assert pack.manifest["parameters"]["sponsor_id"] == SPONSOR
     assert pack.manifest["issue"]["recipient"] == who.display_name
-    app.download_button(key="pack:download").click().run(timeout=300)
+    assert [e["event"] for e in _log(SPONSOR)][:1] == ["AUDIT_PACK"]  # drawn, not yet fetched
+    fetched = button.fetch()  # what the browser's click fetches: the download is logged then
+    assert fetched.content == pack.zip_bytes and fetched.filename == pack.file_name
     events = [(e["event"], e["content_hash"]) for e in _log(SPONSOR)]
     assert events[:2] == [("DOWNLOAD", pack.content_hash), ("AUDIT_PACK", pack.content_hash)]
     with zipfile.ZipFile(io.BytesIO(pack.zip_bytes)) as archive:

@@ -74,17 +74,20 @@ def test_xlsx_has_the_rows_and_an_about_sheet(auditor) -> None:
 
 
 def test_delivery_is_refused_once_the_window_has_ended(auditor) -> None:
-    export = deliver(auditor, lambda: b"rows")
-    assert export() == b"rows"
+    delivered = []
+    export = deliver(auditor, lambda: b"rows", lambda: delivered.append("logged"))
+    assert export() == b"rows" and delivered == ["logged"]
     with sqlite3.connect(layout.portal_db()) as store:
         store.execute(
             "UPDATE portal_user SET valid_until = ? WHERE username = 'ex-auditor'",
             (to_text(utc_now() - timedelta(seconds=1)),),
         )
     assert export() == REFUSED_EXPORT
+    assert delivered == ["logged"]  # a refusal is not an export: nothing more is logged
 
 
 def test_delivery_is_refused_for_a_disabled_user(auditor) -> None:
-    export = deliver(auditor, lambda: b"rows")
+    delivered = []
+    export = deliver(auditor, lambda: b"rows", lambda: delivered.append("logged"))
     users.disable_user("ex-auditor")
-    assert export() == REFUSED_EXPORT
+    assert export() == REFUSED_EXPORT and not delivered

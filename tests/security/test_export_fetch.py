@@ -242,11 +242,15 @@ def _get(url: str, cookie: str) -> bytes:
         return reply.read()
 
 
-def _click_download(page, name: str) -> tuple[bytes, str]:
+def _click_download(page, name: str, wire: Wire) -> tuple[bytes, str]:
     """Click the download button `name`; the file the browser receives and its URL."""
-    with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as started:
-        page.get_by_role("button", name=name).first.click()
-    download = started.value
+    seen = len(wire.traffic)
+    try:
+        with page.expect_download(timeout=DOWNLOAD_TIMEOUT_MS) as started:
+            page.get_by_role("button", name=name).first.click()
+        download = started.value
+    except Exception as failed:  # what the click did on the wire, to tell why nothing came
+        raise AssertionError(f"{name}: no download; wire: {wire.traffic[seen:]}") from failed
     return Path(download.path()).read_bytes(), download.url
 
 
@@ -258,25 +262,25 @@ class Wire:
     """Playwright between one tab and the server's websocket (/_stcore/stream).
 
     It notes every download button the server sends (its /media/ URL, or the placeholder id
-    of a file built on request), and while `hold` is set it drops the tab's rerun requests.
-    A click on a download button sends a rerun trigger, then the file request; dropping the
-    trigger makes the file request reach the server with no rerun before it, as a slow or
-    hand-made client can send it (Streamlit answers deferred-file requests whatever the UI
-    shows), so the stale-button check cannot pass by losing a race to the sign-out rerun.
+    of a file built on request), the reruns the tab asks for and the file requests and their
+    answers. A download button's click must only fetch the file: a click that also reran the
+    page would race the fetch (the rerun re-registers the file under a new id), and could let
+    a stale-button check pass by the sign-out rerun arriving first.
     """
 
     def __init__(self) -> None:
-        self.hold = False
-        self.dropped = 0
+        self.reruns = 0
+        self.traffic: list[str] = []
         self.buttons: list[tuple[str, str, str]] = []  # (label, url, deferred file id)
 
     def route(self, ws) -> None:
         server = ws.connect_to_server()
 
         def from_tab(message: str | bytes) -> None:
-            if self.hold and _is_rerun(message):
-                self.dropped += 1
-                return
+            if isinstance(message, bytes):
+                kind = BackMsg.FromString(message).WhichOneof("type")
+                self.reruns += kind == "rerun_script"
+                self.traffic.append(f"tab:{kind}")
             server.send(message)
 
         def from_server(message: str | bytes) -> None:
@@ -289,18 +293,16 @@ class Wire:
 
     def _note(self, message: bytes) -> None:
         msg = ForwardMsg.FromString(message)
-        if msg.WhichOneof("type") != "delta" or msg.delta.WhichOneof("type") != "new_element":
+        kind = msg.WhichOneof("type")
+        if kind == "backend_operation_response":
+            reply = msg.backend_operation_response
+            self.traffic.append(f"server:file {reply.error_msg or reply.deferred_file.url}")
+        if kind != "delta" or msg.delta.WhichOneof("type") != "new_element":
             return
         element = msg.delta.new_element
         if element.WhichOneof("type") == "download_button":
             button = element.download_button
             self.buttons.append((button.label, button.url, button.deferred_file_id))
-
-
-def _is_rerun(message: str | bytes) -> bool:
-    return isinstance(message, bytes) and (
-        BackMsg.FromString(message).WhichOneof("type") == "rerun_script"
-    )
 
 
 def _tab(context, wire: Wire):
@@ -347,12 +349,14 @@ def test_a_stale_button_on_a_real_server_delivers_nothing(tmp_path, monkeypatch)
                 tabs = ((first, "Export CSV", wires["export"]),
                         (second, "Download audit pack", wires["pack"]))  # fmt: skip
 
-                # Positive control: each button delivers rows while the auditor is valid.
-                for tab, name, _ in tabs:
-                    content, url = _click_download(tab, name)
+                # Positive control: each button delivers rows while the auditor is valid, and
+                # its click asks for no rerun.
+                for tab, name, wire in tabs:
+                    reruns = wire.reruns
+                    content, url = _click_download(tab, name, wire)
                     assert "/media/" in url
                     assert data_rows(_fetched(content, url)) > 0, name
-                    settle(tab)  # the click's rerun redraws the buttons
+                    assert wire.reruns == reruns, f"{name}: the click reran the page"
                 assert logged_exports(username) == 2
                 # From the network: every button sent names a file still to be built.
                 sent = [b for wire in wires.values() for b in wire.buttons]
@@ -364,9 +368,9 @@ def test_a_stale_button_on_a_real_server_delivers_nothing(tmp_path, monkeypatch)
                 set_window_end(username, utc_now() - timedelta(seconds=1))
                 cookie = _cookie_header(context)
                 for tab, name, wire in tabs:
-                    wire.hold = True
-                    content, url = _click_download(tab, name)
-                    assert wire.dropped >= 1, "the click's rerun was not held back"
+                    reruns = wire.reruns
+                    content, url = _click_download(tab, name, wire)
+                    assert wire.reruns == reruns, "the file request came after a rerun"
                     assert "/media/" in url, url
                     fetched = _get(url, cookie)
                     for body in (content, fetched):

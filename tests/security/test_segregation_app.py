@@ -38,6 +38,7 @@ from portal.navigation import PAGES
 from portal.store import to_text, utc_now
 from tests import role_matrix
 from tests.browser_support import leaks
+from tests.download_capture import as_text, downloads, recording_media
 from tests.ownership import ownership
 from tests.page_checks import partition
 from tests.page_harness import ROOT, shown_text
@@ -405,14 +406,18 @@ def test_no_export_after_the_auditor_window_ends(portal) -> None:
 
 def test_export_with_tampered_filters_holds_only_own_rows(portal, foreign) -> None:
     """The export is the page's own frame: forged filter keys cannot widen it."""
-    at = sign_in(app(), "priya")
-    at.session_state["batches:products"] = [some(portal, "product", "product_id", "CTB")]
-    at.query_params.update({"sponsor": "CTB"})
-    at = open_url(at, "batch-list")
-    at.download_button[0].click().run()
+    before = _exports("priya")
+    with recording_media() as made:
+        at = sign_in(app(), "priya")
+        at.session_state["batches:products"] = [some(portal, "product", "product_id", "CTB")]
+        at.query_params.update({"sponsor": "CTB"})
+        at = open_url(at, "batch-list")
+        files = [d.fetch() for d in downloads(at, made, "batch-list")]  # as the browser does
     frames = "\n".join(f.value.to_csv(index=False) for f in at.dataframe)
     assert frames and not leaks(frames, foreign["NWT"])
-    assert _exports("priya") >= 1
+    exported = "\n".join(as_text(f) for f in files)
+    assert exported and not leaks(exported, foreign["NWT"])
+    assert _exports("priya") == before + len(files) == before + 2
 
 
 # --- the shared scope cache ---------------------------------------------------------------------
