@@ -9,7 +9,8 @@ import streamlit as st
 
 from portal import header, session
 from portal.bootstrap import bootstrap, needs_bootstrap
-from portal.navigation import PAGES, pages_for
+from portal.context import PICKER_ROLES
+from portal.navigation import PAGES, SPONSOR_PAGES, pages_for
 from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
 from portal.store import utc_now
 from portal.users import get_user
@@ -74,5 +75,7 @@ if requested in pages and current.url_path != requested:
 shown = next(path for path, page in pages.items() if page is current)
 header.render(principal, root, shown, landing=default)
 session.watch_idle(config)
-session.log_page_view(principal, shown)
+st.session_state[session.SHOWN_PAGE] = shown
+if principal.role not in PICKER_ROLES or shown not in SPONSOR_PAGES:
+    session.log_page_view(principal, shown)  # a picked sponsor's page logs its own view
 current.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,13 @@ EVENTS = (
     "TOKEN_REVOKED",
     "API_REQUEST",  # a call to the sharing server, by a token
     "FILE_FETCH",  # a shared Parquet file downloaded through a signed link
+    # Account changes made on the Users page; the entry names the account in `detail` and
+    # carries its sponsor, so a sponsor sees its auditors' accounts being made and ended.
+    "USER_CREATED",
+    "USER_DISABLED",
+    "USER_ENABLED",
+    "PASSWORD_RESET",
+    "ACCESS_ENDED",
 )
 API_ROLE = "api"  # the role of an access-log entry made by a data-share token
 COLUMNS = (
@@ -61,6 +69,11 @@ def record(
         else (username, None, None)
     )
     _append(event, *who, page, filters, row_count, content_hash, detail)
+
+
+def record_account(event: str, actor: Principal, username: str, sponsor_id: str | None) -> None:
+    """An account change by `actor` on the account `username` (of sponsor `sponsor_id`)."""
+    record(event, replace(actor, sponsor_id=sponsor_id), page="users", detail=username)
 
 
 def record_api(
@@ -118,7 +131,8 @@ def _entries(where: str, params: tuple) -> list[dict[str, Any]]:
 
 
 def entries_for_sponsor(sponsor_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Entries of this sponsor's own users in [since, until), newest first."""
+    """Entries in [since, until), newest first, about this sponsor: its own users' and CMO
+    staff's views, exports and audit packs of its data."""
     return _entries(
         "sponsor_id = ? AND at >= ? AND at < ?", (sponsor_id, to_text(since), to_text(until))
     )

@@ -6,10 +6,13 @@ scope follows from it; a page never chooses a sponsor for a sponsor-bound role.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
+from portal import session
+from portal.session import SHOWN_PAGE
 from portal.users import CMO_ROLES, SPONSOR_ROLES, Principal
 from warehouse import layout
 from warehouse.scope import Scope, ScopeError, open_cmo_scope, open_sponsor_scope, snapshot_info
@@ -61,6 +64,10 @@ def scoped_sponsor() -> str:
         picked = choices[0]
     picked = st.sidebar.selectbox("Sponsor", choices, index=choices.index(picked))
     st.session_state[_PICKED_SPONSOR] = picked
+    # The view is logged as of the sponsor shown: that sponsor's QA sees who at the CMO looked.
+    # (A page script run on its own, as the page tests do, has no URL path and logs nothing.)
+    if shown := st.session_state.get(SHOWN_PAGE):
+        session.log_page_view(replace(principal, sponsor_id=picked), shown)
     return picked
 
 

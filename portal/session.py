@@ -39,6 +39,7 @@ REQUESTED_PATH = "_requested_path"
 # in st.rerun(), the component can be dropped before it runs once the next run is fast.
 COOKIE_PENDING = "_cookie_pending"
 LAST_LOGGED_PAGE = "_last_logged_page"
+SHOWN_PAGE = "_shown_page"  # the URL path of the page this run shows
 
 
 class ConfigError(RuntimeError):
@@ -265,7 +266,11 @@ def watch_idle(config: Settings) -> None:
 
 
 def log_page_view(principal: Principal, url_path: str) -> None:
-    """One PAGE_VIEW per page opened, not per widget rerun."""
-    if st.session_state.get(LAST_LOGGED_PAGE) != url_path:
+    """One PAGE_VIEW per page (and sponsor) opened, not per widget rerun.
+
+    CMO staff's views of one sponsor's page are logged by that page, with the sponsor it shows
+    as the entry's sponsor (portal.context.scoped_sponsor): that sponsor's QA reads them."""
+    viewed = (url_path, principal.sponsor_id)
+    if st.session_state.get(LAST_LOGGED_PAGE) != viewed:
         access_log.record("PAGE_VIEW", principal, page=url_path)
-        st.session_state[LAST_LOGGED_PAGE] = url_path
+        st.session_state[LAST_LOGGED_PAGE] = viewed

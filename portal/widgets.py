@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,13 +142,15 @@ def export_buttons(
     """
     principal = current_principal()
     rows = export_frame(frame, dataset)
+    # Logged as of the sponsor whose rows these are: CMO staff's exports reach its QA's log.
+    logged = replace(principal, sponsor_id=scope.sponsor_id or principal.sponsor_id)
 
     def stamp() -> dict[str, str]:
         return export_stamp(rows, principal, page, filters, scope.label, scope.snapshot.run_id)
 
     def log(fmt: str) -> Callable[[], None]:
         return lambda: access_log.record(
-            "EXPORT", principal, page=page, filters=filters.describe(),
+            "EXPORT", logged, page=page, filters=filters.describe(),
             row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
         )  # fmt: skip
 

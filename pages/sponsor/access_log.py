@@ -1,5 +1,5 @@
-"""Access log: who signed in, viewed and exported; a sponsor sees only its own users, and
-its own data-share tokens."""
+"""Access log: who signed in, viewed and exported; a sponsor sees its own users, CMO staff's
+views and exports of its data, and its own data-share tokens."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -29,7 +29,8 @@ if principal.role in CMO_ROLES:
     st.caption("All sponsors' users and CMO staff.")
 else:
     entries = access_log.entries_for_sponsor(principal.sponsor_id, since, until)
-    st.caption(f"Sign-ins, page views and exports of {principal.sponsor_id}'s users.")
+    st.caption("Your users' sign-ins, page views and exports, and every view, export and "
+               "audit pack of your data by CMO staff.")  # fmt: skip
 
 if entries:
     table(access_log.entries_frame(entries), "access_log")

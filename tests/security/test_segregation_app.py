@@ -33,19 +33,20 @@ from streamlit.util import calc_hash
 
 import warehouse.queries
 from etl.publish import PublishError, verify
-from portal import users
+from portal import access_log, users
 from portal.navigation import PAGES
 from portal.store import to_text, utc_now
+from portal.users import DEMO_SPONSOR_USERS
 from tests import role_matrix
 from tests.browser_support import leaks
-from tests.download_capture import as_text, downloads, recording_media
+from tests.download_capture import as_text, data_rows, downloads, recording_media
 from tests.ownership import ownership
 from tests.page_checks import partition
 from tests.page_harness import ROOT, shown_text
 from warehouse import clock, layout
 from warehouse.contract import TABLES
 from warehouse.filters import Filters
-from warehouse.scope import QueryError, Scope, ScopeError, open_sponsor_scope
+from warehouse.scope import QueryError, Scope, ScopeError, open_sponsor_scope, sponsor_ids
 
 OWN = {"priya": "NWT", "bruno": "CTB", "tom": "NWT"}
 
@@ -622,3 +623,54 @@ def test_a_published_scope_cannot_read_another_partition(data_root: Path, scopes
                 f"SELECT * FROM read_parquet('{other.parent}/*/*.parquet')"):  # fmt: skip
         with pytest.raises(duckdb.Error, match="Permission"):
             scopes["NWT"]._cursor().sql(sql).fetchall()
+
+
+# --- CMO staff's views of a sponsor's data, in that sponsor's access log ----------------------
+
+
+def _carla_in(sponsor: str, since: datetime, until: datetime) -> list[tuple[str, str]]:
+    entries = access_log.entries_for_sponsor(sponsor, since, until)
+    return [(e["event"], e["page"]) for e in entries if e["username"] == "carla"]
+
+
+def test_cmo_views_and_exports_are_logged_for_that_sponsor_only(portal) -> None:
+    """CMO quality opens Batches on the first sponsor, picks another and exports: each
+    sponsor's log holds exactly the views and exports of its own data, no other sponsor's log
+    holds any, and the sponsor's QA reads them on its Access log page."""
+    since = utc_now() - timedelta(seconds=1)
+    choices = sponsor_ids(portal)
+    first, second = choices[0], choices[1]
+    with recording_media() as made:
+        at = open_url(sign_in(app(), "carla"), "batch-list")
+        assert not at.exception
+        (picker,) = [box for box in at.selectbox if box.label == "Sponsor"]
+        assert picker.value == first
+        at = picker.select(second).run()
+        assert not at.exception
+        files = [d.fetch() for d in downloads(at, made, "batch-list")]
+    until = utc_now() + timedelta(seconds=1)
+    assert len(files) == 2 and all(data_rows(f) for f in files)
+    assert _carla_in(first, since, until) == [("PAGE_VIEW", "batch-list")]
+    assert sorted(_carla_in(second, since, until)) == [
+        ("EXPORT", "batches"), ("EXPORT", "batches"), ("PAGE_VIEW", "batch-list"),
+    ]  # fmt: skip
+    for other in choices[2:]:
+        assert _carla_in(other, since, until) == [], other
+    # No sponsor-less copy of a sponsor page's view; the cockpit (site-wide) stays sponsor-less.
+    with sqlite3.connect(layout.portal_db()) as conn:
+        own = conn.execute(
+            "SELECT event, page, sponsor_id FROM access_log WHERE username = 'carla' AND at >= ?",
+            (to_text(since),),
+        ).fetchall()
+    assert ("PAGE_VIEW", "batch-list", None) not in own
+    assert ("PAGE_VIEW", "management-cockpit", None) in own
+
+    # The second sponsor's QA reads them; the first sponsor's QA reads only its own view.
+    qa = {sponsor: user for user, _, role, sponsor in DEMO_SPONSOR_USERS if role == "sponsor_qa"}
+    for sponsor, expected in ((second, 3), (first, 1)):
+        at = open_url(sign_in(app(), qa[sponsor]), "access-log")
+        assert not at.exception
+        (log,) = [f.value for f in at.dataframe if "carla" in f.value.to_csv(index=False)]
+        assert len([row for row in log.to_csv(index=False).splitlines() if "carla" in row]) == (
+            expected
+        ), sponsor
