@@ -109,21 +109,24 @@ def _check(
     valid_until: datetime | None,
 ) -> None:
     if not USERNAME_PATTERN.fullmatch(username):
-        raise UserError(f"username {username!r} must match {USERNAME_PATTERN.pattern}")
+        raise UserError(
+            f"the username {username!r} is not allowed: use 2 to 64 lower-case letters, digits, "
+            "dots, dashes or underscores, starting with a letter (e.g. anna.berg)"
+        )
     if role not in ROLES:
-        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise UserError(f"the role {role!r} is not one of {', '.join(ROLES)}")
     if role in SPONSOR_ROLES:
         if not is_safe_sponsor_id(sponsor_id):
-            raise UserError(f"role {role} needs a valid sponsor id, got {sponsor_id!r}")
+            raise UserError(f"a {role} account needs the id of its sponsor, got {sponsor_id!r}")
     elif sponsor_id is not None:
-        raise UserError(f"role {role} sees no single sponsor; sponsor id must be empty")
+        raise UserError(f"a {role} account sees no single sponsor: leave the sponsor empty")
     if role == "auditor" and (valid_from is None or valid_until is None):
-        raise UserError("an auditor account needs both valid_from and valid_until")
+        raise UserError("an auditor account needs the start and the end of its access")
     for moment in (valid_from, valid_until):
         if moment is not None and moment.tzinfo is None:
-            raise UserError("validity times must carry a time zone")
+            raise UserError("the start and end of access must carry a time zone")
     if valid_from and valid_until and valid_until <= valid_from:
-        raise UserError("valid_until must be after valid_from")
+        raise UserError("the end of access must come after its start")
 
 
 def add_user(
@@ -216,6 +219,38 @@ def _update(username: str, sql: str, params: tuple) -> None:
 def disable_user(username: str) -> None:
     """Stop a user signing in; running sessions end at their next rerun."""
     _update(username, "UPDATE portal_user SET disabled = 1 WHERE username = ?", ())
+
+
+def enable_user(username: str) -> None:
+    """Let a disabled user sign in again (an auditor still only inside its window)."""
+    _update(username, "UPDATE portal_user SET disabled = 0 WHERE username = ?", ())
+
+
+def end_access(username: str, now: datetime) -> User:
+    """End an auditor's access at `now`: its window closes, its sessions end at their next
+    rerun and buttons left on its screen deliver nothing."""
+    user = get_user(username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    if user.role != "auditor":
+        raise UserError(f"only an auditor's access has an end; disable {username} instead")
+    if user.valid_until is not None and user.valid_until <= now:
+        raise UserError(f"{username}'s access has already ended")
+    start = min(user.valid_from, now - timedelta(seconds=1)) if user.valid_from else None
+    _update(
+        username,
+        "UPDATE portal_user SET valid_from = ?, valid_until = ? WHERE username = ?",
+        (to_text(start), to_text(now)),
+    )
+    return get_user(username)
+
+
+def may_manage(actor: Principal, target: User) -> bool:
+    """The administrator manages every other account; CMO staff manage auditors only (they
+    cannot reset a colleague's or the administrator's password)."""
+    if actor.username == target.username:
+        return False
+    return actor.role == "admin" or (actor.role in CMO_ROLES and target.role == "auditor")
 
 
 def reset_password(username: str, password: str) -> None:

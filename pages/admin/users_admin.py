@@ -1,16 +1,17 @@
 """Users: the registry and the data share's tokens; CMO staff and admins create time-bounded
-auditor accounts and sponsors' API tokens here."""
+auditor accounts and sponsors' API tokens here, and manage accounts (CMO staff: auditors only)."""
 
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from portal import tokens
+from portal import access_log, tokens, users
 from portal.context import current_principal, published_sponsors
 from portal.store import utc_now
 from portal.users import CMO_ROLES, UserError, create_auditor, list_users, users_frame
 from portal.widgets import table
+from warehouse.catalogue.columns import ROLE_WORDS
 
 principal = current_principal()
 if principal.role not in CMO_ROLES | {"admin"}:
@@ -18,34 +19,98 @@ if principal.role not in CMO_ROLES | {"admin"}:
     st.error("User management is for the administrator and CMO staff.")
     st.stop()
 st.title("Users")
+registry = st.container()  # filled last, so it shows what the forms below just changed
+sponsors = published_sponsors()
+new_auditor, manage = st.columns(2, gap="large")
 
-table(users_frame(list_users()), "users")
-
-st.subheader("New auditor account")
-with st.form("new-auditor", clear_on_submit=True):
-    username = st.text_input("Username (lower case)")
-    display_name = st.text_input("Name")
-    sponsor_id = st.text_input("Sponsor id").strip().upper()
-    days = st.number_input("Valid for (days, from today)", min_value=1, max_value=30, value=5)
-    submitted = st.form_submit_button("Create auditor")
-if submitted:
-    start = datetime.combine(date.today(), time.min, UTC)
-    try:
-        user, password = create_auditor(
-            username.strip(),
-            display_name.strip(),
-            sponsor_id,
-            valid_from=start,
-            valid_until=start + timedelta(days=int(days)),
-            created_by=principal.username,
-        )
-    except UserError as refused:
-        st.error(str(refused))
+with new_auditor:
+    st.subheader("New auditor account")
+    if not sponsors:
+        st.info("Auditor accounts can be created once a snapshot is published: sponsors come "
+                "from it.")  # fmt: skip
     else:
-        # Shown once, in this rerun only; it is stored nowhere but as a bcrypt hash.
-        st.success(f"Created {user.username}, valid until {user.valid_until:%Y-%m-%d %H:%M} UTC.")
-        st.code(password, language=None)
-        st.caption("One-time password: hand it over securely; it will not be shown again.")
+        with st.form("new-auditor", clear_on_submit=True):
+            username = st.text_input("Username", placeholder="lower case, e.g. anna.berg")
+            display_name = st.text_input("Name")
+            sponsor_id = st.selectbox("Sponsor audited", sponsors)
+            days = st.number_input("Valid for (days, from today)", min_value=1, max_value=30,
+                                   value=5)  # fmt: skip
+            submitted = st.form_submit_button("Create auditor")
+        if submitted:
+            start = datetime.combine(utc_now().date(), time.min, UTC)
+            try:
+                if not display_name.strip():
+                    raise UserError("give the auditor's name")
+                user, password = create_auditor(
+                    username.strip(), display_name.strip(), sponsor_id, valid_from=start,
+                    valid_until=start + timedelta(days=int(days)), created_by=principal.username,
+                )  # fmt: skip
+            except UserError as refused:
+                st.error(f"No account was created: {refused}.")
+            else:
+                access_log.record_account("USER_CREATED", principal, user.username, sponsor_id)
+                # Shown once, in this rerun only; it is stored nowhere but as a bcrypt hash.
+                st.success(f"Created {user.username} for {sponsor_id}, valid until "
+                           f"{user.valid_until:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
+                st.code(password, language=None)
+                st.caption("One-time password: hand it over securely; it will not be shown "
+                           "again.")  # fmt: skip
+
+with manage:
+    st.subheader("Manage an account")
+    now = utc_now()
+    managed = {u.username: u for u in list_users() if users.may_manage(principal, u)}
+    if not managed:
+        st.info("No account you may manage." if principal.role == "admin" else
+                "No auditor account yet: CMO staff manage auditors' accounts here.")  # fmt: skip
+    else:
+        if principal.role != "admin":
+            st.caption("CMO staff manage auditors' accounts; the administrator manages all.")
+        chosen = managed[st.selectbox(
+            "Account", list(managed), key="users:manage",
+            format_func=lambda name: " · ".join(filter(None, (
+                name, managed[name].display_name, ROLE_WORDS.get(managed[name].role),
+                managed[name].sponsor_id, "disabled" if managed[name].disabled else None))),
+        )]  # fmt: skip
+        actions = (["Enable"] if chosen.disabled else ["Disable"]) + ["Reset password"]
+        if chosen.role == "auditor" and (chosen.valid_until is None or chosen.valid_until > now):
+            actions.append("End access now")
+        with st.form("manage-account", clear_on_submit=True):
+            action = st.radio("Action", actions, horizontal=True)
+            confirmed = st.checkbox(f"I mean to do this to {chosen.username}.")
+            apply = st.form_submit_button("Apply")
+        if apply and not confirmed:
+            st.warning("Tick the box to confirm.")
+        elif apply:
+            name, sponsor = chosen.username, chosen.sponsor_id
+            if action == "Disable":
+                users.disable_user(name)
+                access_log.record_account("USER_DISABLED", principal, name, sponsor)
+                st.success(f"Disabled {name}: it cannot sign in, and its open sessions end at "
+                           "their next click.")  # fmt: skip
+            elif action == "Enable":
+                users.enable_user(name)
+                access_log.record_account("USER_ENABLED", principal, name, sponsor)
+                st.success(f"Enabled {name}.")
+            elif action == "Reset password":
+                password = users.one_time_password()
+                users.reset_password(name, password)
+                access_log.record_account("PASSWORD_RESET", principal, name, sponsor)
+                st.success(f"New one-time password for {name}:")
+                st.code(password, language=None)
+                st.caption("Hand it over securely; it will not be shown again.")
+            else:
+                try:
+                    ended = users.end_access(name, now)
+                except UserError as refused:
+                    st.error(f"Nothing was changed: {refused}.")
+                else:
+                    access_log.record_account("ACCESS_ENDED", principal, name, sponsor)
+                    st.success(f"{name}'s access ended at {ended.valid_until:%Y-%m-%d %H:%M} "
+                               "UTC: its open sessions end at their next click.")  # fmt: skip
+
+with registry:
+    table(users_frame(list_users()), "users")
 
 st.subheader("Data-share tokens")
 st.caption(
@@ -58,7 +123,6 @@ new_token, old_token = st.columns(2, gap="large")
 
 with new_token:
     st.markdown("**Create a token**")
-    sponsors = published_sponsors()
     if not sponsors:
         st.info("Tokens can be created once a snapshot is published: sponsors come from it.")
     else:

@@ -879,7 +879,9 @@ ACCESS_EVENT_WORDS = {
     "EXPORT": "Exported", "EXPIRED": "Access ended", "AUDIT_PACK": "Generated an audit pack",
     "DOWNLOAD": "Downloaded an audit pack", "TOKEN_CREATED": "Issued a data-share token",
     "TOKEN_REVOKED": "Revoked a data-share token", "API_REQUEST": "Called the data share",
-    "FILE_FETCH": "Downloaded a shared file",
+    "FILE_FETCH": "Downloaded a shared file", "USER_CREATED": "Created an account",
+    "USER_DISABLED": "Disabled an account", "USER_ENABLED": "Enabled an account",
+    "PASSWORD_RESET": "Reset a password", "ACCESS_ENDED": "Ended an auditor's access",
 }  # fmt: skip
 USERNAME = Column("username", "Username", "The sign-in name.", "id", key=True)
 USER_NAME = Column("display_name", "Name", "The person's full name.", "text")
