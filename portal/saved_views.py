@@ -1,4 +1,5 @@
-"""Named filter sets a user saves per dashboard; they belong to that user only."""
+"""Named filter sets a user saves; each can be chosen on every dashboard and belongs to that
+user only (the page it was saved on is kept with it)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ def save(username: str, page: str, name: str, filters: dict) -> None:
         )
 
 
-def views(username: str, page: str) -> dict[str, dict]:
+def views(username: str) -> dict[str, dict]:
+    """The user's views by name; a name saved on two pages is the one saved last."""
     with connect() as conn:
         rows = conn.execute(
-            "SELECT name, filters_json FROM saved_view WHERE username = ? AND page = ? "
-            "ORDER BY name",
-            (username, page),
+            "SELECT name, filters_json FROM saved_view WHERE username = ? ORDER BY name, saved_at",
+            (username,),
         ).fetchall()
     return {name: json.loads(filters) for name, filters in rows}

@@ -8,7 +8,7 @@ import io
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -25,35 +25,110 @@ from warehouse.filters import Filters
 from warehouse.queries.common import products
 from warehouse.scope import Scope
 
+SHARED_FILTERS = "_shared_filters"  # the products and period a user chose, for every page
+URL_APPLIED = "_filters_url_applied"  # the query string whose filters were last applied
+
+
+def _shared() -> dict[str, Any]:
+    return st.session_state.setdefault(SHARED_FILTERS, {})
+
+
+def _period_from_url(params: Any) -> tuple[date, date] | None:
+    """The URL's period (from=YYYY-MM-DD&to=YYYY-MM-DD); a broken or reversed one is refused
+    with a message, and the page keeps its period."""
+    if "from" not in params and "to" not in params:
+        return None
+    try:
+        start, end = date.fromisoformat(params["from"]), date.fromisoformat(params["to"])
+    except (KeyError, ValueError):
+        st.sidebar.warning("The link's period is not a pair of dates (from=YYYY-MM-DD and "
+                           "to=YYYY-MM-DD): the period below is the page's own.")  # fmt: skip
+        return None
+    if end < start:
+        st.sidebar.warning(f"The link's period ends ({end}) before it starts ({start}): the "
+                           "period below is the page's own.")  # fmt: skip
+        return None
+    return start, end
+
+
+def _apply_url(names: dict[str, str]) -> None:
+    """A link's filters (?products=P1,P2&from=...&to=...) become the session's, once per link.
+    Products outside this user's scope are dropped unseen: a link applies within one's own
+    scope only."""
+    params = st.query_params
+    query = "&".join(f"{k}={params[k]}" for k in ("products", "from", "to") if k in params)
+    if not query or st.session_state.get(URL_APPLIED) == query:
+        return
+    st.session_state[URL_APPLIED] = query
+    shared = _shared()
+    if "products" in params:
+        shared["products"] = [p for p in params["products"].split(",") if p in names]
+    if period := _period_from_url(params):
+        shared["period"] = period
+
+
+def _write_url(picked: list[str], start: date, end: date) -> None:
+    """The URL names the view, so a copied link reopens it."""
+    wanted = {"from": start.isoformat(), "to": end.isoformat()}
+    if picked:
+        wanted["products"] = ",".join(picked)
+    for key in ("products", "from", "to"):
+        if key in wanted and st.query_params.get(key) != wanted[key]:
+            st.query_params[key] = wanted[key]
+        elif key not in wanted and key in st.query_params:
+            del st.query_params[key]
+    query = "&".join(f"{k}={wanted[k]}" for k in ("products", "from", "to") if k in wanted)
+    st.session_state[URL_APPLIED] = query
+
 
 def dashboard_filters(scope: Scope, page: str, *, default_days: int = 365) -> Filters:
-    """Product and date-range filters with the user's saved views, in the sidebar."""
+    """Product and date-range filters with the user's saved views, in the sidebar.
+
+    One set for the whole portal: products and a period chosen on one page (or by a saved
+    view, or a link) follow the user to the next page, and the URL names them. A page whose
+    period the user never chose shows its own default."""
     principal = current_principal()
     options = products(scope)
     names = dict(zip(options["product_id"], options["name"], strict=True))
     product_key, range_key = f"{page}:products", f"{page}:range"
     today = clock.today()
+    _apply_url(names)
+    shared = _shared()
 
-    saved = saved_views.views(principal.username, page)
+    saved = saved_views.views(principal.username)
     chosen = st.sidebar.selectbox("Saved view", ["—", *saved], key=f"{page}:view")
     if chosen != "—" and st.session_state.get(f"{page}:applied") != chosen:
         view = saved[chosen]
-        st.session_state[product_key] = view.get("products", [])
+        shared["products"] = list(view.get("products", []))
         days = int(view.get("days", default_days))
-        st.session_state[range_key] = (today - timedelta(days=days), today)
+        shared["period"] = (today - timedelta(days=days), today)
         st.session_state[f"{page}:applied"] = chosen
-    # A value set from outside the option list (another sponsor's product) is dropped.
+    # The session's choices, set before the widgets are drawn; a page never chosen keeps its
+    # default. A value from outside the option list (another sponsor's product) is dropped.
+    if "products" in shared:
+        st.session_state[product_key] = list(shared["products"])
+    if "period" in shared:
+        st.session_state[range_key] = tuple(shared["period"])
+    elif range_key not in st.session_state:
+        st.session_state[range_key] = (today - timedelta(days=default_days), today)
     if product_key in st.session_state:
         st.session_state[product_key] = [p for p in st.session_state[product_key] if p in names]
 
+    def keep(what: str, key: str) -> None:
+        value = st.session_state[key]
+        if what == "period" and not (isinstance(value, tuple) and len(value) == 2):
+            return  # a range half picked: the period is chosen once both ends are
+        shared[what] = list(value) if what == "products" else tuple(value)
+
     picked = st.sidebar.multiselect(
         "Products", list(names), format_func=names.get, key=product_key,
-        placeholder="All products",
+        placeholder="All products", on_change=keep, args=("products", product_key),
     )  # fmt: skip
     period = st.sidebar.date_input(
-        "Period", value=(today - timedelta(days=default_days), today), key=range_key
+        "Period", key=range_key, on_change=keep, args=("period", range_key)
     )
     start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (today, today)
+    _write_url(picked, start, end)
 
     with st.sidebar.expander("Save this view"):
         name = st.text_input("Name", key=f"{page}:view-name", max_chars=60)
@@ -62,7 +137,7 @@ def dashboard_filters(scope: Scope, page: str, *, default_days: int = 365) -> Fi
                 principal.username, page, name.strip(),
                 {"products": picked, "days": (end - start).days},
             )  # fmt: skip
-            st.toast(f"Saved view '{name.strip()}'.")
+            st.toast(f"Saved view '{name.strip()}': it can be chosen on every page.")
     return Filters(start=start, end=end, products=tuple(picked))
 
 
