@@ -343,11 +343,69 @@ def chart(
 
     def draw() -> go.Figure:
         shown, titles = catalogue.dataset(dataset).for_chart(data) if dataset else (data, {})
-        return titled(build(shown), titles | (labels or {}))
+        return integer_ticks(titled(build(shown), titles | (labels or {})))
 
     words = tuple(sorted((labels or {}).items()))
     figure = scope.memo(("figure", name, fingerprint(data), dataset, words, extra), draw)
     st.plotly_chart(figure, key=key)
+
+
+SMALL_COUNT = 10  # up to this many, a count axis ticks every whole number
+
+
+def integer_ticks(figure: go.Figure) -> go.Figure:
+    """`figure` with whole-number ticks on every axis that counts: one whose bars or points are
+    all whole numbers, or a histogram's count axis. Plotly's own ticks would read 0.5 of a batch
+    on a small count. Dates, shares (a range up to 1) and axes with a format of their own are
+    left alone."""
+    stacked = figure.layout.barmode in (None, "stack", "relative")
+    totals: dict[str, dict[Any, float]] = {}  # axis -> category -> what it reaches
+    other: set[str] = set()
+    for trace in figure.data:
+        if trace.type not in ("bar", "scatter", "histogram"):
+            continue
+        horizontal = getattr(trace, "orientation", None) == "h"
+        letter = "x" if horizontal else "y"
+        axis = (getattr(trace, f"{letter}axis", None) or letter).replace(letter, f"{letter}axis")
+        shown = totals.setdefault(axis, {})
+        if trace.type == "histogram":  # counts per bin: at most the trace's records
+            records = trace.y if horizontal else trace.x
+            shown["histogram"] = shown.get("histogram", 0.0) + (
+                0 if records is None else len(records)
+            )
+            continue
+        values = _numbers(trace.x if horizontal else trace.y)
+        if values is None or any(v != int(v) for v in values):
+            other.add(axis)
+            continue
+        categories = trace.y if horizontal else trace.x
+        categories = range(len(values)) if categories is None else list(categories)
+        for category, value in zip(categories, values, strict=False):
+            before = shown.get(category, 0.0)
+            stack = stacked and trace.type == "bar"
+            shown[category] = before + abs(value) if stack else max(before, abs(value))
+    for axis, reached in totals.items():
+        layout = figure.layout[axis]
+        if axis in other or not reached or layout.type == "date" or layout.tickformat:
+            continue
+        if layout.range is not None and layout.range[1] is not None and layout.range[1] <= 1:
+            continue
+        if max(reached.values()) <= SMALL_COUNT:
+            layout.update(tick0=0, dtick=1, tickformat="d")
+        else:
+            layout.update(tickformat=",d")
+    return figure
+
+
+def _numbers(values: Any) -> list[float] | None:
+    """`values` as floats, or None when one is not a number (a date, a category)."""
+    if values is None:
+        return []
+    try:
+        numbers = [float(v) for v in values if v is not None]
+    except (TypeError, ValueError):
+        return None
+    return None if any(v != v for v in numbers) else numbers  # NaN: not a count
 
 
 def titled(figure: go.Figure, titles: dict[str, str]) -> go.Figure:
