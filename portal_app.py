@@ -10,7 +10,7 @@ import streamlit as st
 from portal import header, session
 from portal.bootstrap import bootstrap, needs_bootstrap
 from portal.context import PICKER_ROLES
-from portal.navigation import PAGES, SPONSOR_PAGES, pages_for
+from portal.navigation import PAGES, pages_for
 from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
 from portal.store import utc_now
 from portal.users import get_user
@@ -76,6 +76,13 @@ shown = next(path for path, page in pages.items() if page is current)
 header.render(principal, root, shown, landing=default)
 session.watch_idle(config)
 st.session_state[session.SHOWN_PAGE] = shown
-if principal.role not in PICKER_ROLES or shown not in SPONSOR_PAGES:
-    session.log_page_view(principal, shown)  # a picked sponsor's page logs its own view
-current.run()
+if principal.role in PICKER_ROLES:
+    # Logged with the sponsor the page shows once it has picked one (scoped_sponsor), else
+    # (a site-wide page, or a run that stopped first) when the run ends.
+    session.defer_page_view(shown)
+else:
+    session.log_page_view(principal, shown)
+try:
+    current.run()
+finally:
+    session.log_deferred_view(principal)

@@ -6,7 +6,7 @@ scope follows from it; a page never chooses a sponsor for a sponsor-bound role.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +15,7 @@ from portal import session
 from portal.session import SHOWN_PAGE
 from portal.users import CMO_ROLES, SPONSOR_ROLES, Principal
 from warehouse import layout
+from warehouse.queries.common import sponsor_name
 from warehouse.scope import Scope, ScopeError, open_cmo_scope, open_sponsor_scope, snapshot_info
 from warehouse.scope import sponsor_ids as published_sponsor_ids
 
@@ -72,8 +73,33 @@ def scoped_sponsor() -> str:
 
 
 def sponsor_scope() -> Scope:
-    """The confined scope of the sponsor this page shows (see scoped_sponsor)."""
-    return _open(scoped_sponsor())
+    """The confined scope of the sponsor this page shows (see scoped_sponsor). Anyone but the
+    sponsor's own QA reads which sponsor it is, by name and id, under the page's title."""
+    scope = _open(scoped_sponsor())
+    if current_principal().role != "sponsor_qa":
+        name = sponsor_name(scope)
+        shown = name if name == scope.sponsor_id else f"{name} ({scope.sponsor_id})"
+        st.badge(f"Sponsor: {shown}", icon=":material/domain:", color="blue")
+    return scope
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How a page addresses its reader: "your release" to the sponsor's own QA, "the
+    sponsor's release" to an auditor, CMO staff or a demo audience."""
+
+    your: str
+    you: str
+
+    @property
+    def Your(self) -> str:  # noqa: N802 -- the capitalised form, at a sentence's start
+        return self.your[:1].upper() + self.your[1:]
+
+
+def voice() -> Voice:
+    if current_principal().role == "sponsor_qa":
+        return Voice("your", "you")
+    return Voice("the sponsor's", "the sponsor")
 
 
 def site_scope() -> Scope:

@@ -68,15 +68,6 @@ PAGES: tuple[PageSpec, ...] = (
 # fmt: on
 
 
-# The pages that show one sponsor's data (through portal.context.sponsor_scope): CMO staff
-# pick the sponsor, and their view is logged with it, for that sponsor's QA to read.
-SPONSOR_PAGES = frozenset({
-    "home", "batch-list", "batch-record", "deviations-oos", "capa-aging", "change-control",
-    "training-status", "equipment-suppliers", "tech-transfer", "qa-agreement-compliance",
-    "audit-pack",
-})  # fmt: skip
-
-
 def pages_for(role: str) -> list[PageSpec]:
     """The pages a role may open, in menu order; the first is the default."""
     return [page for page in PAGES if role in page.roles]

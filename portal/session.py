@@ -40,6 +40,7 @@ REQUESTED_PATH = "_requested_path"
 COOKIE_PENDING = "_cookie_pending"
 LAST_LOGGED_PAGE = "_last_logged_page"
 SHOWN_PAGE = "_shown_page"  # the URL path of the page this run shows
+DEFERRED_VIEW = "_deferred_view"  # a view to log at the run's end, unless a sponsor's page did
 
 
 class ConfigError(RuntimeError):
@@ -270,7 +271,19 @@ def log_page_view(principal: Principal, url_path: str) -> None:
 
     CMO staff's views of one sponsor's page are logged by that page, with the sponsor it shows
     as the entry's sponsor (portal.context.scoped_sponsor): that sponsor's QA reads them."""
+    st.session_state.pop(DEFERRED_VIEW, None)
     viewed = (url_path, principal.sponsor_id)
     if st.session_state.get(LAST_LOGGED_PAGE) != viewed:
         access_log.record("PAGE_VIEW", principal, page=url_path)
         st.session_state[LAST_LOGGED_PAGE] = viewed
+
+
+def defer_page_view(url_path: str) -> None:
+    """For CMO staff: the page may show one sponsor, whose view it logs with that sponsor."""
+    st.session_state[DEFERRED_VIEW] = url_path
+
+
+def log_deferred_view(principal: Principal) -> None:
+    """The view no sponsor's page logged this run: a site-wide page's, without a sponsor."""
+    if url_path := st.session_state.pop(DEFERRED_VIEW, None):
+        log_page_view(principal, url_path)

@@ -12,12 +12,12 @@ from portal.context import DEMO_TOUR_ROLES, current_principal, demo_scope
 from portal.widgets import chart, export_buttons, table
 from warehouse import catalogue, clock, kpis, layout
 from warehouse.filters import Filters
+from warehouse.queries.common import sponsor_name
 from warehouse.queries.demo_tour import (
     audit_step,
     capa_step,
     change_step,
     exception_step,
-    sponsor_name,
     vessel_step,
 )
 from warehouse.scope import snapshot_info, sponsor_ids

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from portal.context import sponsor_scope
+from portal.context import sponsor_scope, voice
 from portal.widgets import dashboard_filters, empty_state, export_buttons, table
 from warehouse.queries import batch_record
 
@@ -10,12 +10,15 @@ RECORD_KEY = "batch_record:batch_id"  # written by pages/batches.py
 
 st.title("Batch record")
 scope = sponsor_scope()
+our = voice()  # 'your' to the sponsor's QA, 'the sponsor's' to anyone else
 filters = dashboard_filters(scope, "batch_record")
 # Hints from another page or a link are only candidates: the scope's own rows decide.
 hints = tuple(h for h in (st.session_state.get(RECORD_KEY), st.query_params.get("batch")) if h)
 picker = batch_record.picker_model(scope, filters, hints)
 if picker.default is None:
-    empty_state("Batches of your products whose manufacture started in the period appear here.")
+    empty_state(
+        f"Batches of {our.your} products whose manufacture started in the period appear here."
+    )
     st.stop()
 
 options = list(picker.labels)
@@ -34,7 +37,7 @@ cols[0].metric("Status", model.status)
 cols[1].metric("CMO decision", model.cmo_decision or "pending",
                f"{batch['cmo_decided_at']:%Y-%m-%d}" if batch["cmo_decided_at"] else None,
                delta_color="off")  # fmt: skip
-cols[2].metric("Your decision", model.sponsor_decision or "pending",
+cols[2].metric(f"{our.Your} decision", model.sponsor_decision or "pending",
                f"{batch['sponsor_decided_at']:%Y-%m-%d}" if batch["sponsor_decided_at"] else None,
                delta_color="off")  # fmt: skip
 cols[3].metric(

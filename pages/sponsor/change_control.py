@@ -3,13 +3,14 @@
 import plotly.express as px
 import streamlit as st
 
-from portal.context import sponsor_scope
+from portal.context import sponsor_scope, voice
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import change_control
 
 st.title("Change control")
 scope = sponsor_scope()
+our = voice()  # 'your' to the sponsor's QA, 'the sponsor's' to anyone else
 filters = dashboard_filters(scope, "change_control")
 model = change_control.page_model(scope, filters, clock.today())
 
@@ -20,8 +21,8 @@ if model.impacts.is_empty():
 
 cols = st.columns(3)
 cols[0].metric("Changes in view", model.change_count)
-cols[1].metric("Awaiting your approval or notification", model.awaiting.height)
-cols[2].metric("Breaches of your quality agreement", model.violations.height)
+cols[1].metric(f"Awaiting {our.your} approval or notification", model.awaiting.height)
+cols[2].metric(f"Breaches of {our.your} quality agreement", model.violations.height)
 
 if not model.awaiting.is_empty():
     st.warning(
@@ -40,8 +41,9 @@ obligation = catalogue.dataset("change_controls").column("obligation")
 chart(scope, "change_control:obligations", model.by_obligation, lambda data: px.bar(
     data, x="obligation", y="impacts", color="status",
     category_orders={"obligation": obligation.ordered_words},
-    title="Impacts by your obligation and change status"),
-    dataset="change_controls", labels={"impacts": "Change impacts"})  # fmt: skip
+    title=f"Impacts by {our.your} obligation and change status"),
+    dataset="change_controls", labels={"impacts": "Change impacts"},
+    extra=our.your)  # fmt: skip  (the title's wording is the reader's: part of the key)
 
 st.subheader("All changes affecting this sponsor")
 table(model.impacts, "change_controls")

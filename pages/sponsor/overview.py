@@ -4,13 +4,14 @@ import plotly.express as px
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from portal.context import sponsor_scope
+from portal.context import sponsor_scope, voice
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import overview
 
 st.title("Overview")
 scope = sponsor_scope()
+our = voice()  # 'your' to the sponsor's QA, 'the sponsor's' to anyone else
 filters = dashboard_filters(scope, "overview")
 today = clock.today()
 st.caption(
@@ -29,13 +30,13 @@ def see(script: str, label: str) -> None:
 
 cols = st.columns(5)
 longest = f"longest {model.longest_wait} days" if model.awaiting.height else None
-cols[0].metric("Awaiting your release", model.awaiting.height, longest, delta_color="off")
+cols[0].metric(f"Awaiting {our.your} release", model.awaiting.height, longest, delta_color="off")
 cols[1].metric("Batches in flight", model.in_flight_count)
 for col, key, count in ((cols[2], "open_deviations", model.deviations.height),
                         (cols[3], "overdue_capas", model.overdue_capas.height)):  # fmt: skip
     measure = catalogue.measure(key)
     col.metric(measure.name, count, help=measure.help)
-cols[4].metric("Changes awaiting you", model.changes.height)
+cols[4].metric(f"Changes awaiting {our.you}", model.changes.height)
 if model.exceptions.height:
     st.badge(f"{model.exceptions.height} data-integrity exceptions in the last "
              f"{overview.DI_WINDOW_DAYS} days", color="red", icon=":material/warning:")  # fmt: skip
@@ -45,11 +46,13 @@ else:
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Batches awaiting your release")
+    st.subheader(f"Batches awaiting {our.your} release")
     if model.awaiting.height:
         table(model.awaiting, "awaiting_release")
     else:
-        empty_state("Batches the CMO has released and that wait for your decision appear here.")
+        empty_state(
+            f"Batches the CMO has released and that wait for {our.your} decision appear here."
+        )
     see("pages/sponsor/batches.py", "Batches")
 
     st.subheader("Batches in flight by stage")
@@ -58,7 +61,7 @@ with left:
               lambda data: px.bar(data, x="status", y="batches"), dataset="batch_status",
               key="overview:in-flight")  # fmt: skip
     else:
-        empty_state("Batches between planning and your release appear here by stage.")
+        empty_state(f"Batches between planning and {our.your} release appear here by stage.")
 
 with right:
     st.subheader("Open deviations by class")
@@ -71,7 +74,7 @@ with right:
               key="overview:deviations")  # fmt: skip
         table(model.deviations.head(5), "open_deviations")
     else:
-        empty_state("Open deviations touching your products appear here by class.")
+        empty_state(f"Open deviations touching {our.your} products appear here by class.")
     see("pages/sponsor/deviations.py", "Deviations & OOS")
 
     st.subheader("Overdue CAPAs")
@@ -81,11 +84,13 @@ with right:
         empty_state("Open CAPAs past their current due date appear here.")
     see("pages/sponsor/capa.py", "CAPA aging")
 
-st.subheader("Changes awaiting your approval or acknowledgement")
+st.subheader(f"Changes awaiting {our.your} approval or acknowledgement")
 if model.changes.height:
     table(model.changes, "changes_awaiting_sponsor")
 else:
-    empty_state("Change controls that need your prior approval or acknowledgement appear here.")
+    empty_state(
+        f"Change controls that need {our.your} prior approval or acknowledgement appear here."
+    )
 see("pages/sponsor/change_control.py", "Change control")
 
 st.subheader(f"Data-integrity exceptions, last {overview.DI_WINDOW_DAYS} days")
@@ -96,6 +101,6 @@ if model.exceptions.height:
     )
 else:
     empty_state("Late entries, missing or self-verifications and dispositions with open "
-                "deviations in your batch records, equipment used while not fit for use and "
-                "changes that broke your quality agreement appear here.")  # fmt: skip
+                f"deviations in {our.your} batch records, equipment used while not fit for use and "
+                f"changes that broke {our.your} quality agreement appear here.")  # fmt: skip
 see("pages/sponsor/batch_record.py", "Batch record (review by exception)")

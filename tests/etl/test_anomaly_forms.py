@@ -287,7 +287,7 @@ def test_the_change_is_a_breach_on_its_sponsors_change_control_and_compliance_on
         assert row["obligation_required"] == "PRIOR_APPROVAL"
         [sentence] = [s for s in below_agreement_sentences(impacts)
                       if injected.change_number in s]  # fmt: skip
-        assert "needing only a notification from you" in sentence
+        assert "needing only a notification from the sponsor" in sentence
         assert "requires prior approval for process changes." in sentence
         assert mine["kind"].to_list() == ["CHANGE_OBLIGATION_BELOW_AGREEMENT"]
         assert mine["broken_by"].to_list() == ["recorded as needing only a notification"]

@@ -14,6 +14,8 @@ import pytest
 
 from portal.navigation import PAGES
 from tests.page_b_checks import ROLES, SPONSORS, leaked, render_as, render_per_sponsor
+from tests.page_checks import partition
+from tests.page_harness import shown_text
 from tests.role_matrix import allowed
 from warehouse.contract import TABLES
 
@@ -77,3 +79,33 @@ def test_charts_show_words_not_codes_or_column_names(spec, role, demo_warehouse,
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     read = set().union(*map(_chart_words, charts)) if charts else set()
     assert not {w for w in read if w in CODES or SNAKE.match(w)}, spec.url_path
+
+
+# --- point of view: "your" for the sponsor's own QA only ------------------------------------
+
+YOUR = re.compile(r"\byour?\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("spec", "role"), GIVEN, ids=[f"{s.url_path}-{r}" for s, r in GIVEN])
+def test_only_the_sponsors_own_qa_is_addressed_as_the_sponsor(
+    spec, role, demo_warehouse, tmp_path
+) -> None:
+    """Anyone else (an auditor, CMO staff, the demo) reads neutral wording, and anyone but the
+    sponsor's QA reads which sponsor the page shows, by name and id, under its title."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+        app = render_as(role, Path(spec.script).name, demo_warehouse)
+    text = shown_text(app)
+    badges = [e.value for e in app.get("markdown") if "Sponsor: " in str(e.value)]
+    if role == "sponsor_qa":
+        assert not badges
+        if spec.url_path in ("home", "change-control"):
+            assert YOUR.search(text), spec.url_path
+        return
+    if not (role == "auditor" and spec.url_path == "audit-pack"):  # an auditor's own packs
+        assert not YOUR.findall(text), [line for line in text.splitlines() if YOUR.search(line)]
+    if role == "auditor" or any(box.label == "Sponsor" for box in app.selectbox):
+        name = partition(demo_warehouse, "sponsor", SPONSORS[0])["name"][0]
+        assert any(f"{name} ({SPONSORS[0]})" in badge for badge in badges), badges
+    else:  # CMO staff on a page of every sponsor (compliance, the access log)
+        assert not badges

@@ -648,6 +648,8 @@ def test_cmo_views_and_exports_are_logged_for_that_sponsor_only(portal) -> None:
         at = picker.select(second).run()
         assert not at.exception
         files = [d.fetch() for d in downloads(at, made, "batch-list")]
+        at = open_url(at, "qa-agreement-compliance")  # every sponsor's: logged without one
+        assert not at.exception
     until = utc_now() + timedelta(seconds=1)
     assert len(files) == 2 and all(data_rows(f) for f in files)
     assert _carla_in(first, since, until) == [("PAGE_VIEW", "batch-list")]
@@ -664,6 +666,7 @@ def test_cmo_views_and_exports_are_logged_for_that_sponsor_only(portal) -> None:
         ).fetchall()
     assert ("PAGE_VIEW", "batch-list", None) not in own
     assert ("PAGE_VIEW", "management-cockpit", None) in own
+    assert ("PAGE_VIEW", "qa-agreement-compliance", None) in own
 
     # The second sponsor's QA reads them; the first sponsor's QA reads only its own view.
     qa = {sponsor: user for user, _, role, sponsor in DEMO_SPONSOR_USERS if role == "sponsor_qa"}

@@ -18,9 +18,10 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.auditpack import report
-from warehouse.auditpack.sections import Section, collect, products, sponsor_name
+from warehouse.auditpack.sections import Section, collect, products
 from warehouse.filters import Filters
 from warehouse.layout import code_version
+from warehouse.queries.common import sponsor_name
 from warehouse.scope import Scope, open_sponsor_scope
 
 GENERATOR = "sponsor-portal auditpack"

@@ -88,8 +88,6 @@ class Section:
         return f"data/{SIX_SYSTEMS.index(self.system) + 1:02d}_{self.system.lower()}"
 
 
-SPONSOR_SQL = "SELECT sponsor_id, name FROM sponsor"
-
 PRODUCTS_SQL = """
 SELECT product_id, name, modality, dosage_form, markets
 FROM product
@@ -119,12 +117,6 @@ ORDER BY k.received_at, k.complaint_number
 """
 
 RED, BLUE, GREY = (214, 39, 40), (31, 119, 180), (127, 127, 127)
-
-
-def sponsor_name(scope: Scope) -> str:
-    """The scope's sponsor as named in its registry row (its partition holds only that row)."""
-    found = scope.frame("pack sponsor", SPONSOR_SQL)
-    return found["name"][0] if found.height else str(scope.sponsor_id)
 
 
 def products(scope: Scope, chosen: tuple[str, ...] = ()) -> pl.DataFrame:

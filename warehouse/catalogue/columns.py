@@ -676,8 +676,8 @@ CHANGE_STATUS_OF_IMPACT = Column(
     CHANGE_STATUS.words,
 )  # fmt: skip
 AWAITING = Column(
-    "awaiting", "Awaiting your", "What the change waits for from the sponsor: approval or "
-    "acknowledgement.", "text",
+    "awaiting", "Awaiting from the sponsor", "What the change waits for from the sponsor: "
+    "approval or acknowledgement.", "text",
 )  # fmt: skip
 DI_SUBJECT = Column(
     "step_name", "Step, equipment or change", "The batch-record step, the disposition, the "

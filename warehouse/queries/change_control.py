@@ -86,7 +86,8 @@ def below_agreement_sentences(impacts: pl.DataFrame) -> list[str]:
     return [
         f"Change {row['change_number']} ({change_type_words(row['change_type'])}"
         f"{', ' + row['product'] if row['product'] else ''}) was recorded as needing "
-        f"{OBLIGATION_WORDS[row['obligation']]} from you, but your quality agreement requires "
+        f"{OBLIGATION_WORDS[row['obligation']]} from the sponsor, but the sponsor's quality "
+        f"agreement requires "
         f"{OBLIGATION_WORDS[row['obligation_required']].removeprefix('only ')} for "
         f"{change_type_words(row['change_type'])} changes."
         for row in impacts.filter(pl.col("obligation_below_agreement")).iter_rows(named=True)

@@ -18,6 +18,7 @@ from warehouse.filters import Filters
 from warehouse.queries import capa, compliance
 from warehouse.queries.batch_record import batch_record, exception_table, review_by_exception
 from warehouse.queries.change_control import change_impacts
+from warehouse.queries.common import sponsor_name
 from warehouse.scope import Scope
 
 TOUR_BATCH_SQL = """
@@ -43,15 +44,6 @@ def change_needing_approval(impacts: pl.DataFrame) -> pl.DataFrame:
     prior = impacts.filter(pl.col("obligation") == "PRIOR_APPROVAL")
     awaiting = prior.filter(pl.col("awaiting_sponsor"))
     return (awaiting if awaiting.height else prior).head(1)
-
-
-SPONSOR_NAME_SQL = "SELECT name FROM sponsor"
-
-
-def sponsor_name(scope: Scope) -> str:
-    """The scope's own sponsor name (read from its own partition)."""
-    names = scope.frame("sponsor name", SPONSOR_NAME_SQL)["name"]
-    return names[0] if names.len() else scope.label
 
 
 VESSEL_WEEKS_SQL = """
