@@ -30,6 +30,13 @@ STEPS = (
     "Same vessel, two sponsors",
 )
 STEP_KEY = "tour:step"
+NOTES_KEY = "tour:notes"
+
+
+def note(text: str) -> None:
+    """A presenter's note: in the sidebar, and only while the presenter has notes on."""
+    if st.session_state.get(NOTES_KEY):
+        st.sidebar.info(text, icon=":material/record_voice_over:")
 
 
 def move(by: int) -> None:
@@ -53,6 +60,10 @@ if info is None or len(sponsors) < 2:
 
 sponsor_a = st.sidebar.selectbox("Sponsor A", sponsors, key="tour:a")
 sponsor_b = st.sidebar.selectbox("Sponsor B", sponsors, index=1, key="tour:b")
+st.sidebar.toggle(
+    "Presenter notes", key=NOTES_KEY,
+    help="What to say at each step, here in the sidebar; off for the audience.",
+)  # fmt: skip
 scope_a = demo_scope(sponsor_a)
 name_a = sponsor_name(scope_a)
 today = clock.today()
@@ -66,7 +77,7 @@ st.progress((STEPS.index(step) + 1) / len(STEPS), f"Step {STEPS.index(step) + 1}
 
 if step == "Batch record exception":
     st.header(f"Review by exception: a batch record of {name_a}")
-    st.caption("Say: the sponsor reads only what needs a decision, in one sentence each.")
+    note("The sponsor reads only what needs a decision, in one sentence each.")
     shown = exception_step(scope_a)
     if shown is None:
         st.info("This sponsor's batch records carry no data-integrity exception.")
@@ -82,7 +93,7 @@ if step == "Batch record exception":
 
 elif step == "CAPA aging":
     st.header(f"CAPA aging for {name_a}")
-    st.caption("Say: overdue is judged against the current (extended) due date, and the "
+    note("Overdue is judged against the current (extended) due date, and the "
                "original due date is never lost.")  # fmt: skip
     shown = capa_step(scope_a, year, today)
     states = [catalogue.dataset("capa_aging").column(n).label for n in ("overdue", "not_overdue")]
@@ -97,7 +108,7 @@ elif step == "CAPA aging":
 
 elif step == "Change awaiting approval":
     st.header(f"A change that needs {name_a}'s approval")
-    st.caption("Say: each sponsor sees only its own obligation from its own quality agreement.")
+    note("Each sponsor sees only its own obligation from its own quality agreement.")
     shown = change_step(scope_a, year, today)
     if shown.change.is_empty():
         st.info("No prior-approval change affects this sponsor in the last year.")
@@ -117,7 +128,7 @@ elif step == "Change awaiting approval":
 
 elif step == "Audit-ready view":
     st.header(f"Audit-ready: {name_a}'s quality agreement, kept")
-    st.caption(f"Say: every figure comes from data snapshot {info.run_id} "
+    note(f"Every figure comes from data snapshot {info.run_id} "
                f"({info.created_at:%Y-%m-%d %H:%M}), and every table exports with who, when "
                "and which snapshot.")  # fmt: skip
     shown = audit_step(scope_a, year, today, clock.now())
@@ -135,7 +146,7 @@ elif step == "Audit-ready view":
 
 else:
     st.header("Same vessel, same week: what each sponsor sees")
-    st.caption("Say: each side is read through that sponsor's own confined scope; the other "
+    note("Each side is read through that sponsor's own confined scope; the other "
                "client is only ever 'another client'.")  # fmt: skip
     if sponsor_a == sponsor_b:
         st.warning("Pick two different sponsors in the sidebar.")

@@ -107,3 +107,15 @@ def test_single_sponsor_steps_show_nothing_of_another_sponsor(steps, demo_wareho
     text = shown_text(steps[step])
     for other in sponsor_ids(demo_warehouse)[1:]:
         assert [n for n in foreign_identifiers(demo_warehouse, a, other) if n in text] == []
+
+
+def test_presenter_notes_show_only_when_the_presenter_turns_them_on(data_root, monkeypatch):
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(data_root))
+    root = data_root / "demo" / "warehouse"
+    for step in STEPS:
+        app = run_page("demo_tour.py", principal("bd_demo"), root, state={"tour:step": step})
+        assert not app.sidebar.info and "Say:" not in shown_text(app), step
+        app.sidebar.toggle(key="tour:notes").set_value(True).run()
+        assert not app.exception
+        (shown,) = app.sidebar.info  # one note per step, in the sidebar only
+        assert shown.value[:1].isupper() and shown.value not in shown_text(app.main), step
