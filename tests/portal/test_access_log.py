@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from portal import access_log
+from portal import access_log, users
 from portal.store import connect, utc_now
 from portal.users import Principal
 
@@ -72,3 +73,34 @@ def test_the_portal_db_uses_wal():
     access_log.record("SIGN_IN", PRIYA)
     with connect() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_page_reads_as_a_timeline_with_filters_and_exports_what_it_shows(demo_warehouse):
+    from tests.download_capture import csv_rows, downloads, recording_media
+    from tests.page_harness import principal, run_page
+
+    carla = Principal("carla", "Carla", "cmo_quality", None, None, None)
+    users.add_user("priya", "Priya", "sponsor_qa", "a-long-password-2026", sponsor_id="NWT")
+    access_log.record("PAGE_VIEW", PRIYA, page="batch-list")
+    access_log.record("EXPORT", PRIYA, page="batches", row_count=3, detail="csv")
+    access_log.record("PAGE_VIEW", replace(carla, sponsor_id="NWT"), page="capa-aging")
+    access_log.record("PAGE_VIEW", BRUNO, page="home")  # another sponsor's: never shown
+    with recording_media() as made:
+        app = run_page("access_log.py", principal("sponsor_qa", "NWT", username="priya"),
+                       demo_warehouse)  # fmt: skip
+        assert not app.exception
+        shown = app.dataframe[0].value
+        assert list(shown["event"]) == ["Viewed a page", "Exported", "Viewed a page"]
+        assert list(shown["page"]) == ["CAPA aging", "Batches", "Batches"]  # titles, not paths
+        assert "bruno" not in shown.to_csv(index=False)
+        assert app.multiselect(key="access-log:who").options == ["carla", "priya"]
+        assert not [m for m in app.multiselect if m.label == "Whose data"]  # one sponsor's log
+
+        app.multiselect(key="access-log:who").set_value(["carla"]).run()
+        assert list(app.dataframe[0].value["username"]) == ["carla"]
+        (export,) = downloads(app, made, "access-log")
+        rows = csv_rows(export.fetch().content)
+    assert rows["Username"].to_list() == ["carla"] and rows["Page"].to_list() == ["CAPA aging"]
+    (logged,) = [e for e in access_log.entries_for_sponsor("NWT", *window())
+                 if e["page"] == "access-log" and e["event"] == "EXPORT"]  # fmt: skip
+    assert logged["row_count"] == 1 and json.loads(logged["filters_json"])["who"] == ["carla"]

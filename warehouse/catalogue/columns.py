@@ -895,7 +895,7 @@ VALID_UNTIL = Column("valid_until", "Valid until", "Moment the account's access 
 DISABLED = Column("disabled", "Disabled", "The account may not sign in.", "flag")
 LOGGED_AT = Column("at", "When (UTC)", "When it happened, in UTC.", "datetime", key=True)
 ACCESS_EVENT = Column("event", "What", "What the user did.", "code", ACCESS_EVENT_WORDS)
-LOGGED_PAGE = Column("page", "Page", "The page's address in the portal.", "id")
+LOGGED_PAGE = Column("page", "Page", "The portal page viewed or exported from.", "text")
 LOGGED_FILTERS = Column("filters_json", "Filters", "The period and products chosen, as "
                         "recorded.", "text")  # fmt: skip
 LOGGED_ROWS = Column("row_count", "Rows", "Rows exported or packed.", "count")
