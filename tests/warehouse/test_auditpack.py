@@ -164,6 +164,15 @@ def test_every_page_carries_the_watermark(full_pack, demo_warehouse) -> None:
         assert not missing, (number, missing)
 
 
+def test_no_page_is_blank(full_pack) -> None:
+    """Every page holds more than its header and footer (the contents once left one blank)."""
+    for number, text in enumerate(full_pack.pages, start=1):
+        body = [line for line in text.splitlines() if not line.startswith("Confidential — ")]
+        assert body, f"page {number} holds only its header and footer"
+    assert full_pack.pages[1].splitlines()[2] == "Contents"
+    assert "Quality system" in full_pack.pages[2]  # the first system follows the contents
+
+
 def test_cover_states_snapshot_period_expiry_and_content_hash(full_pack) -> None:
     cover = full_pack.pages[0]
     snapshot = full_pack.manifest["snapshot"]["run_id"]

@@ -109,9 +109,12 @@ def render(cover: Cover, sections: list[Section]) -> bytes:
     pdf.add_page()
     _cover(pdf, cover, sections)
     pdf.add_page()
+    # The placeholder reserves its page and breaks to a fresh one: the first system starts
+    # there (another page break here would leave a blank page behind the contents).
     pdf.insert_toc_placeholder(_contents, pages=1)
-    for system in SIX_SYSTEMS:
-        pdf.add_page()
+    for index, system in enumerate(SIX_SYSTEMS):
+        if index:
+            pdf.add_page()
         pdf.start_section(pdf_text(SYSTEM_TITLES[system]), level=0)
         pdf.set_font(FONT, "B", 16)
         pdf.cell(0, 9, pdf_text(SYSTEM_TITLES[system]), new_x="LMARGIN", new_y="NEXT")
