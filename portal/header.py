@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from portal import session
+from portal import session, when
 from portal.store import utc_now
 from portal.users import Principal, set_landing_page
 from warehouse import layout
@@ -40,7 +40,7 @@ def render(principal: Principal, root: Path, url_path: str, *, landing: str) -> 
     else:
         created = info.created_at
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        bar.caption(f"Data as of {created:%Y-%m-%d %H:%M} UTC")
+        bar.caption(f"Data as of {when.local(created)}")
         if utc_now() - created > STALE_AFTER:
             bar.warning(
                 f"Data is older than {STALE_AFTER.total_seconds() / 3600:.0f} h: "
@@ -58,7 +58,7 @@ def render(principal: Principal, root: Path, url_path: str, *, landing: str) -> 
 
 def _watermark(principal: Principal) -> None:
     until = principal.valid_until
-    valid = f"valid until {until:%Y-%m-%d %H:%M} UTC"
+    valid = f"valid until {when.local(until)}"
     text = html.escape(f"{principal.display_name} · auditor · {valid}")
     st.sidebar.warning(f"Auditor access {valid}")
     st.html(

@@ -17,7 +17,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
-from portal import access_log, lockout
+from portal import access_log, lockout, when
 from portal.store import data_root_key, utc_now
 from portal.users import Principal, get_user, principal_for, signable_credentials
 from warehouse import layout
@@ -165,7 +165,7 @@ def attempt_sign_in(
 def _locked_message(lock_end: datetime) -> str:
     return (
         "This account is locked after repeated failed sign-ins. "
-        f"Try again after {lock_end:%H:%M:%S} UTC."
+        f"Try again after {when.local(lock_end, '%H:%M:%S')}."
     )
 
 

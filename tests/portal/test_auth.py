@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from datetime import timedelta
@@ -93,10 +94,15 @@ def test_wrong_password_is_refused_and_logged(portal):
 def test_lockout_refuses_the_right_password_until_the_lock_passes(portal, monkeypatch):
     monkeypatch.setenv("PORTAL_LOCKOUT_FAILURES", "3")
     monkeypatch.setenv("PORTAL_LOCKOUT_MINUTES", "15")
-    at = app()
+    at = AppTest.from_file(str(ROOT / "portal_app.py"), default_timeout=90)
+    at.context = {"timezone": "America/New_York"}  # the browser's zone
+    at = at.run()
     for _ in range(3):
         at = sign_in(at, "bruno", "wrong-password")
     assert "locked" in errors(at)
+    # The lock's end in the viewer's zone, with UTC beside it.
+    assert re.search(r"Try again after \d\d:\d\d:\d\d America/New_York \(\d\d:\d\d:\d\d UTC\)",
+                     errors(at)), errors(at)  # fmt: skip
     at = sign_in(at, "bruno")
     assert signed_in_as(at) is None and "locked" in errors(at)
     # The lock's end is moved into the past rather than slept past: no race under load.
