@@ -88,7 +88,7 @@ def test_obligation_below_the_agreement_is_a_violation_in_words_on_its_sponsors_
         )  # fmt: skip
         [number] = row["change_number"]
         [sentence] = [e.value for e in app.error if number in e.value]
-        assert "was recorded as needing only a notification from you" in sentence
+        assert "was recorded as needing only a notification from the sponsor" in sentence
         assert "the sponsor's quality agreement requires prior approval" in sentence
         assert "_" not in sentence
         for other in SPONSORS:
