@@ -33,11 +33,11 @@ def stored_hash(username: str) -> str:
 @pytest.mark.parametrize(
     ("role", "sponsor_id", "problem"),
     [
-        ("sponsor_qa", None, "needs a valid sponsor id"),
-        ("sponsor_qa", "../CTB", "needs a valid sponsor id"),
-        ("sponsor_qa", "SITE", "needs a valid sponsor id"),  # reserved partition
-        ("cmo_quality", "NWT", "must be empty"),
-        ("auditor", "NWT", "valid_from and valid_until"),
+        ("sponsor_qa", None, "needs the id of its sponsor"),
+        ("sponsor_qa", "../CTB", "needs the id of its sponsor"),
+        ("sponsor_qa", "SITE", "needs the id of its sponsor"),  # reserved partition
+        ("cmo_quality", "NWT", "leave the sponsor empty"),
+        ("auditor", "NWT", "the start and the end of its access"),
         ("superuser", None, "is not one of"),
     ],
 )
@@ -126,7 +126,7 @@ def test_cli_refuses_a_bad_sponsor_id_and_an_unknown_user():
         "users", "add", "eve", "--name", "Eve", "--role", "sponsor_qa", "--sponsor", "../NWT",
         "--password-stdin", stdin="a-long-password\n",
     )  # fmt: skip
-    assert bad.returncode == 2 and "sponsor id" in bad.stderr
+    assert bad.returncode == 2 and "the id of its sponsor" in bad.stderr
     assert cli("users", "disable", "nobody").returncode == 2
 
 
