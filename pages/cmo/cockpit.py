@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import plotly.express as px
+import polars as pl
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
@@ -56,23 +57,32 @@ else:
         .replace(STATE_COLOURS)
         .map(lambda c: f"background-color: {c}" if c else "")
     )
+    # Sponsors by name, with the id the sidebar and exports use.
+    named = model.health.with_columns(
+        pl.col("sponsor_id").replace({s: f"{n} ({s})" for s, n in model.sponsor_names.items()})
+    )
+    shown = health_dataset.for_export(named).to_pandas()
     st.dataframe(
-        health_dataset.for_export(model.health)
-        .to_pandas()
-        .style.apply(lambda _: colours, axis=None),
+        shown.style.apply(lambda _: colours, axis=None),
         hide_index=True,
         key="cockpit:health",
+        column_config={
+            col.label: st.column_config.Column(help=col.description)
+            for col in health_dataset.columns
+        },  # fmt: skip
     )
     st.caption(
-        "Green: meets its target; red: misses it; amber: not reliable. Lot acceptance rate "
-        "(FDA 2016) divides lots released by lots started in the period, so it can exceed "
-        "100 % when fewer lots start than are released; the ISPE pilot reading divides them by "
-        "lots finally dispositioned."
+        "Green: meets its target; red: misses it; amber: not reliable (too little of the data "
+        "it needs is complete; the cell says why). Hover a column's title for its definition. "
+        "Lot acceptance rate (FDA 2016) divides lots released by lots started in the period, "
+        "so it can exceed 100 % when fewer lots start than are released; the ISPE pilot "
+        "reading divides them by lots finally dispositioned."
     )
     export_buttons(model.health, "cockpit", filters, scope, dataset="sponsor_health")
 
     left, right = st.columns([3, 1])
     drill = left.selectbox("Open a sponsor's dashboards", model.health["sponsor_id"].to_list(),
+                           format_func=lambda s: f"{model.sponsor_names.get(s, s)} ({s})",
                            key="cockpit:drill")  # fmt: skip
     if right.button("Open overview", key="cockpit:open"):
         st.session_state[PICKED_SPONSOR] = drill
@@ -83,13 +93,25 @@ else:
 
 st.header("KPIs side by side")
 comparison = catalogue.dataset("kpi_comparison")
-# Tall enough to show every KPI without scrolling (35 px a row, plus the header).
+view = st.segmented_control(
+    "Show", ["Values", "Data completeness"], default="Values", key="cockpit:kpi-view",
+    help="Each KPI's value, or the share of the records it needs that are complete.",
+) or "Values"  # fmt: skip
+grid = model.values if view == "Values" else model.completeness
+# Tall enough to show every KPI without scrolling (35 px a row, plus the header); sponsors by
+# their ids as columns, named in the caption.
 st.dataframe(
-    model.side_by_side.rename({name: comparison.column(name).label for name in ("kpi", "formula")}),
+    grid.rename({"kpi": comparison.column("kpi").label}),
     hide_index=True,
-    height=35 * (model.side_by_side.height + 1) + 3,
+    height=35 * (grid.height + 1) + 3,
     key="cockpit:kpis",
 )
+st.caption(" · ".join(f"{s}: {n}" for s, n in model.sponsor_names.items()))
+with st.expander("Definitions and sources"):
+    for key in cockpit.in_domain_order(cockpit.COCKPIT_KPIS):
+        measure = catalogue.measure(key)
+        st.markdown(f"**{cockpit.kpi_label(key)}** — {measure.formula} "
+                    f"*Source: {measure.source}.*")  # fmt: skip
 export_buttons(model.comparison, "cockpit-kpis", filters, scope, dataset="kpi_comparison")
 
 st.header("Trend by month")

@@ -76,8 +76,19 @@ def test_sponsor_roles_are_refused(role, demo_warehouse, sponsors, monkeypatch, 
     assert not app.dataframe
 
 
-def test_one_health_row_per_sponsor(cockpit_app, sponsors) -> None:
-    assert _health(cockpit_app)["Sponsor"].to_list() == sponsors
+def test_one_health_row_per_sponsor_by_name_and_id(cockpit_app, sponsors, demo_warehouse) -> None:
+    names = cockpit.sponsor_names(open_cmo_scope(demo_warehouse))
+    assert _health(cockpit_app)["Sponsor"].to_list() == [f"{names[s]} ({s})" for s in sponsors]
+    assert all(names[s] != s for s in sponsors)
+
+
+def test_health_cells_hold_values_and_completeness_stands_apart(cockpit_app) -> None:
+    health = _health(cockpit_app)
+    for column in (FDA_LAR, ISPE_LAR, "Right first time"):
+        for cell in health[column]:
+            assert "complete" not in cell, cell
+            assert re.fullmatch(r"\d+(\.\d)? %", cell) or cell.startswith("not reliable"), cell
+    assert all(re.fullmatch(r"\d+ %", cell) for cell in health["Least complete"])
 
 
 def test_cockpit_values_equal_the_sponsors_own_pages(
@@ -85,7 +96,7 @@ def test_cockpit_values_equal_the_sponsors_own_pages(
 ) -> None:
     health = _health(cockpit_app)
     for sponsor in sponsors:
-        row = health.filter(pl.col("Sponsor") == sponsor).row(0, named=True)
+        row = health.filter(pl.col("Sponsor").str.ends_with(f"({sponsor})")).row(0, named=True)
         metrics = {m.label: m.value for m in sponsor_overviews[sponsor].metric}
         # Open deviations (sum of the three classes) and overdue CAPAs: the overview's metrics.
         open_by_class = sum(
@@ -138,16 +149,29 @@ def test_site_figures_count_each_fanned_out_record_once(demo_warehouse, cockpit_
     assert site["10. Overdue CAPAs"].split(" ")[0] == str(overdue_capas)
     per_sponsor = sum(int(v.split(" ")[0]) for k, v in table.row(
         table["KPI"].to_list().index("Open deviations"), named=True).items()
-        if k not in ("KPI", cockpit.SITE_LABEL, "Formula and source"))  # fmt: skip
+        if k not in ("KPI", cockpit.SITE_LABEL))  # fmt: skip
     assert per_sponsor >= open_deviations  # a shared deviation shows under each sponsor
 
 
-def test_every_kpi_shows_its_completeness_or_why_it_is_not_reliable(cockpit_app) -> None:
-    table = _kpi_table(cockpit_app)
+def test_every_kpi_in_domain_order_with_its_value_and_apart_its_completeness(
+    demo_warehouse, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse)
+    table = _kpi_table(app)
     assert table.height == len(cockpit.COCKPIT_KPIS)
-    for row in table.drop("KPI", "Formula and source").iter_rows():
+    numbers = [int(k.split(".")[0]) for k in table["KPI"] if k[0].isdigit()]
+    assert numbers == sorted(numbers) and numbers[:2] == [1, 1]  # DOMAIN.md's order
+    assert table["KPI"][-2:].to_list() == ["Open deviations", "Pending change approvals"]
+    for row in table.drop("KPI").iter_rows():
         for cell in row:
-            assert cell.endswith("complete") or cell.startswith("not reliable") or cell == "no data"
+            assert "complete" not in cell, cell
+    app.segmented_control(key="cockpit:kpi-view").set_value("Data completeness").run()
+    completeness = _kpi_table(app)
+    assert completeness["KPI"].to_list() == table["KPI"].to_list()
+    for row in completeness.drop("KPI").iter_rows():
+        for cell in row:
+            assert re.fullmatch(r"\d+ %", cell) or cell == "—", cell
 
 
 def test_a_kpi_under_the_threshold_is_not_shown_as_a_number(demo_warehouse, monkeypatch, tmp_path):
@@ -164,12 +188,13 @@ def test_a_kpi_under_the_threshold_is_not_shown_as_a_number(demo_warehouse, monk
 
 
 def test_both_lot_acceptance_readings_are_shown_with_their_sources(cockpit_app) -> None:
-    table = _kpi_table(cockpit_app)
-    formulas = dict(zip(table["KPI"], table["Formula and source"], strict=True))
-    assert "FDA 2016 draft guidance" in formulas[f"1. {FDA_LAR}"]
-    assert "can exceed 100 %" in formulas[f"1. {FDA_LAR}"]
-    assert "ISPE Quality Metrics pilot" in formulas[f"1. {ISPE_LAR}"]
-    assert "finally dispositioned" in formulas[f"1. {ISPE_LAR}"]
+    definitions = {m.value.split("**")[1]: m.value for m in cockpit_app.markdown
+                   if m.value.startswith("**")}  # fmt: skip
+    assert "FDA 2016 draft guidance" in definitions[f"1. {FDA_LAR}"]
+    assert "can exceed 100 %" in definitions[f"1. {FDA_LAR}"]
+    assert "ISPE Quality Metrics pilot" in definitions[f"1. {ISPE_LAR}"]
+    assert "finally dispositioned" in definitions[f"1. {ISPE_LAR}"]
+    assert len(definitions) == len(cockpit.COCKPIT_KPIS)
     assert {FDA_LAR, ISPE_LAR} <= set(_health(cockpit_app).columns)
     assert re.search(r"\bLAR\b", shown_text(cockpit_app)) is None
 

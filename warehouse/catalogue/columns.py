@@ -844,9 +844,16 @@ LOTS_STARTED = Column("lots_started", "Lots started", "Lots whose manufacture st
                       "period.", "count")  # fmt: skip
 
 
+LEAST_COMPLETE = Column(
+    "least_complete", "Least complete", "The lowest data completeness among the row's rates "
+    "and cycle times; under the cockpit's threshold a KPI shows why it is not reliable instead "
+    "of a value.", "text",
+)  # fmt: skip
+
+
 def measure_column(key: str) -> Column:
-    """A column holding one measure as shown (value and data completeness, or why it is not
-    reliable), labelled and described by the catalogue's measure."""
+    """A column holding one measure as shown (its value, or why it is not reliable), labelled
+    and described by the catalogue's measure."""
     declared = MEASURES[key]
     return Column(key, declared.name, f"{declared.formula} Source: {declared.source}.", "text")
 

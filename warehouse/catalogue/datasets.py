@@ -411,7 +411,7 @@ DATASETS: tuple[Dataset, ...] = (
             "lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time",
             "open_critical_deviations", "open_major_deviations", "open_minor_deviations",
             "overdue_capas", "pending_change_approvals", "notification_timeliness",
-            "disposition_cycle_time", "disposition_cycle_time_p90")))),
+            "disposition_cycle_time", "disposition_cycle_time_p90")), c.LEAST_COMPLETE)),
     Dataset(
         "kpi_comparison", "KPIs side by side",
         "Every cockpit KPI for the whole site and for each sponsor, with its data completeness.",

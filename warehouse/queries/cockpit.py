@@ -267,7 +267,7 @@ def monthly_trend(
 
 # The health table's measures, in the catalogue's column order (dataset "sponsor_health").
 HEALTH_KEYS: tuple[str, ...] = tuple(
-    col.name for col in catalogue.dataset("sponsor_health").columns[2:]
+    col.name for col in catalogue.dataset("sponsor_health").columns[2:-1]
 )
 # Conventions, not regulation (DOMAIN.md): the catalogue's targets; the cockpit lets the user
 # change each one.
@@ -281,8 +281,7 @@ def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float
     def cell(result: kpis.KpiResult, value: float | None) -> tuple[float | None, str]:
         if result.caveat or value is None:
             return None, result.display() if result.caveat else "—"
-        shown = kpis.format_value(value, result.definition.unit)
-        return value, f"{shown} · {kpis.percent(result.completeness or 0)} complete"
+        return value, kpis.format_value(value, result.definition.unit)
 
     deviations = results["open_deviations"]
     cycle = results["disposition_cycle_time"]
@@ -300,6 +299,11 @@ def health_measures(results: dict[str, kpis.KpiResult]) -> dict[str, tuple[float
     return {key: cells[key] for key in HEALTH_KEYS}
 
 
+# The health measures whose data completeness a row reports (the counts are always complete).
+COMPLETENESS_KEYS = ("lot_acceptance_rate_fda", "lot_acceptance_rate_ispe", "right_first_time",
+                     "notification_timeliness", "disposition_cycle_time")  # fmt: skip
+
+
 def health_table(
     per_population: dict[str, dict[str, kpis.KpiResult]], targets: dict[str, Target]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -314,9 +318,14 @@ def health_table(
         lots = results["lot_acceptance_rate_fda"].extra["lots_started"]
         texts = {key: text for key, (_, text) in cells.items()}
         marks = {key: _state(n, text, targets[key]) for key, (n, text) in cells.items()}
-        rows.append({"sponsor_id": sponsor, "lots_started": f"{lots:g}"} | texts)
-        states.append({"sponsor_id": "none", "lots_started": "none"} | marks)
-    columns = ["sponsor_id", "lots_started", *HEALTH_KEYS]
+        complete = [results[k].completeness for k in COMPLETENESS_KEYS
+                    if results[k].completeness is not None]  # fmt: skip
+        least = kpis.percent(min(complete)) if complete else "—"
+        rows.append({"sponsor_id": sponsor, "lots_started": f"{lots:g}"} | texts
+                    | {"least_complete": least})  # fmt: skip
+        states.append({"sponsor_id": "none", "lots_started": "none"} | marks
+                      | {"least_complete": "none"})  # fmt: skip
+    columns = ["sponsor_id", "lots_started", *HEALTH_KEYS, "least_complete"]
     return (
         pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String)),
         pl.DataFrame(states, schema=dict.fromkeys(columns, pl.String)),
@@ -327,7 +336,7 @@ def kpi_comparison(per_population: dict[str, dict[str, kpis.KpiResult]]) -> pl.D
     """Dataset "kpi_comparison": one row per cockpit KPI and population (the site, then each
     sponsor), the value with its data completeness or why it is not reliable."""
     rows = []
-    for key in COCKPIT_KPIS:
+    for key in in_domain_order(COCKPIT_KPIS):
         measure = catalogue.measure(key)
         number = f"{measure.number}. " if measure.number else ""
         for population, results in per_population.items():
@@ -350,13 +359,35 @@ def _state(number: float | None, text: str, target: Target) -> str:
     return "unreliable" if text.startswith("not reliable") else "none"
 
 
-def side_by_side(comparison: pl.DataFrame) -> pl.DataFrame:
-    """The "kpi_comparison" rows pivoted for reading: one row per KPI, one column per
-    population (the site first, then each sponsor), the formula last."""
-    populations = comparison["population"].unique(maintain_order=True).to_list()
-    return comparison.pivot(
-        on="population", index=["kpi", "formula"], values="result", maintain_order=True
-    ).select("kpi", *populations, "formula")
+def in_domain_order(keys: tuple[str, ...]) -> list[str]:
+    """KPIs by their DOMAIN.md number (the counts without one last), as the domain reads."""
+    return sorted(keys, key=lambda k: (catalogue.measure(k).number or 99, keys.index(k)))
+
+
+def kpi_label(key: str) -> str:
+    measure = catalogue.measure(key)
+    return f"{measure.number}. {measure.name}" if measure.number else measure.name
+
+
+def side_by_side(
+    per_population: dict[str, dict[str, kpis.KpiResult]], show: str = "value"
+) -> pl.DataFrame:
+    """One row per cockpit KPI in DOMAIN.md's order ("kpi"), one column per population (the
+    site first, then each sponsor): its value (or why it is not reliable) when `show` is
+    "value", its data completeness when "completeness"."""
+
+    def cell(result: kpis.KpiResult) -> str:
+        if show == "completeness":
+            return "—" if result.completeness is None else kpis.percent(result.completeness)
+        if result.caveat or result.completeness is None:
+            return result.caveat or "no data"
+        return result.display()
+
+    rows = [
+        {"kpi": kpi_label(key)} | {p: cell(results[key]) for p, results in per_population.items()}
+        for key in in_domain_order(COCKPIT_KPIS)
+    ]
+    return pl.DataFrame(rows, schema=dict.fromkeys(["kpi", *per_population], pl.String))
 
 
 @dataclass(frozen=True)
@@ -368,7 +399,9 @@ class CockpitPage:
     health: pl.DataFrame  # dataset "sponsor_health"
     health_states: pl.DataFrame  # each health cell: met, missed, unreliable or none
     comparison: pl.DataFrame  # dataset "kpi_comparison" (long)
-    side_by_side: pl.DataFrame  # the same, one column per population
+    values: pl.DataFrame  # each KPI's value, one column per population (side_by_side)
+    completeness: pl.DataFrame  # each KPI's data completeness, the same way
+    sponsor_names: dict[str, str]  # sponsor id -> its name
 
 
 def page_model(
@@ -395,8 +428,19 @@ def page_model(
         health=health,
         health_states=states,
         comparison=comparison,
-        side_by_side=side_by_side(comparison),
+        values=side_by_side(results, "value"),
+        completeness=side_by_side(results, "completeness"),
+        sponsor_names=scope.memo(("sponsor-names",), lambda: sponsor_names(scope)),
     )
+
+
+SPONSOR_NAMES_SQL = "SELECT DISTINCT sponsor_id, name FROM sponsor ORDER BY sponsor_id"
+
+
+def sponsor_names(scope: Scope) -> dict[str, str]:
+    """Each sponsor's name by id, from the sponsors' registry rows (a CMO scope reads all)."""
+    names = scope.frame("sponsor names", SPONSOR_NAMES_SQL)
+    return dict(zip(names["sponsor_id"], names["name"], strict=True))
 
 
 def trend_model(
