@@ -67,7 +67,7 @@ else:
         hide_index=True,
         key="cockpit:health",
         column_config={
-            col.label: st.column_config.Column(help=col.description)
+            col.label: st.column_config.Column(help=col.description, pinned=col.key or None)
             for col in health_dataset.columns
         },  # fmt: skip
     )
