@@ -8,6 +8,9 @@ from portal.widgets import chart, dashboard_filters, empty_state, export_buttons
 from warehouse import catalogue, clock
 from warehouse.queries import training
 
+# Current, due, overdue, missing (the contract's order of the statuses).
+STATUS_COLOURS = ("#2ca02c", "#ffbf00", "#d62728", "#7f7f7f")
+
 st.title("Training")
 scope = sponsor_scope()
 filters = dashboard_filters(scope, "training")
@@ -35,11 +38,16 @@ cols[0].metric("Operators", model.operators)
 for col, (code, count) in zip(cols[1:], model.status_counts.items(), strict=True):
     col.metric(status.word(code), count)
 
-chart(scope, "training:matrix", model.matrix_chart, lambda data: px.density_heatmap(
-    data, x="sop_number", y="operator", z="code", histfunc="max",
-    color_continuous_scale=["#2ca02c", "#ffbf00", "#d62728", "#7f7f7f"],
-    range_color=(0, 3), title="Operator × SOP (green current, amber due, red overdue, "
-    "grey missing)",
-).update_coloraxes(showscale=False), dataset="training_matrix")  # fmt: skip
+# One square per operator and SOP, coloured by status with a legend: red and amber need
+# attention, grey is no training on record, green is current.
+colours = dict(zip(status.ordered_words, STATUS_COLOURS, strict=True))
+chart(scope, "training:matrix", model.training, lambda data: px.scatter(
+    data, x="sop_number", y="operator", color="status", symbol_sequence=["square"],
+    category_orders={"status": status.ordered_words}, color_discrete_map=colours,
+    title="Operators × SOPs", height=max(320, 26 * model.operators + 140),
+).update_traces(marker={"size": 16}).update_layout(
+    xaxis={"type": "category", "side": "top"}, yaxis={"type": "category", "autorange": "reversed"},
+    legend={"orientation": "h", "y": -0.05},
+), dataset="training_matrix", labels={"status": "Training status"})  # fmt: skip
 table(model.training, "training_matrix")
 export_buttons(model.training, "training", filters, scope, dataset="training_matrix")

@@ -68,3 +68,21 @@ def test_ground_truth_training_gaps_on_their_sponsors_page(demo_plant, shown, de
         for other in SPONSORS:
             if other != owner:
                 assert anomaly["key"] not in table(shown[other][0], "event_id")["event_id"]
+
+
+@pytest.mark.parametrize("sponsor", SPONSORS)
+def test_the_matrix_chart_is_operators_by_sops_with_a_status_legend(sponsor, shown) -> None:
+    import json
+
+    app, _ = shown[sponsor]
+    (spec,) = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    traces = spec["data"]
+    matrix = table(app, "sop_number")
+    words = {"Current", "Due soon", "Overdue", "Not trained"}
+    assert {t["name"] for t in traces} == set(matrix["status"]) <= words  # legend in words
+    colours = {t["name"]: t["marker"]["color"] for t in traces}
+    assert colours.get("Overdue", "#d62728") == "#d62728"  # red: needs attention
+    assert colours.get("Current", "#2ca02c") == "#2ca02c"
+    assert all(t["marker"]["symbol"] == "square" for t in traces)
+    assert sum(len(t["x"]) for t in traces) == matrix.height  # one square per operator × SOP
+    assert spec["layout"]["legend"]["title"]["text"] == "Training status"

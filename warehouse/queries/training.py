@@ -18,10 +18,6 @@ from warehouse.scope import Scope
 
 # Convention: a training falls "due" this many days before its due date.
 DUE_SOON_DAYS = 30
-# Status → position on the matrix chart's colour scale (the page colours current green … missing
-# grey).
-STATUS_CODE = {"CURRENT": 0, "DUE": 1, "OVERDUE": 2, "MISSING": 3}
-
 OPERATOR_TRAINING_SQL = """
 WITH events AS (
     SELECT e.performed_by, e.verified_by, b.product_id
@@ -114,7 +110,6 @@ class TrainingPage:
     training: pl.DataFrame  # dataset "training_matrix"
     operators: int
     status_counts: dict[str, int]  # every status, in TRAINING_STATUSES order
-    matrix_chart: pl.DataFrame  # the matrix with each status's colour position as `code`
 
 
 def page_model(scope: Scope, filters: Filters, today: date) -> TrainingPage:
@@ -126,7 +121,4 @@ def page_model(scope: Scope, filters: Filters, today: date) -> TrainingPage:
         training=training,
         operators=training["operator"].n_unique(),
         status_counts=status_counts(training),
-        matrix_chart=training.with_columns(
-            pl.col("status").replace_strict(STATUS_CODE).alias("code")
-        ),
     )
