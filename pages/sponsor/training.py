@@ -21,8 +21,9 @@ if model.gaps.is_empty():
     empty_state("Batch steps performed by an operator whose training on the product's SOPs "
                 "was not current would appear here.")  # fmt: skip
 else:
-    st.error(f"{model.gaps.height} batch step(s) were performed by an operator whose training "
-             "was not current.")  # fmt: skip
+    count = model.gaps.height
+    steps = "1 batch step was" if count == 1 else f"{count} batch steps were"
+    st.error(f"{steps} performed by an operator whose training was not current.")
     table(model.gaps, "training_gaps")
     export_buttons(model.gaps, "training-gaps", filters, scope, dataset="training_gaps")
 
@@ -44,7 +45,7 @@ colours = dict(zip(status.ordered_words, STATUS_COLOURS, strict=True))
 chart(scope, "training:matrix", model.training, lambda data: px.scatter(
     data, x="sop_number", y="operator", color="status", symbol_sequence=["square"],
     category_orders={"status": status.ordered_words}, color_discrete_map=colours,
-    title="Operators × SOPs", height=max(320, 26 * model.operators + 140),
+    height=max(320, 26 * model.operators + 140),
 ).update_traces(marker={"size": 16}).update_layout(
     xaxis={"type": "category", "side": "top"}, yaxis={"type": "category", "autorange": "reversed"},
     legend={"orientation": "h", "y": -0.05},
