@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
+from portal import users
+from warehouse import layout
 from warehouse.clock import TODAY_ENV
 
 AS_OF = date.fromisoformat(os.environ.get(TODAY_ENV) or "2026-11-26")
@@ -48,3 +51,25 @@ def demo_warehouse(demo_plant: DemoPlant, tmp_path_factory: pytest.TempPathFacto
     warehouse = tmp_path_factory.mktemp("demo-warehouse")
     run_etl(demo_plant.path, warehouse, full=True)
     return warehouse
+
+
+@pytest.fixture(scope="session")
+def demo_data_root(tmp_path_factory, demo_warehouse: Path) -> Path:
+    """A data root with the demo users and a copy of the published demo warehouse, for the
+    real app (portal_app.py) under AppTest."""
+    root = tmp_path_factory.mktemp("app-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(root))
+        users.ensure_demo_users()
+        shutil.copytree(demo_warehouse, layout.demo_warehouse(), symlinks=True)
+    return root
+
+
+@pytest.fixture
+def portal(demo_data_root: Path, monkeypatch) -> Path:
+    """The environment portal_app.py reads, on demo_data_root; its demo warehouse."""
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(demo_data_root))
+    monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
+    for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY", "PORTAL_IDLE_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
+    return demo_data_root / "demo" / "warehouse"

@@ -5,11 +5,9 @@ scope only; a reversed period in a link is refused with a message."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
@@ -17,27 +15,7 @@ from portal import users
 from tests.browser_support import leaks
 from tests.page_checks import partition
 from tests.page_harness import ROOT, shown_text
-from warehouse import layout
 from warehouse.scope import snapshot_info
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory, demo_warehouse: Path) -> Path:
-    root = tmp_path_factory.mktemp("filters-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(root))
-        users.ensure_demo_users()
-        shutil.copytree(demo_warehouse, layout.demo_warehouse(), symlinks=True)
-    return root
-
-
-@pytest.fixture
-def warehouse(data_root: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(data_root))
-    monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
-    for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY", "PORTAL_IDLE_MINUTES"):
-        monkeypatch.delenv(name, raising=False)
-    return data_root / "demo" / "warehouse"
 
 
 def signed_in(username: str) -> AppTest:
@@ -65,9 +43,9 @@ def own_product(warehouse: Path, sponsor: str) -> str:
     return partition(warehouse, "product", sponsor)["product_id"].sort()[0]
 
 
-def test_filters_chosen_on_one_page_follow_to_the_next_and_name_the_url(warehouse) -> None:
-    product = own_product(warehouse, "NWT")
-    as_of = snapshot_info(warehouse).created_at.date()
+def test_filters_chosen_on_one_page_follow_to_the_next_and_name_the_url(portal) -> None:
+    product = own_product(portal, "NWT")
+    as_of = snapshot_info(portal).created_at.date()
     period = (as_of - timedelta(days=60), as_of - timedelta(days=5))
     at = open_url(signed_in("priya"), "batch-list")
     assert shown_filters(at, "batches")[0] == []
@@ -86,7 +64,7 @@ def test_filters_chosen_on_one_page_follow_to_the_next_and_name_the_url(warehous
         assert shown_filters(at, page) == ([product], period), url
 
 
-def test_a_page_whose_period_was_never_chosen_keeps_its_default(warehouse) -> None:
+def test_a_page_whose_period_was_never_chosen_keeps_its_default(portal) -> None:
     at = open_url(signed_in("priya"), "tech-transfer")
     start, end = shown_filters(at, "tech_transfer")[1]
     assert (end - start).days == 3 * 365  # the tech-transfer page's own default
@@ -95,17 +73,17 @@ def test_a_page_whose_period_was_never_chosen_keeps_its_default(warehouse) -> No
     assert (end - start).days == 365
 
 
-def test_a_copied_link_reopens_the_view(warehouse) -> None:
-    product = own_product(warehouse, "NWT")
+def test_a_copied_link_reopens_the_view(portal) -> None:
+    product = own_product(portal, "NWT")
     link = {"products": product, "from": "2026-01-05", "to": "2026-03-31"}
     at = open_url(signed_in("priya"), "deviations-oos", link)
     assert not at.exception and not at.sidebar.warning
     assert shown_filters(at, "deviations") == ([product], (date(2026, 1, 5), date(2026, 3, 31)))
 
 
-def test_another_sponsors_link_applies_only_within_ones_own_scope(warehouse) -> None:
-    nwt = own_product(warehouse, "NWT")
-    nwt_name = partition(warehouse, "product", "NWT").filter(product_id=nwt)["name"][0]
+def test_another_sponsors_link_applies_only_within_ones_own_scope(portal) -> None:
+    nwt = own_product(portal, "NWT")
+    nwt_name = partition(portal, "product", "NWT").filter(product_id=nwt)["name"][0]
     link = {"products": nwt, "from": "2026-01-05", "to": "2026-03-31"}
     at = open_url(signed_in("bruno"), "batch-list", link)  # CTB's QA
     assert not at.exception
@@ -114,7 +92,7 @@ def test_another_sponsors_link_applies_only_within_ones_own_scope(warehouse) -> 
     assert "products" not in at.query_params  # the foreign id is not written back
 
 
-def test_a_reversed_period_in_a_link_is_refused_with_a_message(warehouse) -> None:
+def test_a_reversed_period_in_a_link_is_refused_with_a_message(portal) -> None:
     at = open_url(signed_in("priya"), "batch-list", {"from": "2026-03-31", "to": "2026-01-05"})
     assert not at.exception
     (warning,) = at.sidebar.warning

@@ -52,26 +52,6 @@ OWN = {"priya": "NWT", "bruno": "CTB", "tom": "NWT"}
 
 
 @pytest.fixture(scope="session")
-def data_root(tmp_path_factory, demo_warehouse: Path) -> Path:
-    """A data root with the demo users and a copy of the published demo warehouse."""
-    root = tmp_path_factory.mktemp("segregation-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(root))
-        users.ensure_demo_users()
-        shutil.copytree(demo_warehouse, layout.demo_warehouse(), symlinks=True)
-    return root
-
-
-@pytest.fixture
-def portal(data_root: Path, monkeypatch) -> Path:
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(data_root))
-    monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
-    for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY", "PORTAL_IDLE_MINUTES"):
-        monkeypatch.delenv(name, raising=False)
-    return data_root / "demo" / "warehouse"
-
-
-@pytest.fixture(scope="session")
 def foreign(demo_plant) -> dict[str, set[str]]:
     """Per sponsor: what it may not see, by the source's ownership (tests/ownership.py)."""
     oracle = ownership(demo_plant.path)
@@ -517,8 +497,8 @@ HOSTILE_SPONSORS = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def scopes(data_root: Path):
-    warehouse = data_root / "demo" / "warehouse"
+def scopes(demo_data_root: Path):
+    warehouse = demo_data_root / "demo" / "warehouse"
     opened = {s: open_sponsor_scope(warehouse, s) for s in ("NWT", "CTB")}
     yield opened
     for scope in opened.values():
@@ -534,9 +514,9 @@ def scopes(data_root: Path):
     span=st.integers(min_value=-400, max_value=40000),
 )
 def test_named_queries_return_only_the_scopes_rows(
-    data_root: Path, scopes, sponsor: str, products: list[str], start: date, span: int
+    demo_data_root: Path, scopes, sponsor: str, products: list[str], start: date, span: int
 ) -> None:
-    warehouse = data_root / "demo" / "warehouse"
+    warehouse = demo_data_root / "demo" / "warehouse"
     try:
         scope = scopes.get(sponsor) or open_sponsor_scope(warehouse, sponsor)
     except ScopeError as refused:
@@ -613,11 +593,13 @@ def test_misplaced_file_is_never_shown_in_the_app(damaged, portal, monkeypatch, 
 
 
 @pytest.mark.parametrize("table", [t.name for t in TABLES])
-def test_a_published_scope_cannot_read_another_partition(data_root: Path, scopes, table) -> None:
+def test_a_published_scope_cannot_read_another_partition(
+    demo_data_root: Path, scopes, table
+) -> None:
     """On the real published layout: NWT's instance cannot open CTB's file of any table."""
     import duckdb
 
-    other = layout.partition_dir(layout.current_snapshot(data_root / "demo" / "warehouse"),
+    other = layout.partition_dir(layout.current_snapshot(demo_data_root / "demo" / "warehouse"),
                                  table, "CTB")  # fmt: skip
     for sql in (f"SELECT * FROM read_parquet('{other}/*.parquet')",
                 f"SELECT * FROM read_parquet('{other.parent}/*/*.parquet')"):  # fmt: skip
