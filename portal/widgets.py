@@ -216,21 +216,32 @@ def export_buttons(
     lets the user in: a button left on screen past an auditor's window exports nothing.
     """
     principal = current_principal()
-    rows = export_frame(frame, dataset)
     # Logged as of the sponsor whose rows these are: CMO staff's exports reach its QA's log.
     logged = replace(principal, sponsor_id=scope.sponsor_id or principal.sponsor_id)
+    stamped_exports(export_frame(frame, dataset), page, filters.describe(), scope.label,
+                    scope.snapshot.run_id, logged)  # fmt: skip
+
+
+def stamped_exports(
+    rows: pl.DataFrame, page: str, described: dict[str, Any], about: str, snapshot: str,
+    logged: Principal,
+) -> None:  # fmt: skip
+    """The CSV and XLSX buttons of `rows` as they are to be read: stamped with who, when, what
+    they are `about` (a sponsor, or every sponsor), from which `snapshot` and with which
+    filters; built at fetch time through deliver(); logged as `logged` when handed out."""
+    principal = current_principal()
 
     def stamp() -> dict[str, str]:
-        return export_stamp(rows, principal, page, filters, scope.label, scope.snapshot.run_id)
+        return export_stamp(rows, principal, page, described, about, snapshot)
 
     def log(fmt: str) -> Callable[[], None]:
         return lambda: access_log.record(
-            "EXPORT", logged, page=page, filters=filters.describe(),
+            "EXPORT", logged, page=page, filters=described,
             row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
         )  # fmt: skip
 
     left, right = st.columns(2)
-    filename = f"{page}-{scope.label}-{clock.today().isoformat()}".replace(" ", "-")
+    filename = f"{page}-{about}-{clock.today().isoformat()}".replace(" ", "-")
     left.download_button(
         "Export CSV", deliver(principal, lambda: export_csv(rows, stamp()), log("csv")),
         file_name=f"{filename}.csv", mime="text/csv", on_click="ignore", key=f"{page}:csv",
@@ -274,8 +285,8 @@ def content_hash(frame: pl.DataFrame) -> str:
 
 
 def export_stamp(
-    frame: pl.DataFrame, principal: Principal, page: str, filters: Filters, sponsor: str,
-    snapshot: str,
+    frame: pl.DataFrame, principal: Principal, page: str, filters: Filters | dict[str, Any],
+    sponsor: str, snapshot: str,
 ) -> dict[str, str]:  # fmt: skip
     """Who exported what, when, from which snapshot, and the hash of the rows."""
     fields = {
@@ -285,7 +296,7 @@ def export_stamp(
         "role": principal.role,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_snapshot": snapshot,
-        "filters": str(filters.describe()),
+        "filters": str(filters.describe() if isinstance(filters, Filters) else filters),
         "content_sha256": content_hash(frame),
     }
     if principal.role == "auditor":

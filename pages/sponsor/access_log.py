@@ -12,8 +12,7 @@ from portal.context import current_principal
 from portal.navigation import PAGES
 from portal.store import utc_now
 from portal.users import CMO_ROLES
-from portal.widgets import content_hash, deliver, table
-from warehouse import catalogue
+from portal.widgets import export_frame, stamped_exports, table
 from warehouse.catalogue.columns import ACCESS_EVENT_WORDS
 
 principal = current_principal()
@@ -68,17 +67,11 @@ if log.is_empty():
 else:
     st.caption(f"{log.height} entries.")
     table(log, "access_log")
-    shown = catalogue.dataset("access_log").for_export(log)
     described = {"start": start.isoformat(), "end": end.isoformat(), "who": picked_users,
                  "what": picked_events, "sponsors": picked_sponsors}  # fmt: skip
-    st.download_button(
-        "Export CSV",
-        deliver(principal, lambda: shown.write_csv().encode(), lambda: access_log.record(
-            "EXPORT", principal, page="access-log", filters=described,
-            row_count=shown.height, content_hash=content_hash(shown), detail="csv")),
-        file_name=f"access-log-{start}-{end}.csv", mime="text/csv", on_click="ignore",
-        key="access-log:csv",
-    )  # fmt: skip
+    about = principal.sponsor_id or "all sponsors"
+    stamped_exports(export_frame(log, "access_log"), "access-log", described, about,
+                    "none: the portal's own access log", principal)  # fmt: skip
 
 # CMO staff manage every sponsor's tokens on the Users page; here a sponsor's QA sees its own.
 if principal.role == "sponsor_qa":
