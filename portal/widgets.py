@@ -29,6 +29,14 @@ SHARED_FILTERS = "_shared_filters"  # the products and period a user chose, for 
 URL_APPLIED = "_filters_url_applied"  # the query string whose filters were last applied
 
 
+FILTER_PARAMS = ("products", "from", "to")  # the URL's names for the shared filters
+
+
+def _query(values: Any) -> str:
+    """The filters part of a query string, to tell whether a link was applied already."""
+    return "&".join(f"{k}={values[k]}" for k in FILTER_PARAMS if k in values)
+
+
 def _shared() -> dict[str, Any]:
     return st.session_state.setdefault(SHARED_FILTERS, {})
 
@@ -56,7 +64,7 @@ def _apply_url(names: dict[str, str]) -> None:
     Products outside this user's scope are dropped unseen: a link applies within one's own
     scope only."""
     params = st.query_params
-    query = "&".join(f"{k}={params[k]}" for k in ("products", "from", "to") if k in params)
+    query = _query(params)
     if not query or st.session_state.get(URL_APPLIED) == query:
         return
     st.session_state[URL_APPLIED] = query
@@ -72,13 +80,12 @@ def _write_url(picked: list[str], start: date, end: date) -> None:
     wanted = {"from": start.isoformat(), "to": end.isoformat()}
     if picked:
         wanted["products"] = ",".join(picked)
-    for key in ("products", "from", "to"):
+    for key in FILTER_PARAMS:
         if key in wanted and st.query_params.get(key) != wanted[key]:
             st.query_params[key] = wanted[key]
         elif key not in wanted and key in st.query_params:
             del st.query_params[key]
-    query = "&".join(f"{k}={wanted[k]}" for k in ("products", "from", "to") if k in wanted)
-    st.session_state[URL_APPLIED] = query
+    st.session_state[URL_APPLIED] = _query(wanted)
 
 
 def dashboard_filters(scope: Scope, page: str, *, default_days: int = 365) -> Filters:

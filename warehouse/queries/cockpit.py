@@ -338,14 +338,13 @@ def kpi_comparison(per_population: dict[str, dict[str, kpis.KpiResult]]) -> pl.D
     rows = []
     for key in in_domain_order(COCKPIT_KPIS):
         measure = catalogue.measure(key)
-        number = f"{measure.number}. " if measure.number else ""
         for population, results in per_population.items():
             result = results[key]
             if result.caveat or result.completeness is None:
                 shown = result.caveat or "no data"
             else:
                 shown = f"{result.display()} · {kpis.percent(result.completeness)} complete"
-            rows.append({"kpi": number + measure.name, "population": population,
+            rows.append({"kpi": kpi_label(key), "population": population,
                          "result": shown, "formula": f"{measure.formula} Source: "
                          f"{measure.source}."})  # fmt: skip
     return pl.DataFrame(
@@ -430,7 +429,7 @@ def page_model(
         comparison=comparison,
         values=side_by_side(results, "value"),
         completeness=side_by_side(results, "completeness"),
-        sponsor_names=scope.memo(("sponsor-names",), lambda: sponsor_names(scope)),
+        sponsor_names=sponsor_names(scope),  # Scope.frame remembers it per snapshot
     )
 
 
