@@ -236,12 +236,19 @@ def signed_in_principal(
         return None
     if last is None:
         access_log.record("SIGN_IN", principal, detail="resumed from signed cookie")
-    if st.session_state.pop(COOKIE_PENDING, False):
-        # Rendered in a run that completes, so the browser keeps the component until it has
-        # stored the cookie (a URL opened later resumes the session from it).
-        auth.cookie_controller.set_cookie()
     st.session_state[LAST_ACTIVITY] = now
     return principal
+
+
+def store_cookie(auth: stauth.Authenticate) -> None:
+    """Set the signed cookie after a sign-in, in the run that shows the first page.
+
+    Called once the router will not hop to another page any more: the component must render in
+    a run that completes, so the browser keeps it until it has stored the cookie (a URL opened
+    later resumes the session from it).
+    """
+    if st.session_state.pop(COOKIE_PENDING, False):
+        auth.cookie_controller.set_cookie()
 
 
 def idle_expired(config: Settings, now: datetime | None = None) -> bool:

@@ -237,6 +237,21 @@ def test_bookmark_opens_after_sign_in(page, portal) -> None:
     assert urlparse(page.url).path.rstrip("/").endswith("/capa-aging")
 
 
+def test_the_landing_page_has_its_own_address_and_opens_in_a_new_tab(page, portal) -> None:
+    # Signed in at "/", the landing page shows at its own address; that address, opened in a
+    # new tab of the signed-in browser, opens the page without a "page not found" box (it
+    # did when the landing page was Streamlit's default page, which answers only at "/").
+    signed_in(page, portal, PRIYA)
+    assert urlparse(page.url).path.rstrip("/").endswith("/home")
+    wait_for_session_cookie(page)
+    tab = page.context.new_page()
+    tab.goto(portal.page_url("home"))
+    settle(tab, "Overview")
+    assert tab.get_by_text("Page not found").count() == 0
+    assert "Sponsor: NWT" in tab.inner_text("body")
+    tab.close()
+
+
 def test_sign_out_then_other_sponsor_in_same_browser(page, portal, names, oracle) -> None:
     signed_in(page, portal, PRIYA)
     assert "Sponsor: NWT" in page.inner_text("body")
