@@ -50,30 +50,42 @@ st.header("Sponsor health")
 if model.health.is_empty():
     st.info("No sponsor has published records yet.")
 else:
-    health_dataset = catalogue.dataset("sponsor_health")
+    every = st.segmented_control(
+        "Columns", ["At a glance", "Every measure"], default="At a glance",
+        key="cockpit:health-view",
+        help="At a glance: which measures need attention; every measure: each value.",
+    ) == "Every measure"  # fmt: skip
+    health_dataset = catalogue.dataset("sponsor_health" if every else "sponsor_health_glance")
+    rows, states = (model.health, model.health_states) if every else (
+        model.glance, model.glance_states)  # fmt: skip
     colours = (
-        health_dataset.for_export(model.health_states)
+        health_dataset.for_export(states)
         .to_pandas()
         .replace(STATE_COLOURS)
         .map(lambda c: f"background-color: {c}" if c else "")
     )
     # Sponsors by name, with the id the sidebar and exports use.
-    named = model.health.with_columns(
+    named = rows.with_columns(
         pl.col("sponsor_id").replace({s: f"{n} ({s})" for s, n in model.sponsor_names.items()})
     )
-    shown = health_dataset.for_export(named).to_pandas()
-    st.dataframe(
-        shown.style.apply(lambda _: colours, axis=None),
-        hide_index=True,
-        key="cockpit:health",
-        column_config={
-            col.label: st.column_config.Column(help=col.description, pinned=col.key or None)
-            for col in health_dataset.columns
-        },  # fmt: skip
-    )
+    shown = health_dataset.for_export(named).to_pandas().style.apply(lambda _: colours, axis=None)
+    if every:
+        st.dataframe(
+            shown,
+            hide_index=True,
+            key="cockpit:health",
+            column_config={
+                col.label: st.column_config.Column(help=col.description, pinned=col.key or None)
+                for col in health_dataset.columns
+            },  # fmt: skip
+        )
+    else:
+        # A static table wraps its text: every sponsor's facts at full length, no scrolling.
+        st.table(shown.hide(axis="index"))
     st.caption(
-        "Green: meets its target; red: misses it; amber: not reliable (too little of the data "
-        "it needs is complete; the cell says why). Hover a column's title for its definition. "
+        "Green: meets its target (every measure does); red: misses it; amber: not reliable "
+        "(too little of the data it needs is complete; the cell says why). Each measure's "
+        'definition is under "Definitions and sources" below. '
         "Lot acceptance rate (FDA 2016) divides lots released by lots started in the period, "
         "so it can exceed 100 % when fewer lots start than are released; the ISPE pilot "
         "reading divides them by lots finally dispositioned."

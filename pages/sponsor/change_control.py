@@ -38,12 +38,22 @@ if not model.violations.is_empty():
     table(model.violations, "change_controls")
 
 obligation = catalogue.dataset("change_controls").column("obligation")
-chart(scope, "change_control:obligations", model.by_obligation, lambda data: px.bar(
-    data, x="obligation", y="impacts", color="status",
-    category_orders={"obligation": obligation.ordered_words},
-    title=f"Impacts by {our.your} obligation and change status"),
-    dataset="change_controls", labels={"impacts": "Change impacts"},
-    extra=our.your)  # fmt: skip  (the title's wording is the reader's: part of the key)
+chart(
+    scope,
+    "change_control:obligations",
+    model.by_obligation,
+    lambda data: px.bar(
+        data,
+        x="obligation",
+        y="impacts",
+        color="status",
+        category_orders={"obligation": obligation.ordered_words},
+        title=f"Impacts by {our.your} obligation and change status",
+    ),
+    dataset="change_controls",
+    labels={"impacts": "Change impacts"},
+    extra=our.your,
+)  # fmt: skip  (the title's wording is the reader's: part of the key)
 
 st.subheader("All changes affecting this sponsor")
 table(model.impacts, "change_controls")

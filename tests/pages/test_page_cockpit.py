@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.page_harness import principal, run_page, shown_text
-from warehouse import clock, kpis
+from warehouse import catalogue, clock, kpis
 from warehouse.filters import Filters
 from warehouse.queries import batches, cockpit, overview
 from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
@@ -25,10 +25,12 @@ from warehouse.scope import open_cmo_scope, open_sponsor_scope, sponsor_ids
 TODAY = clock.today()
 PERIOD = Filters(start=TODAY - timedelta(days=365), end=TODAY)  # the page's default period
 FDA_LAR, ISPE_LAR = "Lot acceptance rate (FDA 2016)", "Lot acceptance rate (ISPE pilot)"
+EVERY = {"cockpit:health-view": "Every measure"}  # the health table's full width
 
 
 def _health(app: AppTest) -> pl.DataFrame:
-    return pl.from_pandas(next(f.value for f in app.dataframe if "Sponsor" in f.value.columns))
+    tables = [*app.dataframe, *app.table]  # every measure scrolls; the glance is a table
+    return pl.from_pandas(next(f.value for f in tables if "Sponsor" in f.value.columns))
 
 
 def _kpi_table(app: AppTest) -> pl.DataFrame:
@@ -45,7 +47,7 @@ def cockpit_app(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The cockpit as CMO quality staff, default period (the last 365 days)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PORTAL_DATA_DIR", str(tmp_path_factory.mktemp("portal-data")))
-        app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse)
+        app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse, state=EVERY)
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -80,6 +82,44 @@ def test_one_health_row_per_sponsor_by_name_and_id(cockpit_app, sponsors, demo_w
     names = cockpit.sponsor_names(open_cmo_scope(demo_warehouse))
     assert _health(cockpit_app)["Sponsor"].to_list() == [f"{names[s]} ({s})" for s in sponsors]
     assert all(names[s] != s for s in sponsors)
+
+
+def test_health_opens_at_a_glance_naming_what_needs_attention(
+    cockpit_app, demo_warehouse, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse)
+    glance, every = _health(app), _health(cockpit_app)
+    assert glance.columns == ["Sponsor", "Lots started", "Targets met", "Needs attention",
+                              "Least complete"]  # fmt: skip
+    assert glance["Sponsor"].to_list() == every["Sponsor"].to_list()
+    assert glance["Lots started"].to_list() == every["Lots started"].to_list()
+    # Each measure named as needing attention is a measure of the full table; a row that
+    # names none meets every target it could be judged on.
+    measures = set(every.columns[2:-1])
+    for row in glance.iter_rows(named=True):
+        named = row["Needs attention"].replace("not reliable: ", "").replace(";", ",")
+        if row["Needs attention"] == "—":
+            met, judged = row["Targets met"].split(" of ")
+            assert met == judged, row
+        else:
+            assert {n.strip() for n in named.split(",")} <= measures, row
+
+
+def test_the_glance_counts_and_names_each_state() -> None:
+    keys = cockpit.HEALTH_KEYS
+    states = {k: "met" for k in keys} | {keys[0]: "missed", keys[2]: "unreliable",
+                                          keys[3]: "none"}  # fmt: skip
+    health = pl.DataFrame([{"sponsor_id": "S1", "lots_started": "4", "least_complete": "50 %"}
+                           | dict.fromkeys(keys, "x")])  # fmt: skip
+    marks = pl.DataFrame([{"sponsor_id": "none", "lots_started": "none",
+                           "least_complete": "none"} | states])  # fmt: skip
+    glance, glance_states = cockpit.health_glance(health.select(marks.columns), marks)
+    row = glance.row(0, named=True)
+    name = lambda k: catalogue.measure(k).name  # noqa: E731
+    assert row["targets_met"] == f"{len(keys) - 3} of {len(keys) - 2}"
+    assert row["needs_attention"] == f"{name(keys[0])}; not reliable: {name(keys[2])}"
+    assert glance_states["needs_attention"].to_list() == ["missed"]
 
 
 def test_health_cells_hold_values_and_completeness_stands_apart(cockpit_app) -> None:
@@ -178,7 +218,7 @@ def test_a_kpi_under_the_threshold_is_not_shown_as_a_number(demo_warehouse, monk
     # At a 100 % threshold any lot still in process makes the lot acceptance rate unreliable.
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse,
-                   state={"cockpit:threshold": 100})  # fmt: skip
+                   state={"cockpit:threshold": 100} | EVERY)  # fmt: skip
     for column in (FDA_LAR, ISPE_LAR):
         cells = _health(app)[column].to_list()
         unreliable = [cell for cell in cells if cell.startswith("not reliable: ")]

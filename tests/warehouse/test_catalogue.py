@@ -260,6 +260,9 @@ CALLS = {
     "api_tokens": lambda fn, s, f, t: fn(list(ISSUED), datetime(2026, 11, 2, 9, 30, tzinfo=UTC)),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
     "sponsor_health": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)[0],
+    "sponsor_health_glance": lambda fn, s, f, t: fn(
+        *cockpit.health_table({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)
+    )[0],
     "kpi_comparison": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}),
     "kpi_trend": lambda fn, s, f, t: fn(
         cockpit.kpi_inputs(s), "right_first_time", f.start, f.end, t

@@ -851,6 +851,17 @@ LEAST_COMPLETE = Column(
 )  # fmt: skip
 
 
+TARGETS_MET = Column(
+    "targets_met", "Targets met", "How many of the row's health measures meet their target, "
+    "of those that could be judged (a measure that is not reliable or has no data is not "
+    "judged).", "text",
+)  # fmt: skip
+NEEDS_ATTENTION = Column(
+    "needs_attention", "Needs attention", "The health measures that miss their target, then "
+    "those that are not reliable; every value is in the full table (every measure).", "text",
+)  # fmt: skip
+
+
 def measure_column(key: str) -> Column:
     """A column holding one measure as shown (its value, or why it is not reliable), labelled
     and described by the catalogue's measure."""

@@ -413,6 +413,11 @@ DATASETS: tuple[Dataset, ...] = (
             "overdue_capas", "pending_change_approvals", "notification_timeliness",
             "disposition_cycle_time", "disposition_cycle_time_p90")), c.LEAST_COMPLETE)),
     Dataset(
+        "sponsor_health_glance", "Sponsor health at a glance",
+        "Per sponsor, how many health measures meet their target and which need attention.",
+        "warehouse.queries.cockpit:health_glance",
+        (c.SPONSOR_ID, c.LOTS_STARTED, c.TARGETS_MET, c.NEEDS_ATTENTION, c.LEAST_COMPLETE)),
+    Dataset(
         "kpi_comparison", "KPIs side by side",
         "Every cockpit KPI for the whole site and for each sponsor, with its data completeness.",
         "warehouse.queries.cockpit:kpi_comparison",

@@ -332,6 +332,34 @@ def health_table(
     )
 
 
+def health_glance(health: pl.DataFrame, states: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Dataset "sponsor_health_glance": each sponsor's health row in four facts (lots started,
+    targets met, the measures that need attention by name, least complete) that fit a screen;
+    and the state of its "needs attention" cell: "missed" when a target is missed,
+    "unreliable" when a measure is only not reliable, else "met"."""
+    rows, marks = [], []
+    for row, state in zip(health.iter_rows(named=True), states.iter_rows(named=True),
+                          strict=True):  # fmt: skip
+        missed = [catalogue.measure(k).name for k in HEALTH_KEYS if state[k] == "missed"]
+        unreliable = [catalogue.measure(k).name for k in HEALTH_KEYS if state[k] == "unreliable"]
+        judged = [k for k in HEALTH_KEYS if state[k] in ("met", "missed")]
+        met = sum(state[k] == "met" for k in judged)
+        said = ", ".join(missed)
+        if unreliable:
+            said += ("; " if said else "") + "not reliable: " + ", ".join(unreliable)
+        rows.append({"sponsor_id": row["sponsor_id"], "lots_started": row["lots_started"],
+                     "targets_met": f"{met} of {len(judged)}", "needs_attention": said or "—",
+                     "least_complete": row["least_complete"]})  # fmt: skip
+        worst = "missed" if missed else "unreliable" if unreliable else "met"
+        marks.append({"sponsor_id": "none", "lots_started": "none", "targets_met": "none",
+                      "needs_attention": worst, "least_complete": "none"})  # fmt: skip
+    columns = ["sponsor_id", "lots_started", "targets_met", "needs_attention", "least_complete"]
+    return (
+        pl.DataFrame(rows, schema=dict.fromkeys(columns, pl.String)),
+        pl.DataFrame(marks, schema=dict.fromkeys(columns, pl.String)),
+    )
+
+
 def kpi_comparison(per_population: dict[str, dict[str, kpis.KpiResult]]) -> pl.DataFrame:
     """Dataset "kpi_comparison": one row per cockpit KPI and population (the site, then each
     sponsor), the value with its data completeness or why it is not reliable."""
@@ -397,6 +425,8 @@ class CockpitPage:
     populations: list[str]  # SITE_LABEL, then each sponsor
     health: pl.DataFrame  # dataset "sponsor_health"
     health_states: pl.DataFrame  # each health cell: met, missed, unreliable or none
+    glance: pl.DataFrame  # dataset "sponsor_health_glance"
+    glance_states: pl.DataFrame  # its cells' states, the same way
     comparison: pl.DataFrame  # dataset "kpi_comparison" (long)
     values: pl.DataFrame  # each KPI's value, one column per population (side_by_side)
     completeness: pl.DataFrame  # each KPI's data completeness, the same way
@@ -420,12 +450,15 @@ def page_model(
         lambda: cockpit(inputs, start, end, today, min_completeness=threshold / 100),
     )
     health, states = health_table(results, targets)
+    glance, glance_states = health_glance(health, states)
     comparison = kpi_comparison(results)
     return CockpitPage(
         inputs=inputs,
         populations=list(results),
         health=health,
         health_states=states,
+        glance=glance,
+        glance_states=glance_states,
         comparison=comparison,
         values=side_by_side(results, "value"),
         completeness=side_by_side(results, "completeness"),
