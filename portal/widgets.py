@@ -163,13 +163,33 @@ HIGHLIGHT = "background-color: #fde2e1"
 
 
 def table(
-    frame: pl.DataFrame, dataset: str, *, key: str | None = None, flag: pl.Expr | None = None
+    frame: pl.DataFrame,
+    dataset: str,
+    *,
+    key: str | None = None,
+    flag: pl.Expr | None = None,
+    first: tuple[str, ...] = (),
 ) -> None:
     """Rows of the catalogue's `dataset` as users read them: its labels and formats, key
     columns pinned first, codes in words, empty cells blank; rows where `flag` (over the
-    frame's codes) holds are tinted red."""
+    frame's codes) holds are tinted red.
+
+    `first`: the columns this table is read for, right after the key columns; then only they
+    are shown until the reader turns on "More columns" (the facts fit the screen, the rest is
+    one click away)."""
     model = catalogue.dataset(dataset)
     shown = model.in_words(frame)
+    order = None
+    if first:
+        keys = [col.name for col in model.shown(frame) if col.key]
+        wanted = keys + [name for name in first if name in frame.columns and name not in keys]
+        rest = [col.name for col in model.shown(frame) if col.name not in wanted]
+        more = bool(rest) and st.toggle(
+            "More columns", key=f"{key or dataset}:more",
+            help="Show every column of this table: " + ", ".join(
+                model.column(name).label for name in rest) + ".",
+        )  # fmt: skip
+        order = wanted + rest if more else wanted
     data: Any = shown
     if flag is not None:
         flagged = frame.select(flag.fill_null(False)).to_series().to_list()
@@ -178,7 +198,7 @@ def table(
         )
     st.dataframe(
         data, hide_index=True, column_config=column_config(model, shown), placeholder="",
-        key=key,
+        key=key, column_order=order,
     )  # fmt: skip
 
 

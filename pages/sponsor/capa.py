@@ -26,12 +26,13 @@ if model.capas.is_empty():
     st.stop()
 
 open_capas = catalogue.measure("open_capas")
-cols = st.columns(5)
+# Two rows, so that each measure's full name fits above its value at 1280 px.
+cols = [*st.columns(3), *st.columns(3)]
 cols[0].metric(open_capas.name, model.open_count, help=open_capas.help)
 cols[1].metric(model.overdue.definition.name, model.overdue.numerator,
                help=model.overdue.tooltip())  # fmt: skip
 for col, result in zip(
-    cols[2:], (model.on_time_original, model.on_time_current, model.effectiveness), strict=True
+    cols[3:], (model.on_time_original, model.on_time_current, model.effectiveness), strict=True
 ):
     col.metric(result.definition.name, _rate(result), help=result.tooltip())
 
@@ -43,7 +44,12 @@ chart(scope, "capa:aging", model.aging_chart, lambda data: px.bar(
     color_discrete_map={overdue: "#d62728", not_overdue: "#1f77b4"}),
     dataset="capa_aging", labels={"capas": "Open CAPAs", "state": ""})  # fmt: skip
 
-table(model.capas, "capas")
+table(
+    model.capas,
+    "capas",
+    key="capa:capas",
+    first=("status", "current_due", "days_overdue", "source_record", "title"),
+)
 export_buttons(model.capas, "capa", filters, scope, dataset="capas")
 
 st.header("Due-date extensions")

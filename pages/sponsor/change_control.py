@@ -25,17 +25,26 @@ cols[1].metric(f"Awaiting {our.your} approval or notification", model.awaiting.h
 cols[2].metric(f"Breaches of {our.your} quality agreement", model.violations.height)
 
 if not model.awaiting.is_empty():
-    st.warning(
-        f"{model.awaiting.height} change impact(s) await this sponsor's approval or notification."
+    for sentence in change_control.awaiting_sentences(model.awaiting, our.your, our.you):
+        st.warning(sentence, icon=":material/pending_actions:")
+    table(
+        model.awaiting,
+        "change_controls",
+        key="change_control:awaiting",
+        first=("obligation", "planned_effective", "days_to_planned", "title", "product"),
     )
-    table(model.awaiting, "change_controls")
 if not model.violations.is_empty():
     st.error(f"{model.violations.height} change impact(s) broke this sponsor's quality "
              "agreement: effective before the approval or notification it requires, or "
              "recorded with a weaker obligation than it sets.")  # fmt: skip
     for sentence in model.below_agreement:
         st.error(sentence, icon=":material/gavel:")
-    table(model.violations, "change_controls")
+    table(
+        model.violations,
+        "change_controls",
+        key="change_control:violations",
+        first=("violation_reason", "obligation", "actual_effective", "title"),
+    )
 
 obligation = catalogue.dataset("change_controls").column("obligation")
 chart(
@@ -56,5 +65,10 @@ chart(
 )  # fmt: skip  (the title's wording is the reader's: part of the key)
 
 st.subheader("All changes affecting this sponsor")
-table(model.impacts, "change_controls")
+table(
+    model.impacts,
+    "change_controls",
+    key="change_control:all",
+    first=("status", "obligation", "decision", "planned_effective", "title"),
+)
 export_buttons(model.impacts, "change_control", filters, scope, dataset="change_controls")

@@ -51,7 +51,13 @@ def test_rows_equal_the_partition_and_awaiting_is_flagged_first(sponsor, shown, 
         awaiting["impact_id"]
     )
     if awaiting.height:
-        assert app.warning and str(awaiting.height) in app.warning[0].value
+        # One sentence per awaiting change: its number, what it waits for and by when.
+        sentences = [w.value for w in app.warning][: awaiting.height]
+        for row in awaiting.iter_rows(named=True):
+            said = [x for x in sentences if x.startswith(row["change_number"] + " ")]
+            wanted = "your prior approval" if row["obligation"] == "PRIOR_APPROVAL" else "notif"
+            assert said and wanted in said[0], (row["change_number"], sentences)
+        assert len(sentences) == awaiting.height
         assert sorted(table(app, "impact_id")["impact_id"]) == sorted(awaiting["impact_id"])
 
 
@@ -121,3 +127,27 @@ def test_days_to_planned_counts_from_today(shown) -> None:
     for planned, days in listed.select("planned_effective", "days_to_planned").iter_rows():
         planned_day = planned.date() if hasattr(planned, "date") else planned
         assert days == (planned_day - clock.today()).days
+
+
+def test_an_awaiting_change_says_what_it_waits_for_and_by_when() -> None:
+    from datetime import date
+
+    from warehouse.queries.change_control import awaiting_sentences
+
+    awaiting = pl.DataFrame({
+        "change_number": ["CC-1", "CC-2", "CC-3"],
+        "change_type": ["ANALYTICAL_METHOD", "SOP", "SOP"],
+        "product": ["Avelorin (fictional)", None, None],
+        "obligation": ["PRIOR_APPROVAL", "NOTIFY", "PRIOR_APPROVAL"],
+        "planned_effective": [date(2026, 12, 12), date(2026, 12, 3), None],
+        "days_to_planned": [10, 1, None],
+    })  # fmt: skip
+    assert awaiting_sentences(awaiting, "your", "you") == [
+        "CC-1 (Analytical method change, Avelorin (fictional)) awaits your prior approval: "
+        "planned effective 12 Dec 2026, in 10 days.",
+        "CC-2 (SOP change) must be notified to you; the CMO has not sent the notification yet: "
+        "planned effective 03 Dec 2026, in 1 day.",
+        "CC-3 (SOP change) awaits your prior approval: no planned effective day yet.",
+    ]
+    assert "the sponsor's prior approval" in awaiting_sentences(
+        awaiting, "the sponsor's", "the sponsor")[0]  # fmt: skip

@@ -13,7 +13,7 @@ from datetime import date
 
 import polars as pl
 
-from warehouse import clock
+from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
@@ -92,6 +92,29 @@ def below_agreement_sentences(impacts: pl.DataFrame) -> list[str]:
         f"{change_type_words(row['change_type'])} changes."
         for row in impacts.filter(pl.col("obligation_below_agreement")).iter_rows(named=True)
     ]
+
+
+def awaiting_sentences(awaiting: pl.DataFrame, your: str, you: str) -> list[str]:
+    """One sentence per impact awaiting the sponsor: the change, what it waits for and by when
+    (its planned effective day: a change may not go live before), in the reader's voice."""
+    sentences = []
+    for row in awaiting.iter_rows(named=True):
+        kind = catalogue.dataset("change_controls").column("change_type").words
+        what = f"{kind[row['change_type']]} change" + (
+            f", {row['product']}" if row["product"] else "")  # fmt: skip
+        if row["obligation"] == "PRIOR_APPROVAL":
+            needs = f"awaits {your} prior approval"
+        else:
+            needs = f"must be notified to {you}; the CMO has not sent the notification yet"
+        planned, days = row["planned_effective"], row["days_to_planned"]
+        if planned is None:
+            when = "no planned effective day yet"
+        elif days is not None and days >= 0:
+            when = f"planned effective {planned:%d %b %Y}, in {days} day{'s' * (days != 1)}"
+        else:
+            when = f"planned effective {planned:%d %b %Y}"
+        sentences.append(f"{row['change_number']} ({what}) {needs}: {when}.")
+    return sentences
 
 
 @dataclass(frozen=True)
