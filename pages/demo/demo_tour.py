@@ -6,6 +6,7 @@ else is on disk or in the session, and each sponsor's side from its own confined
 """
 
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -22,6 +23,7 @@ from warehouse.queries.demo_tour import (
     KEPT,
     MISSED,
     NEEDS_REVIEW,
+    OWN_BATCH,
     TIMELINE_COLOURS,
     audit_step,
     capa_step,
@@ -45,6 +47,7 @@ BEHIND = "The records behind this"  # the one place a step shows a raw table
 RED, BLUE, GREY, GREEN = "#d62728", "#1f77b4", "#9e9e9e", "#2ca02c"
 MOST_SENTENCES = 5  # more overdue CAPAs than this are behind the expander
 NOTES_KEY = "tour:notes"
+PAIR_KEY = "tour:opening-pair"  # the sponsors the tour opens with, chosen once a session
 
 
 def note(text: str) -> None:
@@ -88,19 +91,31 @@ def kept_chart(data: pl.DataFrame) -> go.Figure:
     return figure.update_xaxes(tickformat=".0%", range=(0, 1)).update_yaxes(autorange="reversed")
 
 
-def timeline_chart(title: str) -> Callable[[pl.DataFrame], go.Figure]:
+def timeline_chart(title: str, week: date) -> Callable[[pl.DataFrame], go.Figure]:
+    """One lane of blocks over the week (a day either side, so both sides line up): own batches
+    labelled by number above their block, another client's uses labelled below theirs."""
+
     def build(data: pl.DataFrame) -> go.Figure:
         figure = px.timeline(
-            data, x_start="start", x_end="end", y="lane", color="block", text="label",
-            custom_data=["detail"], title=title,
-            category_orders={"block": list(TIMELINE_COLOURS)},
+            data, x_start="start", x_end="end", y="lane", color="block", custom_data=["detail"],
+            title=title, category_orders={"block": list(TIMELINE_COLOURS)},
             color_discrete_map=TIMELINE_COLOURS,
         )  # fmt: skip
-        figure.update_traces(
-            hovertemplate="%{customdata[0]}<extra></extra>", textposition="inside",
-            insidetextanchor="middle", textfont_color="white",
-        )  # fmt: skip
-        return figure.update_layout(height=260, legend_title_text="", yaxis_title="")
+        figure.update_traces(hovertemplate="%{customdata[0]}<extra></extra>", width=0.4)
+        for block in data.iter_rows(named=True):
+            above = block["block"] == OWN_BATCH
+            figure.add_annotation(
+                x=block["start"] + (block["end"] - block["start"]) / 2, y=block["lane"],
+                text=block["label"], showarrow=False, yshift=34 if above else -34,
+                font_color=TIMELINE_COLOURS[block["block"]] if above else "#616161",
+            )  # fmt: skip
+        # The week and a day either side, widened to this side's own blocks: never to the
+        # other side's, whose times are not this sponsor's to see.
+        start = datetime.combine(week, datetime.min.time()) - timedelta(days=1)
+        start = min(start, data["start"].min() or start) - timedelta(hours=6)
+        end = max(start + timedelta(days=9), data["end"].max() or start) + timedelta(hours=6)
+        figure.update_xaxes(range=(start, end), title_text="")
+        return figure.update_layout(height=280, legend_title_text="", yaxis_title="")
 
     return build
 
@@ -125,13 +140,16 @@ if info is None or len(sponsors) < 2:
     st.stop()
 
 names = {sponsor: sponsor_name(demo_scope(sponsor)) for sponsor in sponsors}
-if "tour:a" not in st.session_state:
+if PAIR_KEY not in st.session_state:
     # Open on two sponsors the finale can show on one vessel; the presenter may pick others.
-    st.session_state["tour:a"], st.session_state["tour:b"] = tour_pair(
-        {sponsor: demo_scope(sponsor) for sponsor in sponsors}
-    )
-sponsor_a = st.sidebar.selectbox("Sponsor A", sponsors, key="tour:a", format_func=names.get)
-sponsor_b = st.sidebar.selectbox("Sponsor B", sponsors, key="tour:b", format_func=names.get)
+    st.session_state[PAIR_KEY] = tour_pair({s: demo_scope(s) for s in sponsors})
+first, second = (sponsors.index(s) for s in st.session_state[PAIR_KEY])
+sponsor_a = st.sidebar.selectbox(
+    "Sponsor A", sponsors, index=first, key="tour:a", format_func=names.get
+)
+sponsor_b = st.sidebar.selectbox(
+    "Sponsor B", sponsors, index=second, key="tour:b", format_func=names.get
+)
 st.sidebar.toggle(
     "Presenter notes", key=NOTES_KEY,
     help="What to say at each step, here in the sidebar; off for the audience.",
@@ -203,15 +221,16 @@ elif step == "Change awaiting approval":
                 f"{shown.change_number}.")  # fmt: skip
     with st.container(border=True):
         st.subheader(f"{shown.change_number}: {shown.title}")
-        st.markdown(f"**What changes:** {shown.what}.")
-        cols = st.columns(4)
-        cols[0].metric("This sponsor's obligation", shown.obligation)
-        cols[1].metric("Decision", shown.decision)
-        cols[2].metric("Planned effective", str(shown.planned_effective or "Not planned"))
+        st.markdown(f"**What changes:** {shown.what}.  \n"
+                    f"**What this sponsor's quality agreement requires:** "
+                    f"{shown.obligation.lower()}.")  # fmt: skip
+        cols = st.columns(3)
+        cols[0].metric("Decision", shown.decision)
+        cols[1].metric("Planned effective", str(shown.planned_effective or "Not planned"))
         if shown.effective is not None:
-            cols[3].metric("Went effective", str(shown.effective))
+            cols[2].metric("Went effective", str(shown.effective))
         elif shown.days_left is not None:
-            cols[3].metric("Days left", shown.days_left)
+            cols[2].metric("Days left", shown.days_left)
 
 elif step == "Audit-ready view":
     st.header(f"Audit-ready: {name_a}'s quality agreement, kept")
@@ -227,7 +246,7 @@ elif step == "Audit-ready view":
                   "records": "Records"})  # fmt: skip
     if shown.nothing_due:
         st.caption("Nothing fell due in the last year for: "
-                   + ", ".join(shown.nothing_due).lower() + ".")  # fmt: skip
+                   + ", ".join(shown.nothing_due) + ".")  # fmt: skip
     if shown.breaches.is_empty():
         st.success("Every clock of the agreement was kept in the last year.")
     else:
@@ -258,7 +277,7 @@ else:
                "are not shown.")  # fmt: skip
     for scope, side in zip(scopes, shown.sides, strict=True):
         title = f"What {side.sponsor} sees"
-        chart(scope, "demo_tour:vessel", side.timeline, timeline_chart(title),
+        chart(scope, "demo_tour:vessel", side.timeline, timeline_chart(title, shown.week),
               extra=(title, shown.week), labels={"block": ""})  # fmt: skip
     with st.expander(BEHIND):
         for side in shown.sides:

@@ -153,7 +153,8 @@ def test_change_step_shows_a_prior_approval_change_of_sponsor_a(steps, demo_ware
     assert not app.dataframe  # a card, not a table
     metrics = {m.label: m.value for m in app.metric}
     obligation = catalogue.dataset("change_controls").column("obligation")
-    assert metrics["This sponsor's obligation"] == obligation.word("PRIOR_APPROVAL")
+    card = " ".join(m.value for m in app.markdown)
+    assert f"requires:** {obligation.word('PRIOR_APPROVAL').lower()}" in card
     assert "Planned effective" in metrics and ({"Days left", "Went effective"} & set(metrics))
     assert app.subheader[0].value.split(":")[0] in numbers
 
@@ -189,7 +190,7 @@ def test_each_side_of_the_vessel_is_one_timeline_of_its_own_batches_and_another_
     for (own, other), figure in zip((picked(app), picked(app)[::-1]), sides, strict=True):
         shown = json.dumps(figure)
         batches = set(partition(demo_warehouse, "batch", own)["batch_number"])
-        labels = {text for t in figure["data"] for text in t.get("text") or []}
+        labels = {note["text"] for note in figure["layout"]["annotations"]}
         assert labels - {"another client"} and labels - {"another client"} <= batches
         assert "another client" in labels
         colours = {t["name"]: t["marker"]["color"] for t in figure["data"]}

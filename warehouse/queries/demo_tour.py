@@ -343,7 +343,7 @@ class AuditStep:
     def sentences(self) -> list[str]:
         """One sentence per broken clock."""
         return [
-            f"{row['record']}: {row['clock'][:1].upper()}{row['clock'][1:]} - broken, "
+            f"{row['record']}: {row['clock'][:1].upper()}{row['clock'][1:]}. Broken: "
             f"{row['broken_by']}."
             for row in self.breaches.iter_rows(named=True)
         ]
