@@ -60,6 +60,12 @@ class Injector:
         self.found: list[dict] = []
         self.used_batches: set[str] = set()
         self.sponsor_order = [s["sponsor_id"] for s in plant.sponsors]
+        # One round of `spread`: each sponsor as many turns as its profile's problems, its turns
+        # interleaved with the others' (a struggling sponsor gets more, an excellent one none).
+        turns = {s: plant.profile[s].problems for s in self.sponsor_order}
+        self.rounds = [
+            s for k in range(max(turns.values())) for s in self.sponsor_order if turns[s] > k
+        ]
         self.turn = 0
 
     def count(self, kind: str) -> int:
@@ -88,10 +94,8 @@ class Injector:
             groups[sponsor_of(c)].append(c)
         for g in groups.values():
             self.rng.shuffle(g)
-        order = (
-            self.sponsor_order[self.turn % len(self.sponsor_order) :]
-            + self.sponsor_order[: self.turn % len(self.sponsor_order)]
-        )
+        at = self.turn % len(self.rounds)
+        order = self.rounds[at:] + self.rounds[:at]
         self.turn += 1
         picked: list = []
         while len(picked) < count and any(groups[s] for s in order):

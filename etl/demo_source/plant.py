@@ -96,15 +96,18 @@ class Plant:
             "site", site_id=SITE_ID, name="Ridgeway Plant (fictional)", country="IE", updated_at=t0
         )
         self.sponsors: list[dict] = []
+        self.profile: dict[str, P.Profile] = {}
         for i in range(self.preset.sponsors):
             if i < len(P.DEMO_SPONSORS):
-                sid, name, country = P.DEMO_SPONSORS[i]
+                sid, name, country, profile = P.DEMO_SPONSORS[i]
             else:
-                sid, name, country = (
+                sid, name, country, profile = (
                     f"S{i + 1:03d}",
                     f"Sponsor {i + 1:03d} Pharma (fictional)",
                     "US",
+                    P.Profile(),
                 )
+            self.profile[sid] = profile
             self.sponsors.append(
                 self.add(
                     "sponsor", sponsor_id=sid, name=name, country=country, updated_at=t0 + days(i)
@@ -210,7 +213,8 @@ class Plant:
             for i, s in enumerate(self.sponsors):
                 if k >= counts[i]:
                     continue
-                modality = P.MODALITIES[(i + k) % 3]
+                own = self.profile[s["sponsor_id"]].modalities
+                modality = own[k % len(own)] if own else P.MODALITIES[(i + k) % 3]
                 product = self._product(s["sponsor_id"], modality, n)
                 by_modality[modality].append(product)
                 n += 1
@@ -238,7 +242,8 @@ class Plant:
         # Products in technology transfer: contracted, not yet made.
         for k in range(self.preset.tech_transfer_projects):
             s = self.sponsors[k % len(self.sponsors)]
-            self._product(s["sponsor_id"], P.MODALITIES[k % 3], n + k)
+            own = self.profile[s["sponsor_id"]].modalities
+            self._product(s["sponsor_id"], own[k % len(own)] if own else P.MODALITIES[k % 3], n + k)
         rng.shuffle(self.qa)  # reviewers are not assigned by seniority
 
     def _product(self, sponsor_id: str, modality: str, n: int) -> dict:
@@ -455,7 +460,9 @@ class Plant:
                     ranked = [(recent.get(p["sponsor_id"], 0), rng.random(), p) for p in choices]
                     product, size = min(ranked, key=lambda r: r[:2])[2], 1
                 else:
-                    product, size = rng.choice(choices), rng.randint(1, 4)
+                    weights = [self.profile[p["sponsor_id"]].volume for p in choices]
+                    product = rng.choices(choices, weights)[0]
+                    size = rng.randint(1, 4)
                 previous = product
                 campaign += 1
                 for _ in range(size):
@@ -513,7 +520,7 @@ class Plant:
                 microsecond=0
             )
             b["_review"] = b["_cmo"] - hours(rng.uniform(2, 20))
-            b["_sponsor"] = b["_cmo"] + days(rng.uniform(1, 8))
+            b["_sponsor"] = b["_cmo"] + days(rng.uniform(1, 8) * self.profile[b["sponsor_id"]].pace)
             b["_decision"] = "RELEASED"
             b["_cmo_by"] = rng.choice(self.qa)
 
@@ -726,10 +733,10 @@ class Plant:
         for b in self.batches:
             if b["_start"] > self.now - days(3) or b["_story"] not in (None, "anchor"):
                 continue  # story batches get only the deviations their story tells
-            for _ in range(self._poisson(0.27)):
+            for _ in range(self._poisson(0.27 * self.profile[b["sponsor_id"]].deviations)):
                 aware = self.between(b["_start"], min(b["_end"], self.now - days(3)))
                 cause = rng.choice(ROOT_CAUSES)
-                d = self._deviation(aware, cause)
+                d = self._deviation(aware, cause, self.profile[b["sponsor_id"]].closure)
                 d["title"] = P.DEVIATION_TITLES[cause]
                 d["_links"] = [(b["sponsor_id"], b["product_id"], b, None)]
                 b["_devs"].append(d)
@@ -764,7 +771,7 @@ class Plant:
                 return n
             n += 1
 
-    def _deviation(self, aware: datetime, cause: str) -> dict:
+    def _deviation(self, aware: datetime, cause: str, closure: float = 1.0) -> dict:
         rng = self.rng
         r = rng.random()
         classification = "CRITICAL" if r < 0.03 else "MAJOR" if r < 0.25 else "MINOR"
@@ -774,7 +781,7 @@ class Plant:
             closed, status = aware + days(rng.uniform(1, 3)), "CANCELLED"
         else:
             late = extended and rng.random() < 0.7
-            closed = aware + days(rng.uniform(31, 55) if late else rng.uniform(4, 29))
+            closed = aware + days((rng.uniform(31, 55) if late else rng.uniform(4, 29)) * closure)
             status = "CLOSED"
         prior = self.last_deviation.get(cause)
         d = {

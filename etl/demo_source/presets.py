@@ -22,14 +22,43 @@ PRESETS = {
     "large": Preset("large", 50, 10, 26, (3,), (150, 250), 4, 12),
 }
 
-DEMO_SPONSORS = (
-    ("NWT", "Northwind Therapeutics (fictional)", "US"),
-    ("CTB", "Contoso Biologics (fictional)", "DE"),
-    ("FBK", "Fabrikam Pharma (fictional)", "CH"),
-    ("TSP", "Tailspin Pharma (fictional)", "JP"),
-    ("WGT", "Wingtip Health (fictional)", "GB"),
-)
 MODALITIES = ("OSD", "BIOLOGIC", "STERILE_FILL_FINISH")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one sponsor of the plant differs from the others, so that the cockpit and the demo
+    tour have a story to tell: its share of the trains' work, of the deviations and of the
+    injected problems, and what it makes."""
+
+    volume: float = 1.0  # weight of its products when a train picks its next campaign
+    deviations: float = 1.0  # multiplies the rate of deviations per batch
+    problems: int = 1  # its turns in each round when injected problems are spread (0: none)
+    pace: float = 1.0  # multiplies the days its QA takes to release a lot
+    closure: float = 1.0  # multiplies the days its batches' deviations take to close
+    modalities: tuple[str, ...] = ()  # its products' modalities, cycled; () = a mix
+    story: str = "an ordinary sponsor"
+
+
+# (id, name, country, profile): the demo plant's five sponsors and how each one is doing.
+DEMO_SPONSORS = (
+    ("NWT", "Northwind Therapeutics (fictional)", "US",
+     Profile(deviations=0.8, pace=0.8,
+             story="the sponsor of JOURNEYS.md: a mix of modalities, good performance")),
+    ("CTB", "Contoso Biologics (fictional)", "DE",
+     Profile(volume=1.2, deviations=2.5, problems=3, pace=1.3, closure=1.7,
+             modalities=("BIOLOGIC",),
+             story="struggling: biologics only, many deviations, late CAPAs and notices")),
+    ("FBK", "Fabrikam Pharma (fictional)", "CH",
+     Profile(volume=1.8, deviations=0.7, pace=0.7, modalities=("OSD", "OSD", "STERILE_FILL_FINISH"),
+             story="the largest: mostly tablets, high volume, good performance")),
+    ("TSP", "Tailspin Pharma (fictional)", "JP",
+     Profile(volume=0.7, deviations=0.9, story="a smaller sponsor, average performance")),
+    ("WGT", "Wingtip Health (fictional)", "GB",
+     Profile(volume=0.8, deviations=0.3, problems=0, pace=0.5,
+             modalities=("STERILE_FILL_FINISH",),
+             story="excellent: sterile products, few deviations, no injected problem of its own")),
+)  # fmt: skip
 TRAIN_PREFIX = {"OSD": "OSD", "BIOLOGIC": "BIO", "STERILE_FILL_FINISH": "SFF"}
 DOSAGE_FORMS = {
     "OSD": ("Film-coated tablet", "Hard capsule"),

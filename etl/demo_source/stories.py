@@ -209,30 +209,45 @@ class Stories:
         with_capa = set()
         for c in p.rows["capa"]:
             with_capa.add(c["deviation_id"])
-            if c["status"] not in ("CLOSED", "CANCELLED"):
+            # On a deviation and within its due date: an overdue CAPA, or one on a complaint,
+            # is open work too, but not the deviation follow-up in due that each sponsor has.
+            if (
+                c["status"] not in ("CLOSED", "CANCELLED")
+                and c["deviation_id"]
+                and c["current_due"] >= now.date()
+            ):
                 for s in c["_sponsors"]:
                     open_count[s] = open_count.get(s, 0) + 1
-        sources: dict[str, list[dict]] = {}
+        # Each sponsor's own deviations first; one shared with other sponsors (its CAPA is
+        # theirs too) only when a sponsor had none of its own lately.
+        own: dict[str, list[dict]] = {}
+        shared: dict[str, list[dict]] = {}
         for d in p.deviations:
-            sponsors = {link[0] for link in d["_links"]}
+            sponsors = sorted({link[0] for link in d["_links"]})
             if (
-                len(sponsors) == 1
-                and d["status"] != "CANCELLED"
+                d["status"] != "CANCELLED"
                 and d["deviation_id"] not in with_capa
                 and now - days(38) <= d["awareness_at"] <= now - days(6)
             ):
-                sources.setdefault(sponsors.pop(), []).append(d)
+                for s in sponsors:
+                    (own if len(sponsors) == 1 else shared).setdefault(s, []).append(d)
         for sponsor_id in self.inject.sponsor_order:
-            pool = sorted(sources.get(sponsor_id, []), key=lambda d: d["awareness_at"])
+            pool = sorted(own.get(sponsor_id, []), key=lambda d: d["awareness_at"])
+            pool = pool or sorted(shared.get(sponsor_id, []), key=lambda d: d["awareness_at"])
             for _ in range(OPEN_CAPAS_PER_SPONSOR - open_count.get(sponsor_id, 0)):
+                pool = [d for d in pool if d["deviation_id"] not in with_capa]
                 if not pool:
                     break
                 d = pool.pop()
+                with_capa.add(d["deviation_id"])
+                sponsors = sorted({link[0] for link in d["_links"]})
                 opened = d["awareness_at"] + days(self.rng.uniform(2, 5))
                 title = f"Prevent recurrence: {d['title'].lower()}"
                 refs = {"deviation_id": d["deviation_id"]}
                 # Closing at 97 % of at least 45 days keeps a CAPA opened < 38 days ago open.
-                p.capa("DEVIATION", opened, title, refs, [sponsor_id], close_fraction=0.97)
+                p.capa("DEVIATION", opened, title, refs, sponsors, close_fraction=0.97)
+                for s in sponsors:
+                    open_count[s] = open_count.get(s, 0) + (s != sponsor_id)
 
     # -- after change_controls ------------------------------------------------------------
     def change_awaiting_approval(self) -> None:

@@ -811,7 +811,8 @@ EDGES = (
                                  decided_at = NULL
         WHERE impact_id = (SELECT min(i.impact_id) FROM change_impact AS i
                            JOIN change_control AS c ON c.change_id = i.change_id
-                           WHERE c.status = 'EFFECTIVENESS' AND i.obligation = 'NOTIFY'
+                           WHERE c.status IN ('IMPLEMENTED', 'EFFECTIVENESS')
+                             AND coalesce(i.decision, '') <> 'PENDING'
                              AND c.actual_effective BETWEEN :start AND :end)""",
     ),
     (

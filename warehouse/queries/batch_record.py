@@ -413,7 +413,7 @@ class BatchPicker:
     """The batch record page's picker: the batches to choose from and the one shown first."""
 
     labels: dict[str, str]  # batch_id -> "number — product (status in words)", newest first
-    default: str | None  # the first hint in this scope, else the newest batch; None: no batch
+    default: str | None  # the first hint in this scope, else the newest begun batch; None: none
 
 
 def picker_model(scope: Scope, filters: Filters, hints: tuple[str, ...]) -> BatchPicker:
@@ -424,7 +424,9 @@ def picker_model(scope: Scope, filters: Filters, hints: tuple[str, ...]) -> Batc
         row["batch_id"]: f"{row['batch_number']} — {row['product']} ({STATUS_WORDS[row['status']]})"
         for row in choices.iter_rows(named=True)
     }
-    default = next((h for h in hints if h in labels), next(iter(labels), None))
+    # A planned batch has no record yet: the newest batch whose manufacture began comes first.
+    begun = (row["batch_id"] for row in choices.iter_rows(named=True) if row["status"] != "PLANNED")
+    default = next((h for h in hints if h in labels), next(begun, next(iter(labels), None)))
     return BatchPicker(labels=labels, default=default)
 
 
