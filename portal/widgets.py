@@ -381,11 +381,53 @@ def chart(
 
     def draw() -> go.Figure:
         shown, titles = catalogue.dataset(dataset).for_chart(data) if dataset else (data, {})
-        return integer_ticks(titled(build(shown), titles | (labels or {})))
+        return integer_ticks(toned(titled(build(shown), titles | (labels or {}))))
 
     words = tuple(sorted((labels or {}).items()))
     figure = scope.memo(("figure", name, fingerprint(data), dataset, words, extra), draw)
     st.plotly_chart(figure, key=key)
+
+
+# One colour meaning across the portal: red needs attention, amber soon will, green is good;
+# everything else (a product, a sponsor, a status that is only a step) in blues and greys.
+# Red is never a colour a chart picks by position.
+ATTENTION, CAUTION, GOOD = "#d62728", "#ff8700", "#2ca02c"
+NEUTRAL = ("#0068c9", "#83c9ff", "#6d3fc0", "#7f7f7f", "#004280", "#b8a9e8", "#c4c4c4",
+           "#1f9eb8", "#9ecae1", "#3d3d3d")  # fmt: skip
+TONES = {
+    ATTENTION: ("Critical", "Overdue", "Late", "Not notified", "Confirmed", "Rejected", "Missed",
+                "Requalification overdue", "Out of service", "Not trained"),
+    CAUTION: ("Major", "Due soon", "Requalification due", "On hold", "Sponsor review",
+              "Inconclusive"),
+    GOOD: ("On time", "Kept", "Current", "Released by sponsor"),
+}  # fmt: skip
+TONE = {word: colour for colour, words in TONES.items() for word in words}
+# The colours Plotly and Streamlit hand out by position; a chart that chose its own keeps them.
+BY_POSITION = {c.lower() for c in (
+    "#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880",
+    "#FF97FF", "#FECB52", "#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1",
+    "#ff8700", "#ffd16a", "#6d3fc0", "#d5dae5",
+)}  # fmt: skip
+
+
+def toned(figure: go.Figure) -> go.Figure:
+    """`figure` in the portal's colours: a trace named by a word of TONES takes that word's
+    colour; a trace coloured by position takes the next neutral colour (never red or green)."""
+    neutral = iter(NEUTRAL * 10)
+    for trace in figure.data:
+        if trace.type not in ("bar", "scatter", "histogram") or not trace.name:
+            continue
+        given = trace.marker.color
+        # Streamlit's theme marks its own palette by position as "#000001", "#000002", ...
+        placeholder = isinstance(given, str) and re.fullmatch(r"#0000[0-9a-f]{2}", given.lower())
+        chosen = isinstance(given, str) and given.lower() not in BY_POSITION and not placeholder
+        if trace.name not in TONE and chosen:
+            continue
+        colour = TONE.get(trace.name) or next(neutral)
+        if trace.type == "scatter" and "lines" in (trace.mode or ""):
+            trace.line.color = colour
+        trace.marker.color = colour
+    return figure
 
 
 SMALL_COUNT = 10  # up to this many, a count axis ticks every whole number

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from portal.navigation import PAGES
+from portal.widgets import ATTENTION, GOOD, TONES
 from tests.page_b_checks import ROLES, SPONSORS, leaked, render_as, render_per_sponsor
 from tests.page_checks import partition
 from tests.page_harness import shown_text
@@ -79,6 +80,30 @@ def test_charts_show_words_not_codes_or_column_names(spec, role, demo_warehouse,
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     read = set().union(*map(_chart_words, charts)) if charts else set()
     assert not {w for w in read if w in CODES or SNAKE.match(w)}, spec.url_path
+
+
+# Reds and greens that Plotly, Streamlit or a page could give a trace. Streamlit's theme hands
+# out its palette by position as "#000001", "#000002", ...: the 3rd and 4th are reds, the 5th
+# and 6th greens in the browser.
+REDS = {"#d62728", "#ff2b2b", "#ef553b", "#ff6692", "red", "#000003", "#000004"}
+GREENS = {"#2ca02c", "#29b09d", "#00cc96", "#7defa1", "green", "#000005", "#000006"}
+
+
+@pytest.mark.parametrize(("spec", "role"), CHARTED, ids=[s.url_path for s, _ in CHARTED])
+def test_red_means_needs_attention_and_green_good_on_every_chart(
+    spec, role, demo_warehouse, tmp_path
+):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+        app = render_as(role, Path(spec.script).name, demo_warehouse)
+    for chart in app.get("plotly_chart"):
+        for trace in json.loads(chart.proto.spec).get("data", []):
+            colour = str((trace.get("marker") or {}).get("color") or "").lower()
+            name = trace.get("name") or ""
+            if colour in REDS:
+                assert name in TONES[ATTENTION], (spec.url_path, name, colour)
+            if colour in GREENS:
+                assert name in TONES[GOOD], (spec.url_path, name, colour)
 
 
 # --- point of view: "your" for the sponsor's own QA only ------------------------------------
