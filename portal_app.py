@@ -5,6 +5,7 @@ streamlit run portal_app.py
 
 from __future__ import annotations
 
+import pandas  # noqa: F401 -- see below
 import streamlit as st
 
 from portal import header, session
@@ -15,6 +16,9 @@ from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
 from portal.store import utc_now
 from portal.users import get_user
 
+# pandas is imported here, in full, before any page runs: polars and Streamlit import it lazily
+# on first use, and two sessions' first runs doing so at once (one thread each) can meet a
+# half-initialised module ("module 'pandas' has no attribute 'Series'").
 st.set_page_config(page_title="Sponsor Portal", layout="wide")
 
 try:

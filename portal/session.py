@@ -17,7 +17,7 @@ import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
-from portal import access_log, lockout, when
+from portal import access_log, cookies, lockout, when
 from portal.store import data_root_key, utc_now
 from portal.users import Principal, get_user, principal_for, signable_credentials
 from warehouse import layout
@@ -115,7 +115,9 @@ def set_principal(principal: Principal, root: Path) -> None:
 
 
 def authenticator(config: Settings, now: datetime) -> stauth.Authenticate:
-    """The authenticator over the users who may sign in now, rebuilt from the registry."""
+    """The authenticator over the users who may sign in now, rebuilt from the registry; its
+    cookie is written by the page itself (portal.cookies), not by a component."""
+    cookies.install()
     return stauth.Authenticate(
         {"usernames": signable_credentials(now)},
         COOKIE_NAME,
