@@ -110,15 +110,14 @@ view = st.segmented_control(
     help="Each KPI's value, or the share of the records it needs that are complete.",
 ) or "Values"  # fmt: skip
 grid = model.values if view == "Values" else model.completeness
-# Tall enough to show every KPI without scrolling (35 px a row, plus the header); sponsors by
-# their ids as columns, named in the caption.
-st.dataframe(
-    grid.rename({"kpi": comparison.column("kpi").label}),
-    hide_index=True,
-    height=35 * (grid.height + 1) + 3,
-    key="cockpit:kpis",
-)
-st.caption(" · ".join(f"{s}: {n}" for s, n in model.sponsor_names.items()))
+# Populations by name: the site, then each sponsor. Up to a handful of sponsors, a static table
+# whose headers wrap keeps every column on screen; more scroll, the KPI column pinned.
+grid = grid.rename({"kpi": comparison.column("kpi").label} | model.sponsor_names)
+if len(model.sponsor_names) <= 6:
+    st.table(grid.to_pandas().style.hide(axis="index"))
+else:
+    st.dataframe(grid, hide_index=True, height=35 * (grid.height + 1) + 3, key="cockpit:kpis",
+                 column_config={grid.columns[0]: st.column_config.Column(pinned=True)})  # fmt: skip
 with st.expander("Definitions and sources"):
     for key in cockpit.in_domain_order(cockpit.COCKPIT_KPIS):
         measure = catalogue.measure(key)
@@ -138,6 +137,7 @@ st.caption(f"{definition.formula} Source: {definition.source}. Months under the 
 trend = cockpit.trend_model(scope, model.inputs, chosen, start, end, today, threshold)
 trend_dataset = catalogue.dataset("kpi_trend")
 axis = definition.name + (" (%)" if definition.unit == "rate" else "")
+trend = trend.with_columns(pl.col("population").replace(model.sponsor_names))
 chart(scope, "cockpit:trend", trend, lambda data: px.line(
     data, x="month", y="value", color="population", markers=True,
     labels={"value": axis, "population": trend_dataset.column("population").label,
