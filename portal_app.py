@@ -55,23 +55,26 @@ session.set_principal(principal, root)
 specs = pages_for(principal.role)
 landing = (get_user(principal.username).landing_page, specs[0].url_path)
 default = next(path for path in landing if path in {spec.url_path for spec in specs})
+# Streamlit's default page answers only at "/": a tab opened at the landing page's own address
+# would meet "page not found" on its first run. Such a session gets a hidden hop as its default
+# instead, so the landing page answers by its name; any other keeps the landing page as the
+# default, and signing in lands on it without a hop (one script run less).
+opened_at = session.opened_path()
+hop = opened_at == default
 pages = {
     spec.url_path: st.Page(spec.script, title=spec.title, url_path=spec.url_path,
-                           icon=spec.icon or None)
+                           icon=spec.icon or None, default=spec.url_path == default and not hop)
     for spec in specs
 }  # fmt: skip
-# No page is Streamlit's default: a default page answers only at "/", so a link or a new tab
-# to the landing page's own address would meet "page not found" on a signed-in first run.
-# "/" (and the address the sign-in form was on) is a hidden hop to the landing page instead.
-start = st.Page(lambda: None, title=pages[default].title, url_path="start", default=True,
-                visibility="hidden")  # fmt: skip
+start = [st.Page(lambda: None, title=pages[default].title, url_path="start", default=True,
+                 visibility="hidden")] if hop else []  # fmt: skip
 elsewhere = [
     st.Page(lambda: None, title="Not available", url_path=path, visibility="hidden")
     for path in known_paths
     if path not in pages
 ]
-current = st.navigation([start, *pages.values(), *elsewhere])
-if current is start or current in elsewhere:
+current = st.navigation([*start, *pages.values(), *elsewhere])
+if current in start or current in elsewhere:
     st.switch_page(pages[default])
 requested = st.session_state.pop(session.REQUESTED_PATH, None)
 if requested in pages and current.url_path != requested:

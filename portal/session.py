@@ -11,6 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import jwt
 import streamlit as st
@@ -240,6 +241,14 @@ def signed_in_principal(
         access_log.record("SIGN_IN", principal, detail="resumed from signed cookie")
     st.session_state[LAST_ACTIVITY] = now
     return principal
+
+
+def opened_path() -> str:
+    """The page address this browser tab was opened at ("" for the portal's root): the last
+    part of the URL the session connected from."""
+    if not st.context.url:
+        return ""
+    return urlparse(st.context.url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def store_cookie(auth: stauth.Authenticate) -> None:

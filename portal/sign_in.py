@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlparse
 
 import streamlit as st
 import streamlit_authenticator as stauth
@@ -16,9 +15,9 @@ URL_PATH = "sign-in"
 
 def remember_requested_path() -> None:
     """Keep the page a bookmark asked for, to open it once signed in."""
-    if session.REQUESTED_PATH in st.session_state or not st.context.url:
+    if session.REQUESTED_PATH in st.session_state:
         return
-    path = urlparse(st.context.url).path.rstrip("/").rsplit("/", 1)[-1]
+    path = session.opened_path()
     if path and path != URL_PATH:
         st.session_state[session.REQUESTED_PATH] = path
 
