@@ -385,7 +385,30 @@ def chart(
 
     words = tuple(sorted((labels or {}).items()))
     figure = scope.memo(("figure", name, fingerprint(data), dataset, words, extra), draw)
+    only = single_bar(figure)
+    if only is not None:  # one bar says no more than a number: show the number
+        st.metric(*only)
+        return
     st.plotly_chart(figure, key=key)
+
+
+def single_bar(figure: go.Figure) -> tuple[str, Any] | None:
+    """(what, how many) when `figure` is a bar chart of exactly one non-zero bar, else None."""
+    bars = [trace for trace in figure.data if trace.type == "bar"]
+    if not bars or len(bars) != len(figure.data):
+        return None
+    shown = []
+    for trace in bars:
+        across, along = (trace.y, trace.x) if trace.orientation == "h" else (trace.x, trace.y)
+        if across is None or along is None:
+            return None
+        shown += [(trace.name, c, v) for c, v in zip(list(across), list(along), strict=False) if v]
+    if len(shown) != 1:
+        return None
+    group, category, value = shown[0]
+    title = figure.layout.title.text or ""
+    what = ", ".join(str(w) for w in (category, group) if w not in (None, ""))
+    return (f"{title}: {what}" if title else what), value
 
 
 # One colour meaning across the portal: red needs attention, amber soon will, green is good;
