@@ -3,6 +3,8 @@ shares equal to the partitions, each sponsor confined to itself."""
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import pytest
 
@@ -123,4 +125,11 @@ def test_renders_for_every_role(role, demo_warehouse, monkeypatch, tmp_path) -> 
                    picked_sponsor=SPONSORS[0])  # fmt: skip
     assert not app.exception, [e.value for e in app.exception]
     assert app.title[0].value == "Quality-agreement compliance"
-    assert len(app.metric) == 3
+    if role in ("sponsor_qa", "auditor", "bd_demo"):  # one sponsor: a metric per clock kept
+        shares = app.metric[3:]
+        assert shares and all(re.fullmatch(r"\d+\.\d %", m.value) for m in shares)
+        assert all(re.fullmatch(r"\d+ of \d+ kept within the agreed clock\.", m.help)
+                   for m in shares)  # fmt: skip
+        assert not app.get("plotly_chart")
+    else:
+        assert len(app.metric) == 3
