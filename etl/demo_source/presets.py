@@ -72,26 +72,27 @@ PRODUCT_STEMS = (
     "Oxelumab", "Pravinox", "Quilotide", "Rexovir", "Sotalumab", "Tervanil",
 )  # fmt: skip
 
-# Equipment of one train, in the order a batch passes through it (code, name, type).
+# Equipment of one train, in the order a batch passes through it (code, name, type in words).
 TRAIN_EQUIPMENT = {
     "OSD": (
-        ("GRN", "High-shear granulator", "GRANULATOR"), ("FBD", "Fluid bed dryer", "DRYER"),
-        ("BLD", "Bin blender", "BLENDER"), ("TBP", "Rotary tablet press", "TABLET_PRESS"),
-        ("COT", "Pan coater", "COATER"),
+        ("GRN", "High-shear granulator", "Granulator"), ("FBD", "Fluid bed dryer", "Dryer"),
+        ("BLD", "Bin blender", "Blender"), ("TBP", "Rotary tablet press", "Tablet press"),
+        ("COT", "Pan coater", "Coater"),
     ),
     "BIOLOGIC": (
-        ("BRX", "2000 L single-use bioreactor", "BIOREACTOR"),
-        ("CEN", "Harvest centrifuge", "CENTRIFUGE"),
-        ("CHR", "Chromatography skid", "CHROMATOGRAPHY"), ("UFD", "UF/DF skid", "TFF"),
+        ("BRX", "2000 L single-use bioreactor", "Bioreactor"),
+        ("CEN", "Harvest centrifuge", "Centrifuge"),
+        ("CHR", "Chromatography skid", "Chromatography"),
+        ("UFD", "UF/DF skid", "Tangential flow filtration"),
     ),
     "STERILE_FILL_FINISH": (
-        ("FVS", "Formulation vessel 500 L", "VESSEL"), ("FIL", "Aseptic filling line", "FILLER"),
-        ("LYO", "Freeze dryer", "LYOPHILIZER"), ("CAP", "Capping machine", "CAPPER"),
+        ("FVS", "Formulation vessel 500 L", "Vessel"), ("FIL", "Aseptic filling line", "Filler"),
+        ("LYO", "Freeze dryer", "Freeze dryer"), ("CAP", "Capping machine", "Capper"),
     ),
 }  # fmt: skip
 SITE_EQUIPMENT = (
-    ("QC-HPLC-01", "HPLC system 1", "HPLC"), ("QC-PH-01", "pH meter 1", "PH_METER"),
-    ("UT-WFI-01", "Water for injection loop", "UTILITY"),
+    ("QC-HPLC-01", "HPLC system 1", "HPLC"), ("QC-PH-01", "pH meter 1", "pH meter"),
+    ("UT-WFI-01", "Water for injection loop", "Utility"),
 )  # fmt: skip
 
 # Manufacturing steps per modality (name, event type); the batch record cycles through them.

@@ -57,7 +57,7 @@ GROUP BY ALL
 """
 
 # Vessel-like equipment reads best in a demo: "the same tank" is what segregation is about.
-VESSEL_TYPES = ("VESSEL", "BIOREACTOR", "BLENDER", "GRANULATOR", "LYOPHILIZER")
+VESSEL_TYPES = ("Vessel", "Bioreactor", "Blender", "Granulator", "Freeze dryer")
 
 
 def shared_vessel_week(scope_a: Scope, scope_b: Scope) -> dict | None:
