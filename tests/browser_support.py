@@ -29,6 +29,7 @@ from tests.ownership import ownership
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORT = {"width": 1400, "height": 1000}  # the browser tests' window
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

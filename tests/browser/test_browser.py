@@ -15,12 +15,10 @@ import pytest
 
 from portal.navigation import PAGES, pages_for
 from tests.browser_support import (
-    BOOTSTRAP_TIMEOUT_MS,
-    CHROMIUM,
-    LAUNCH_ARGS,
     ROOT,
     SIGN_IN_HEADING,
     SPONSORS,
+    VIEWPORT,
     Portal,
     SponsorNames,
     latest_released_batch,
@@ -28,7 +26,6 @@ from tests.browser_support import (
     leaks_by_page,
     open_from_sidebar,
     open_signed_out,
-    require_chromium,
     seen_text,
     settle,
     sidebar_links,
@@ -45,37 +42,12 @@ from tests.ownership import Ownership, ownership
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1400, "height": 1000}
+
 PRIYA = ("priya", "priya-demo-2026")  # sponsor_qa, NWT
 BRUNO = ("bruno", "bruno-demo-2026")  # sponsor_qa, CTB
 # Only the lockout test uses Elena, so locking her account disturbs no other test.
 ELENA = ("elena", "elena-demo-2026")
 SCRIPT_STEMS = sorted(path.stem for path in (ROOT / "pages").rglob("*.py"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def portal(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """The README's run command on a fresh data root, bootstrapped by a first browser visit."""
-    base = tmp_path_factory.mktemp("browser-portal")
-    server = start_portal(base / "data", base / "streamlit.log")
-    try:
-        context = browser.new_context(viewport=VIEWPORT)
-        open_signed_out(context.new_page(), server.url, BOOTSTRAP_TIMEOUT_MS)
-        context.close()
-        yield server
-    finally:
-        stop_portal(server)
 
 
 @pytest.fixture(scope="module")

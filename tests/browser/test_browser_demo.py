@@ -19,6 +19,7 @@ from portal.navigation import pages_for
 from tests.browser_support import (
     CHROMIUM,
     LAUNCH_ARGS,
+    VIEWPORT,
     Portal,
     leaks_by_page,
     open_signed_out,
@@ -34,7 +35,6 @@ from warehouse import layout
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1400, "height": 1000}
 MARCO = ("marco", "marco-demo-2026")
 
 

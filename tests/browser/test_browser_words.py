@@ -18,19 +18,14 @@ import pytest
 
 from portal.navigation import PageSpec, pages_for
 from tests.browser_support import (
-    BOOTSTRAP_TIMEOUT_MS,
-    CHROMIUM,
-    LAUNCH_ARGS,
     RENDER_TIMEOUT_MS,
+    VIEWPORT,
     Portal,
     leaks,
     open_signed_out,
-    require_chromium,
     settle,
     sign_in,
     sponsor_names,
-    start_portal,
-    stop_portal,
     submit,
     wait_for_session_cookie,
 )
@@ -38,7 +33,7 @@ from warehouse import catalogue, clock
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1400, "height": 1000}
+
 # username -> role; the password is "<username>-demo-2026" (README, "Demo sign-ins").
 ROLES = {"priya": "sponsor_qa", "tom": "auditor", "carla": "cmo_quality", "marco": "bd_demo",
          "sam": "admin", "bruno": "sponsor_qa", "wendy": "sponsor_qa"}  # fmt: skip
@@ -82,31 +77,6 @@ NOT_WORDS = catalogue_codes() | snake_case_names() | MISSING
 
 
 # --- one browser, one server, one signed-in tab per user -----------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def portal(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """The README's run command on a fresh data root, bootstrapped by a first browser visit."""
-    base = tmp_path_factory.mktemp("words-portal")
-    server = start_portal(base / "data", base / "streamlit.log")
-    try:
-        context = browser.new_context(viewport=VIEWPORT)
-        open_signed_out(context.new_page(), server.url, BOOTSTRAP_TIMEOUT_MS)
-        context.close()
-        yield server
-    finally:
-        stop_portal(server)
 
 
 @pytest.fixture(scope="module")
