@@ -1,6 +1,6 @@
 """Portal administration: python -m portal users add|disable|reset-password|list|create-auditor,
 python -m portal tokens create|list|revoke|revoke-sponsor, python -m portal demo-users,
-python -m portal auditpack."""
+python -m portal auditpack, python -m portal signing|signatures|decisions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from portal import auditpack_command, tokens, users
+from portal import auditpack_command, decisions, decisions_command, tokens, users
 from portal.store import utc_now
 
 
@@ -248,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     for sub in (add, auditor):
         sub.add_argument("--by", default=getpass.getuser(), help="recorded as created_by")
     _add_token_commands(commands)
+    decisions_command.add_parsers(commands)
     return root
 
 
@@ -255,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         outcome = args.run(args)
-    except (users.UserError, tokens.TokenError) as refused:
+    except (
+        users.UserError,
+        tokens.TokenError,
+        decisions.SignatureRefused,
+        FileExistsError,
+    ) as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2
     if isinstance(outcome, int):  # auditpack prints as it goes and returns its exit code

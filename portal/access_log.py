@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,12 @@ EVENTS = (
     "USER_ENABLED",
     "PASSWORD_RESET",
     "ACCESS_ENDED",
+    # Decisions (portal/decisions.py): a signed decision carries its chain hash; a refused
+    # signature says why in `detail`; a grant names the account in `detail`.
+    "DECISION_SIGNED",
+    "SIGNATURE_FAILED",
+    "SIGNING_GRANTED",
+    "SIGNING_WITHDRAWN",
 )
 API_ROLE = "api"  # the role of an access-log entry made by a data-share token
 COLUMNS = (
@@ -104,21 +111,38 @@ def _append(
     content_hash: str | None,
     detail: str | None,
 ) -> None:
+    with connect() as conn:
+        append_in(conn, event, username, role, sponsor_id, page, filters, row_count,
+                  content_hash, detail)  # fmt: skip
+
+
+def append_in(
+    conn: sqlite3.Connection,
+    event: str,
+    username: str | None,
+    role: str | None,
+    sponsor_id: str | None,
+    page: str | None,
+    filters: dict[str, Any] | None,
+    row_count: int | None,
+    content_hash: str | None,
+    detail: str | None,
+) -> None:
+    """Append one entry inside the caller's transaction (a decision and its entry are one)."""
     if event not in EVENTS:
         raise ValueError(f"unknown access-log event {event!r}")
-    with connect() as conn:
-        conn.execute(
-            """
-            INSERT INTO access_log (at, username, role, sponsor_id, event, page, filters_json,
-                row_count, content_hash, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            (
-                to_text(utc_now()), username, role, sponsor_id, event, page,
-                None if filters is None else json.dumps(filters, sort_keys=True, default=str),
-                row_count, content_hash, detail,
-            ),
-        )  # fmt: skip
+    conn.execute(
+        """
+        INSERT INTO access_log (at, username, role, sponsor_id, event, page, filters_json,
+            row_count, content_hash, detail)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            to_text(utc_now()), username, role, sponsor_id, event, page,
+            None if filters is None else json.dumps(filters, sort_keys=True, default=str),
+            row_count, content_hash, detail,
+        ),
+    )  # fmt: skip
 
 
 def _entries(where: str, params: tuple) -> list[dict[str, Any]]:

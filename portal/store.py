@@ -78,6 +78,50 @@ CREATE INDEX IF NOT EXISTS api_token_sponsor_label ON api_token (sponsor_id, lab
 CREATE TRIGGER IF NOT EXISTS api_token_revocation_is_final
 BEFORE UPDATE OF revoked_at, revoked_by ON api_token WHEN OLD.revoked_at IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'a revoked token stays revoked'); END;
+-- Who may sign decisions for their sponsor (portal/decisions.py): grants and withdrawals
+-- are appended, the newest row per user is in force, and none is ever rewritten.
+CREATE TABLE IF NOT EXISTS signing_grant (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    username    TEXT NOT NULL,
+    sponsor_id  TEXT NOT NULL,
+    granted     INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    by          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signing_grant_user ON signing_grant (username, id);
+CREATE TRIGGER IF NOT EXISTS signing_grant_no_update BEFORE UPDATE ON signing_grant
+BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS signing_grant_no_delete BEFORE DELETE ON signing_grant
+BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
+-- Sponsor decisions signed in the portal (21 CFR 11): one hash chain over `seq`; a record has
+-- one decision per position, a superseding one names the decision it replaces.
+CREATE TABLE IF NOT EXISTS decision (
+    seq            INTEGER PRIMARY KEY,
+    decision_id    TEXT NOT NULL UNIQUE,
+    sponsor_id     TEXT NOT NULL,
+    record_type    TEXT NOT NULL,
+    record_id      TEXT NOT NULL,
+    record_label   TEXT NOT NULL,
+    record_json    TEXT NOT NULL,
+    record_hash    TEXT NOT NULL,
+    meaning        TEXT NOT NULL,
+    reason         TEXT,
+    supersedes     TEXT,
+    signer         TEXT NOT NULL,
+    signer_name    TEXT NOT NULL,
+    signed_at      TEXT NOT NULL,
+    signer_zone    TEXT NOT NULL,
+    snapshot       TEXT NOT NULL,
+    prev_hash      TEXT NOT NULL,
+    row_hash       TEXT NOT NULL UNIQUE
+);
+CREATE UNIQUE INDEX IF NOT EXISTS decision_once
+    ON decision (sponsor_id, record_type, record_id, coalesce(supersedes, ''));
+CREATE INDEX IF NOT EXISTS decision_signed_at ON decision (signed_at);
+CREATE TRIGGER IF NOT EXISTS decision_no_update BEFORE UPDATE ON decision
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decision_no_delete BEFORE DELETE ON decision
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 """
 
 
@@ -97,7 +141,7 @@ def from_text(text: str | None) -> datetime | None:
 # The schema's version, kept in the database's user_version once SCHEMA has run on it: the
 # script costs ~0.6 ms, which every connection paid before (the data share opens one per
 # request). Raise it whenever SCHEMA changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @contextmanager

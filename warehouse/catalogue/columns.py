@@ -900,6 +900,9 @@ ACCESS_EVENT_WORDS = {
     "FILE_FETCH": "Downloaded a shared file", "USER_CREATED": "Created an account",
     "USER_DISABLED": "Disabled an account", "USER_ENABLED": "Enabled an account",
     "PASSWORD_RESET": "Reset a password", "ACCESS_ENDED": "Ended an auditor's access",
+    "DECISION_SIGNED": "Signed a decision", "SIGNATURE_FAILED": "Signature refused",
+    "SIGNING_GRANTED": "Granted permission to sign",
+    "SIGNING_WITHDRAWN": "Withdrew permission to sign",
 }  # fmt: skip
 USERNAME = Column("username", "Username", "The sign-in name.", "id", key=True)
 USER_NAME = Column("display_name", "Name", "The person's full name.", "text")

@@ -90,8 +90,8 @@ NOT_APPLIED = "Not applied: a count of records as they stand."
 _MEASURES = (
     Measure(
         1, "lot_acceptance_rate_fda", "Lot acceptance rate (FDA 2016)",
-        "Lots finally released (approved by the sponsor) in the period ÷ lots started in the period; "
-        "can exceed 100 % when fewer lots start than are released.",
+        "Lots finally released (approved by the sponsor) in the period ÷ lots started in the "
+        "period; can exceed 100 % when fewer lots start than are released.",
         "FDA 2016 draft guidance Submission of Quality Metrics Data; DOMAIN.md KPI 1",
         "lots released and lots whose manufacture started in the period",
         "nothing: lots started and still in process, awaiting the sponsor or ON_HOLD stay in "
@@ -103,8 +103,8 @@ _MEASURES = (
         target=Target(0.98, at_least=True)),
     Measure(
         1, "lot_acceptance_rate_ispe", "Lot acceptance rate (ISPE pilot)",
-        "Lots finally released (approved by the sponsor) in the period ÷ lots finally dispositioned "
-        "(sponsor approved or rejected, or CMO rejected) in the period.",
+        "Lots finally released (approved by the sponsor) in the period ÷ lots finally "
+        "dispositioned (sponsor approved or rejected, or CMO rejected) in the period.",
         "ISPE Quality Metrics pilot; DOMAIN.md KPI 1",
         "lots finally dispositioned in the period",
         "lots in process, awaiting the sponsor, or ON_HOLD; completeness is the share of lots "

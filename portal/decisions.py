@@ -1,0 +1,499 @@
+"""Sponsor decisions as Part 11 electronic signatures, in an append-only hash chain.
+
+A decision is signed by a sponsor QA user whom CMO staff granted "may sign" for that sponsor,
+with the username and password entered again for every signature (21 CFR 11.200(a)), the
+meaning stated, and the hash of exactly what was shown (warehouse.queries.decisions.Subject).
+Rows are only ever appended (store triggers); each row's hash covers the previous row's, so
+`verify()` finds any edit, deletion or copy, and the access log's DECISION_SIGNED entries
+(append-only too) name every row hash, so even the newest row cannot vanish unseen.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import bcrypt
+import polars as pl
+
+from portal import access_log, lockout
+from portal.store import connect, from_text, to_text, utc_now
+from portal.users import Principal, get_user
+from warehouse.queries.decisions import MEANING_WORDS, RECORD_TYPE_WORDS, Subject
+
+GENESIS = "0" * 64
+# The fields a row's hash covers, in order: everything but the hash itself.
+CHAINED = (
+    "seq", "decision_id", "sponsor_id", "record_type", "record_id", "record_label",
+    "record_json", "record_hash", "meaning", "reason", "supersedes", "signer", "signer_name",
+    "signed_at", "signer_zone", "snapshot", "prev_hash",
+)  # fmt: skip
+SIGNING_ROLE = "sponsor_qa"
+
+
+class SignatureRefused(Exception):
+    """A signature that was not recorded; the message tells the signer why, in words."""
+
+    def __init__(self, message: str, *, locked: bool = False):
+        super().__init__(message)
+        self.locked = locked
+
+
+class ChainBroken(Exception):
+    """The stored decisions do not match their hash chain."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One signed decision as stored, with its place in the chain."""
+
+    seq: int
+    decision_id: str
+    sponsor_id: str
+    record_type: str
+    record_id: str
+    record_label: str
+    record_json: str
+    record_hash: str
+    meaning: str
+    reason: str | None
+    supersedes: str | None
+    signer: str
+    signer_name: str
+    signed_at: str  # ISO, UTC
+    signer_zone: str  # IANA zone of the signer's browser, or UTC
+    snapshot: str  # the run id of the published snapshot the signer read
+    prev_hash: str
+    row_hash: str
+
+    @property
+    def signed_moment(self) -> datetime:
+        return from_text(self.signed_at)
+
+    def manifestation(self) -> str:
+        """The signature as every surface shows it (21 CFR 11.50): name, username, date and
+        time in UTC and the signer's zone, meaning, and what was signed."""
+        utc = self.signed_moment.astimezone(UTC)
+        when = f"{utc:%Y-%m-%d %H:%M:%S} UTC"
+        if self.signer_zone != "UTC":
+            there = utc.astimezone(ZoneInfo(self.signer_zone))
+            when = f"{there:%Y-%m-%d %H:%M:%S} {there:%Z} ({self.signer_zone}), {when}"
+        text = (
+            f"{MEANING_WORDS[self.meaning]} by {self.signer_name} ({self.signer}), {when}; "
+            f"meaning: {MEANING_WORDS[self.meaning]}. Signed {self.record_label} as shown "
+            f"(content SHA-256 {self.record_hash[:16]}…, snapshot {self.snapshot}); "
+            f"decision {self.decision_id}"
+        )
+        if self.reason:
+            text += f"; reason: {self.reason}"
+        if self.supersedes:
+            text += f"; replaces decision {self.supersedes}"
+        return text + "."
+
+
+def _row_hash(fields: dict) -> str:
+    payload = json.dumps([fields[name] for name in CHAINED], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _decision(row: sqlite3.Row) -> Decision:
+    return Decision(**{name: row[name] for name in Decision.__dataclass_fields__})
+
+
+# --- who may sign ------------------------------------------------------------------------
+
+
+def grant(username: str, by: Principal | str, now: datetime | None = None) -> None:
+    """Let a sponsor QA user sign for its own sponsor (CMO staff or the administrator)."""
+    _set_grant(username, True, by, now)
+
+
+def withdraw(username: str, by: Principal | str, now: datetime | None = None) -> None:
+    """End a user's permission to sign; signatures already given stay."""
+    _set_grant(username, False, by, now)
+
+
+def _set_grant(username: str, granted: bool, by: Principal | str, now: datetime | None) -> None:
+    user = get_user(username)
+    if user is None:
+        raise SignatureRefused(f"There is no user {username!r}.")
+    if granted and user.role != SIGNING_ROLE:
+        raise SignatureRefused(
+            f"Only a sponsor's QA users may sign; {username} is not one (auditors never sign)."
+        )
+    actor = by if isinstance(by, Principal) else None
+    actor_name = by.username if isinstance(by, Principal) else by
+    if actor is not None and actor.role not in ("cmo_quality", "cmo_management", "admin"):
+        raise SignatureRefused("Only CMO staff or the administrator grant permission to sign.")
+    with connect() as conn:
+        conn.execute(
+            "INSERT INTO signing_grant (username, sponsor_id, granted, at, by) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (username, user.sponsor_id or "", int(granted), to_text(now or utc_now()),
+             actor_name),
+        )  # fmt: skip
+        access_log.append_in(
+            conn, "SIGNING_GRANTED" if granted else "SIGNING_WITHDRAWN", actor_name,
+            actor.role if actor else "command_line", user.sponsor_id, "users", None, None,
+            None, username,
+        )  # fmt: skip
+
+
+def may_sign(principal: Principal) -> bool:
+    """True when the principal is its sponsor's QA and its newest grant is in force."""
+    if principal.role != SIGNING_ROLE or not principal.sponsor_id:
+        return False
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT granted, sponsor_id FROM signing_grant WHERE username = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (principal.username,),
+        ).fetchone()
+    return bool(row and row["granted"] and row["sponsor_id"] == principal.sponsor_id)
+
+
+# --- signing ---------------------------------------------------------------------------------
+
+
+def signer_zone(name: str | None) -> str:
+    """The signer's IANA zone if it is a real one, else UTC."""
+    if not name:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
+
+
+def _refuse(principal: Principal, subject: Subject | None, why: str, message: str) -> None:
+    access_log.record(
+        "SIGNATURE_FAILED", principal, page="change-control",
+        detail=f"{subject.label if subject else 'unknown record'}: {why}",
+    )  # fmt: skip
+    raise SignatureRefused(message)
+
+
+def _check_password(principal: Principal, subject: Subject, typed: str, password: str) -> None:
+    """Both components, every signature; a failure counts towards the sign-in lockout."""
+    now = utc_now()
+    if lockout.locked_until(principal.username, now) is not None:
+        _refuse(principal, subject, "account locked",
+                "This account is locked after repeated failed attempts; no signature was "
+                "recorded. Sign in again once the lock has passed.")  # fmt: skip
+    user = get_user(principal.username)
+    typed = (typed or "").strip().lower()
+    ok = (
+        user is not None
+        and typed == principal.username
+        and bool(password)
+        and bcrypt.checkpw(password.encode(), _password_hash(principal.username).encode())
+    )
+    if ok and user.is_valid_at(now):
+        lockout.clear_failures(principal.username)
+        return
+    if ok:
+        _refuse(principal, subject, "account not active",
+                "Your account is no longer active; no signature was recorded.")  # fmt: skip
+    lock_end = lockout.record_failure(principal.username, now, lockout.LockoutPolicy.from_env())
+    access_log.record(
+        "SIGNATURE_FAILED", principal, page="change-control",
+        detail=f"{subject.label}: wrong username or password",
+    )  # fmt: skip
+    if lock_end is not None:
+        access_log.record("LOCKED", principal, detail=f"until {lock_end}")
+        raise SignatureRefused(
+            "Wrong username or password. The account is now locked after repeated failed "
+            "attempts; no signature was recorded.",
+            locked=True,
+        )
+    raise SignatureRefused(
+        "Wrong username or password: no signature was recorded. Enter your own username and "
+        "your password to sign."
+    )
+
+
+def _password_hash(username: str) -> str:
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT password_hash FROM portal_user WHERE username = ?", (username,)
+        ).fetchone()
+    return row["password_hash"]
+
+
+def sign(
+    principal: Principal,
+    subject: Subject,
+    meaning: str,
+    *,
+    typed_username: str,
+    password: str,
+    shown_hash: str,
+    snapshot: str,
+    zone: str | None,
+    reason: str | None = None,
+    supersedes: str | None = None,
+) -> Decision:
+    """Record one signed decision on `subject`, which the caller read from this principal's own
+    scope; raises SignatureRefused (nothing recorded) on any broken rule."""
+    if principal.role != SIGNING_ROLE:
+        _refuse(principal, subject, "role may not sign",
+                "Only the sponsor's QA users with permission to sign can decide; your account "
+                "reads only.")  # fmt: skip
+    if not may_sign(principal):
+        _refuse(principal, subject, "no permission to sign",
+                "You do not have permission to sign for your company. CMO staff grant it; "
+                "no signature was recorded.")  # fmt: skip
+    if meaning not in subject.meanings:
+        _refuse(principal, subject, f"meaning {meaning!r} not allowed",
+                "That decision is not possible for this record.")  # fmt: skip
+    reason = (reason or "").strip() or None
+    if meaning == "REJECTED" and not reason:
+        raise SignatureRefused("A rejection needs a reason: say why, then sign again.")
+    if shown_hash != subject.content_hash:
+        _refuse(principal, subject, "content changed since shown",
+                "This record changed since it was shown to you (a newer snapshot was "
+                "published). Review it again before signing; nothing was recorded.")  # fmt: skip
+    _check_password(principal, subject, typed_username, password)
+    return _append(principal, subject, meaning, reason, supersedes, snapshot, signer_zone(zone))
+
+
+def _append(
+    principal: Principal,
+    subject: Subject,
+    meaning: str,
+    reason: str | None,
+    supersedes: str | None,
+    snapshot: str,
+    zone: str,
+) -> Decision:
+    now = to_text(utc_now())
+    with connect() as conn:
+        # One writer at a time: the chain's tail and "already decided" are read and extended
+        # in the same transaction, so two signers on the same record get one decision.
+        conn.execute("BEGIN IMMEDIATE")
+        head = conn.execute(
+            "SELECT * FROM decision WHERE sponsor_id = ? AND record_type = ? AND record_id = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (principal.sponsor_id, subject.record_type, subject.record_id),
+        ).fetchone()
+        if head is not None and head["decision_id"] != supersedes:
+            existing = _decision(head)
+            conn.execute("ROLLBACK")
+            access_log.record(
+                "SIGNATURE_FAILED", principal, page="change-control",
+                detail=f"{subject.label}: already decided ({existing.decision_id})",
+            )  # fmt: skip
+            raise SignatureRefused(
+                f"{subject.label} was already decided: {existing.manifestation()} Nothing new "
+                "was recorded."
+            )
+        if head is None and supersedes is not None:
+            conn.execute("ROLLBACK")
+            raise SignatureRefused("There is no decision on this record to replace.")
+        tail = conn.execute("SELECT seq, row_hash FROM decision ORDER BY seq DESC LIMIT 1")
+        last = tail.fetchone()
+        seq = (last["seq"] if last else 0) + 1
+        user = get_user(principal.username)
+        fields = {
+            "seq": seq,
+            "decision_id": f"DEC-{seq:06d}",
+            "sponsor_id": principal.sponsor_id,
+            "record_type": subject.record_type,
+            "record_id": subject.record_id,
+            "record_label": subject.label,
+            "record_json": subject.content,
+            "record_hash": subject.content_hash,
+            "meaning": meaning,
+            "reason": reason,
+            "supersedes": supersedes,
+            "signer": principal.username,
+            "signer_name": user.display_name,
+            "signed_at": now,
+            "signer_zone": zone,
+            "snapshot": snapshot,
+            "prev_hash": last["row_hash"] if last else GENESIS,
+        }
+        fields["row_hash"] = _row_hash(fields)
+        conn.execute(
+            f"INSERT INTO decision ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+            tuple(fields.values()),
+        )
+        access_log.append_in(
+            conn, "DECISION_SIGNED", principal.username, principal.role, principal.sponsor_id,
+            "change-control", None, 1, fields["row_hash"],
+            f"{fields['decision_id']}: {MEANING_WORDS[meaning]}, {subject.label}",
+        )  # fmt: skip
+        conn.execute("COMMIT")
+    return Decision(**fields)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def for_sponsor(sponsor_id: str) -> list[Decision]:
+    """Every decision signed for this sponsor, oldest first."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT * FROM decision WHERE sponsor_id = ? ORDER BY seq", (sponsor_id,)
+        ).fetchall()
+    return [_decision(row) for row in rows]
+
+
+def all_decisions(since: datetime | None = None) -> list[Decision]:
+    """Every decision signed at or after `since` (all when None), oldest first: CMO only."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT * FROM decision WHERE signed_at >= ? ORDER BY seq",
+            (to_text(since) if since else "",),
+        ).fetchall()
+    return [_decision(row) for row in rows]
+
+
+def in_force(decisions: Iterable[Decision]) -> dict[tuple[str, str], Decision]:
+    """The newest decision per (record_type, record_id): what a superseding one replaced is
+    history."""
+    latest: dict[tuple[str, str], Decision] = {}
+    for decision in decisions:
+        latest[(decision.record_type, decision.record_id)] = decision
+    return latest
+
+
+def decisions_frame(decisions: Iterable[Decision]) -> pl.DataFrame:
+    """Decisions as rows for tables and exports, with the manifestation in words."""
+    rows = [
+        {
+            "decision_id": d.decision_id,
+            "record": d.record_label,
+            "record_type": RECORD_TYPE_WORDS.get(d.record_type, d.record_type),
+            "meaning": MEANING_WORDS[d.meaning],
+            "signer_name": d.signer_name,
+            "signer": d.signer,
+            "signed_at_utc": d.signed_moment.astimezone(UTC).replace(tzinfo=None),
+            "signer_zone": d.signer_zone,
+            "reason": d.reason,
+            "supersedes": d.supersedes,
+            "signature": d.manifestation(),
+            "record_hash": d.record_hash,
+            "snapshot": d.snapshot,
+            "chain_position": d.seq,
+            "row_hash": d.row_hash,
+            "impact_id": d.record_id,
+            "sponsor_id": d.sponsor_id,
+        }
+        for d in decisions
+    ]
+    return (
+        pl.DataFrame(rows, schema=DECISION_SCHEMA, orient="row")
+        if rows
+        else pl.DataFrame(schema=DECISION_SCHEMA)
+    )
+
+
+DECISION_SCHEMA = {
+    "decision_id": pl.String, "record": pl.String, "record_type": pl.String,
+    "meaning": pl.String, "signer_name": pl.String, "signer": pl.String,
+    "signed_at_utc": pl.Datetime("us"), "signer_zone": pl.String, "reason": pl.String,
+    "supersedes": pl.String, "signature": pl.String, "record_hash": pl.String,
+    "snapshot": pl.String, "chain_position": pl.Int64, "row_hash": pl.String,
+    "impact_id": pl.String, "sponsor_id": pl.String,
+}  # fmt: skip
+
+
+# --- integrity -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    problems: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def verify() -> ChainReport:
+    """Recompute the chain: every row's hash, every link, no gap in the positions, and every
+    DECISION_SIGNED entry of the access log still backed by its row."""
+    with connect() as conn:
+        rows = conn.execute("SELECT * FROM decision ORDER BY seq").fetchall()
+        logged = conn.execute(
+            "SELECT id, content_hash, detail FROM access_log WHERE event = 'DECISION_SIGNED'"
+        ).fetchall()
+    problems: list[str] = []
+    previous = GENESIS
+    for expected_seq, row in enumerate(rows, start=1):
+        fields = dict(row)
+        where = f"row {fields['seq']} ({fields['decision_id']}, {fields['record_label']})"
+        if fields["seq"] != expected_seq:
+            problems.append(f"{where}: position {expected_seq} is missing before it")
+        if fields["prev_hash"] != previous:
+            problems.append(f"{where}: does not follow the row before it in the chain")
+        if _row_hash(fields) != fields["row_hash"]:
+            problems.append(f"{where}: its content does not match its signature hash")
+        if hashlib.sha256(fields["record_json"].encode()).hexdigest() != fields["record_hash"]:
+            problems.append(f"{where}: the record shown does not match its content hash")
+        previous = fields["row_hash"]
+    stored = {row["row_hash"] for row in rows}
+    for entry in logged:
+        if entry["content_hash"] not in stored:
+            problems.append(
+                f"access log entry {entry['id']} ({entry['detail']}): its decision is missing "
+                "from the chain"
+            )
+    return ChainReport(len(rows), problems)
+
+
+# --- the outbox to the CMO's QMS ---------------------------------------------------------
+
+
+def outbox_record(decision: Decision) -> dict:
+    """One decision as the QMS imports it: the decision, its signature and chain position."""
+    record = asdict(decision)
+    record["meaning_words"] = MEANING_WORDS[decision.meaning]
+    record["signature"] = decision.manifestation()
+    record["shown"] = json.loads(decision.record_json)["shown"]
+    return record
+
+
+def _write_once(path: Path, content: bytes) -> bool:
+    """Write `content` to `path` unless it holds exactly that; True when written. A different
+    file there is never overwritten: the outbox is evidence too."""
+    if path.exists():
+        if path.read_bytes() == content:
+            return False
+        raise FileExistsError(f"{path.name} exists with different content; left untouched")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+    return True
+
+
+def export_outbox(since: datetime | None, out: Path) -> tuple[int, int]:
+    """One JSON and one CSV file per decision signed at or after `since` into `out`; files
+    already there with the same bytes are kept, so a rerun or a resumed run adds only what is
+    missing. Returns (decisions exported, files written)."""
+    out.mkdir(parents=True, exist_ok=True)
+    decisions = all_decisions(since)
+    written = 0
+    for decision in decisions:
+        record = outbox_record(decision)
+        as_json = json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        buffer = io.StringIO()
+        flat = {k: v for k, v in record.items() if k != "shown"}
+        writer = csv.DictWriter(buffer, fieldnames=sorted(flat), lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(flat)
+        written += _write_once(out / f"{decision.decision_id}.json", as_json.encode())
+        written += _write_once(out / f"{decision.decision_id}.csv", buffer.getvalue().encode())
+    return len(decisions), written
