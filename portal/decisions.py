@@ -28,7 +28,8 @@ import polars as pl
 from portal import access_log, lockout
 from portal.store import connect, from_text, to_text, utc_now
 from portal.users import Principal, get_user
-from warehouse.queries.decisions import MEANING_WORDS, RECORD_TYPE_WORDS, Subject
+from warehouse.queries.decisions import MEANING_WORDS, RECORD_TYPE_WORDS, Subject, subjects
+from warehouse.scope import Scope
 
 GENESIS = "0" * 64
 # The fields a row's hash covers, in order: everything but the hash itself.
@@ -232,19 +233,23 @@ def _password_hash(username: str) -> str:
 
 def sign(
     principal: Principal,
-    subject: Subject,
+    scope: Scope,
+    record_type: str,
+    record_id: str,
     meaning: str,
     *,
     typed_username: str,
     password: str,
     shown_hash: str,
-    snapshot: str,
     zone: str | None,
     reason: str | None = None,
     supersedes: str | None = None,
 ) -> Decision:
-    """Record one signed decision on `subject`, which the caller read from this principal's own
-    scope; raises SignatureRefused (nothing recorded) on any broken rule."""
+    """Record one signed decision on the record `record_id`, looked up afresh in the signer's
+    own confined scope; raises SignatureRefused (nothing recorded) on any broken rule."""
+    found = [s for s in subjects(scope) if (s.record_type, s.record_id) == (record_type,
+             record_id)] if scope.sponsor_id == principal.sponsor_id else []  # fmt: skip
+    subject = found[0] if found else None
     if principal.role != SIGNING_ROLE:
         _refuse(principal, subject, "role may not sign",
                 "Only the sponsor's QA users with permission to sign can decide; your account "
@@ -253,6 +258,10 @@ def sign(
         _refuse(principal, subject, "no permission to sign",
                 "You do not have permission to sign for your company. CMO staff grant it; "
                 "no signature was recorded.")  # fmt: skip
+    if subject is None:
+        _refuse(principal, None, f"{record_type} {record_id!r} not awaiting this sponsor",
+                "This record does not await your decision (any more): it may have been decided "
+                "in the CMO's system or gone live. Nothing was recorded.")  # fmt: skip
     if meaning not in subject.meanings:
         _refuse(principal, subject, f"meaning {meaning!r} not allowed",
                 "That decision is not possible for this record.")  # fmt: skip
@@ -264,7 +273,9 @@ def sign(
                 "This record changed since it was shown to you (a newer snapshot was "
                 "published). Review it again before signing; nothing was recorded.")  # fmt: skip
     _check_password(principal, subject, typed_username, password)
-    return _append(principal, subject, meaning, reason, supersedes, snapshot, signer_zone(zone))
+    return _append(
+        principal, subject, meaning, reason, supersedes, scope.snapshot.run_id, signer_zone(zone)
+    )
 
 
 def _append(
