@@ -28,7 +28,7 @@ import polars as pl
 from portal import access_log, lockout
 from portal.store import connect, from_text, to_text, utc_now
 from portal.users import Principal, get_user
-from warehouse.queries.decisions import MEANING_WORDS, RECORD_TYPE_WORDS, Subject, subjects
+from warehouse.queries.decisions import MEANING_WORDS, Subject, subjects
 from warehouse.scope import Scope
 
 GENESIS = "0" * 64
@@ -308,6 +308,13 @@ def _append(
                 f"{subject.label} was already decided: {existing.manifestation()} Nothing new "
                 "was recorded."
             )
+        if head is not None and head["meaning"] == meaning:
+            existing = _decision(head)
+            conn.execute("ROLLBACK")
+            raise SignatureRefused(
+                f"{subject.label} was already decided that way: {existing.manifestation()} "
+                "Nothing new was recorded."
+            )
         if head is None and supersedes is not None:
             conn.execute("ROLLBACK")
             raise SignatureRefused("There is no decision on this record to replace.")
@@ -379,21 +386,24 @@ def in_force(decisions: Iterable[Decision]) -> dict[tuple[str, str], Decision]:
     return latest
 
 
-def decisions_frame(decisions: Iterable[Decision]) -> pl.DataFrame:
-    """Decisions as rows for tables and exports, with the manifestation in words."""
+def decisions_frame(
+    decisions: Iterable[Decision], receipts: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Decisions as the catalogue's "decisions" rows, with when the QMS recorded each (from
+    `receipts`: decision_id, recorded_at, as the nightly job read them back)."""
     rows = [
         {
             "decision_id": d.decision_id,
             "record": d.record_label,
-            "record_type": RECORD_TYPE_WORDS.get(d.record_type, d.record_type),
-            "meaning": MEANING_WORDS[d.meaning],
+            "record_type": d.record_type,
+            "meaning": d.meaning,
             "signer_name": d.signer_name,
-            "signer": d.signer,
             "signed_at_utc": d.signed_moment.astimezone(UTC).replace(tzinfo=None),
-            "signer_zone": d.signer_zone,
             "reason": d.reason,
             "supersedes": d.supersedes,
             "signature": d.manifestation(),
+            "signer": d.signer,
+            "signer_zone": d.signer_zone,
             "record_hash": d.record_hash,
             "snapshot": d.snapshot,
             "chain_position": d.seq,
@@ -403,20 +413,24 @@ def decisions_frame(decisions: Iterable[Decision]) -> pl.DataFrame:
         }
         for d in decisions
     ]
-    return (
-        pl.DataFrame(rows, schema=DECISION_SCHEMA, orient="row")
-        if rows
-        else pl.DataFrame(schema=DECISION_SCHEMA)
-    )
+    frame = pl.DataFrame(rows, schema=_FRAME_SCHEMA, orient="row")
+    recorded = pl.DataFrame(schema={"decision_id": pl.String, "qms_recorded_at": pl.Datetime("us")})
+    if receipts is not None and receipts.height:
+        recorded = receipts.select(
+            "decision_id", pl.col("recorded_at").cast(pl.Datetime("us")).alias("qms_recorded_at")
+        ).unique("decision_id", keep="first")
+    joined = frame.join(recorded, on="decision_id", how="left")
+    return joined.select(*[name for name in _FRAME_SCHEMA if name != "impact_id"],
+                         "qms_recorded_at", "impact_id")  # fmt: skip
 
 
-DECISION_SCHEMA = {
+_FRAME_SCHEMA = {
     "decision_id": pl.String, "record": pl.String, "record_type": pl.String,
-    "meaning": pl.String, "signer_name": pl.String, "signer": pl.String,
-    "signed_at_utc": pl.Datetime("us"), "signer_zone": pl.String, "reason": pl.String,
-    "supersedes": pl.String, "signature": pl.String, "record_hash": pl.String,
-    "snapshot": pl.String, "chain_position": pl.Int64, "row_hash": pl.String,
-    "impact_id": pl.String, "sponsor_id": pl.String,
+    "meaning": pl.String, "signer_name": pl.String, "signed_at_utc": pl.Datetime("us"),
+    "reason": pl.String, "supersedes": pl.String, "signature": pl.String, "signer": pl.String,
+    "signer_zone": pl.String, "record_hash": pl.String, "snapshot": pl.String,
+    "chain_position": pl.Int64, "row_hash": pl.String, "impact_id": pl.String,
+    "sponsor_id": pl.String,
 }  # fmt: skip
 
 

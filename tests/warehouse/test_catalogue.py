@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from portal import access_log, tokens, users
+from portal import access_log, decisions, tokens, users
 from portal.auditpack_command import CLI_ROLE
 from portal.widgets import export_csv, export_frame, export_xlsx
 from tests.page_b_checks import run_wide
@@ -41,6 +41,7 @@ from warehouse.queries import (
     tech_transfer,
     training,
 )
+from warehouse.queries import decisions as decision_subjects
 from warehouse.scope import open_sponsor_scope
 
 SPONSOR = "NWT"
@@ -144,6 +145,8 @@ CODES = {
     c.USER_ROLE: (*users.ROLES, access_log.API_ROLE, CLI_ROLE),
     c.ACCESS_EVENT: access_log.EVENTS,
     c.TOKEN_STATE: tokens.STATES,
+    c.DECISION_MEANING: tuple(m for ms in decision_subjects.MEANINGS.values() for m in ms),
+    c.DECISION_ON: tuple(decision_subjects.MEANINGS),
 }
 
 
@@ -258,6 +261,10 @@ CALLS = {
     "users": lambda fn, s, f, t: fn([ACCOUNT]),
     "access_log": lambda fn, s, f, t: fn([LOGGED]),
     "api_tokens": lambda fn, s, f, t: fn(list(ISSUED), datetime(2026, 11, 2, 9, 30, tzinfo=UTC)),
+    "decisions": lambda fn, s, f, t: fn(
+        [SIGNED],
+        pl.DataFrame({"decision_id": ["DEC-000001"], "recorded_at": [datetime(2026, 11, 3)]}),
+    ),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
     "sponsor_health": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)[0],
     "sponsor_health_glance": lambda fn, s, f, t: fn(
@@ -280,6 +287,12 @@ LOGGED = {"id": 7, "at": "2026-11-02T09:30:00.000000+00:00", "username": "rita",
           "filters_json": "{}", "row_count": 12, "content_hash": "ab" * 32,
           "detail": None}  # fmt: skip
 # One token in each state on 2026-11-02: live, expired the day before, revoked.
+SIGNED = decisions.Decision(
+    1, "DEC-000001", "NWT", "change_approval", "CC-00061-I001", "CC-2026-0061, Fenolimab",
+    "{}", "cd" * 32, "APPROVED", None, None, "priya", "Priya Raman",
+    "2026-11-02T15:04:00.000000+00:00", "Europe/Berlin", "20261102T020000Z-abcdef", "0" * 64,
+    "ef" * 32,
+)  # fmt: skip
 ISSUED = tuple(
     tokens.Token(f"tok_{n:010d}", "NWT", "NWT data team", datetime(2026, 1, 5, tzinfo=UTC),
                  "carla", datetime.combine(expiry, time.max, UTC), None, revoked,

@@ -949,3 +949,41 @@ TOKEN_REVOKED_AT = Column("revoked_at", "Revoked (UTC)", "When the token was rev
                           "blank if it was not.", "datetime")  # fmt: skip
 TOKEN_REVOKED_BY = Column("revoked_by", "Revoked by", "Username of whoever revoked the token.",
                           "text")  # fmt: skip
+
+# --- sponsor decisions signed in the portal (portal.decisions) ------------------------------
+
+# Meanings and kinds of record (warehouse.queries.decisions); test_catalogue checks the cover.
+DECISION_MEANING_WORDS = {"APPROVED": "Approved", "REJECTED": "Rejected",
+                          "ACKNOWLEDGED": "Acknowledged"}  # fmt: skip
+DECISION_RECORD_WORDS = {"change_approval": "Change awaiting prior approval",
+                         "change_notification": "Change notification"}  # fmt: skip
+DECISION_ID = Column("decision_id", "Decision", "The portal's number for the signed decision, "
+                     "as the CMO's QMS receives it.", "id", key=True)  # fmt: skip
+DECIDED_RECORD = Column("record", "Record", "The change and product the decision is on.", "text")
+DECISION_ON = Column("record_type", "Decision on", "What was decided: a change awaiting prior "
+                     "approval, or a change notification.", "code",
+                     DECISION_RECORD_WORDS)  # fmt: skip
+DECISION_MEANING = Column("meaning", "Meaning", "What the signature means (21 CFR 11.50).",
+                          "code", DECISION_MEANING_WORDS)  # fmt: skip
+SIGNER_NAME = Column("signer_name", "Signed by", "The signer's full name.", "text")
+SIGNER = Column("signer", "Signer's username", "The signer's unique username.", "id")
+SIGNED_AT = Column("signed_at_utc", "Signed (UTC)", "When the signature was applied, in UTC.",
+                   "datetime")  # fmt: skip
+SIGNER_ZONE = Column("signer_zone", "Signer's time zone", "The time zone of the signer's "
+                     "browser; the signature shows the local time in it.", "text")  # fmt: skip
+DECISION_REASON = Column("reason", "Reason", "Why: required for a rejection.", "text")
+SUPERSEDES = Column("supersedes", "Replaces", "The earlier decision this one replaces; both "
+                    "stay on record.", "id")  # fmt: skip
+SIGNATURE = Column("signature", "Signature", "The signature as every surface shows it: name, "
+                   "username, date and time, meaning, and what was signed.", "text")  # fmt: skip
+SIGNED_CONTENT_HASH = Column("record_hash", "Content hash", "SHA-256 of exactly what the signer "
+                             "was shown.", "id")  # fmt: skip
+SIGNED_SNAPSHOT = Column("snapshot", "Snapshot", "The published data snapshot the signer read.",
+                         "id")  # fmt: skip
+CHAIN_POSITION = Column("chain_position", "Chain position", "The decision's place in the "
+                        "portal's hash chain of signatures.", "count")  # fmt: skip
+CHAIN_HASH = Column("row_hash", "Chain hash", "SHA-256 over the decision and the one before "
+                    "it: any later change to either breaks it.", "id")  # fmt: skip
+QMS_RECORDED_AT = Column("qms_recorded_at", "Recorded in the QMS", "When the CMO's quality "
+                         "system recorded the decision, as the nightly job read it back; blank "
+                         "until then.", "datetime")  # fmt: skip

@@ -403,6 +403,16 @@ DATASETS: tuple[Dataset, ...] = (
          c.TOKEN_LAST_USED, c.TOKEN_CREATED_AT, c.TOKEN_CREATED_BY, c.TOKEN_REVOKED_AT,
          c.TOKEN_REVOKED_BY)),
     Dataset(
+        "decisions", "Decisions signed in the portal",
+        "The sponsor's decisions on changes, each an electronic signature, oldest first; a "
+        "decision that replaces another names it.",
+        "portal.decisions:decisions_frame",
+        (c.DECISION_ID, c.DECIDED_RECORD, c.DECISION_ON, c.DECISION_MEANING, c.SIGNER_NAME,
+         c.SIGNED_AT, c.QMS_RECORDED_AT, c.DECISION_REASON, c.SUPERSEDES, c.SIGNATURE,
+         c.SIGNER, c.SIGNER_ZONE, c.SIGNED_CONTENT_HASH, c.SIGNED_SNAPSHOT, c.CHAIN_POSITION,
+         c.CHAIN_HASH),
+        hidden=("impact_id", "sponsor_id")),
+    Dataset(
         "sponsor_health", "Sponsor health",
         "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
         "CAPAs and pending approvals as of today), each against its target.",

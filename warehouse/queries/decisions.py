@@ -16,17 +16,15 @@ from datetime import date
 import polars as pl
 
 from warehouse import catalogue
+from warehouse.catalogue import columns
 from warehouse.scope import Scope
 
-# A decision's meaning (21 CFR 11.50(a)(3)), as the signature states it.
-MEANING_WORDS = {"APPROVED": "Approved", "REJECTED": "Rejected", "ACKNOWLEDGED": "Acknowledged"}
-# What each kind of record may be answered with.
+# A decision's meaning (21 CFR 11.50(a)(3)) and each kind of record, in the catalogue's words.
+MEANING_WORDS = columns.DECISION_MEANING_WORDS
+RECORD_TYPE_WORDS = columns.DECISION_RECORD_WORDS
 CHANGE_APPROVAL = "change_approval"
 CHANGE_NOTIFICATION = "change_notification"
-RECORD_TYPE_WORDS = {
-    CHANGE_APPROVAL: "Change awaiting prior approval",
-    CHANGE_NOTIFICATION: "Change notification",
-}
+# What each kind of record may be answered with.
 MEANINGS = {CHANGE_APPROVAL: ("APPROVED", "REJECTED"), CHANGE_NOTIFICATION: ("ACKNOWLEDGED",)}
 
 SUBJECTS_SQL = """
