@@ -92,6 +92,7 @@ def _create_auditor(args: argparse.Namespace) -> str:
 
 def _demo_users(args: argparse.Namespace) -> str:
     created = users.ensure_demo_users()
+    decisions.ensure_demo_signers()
     passwords = ", ".join(f"{name}/{users.demo_password(name)}" for name in created)
     return f"created {passwords}" if created else "demo users already exist"
 

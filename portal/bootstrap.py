@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from portal import decisions
 from portal.users import ensure_demo_users, list_users
 from warehouse import layout
 
@@ -59,4 +60,5 @@ def bootstrap(mode: str, progress: Progress) -> None:
         if mode == "demo":
             progress(0.9, "Creating demo users…")
             ensure_demo_users()
+            decisions.ensure_demo_signers()
         progress(1.0, "Ready.")

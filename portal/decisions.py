@@ -27,7 +27,7 @@ import polars as pl
 
 from portal import access_log, lockout
 from portal.store import connect, from_text, to_text, utc_now
-from portal.users import Principal, get_user
+from portal.users import DEMO_SPONSOR_USERS, Principal, get_user
 from warehouse.queries.decisions import MEANING_WORDS, Subject, subjects
 from warehouse.scope import Scope
 
@@ -147,6 +147,18 @@ def _set_grant(username: str, granted: bool, by: Principal | str, now: datetime 
             actor.role if actor else "command_line", user.sponsor_id, "users", None, None,
             None, username,
         )  # fmt: skip
+
+
+def ensure_demo_signers() -> list[str]:
+    """Let the demo sponsors' QA users sign (demo mode), once: a withdrawn grant stays so."""
+    granted = []
+    with connect() as conn:
+        known = {row["username"] for row in conn.execute("SELECT username FROM signing_grant")}
+    for username, _, role, _ in DEMO_SPONSOR_USERS:
+        if role == SIGNING_ROLE and username not in known and get_user(username) is not None:
+            grant(username, "demo")
+            granted.append(username)
+    return granted
 
 
 def may_sign(principal: Principal) -> bool:

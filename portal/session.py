@@ -172,9 +172,9 @@ def _locked_message(lock_end: datetime) -> str:
     )
 
 
-def request_sign_out() -> None:
-    """Button callback: sign out at the start of the next rerun."""
-    st.session_state[SIGN_OUT_REQUESTED] = True
+def request_sign_out(notice: str | None = None) -> None:
+    """Button callback: sign out at the start of the next rerun, telling the user `notice`."""
+    st.session_state[SIGN_OUT_REQUESTED] = notice or "You are signed out."
 
 
 def sign_out(
@@ -210,8 +210,8 @@ def signed_in_principal(
     username = st.session_state.get("username")
     if not st.session_state.get("authentication_status") or not username:
         return None
-    if st.session_state.pop(SIGN_OUT_REQUESTED, False):
-        sign_out(auth, "SIGN_OUT", principal_for(username, now), notice="You are signed out.")
+    if notice := st.session_state.pop(SIGN_OUT_REQUESTED, None):
+        sign_out(auth, "SIGN_OUT", principal_for(username, now), notice=notice)
         return None
     principal = principal_for(username, now)
     if principal is None:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import pytest
 
-from portal import users
+from portal import decisions, users
 from warehouse import layout
 from warehouse.clock import TODAY_ENV
 
@@ -61,6 +61,7 @@ def demo_data_root(tmp_path_factory, demo_warehouse: Path) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PORTAL_DATA_DIR", str(root))
         users.ensure_demo_users()
+        decisions.ensure_demo_signers()
         shutil.copytree(demo_warehouse, layout.demo_warehouse(), symlinks=True)
     return root
 

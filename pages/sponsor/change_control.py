@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope, voice
+from portal.decision_panel import decision_panel
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import change_control
@@ -33,6 +34,10 @@ if not model.awaiting.is_empty():
         key="change_control:awaiting",
         first=("obligation", "planned_effective", "days_to_planned", "title", "product"),
     )
+signed = decision_panel(scope)
+if not signed.is_empty():
+    export_buttons(signed, "change_control_decisions", filters, scope, dataset="decisions")
+
 if not model.violations.is_empty():
     st.error(f"{model.violations.height} change impact(s) broke this sponsor's quality "
              "agreement: effective before the approval or notification it requires, or "

@@ -1,0 +1,152 @@
+"""The change-control page's decisions: what awaits the sponsor, the signing form for those who
+may sign, and every signature given, as the catalogue's "decisions" rows.
+
+What may be decided is read from the sponsor's confined scope on every run; the form keeps
+nothing but the hash of what it showed, so a submit signs exactly what was on the screen or
+nothing (portal.decisions.sign refuses a changed record, a foreign one, a replay)."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from portal import decisions, session
+from portal.context import current_principal, voice
+from portal.widgets import table
+from warehouse.queries import decisions as subjects_of
+from warehouse.scope import Scope
+
+_SHOWN = "_decision_shown"  # record -> (content hash, decision it would replace) last rendered
+_SIGNED = "_decision_signed"  # the signature just given, shown once after the rerun
+
+
+def signed_decisions(scope: Scope, receipts: pl.DataFrame | None) -> pl.DataFrame:
+    """This sponsor's signed decisions (catalogue "decisions"), only those on its own records."""
+    impacts = set(
+        scope.frame("impact ids", "SELECT impact_id FROM change_impact")["impact_id"].to_list()
+    )
+    mine = [d for d in decisions.for_sponsor(scope.sponsor_id) if d.record_id in impacts]
+    return decisions.decisions_frame(mine, receipts)
+
+
+def decision_panel(scope: Scope, receipts: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Render the decisions section; returns the signed decisions shown (for the export)."""
+    principal = current_principal()
+    our = voice()
+    subjects = subjects_of.subjects(scope)
+    signed = signed_decisions(scope, receipts)
+    if not subjects and signed.is_empty():
+        return signed
+    st.subheader(f"{our.Your} decisions")
+    if done := st.session_state.pop(_SIGNED, None):
+        st.success(f"Signed and recorded. {done}", icon=":material/verified:")
+    may_sign = decisions.may_sign(principal) and principal.sponsor_id == scope.sponsor_id
+    if principal.role == "sponsor_qa" and not may_sign and subjects:
+        st.info(
+            "You can read these changes. Signing a decision needs the permission to sign for "
+            "your company, which the CMO's quality staff grant.",
+            icon=":material/lock:",
+        )
+    in_force = {
+        (row["record_type"], row["impact_id"]): row
+        for row in signed.iter_rows(named=True)
+    }  # fmt: skip
+    shown_before = st.session_state.get(_SHOWN, {})
+    shown_now: dict[str, tuple[str, str | None]] = {}
+    for subject in subjects:
+        current = in_force.get((subject.record_type, subject.record_id))
+        with st.container(border=True):
+            _subject_state(subject, current, our.your)
+            if may_sign:
+                shown_now[subject.record_id] = (
+                    subject.content_hash,
+                    current["decision_id"] if current else None,
+                )
+                _signing_form(scope, subject, current, shown_before.get(subject.record_id))
+    st.session_state[_SHOWN] = shown_now
+    if not signed.is_empty():
+        st.markdown("**Signed in the portal**")
+        table(signed, "decisions", key="change_control:decisions",
+              first=("record", "meaning", "signer_name", "signed_at_utc", "qms_recorded_at",
+                     "signature"))  # fmt: skip
+    return signed
+
+
+def _subject_state(subject: subjects_of.Subject, current: dict | None, your: str) -> None:
+    kind = subjects_of.RECORD_TYPE_WORDS[subject.record_type]
+    st.markdown(f"**{_plain(subject.label)}** · {kind}")
+    if current is None:
+        due = f", decide before {subject.deadline:%d %b %Y}" if subject.deadline else ""
+        what = "prior approval" if subject.record_type == "change_approval" else "acknowledgement"
+        st.warning(f"Awaits {your} {what}{due}.", icon=":material/pending_actions:")
+        return
+    recorded = current["qms_recorded_at"]
+    qms = (
+        f"Recorded in the CMO's QMS at {recorded:%Y-%m-%d %H:%M}."
+        if recorded is not None
+        else "Not yet recorded in the CMO's QMS: the nightly job shows when it is."
+    )
+    box = st.error if current["meaning"] == "REJECTED" else st.success
+    box(f"{current['signature']} {qms}", icon=":material/signature:")
+
+
+def _plain(text: str) -> str:
+    """Free text shown as typed, never as Markdown."""
+    return "".join(f"\\{ch}" if ch in "\\`*_[]<>|~$" else ch for ch in text)
+
+
+def _signing_form(
+    scope: Scope,
+    subject: subjects_of.Subject,
+    current: dict | None,
+    shown: tuple[str, str | None] | None,
+) -> None:
+    """The record as shown and signed, the meaning, and the password again (21 CFR 11.200)."""
+    title = "Review and sign" if current is None else "Replace this decision"
+    with st.expander(title, expanded=current is None):
+        # What is signed, as the signer reads it (its hash goes into the signature).
+        st.markdown(
+            "\n".join(f"- **{what}:** {_plain(details)}" for what, details in subject.shown)
+        )
+        meanings = [m for m in subject.meanings if not current or m != current["meaning"]]
+        form_key = f"sign:{subject.record_id}:{current['decision_id'] if current else 'first'}"
+        with st.form(form_key, clear_on_submit=True):
+            meaning = st.radio(
+                "Your decision", meanings, format_func=subjects_of.MEANING_WORDS.get,
+                horizontal=True, key=f"{form_key}:meaning",
+            )  # fmt: skip
+            reason = st.text_area(
+                "Reason" + (" (required to reject)" if "REJECTED" in meanings else ""),
+                key=f"{form_key}:reason", height=68,
+            )  # fmt: skip
+            st.caption(
+                "Your electronic signature is the legally binding equivalent of your "
+                "handwritten signature (21 CFR 11.100). Enter your username and password to "
+                "sign what is shown above; the signature records your name, the time and the "
+                "meaning you chose."
+            )
+            left, right = st.columns(2)
+            typed = left.text_input("Username", key=f"{form_key}:username",
+                                    autocomplete="off")  # fmt: skip
+            password = right.text_input("Password", type="password",
+                                        key=f"{form_key}:password", autocomplete="off")  # fmt: skip
+            submitted = st.form_submit_button("Sign", type="primary")
+        if not submitted:
+            return
+        # What this browser was shown on the run before the click: the hash and the decision
+        # it would replace. A submit without that (a forged rerun) signs nothing.
+        shown_hash, replaces = shown if shown else ("", None)
+        try:
+            decision = decisions.sign(
+                current_principal(), scope, subject.record_type, subject.record_id, meaning,
+                typed_username=typed, password=password, shown_hash=shown_hash,
+                zone=st.context.timezone, reason=reason, supersedes=replaces,
+            )  # fmt: skip
+        except decisions.SignatureRefused as refused:
+            if refused.locked:
+                session.request_sign_out(str(refused))
+                st.rerun()
+            st.error(str(refused), icon=":material/block:")
+            return
+        st.session_state[_SIGNED] = decision.manifestation()
+        st.rerun()

@@ -1,0 +1,138 @@
+"""Signing a decision on the change control page (real page under AppTest, real scope, real
+portal store): who sees the form, what a signature records, and every refusal recording nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import decisions, users
+from tests.page_harness import principal, run_page, shown_text
+from warehouse.queries.decisions import subjects
+from warehouse.scope import open_sponsor_scope
+
+PAGE = "change_control.py"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh portal store with the demo users; priya (NWT) may sign."""
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    users.ensure_demo_users()
+    decisions.grant("priya", "carla")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def approval(demo_warehouse):
+    """NWT's change awaiting its prior approval, as the page will show it."""
+    scope = open_sponsor_scope(demo_warehouse, "NWT")
+    found = [s for s in subjects(scope) if s.record_type == "change_approval"]
+    scope.close()
+    assert found, "the demo plant has a change awaiting NWT's prior approval"
+    return found[0]
+
+
+def _priya():
+    return principal("sponsor_qa", "NWT", username="priya")
+
+
+def _sign(app, subject, meaning: str, password: str, *, reason: str = "", username="priya"):
+    key = f"sign:{subject.record_id}:first"
+    app.radio(key=f"{key}:meaning").set_value(meaning)
+    app.text_area(key=f"{key}:reason").input(reason)
+    app.text_input(key=f"{key}:username").input(username)
+    app.text_input(key=f"{key}:password").input(password)
+    # The form's own submit button: Streamlit keys it "FormSubmitter:<form>-<label>".
+    form_button = next(b for b in app.button if b.key == f"FormSubmitter:{key}-Sign")
+    return form_button.click().run()
+
+
+def test_a_granted_sponsor_qa_approves_and_sees_the_signature(store, demo_warehouse, approval):
+    app = run_page(PAGE, _priya(), demo_warehouse)
+    text = shown_text(app)
+    assert "Your decisions" in text
+    assert approval.label in text
+    for what, details in approval.shown:  # the record, its obligation and clause, as signed
+        assert what in text and details in text
+    app = _sign(app, approval, "APPROVED", "priya-demo-2026")
+    assert not app.exception
+    (decision,) = decisions.for_sponsor("NWT")
+    assert (decision.meaning, decision.signer, decision.signer_name) == (
+        "APPROVED", "priya", "Priya Raman")  # fmt: skip
+    assert decision.record_hash == approval.content_hash
+    assert decision.record_id == approval.record_id
+    text = shown_text(app)
+    assert "Signed and recorded" in text
+    assert "Approved by Priya Raman (priya)" in text
+    assert "Not yet recorded in the CMO's QMS" in text
+    assert decisions.verify().intact
+
+
+def test_a_wrong_password_records_nothing_and_says_so(store, demo_warehouse, approval):
+    app = _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "not-her-pass")
+    assert "Wrong username or password" in shown_text(app)
+    assert decisions.for_sponsor("NWT") == []
+
+
+def test_a_rejection_needs_a_reason(store, demo_warehouse, approval):
+    app = _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "REJECTED", "priya-demo-2026")
+    assert "A rejection needs a reason" in shown_text(app)
+    assert decisions.for_sponsor("NWT") == []
+    app = _sign(app, approval, "REJECTED", "priya-demo-2026", reason="No comparability data")
+    (decision,) = decisions.for_sponsor("NWT")
+    assert (decision.meaning, decision.reason) == ("REJECTED", "No comparability data")
+    assert "reason: No comparability data" in shown_text(app)
+
+
+def test_a_second_click_signs_nothing_more(store, demo_warehouse, approval):
+    app = _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    # The first form is gone once signed: what remains replaces the decision, with the other
+    # meaning only, and needs the password again.
+    assert not [b for b in app.text_input if b.key == f"sign:{approval.record_id}:first:password"]
+    app.run()
+    assert len(decisions.for_sponsor("NWT")) == 1
+
+
+def test_a_forged_submit_without_the_shown_record_signs_nothing(store, demo_warehouse, approval):
+    app = run_page(PAGE, _priya(), demo_warehouse)
+    app.session_state["_decision_shown"] = {}  # as if the form had never been shown
+    app = _sign(app, approval, "APPROVED", "priya-demo-2026")
+    assert "changed since it was shown" in shown_text(app)
+    assert decisions.for_sponsor("NWT") == []
+
+
+@pytest.mark.parametrize(
+    "who",
+    [
+        principal("sponsor_qa", "NWT", username="nora"),  # NWT QA without the permission
+        principal("auditor", "NWT", username="tom"),
+        principal("cmo_quality", None, username="carla"),
+    ],
+    ids=["sponsor-qa-without-permission", "auditor", "cmo-quality"],
+)
+def test_only_a_granted_sponsor_qa_gets_a_form(who, store, demo_warehouse, approval):
+    if who.username == "nora":
+        users.add_user("nora", "Nora Lind", "sponsor_qa", "nora-pass-2026", sponsor_id="NWT")
+    app = run_page(PAGE, who, demo_warehouse, picked_sponsor="NWT")
+    assert not app.exception
+    assert not [b for b in app.button if b.label == "Sign"]
+    assert approval.label in shown_text(app)
+    if who.username == "nora":
+        assert "needs the permission to sign" in shown_text(app)
+
+
+def test_signatures_show_to_the_sponsors_readers_and_no_other_sponsor(
+    store, demo_warehouse, approval
+):
+    _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    for who, picked in (
+        (principal("auditor", "NWT", username="tom"), None),
+        (principal("cmo_quality", None, username="carla"), "NWT"),
+    ):
+        text = shown_text(run_page(PAGE, who, demo_warehouse, picked_sponsor=picked))
+        assert "Approved by Priya Raman (priya)" in text, who.role
+    for sponsor, user in (("CTB", "bruno"), ("TSP", "takeshi")):
+        text = shown_text(run_page(PAGE, principal("sponsor_qa", sponsor, username=user),
+                                   demo_warehouse))  # fmt: skip
+        assert "Priya" not in text and "DEC-000001" not in text, sponsor
