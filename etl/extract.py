@@ -1,7 +1,9 @@
 """Extract stage: copy every contract table from the system of record, every value as text.
 
 Reading as text lets hostile values (a word in a date column, 2.5 in an integer column)
-reach validation, where they are quarantined, instead of crashing a typed reader.
+reach validation, where they are quarantined, instead of crashing a typed reader. A table
+the contract marks optional (`Table.optional`) that the source does not have is read as no
+rows; a present optional table must still have every column.
 """
 
 from __future__ import annotations
@@ -67,10 +69,40 @@ def open_source(source: str | Path) -> Source:
     raise SourceError(f"source {text} does not exist")
 
 
+def _absent(table: Table) -> Iterator[pl.DataFrame]:
+    """An optional table the source does not keep: no rows, every column text."""
+    yield pl.DataFrame(schema={c: pl.String for c in table.column_names})
+
+
+def _sql_table_exists(source: Source, table: Table) -> bool | None:
+    """Whether the database has the table, from its catalogue; None when that cannot be read."""
+    name = table.name.replace("'", "''")
+    if source.location.startswith("sqlite:"):
+        sql = (
+            "SELECT count(*) AS n FROM sqlite_master "
+            f"WHERE type IN ('table', 'view') AND lower(name) = '{name}'"
+        )
+    else:
+        sql = (
+            "SELECT count(*) AS n FROM information_schema.tables "
+            f"WHERE lower(table_name) = '{name}'"
+        )
+    try:
+        found = pl.read_database_uri(sql, source.location)
+    except Exception:  # noqa: BLE001 - a database without that catalogue: unknown
+        return None
+    return bool(found.height and found.item(0, 0))
+
+
 def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
     try:
         probe = pl.read_database_uri(f"SELECT * FROM {table.name} WHERE 1=0", source.location)
     except Exception as exc:  # noqa: BLE001 - any driver error means the table is unreadable
+        # An optional table is taken as absent only when the catalogue says so: any other
+        # failure (rights, a broken connection) must fail the run, not publish it empty.
+        if table.optional and _sql_table_exists(source, table) is False:
+            yield from _absent(table)
+            return
         raise SourceError(f"table {table.name}: cannot be read from the source ({exc})") from exc
     present = {c.lower() for c in probe.columns}
     for column in table.column_names:
@@ -128,6 +160,9 @@ def _rowid_ranges(source: Source, table: Table, query: str) -> list[str]:
 
 def _read_csv(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
     path = Path(source.location) / f"{table.name}.csv"
+    if not path.is_file() and table.optional and not path.exists():
+        yield from _absent(table)
+        return
     if not path.is_file():
         raise SourceError(f"table {table.name}: CSV export {path.name} is missing")
     frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)

@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from portal import access_log
+from portal import access_log, decisions
 from portal.users import Principal
 from warehouse import layout
 from warehouse.auditpack import PackError, PackRequest, generate_pack
@@ -41,7 +41,7 @@ def auditpack(args: argparse.Namespace) -> int:
         valid_until=valid_until,
     )
     try:
-        pack = generate_pack(root, request)
+        pack = generate_pack(root, request, signed=decisions.signed_for)
     except (ScopeError, PackError) as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1

@@ -7,34 +7,119 @@ nothing (portal.decisions.sign refuses a changed record, a foreign one, a replay
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+
 import polars as pl
 import streamlit as st
 
 from portal import decisions, session
 from portal.context import current_principal, voice
+from portal.store import utc_now
 from portal.widgets import table
 from warehouse.queries import decisions as subjects_of
+from warehouse.queries.decision_receipts import receipts
 from warehouse.scope import Scope
 
 _SHOWN = "_decision_shown"  # record -> (content hash, decision it would replace) last rendered
 _SIGNED = "_decision_signed"  # the signature just given, shown once after the rerun
 
 
-def signed_decisions(scope: Scope, receipts: pl.DataFrame | None) -> pl.DataFrame:
-    """This sponsor's signed decisions (catalogue "decisions"), only those on its own records."""
-    impacts = set(
-        scope.frame("impact ids", "SELECT impact_id FROM change_impact")["impact_id"].to_list()
+# How long the CMO's QMS may take to record a decision signed in the portal before CMO staff
+# are told (hours; the quality agreement's figure belongs here when it sets one).
+def qms_record_hours() -> float:
+    """PORTAL_QMS_RECORD_HOURS, 48 unless set."""
+    return float(os.environ.get("PORTAL_QMS_RECORD_HOURS", "48"))
+
+
+OPEN_SQL = """
+SELECT i.sponsor_id, c.change_number, p.name AS product, i.obligation, c.planned_effective,
+       c.title, i.impact_id,
+       c.actual_effective IS NULL AND c.status NOT IN ('REJECTED', 'CLOSED')
+         AND ((i.obligation = 'PRIOR_APPROVAL' AND coalesce(i.decision, 'PENDING') = 'PENDING')
+              OR (i.obligation = 'NOTIFY' AND i.notified_at IS NULL)) AS awaiting,
+       i.obligation = 'NOTIFY' AND i.notified_at IS NULL AS notice_not_sent
+FROM change_impact AS i
+JOIN change_control AS c ON c.change_id = i.change_id AND c.sponsor_id = i.sponsor_id
+LEFT JOIN product AS p ON p.product_id = i.product_id AND p.sponsor_id = i.sponsor_id
+ORDER BY c.planned_effective NULLS LAST, c.change_number, i.sponsor_id, product
+"""
+
+
+def open_obligations(
+    scope: Scope, signed: pl.DataFrame, receipts: pl.DataFrame | None, now: datetime
+) -> pl.DataFrame:
+    """Catalogue "open_change_obligations": the scope's impacts still awaiting the CMO's notice
+    or the sponsor, and those whose decision in force (`signed`: catalogue "decisions" rows,
+    with sponsor_id) the QMS has not recorded, flagged once qms_record_hours() have passed."""
+    impacts = scope.frame("open change obligations", OPEN_SQL)
+    latest = (
+        signed.sort("chain_position")
+        .unique(["sponsor_id", "impact_id"], keep="last")
+        .select("sponsor_id", "impact_id", "signature", "signed_at_utc", "decision_id")
     )
-    mine = [d for d in decisions.for_sponsor(scope.sponsor_id) if d.record_id in impacts]
-    return decisions.decisions_frame(mine, receipts)
+    if receipts is not None and receipts.height:
+        recorded = receipts.select("decision_id", pl.col("recorded_at").alias("qms_recorded_at"))
+    else:
+        recorded = pl.DataFrame(
+            schema={"decision_id": pl.String, "qms_recorded_at": pl.Datetime("us")}
+        )
+    late = pl.lit(now.astimezone(UTC).replace(tzinfo=None)) - pl.col("signed_at_utc") >= (
+        pl.duration(seconds=round(qms_record_hours() * 3600)))  # fmt: skip
+    rows = (
+        impacts.join(latest, on=["sponsor_id", "impact_id"], how="left")
+        .join(recorded, on="decision_id", how="left")
+        .with_columns(
+            state=pl.when(pl.col("decision_id").is_null() & pl.col("notice_not_sent"))
+            .then(pl.lit("NOTICE_NOT_SENT"))
+            .when(pl.col("decision_id").is_null())
+            .then(pl.lit("AWAITING_SPONSOR"))
+            .when(pl.col("qms_recorded_at").is_not_null())
+            .then(pl.lit(None, pl.String))
+            .when(late)
+            .then(pl.lit("QMS_OVERDUE"))
+            .otherwise(pl.lit("SIGNED_NOT_RECORDED"))
+        )
+        .filter(
+            (pl.col("decision_id").is_null() & pl.col("awaiting"))
+            | (pl.col("decision_id").is_not_null() & pl.col("state").is_not_null())
+        )
+    )
+    return rows.select(
+        "sponsor_id", "change_number", "product", "obligation", "planned_effective", "state",
+        "signature", pl.col("qms_recorded_at").cast(pl.Datetime("us")), "title", "impact_id",
+    )  # fmt: skip
 
 
-def decision_panel(scope: Scope, receipts: pl.DataFrame | None = None) -> pl.DataFrame:
+def cmo_obligations(scope: Scope) -> pl.DataFrame:
+    """open_obligations over every sponsor (CMO staff's site scope) and every decision."""
+    signed = decisions.decisions_frame(decisions.all_decisions())
+    return open_obligations(scope, signed, receipts(scope), utc_now())
+
+
+def not_recorded_in_time(obligations: pl.DataFrame, names: dict[str, str]) -> str | None:
+    """One sentence for CMO staff naming the signed decisions the QMS has not recorded in
+    qms_record_hours(), or None when there are none."""
+    late = obligations.filter(pl.col("state") == "QMS_OVERDUE")
+    if late.is_empty():
+        return None
+    which = ", ".join(
+        f"{row['change_number']} ({names.get(row['sponsor_id'], row['sponsor_id'])})"
+        for row in late.iter_rows(named=True)
+    )
+    return (
+        f"{late.height} decision(s) signed by sponsors in the portal are not recorded in the "
+        f"QMS after {qms_record_hours():g} hours: {which}. Import the outbox "
+        "(python -m portal decisions export)."
+    )
+
+
+def decision_panel(scope: Scope) -> pl.DataFrame:
     """Render the decisions section; returns the signed decisions shown (for the export)."""
     principal = current_principal()
     our = voice()
     subjects = subjects_of.subjects(scope)
-    signed = signed_decisions(scope, receipts)
+    signed = decisions.signed_for(scope)
     if not subjects and signed.is_empty():
         return signed
     st.subheader(f"{our.Your} decisions")
@@ -103,7 +188,8 @@ def _signing_form(
 ) -> None:
     """The record as shown and signed, the meaning, and the password again (21 CFR 11.200)."""
     title = "Review and sign" if current is None else "Replace this decision"
-    with st.expander(title, expanded=current is None):
+    urgent = current is None and subject.record_type == subjects_of.CHANGE_APPROVAL
+    with st.expander(title, expanded=urgent):
         # What is signed, as the signer reads it (its hash goes into the signature).
         st.markdown(
             "\n".join(f"- **{what}:** {_plain(details)}" for what, details in subject.shown)

@@ -28,6 +28,7 @@ import polars as pl
 from portal import access_log, lockout
 from portal.store import connect, from_text, to_text, utc_now
 from portal.users import DEMO_SPONSOR_USERS, Principal, get_user
+from warehouse.queries.decision_receipts import receipts
 from warehouse.queries.decisions import MEANING_WORDS, Subject, subjects
 from warehouse.scope import Scope
 
@@ -377,6 +378,16 @@ def for_sponsor(sponsor_id: str) -> list[Decision]:
             "SELECT * FROM decision WHERE sponsor_id = ? ORDER BY seq", (sponsor_id,)
         ).fetchall()
     return [_decision(row) for row in rows]
+
+
+def signed_for(scope: Scope) -> pl.DataFrame:
+    """The scope's sponsor's signed decisions (catalogue "decisions"), only those on records of
+    its own scope, with what the QMS recorded of them."""
+    impacts = set(
+        scope.frame("impact ids", "SELECT impact_id FROM change_impact")["impact_id"].to_list()
+    )
+    mine = [d for d in for_sponsor(scope.sponsor_id) if d.record_id in impacts]
+    return decisions_frame(mine, receipts(scope))
 
 
 def all_decisions(since: datetime | None = None) -> list[Decision]:

@@ -133,6 +133,8 @@ _FOLLOWS = (
     ("material_consumption", "consumption_id", "batch_id", "batch"),
     ("equipment_usage", "usage_id", "batch_id", "batch"),
     ("change_market", "change_market_id", "impact_id", "change_impact"),
+    # A decision receipt (the QMS's record of a portal signature) goes to its impact's sponsor.
+    ("decision_receipt", "decision_id", "impact_id", "change_impact"),
     ("capa_extension", "extension_id", "capa_id", "capa"),
     ("capa_effectiveness", "check_id", "capa_id", "capa"),
 )

@@ -54,6 +54,8 @@ TECH_TRANSFER_MILESTONES = (
     "SOPS_UPDATED", "OPERATOR_TRAINING", "EQUIPMENT_QUALIFIED", "ENGINEERING_BATCH",
     "GMP_BATCH", "PPQ", "STABILITY_FILING",
 )  # fmt: skip
+# What a sponsor's signed decision means (portal.decisions), as the QMS records it.
+DECISION_MEANINGS = ("APPROVED", "REJECTED", "ACKNOWLEDGED")
 SIX_SYSTEMS = (
     "QUALITY", "FACILITIES_EQUIPMENT", "MATERIALS", "PRODUCTION", "PACKAGING_LABELING",
     "LABORATORY",
@@ -80,6 +82,9 @@ class Table:
     doc: str
     parent: str | None = None  # for route "via": the column whose referenced row decides
     extra: dict = field(default_factory=dict)
+    # A source may lack an optional table (not yet kept by its system): it is then published
+    # empty. Every other table must be in the source, with every column.
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -312,6 +317,17 @@ TABLES: tuple[Table, ...] = (
         Column("market", required=True),
         _enum("reporting_category", ("PRIOR_APPROVAL", "NOTIFICATION", "RECORDED")), UPDATED,
     ), "via", "ICH Q12 reporting category per market of an impact.", parent="impact_id"),
+    Table("decision_receipt", "decision_id", (
+        Column("decision_id", STR, True, doc="the portal's decision id, e.g. DEC-000001"),
+        _ref("impact_id", "change_impact"), _enum("meaning", DECISION_MEANINGS),
+        Column("recorded_at", DATETIME, True, doc="when the QMS recorded the decision"),
+        Column("recorded_by", doc="who or what recorded it in the QMS (e.g. the importer)"),
+        UPDATED,
+    ), "via", "A sponsor decision signed in the portal, as the CMO's QMS recorded it after "
+       "importing the portal's outbox (python -m portal decisions export): one row per "
+       "decision, keyed by the portal's decision id, naming the change impact it answers. "
+       "Optional in the source (published empty when the QMS keeps none); follows its "
+       "impact, so only that impact's sponsor sees it.", parent="impact_id", optional=True),
     Table("product_review", "review_id", (
         _k("review_id"), _ref("product_id", "product"), Column("review_year", INT, True),
         Column("original_due", DATE, True), Column("completed_at", DATE), UPDATED,
@@ -340,18 +356,20 @@ _SQL_TYPES = {STR: "TEXT", INT: "INTEGER", FLOAT: "REAL", BOOL: "INTEGER", DATE:
               DATETIME: "TEXT"}  # fmt: skip
 
 
-def sqlite_ddl() -> str:
-    """CREATE TABLE statements of the operational schema (the demo plant's SQLite source).
+def sqlite_ddl(tables: tuple[Table, ...] = TABLES, *, if_not_exists: bool = False) -> str:
+    """CREATE TABLE statements of the operational schema (the demo plant's SQLite source);
+    of some tables only, and only where missing, to add an optional table to an older file.
 
     Keys and NOT NULL are deliberately not enforced: a real system of record can hold bad
     rows, and catching them is the validate stage's job, which tests exercise through this.
     """
+    guard = " IF NOT EXISTS" if if_not_exists else ""
     statements = []
-    for t in TABLES:
+    for t in tables:
         cols = ",\n  ".join(f"{c.name} {_SQL_TYPES[c.type]}" for c in t.columns)
-        statements.append(f"CREATE TABLE {t.name} (\n  {cols}\n);")
-        statements.append(f"CREATE INDEX {t.name}_key ON {t.name}({t.key});")
-        statements.append(f"CREATE INDEX {t.name}_updated_at ON {t.name}(updated_at);")
+        statements.append(f"CREATE TABLE{guard} {t.name} (\n  {cols}\n);")
+        statements.append(f"CREATE INDEX{guard} {t.name}_key ON {t.name}({t.key});")
+        statements.append(f"CREATE INDEX{guard} {t.name}_updated_at ON {t.name}(updated_at);")
     return "\n".join(statements)
 
 

@@ -47,9 +47,16 @@ def simulate_day(
 class _Day:
     def __init__(self, conn: sqlite3.Connection, seed: int, db: Path) -> None:
         self.conn = conn
-        watermark = max(
-            conn.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0] for t in TABLES
+        # Over tables with rows (an optional table may be empty or absent in an older file).
+        present = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        marks = (
+            conn.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0]
+            for t in TABLES
+            if t.name in present
         )
+        watermark = max(mark for mark in marks if mark is not None)
         self.day = date.fromisoformat(watermark[:10]) + timedelta(days=1)
         self.rng = random.Random(f"{seed}:{self.day}")
         self.changed: dict[str, int] = {}

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from portal import access_log
+from portal import access_log, decisions
 from portal.context import current_principal, sponsor_scope
 from portal.users import CMO_ROLES, SPONSOR_ROLES
 from portal.widgets import deliver
@@ -60,7 +60,7 @@ if st.button("Generate", type="primary", key="pack:generate"):
     )  # fmt: skip
     try:
         with st.spinner("Building the audit pack…"):
-            pack = build_pack(scope, request)
+            pack = build_pack(scope, request, signed=decisions.signed_for(scope))
     except PackError as refused:
         st.error(str(refused))
         st.stop()

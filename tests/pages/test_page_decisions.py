@@ -4,10 +4,15 @@ portal store): who sees the form, what a signature records, and every refusal re
 
 from __future__ import annotations
 
+import io
+import zipfile
+from datetime import date
+
 import pytest
 
 from portal import decisions, users
 from tests.page_harness import principal, run_page, shown_text
+from warehouse.auditpack import PackRequest, generate_pack
 from warehouse.queries.decisions import subjects
 from warehouse.scope import open_sponsor_scope
 
@@ -136,3 +141,38 @@ def test_signatures_show_to_the_sponsors_readers_and_no_other_sponsor(
         text = shown_text(run_page(PAGE, principal("sponsor_qa", sponsor, username=user),
                                    demo_warehouse))  # fmt: skip
         assert "Priya" not in text and "DEC-000001" not in text, sponsor
+
+
+def test_the_cockpit_shows_who_signed_and_flags_what_the_qms_has_not_recorded(
+    store, demo_warehouse, approval, monkeypatch
+):
+    carla = principal("cmo_quality", None, username="carla")
+    before = shown_text(run_page("cockpit.py", carla, demo_warehouse))
+    assert "Sponsor obligations on changes" in before
+    assert "Awaiting the sponsor's decision" in before
+    assert approval.label.split(",")[0] in before  # CC-2026-0061 awaits NWT
+    _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    after = shown_text(run_page("cockpit.py", carla, demo_warehouse))
+    assert "Signed in the portal, not yet in the QMS" in after
+    assert "Approved by Priya Raman (priya)" in after
+    assert "not recorded in the QMS after" not in after
+    monkeypatch.setenv("PORTAL_QMS_RECORD_HOURS", "0")
+    late = shown_text(run_page("cockpit.py", carla, demo_warehouse))
+    assert "1 decision(s) signed by sponsors in the portal are not recorded in the QMS" in late
+    assert "Signed in the portal, not recorded in the QMS in time" in late
+
+
+def test_the_audit_pack_carries_the_signature_for_its_sponsor_only(store, demo_warehouse, approval):
+    _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    request = PackRequest("NWT", date(2025, 12, 1), date(2026, 11, 26), "Tom", "test")
+    pack = generate_pack(demo_warehouse, request, signed=decisions.signed_for)
+    (section,) = [s for s in pack.manifest["sections"] if s["key"] == "decisions"]
+    assert section["rows"] == 1
+    with zipfile.ZipFile(io.BytesIO(pack.zip_bytes)) as packed:
+        csv = packed.read(next(n for n in packed.namelist() if n.endswith("decisions.csv")))
+    assert "Approved by Priya Raman (priya)" in csv.decode()
+    other = generate_pack(
+        demo_warehouse, PackRequest("CTB", request.start, request.end, "Tom", "test"),
+        signed=decisions.signed_for,
+    )  # fmt: skip
+    assert "decisions" not in {s["key"] for s in other.manifest["sections"]}

@@ -4,6 +4,7 @@ never from what the job published."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -37,9 +38,15 @@ def visible(demo_plant) -> dict[str, dict[str, frozenset[str]]]:
     return record_sponsors(demo_plant.path)
 
 
+def _in_source(plant: Path, table: str, column: str) -> int:
+    """Values of the column in the source: what the partitions must account for."""
+    with sqlite3.connect(f"file:{plant}?mode=ro", uri=True) as db:
+        return db.execute(f"SELECT count({column}) FROM {table}").fetchone()[0]
+
+
 @pytest.mark.parametrize(("table", "column", "names"), _checks(), ids=lambda v: str(v))
 def test_no_partition_holds_a_record_its_sponsor_may_not_see(
-    demo_warehouse: Path, visible, table: str, column: str, names: str
+    demo_warehouse: Path, demo_plant, visible, table: str, column: str, names: str
 ) -> None:
     snapshot = current_snapshot(demo_warehouse)
     checked = 0
@@ -51,7 +58,12 @@ def test_no_partition_holds_a_record_its_sponsor_may_not_see(
         strangers = sorted(v for v in values.unique() if sponsor not in visible[names].get(v, ()))
         assert not strangers, f"{table}.{column} in {sponsor}'s partition: {strangers[:5]}"
         checked += values.len()
-    assert checked, f"nothing to check in {table}.{column}"
+    # A table the demo plant leaves empty (decision_receipt: only the QMS import of portal
+    # decisions writes it; tests/etl/test_decision_receipts.py checks it with rows) publishes
+    # nothing; any other empty check is a wrong column or a lost table.
+    assert checked or not _in_source(demo_plant.path, table, column), (
+        f"nothing to check in {table}.{column}"
+    )
 
 
 def test_each_sponsor_partition_of_the_registry_holds_its_own_row_only(

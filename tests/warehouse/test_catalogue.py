@@ -147,6 +147,12 @@ CODES = {
     c.TOKEN_STATE: tokens.STATES,
     c.DECISION_MEANING: tuple(m for ms in decision_subjects.MEANINGS.values() for m in ms),
     c.DECISION_ON: tuple(decision_subjects.MEANINGS),
+    c.OBLIGATION_STATE: (
+        "NOTICE_NOT_SENT",
+        "AWAITING_SPONSOR",
+        "SIGNED_NOT_RECORDED",
+        "QMS_OVERDUE",
+    ),
 }
 
 
@@ -261,6 +267,9 @@ CALLS = {
     "users": lambda fn, s, f, t: fn([ACCOUNT]),
     "access_log": lambda fn, s, f, t: fn([LOGGED]),
     "api_tokens": lambda fn, s, f, t: fn(list(ISSUED), datetime(2026, 11, 2, 9, 30, tzinfo=UTC)),
+    "open_change_obligations": lambda fn, s, f, t: fn(
+        s, decisions.decisions_frame([SIGNED]), None, datetime(2026, 11, 9, tzinfo=UTC)
+    ),
     "decisions": lambda fn, s, f, t: fn(
         [SIGNED],
         pl.DataFrame({"decision_id": ["DEC-000001"], "recorded_at": [datetime(2026, 11, 3)]}),

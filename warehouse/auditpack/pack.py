@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.auditpack import report
-from warehouse.auditpack.sections import Section, collect, products
+from warehouse.auditpack.sections import Section, collect, products, stable
 from warehouse.filters import Filters
 from warehouse.layout import code_version
 from warehouse.queries.common import sponsor_name
@@ -65,20 +66,28 @@ class AuditPack:
 
 
 def generate_pack(
-    warehouse_root: Path, request: PackRequest, generated_at: datetime | None = None
+    warehouse_root: Path,
+    request: PackRequest,
+    generated_at: datetime | None = None,
+    signed: Callable[[Scope], pl.DataFrame] | None = None,
 ) -> AuditPack:
-    """Open the sponsor's confined scope on `warehouse_root`, build the pack, close the scope."""
+    """Open the sponsor's confined scope on `warehouse_root`, build the pack, close the scope;
+    `signed(scope)` gives the sponsor's signed decisions, if the pack is to carry them."""
     scope = open_sponsor_scope(Path(warehouse_root), request.sponsor_id)
     try:
-        return build_pack(scope, request, generated_at)
+        return build_pack(scope, request, generated_at, signed(scope) if signed else None)
     finally:
         scope.close()
 
 
 def build_pack(
-    scope: Scope, request: PackRequest, generated_at: datetime | None = None
+    scope: Scope,
+    request: PackRequest,
+    generated_at: datetime | None = None,
+    signed: pl.DataFrame | None = None,
 ) -> AuditPack:
-    """The pack for `request` read through `scope`, which must be that sponsor's scope."""
+    """The pack for `request` read through `scope`, which must be that sponsor's scope, with
+    `signed` (catalogue "decisions" rows of that sponsor) as a section when there are any."""
     if scope.sponsor_id is None or scope.sponsor_id != request.sponsor_id:
         raise PackError("An audit pack is built only from its own sponsor's scope.")
     if request.start > request.end:
@@ -96,6 +105,13 @@ def build_pack(
     as_of = scope.snapshot.created_at.date()
 
     sections = collect(scope, Filters(request.start, request.end, chosen), as_of)
+    if signed is not None and signed.height:
+        # The signatures' manifestation beside the changes they decided (21 CFR 11.50).
+        after = next(i for i, s in enumerate(sections) if s.key == "change_controls") + 1
+        mine = signed.filter(pl.col("sponsor_id") == request.sponsor_id)
+        sections.insert(after, Section("decisions", "QUALITY", stable(mine),
+                                       ("decision_id", "record", "meaning", "signature",
+                                        "qms_recorded_at")))  # fmt: skip
     data = data_files(sections)
     parameters = {
         "sponsor_id": request.sponsor_id,

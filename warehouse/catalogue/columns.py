@@ -987,3 +987,14 @@ CHAIN_HASH = Column("row_hash", "Chain hash", "SHA-256 over the decision and the
 QMS_RECORDED_AT = Column("qms_recorded_at", "Recorded in the QMS", "When the CMO's quality "
                          "system recorded the decision, as the nightly job read it back; blank "
                          "until then.", "datetime")  # fmt: skip
+# Where a sponsor obligation on a change stands (portal.decision_panel.open_obligations).
+OBLIGATION_STATE_WORDS = {
+    "NOTICE_NOT_SENT": "Notification not sent yet",
+    "AWAITING_SPONSOR": "Awaiting the sponsor's decision",
+    "SIGNED_NOT_RECORDED": "Signed in the portal, not yet in the QMS",
+    "QMS_OVERDUE": "Signed in the portal, not recorded in the QMS in time",
+}
+OBLIGATION_STATE = Column("state", "Where it stands", "Whether the sponsor's obligation awaits "
+                          "the CMO's notification, the sponsor's signature, or the QMS's "
+                          "record of a signature given in the portal.", "code",
+                          OBLIGATION_STATE_WORDS)  # fmt: skip

@@ -413,6 +413,14 @@ DATASETS: tuple[Dataset, ...] = (
          c.CHAIN_HASH),
         hidden=("impact_id", "sponsor_id")),
     Dataset(
+        "open_change_obligations", "Sponsor obligations on changes not yet met",
+        "Changes not yet effective whose sponsor obligation is open, and decisions signed in "
+        "the portal that the QMS has not recorded yet, with who signed what and when.",
+        "portal.decision_panel:open_obligations",
+        (c.SPONSOR_ID, c.CHANGE_NUMBER, c.PRODUCT, c.OBLIGATION, c.PLANNED_EFFECTIVE,
+         c.OBLIGATION_STATE, c.SIGNATURE, c.QMS_RECORDED_AT, c.TITLE),
+        hidden=("impact_id",)),
+    Dataset(
         "sponsor_health", "Sponsor health",
         "Per sponsor, the cockpit's health measures over the period (open deviations, overdue "
         "CAPAs and pending approvals as of today), each against its target.",

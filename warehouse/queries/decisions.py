@@ -61,7 +61,8 @@ WHERE c.actual_effective IS NULL
   AND c.status NOT IN ('REJECTED', 'CLOSED')
   AND ((i.obligation = 'PRIOR_APPROVAL' AND coalesce(i.decision, 'PENDING') = 'PENDING')
        OR (i.obligation = 'NOTIFY' AND i.notified_at IS NOT NULL))
-ORDER BY c.planned_effective NULLS LAST, c.change_number, product, i.impact_id
+ORDER BY i.obligation = 'PRIOR_APPROVAL' DESC, c.planned_effective NULLS LAST, c.change_number,
+         product, i.impact_id
 """
 
 
@@ -134,7 +135,7 @@ def _subject(row: dict) -> Subject:
             else "before the change goes live (no planned effective day yet)"
         )
     else:
-        deadline = "none: the agreement asks for a notification, which the CMO sent"
+        deadline = "none set: the agreement asks only for the notification, which the CMO sent"
     shown = [
         ("Change", f"{row['change_number']}: {row['title']}"),
         ("Type and risk", f"{_words('change_type', row['change_type'])}, "
@@ -144,7 +145,7 @@ def _subject(row: dict) -> Subject:
         ("Markets and reporting category", _markets(row["markets"])),
         ("Your obligation", _words("obligation", row["obligation"])),
         ("Quality agreement", clause),
-        ("Decide", deadline),
+        ("Deadline", deadline),
     ]  # fmt: skip
     if not prior:
         shown.insert(6, ("Notified to you", f"{row['notified_at']:%d %b %Y %H:%M} (plant time)"))
