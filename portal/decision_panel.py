@@ -187,6 +187,9 @@ def _signing_form(
     shown: tuple[str, str | None] | None,
 ) -> None:
     """The record as shown and signed, the meaning, and the password again (21 CFR 11.200)."""
+    meanings = [m for m in subject.meanings if not current or m != current["meaning"]]
+    if not meanings:  # an acknowledgement given stays given: nothing to replace it with
+        return
     title = "Review and sign" if current is None else "Replace this decision"
     urgent = current is None and subject.record_type == subjects_of.CHANGE_APPROVAL
     with st.expander(title, expanded=urgent):
@@ -194,7 +197,6 @@ def _signing_form(
         st.markdown(
             "\n".join(f"- **{what}:** {_plain(details)}" for what, details in subject.shown)
         )
-        meanings = [m for m in subject.meanings if not current or m != current["meaning"]]
         form_key = f"sign:{subject.record_id}:{current['decision_id'] if current else 'first'}"
         with st.form(form_key, clear_on_submit=True):
             meaning = st.radio(

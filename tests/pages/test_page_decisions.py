@@ -176,3 +176,15 @@ def test_the_audit_pack_carries_the_signature_for_its_sponsor_only(store, demo_w
         signed=decisions.signed_for,
     )  # fmt: skip
     assert "decisions" not in {s["key"] for s in other.manifest["sections"]}
+
+
+def test_an_acknowledgement_stays_given_with_nothing_to_replace_it(store, demo_warehouse):
+    scope = open_sponsor_scope(demo_warehouse, "NWT")
+    notice = next(s for s in subjects(scope) if s.record_type == "change_notification")
+    scope.close()
+    app = _sign(run_page(PAGE, _priya(), demo_warehouse), notice, "ACKNOWLEDGED",
+                "priya-demo-2026")  # fmt: skip
+    assert not app.exception
+    assert "Acknowledged by Priya Raman (priya)" in shown_text(app)
+    assert not [b for b in app.button if notice.record_id in (b.key or "")]  # no form left
+    assert [d.meaning for d in decisions.for_sponsor("NWT")] == ["ACKNOWLEDGED"]
