@@ -54,7 +54,7 @@ def open_obligations(
     with sponsor_id) the QMS has not recorded, flagged once qms_record_hours() have passed."""
     impacts = scope.frame("open change obligations", OPEN_SQL)
     latest = (
-        signed.sort("chain_position")
+        signed.sort("signed_at_utc", maintain_order=True)
         .unique(["sponsor_id", "impact_id"], keep="last")
         .select("sponsor_id", "impact_id", "signature", "signed_at_utc", "decision_id")
     )

@@ -334,10 +334,15 @@ def _append(
         tail = conn.execute("SELECT seq, row_hash FROM decision ORDER BY seq DESC LIMIT 1")
         last = tail.fetchone()
         seq = (last["seq"] if last else 0) + 1
+        # Numbered per sponsor: the chain's own position counts every sponsor's decisions,
+        # which no sponsor may learn; it stays in the store and the CMO's outbox only.
+        ours = conn.execute(
+            "SELECT count(*) FROM decision WHERE sponsor_id = ?", (principal.sponsor_id,)
+        ).fetchone()[0]
         user = get_user(principal.username)
         fields = {
             "seq": seq,
-            "decision_id": f"DEC-{seq:06d}",
+            "decision_id": f"DEC-{principal.sponsor_id}-{ours + 1:04d}",
             "sponsor_id": principal.sponsor_id,
             "record_type": subject.record_type,
             "record_id": subject.record_id,
@@ -429,7 +434,6 @@ def decisions_frame(
             "signer_zone": d.signer_zone,
             "record_hash": d.record_hash,
             "snapshot": d.snapshot,
-            "chain_position": d.seq,
             "row_hash": d.row_hash,
             "impact_id": d.record_id,
             "sponsor_id": d.sponsor_id,
@@ -452,7 +456,7 @@ _FRAME_SCHEMA = {
     "meaning": pl.String, "signer_name": pl.String, "signed_at_utc": pl.Datetime("us"),
     "reason": pl.String, "supersedes": pl.String, "signature": pl.String, "signer": pl.String,
     "signer_zone": pl.String, "record_hash": pl.String, "snapshot": pl.String,
-    "chain_position": pl.Int64, "row_hash": pl.String, "impact_id": pl.String,
+    "row_hash": pl.String, "impact_id": pl.String,
     "sponsor_id": pl.String,
 }  # fmt: skip
 

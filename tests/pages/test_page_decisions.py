@@ -131,6 +131,8 @@ def test_signatures_show_to_the_sponsors_readers_and_no_other_sponsor(
     store, demo_warehouse, approval
 ):
     _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    (signed,) = decisions.for_sponsor("NWT")
+    assert signed.decision_id == "DEC-NWT-0001"  # numbered per sponsor: no count of others
     for who, picked in (
         (principal("auditor", "NWT", username="tom"), None),
         (principal("cmo_quality", None, username="carla"), "NWT"),
@@ -140,7 +142,7 @@ def test_signatures_show_to_the_sponsors_readers_and_no_other_sponsor(
     for sponsor, user in (("CTB", "bruno"), ("TSP", "takeshi")):
         text = shown_text(run_page(PAGE, principal("sponsor_qa", sponsor, username=user),
                                    demo_warehouse))  # fmt: skip
-        assert "Priya" not in text and "DEC-000001" not in text, sponsor
+        assert "Priya" not in text and signed.decision_id not in text, sponsor
 
 
 def test_the_cockpit_shows_who_signed_and_flags_what_the_qms_has_not_recorded(

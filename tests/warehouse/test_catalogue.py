@@ -272,7 +272,7 @@ CALLS = {
     ),
     "decisions": lambda fn, s, f, t: fn(
         [SIGNED],
-        pl.DataFrame({"decision_id": ["DEC-000001"], "recorded_at": [datetime(2026, 11, 3)]}),
+        pl.DataFrame({"decision_id": ["DEC-NWT-0001"], "recorded_at": [datetime(2026, 11, 3)]}),
     ),
     # The cockpit's datasets, here over the one sponsor's scope (a population of its own).
     "sponsor_health": lambda fn, s, f, t: fn({"S": _kpis(s, f, t)}, cockpit.DEFAULT_TARGETS)[0],
@@ -297,7 +297,7 @@ LOGGED = {"id": 7, "at": "2026-11-02T09:30:00.000000+00:00", "username": "rita",
           "detail": None}  # fmt: skip
 # One token in each state on 2026-11-02: live, expired the day before, revoked.
 SIGNED = decisions.Decision(
-    1, "DEC-000001", "NWT", "change_approval", "CC-00061-I001", "CC-2026-0061, Fenolimab",
+    1, "DEC-NWT-0001", "NWT", "change_approval", "CC-00061-I001", "CC-2026-0061, Fenolimab",
     "{}", "cd" * 32, "APPROVED", None, None, "priya", "Priya Raman",
     "2026-11-02T15:04:00.000000+00:00", "Europe/Berlin", "20261102T020000Z-abcdef", "0" * 64,
     "ef" * 32,

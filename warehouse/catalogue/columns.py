@@ -980,8 +980,6 @@ SIGNED_CONTENT_HASH = Column("record_hash", "Content hash", "SHA-256 of exactly 
                              "was shown.", "id")  # fmt: skip
 SIGNED_SNAPSHOT = Column("snapshot", "Snapshot", "The published data snapshot the signer read.",
                          "id")  # fmt: skip
-CHAIN_POSITION = Column("chain_position", "Chain position", "The decision's place in the "
-                        "portal's hash chain of signatures.", "count")  # fmt: skip
 CHAIN_HASH = Column("row_hash", "Chain hash", "SHA-256 over the decision and the one before "
                     "it: any later change to either breaks it.", "id")  # fmt: skip
 QMS_RECORDED_AT = Column("qms_recorded_at", "Recorded in the QMS", "When the CMO's quality "
