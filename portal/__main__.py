@@ -107,7 +107,8 @@ def _create_token(args: argparse.Namespace) -> str:
     if out.exists() or out.is_symlink():
         raise tokens.TokenError(f"{out} already exists; profile files are never overwritten")
     try:
-        token, secret = tokens.create(args.sponsor, args.label, args.expires, args.by)
+        sponsor = tokens.CMO_INTEGRATION if args.cmo_integration else args.sponsor
+        token, secret = tokens.create(sponsor, args.label, args.expires, args.by)
     except tokens.LabelFull as full:
         raise tokens.TokenError(f"{full}: python -m portal tokens revoke {full.oldest}") from None
     try:
@@ -116,7 +117,8 @@ def _create_token(args: argparse.Namespace) -> str:
         tokens.revoke(token.token_id, args.by)
         raise tokens.TokenError(f"{refused} (token {token.token_id} revoked unused)") from None
     return (
-        f"profile for {token.sponsor_id} ({token.label}) written to {out}, token "
+        f"profile for {'the CMO integration' if token.cmo_integration else token.sponsor_id} "
+        f"({token.label}) written to {out}, token "
         f"{token.token_id}, expires {token.expires_at:%Y-%m-%d %H:%M:%S} UTC\n"
         "hand the file over securely: the secret in it is shown nowhere else"
     )
@@ -170,7 +172,14 @@ def _add_token_commands(commands: argparse._SubParsersAction) -> None:
     create = token_commands.add_parser(
         "create", help="new token, written into a Delta Sharing profile file (mode 0600)"
     )
-    create.add_argument("--sponsor", required=True, help="sponsor id")
+    whose = create.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--sponsor", help="sponsor id: the token reads that sponsor's data")
+    whose.add_argument(
+        "--cmo-integration",
+        action="store_true",
+        help="a token for the CMO's QMS: reads sponsors' signed decisions (GET "
+        "/api/v1/decisions), never a sponsor's data",
+    )
     create.add_argument("--label", required=True, help="who uses it, e.g. 'NWT data team'")
     create.add_argument(
         "--expires",

@@ -405,6 +405,17 @@ def all_decisions(since: datetime | None = None) -> list[Decision]:
     return [_decision(row) for row in rows]
 
 
+def page_after(after: int, since: datetime | None, limit: int) -> list[Decision]:
+    """Up to `limit` decisions past chain position `after` (signed at or after `since`), in
+    chain order: what a QMS pulling the outbox reads next (CMO integration only)."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT * FROM decision WHERE seq > ? AND signed_at >= ? ORDER BY seq LIMIT ?",
+            (after, to_text(since) if since else "", limit),
+        ).fetchall()
+    return [_decision(row) for row in rows]
+
+
 def in_force(decisions: Iterable[Decision]) -> dict[tuple[str, str], Decision]:
     """The newest decision per (record_type, record_id): what a superseding one replaced is
     history."""

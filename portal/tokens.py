@@ -37,6 +37,9 @@ MAX_LIVE_PER_LABEL = 2
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The access log's role for token changes made outside any sign-in (as for CLI audit packs).
 OPERATOR_ROLE = "command_line"
+# The "sponsor" of a CMO integration token (the QMS pulling sponsors' signed decisions): not a
+# sponsor id (is_safe_sponsor_id refuses it), so no sponsor scope, share or table opens for it.
+CMO_INTEGRATION = "*CMO*"
 # A token's state at a moment (Token.state); the catalogue gives each its words.
 STATES = ("LIVE", "EXPIRED", "REVOKED")
 
@@ -66,6 +69,11 @@ class Token:
     last_used_at: datetime | None
     revoked_at: datetime | None
     revoked_by: str | None
+
+    @property
+    def cmo_integration(self) -> bool:
+        """A CMO integration token: reads decisions for the QMS, never a sponsor's data."""
+        return self.sponsor_id == CMO_INTEGRATION
 
     def live(self, now: datetime) -> bool:
         """True when not revoked and not past the end of its expiry day."""
@@ -114,7 +122,7 @@ def years_later(day: date, years: int) -> date:
 
 
 def _check(sponsor_id: str, label: str, expires: date, now: datetime) -> None:
-    if not is_safe_sponsor_id(sponsor_id):
+    if sponsor_id != CMO_INTEGRATION and not is_safe_sponsor_id(sponsor_id):
         raise TokenError(f"{sponsor_id!r} is not a valid sponsor id")
     if not (1 <= len(label) <= MAX_LABEL_LENGTH and label.isprintable() and label.strip()):
         raise TokenError(

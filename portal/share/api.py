@@ -14,7 +14,7 @@ import io
 import json
 import threading
 from collections import OrderedDict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,8 +22,8 @@ import polars as pl
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from portal import access_log, tokens
-from portal.share.errors import Bearer, ShareError, not_found
+from portal import access_log, decisions, tokens
+from portal.share.errors import Bearer, CmoBearer, ShareError, not_found
 from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
@@ -36,6 +36,7 @@ MAX_PAGE_SIZE = 100_000
 DEFAULT_DAYS = 365
 MEASURE_KEYS = cockpit.COCKPIT_KPIS  # the measures computed per sponsor (as the cockpit does)
 SCOPES_KEPT = 32
+MAX_DECISIONS = 1000  # per page of GET /decisions
 
 
 class _Scopes:
@@ -210,6 +211,34 @@ def router(warehouse_root: Path) -> APIRouter:
             "numerator": result.numerator, "denominator": result.denominator,
             "completeness": result.completeness, "reliable": result.reliable,
         }  # fmt: skip
+
+    @api.get(
+        "/decisions",
+        summary="Decisions sponsors signed in the portal, for the CMO's QMS (CMO integration "
+        "token only)",
+    )
+    def list_decisions(
+        request: Request,
+        token: CmoBearer,
+        after: Annotated[int, Query(ge=0, description="chain position already read")] = 0,
+        since: Annotated[datetime | None, Query(description="signed at or after (ISO)")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_DECISIONS)] = 100,
+    ) -> Response:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        found = decisions.page_after(after, since, limit + 1)
+        shown, more = found[:limit], len(found) > limit
+        next_after = shown[-1].seq if more else None
+        answer = _json({
+            "decisions": [decisions.outbox_record(d) for d in shown],
+            "next_after": next_after,
+            "next_page": str(request.url.include_query_params(after=next_after))
+            if more else None,
+        }, {})  # fmt: skip
+        log(request, token, row_count=len(shown),
+            content_hash=hashlib.sha256(answer.body).hexdigest(),
+            detail=f"decisions after {after}")  # fmt: skip
+        return answer
 
     return api
 

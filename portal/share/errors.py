@@ -34,9 +34,7 @@ _scheme = HTTPBearer(
 )
 
 
-def _bearer(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)],
-) -> tokens.Token:
+def _authenticated(credentials: HTTPAuthorizationCredentials | None) -> tokens.Token:
     token = tokens.authenticate(credentials.credentials) if credentials else None
     if token is None:
         raise ShareError(401, "UNAUTHENTICATED", "The bearer token is missing, unknown, "
@@ -44,4 +42,27 @@ def _bearer(
     return token
 
 
+def _bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)],
+) -> tokens.Token:
+    """A sponsor's token: the only one any share, table, dataset or measure answers."""
+    token = _authenticated(credentials)
+    if token.cmo_integration:
+        raise ShareError(403, "PERMISSION_DENIED", "A CMO integration token reads decisions "
+                         "only; sponsor data needs a sponsor's token.")  # fmt: skip
+    return token
+
+
+def _cmo_bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)],
+) -> tokens.Token:
+    """A CMO integration token (python -m portal tokens create --cmo-integration)."""
+    token = _authenticated(credentials)
+    if not token.cmo_integration:
+        raise ShareError(403, "PERMISSION_DENIED", "Decisions are read by the CMO's "
+                         "integration token only.")  # fmt: skip
+    return token
+
+
 Bearer = Annotated[tokens.Token, Depends(_bearer)]
+CmoBearer = Annotated[tokens.Token, Depends(_cmo_bearer)]

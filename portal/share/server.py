@@ -280,7 +280,7 @@ def create_app(warehouse_root: Path) -> FastAPI:
             raise ShareError(403, "PERMISSION_DENIED", "This file link is not valid or has "
                              "expired; query the table again for a fresh one.")  # fmt: skip
         token = tokens.get(token_id)
-        if token is None or not token.live(utc_now()):
+        if token is None or not token.live(utc_now()) or token.cmo_integration:
             raise ShareError(401, "UNAUTHENTICATED", "The token this link was issued to is "
                              "expired or revoked.")  # fmt: skip
         found = share_of(token)
