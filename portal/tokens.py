@@ -347,4 +347,7 @@ def tokens_frame(tokens: list[Token], now: datetime) -> pl.DataFrame:
                 "revoked_by": pl.String},
         orient="row",
     )  # fmt: skip
-    return frame.with_columns(pl.col(moment).dt.replace_time_zone(None))
+    return frame.with_columns(
+        pl.col(moment).dt.replace_time_zone(None),
+        pl.col("sponsor_id").replace({CMO_INTEGRATION: "CMO integration (decisions only)"}),
+    )

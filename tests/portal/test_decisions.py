@@ -34,7 +34,7 @@ from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Su
 from warehouse.scope import Scope, open_sponsor_scope
 
 ROOT = Path(__file__).resolve().parents[2]
-DECISION_ID = re.compile(r"DEC-\d{6}")
+DECISION_ID = re.compile(r"DEC-[A-Z0-9_-]+-\d{4}")
 
 
 # --- a fresh store per test, the demo warehouse read through confined scopes -------------------
@@ -171,7 +171,7 @@ def test_a_granted_sponsor_qa_approves_and_the_signature_records_who_when_and_wh
     assert decision.record_json == approval.content
     assert hashlib.sha256(decision.record_json.encode()).hexdigest() == decision.record_hash
     assert decision.snapshot == nwt.snapshot.run_id
-    assert (decision.seq, decision.decision_id) == (1, "DEC-000001")
+    assert (decision.seq, decision.decision_id) == (1, "DEC-NWT-0001")
     assert decision.prev_hash == decisions.GENESIS
 
     text = decision.manifestation()
@@ -240,6 +240,10 @@ def test_a_change_notification_is_acknowledged(scopes, notices):
     theirs = sign("takeshi", scopes["TSP"], theirs_subject, "ACKNOWLEDGED")
     assert (theirs.sponsor_id, theirs.signer_name) == ("TSP", "Takeshi Sato")
     assert theirs.prev_hash == mine.row_hash  # one chain across sponsors
+    # numbered per sponsor: TSP's number does not tell how many NWT signed before it
+    assert (mine.decision_id, theirs.decision_id, theirs.seq) == ("DEC-NWT-0001",
+                                                                  "DEC-TSP-0001", 2)  # fmt: skip
+    assert "0002" not in theirs.manifestation()
     assert decisions.for_sponsor("NWT") == [mine] and decisions.for_sponsor("TSP") == [theirs]
     assert decisions.verify().intact
 
@@ -278,7 +282,7 @@ def decided(nwt, approval, notices) -> dict[str, decisions.Decision]:
 SUPERSEDING = [
     ("decide again without replacing", "approval", "APPROVED", None, "already decided:"),
     ("replace the older decision", "approval", "APPROVED", "approved", "already decided:"),
-    ("replace an unknown decision", "approval", "APPROVED", "DEC-999999", "already decided:"),
+    ("replace an unknown decision", "approval", "APPROVED", "DEC-NWT-9999", "already decided:"),
     ("replace another record's decision", "approval", "APPROVED", "acknowledged",
      "already decided:"),
     ("replace with the same meaning", "approval", "REJECTED", "rejected",
@@ -478,7 +482,7 @@ def test_a_signature_copied_onto_a_new_row_outside_sign_is_reported(chain, notic
     other = notices[1]
     seq = last["seq"] + 1
     copied |= {
-        "seq": seq, "decision_id": f"DEC-{seq:06d}", "record_id": other.record_id,
+        "seq": seq, "decision_id": "DEC-NWT-0003", "record_id": other.record_id,
         "record_label": other.label, "record_json": other.content,
         "record_hash": other.content_hash, "prev_hash": last["row_hash"],
     }  # fmt: skip
@@ -512,16 +516,17 @@ def test_export_writes_one_json_and_one_csv_per_decision_and_a_rerun_writes_noth
     assert sorted(files) == sorted(f"{d.decision_id}.{ext}" for d in chain
                                    for ext in ("json", "csv"))  # fmt: skip
 
-    first = json.loads(files["DEC-000001.json"])
-    assert first["decision_id"] == "DEC-000001" and first["meaning"] == "APPROVED"
+    name = chain[0].decision_id
+    first = json.loads(files[f"{name}.json"])
+    assert first["decision_id"] == name and first["meaning"] == "APPROVED"
     assert first["meaning_words"] == "Approved"
     assert first["signature"] == chain[0].manifestation()
     assert first["record_hash"] == approval.content_hash and first["row_hash"] == chain[0].row_hash
     assert first["shown"] == [list(pair) for pair in approval.shown]
-    (row,) = list(csv.DictReader(io.StringIO(files["DEC-000001.csv"].decode())))
+    (row,) = list(csv.DictReader(io.StringIO(files[f"{name}.csv"].decode())))
     assert list(row) == sorted(row) and "shown" not in row
     assert (row["decision_id"], row["signer"], row["signature"]) == (
-        "DEC-000001", "priya", chain[0].manifestation(),
+        name, "priya", chain[0].manifestation(),
     )  # fmt: skip
 
     again = cli("decisions", "export", "--since", "2000-01-01", "--out", str(out))
@@ -534,9 +539,9 @@ def test_export_writes_one_json_and_one_csv_per_decision_and_a_rerun_writes_noth
 
 def test_export_since_takes_only_the_decisions_signed_from_then(chain, tmp_path):
     assert decisions.export_outbox(chain[1].signed_moment, tmp_path / "a") == (2, 4)
-    assert sorted(outbox_files(tmp_path / "a")) == [
-        "DEC-000002.csv", "DEC-000002.json", "DEC-000003.csv", "DEC-000003.json",
-    ]  # fmt: skip
+    assert sorted(outbox_files(tmp_path / "a")) == sorted(
+        f"{d.decision_id}.{ext}" for d in chain[1:] for ext in ("json", "csv")
+    )
     later = chain[2].signed_moment + timedelta(microseconds=1)
     assert decisions.export_outbox(later, tmp_path / "b") == (0, 0)
     # A naive --since is read as UTC.
@@ -549,8 +554,8 @@ def test_a_partial_export_is_resumed(chain, tmp_path):
     out = tmp_path / "outbox"
     decisions.export_outbox(None, out)
     whole = outbox_files(out)
-    (out / "DEC-000002.json").unlink()
-    (out / "DEC-000003.csv").unlink()
+    (out / f"{chain[1].decision_id}.json").unlink()
+    (out / f"{chain[2].decision_id}.csv").unlink()
     done = cli("decisions", "export", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "2 file(s) written, 4 already there and identical" in done.stdout
@@ -561,14 +566,16 @@ def test_a_partial_export_is_resumed(chain, tmp_path):
 def test_a_different_file_under_a_decisions_name_is_never_overwritten(chain, tmp_path):
     out = tmp_path / "outbox"
     out.mkdir()
-    foreign = b'{"decision_id": "DEC-000001", "meaning": "REJECTED"}\n'
-    (out / "DEC-000001.json").write_bytes(foreign)
-    with pytest.raises(FileExistsError, match="DEC-000001.json exists with different content"):
+    target = out / f"{chain[0].decision_id}.json"
+    foreign = json.dumps({"decision_id": chain[0].decision_id, "meaning": "REJECTED"}).encode()
+    target.write_bytes(foreign)
+    refusal = f"{target.name} exists with different content"
+    with pytest.raises(FileExistsError, match=refusal):
         decisions.export_outbox(None, out)
     done = cli("decisions", "export", "--out", str(out))
     assert done.returncode == 2
-    assert "error: DEC-000001.json exists with different content" in done.stderr
-    assert (out / "DEC-000001.json").read_bytes() == foreign
+    assert f"error: {refusal}" in done.stderr
+    assert target.read_bytes() == foreign
 
 
 # --- the password, every signature, and the lockout ---------------------------------------------

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -349,20 +348,38 @@ def test_a_replayed_signature_is_refused_as_already_decided(scopes, records):
 # --- two signers of one sponsor, at once ---------------------------------------------------------
 
 
-def _sign_in_thread(scope: Scope, subject: Subject, barrier: threading.Barrier):
-    def attempt(username: str):
+@pytest.fixture(scope="module")
+def rounds(scopes) -> list[tuple[Subject, str]]:
+    """Every record NWT may decide, each raced for once: (record, meaning)."""
+    meaning = {CHANGE_APPROVAL: "APPROVED", CHANGE_NOTIFICATION: "ACKNOWLEDGED"}
+    found = [(s, meaning[s.record_type]) for s in subjects(scopes["NWT"])]
+    assert len(found) >= 2
+    return found
+
+
+def _race_in_threads(scope: Scope, rounds, signers: tuple[str, ...]) -> list[list]:
+    """Per round, one thread per signer, released together by a barrier once signed in."""
+
+    def attempt(username: str, subject: Subject, meaning: str, barrier: threading.Barrier):
         who = principal(username)
         barrier.wait(timeout=30)
         try:
             return decisions.sign(
-                who, scope, subject.record_type, subject.record_id, "APPROVED",
+                who, scope, subject.record_type, subject.record_id, meaning,
                 typed_username=username, password=password_of(username),
                 shown_hash=subject.content_hash, zone=None,
-            )  # fmt: skip
+            ).decision_id  # fmt: skip
         except SignatureRefused as refused:
             return refused
 
-    return attempt
+    outcomes = []
+    with ThreadPoolExecutor(len(signers)) as pool:
+        for subject, meaning in rounds:
+            barrier = threading.Barrier(len(signers))
+            futures = [pool.submit(attempt, username, subject, meaning, barrier)
+                       for username in signers]  # fmt: skip
+            outcomes.append([future.result(timeout=60) for future in futures])
+    return outcomes
 
 
 SIGNER = r"""
@@ -372,57 +389,54 @@ from portal import decisions, users
 from portal.store import utc_now
 from warehouse.scope import open_sponsor_scope
 
-warehouse, username, password, record_type, record_id, shown_hash, go = sys.argv[1:]
+warehouse, username, password, rounds, go = sys.argv[1:]
 scope = open_sponsor_scope(Path(warehouse), "NWT")
 who = users.principal_for(username, utc_now())
-print("ready", flush=True)
-deadline = time.monotonic() + 60
-while not Path(go).exists():
-    if time.monotonic() > deadline:
-        sys.exit("never released")
-    time.sleep(0.001)
-try:
-    decision = decisions.sign(who, scope, record_type, record_id, "APPROVED",
-                              typed_username=username, password=password,
-                              shown_hash=shown_hash, zone=None)
-    print(json.dumps({"signed": decision.decision_id}))
-except decisions.SignatureRefused as refused:
-    print(json.dumps({"refused": str(refused)}))
+for number, (record_type, record_id, meaning, shown_hash) in enumerate(json.loads(rounds)):
+    print(f"ready {number}", flush=True)
+    released, deadline = Path(go) / str(number), time.monotonic() + 60
+    while not released.exists():
+        if time.monotonic() > deadline:
+            sys.exit("never released")
+        time.sleep(0.0005)
+    try:
+        decision = decisions.sign(who, scope, record_type, record_id, meaning,
+                                  typed_username=username, password=password,
+                                  shown_hash=shown_hash, zone=None)
+        print(json.dumps({"signed": decision.decision_id}), flush=True)
+    except decisions.SignatureRefused as refused:
+        print(json.dumps({"refused": str(refused)}), flush=True)
 """
 
 
-def _sign_in_processes(warehouse: Path, subject: Subject, go: Path, signers: tuple[str, ...]):
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SIGNER,
-                str(warehouse),
-                username,
-                password_of(username),
-                subject.record_type,
-                subject.record_id,
-                subject.content_hash,
-                str(go),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=os.environ | {"PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        for username in signers
-    ]
+def _race_in_processes(warehouse: Path, rounds, signers: tuple[str, ...], work: Path):
+    """One process per signer, each signing every round; per round, all are released at once
+    by a file appearing, after each said it is ready."""
+    go = work / "go"
+    go.mkdir()
+    plan = json.dumps([(s.record_type, s.record_id, meaning, s.content_hash)
+                       for s, meaning in rounds])  # fmt: skip
+    children = []
+    for number, username in enumerate(signers):
+        with open(work / f"stderr-{number}", "w") as stderr:
+            children.append(subprocess.Popen(
+                [sys.executable, "-c", SIGNER, str(warehouse), username, password_of(username),
+                 plan, str(go)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
+                env=os.environ | {"PYTHONPATH": str(ROOT)},
+            ))  # fmt: skip
+    outcomes = []
     try:
-        for child in children:  # each has its scope and principal, and waits at the barrier
-            assert child.stdout.readline().strip() == "ready", child.stderr.read()
-        go.touch()
-        outcomes = []
+        for number in range(len(rounds)):
+            for child in children:
+                assert child.stdout.readline().strip() == f"ready {number}", [
+                    path.read_text() for path in sorted(work.glob("stderr-*"))
+                ]
+            (go / str(number)).touch()
+            results = [json.loads(child.stdout.readline()) for child in children]
+            outcomes.append([r.get("signed") or SignatureRefused(r["refused"]) for r in results])
         for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+            assert child.wait(timeout=60) == 0
     finally:
         for child in children:
             if child.poll() is None:
@@ -434,30 +448,29 @@ def _sign_in_processes(warehouse: Path, subject: Subject, go: Path, signers: tup
                          ids=["two signers", "one signer in two tabs"])  # fmt: skip
 @pytest.mark.parametrize("how", ["threads", "processes"])
 def test_a_race_for_one_record_gives_one_decision(
-    scopes, records, demo_warehouse, tmp_path, how, signers
+    scopes, rounds, demo_warehouse, tmp_path, how, signers
 ):
     add_nadia()
     for username in ("priya", "nadia"):
         decisions.grant(username, "carla")
-    subject = records["NWT approval"]
-    started = time.monotonic()
     if how == "threads":
-        barrier = threading.Barrier(len(signers))
-        with ThreadPoolExecutor(len(signers)) as pool:
-            results = list(pool.map(_sign_in_thread(scopes["NWT"], subject, barrier), signers))
-        signed = [r.decision_id for r in results if isinstance(r, decisions.Decision)]
-        refused = [str(r) for r in results if isinstance(r, SignatureRefused)]
+        outcomes = _race_in_threads(scopes["NWT"], rounds, signers)
     else:
-        results = _sign_in_processes(demo_warehouse, subject, tmp_path / "go", signers)
-        signed = [r["signed"] for r in results if "signed" in r]
-        refused = [r["refused"] for r in results if "refused" in r]
-    assert time.monotonic() - started < 120
+        outcomes = _race_in_processes(demo_warehouse, rounds, signers, tmp_path)
 
-    assert len(signed) == 1 and len(refused) == 1, results
-    assert "already decided" in refused[0] and signed[0] in refused[0]
-    (row,) = stored()
-    assert row["decision_id"] == signed[0] and row["signer"] in signers
-    assert len(logged("DECISION_SIGNED")) == 1
-    (failed,) = logged("SIGNATURE_FAILED")
-    assert "already decided" in failed["detail"]
+    rows = stored()
+    assert len(rows) == len(rounds)  # one decision per record, however the race went
+    for (subject, meaning), outcome, row in zip(rounds, outcomes, rows, strict=True):
+        signed = [o for o in outcome if isinstance(o, str)]
+        refused = [str(o) for o in outcome if isinstance(o, SignatureRefused)]
+        assert len(signed) == 1 and len(refused) == len(signers) - 1, outcome
+        assert (row["decision_id"], row["record_id"], row["meaning"]) == (
+            signed[0], subject.record_id, meaning,
+        )  # fmt: skip
+        assert row["signer"] in signers
+        assert all("already decided" in r and signed[0] in r for r in refused), refused
+    assert len(logged("DECISION_SIGNED")) == len(rounds)
+    failed = logged("SIGNATURE_FAILED")
+    assert len(failed) == len(rounds) * (len(signers) - 1)
+    assert all("already decided" in entry["detail"] for entry in failed)
     assert decisions.verify().intact
