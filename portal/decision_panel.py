@@ -54,10 +54,12 @@ def open_obligations(
     with sponsor_id) the QMS has not recorded, flagged once qms_record_hours() have passed."""
     impacts = scope.frame("open change obligations", OPEN_SQL)
     latest = (
-        signed.sort("signed_at_utc", maintain_order=True)
-        .unique(["sponsor_id", "impact_id"], keep="last")
-        .select("sponsor_id", "impact_id", "signature", "signed_at_utc", "decision_id")
-    )
+        signed.filter(pl.col("record_type").is_in(subjects_of.CHANGE_KINDS))
+        .sort("signed_at_utc", maintain_order=True)
+        .unique(["sponsor_id", "record_id"], keep="last")
+        .select("sponsor_id", pl.col("record_id").alias("impact_id"), "signature",
+                "signed_at_utc", "decision_id")
+    )  # fmt: skip
     if receipts is not None and receipts.height:
         recorded = receipts.select("decision_id", pl.col("recorded_at").alias("qms_recorded_at"))
     else:
@@ -114,44 +116,47 @@ def not_recorded_in_time(obligations: pl.DataFrame, names: dict[str, str]) -> st
     )
 
 
-def decision_panel(scope: Scope) -> pl.DataFrame:
-    """Render the decisions section; returns the signed decisions shown (for the export)."""
+def decision_panel(scope: Scope, kinds: tuple[str, ...], page: str) -> pl.DataFrame:
+    """Render the decisions on records of `kinds` (what awaits the sponsor, the signing form,
+    the signatures given) on `page`; returns the signed decisions shown (for the export)."""
     principal = current_principal()
     our = voice()
-    subjects = subjects_of.subjects(scope)
-    signed = decisions.signed_for(scope)
+    subjects = subjects_of.subjects(scope, kinds)
+    signed = decisions.signed_for(scope, kinds)
     if not subjects and signed.is_empty():
         return signed
-    st.subheader(f"{our.Your} decisions")
+    acknowledging = set(kinds) <= set(subjects_of.EVENT_KINDS)
+    st.subheader(f"{our.Your} {'acknowledgements' if acknowledging else 'decisions'}")
     if done := st.session_state.pop(_SIGNED, None):
         st.success(f"Signed and recorded. {done}", icon=":material/verified:")
     may_sign = decisions.may_sign(principal) and principal.sponsor_id == scope.sponsor_id
     if principal.role == "sponsor_qa" and not may_sign and subjects:
         st.info(
-            "You can read these changes. Signing a decision needs the permission to sign for "
+            "You can read these records. Signing a decision needs the permission to sign for "
             "your company, which the CMO's quality staff grant.",
             icon=":material/lock:",
         )
     in_force = {
-        (row["record_type"], row["impact_id"]): row
+        (row["record_type"], row["record_id"]): row
         for row in signed.iter_rows(named=True)
     }  # fmt: skip
     shown_before = st.session_state.get(_SHOWN, {})
     shown_now: dict[str, tuple[str, str | None]] = {}
     for subject in subjects:
         current = in_force.get((subject.record_type, subject.record_id))
+        record = f"{subject.record_type}:{subject.record_id}"
         with st.container(border=True):
             _subject_state(subject, current, our.your)
             if may_sign:
-                shown_now[subject.record_id] = (
+                shown_now[record] = (
                     subject.content_hash,
                     current["decision_id"] if current else None,
                 )
-                _signing_form(scope, subject, current, shown_before.get(subject.record_id))
+                _signing_form(scope, subject, current, shown_before.get(record))
     st.session_state[_SHOWN] = shown_now
     if not signed.is_empty():
         st.markdown("**Signed in the portal**")
-        table(signed, "decisions", key="change_control:decisions",
+        table(signed, "decisions", key=f"{page}:decisions",
               first=("record", "meaning", "signer_name", "signed_at_utc", "qms_recorded_at",
                      "signature"))  # fmt: skip
     return signed

@@ -29,7 +29,7 @@ from portal import access_log, lockout
 from portal.store import connect, from_text, to_text, utc_now
 from portal.users import DEMO_SPONSOR_USERS, Principal, get_user
 from warehouse.queries.decision_receipts import receipts
-from warehouse.queries.decisions import MEANING_WORDS, Subject, subjects
+from warehouse.queries.decisions import EVENT_KINDS, MEANING_WORDS, Subject, subjects
 from warehouse.scope import Scope
 
 GENESIS = "0" * 64
@@ -189,9 +189,16 @@ def signer_zone(name: str | None) -> str:
     return name
 
 
+def _page_of(subject: Subject | None) -> str:
+    """The page a decision on `subject` is signed on, as the access log names pages."""
+    if subject is not None and subject.record_type in EVENT_KINDS:
+        return "deviations"
+    return "change-control"
+
+
 def _refuse(principal: Principal, subject: Subject | None, why: str, message: str) -> None:
     access_log.record(
-        "SIGNATURE_FAILED", principal, page="change-control",
+        "SIGNATURE_FAILED", principal, page=_page_of(subject),
         detail=f"{subject.label if subject else 'unknown record'}: {why}",
     )  # fmt: skip
     raise SignatureRefused(message)
@@ -220,7 +227,7 @@ def _check_password(principal: Principal, subject: Subject, typed: str, password
                 "Your account is no longer active; no signature was recorded.")  # fmt: skip
     lock_end = lockout.record_failure(principal.username, now, lockout.LockoutPolicy.from_env())
     access_log.record(
-        "SIGNATURE_FAILED", principal, page="change-control",
+        "SIGNATURE_FAILED", principal, page=_page_of(subject),
         detail=f"{subject.label}: wrong username or password",
     )  # fmt: skip
     if lock_end is not None:
@@ -314,7 +321,7 @@ def _append(
             existing = _decision(head)
             conn.execute("ROLLBACK")
             access_log.record(
-                "SIGNATURE_FAILED", principal, page="change-control",
+                "SIGNATURE_FAILED", principal, page=_page_of(subject),
                 detail=f"{subject.label}: already decided ({existing.decision_id})",
             )  # fmt: skip
             raise SignatureRefused(
@@ -366,7 +373,7 @@ def _append(
         )
         access_log.append_in(
             conn, "DECISION_SIGNED", principal.username, principal.role, principal.sponsor_id,
-            "change-control", None, 1, fields["row_hash"],
+            _page_of(subject), None, 1, fields["row_hash"],
             f"{fields['decision_id']}: {MEANING_WORDS[meaning]}, {subject.label}",
         )  # fmt: skip
         conn.execute("COMMIT")
@@ -385,13 +392,24 @@ def for_sponsor(sponsor_id: str) -> list[Decision]:
     return [_decision(row) for row in rows]
 
 
-def signed_for(scope: Scope) -> pl.DataFrame:
-    """The scope's sponsor's signed decisions (catalogue "decisions"), only those on records of
-    its own scope, with what the QMS recorded of them."""
-    impacts = set(
-        scope.frame("impact ids", "SELECT impact_id FROM change_impact")["impact_id"].to_list()
-    )
-    mine = [d for d in for_sponsor(scope.sponsor_id) if d.record_id in impacts]
+# Where each kind of record lives in a sponsor's scope: a decision shows only beside its own.
+_RECORDS_SQL = """
+SELECT 'change' AS kind, impact_id AS record_id FROM change_impact
+UNION ALL SELECT 'deviation', deviation_id FROM deviation
+UNION ALL SELECT 'oos', oos_id FROM oos_investigation
+"""
+
+
+def signed_for(scope: Scope, kinds: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """The scope's sponsor's signed decisions (catalogue "decisions") of `kinds` (all when
+    None), only those on records of its own scope, with what the QMS recorded of them."""
+    records = scope.frame("decided records", _RECORDS_SQL)
+    own = {(kind, rid) for kind, rid in records.iter_rows()}
+    mine = [
+        d for d in for_sponsor(scope.sponsor_id)
+        if (d.record_type.split("_")[0], d.record_id) in own
+        and (kinds is None or d.record_type in kinds)
+    ]  # fmt: skip
     return decisions_frame(mine, receipts(scope))
 
 
@@ -446,7 +464,7 @@ def decisions_frame(
             "record_hash": d.record_hash,
             "snapshot": d.snapshot,
             "row_hash": d.row_hash,
-            "impact_id": d.record_id,
+            "record_id": d.record_id,
             "sponsor_id": d.sponsor_id,
         }
         for d in decisions
@@ -458,8 +476,8 @@ def decisions_frame(
             "decision_id", pl.col("recorded_at").cast(pl.Datetime("us")).alias("qms_recorded_at")
         ).unique("decision_id", keep="first")
     joined = frame.join(recorded, on="decision_id", how="left")
-    return joined.select(*[name for name in _FRAME_SCHEMA if name != "impact_id"],
-                         "qms_recorded_at", "impact_id")  # fmt: skip
+    return joined.select(*[name for name in _FRAME_SCHEMA if name != "record_id"],
+                         "qms_recorded_at", "record_id")  # fmt: skip
 
 
 _FRAME_SCHEMA = {
@@ -467,7 +485,7 @@ _FRAME_SCHEMA = {
     "meaning": pl.String, "signer_name": pl.String, "signed_at_utc": pl.Datetime("us"),
     "reason": pl.String, "supersedes": pl.String, "signature": pl.String, "signer": pl.String,
     "signer_zone": pl.String, "record_hash": pl.String, "snapshot": pl.String,
-    "row_hash": pl.String, "impact_id": pl.String,
+    "row_hash": pl.String, "record_id": pl.String,
     "sponsor_id": pl.String,
 }  # fmt: skip
 

@@ -8,6 +8,7 @@ from portal.decision_panel import decision_panel
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import change_control
+from warehouse.queries.decisions import CHANGE_KINDS
 
 st.title("Change control")
 scope = sponsor_scope()
@@ -34,7 +35,7 @@ if not model.awaiting.is_empty():
         key="change_control:awaiting",
         first=("obligation", "planned_effective", "days_to_planned", "title", "product"),
     )
-signed = decision_panel(scope)
+signed = decision_panel(scope, CHANGE_KINDS, "change_control")
 if not signed.is_empty():
     export_buttons(signed, "change_control_decisions", filters, scope, dataset="decisions")
 

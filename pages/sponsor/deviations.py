@@ -4,9 +4,11 @@ import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope
+from portal.decision_panel import decision_panel
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import deviations
+from warehouse.queries.decisions import EVENT_KINDS
 
 st.title("Deviations & OOS")
 scope = sponsor_scope()
@@ -15,6 +17,7 @@ model = deviations.page_model(scope, filters, clock.today())
 
 if model.deviations.is_empty():
     empty_state("Deviations that touch this sponsor's products, batches or equipment appear here.")
+    acknowledged = decision_panel(scope, EVENT_KINDS, "deviations")
 else:
     open_deviations = model.open_deviations
     cols = st.columns(4)
@@ -24,6 +27,7 @@ else:
     cols[3].metric("Recurrences", model.recurrences, help="Deviations that recur a "
                    "deviation of the prior 12 months, this sponsor's or another client's "
                    "(DOMAIN.md KPI 7).")  # fmt: skip
+    acknowledged = decision_panel(scope, EVENT_KINDS, "deviations")
 
     listed = catalogue.dataset("deviations")
     order = {name: listed.column(name).ordered_words for name in ("classification", "status")}
@@ -64,3 +68,6 @@ else:
         dataset="oos_investigations", labels={"investigations": "Investigations"})  # fmt: skip
     table(model.oos, "oos_investigations")
     export_buttons(model.oos, "oos", filters, scope, dataset="oos_investigations")
+if not acknowledged.is_empty():
+    export_buttons(acknowledged, "deviations_acknowledgements", filters, scope,
+                   dataset="decisions")  # fmt: skip

@@ -190,3 +190,29 @@ def test_an_acknowledgement_stays_given_with_nothing_to_replace_it(store, demo_w
     assert "Acknowledged by Priya Raman (priya)" in shown_text(app)
     assert not [b for b in app.button if notice.record_id in (b.key or "")]  # no form left
     assert [d.meaning for d in decisions.for_sponsor("NWT")] == ["ACKNOWLEDGED"]
+
+
+def test_a_deviation_notification_is_acknowledged_on_the_deviations_page(store, demo_warehouse):
+    scope = open_sponsor_scope(demo_warehouse, "NWT")
+    notice = next(s for s in subjects(scope) if s.record_type == "deviation_notification")
+    scope.close()
+    app = run_page("deviations.py", _priya(), demo_warehouse)
+    text = shown_text(app)
+    assert "Your acknowledgements" in text and notice.label in text
+    assert "Change notification" not in text  # changes are answered on Change control
+    app = _sign(app, notice, "ACKNOWLEDGED", "priya-demo-2026")
+    assert not app.exception
+    (decision,) = decisions.for_sponsor("NWT")
+    assert (decision.record_type, decision.record_id) == ("deviation_notification",
+                                                          notice.record_id)  # fmt: skip
+    assert "Acknowledged by Priya Raman (priya)" in shown_text(app)
+    # The change-control page does not list it; another sponsor sharing the deviation (if
+    # any) sees neither the acknowledgement nor who gave it.
+    assert "Acknowledged by Priya" not in shown_text(run_page(PAGE, _priya(), demo_warehouse))
+    for sponsor, user in (("CTB", "bruno"), ("TSP", "takeshi")):
+        other = shown_text(
+            run_page(
+                "deviations.py", principal("sponsor_qa", sponsor, username=user), demo_warehouse
+            )
+        )
+        assert "Priya" not in other and decision.decision_id not in other, sponsor

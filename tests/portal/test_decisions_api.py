@@ -15,7 +15,7 @@ import requests
 
 from portal import decisions, tokens, users
 from tests.share_support import ShareServer, issue_tokens, start_share_server, stop_share_server
-from warehouse.queries.decisions import subjects
+from warehouse.queries.decisions import CHANGE_KINDS, subjects
 from warehouse.scope import open_sponsor_scope
 
 API = "/api/v1"
@@ -38,7 +38,7 @@ def signed(data_root, demo_warehouse) -> list[decisions.Decision]:
             decisions.grant(user, "carla")
             principal = users.principal_for(user, decisions.utc_now())
             scope = open_sponsor_scope(demo_warehouse, sponsor)
-            for subject in subjects(scope)[:2]:
+            for subject in subjects(scope, CHANGE_KINDS)[:2]:
                 meaning = subject.meanings[0]
                 made.append(decisions.sign(
                     principal, scope, subject.record_type, subject.record_id, meaning,

@@ -956,12 +956,15 @@ TOKEN_REVOKED_BY = Column("revoked_by", "Revoked by", "Username of whoever revok
 DECISION_MEANING_WORDS = {"APPROVED": "Approved", "REJECTED": "Rejected",
                           "ACKNOWLEDGED": "Acknowledged"}  # fmt: skip
 DECISION_RECORD_WORDS = {"change_approval": "Change awaiting prior approval",
-                         "change_notification": "Change notification"}  # fmt: skip
+                         "change_notification": "Change notification",
+                         "deviation_notification": "Deviation notification",
+                         "oos_notification": "OOS notification"}  # fmt: skip
 DECISION_ID = Column("decision_id", "Decision", "The portal's number for the signed decision, "
                      "as the CMO's QMS receives it.", "id", key=True)  # fmt: skip
-DECIDED_RECORD = Column("record", "Record", "The change and product the decision is on.", "text")
+DECIDED_RECORD = Column("record", "Record", "The change and product, deviation or OOS result "
+                        "the decision is on.", "text")  # fmt: skip
 DECISION_ON = Column("record_type", "Decision on", "What was decided: a change awaiting prior "
-                     "approval, or a change notification.", "code",
+                     "approval, or a notification of a change, deviation or OOS result.", "code",
                      DECISION_RECORD_WORDS)  # fmt: skip
 DECISION_MEANING = Column("meaning", "Meaning", "What the signature means (21 CFR 11.50).",
                           "code", DECISION_MEANING_WORDS)  # fmt: skip

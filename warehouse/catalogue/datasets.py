@@ -410,7 +410,7 @@ DATASETS: tuple[Dataset, ...] = (
         (c.DECISION_ID, c.DECIDED_RECORD, c.DECISION_ON, c.DECISION_MEANING, c.SIGNER_NAME,
          c.SIGNED_AT, c.QMS_RECORDED_AT, c.DECISION_REASON, c.SUPERSEDES, c.SIGNATURE,
          c.SIGNER, c.SIGNER_ZONE, c.SIGNED_CONTENT_HASH, c.SIGNED_SNAPSHOT, c.CHAIN_HASH),
-        hidden=("impact_id", "sponsor_id")),
+        hidden=("record_id", "sponsor_id")),
     Dataset(
         "open_change_obligations", "Sponsor obligations on changes not yet met",
         "Changes not yet effective whose sponsor obligation is open, and decisions signed in "
