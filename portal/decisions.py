@@ -196,12 +196,14 @@ def _page_of(subject: Subject | None) -> str:
     return "change-control"
 
 
-def _refuse(principal: Principal, subject: Subject | None, why: str, message: str) -> None:
+def _refuse(
+    principal: Principal, subject: Subject | None, why: str, message: str, locked: bool = False
+) -> None:
     access_log.record(
         "SIGNATURE_FAILED", principal, page=_page_of(subject),
         detail=f"{subject.label if subject else 'unknown record'}: {why}",
     )  # fmt: skip
-    raise SignatureRefused(message)
+    raise SignatureRefused(message, locked=locked)
 
 
 def _check_password(principal: Principal, subject: Subject, typed: str, password: str) -> None:
@@ -210,7 +212,7 @@ def _check_password(principal: Principal, subject: Subject, typed: str, password
     if lockout.locked_until(principal.username, now) is not None:
         _refuse(principal, subject, "account locked",
                 "This account is locked after repeated failed attempts; no signature was "
-                "recorded. Sign in again once the lock has passed.")  # fmt: skip
+                "recorded. Sign in again once the lock has passed.", locked=True)  # fmt: skip
     user = get_user(principal.username)
     typed = (typed or "").strip().lower()
     ok = (
@@ -526,6 +528,13 @@ def verify() -> ChainReport:
             problems.append(f"{where}: the record shown does not match its content hash")
         previous = fields["row_hash"]
     stored = {row["row_hash"] for row in rows}
+    signed = {entry["content_hash"] for entry in logged}
+    for row in rows:
+        if row["row_hash"] not in signed:
+            problems.append(
+                f"row {row['seq']} ({row['decision_id']}, {row['record_label']}): no signing of "
+                "it is in the access log (appended outside the portal)"
+            )
     for entry in logged:
         if entry["content_hash"] not in stored:
             problems.append(

@@ -122,6 +122,21 @@ CREATE TRIGGER IF NOT EXISTS decision_no_update BEFORE UPDATE ON decision
 BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS decision_no_delete BEFORE DELETE ON decision
 BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+-- INSERT OR REPLACE deletes the row it conflicts with without firing delete triggers (unless
+-- recursive_triggers is on): an insert that would meet an existing row is refused first.
+CREATE TRIGGER IF NOT EXISTS decision_no_replace BEFORE INSERT ON decision
+WHEN EXISTS (SELECT 1 FROM decision WHERE seq = NEW.seq OR decision_id = NEW.decision_id
+             OR row_hash = NEW.row_hash
+             OR (sponsor_id = NEW.sponsor_id AND record_type = NEW.record_type
+                 AND record_id = NEW.record_id
+                 AND coalesce(supersedes, '') = coalesce(NEW.supersedes, '')))
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS signing_grant_no_replace BEFORE INSERT ON signing_grant
+WHEN EXISTS (SELECT 1 FROM signing_grant WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS access_log_no_replace BEFORE INSERT ON access_log
+WHEN EXISTS (SELECT 1 FROM access_log WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
 """
 
 
@@ -141,7 +156,7 @@ def from_text(text: str | None) -> datetime | None:
 # The schema's version, kept in the database's user_version once SCHEMA has run on it: the
 # script costs ~0.6 ms, which every connection paid before (the data share opens one per
 # request). Raise it whenever SCHEMA changes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @contextmanager

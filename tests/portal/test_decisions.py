@@ -398,9 +398,10 @@ def _edit_and_rehash(seq: int):
 
 
 def _replace_row(conn: sqlite3.Connection, notices: list[Subject]) -> None:
-    # No trigger is dropped: INSERT OR REPLACE deletes the old row without firing the
-    # BEFORE DELETE trigger (SQLite fires it only with recursive_triggers on), so the database
-    # lets this through and only verify() stands in the way.
+    # INSERT OR REPLACE deletes the old row without firing the BEFORE DELETE trigger; the
+    # store refuses it by a BEFORE INSERT trigger (test below). With that dropped too, verify()
+    # still stands in the way.
+    conn.execute("DROP TRIGGER decision_no_replace")
     conn.row_factory = sqlite3.Row
     row = dict(conn.execute("SELECT * FROM decision WHERE seq = 2").fetchone())
     row["meaning"] = "REJECTED"
@@ -408,6 +409,25 @@ def _replace_row(conn: sqlite3.Connection, notices: list[Subject]) -> None:
         f"INSERT OR REPLACE INTO decision ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
         tuple(row.values()),
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "key"), [("decision", "seq"), ("signing_grant", "id"), ("access_log", "id")]
+)
+def test_insert_or_replace_cannot_rewrite_a_row(chain, table, key):
+    """REPLACE deletes the row it meets without a delete trigger firing: refused on insert."""
+    conn = raw()
+    conn.row_factory = sqlite3.Row
+    row = dict(conn.execute(f"SELECT * FROM {table} ORDER BY {key} LIMIT 1").fetchone())
+    before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == before
+    conn.close()
 
 
 UPDATE = "DROP TRIGGER decision_no_update; "
@@ -466,13 +486,6 @@ def test_a_deleted_newest_row_is_found_by_the_access_log_alone(chain):
     assert problem.endswith("its decision is missing from the chain")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG portal/decisions.py verify(): the access-log cross-check runs one way only "
-    "(every DECISION_SIGNED hash must be in the chain), never that every chain row has its "
-    "DECISION_SIGNED entry, so a row appended outside sign() with a recomputed hash passes",
-)
 def test_a_signature_copied_onto_a_new_row_outside_sign_is_reported(chain, notices):
     """Someone with the file appends a copy of a signature onto an undecided record, with a
     correctly recomputed row hash: no signing ever happened, so no DECISION_SIGNED entry."""
@@ -598,8 +611,9 @@ def test_wrong_passwords_lock_the_account_and_a_locked_account_cannot_sign(
     until = lockout.locked_until("priya", utc_now())
     assert until is not None and until > utc_now() + timedelta(minutes=14)  # sign-in too
 
-    with pytest.raises(SignatureRefused, match="locked"):
+    with pytest.raises(SignatureRefused, match="locked") as still:
         sign("priya", nwt, approval, "APPROVED")  # the right password, while locked
+    assert still.value.locked  # so the page signs that session out too
 
     assert stored() == [] and logged("DECISION_SIGNED") == []
     failures = logged("SIGNATURE_FAILED")
