@@ -99,6 +99,11 @@ def cmo_obligations(scope: Scope) -> pl.DataFrame:
     return open_obligations(scope, signed, receipts(scope), utc_now())
 
 
+def sponsor_obligations(scope: Scope) -> pl.DataFrame:
+    """open_obligations of one sponsor's scope, with its own decisions only."""
+    return open_obligations(scope, decisions.signed_for(scope), receipts(scope), utc_now())
+
+
 def not_recorded_in_time(obligations: pl.DataFrame, names: dict[str, str]) -> str | None:
     """One sentence for CMO staff naming the signed decisions the QMS has not recorded in
     qms_record_hours(), or None when there are none."""

@@ -216,3 +216,24 @@ def test_a_deviation_notification_is_acknowledged_on_the_deviations_page(store, 
             )
         )
         assert "Priya" not in other and decision.decision_id not in other, sponsor
+
+
+@pytest.mark.parametrize(
+    ("who", "picked"),
+    [(principal("cmo_quality", None, username="carla"), None), (None, None)],
+    ids=["cmo-site-wide", "sponsor-qa"],
+)
+def test_compliance_lists_open_obligations_with_who_signed(
+    who, picked, store, demo_warehouse, approval
+):
+    _sign(run_page(PAGE, _priya(), demo_warehouse), approval, "APPROVED", "priya-demo-2026")
+    text = shown_text(run_page("compliance.py", who or _priya(), demo_warehouse,
+                               picked_sponsor=picked))  # fmt: skip
+    assert "Obligations on changes not yet met" in text
+    assert "Signed in the portal, not yet in the QMS" in text
+    assert "Approved by Priya Raman (priya)" in text
+    if who is None:  # the sponsor's own view names no other sponsor's obligation
+        ctb = open_sponsor_scope(demo_warehouse, "CTB")
+        (ctb_change,) = {s.label.split(",")[0] for s in subjects(ctb, ("change_approval",))}
+        ctb.close()
+        assert ctb_change not in text
