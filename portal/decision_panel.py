@@ -99,6 +99,17 @@ def cmo_obligations(scope: Scope) -> pl.DataFrame:
     return open_obligations(scope, signed, receipts(scope), utc_now())
 
 
+def answered_in_portal(scope: Scope, awaiting: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """`awaiting` (change impacts the QMS still shows as awaiting the sponsor: approvals and
+    notifications to acknowledge) without those the sponsor has already answered in the
+    portal, and how many those are."""
+    signed = decisions.signed_for(scope, subjects_of.CHANGE_KINDS)
+    answered = awaiting.filter(pl.col("impact_id").is_in(signed["record_id"].implode()))
+    return awaiting.filter(~pl.col("impact_id").is_in(answered["impact_id"].implode())), (
+        answered.height
+    )
+
+
 def sponsor_obligations(scope: Scope) -> pl.DataFrame:
     """open_obligations of one sponsor's scope, with its own decisions only."""
     return open_obligations(scope, decisions.signed_for(scope), receipts(scope), utc_now())
@@ -163,7 +174,7 @@ def decision_panel(scope: Scope, kinds: tuple[str, ...], page: str) -> pl.DataFr
         st.markdown("**Signed in the portal**")
         table(signed, "decisions", key=f"{page}:decisions",
               first=("record", "meaning", "signer_name", "signed_at_utc", "qms_recorded_at",
-                     "signature"))  # fmt: skip
+                     "reason"))  # fmt: skip
     return signed
 
 

@@ -192,7 +192,7 @@ def signer_zone(name: str | None) -> str:
 def _page_of(subject: Subject | None) -> str:
     """The page a decision on `subject` is signed on, as the access log names pages."""
     if subject is not None and subject.record_type in EVENT_KINDS:
-        return "deviations"
+        return "deviations-oos"
     return "change-control"
 
 

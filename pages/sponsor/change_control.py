@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from portal.context import sponsor_scope, voice
-from portal.decision_panel import decision_panel
+from portal.decision_panel import answered_in_portal, decision_panel
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import change_control
@@ -21,16 +21,20 @@ if model.impacts.is_empty():
                 "obligation from its quality agreement.")  # fmt: skip
     st.stop()
 
+# What the QMS shows as awaiting the sponsor, less what the sponsor already signed here.
+awaiting, answered = answered_in_portal(scope, model.awaiting)
 cols = st.columns(3)
 cols[0].metric("Changes in view", model.change_count)
-cols[1].metric(f"Awaiting {our.your} approval or notification", model.awaiting.height)
+cols[1].metric(f"Awaiting {our.your} approval or notification", awaiting.height,
+               help=f"{answered} more answered in the portal, not yet recorded in the CMO's QMS."
+               if answered else None)  # fmt: skip
 cols[2].metric(f"Breaches of {our.your} quality agreement", model.violations.height)
 
-if not model.awaiting.is_empty():
-    for sentence in change_control.awaiting_sentences(model.awaiting, our.your, our.you):
+if not awaiting.is_empty():
+    for sentence in change_control.awaiting_sentences(awaiting, our.your, our.you):
         st.warning(sentence, icon=":material/pending_actions:")
     table(
-        model.awaiting,
+        awaiting,
         "change_controls",
         key="change_control:awaiting",
         first=("obligation", "planned_effective", "days_to_planned", "title", "product"),

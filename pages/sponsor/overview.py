@@ -5,6 +5,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import sponsor_scope, voice
+from portal.decision_panel import answered_in_portal
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import catalogue, clock
 from warehouse.queries import overview
@@ -36,7 +37,11 @@ for col, key, count in ((cols[2], "open_deviations", model.deviations.height),
                         (cols[3], "overdue_capas", model.overdue_capas.height)):  # fmt: skip
     measure = catalogue.measure(key)
     col.metric(measure.name, count, help=measure.help)
-cols[4].metric(f"Changes awaiting {our.you}", model.changes.height)
+# Less what the sponsor already answered in the portal (the QMS records it overnight).
+changes, answered = answered_in_portal(scope, model.changes)
+cols[4].metric(f"Changes awaiting {our.you}", changes.height,
+               help=f"{answered} more answered in the portal, not yet recorded in the CMO's QMS."
+               if answered else None)  # fmt: skip
 if model.exceptions.height:
     st.badge(f"{model.exceptions.height} data-integrity exceptions in the last "
              f"{overview.DI_WINDOW_DAYS} days", color="red", icon=":material/warning:")  # fmt: skip
@@ -85,8 +90,8 @@ with right:
     see("pages/sponsor/capa.py", "CAPA aging")
 
 st.subheader(f"Changes awaiting {our.your} approval or acknowledgement")
-if model.changes.height:
-    table(model.changes, "changes_awaiting_sponsor")
+if changes.height:
+    table(changes, "changes_awaiting_sponsor")
 else:
     empty_state(
         f"Change controls that need {our.your} prior approval or acknowledgement appear here."

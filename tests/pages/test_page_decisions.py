@@ -237,3 +237,19 @@ def test_compliance_lists_open_obligations_with_who_signed(
         (ctb_change,) = {s.label.split(",")[0] for s in subjects(ctb, ("change_approval",))}
         ctb.close()
         assert ctb_change not in text
+
+
+def test_what_she_answered_no_longer_reads_as_awaiting_her(store, demo_warehouse, approval):
+    def awaiting(app, label: str) -> int:
+        return int(next(m.value for m in app.metric if m.label.startswith(label)))
+
+    overview = run_page("overview.py", _priya(), demo_warehouse)
+    before = awaiting(overview, "Changes awaiting you")
+    page = run_page(PAGE, _priya(), demo_warehouse)
+    assert awaiting(page, "Awaiting your approval") == 1
+    assert any("awaits your prior approval" in str(w.value) for w in page.warning)
+    page = _sign(page, approval, "APPROVED", "priya-demo-2026")
+    assert awaiting(page, "Awaiting your approval") == 0
+    assert not any("awaits your prior approval" in str(w.value) for w in page.warning)
+    overview = run_page("overview.py", _priya(), demo_warehouse)
+    assert awaiting(overview, "Changes awaiting you") == before - 1

@@ -145,7 +145,7 @@ CODES = {
     c.USER_ROLE: (*users.ROLES, access_log.API_ROLE, CLI_ROLE),
     c.ACCESS_EVENT: access_log.EVENTS,
     c.TOKEN_STATE: tokens.STATES,
-    c.DECISION_MEANING: tuple(m for ms in decision_subjects.MEANINGS.values() for m in ms),
+    c.DECISION_MEANING: tuple({m: 0 for ms in decision_subjects.MEANINGS.values() for m in ms}),
     c.DECISION_ON: tuple(decision_subjects.MEANINGS),
     c.OBLIGATION_STATE: (
         "NOTICE_NOT_SENT",

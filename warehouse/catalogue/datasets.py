@@ -289,7 +289,8 @@ DATASETS: tuple[Dataset, ...] = (
         "not yet effective.",
         "warehouse.queries.overview:changes_awaiting_sponsor",
         (c.CHANGE_NUMBER, c.TITLE, c.CHANGE_STATUS_OF_IMPACT, c.PLANNED_EFFECTIVE, c.PRODUCT,
-         c.OBLIGATION, c.NOTIFIED_AT, c.AWAITING)),
+         c.OBLIGATION, c.NOTIFIED_AT, c.AWAITING),
+        hidden=("impact_id",)),
     Dataset(
         "data_integrity_exceptions", "Data-integrity exceptions",
         "Flagged batch-record entries and dispositions, equipment used while not fit for use and "

@@ -93,7 +93,8 @@ CHANGES_AWAITING_SQL = """
 SELECT c.change_number, c.title, c.status AS change_status, c.planned_effective,
        p.name AS product, i.obligation, i.notified_at,
        CASE i.obligation WHEN 'PRIOR_APPROVAL' THEN 'approval' ELSE 'acknowledgement' END
-           AS awaiting
+           AS awaiting,
+       i.impact_id
 FROM change_impact AS i
 JOIN change_control AS c USING (change_id)
 LEFT JOIN product AS p ON p.product_id = i.product_id
