@@ -58,7 +58,7 @@ def open_obligations(
         .sort("signed_at_utc", maintain_order=True)
         .unique(["sponsor_id", "record_id"], keep="last")
         .select("sponsor_id", pl.col("record_id").alias("impact_id"), "signature",
-                "signed_at_utc", "decision_id")
+                "signer_name", "signed_at_utc", "decision_id")
     )  # fmt: skip
     if receipts is not None and receipts.height:
         recorded = receipts.select("decision_id", pl.col("recorded_at").alias("qms_recorded_at"))
@@ -89,7 +89,8 @@ def open_obligations(
     )
     return rows.select(
         "sponsor_id", "change_number", "product", "obligation", "planned_effective", "state",
-        "signature", pl.col("qms_recorded_at").cast(pl.Datetime("us")), "title", "impact_id",
+        "signer_name", "signed_at_utc", "signature",
+        pl.col("qms_recorded_at").cast(pl.Datetime("us")), "title", "impact_id",
     )  # fmt: skip
 
 
@@ -184,7 +185,7 @@ def _subject_state(subject: subjects_of.Subject, current: dict | None, your: str
     if current is None:
         due = f", decide before {subject.deadline:%d %b %Y}" if subject.deadline else ""
         what = "prior approval" if subject.record_type == "change_approval" else "acknowledgement"
-        st.warning(f"Awaits {your} {what}{due}.", icon=":material/pending_actions:")
+        st.markdown(f":orange-badge[:material/pending_actions: Awaits {your} {what}{due}]")
         return
     recorded = current["qms_recorded_at"]
     qms = (

@@ -116,7 +116,7 @@ else:
         obligations.with_columns(pl.col("sponsor_id").replace(
             {s: f"{n} ({s})" for s, n in model.sponsor_names.items()})),
         "open_change_obligations", key="cockpit:obligations",
-        first=("change_number", "state", "obligation", "planned_effective", "signature"),
+        first=("change_number", "state", "planned_effective", "signer_name"),
     )  # fmt: skip
     export_buttons(obligations, "cockpit-obligations", filters, scope,
                    dataset="open_change_obligations")  # fmt: skip

@@ -52,7 +52,7 @@ if obligations.is_empty():
 else:
     table(
         obligations, "open_change_obligations", key="compliance:obligations",
-        first=("change_number", "state", "obligation", "planned_effective", "signature"),
+        first=("change_number", "state", "planned_effective", "signer_name"),
     )  # fmt: skip
     export_buttons(obligations, "compliance-obligations", filters, scope,
                    dataset="open_change_obligations")  # fmt: skip

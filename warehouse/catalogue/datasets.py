@@ -418,7 +418,8 @@ DATASETS: tuple[Dataset, ...] = (
         "the portal that the QMS has not recorded yet, with who signed what and when.",
         "portal.decision_panel:open_obligations",
         (c.SPONSOR_ID, c.CHANGE_NUMBER, c.PRODUCT, c.OBLIGATION, c.PLANNED_EFFECTIVE,
-         c.OBLIGATION_STATE, c.SIGNATURE, c.QMS_RECORDED_AT, c.TITLE),
+         c.OBLIGATION_STATE, c.SIGNER_NAME, c.SIGNED_AT, c.SIGNATURE, c.QMS_RECORDED_AT,
+         c.TITLE),
         hidden=("impact_id",)),
     Dataset(
         "sponsor_health", "Sponsor health",
