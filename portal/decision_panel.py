@@ -16,8 +16,10 @@ import streamlit as st
 from portal import decisions, session
 from portal.context import current_principal, voice
 from portal.store import utc_now
-from portal.widgets import table
+from portal.widgets import export_buttons, table
+from warehouse.filters import Filters
 from warehouse.queries import decisions as subjects_of
+from warehouse.queries.cockpit import sponsor_names
 from warehouse.queries.decision_receipts import receipts
 from warehouse.scope import Scope
 
@@ -131,6 +133,26 @@ def not_recorded_in_time(obligations: pl.DataFrame, names: dict[str, str]) -> st
         f"QMS after {qms_record_hours():g} hours: {which}. Import the outbox "
         "(python -m portal decisions export)."
     )
+
+
+def obligations_section(scope: Scope, filters: Filters, page: str, site_wide: bool) -> None:
+    """Change obligations not yet met (catalogue "open_change_obligations") with who signed,
+    site-wide for CMO staff (sponsors by name, and the decisions the QMS has not recorded in
+    time flagged) or for the scope's sponsor."""
+    obligations = cmo_obligations(scope) if site_wide else sponsor_obligations(scope)
+    names = sponsor_names(scope) if site_wide else {}
+    if site_wide and (late := not_recorded_in_time(obligations, names)):
+        st.error(late, icon=":material/sync_problem:")
+    if obligations.is_empty():
+        st.success("Every change not yet effective has the notification or approval the "
+                   "agreement requires, and the QMS has recorded every decision signed in the "
+                   "portal.")  # fmt: skip
+        return
+    named = pl.col("sponsor_id").replace({s: f"{n} ({s})" for s, n in names.items()})
+    table(obligations.with_columns(named), "open_change_obligations", key=f"{page}:obligations",
+          first=("change_number", "state", "planned_effective", "signer_name"))  # fmt: skip
+    export_buttons(obligations, f"{page}-obligations", filters, scope,
+                   dataset="open_change_obligations")  # fmt: skip
 
 
 def decision_panel(scope: Scope, kinds: tuple[str, ...], page: str) -> pl.DataFrame:

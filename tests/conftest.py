@@ -74,3 +74,31 @@ def portal(demo_data_root: Path, monkeypatch) -> Path:
     for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY", "PORTAL_IDLE_MINUTES"):
         monkeypatch.delenv(name, raising=False)
     return demo_data_root / "demo" / "warehouse"
+
+
+@pytest.fixture(scope="session")
+def demo_users_store(tmp_path_factory) -> Path:
+    """A portal store holding the demo users, made once: bcrypt-hashing ten passwords costs
+    seconds, so each test that needs its own store starts from a copy (fresh_store)."""
+    root = tmp_path_factory.mktemp("demo-users-store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PORTAL_DATA_DIR", str(root))
+        users.ensure_demo_users()
+        path = layout.portal_db()
+    assert not path.with_name(f"{path.name}-wal").exists()  # checkpointed: the file is whole
+    return path
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path, monkeypatch, demo_users_store: Path) -> Path:
+    """A data root of this test's own (PORTAL_DATA_DIR) with a copy of demo_users_store and
+    the lockout at its defaults."""
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copyfile(demo_users_store, root / demo_users_store.name)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(root))
+    for name in ("PORTAL_LOCKOUT_FAILURES", "PORTAL_LOCKOUT_WINDOW_MINUTES",
+                 "PORTAL_LOCKOUT_MINUTES"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    assert users.ensure_demo_users() == []  # every demo user is already there
+    return root

@@ -8,8 +8,8 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from portal.context import site_scope
-from portal.decision_panel import cmo_obligations, not_recorded_in_time
-from portal.widgets import chart, export_buttons, table
+from portal.decision_panel import obligations_section
+from portal.widgets import chart, export_buttons
 from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
@@ -105,21 +105,7 @@ else:
             st.caption("Open the Overview page to see this sponsor.")
 
 st.header("Sponsor obligations on changes")
-obligations = cmo_obligations(scope)
-if late := not_recorded_in_time(obligations, model.sponsor_names):
-    st.error(late, icon=":material/sync_problem:")
-if obligations.is_empty():
-    st.success("Every sponsor obligation on changes not yet effective is met, and the QMS has "
-               "recorded every decision signed in the portal.")  # fmt: skip
-else:
-    table(
-        obligations.with_columns(pl.col("sponsor_id").replace(
-            {s: f"{n} ({s})" for s, n in model.sponsor_names.items()})),
-        "open_change_obligations", key="cockpit:obligations",
-        first=("change_number", "state", "planned_effective", "signer_name"),
-    )  # fmt: skip
-    export_buttons(obligations, "cockpit-obligations", filters, scope,
-                   dataset="open_change_obligations")  # fmt: skip
+obligations_section(scope, filters, "cockpit", site_wide=True)
 
 st.header("KPIs side by side")
 comparison = catalogue.dataset("kpi_comparison")

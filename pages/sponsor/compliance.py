@@ -7,12 +7,11 @@ import plotly.express as px
 import streamlit as st
 
 from portal.context import current_principal, site_scope, sponsor_scope
-from portal.decision_panel import cmo_obligations, not_recorded_in_time, sponsor_obligations
+from portal.decision_panel import obligations_section
 from portal.users import CMO_ROLES
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
 from warehouse import clock, kpis
 from warehouse.queries import compliance
-from warehouse.queries.cockpit import sponsor_names
 
 st.title("Quality-agreement compliance")
 site_wide = current_principal().role in CMO_ROLES
@@ -43,19 +42,7 @@ else:
     )
 
 st.subheader("Obligations on changes not yet met")
-obligations = cmo_obligations(scope) if site_wide else sponsor_obligations(scope)
-if site_wide and (late := not_recorded_in_time(obligations, sponsor_names(scope))):
-    st.error(late, icon=":material/sync_problem:")
-if obligations.is_empty():
-    st.success("Every change not yet effective has the notification or approval the "
-               "agreement requires; each decision signed in the portal is in the QMS.")  # fmt: skip
-else:
-    table(
-        obligations, "open_change_obligations", key="compliance:obligations",
-        first=("change_number", "state", "planned_effective", "signer_name"),
-    )  # fmt: skip
-    export_buttons(obligations, "compliance-obligations", filters, scope,
-                   dataset="open_change_obligations")  # fmt: skip
+obligations_section(scope, filters, "compliance", site_wide)
 
 st.subheader("Share kept within the agreement, per sponsor" if site_wide else "Share kept")
 if site_wide:

@@ -20,12 +20,10 @@ PAGE = "change_control.py"
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(fresh_store):
     """A fresh portal store with the demo users; priya (NWT) may sign."""
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
-    users.ensure_demo_users()
     decisions.grant("priya", "carla")
-    return tmp_path
+    return fresh_store
 
 
 @pytest.fixture(scope="module")

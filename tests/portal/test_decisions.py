@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,30 +39,9 @@ DECISION_ID = re.compile(r"DEC-[A-Z0-9_-]+-\d{4}")
 # --- a fresh store per test, the demo warehouse read through confined scopes -------------------
 
 
-@pytest.fixture(scope="module")
-def demo_users_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A portal store holding the demo users, made once: bcrypt-hashing ten passwords costs
-    seconds, so each test starts from a copy of it instead."""
-    root = tmp_path_factory.mktemp("decision-users")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(root))
-        users.ensure_demo_users()
-        path = layout.portal_db()
-    assert not path.with_name(f"{path.name}-wal").exists()  # checkpointed: the file is whole
-    return path
-
-
 @pytest.fixture(autouse=True)
-def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_users_db: Path) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    shutil.copyfile(demo_users_db, root / demo_users_db.name)
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(root))
-    for name in ("PORTAL_LOCKOUT_FAILURES", "PORTAL_LOCKOUT_WINDOW_MINUTES",
-                 "PORTAL_LOCKOUT_MINUTES"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    assert users.ensure_demo_users() == []  # every demo user is already there
-    return root
+def data_root(fresh_store: Path) -> Path:
+    return fresh_store
 
 
 @pytest.fixture(scope="module")

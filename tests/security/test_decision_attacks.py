@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,7 +27,6 @@ import pytest
 from portal import access_log, decisions, lockout, users
 from portal.decisions import SignatureRefused
 from portal.store import connect, utc_now
-from warehouse import layout
 from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Subject, subjects
 from warehouse.scope import Scope, open_sponsor_scope
 
@@ -39,30 +37,9 @@ NADIA = ("nadia", "Nadia Ruiz", "nadia-signs-2026")  # a second NWT sponsor QA u
 # --- a fresh store per test, the demo warehouse read through confined scopes -------------------
 
 
-@pytest.fixture(scope="module")
-def demo_users_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A portal store holding the demo users, made once (bcrypt costs seconds); each test
-    starts from its own copy."""
-    root = tmp_path_factory.mktemp("decision-attack-users")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(root))
-        users.ensure_demo_users()
-        path = layout.portal_db()
-    assert not path.with_name(f"{path.name}-wal").exists()  # checkpointed: the file is whole
-    return path
-
-
 @pytest.fixture(autouse=True)
-def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_users_db: Path) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    shutil.copyfile(demo_users_db, root / demo_users_db.name)
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(root))
-    for name in ("PORTAL_LOCKOUT_FAILURES", "PORTAL_LOCKOUT_WINDOW_MINUTES",
-                 "PORTAL_LOCKOUT_MINUTES"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    assert users.ensure_demo_users() == []
-    return root
+def data_root(fresh_store: Path) -> Path:
+    return fresh_store
 
 
 @pytest.fixture(scope="module")

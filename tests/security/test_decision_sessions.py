@@ -21,17 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def portal(tmp_path, monkeypatch, demo_warehouse) -> Path:
+def portal(fresh_store, monkeypatch, demo_warehouse) -> Path:
     """A data root of its own: the demo users, priya granted, a copy of the demo warehouse."""
-    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
     monkeypatch.setenv("PORTAL_IDLE_MINUTES", "15")
     for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY"):
         monkeypatch.delenv(name, raising=False)
-    users.ensure_demo_users()
     decisions.grant("priya", "carla")
     shutil.copytree(demo_warehouse, layout.demo_warehouse(), symlinks=True)
-    return tmp_path
+    return fresh_store
 
 
 @pytest.fixture(scope="module")

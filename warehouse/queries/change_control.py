@@ -17,13 +17,17 @@ from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.scope import Scope
 
-CHANGE_IMPACTS_SQL = """
-WITH markets AS (
+# Each impact's markets and ICH Q12 reporting categories in one text, e.g. "EU: ...; US: ...".
+MARKETS_CTE = """
+markets AS (
     SELECT impact_id,
            string_agg(market || ': ' || reporting_category, '; ' ORDER BY market) AS markets
     FROM change_market
     GROUP BY impact_id
-)
+)"""
+
+CHANGE_IMPACTS_SQL = f"""
+WITH {MARKETS_CTE}
 SELECT
     c.change_number,
     c.title,

@@ -17,6 +17,7 @@ import polars as pl
 
 from warehouse import catalogue, clock
 from warehouse.catalogue import columns
+from warehouse.queries.change_control import MARKETS_CTE
 from warehouse.scope import Scope
 
 # A decision's meaning (21 CFR 11.50(a)(3)) and each kind of record, in the catalogue's words.
@@ -38,13 +39,8 @@ MEANINGS = {
 # A confirmed OOS stays to acknowledge this long after it was notified (it has no open state).
 OOS_ACKNOWLEDGE_DAYS = 90
 
-SUBJECTS_SQL = """
-WITH markets AS (
-    SELECT impact_id,
-           string_agg(market || ': ' || reporting_category, '; ' ORDER BY market) AS markets
-    FROM change_market
-    GROUP BY impact_id
-)
+SUBJECTS_SQL = f"""
+WITH {MARKETS_CTE}
 SELECT
     i.impact_id,
     c.change_number,
