@@ -28,6 +28,7 @@ import pytest
 from portal import decisions, lockout, users
 from portal.decisions import SignatureRefused
 from portal.store import connect, utc_now
+from tests.decision_support import logged, stored
 from warehouse import layout
 from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Subject, subjects
 from warehouse.scope import Scope, open_sponsor_scope
@@ -101,17 +102,6 @@ def sign(
         password=users.demo_password(who) if password is None else password,
         shown_hash=extra.pop("shown_hash", subject.content_hash), zone=zone, **extra,
     )  # fmt: skip
-
-
-def stored() -> list[dict]:
-    with connect() as conn:
-        return [dict(row) for row in conn.execute("SELECT * FROM decision ORDER BY seq")]
-
-
-def logged(event: str) -> list[dict]:
-    with connect() as conn:
-        rows = conn.execute("SELECT * FROM access_log WHERE event = ? ORDER BY id", (event,))
-        return [dict(row) for row in rows]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -27,6 +27,7 @@ import pytest
 from portal import access_log, decisions, lockout, users
 from portal.decisions import SignatureRefused
 from portal.store import connect, utc_now
+from tests.decision_support import logged, stored
 from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Subject, subjects
 from warehouse.scope import Scope, open_sponsor_scope
 
@@ -81,17 +82,6 @@ def principal(username: str) -> users.Principal:
     found = users.principal_for(username, utc_now())
     assert found is not None, username
     return found
-
-
-def stored() -> list[dict]:
-    with connect() as conn:
-        return [dict(row) for row in conn.execute("SELECT * FROM decision ORDER BY seq")]
-
-
-def logged(event: str) -> list[dict]:
-    with connect() as conn:
-        rows = conn.execute("SELECT * FROM access_log WHERE event = ? ORDER BY id", (event,))
-        return [dict(row) for row in rows]
 
 
 def failures() -> dict[str, int]:
