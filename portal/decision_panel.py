@@ -210,11 +210,12 @@ def _subject_state(subject: subjects_of.Subject, current: dict | None, your: str
         st.markdown(f":orange-badge[:material/pending_actions: Awaits {your} {what}{due}]")
         return
     recorded = current["qms_recorded_at"]
-    qms = (
-        f"Recorded in the CMO's QMS at {recorded:%Y-%m-%d %H:%M}."
-        if recorded is not None
-        else "Not yet recorded in the CMO's QMS: the nightly job shows when it is."
-    )
+    if subject.record_type in subjects_of.EVENT_KINDS:  # the QMS keeps no receipt of these
+        qms = "The CMO receives it with the portal's decisions."
+    elif recorded is not None:
+        qms = f"Recorded in the CMO's QMS at {recorded:%Y-%m-%d %H:%M}."
+    else:
+        qms = "Not yet recorded in the CMO's QMS: the nightly job shows when it is."
     box = st.error if current["meaning"] == "REJECTED" else st.success
     box(f"{current['signature']} {qms}", icon=":material/signature:")
 

@@ -31,7 +31,10 @@ from warehouse.contract import DECISION_MEANINGS, sqlite_ddl, table
 
 RECEIPT = table("decision_receipt")
 RECORDED_BY = "QMS import of the sponsor portal outbox"
-DECISION_ID = re.compile(r"^DEC-\d{6,}$")
+DECISION_ID = re.compile(r"^DEC-[A-Za-z0-9_.-]+-\d{4,}$")  # e.g. DEC-NWT-0001
+# Acknowledgements of deviation and OOS notifications: the QMS gets them in the outbox, but its
+# receipts (decision_receipt) answer change impacts only, so this import leaves them be.
+NOT_CHANGE_DECISIONS = ("deviation_notification", "oos_notification")
 # What each kind of portal decision answers: the impact's obligation, and its meanings.
 OBLIGATION_OF = {"change_approval": "PRIOR_APPROVAL", "change_notification": "NOTIFY"}
 MEANINGS_OF = {
@@ -47,6 +50,7 @@ class ImportSummary:
     recorded: list[str] = field(default_factory=list)  # decision ids recorded by this run
     already: list[str] = field(default_factory=list)  # recorded by an earlier run
     refused: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    not_changes: list[str] = field(default_factory=list)  # deviation/OOS acknowledgements
 
 
 def _plant_time(moment: datetime) -> datetime:
@@ -109,8 +113,8 @@ def record_decisions(
         raise FileNotFoundError(f"outbox {outbox} is not a folder")
     at = _plant_time(at or datetime.now())
     summary = ImportSummary()
-    # Outbox files in decision order (their ids are chain positions); a half-written file
-    # of an export in progress starts with a dot and waits for the next run.
+    # Outbox files by name (sponsor, then that sponsor's decisions in order); a half-written
+    # file of an export in progress starts with a dot and waits for the next run.
     files = sorted(p for p in outbox.glob("*.json") if not p.name.startswith("."))
     conn = sqlite3.connect(source)
     try:
@@ -123,6 +127,9 @@ def record_decisions(
                 summary.refused.append((path.name, f"unreadable ({exc})"))
                 continue
             decision_id = record.get("decision_id")
+            if record.get("record_type") in NOT_CHANGE_DECISIONS:
+                summary.not_changes.append(str(decision_id))
+                continue
             seen = conn.execute(
                 "SELECT 1 FROM decision_receipt WHERE decision_id = ?", (str(decision_id),)
             ).fetchone()
@@ -185,7 +192,9 @@ def _command(args: argparse.Namespace) -> int:
     print(
         f"{len(summary.recorded)} decision(s) recorded in {args.source}, "
         f"{len(summary.already)} already recorded, {len(summary.refused)} refused"
-    )
+        + (f", {len(summary.not_changes)} acknowledgement(s) of deviation or OOS notifications "
+           "left to the deviation records" if summary.not_changes else "")
+    )  # fmt: skip
     for decision_id in summary.recorded:
         print(f"  recorded {decision_id}")
     for name, reason in summary.refused:

@@ -280,7 +280,7 @@ SIGNED_AT = "2026-11-25T10:00:00.000000+00:00"
 
 def _outbox_file(outbox: Path, **record) -> Path:
     outbox.mkdir(exist_ok=True)
-    base = {"decision_id": "DEC-000001", "sponsor_id": "NWT", "record_type": "change_approval",
+    base = {"decision_id": "DEC-NWT-0001", "sponsor_id": "NWT", "record_type": "change_approval",
             "record_id": "", "meaning": "APPROVED",
             "signed_at": SIGNED_AT, **record}  # fmt: skip
     path = outbox / f"{base['decision_id']}.json"
@@ -304,7 +304,7 @@ def test_an_acknowledgement_gets_its_receipt_and_decides_nothing(plant: Path, tm
     assert code == 0
     assert _rows(plant, "SELECT * FROM change_impact WHERE impact_id = ?", notified) == before
     assert _rows(plant, "SELECT decision_id, impact_id, meaning, recorded_at FROM "
-                 "decision_receipt") == [("DEC-000001", notified, "ACKNOWLEDGED",
+                 "decision_receipt") == [("DEC-NWT-0001", notified, "ACKNOWLEDGED",
                                           "2026-11-26T12:00:00")]  # fmt: skip
 
 
@@ -314,21 +314,21 @@ def test_the_qms_refuses_what_it_cannot_record(plant: Path, tmp_path: Path, caps
     notified = _impact(plant, "NWT", "NOTIFY")
     outbox = tmp_path / "outbox"
     cases = {
-        "DEC-000001": {"record_id": foreign},  # another sponsor's change impact
-        "DEC-000002": {"record_id": "CI-NOT-THERE"},
-        "DEC-000003": {"record_id": notified},  # an approval of a mere notification
-        "DEC-000004": {"record_id": prior, "meaning": "ACKNOWLEDGED"},
-        "DEC-000005": {"record_id": prior, "signed_at": "2026-11-28T13:00:00+00:00"},  # later
+        "DEC-NWT-0001": {"record_id": foreign},  # another sponsor's change impact
+        "DEC-NWT-0002": {"record_id": "CI-NOT-THERE"},
+        "DEC-NWT-0003": {"record_id": notified},  # an approval of a mere notification
+        "DEC-NWT-0004": {"record_id": prior, "meaning": "ACKNOWLEDGED"},
+        "DEC-NWT-0005": {"record_id": prior, "signed_at": "2026-11-28T13:00:00+00:00"},  # later
     }
     for decision_id, changes in cases.items():
         _outbox_file(outbox, decision_id=decision_id, **changes)
-    (outbox / "DEC-000006.json").write_text("{not json")
+    (outbox / "DEC-NWT-0006.json").write_text("{not json")
     before = _rows(plant, "SELECT * FROM change_impact ORDER BY impact_id")
     code = demo_source_main(["record-decisions", "--source", str(plant), "--outbox",
                              str(outbox), "--at", "2026-11-26T12:00:00"])  # fmt: skip
     assert code == 1
     refused = capsys.readouterr().err
-    for decision_id in (*cases, "DEC-000006"):
+    for decision_id in (*cases, "DEC-NWT-0006"):
         assert f"refused {decision_id}.json" in refused, refused
     assert "not sponsor NWT's" in refused and "before it was signed" in refused
     assert _rows(plant, "SELECT count(*) FROM decision_receipt") == [(0,)]
@@ -341,9 +341,23 @@ def test_an_older_plant_file_gets_the_table(plant: Path, tmp_path: Path) -> None
     prior = _impact(plant, "NWT", "PRIOR_APPROVAL")
     _outbox_file(tmp_path / "outbox", record_id=prior, meaning="REJECTED")
     summary = record_decisions(plant, tmp_path / "outbox", at=datetime(2026, 11, 26, 12))
-    assert summary.recorded == ["DEC-000001"]
+    assert summary.recorded == ["DEC-NWT-0001"]
     signed = datetime.fromisoformat(SIGNED_AT).astimezone().replace(tzinfo=None)
     assert _rows(plant, "SELECT decision, decided_at, updated_at FROM change_impact "
                  "WHERE impact_id = ?", prior) == [
         ("REJECTED", signed.isoformat(timespec="seconds"), "2026-11-26T12:00:00")
     ]  # fmt: skip
+
+
+def test_a_deviation_acknowledgement_is_left_to_the_deviation_records(
+    plant: Path, tmp_path: Path, capsys
+) -> None:
+    before = _rows(plant, "SELECT * FROM change_impact ORDER BY impact_id")
+    _outbox_file(tmp_path / "outbox", record_type="deviation_notification",
+                 record_id="DEV-ANY", meaning="ACKNOWLEDGED")  # fmt: skip
+    code = demo_source_main(["record-decisions", "--source", str(plant), "--outbox",
+                             str(tmp_path / "outbox"), "--at", "2026-11-26T12:00:00"])  # fmt: skip
+    assert code == 0
+    assert "1 acknowledgement(s) of deviation or OOS notifications" in capsys.readouterr().out
+    assert _rows(plant, "SELECT count(*) FROM decision_receipt") == [(0,)]
+    assert _rows(plant, "SELECT * FROM change_impact ORDER BY impact_id") == before

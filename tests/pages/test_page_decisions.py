@@ -251,3 +251,29 @@ def test_what_she_answered_no_longer_reads_as_awaiting_her(store, demo_warehouse
     assert not any("awaits your prior approval" in str(w.value) for w in page.warning)
     overview = run_page("overview.py", _priya(), demo_warehouse)
     assert awaiting(overview, "Changes awaiting you") == before - 1
+
+
+def test_the_next_morning_the_page_says_when_the_qms_recorded_it(store, demo_plant, tmp_path):
+    """Signed in the portal, exported to the outbox, imported by the (demo) QMS, read back by
+    the nightly job: the signature table then carries the QMS's time beside the signing."""
+    import shutil
+
+    from etl.demo_source.qms_import import record_decisions
+    from etl.run import run_etl
+
+    plant, warehouse = tmp_path / "plant.sqlite", tmp_path / "warehouse"
+    shutil.copyfile(demo_plant.path, plant)
+    run_etl(plant, warehouse, full=True)
+    scope = open_sponsor_scope(warehouse, "NWT")
+    subject = next(s for s in subjects(scope) if s.record_type == "change_approval")
+    scope.close()
+    _sign(run_page(PAGE, _priya(), warehouse), subject, "APPROVED", "priya-demo-2026")
+    decisions.export_outbox(None, tmp_path / "outbox")
+    assert record_decisions(plant, tmp_path / "outbox").recorded == ["DEC-NWT-0001"]
+    run_etl(plant, warehouse)  # the nightly run (incremental)
+    app = run_page(PAGE, _priya(), warehouse)
+    (signed,) = [f.value for f in app.dataframe if "Recorded in the QMS" in f.value.columns
+                 or "qms_recorded_at" in f.value.columns]  # fmt: skip
+    recorded = signed.iloc[0].get("Recorded in the QMS", signed.iloc[0].get("qms_recorded_at"))
+    assert recorded is not None and str(recorded) not in ("", "NaT", "None")
+    assert not any("awaits your prior approval" in str(w.value) for w in app.warning)
