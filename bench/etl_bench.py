@@ -34,10 +34,14 @@ def bare_copy(source: Path, out: Path) -> int:
     rows = 0
     for table in TABLES:
         names = ", ".join(table.column_names)
-        low, high = pl.read_database_uri(
-            f"SELECT MIN(rowid) AS low, MAX(rowid) AS high FROM {table.name}", location
-        ).row(0)
-        if low is not None and high - low >= PARALLEL_READ_MIN_ROWS:
+        # COALESCE: the driver cannot type a NULL, which an empty table's MIN would be.
+        count, low, high = pl.read_database_uri(
+            f"SELECT COUNT(*) AS n, COALESCE(MIN(rowid), 0) AS low, "
+            f"COALESCE(MAX(rowid), 0) AS high FROM {table.name}", location,
+        ).row(0)  # fmt: skip
+        if count == 0:  # an empty table (the optional decision_receipt): nothing to copy
+            continue
+        if high - low >= PARALLEL_READ_MIN_ROWS:
             # As the ETL reads its big tables: rowid ranges on parallel connections.
             frame = pl.read_database_uri(
                 f"SELECT rowid AS __rowid, {names} FROM {table.name}", location,
