@@ -102,11 +102,14 @@ def cmo_obligations(scope: Scope) -> pl.DataFrame:
     return open_obligations(scope, signed, receipts(scope), utc_now())
 
 
-def answered_in_portal(scope: Scope, awaiting: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def answered_in_portal(
+    scope: Scope, awaiting: pl.DataFrame, signed: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int]:
     """`awaiting` (change impacts the QMS still shows as awaiting the sponsor: approvals and
     notifications to acknowledge) without those the sponsor has already answered in the
-    portal, and how many those are."""
-    signed = decisions.signed_for(scope, subjects_of.CHANGE_KINDS)
+    portal (`signed`: its change decisions, read here when not given), and how many."""
+    if signed is None:
+        signed = decisions.signed_for(scope, subjects_of.CHANGE_KINDS)
     answered = awaiting.filter(pl.col("impact_id").is_in(signed["record_id"].implode()))
     return awaiting.filter(~pl.col("impact_id").is_in(answered["impact_id"].implode())), (
         answered.height
@@ -155,13 +158,17 @@ def obligations_section(scope: Scope, filters: Filters, page: str, site_wide: bo
                    dataset="open_change_obligations")  # fmt: skip
 
 
-def decision_panel(scope: Scope, kinds: tuple[str, ...], page: str) -> pl.DataFrame:
+def decision_panel(
+    scope: Scope, kinds: tuple[str, ...], page: str, signed: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Render the decisions on records of `kinds` (what awaits the sponsor, the signing form,
-    the signatures given) on `page`; returns the signed decisions shown (for the export)."""
+    the signatures given: `signed`, read here when not given) on `page`; returns the signed
+    decisions shown (for the export)."""
     principal = current_principal()
     our = voice()
     subjects = subjects_of.subjects(scope, kinds)
-    signed = decisions.signed_for(scope, kinds)
+    if signed is None:
+        signed = decisions.signed_for(scope, kinds)
     if not subjects and signed.is_empty():
         return signed
     acknowledging = set(kinds) <= set(subjects_of.EVENT_KINDS)

@@ -3,6 +3,7 @@
 import plotly.express as px
 import streamlit as st
 
+from portal import decisions
 from portal.context import sponsor_scope, voice
 from portal.decision_panel import answered_in_portal, decision_panel
 from portal.widgets import chart, dashboard_filters, empty_state, export_buttons, table
@@ -22,7 +23,8 @@ if model.impacts.is_empty():
     st.stop()
 
 # What the QMS shows as awaiting the sponsor, less what the sponsor already signed here.
-awaiting, answered = answered_in_portal(scope, model.awaiting)
+signed = decisions.signed_for(scope, CHANGE_KINDS)
+awaiting, answered = answered_in_portal(scope, model.awaiting, signed)
 cols = st.columns(3)
 cols[0].metric("Changes in view", model.change_count)
 cols[1].metric(f"Awaiting {our.your} approval or notification", awaiting.height,
@@ -39,7 +41,7 @@ if not awaiting.is_empty():
         key="change_control:awaiting",
         first=("obligation", "planned_effective", "days_to_planned", "title", "product"),
     )
-signed = decision_panel(scope, CHANGE_KINDS, "change_control")
+decision_panel(scope, CHANGE_KINDS, "change_control", signed)
 if not signed.is_empty():
     export_buttons(signed, "change_control_decisions", filters, scope, dataset="decisions")
 
