@@ -9,7 +9,7 @@ rows; a present optional table must still have every column.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.contract import TABLES, Table
+from warehouse.contract import Table
 
 # Watermarks come from our own manifest, but they are still checked before they reach SQL.
 SQLITE_NULL = "\x00"
@@ -186,21 +186,6 @@ def read_table(
         raise SourceError(f"table {table.name}: previous watermark {watermark!r} is invalid")
     reader = _read_csv if source.kind == "csv" else _read_sql
     return reader(source, table, watermark)
-
-
-def extract(
-    source: Source,
-    watermarks: dict[str, str] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, pl.DataFrame]:
-    """Read every contract table as strings; with watermarks, only rows changed since then."""
-    extracted: dict[str, pl.DataFrame] = {}
-    for number, table in enumerate(TABLES, start=1):
-        parts = list(read_table(source, table, (watermarks or {}).get(table.name)))
-        extracted[table.name] = pl.concat(parts, how="vertical", rechunk=False)
-        if progress:
-            progress(f"extract {number}/{len(TABLES)} {table.name}: {extracted[table.name].height}")
-    return extracted
 
 
 def merge_changes(previous: Path, changes: pl.DataFrame, key: str) -> Iterator[pl.DataFrame]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -48,6 +49,39 @@ class Plan:
     partitions: list[str]
     quarantine: dict[str, pl.DataFrame]
     manifest: dict  # run facts; files and counts are added while writing
+    # The live snapshot, whose files of equal content the new snapshot keeps (hard links)
+    # instead of writing them again; None before the first publish.
+    live: Path | None = None
+
+
+def live_files(live: Path | None) -> dict[str, dict]:
+    """The live snapshot's files as its manifest lists them (path -> sha256, rows...)."""
+    if live is None:
+        return {}
+    return json.loads((live / MANIFEST).read_text()).get("files", {})
+
+
+def _keep_or_write(data: bytes, digest: str, path: Path, kept: Path | None) -> bool:
+    """Put a partition file at `path`: a hard link to the live snapshot's file when that one
+    holds the same bytes (`digest`, in the live manifest and on disk), else `data`. True
+    when kept.
+    """
+    if kept is not None:
+        try:
+            os.link(kept, path)
+        except OSError:  # another file system, or the live file went: write it
+            pass
+        else:
+            # The manifest's word is checked against the bytes on disk: a live file altered
+            # since it was published is not carried into the new snapshot.
+            if path.stat().st_size == len(data) and _sha256(path) == digest:
+                return True
+            path.unlink()
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return False
 
 
 def _sha256(path: Path) -> str:
@@ -132,6 +166,8 @@ def _partition_rows(frame: pl.DataFrame, key: str, positions: pl.Series | None) 
 def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) -> dict:
     files: dict[str, dict] = {}
     tables: dict[str, dict] = {}
+    live = live_files(plan.live)
+    kept_files = 0
     count = len(plan.published)
     for number, table in enumerate([t for t in TABLES if t.name in plan.published], start=1):
         name = table.name
@@ -148,20 +184,26 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
             path = partition_dir(tmp, name, sponsor) / PART_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
-            metadata = {"sponsor_id": sponsor, "table": name, "run_id": plan.run_id}
-            rows.write_parquet(path, metadata=metadata)
-            _fsync(path)
-            per_partition[sponsor] = rows.height
+            # No run id: a partition of equal rows is the same file in every run, so an
+            # incremental run can keep the live file and a full build can be compared to it.
+            metadata = {"sponsor_id": sponsor, "table": name}
+            buffer = io.BytesIO()
+            rows.write_parquet(buffer, metadata=metadata)
+            data = buffer.getvalue()
+            del buffer
+            digest = hashlib.sha256(data).hexdigest()
             relative = path.relative_to(tmp).as_posix()
-            files[relative] = {"sha256": _sha256(path), "rows": rows.height,
-                               "bytes": path.stat().st_size, "sponsor_id": sponsor,
-                               "table": name}  # fmt: skip
-            del rows
+            same = plan.live is not None and live.get(relative, {}).get("sha256") == digest
+            kept_files += _keep_or_write(data, digest, path, plan.live / relative if same else None)
+            per_partition[sponsor] = rows.height
+            files[relative] = {"sha256": digest, "rows": rows.height, "bytes": len(data),
+                               "sponsor_id": sponsor, "table": name}  # fmt: skip
+            del rows, data
         del frame
         tables[name] = {"published_rows": per_partition}
         if number == count // 2:
             checkpoint("publish-midway")
-    return {"files": files, "tables": tables}
+    return {"files": files, "tables": tables, "kept_files": kept_files}
 
 
 def verify(snapshot: Path, files: dict[str, dict]) -> None:
@@ -215,6 +257,8 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
         t.name: {**plan.manifest["tables"][t.name], **written["tables"][t.name]} for t in TABLES
     }
     manifest["files"] = written["files"]
+    # Files of the live snapshot kept as they were (same bytes): what the run did not rewrite.
+    manifest["kept_files"] = written["kept_files"]
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     _fsync(tmp / MANIFEST)
     final = root / plan.run_id

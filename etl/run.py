@@ -283,6 +283,7 @@ def _stages(
         partitions=partitions(validated.valid),
         quarantine=validated.quarantine,
         manifest=manifest,
+        live=current_snapshot(warehouse),
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.

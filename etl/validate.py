@@ -113,11 +113,6 @@ def as_of_from(latest: Iterable[datetime | None], now: datetime) -> datetime:
     return (max(changes) if changes else now) + FUTURE_GRACE
 
 
-def source_as_of(extracted: dict[str, pl.DataFrame], now: datetime) -> datetime:
-    """Latest change in the source (never past the wall clock), plus a day of grace."""
-    return as_of_from((latest_change(frame) for frame in extracted.values()), now)
-
-
 def parents_first() -> list[Table]:
     """Contract tables ordered so every referenced table comes before its referrers."""
     ordered: list[Table] = []
@@ -431,19 +426,8 @@ class _Validator:
         return valid, quarantine
 
 
-def validate(extracted: dict[str, pl.DataFrame], now: datetime | None = None) -> Validated:
-    """Split every table into typed valid rows and quarantined rows with readable reasons."""
-    as_of = source_as_of(extracted, now or datetime.now().replace(microsecond=0))
-
-    def whole(table: Table) -> tuple[pl.Series, list[pl.DataFrame]]:
-        frame = extracted[table.name]
-        return frame.get_column(table.key), [frame]
-
-    return validate_tables(whole, as_of)
-
-
 def validate_files(folder: Path, as_of: datetime) -> Validated:
-    """`validate` over tables stored as `<table>.parquet` text files in `folder`, read one
+    """Validation of tables stored as `<table>.parquet` text files in `folder`, read one
     table at a time and large tables in row slices, so little raw text is alive at once.
     """
 

@@ -104,6 +104,46 @@ def _published(warehouse: Path) -> dict[str, pl.DataFrame]:
     }
 
 
+def _files(warehouse: Path) -> dict[str, str]:
+    """Every published partition file of the live snapshot -> its sha256, from the bytes."""
+    live = current_snapshot(warehouse)
+    return {
+        path.relative_to(live).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for table in TABLES
+        for path in (live / table.name).glob("sponsor_id=*/*.parquet")
+    }
+
+
+def test_deletions_seen_by_a_full_run_equal_a_fresh_build(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """Deleted rows leave no updated_at behind: `--full` on a live warehouse sees them, and
+    its snapshot is the fresh build's, file for file, keeping the partitions they spared."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    live = current_snapshot(warehouse)
+    with sqlite3.connect(plant) as connection:
+        batch_id, sponsor = connection.execute(
+            "SELECT batch_id, sponsor_id FROM batch WHERE status = 'IN_PROCESS' ORDER BY batch_id"
+        ).fetchone()
+        deleted = connection.execute(
+            "DELETE FROM batch_event WHERE batch_id = ? AND seq > 3", (batch_id,)
+        ).rowcount
+    assert deleted > 0
+    result = run_etl(plant, warehouse, full=True)
+    assert result.mode == "full"
+    run_etl(plant, tmp_path / "wh-fresh", full=True)
+    files = _files(warehouse)
+    assert files == _files(tmp_path / "wh-fresh")
+    before = json.loads((live / MANIFEST).read_text())["files"]
+    rewritten = {path for path, digest in files.items() if before[path]["sha256"] != digest}
+    assert f"batch_event/sponsor_id={sponsor}/part-0.parquet" in rewritten
+    assert all(path.split("=")[1].startswith(sponsor) for path in rewritten), rewritten
+    events = pl.read_parquet(current_snapshot(warehouse) / "batch_event" / f"sponsor_id={sponsor}")
+    assert events.filter(pl.col("batch_id") == batch_id).get_column("seq").max() == 3
+
+
 def test_incremental_after_a_day_equals_full_rebuild(demo_plant: DemoPlant, tmp_path: Path) -> None:
     from etl.demo_source import simulate_day
 
@@ -113,11 +153,26 @@ def test_incremental_after_a_day_equals_full_rebuild(demo_plant: DemoPlant, tmp_
     before = _source(plant, "SELECT batch_id, sponsor_id FROM batch")
     simulate_day(plant, seed=7)
     after = _source(plant, "SELECT batch_id, sponsor_id FROM batch")
+    live = current_snapshot(incremental)
     assert run_etl(plant, incremental).mode == "incremental"
     run_etl(plant, tmp_path / "wh-full", full=True)
     inc, full = _published(incremental), _published(tmp_path / "wh-full")
     for table in TABLES:
         assert inc[table.name].equals(full[table.name]), table.name
+    # File for file: the same partitions with the same bytes as the full build.
+    files = _files(incremental)
+    assert files == _files(tmp_path / "wh-full")
+    # What the day did not change is the live snapshot's file itself, not a rewrite of it.
+    earlier = json.loads((live / MANIFEST).read_text())["files"]
+    kept = {path for path, digest in files.items() if earlier[path]["sha256"] == digest}
+    assert 0 < len(kept) < len(files), "a day changes some partitions and leaves the rest"
+    snapshot = current_snapshot(incremental)
+    for path in kept:
+        assert (snapshot / path).stat().st_ino == (live / path).stat().st_ino, path
+    changed = {earlier[path]["table"] for path in set(files) - kept}
+    assert {"batch", "batch_event", "deviation"} <= changed
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    assert manifest["kept_files"] == len(kept)
     moved = before.join(after, on="batch_id").filter(
         pl.col("sponsor_id") != pl.col("sponsor_id_right")
     )
