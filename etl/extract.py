@@ -9,15 +9,13 @@ rows; a present optional table must still have every column.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from warehouse.contract import Table
 
@@ -28,8 +26,6 @@ PARALLEL_READ_MIN_ROWS = 1_000_000
 PARALLEL_READS = 2
 # ... in more ranges than connections, so each raw part (and its transient copy) is small.
 RANGES_PER_LARGE_TABLE = 8
-# The previous state is merged with the changes in slices of this many rows.
-MERGE_SLICE_ROWS = 1_000_000
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
 
@@ -188,18 +184,15 @@ def read_table(
     return reader(source, table, watermark)
 
 
-def merge_changes(previous: Path, changes: pl.DataFrame, key: str) -> Iterator[pl.DataFrame]:
-    """Upsert changed rows by key into the previous extracted state (all strings), stored as
-    Parquet: its unchanged rows slice by slice in their order, then the changes, so the
-    whole previous state (2 GB of text on the large preset) is never in memory.
+def merge_changes(
+    previous: Iterable[pl.DataFrame], changes: pl.DataFrame, key: str
+) -> Iterator[pl.DataFrame]:
+    """Upsert changed rows by key into the previous extracted state (all strings), given
+    slice by slice: its unchanged rows in their order, then the changes, so the whole
+    previous state (2 GB of text on the large preset) is never in memory.
     """
     changed = changes.select(key).unique()
-    columns = pq.read_schema(previous).names
-    for batch in pq.ParquetFile(previous).iter_batches(batch_size=MERGE_SLICE_ROWS):
-        part = pl.from_arrow(batch)
-        del batch
+    for part in previous:
         yield part.join(changed, on=key, how="anti", nulls_equal=True)
         del part
-        # Arrow's pool keeps the reader's freed buffers, which polars never reuses.
-        pa.default_memory_pool().release_unused()
-    yield changes.select(columns)
+    yield changes

@@ -39,6 +39,24 @@ class PublishError(Exception):
 
 
 @dataclass(frozen=True)
+class Carried:
+    """A table of which an incremental run judged only some batches' rows again: each
+    partition holds the live snapshot's rows of the other batches, and the new rows."""
+
+    table: str
+    dirty: pl.Series  # batch ids judged again
+    touched: frozenset[str]  # partitions that held rows of those batches
+
+    def merged(self, live_file: Path, rows: pl.DataFrame, key: str) -> pl.DataFrame:
+        if not live_file.is_file():  # a new partition (a sponsor registered today)
+            return rows
+        kept = pl.read_parquet(live_file).filter(
+            ~pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True)
+        )
+        return pl.concat([kept, rows.select(kept.columns)]).sort(key).rechunk()
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a snapshot holds, ready to write."""
 
@@ -52,6 +70,7 @@ class Plan:
     # The live snapshot, whose files of equal content the new snapshot keeps (hard links)
     # instead of writing them again; None before the first publish.
     live: Path | None = None
+    carried: Carried | None = None
 
 
 def live_files(live: Path | None) -> dict[str, dict]:
@@ -59,6 +78,20 @@ def live_files(live: Path | None) -> dict[str, dict]:
     if live is None:
         return {}
     return json.loads((live / MANIFEST).read_text()).get("files", {})
+
+
+def _keep(kept: Path, path: Path, digest: str, size: int) -> None:
+    """A hard link to the live snapshot's file, whose bytes must be those its manifest
+    lists: an incremental run builds on them."""
+    try:
+        os.link(kept, path)
+    except OSError:
+        shutil.copyfile(kept, path)  # another file system: a copy, checked the same way
+    if path.stat().st_size != size or _sha256(path) != digest:
+        raise PublishError(
+            f"{kept}: the live snapshot's file is not the one its manifest lists; "
+            f"run the job with --full"
+        )
 
 
 def _keep_or_write(data: bytes, digest: str, path: Path, kept: Path | None) -> bool:
@@ -180,10 +213,23 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
                 f"table {name}: rows for unregistered partitions {sorted(unplanned)}"
             )
         per_partition: dict[str, int] = {}
+        carried = plan.carried if plan.carried and plan.carried.table == name else None
         for sponsor in plan.partitions:
             rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
             path = partition_dir(tmp, name, sponsor) / PART_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
+            relative = path.relative_to(tmp).as_posix()
+            if carried is not None:
+                assert plan.live is not None
+                if sponsor not in carried.touched and not rows.height and relative in live:
+                    # No batch judged again was or is in this partition: the live file.
+                    entry = live[relative]
+                    _keep(plan.live / relative, path, entry["sha256"], entry["bytes"])
+                    kept_files += 1
+                    per_partition[sponsor] = entry["rows"]
+                    files[relative] = {**entry, "sponsor_id": sponsor, "table": name}
+                    continue
+                rows = carried.merged(plan.live / relative, rows, table.key)
             # No run id: a partition of equal rows is the same file in every run, so an
             # incremental run can keep the live file and a full build can be compared to it.
             metadata = {"sponsor_id": sponsor, "table": name}
@@ -192,7 +238,6 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             data = buffer.getvalue()
             del buffer
             digest = hashlib.sha256(data).hexdigest()
-            relative = path.relative_to(tmp).as_posix()
             same = plan.live is not None and live.get(relative, {}).get("sha256") == digest
             kept_files += _keep_or_write(data, digest, path, plan.live / relative if same else None)
             per_partition[sponsor] = rows.height
@@ -200,6 +245,12 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
                                "sponsor_id": sponsor, "table": name}  # fmt: skip
             del rows, data
         del frame
+        expected = plan.manifest["tables"][name]["valid"]
+        if carried is not None and sum(per_partition.values()) != expected:
+            # Kept and new rows must add up to every valid row, as a full build's would.
+            raise PublishError(
+                f"table {name}: {sum(per_partition.values())} rows published, {expected} valid"
+            )
         tables[name] = {"published_rows": per_partition}
         if number == count // 2:
             checkpoint("publish-midway")

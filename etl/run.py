@@ -18,7 +18,20 @@ from pathlib import Path
 import polars as pl
 
 from etl.extract import Source, SourceError, merge_changes, open_source, read_table
+from etl.incremental import (
+    EVENTS,
+    GLOBAL,
+    MAX_DELTAS,
+    EventFacts,
+    Events,
+    State,
+    delta_name,
+    digest,
+    live_slices,
+    parts_of,
+)
 from etl.publish import (
+    Carried,
     Plan,
     PublishError,
     SourceStateWriter,
@@ -123,24 +136,41 @@ class _Extracted:
 
 
 def _extract(
-    origin: Source, staging: Path, previous: Path | None, note: Callable[[str], None]
-) -> dict[str, _Extracted]:
+    origin: Source,
+    staging: Path,
+    previous: tuple[dict, Path] | None,
+    run_id: str,
+    note: Callable[[str], None],
+) -> tuple[dict[str, _Extracted], Events]:
     """Extract every table into the staging source state, one table (or part) in memory at
-    a time; incremental when a previous state folder is given.
+    a time; incremental when the live snapshot's manifest and state folder are given. The
+    entries of a delta run are kept as the live files plus this run's changes (see
+    etl.incremental); every other table is merged into one file.
     """
     facts: dict[str, _Extracted] = {}
+    folder = staging / SOURCE_STATE
+    events = Events(files=[folder / f"{EVENTS}.parquet"])
     for number, table in enumerate(TABLES, start=1):
-        writer = SourceStateWriter(staging, table.name)
         seen = facts[table.name] = _Extracted()
         if previous is None:
             parts = read_table(origin, table)
         else:
-            before = previous / f"{table.name}.parquet"
-            marks = pl.read_parquet(before, columns=["updated_at"]).get_column("updated_at")
-            mark = marks.drop_nulls().max()
+            manifest, before = previous
+            mark = manifest.get("watermark", {}).get(table.name)
             changes = pl.concat(list(read_table(origin, table, mark)), rechunk=False)
-            parts = merge_changes(before, changes, table.key)
-            del marks, changes
+            if table.name == EVENTS:
+                events = _delta_events(manifest, before, folder, run_id, changes)
+            if events.changes is not None and table.name == EVENTS:
+                seen.add(changes)
+                seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
+                seen.watermark = max(filter(None, (mark, seen.watermark)), default=None)
+                seen.latest = _latest_entry(events, seen.latest)
+                note(f"extract {number}/{len(TABLES)} {table.name}: {changes.height} changed")
+                continue
+            earlier = parts_of(before, table.name)
+            parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
+            del changes
+        writer = SourceStateWriter(staging, table.name)
         for part in parts:
             writer.write(part)
             seen.add(part)
@@ -148,7 +178,48 @@ def _extract(
         writer.close()
         note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
     _release_driver_memory()
-    return facts
+    return facts, events
+
+
+def _delta_events(
+    manifest: dict, before: Path, folder: Path, run_id: str, changes: pl.DataFrame
+) -> Events:
+    """The entries of an incremental run: the live files linked, the changes beside them;
+    or, without the live snapshot's state or after MAX_DELTAS runs, a plain merge."""
+    live = before.parent
+    state = State.read(live)
+    earlier = parts_of(before, EVENTS)
+    if state is None or len(earlier) > MAX_DELTAS:
+        return Events(files=[folder / f"{EVENTS}.parquet"])
+    linked = []
+    for path in earlier:
+        os.link(path, folder / path.name)
+        linked.append(folder / path.name)
+    files = list(linked)
+    if changes.height:
+        files.append(folder / delta_name(run_id))
+        changes.write_parquet(files[-1], compression="zstd")
+        with files[-1].open("rb") as handle:
+            os.fsync(handle.fileno())
+    events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)
+    events.find_replaced()
+    return events
+
+
+def _latest_entry(events: Events, changed: datetime | None) -> datetime | None:
+    """Latest parseable updated_at over the live entries, without reading them all unless a
+    replaced row was the latest one."""
+    assert events.previous is not None and events.replaced is not None
+    before = events.previous.latest
+    replaced = latest_change(events.replaced)
+    if before is not None and (replaced is None or replaced < before):
+        return max(filter(None, (before, changed)))
+    latest = None
+    for part in live_slices(events.files, events.key, [events.key, "updated_at"]):
+        value = latest_change(part)
+        if value is not None and (latest is None or value > latest):
+            latest = value
+    return latest
 
 
 def _release_driver_memory() -> None:
@@ -228,7 +299,7 @@ def _stages(
     mode = "full" if previous is None else "incremental"
     now = datetime.now().replace(microsecond=0)
     try:
-        facts = _extract(origin, staging, None if previous is None else previous[1], note)
+        facts, events = _extract(origin, staging, previous, run_id, note)
     except SourceError as exc:
         raise EtlError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the reason must show
@@ -240,19 +311,52 @@ def _stages(
     note("validate")
     # The text comes back from the staged source state a table (or a slice) at a time.
     as_of = as_of_from((f.latest for f in facts.values()), now)
-    validated = validate_files(staging / SOURCE_STATE, as_of)
+    validated = validate_files(staging / SOURCE_STATE, as_of, events)
     if validated.valid["sponsor"].height == 0:
         raise EtlError("source has no valid sponsor; nothing published")
+    judged = validated.valid[EVENTS].height + validated.quarantine[EVENTS].height
+    if events.dirty is None:
+        facts[EVENTS].rows = judged
+        note(f"validate: every entry judged ({judged})")
+    else:
+        note(f"validate: {judged} entries of {events.dirty.len()} changed batches judged again")
+    # Every quarantined entry (those an incremental run did not judge again included), with
+    # the reason counts of the entries made from them.
+    validated.quarantine[EVENTS] = events.quarantine(validated.quarantine[EVENTS])
+    validated.reason_counts = {
+        label: count for label, count in validated.reason_counts.items()
+        if not label.startswith(f"{EVENTS}: ")
+    } | {
+        f"{EVENTS}: {kind}": count
+        for kind, count in validated.quarantine[EVENTS].get_column("kinds").explode()
+        .drop_nulls().value_counts().iter_rows()
+    }  # fmt: skip
     checkpoint("validate")
 
     note("transform")
-    published, masked = transform(validated.valid)
+    fresh = EventFacts.of(validated.valid[EVENTS])
+    if events.dirty is None:
+        event_facts = fresh
+    else:
+        assert events.previous is not None
+        event_facts = events.previous.facts.replaced(events.dirty, fresh)
+    published, masked = transform(validated.valid, event_facts)
     _reconcile(validated.valid, published)
+    State(
+        digests={name: digest(validated.valid[name]) for name in GLOBAL},
+        latest=facts[EVENTS].latest,
+        as_of=validated.as_of,
+        quarantine=validated.quarantine[EVENTS],
+        facts=event_facts,
+    ).write(staging)
     checkpoint("transform")
 
     extracted = {t.name: facts[t.name].rows for t in TABLES}
     quarantined = {t.name: validated.quarantine[t.name].height for t in TABLES}
     valid_rows = {t.name: validated.valid[t.name].height for t in TABLES}
+    # The entries an incremental run kept count too: every extracted entry is valid or
+    # quarantined (publish checks the published count against it).
+    valid_rows[EVENTS] = extracted[EVENTS] - quarantined[EVENTS]
     manifest = {
         "run_id": run_id,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -277,6 +381,8 @@ def _stages(
         "code_version": code_version(),
     }
     published_rows = {name: frame.height for name, frame in published.items()}
+    if events.dirty is not None:  # each valid entry is in its batch's partition, kept or new
+        published_rows[EVENTS] = valid_rows[EVENTS]
     plan = Plan(
         run_id=run_id,
         published=published,
@@ -284,6 +390,7 @@ def _stages(
         quarantine=validated.quarantine,
         manifest=manifest,
         live=current_snapshot(warehouse),
+        carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.

@@ -14,6 +14,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from etl.incremental import EventFacts
 from etl.redact import MaskedText, mask_shared_text
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
@@ -65,8 +66,9 @@ def _per_chunk(
 
 
 class _Router:
-    def __init__(self, valid: dict[str, pl.DataFrame]) -> None:
+    def __init__(self, valid: dict[str, pl.DataFrame], facts: EventFacts) -> None:
         self.v = valid
+        self.facts = facts
         self.sponsors = valid["sponsor"].get_column("sponsor_id").sort()
         self._audience: dict[str, pl.DataFrame] = {}
 
@@ -136,18 +138,8 @@ class _Router:
         if table in ("capa_extension", "capa_effectiveness"):
             return v[table].select(t.key, "capa_id").join(self.audience("capa"), on="capa_id")
         if table == "operator":
-            events = v["batch_event"].lazy()
-            # Distinct (operator, batch) per column before the union: a union of both
-            # columns copied 20M rows (1.4 GB on the large preset) only to deduplicate them.
-            people = pl.concat(
-                [
-                    events.select(pl.col(column).alias("operator_id"), "batch_id")
-                    .drop_nulls()
-                    .unique()
-                    for column in ("performed_by", "verified_by")
-                ]
-            ).unique()
-            return self._via(people.collect(), "operator_id", "batch_id", "batch")
+            # From every valid entry, including those an incremental run did not judge again.
+            return self._via(self.facts.people, "operator_id", "batch_id", "batch")
         if table == "sop":
             site_wide = v["sop"].filter(pl.col("scope") == "SITE").select("sop_id")
             product_sops = v["sop"].filter(pl.col("scope") == "PRODUCT").select("sop_id")
@@ -214,7 +206,7 @@ class _Router:
         return routed.with_columns(pl.col(P).fill_null(SITE_PARTITION))
 
 
-def _batch(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _batch(v: dict[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
     batch = v["batch"]
     decided = batch.select("batch_id", "cmo_decided_at")
     deviations = v["deviation"].filter(pl.col("status") != "CANCELLED")
@@ -238,12 +230,8 @@ def _batch(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .select("batch_id")
     )  # fmt: skip
     open_at_decision = pl.concat([open_deviation, open_oos]).unique().get_column("batch_id")
-    first_review = (
-        v["batch_event"].filter(pl.col("event_type") == "REVIEW")
-        .group_by("batch_id").agg(pl.col("performed_at").min().alias("__review"))
-    )  # fmt: skip
     return (
-        batch.join(first_review, on="batch_id", how="left")
+        batch.join(facts.review, on="batch_id", how="left")
         .with_columns(
             _days(pl.col("sponsor_decided_at"), pl.col("mfg_end")).alias("cycle_time_days"),
             ((pl.col("cmo_decision") == "RELEASED") & pl.col("sponsor_decision").is_null())
@@ -662,7 +650,6 @@ def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 DERIVED = {
-    "batch": _batch,
     "batch_event": _batch_event,
     "equipment_usage": _equipment_usage,
     "deviation": _deviation,
@@ -692,16 +679,23 @@ def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
 
 
 def transform(
-    valid: dict[str, pl.DataFrame],
+    valid: dict[str, pl.DataFrame], facts: EventFacts
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
     no particular partition order; publish orders each partition by key), and the free-text
-    values masked in shared records' sponsor copies (etl.redact).
+    values masked in shared records' sponsor copies (etl.redact). `facts` describe every
+    valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
+    again, and only those are in the published frame (publish keeps the others).
     """
-    router = _Router(valid)
+    router = _Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
     for table in TABLES:
-        frame = DERIVED[table.name](valid) if table.name in DERIVED else valid[table.name]
+        if table.name == "batch":
+            frame = _batch(valid, facts)
+        elif table.name in DERIVED:
+            frame = DERIVED[table.name](valid)
+        else:
+            frame = valid[table.name]
         routed = router.route(table, frame)
         if table.name == "deviation":
             routed = _hide_invisible_recurrence(routed)

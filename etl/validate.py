@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.incremental import EVENTS, Events, live_slices
 from warehouse.contract import (
     BOOL,
     DATE,
@@ -418,6 +419,7 @@ class _Validator:
             pl.col(table.key).alias("key"),
             pl.col("__reason").alias("reason"),
             pl.struct(table.column_names).struct.json_encode().alias("values"),
+            pl.col("__kinds").alias("kinds"),
         )
         for kind, count in bad.get_column("__kinds").explode().value_counts().iter_rows():
             if kind is not None:
@@ -426,13 +428,22 @@ class _Validator:
         return valid, quarantine
 
 
-def validate_files(folder: Path, as_of: datetime) -> Validated:
+def validate_files(folder: Path, as_of: datetime, events: Events | None = None) -> Validated:
     """Validation of tables stored as `<table>.parquet` text files in `folder`, read one
     table at a time and large tables in row slices, so little raw text is alive at once.
+    The entries are judged last, all of them or, when `events` allows, the dirty batches'.
     """
 
-    def sliced(table: Table) -> tuple[pl.Series, Iterator[pl.DataFrame]]:
+    def sliced(table: Table, valid: dict[str, pl.DataFrame]) -> tuple[pl.Series, Iterable]:
         path = folder / f"{table.name}.parquet"
+        if table.name == EVENTS and events is not None:
+            events.choose(valid, as_of)
+            if events.dirty is not None:
+                return events.to_judge()
+            if len(events.files) > 1:
+                live = live_slices(events.files, table.key, [table.key])
+                keys = pl.concat([part.get_column(table.key) for part in live])
+                return keys, live_slices(events.files, table.key)
         keys = pl.read_parquet(path, columns=[table.key]).get_column(table.key)
         if any(c.ref == table.name for c in table.columns) or keys.len() <= SLICE_ROWS:
             return keys, iter([pl.read_parquet(path)])
@@ -454,12 +465,17 @@ def _slices(path: Path) -> Iterator[pl.DataFrame]:
 
 
 def validate_tables(
-    load: Callable[[Table], tuple[pl.Series, Iterable[pl.DataFrame]]], as_of: datetime
+    load: Callable[[Table, dict[str, pl.DataFrame]], tuple[pl.Series, Iterable[pl.DataFrame]]],
+    as_of: datetime,
 ) -> Validated:
-    """Judge tables parents first; `load` gives a table's key column and its row slices."""
+    """Judge tables parents first, the entries (no table's parent) last, once every table
+    they depend on is judged; `load` gives a table's key column and its row slices, and
+    sees the valid rows judged so far.
+    """
     validator = _Validator(as_of)
-    for table in parents_first():
-        keys, slices = load(table)
+    ordered = [t for t in parents_first() if t.name != EVENTS] + [TABLES_BY_NAME[EVENTS]]
+    for table in ordered:
+        keys, slices = load(table, validator.valid)
         extracted_rows = validator.run_table(table, keys, slices)
         judged_rows = validator.valid[table.name].height + validator.quarantine[table.name].height
         if extracted_rows != judged_rows:

@@ -1,0 +1,290 @@
+"""What a day's changes reach: the batches whose entries an incremental run judges again.
+
+Batch entries (`batch_event`) are nine rows in ten of a plant. A day adds a few hundred, so an
+incremental run keeps every other entry as the live snapshot published it and re-judges only
+the entries of *dirty* batches: those with a new or changed entry, whose batch row changed or
+became valid or invalid, or with an entry quarantined as "in the future" (the source's as-of
+moves every day). Everything else an entry's verdict, derived columns or partition depend on
+(its operators, their training, the product's SOPs, the sponsors) is in `GLOBAL`: when any of
+them changed, every entry is judged again, as in a full build. The result equals a full
+build's, file for file; tests/etl/test_etl_demo.py and the bench check it.
+
+The extracted text of the entries stays in the snapshot as the base file of the last full
+extract and one delta file per incremental run since (`batch_event.parquet`,
+`batch_event.delta-<run>.parquet`); a row of a later file replaces the rows of its key in
+earlier ones. A run merges them back into one base after `MAX_DELTAS` runs.
+
+What the next run needs of this one is kept in the snapshot's `_state/` folder: a digest of
+the valid `GLOBAL` tables, the latest entry change, every quarantined entry with its batch and
+reasons, and the two facts other tables derive from all entries (each batch's first review,
+each operator's batches).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.contract import TABLES_BY_NAME
+
+EVENTS = "batch_event"
+# Tables an entry's verdict, derived columns or partition read beyond its own batch: the
+# operators named (and the sponsors, products and sites their validity rests on), their
+# training and the product's SOPs (training_gap).
+GLOBAL = ("sponsor", "site", "product", "operator", "sop", "product_sop", "training_record")
+STATE = "_state"
+MAX_DELTAS = 20
+SLICE_ROWS = 1_000_000
+FUTURE = "in the future"  # the check whose verdict moves with the source's as-of
+_PART = "__part"
+
+
+def delta_name(run_id: str) -> str:
+    return f"{EVENTS}.delta-{run_id}.parquet"
+
+
+def parts_of(folder: Path, table: str) -> list[Path]:
+    """A table's extracted text files in a source state folder, oldest first: the base, then
+    (the entries only) each incremental run's delta."""
+    deltas = sorted(folder.glob(f"{EVENTS}.delta-*.parquet")) if table == EVENTS else []
+    return [folder / f"{table}.parquet", *deltas]
+
+
+def _later_keys(files: list[Path], key: str) -> pl.DataFrame:
+    """(key, newest part holding it) over the delta files (small), for keys they replace."""
+    frames = [
+        pl.read_parquet(path, columns=[key]).with_columns(pl.lit(number, pl.Int32).alias(_PART))
+        for number, path in enumerate(files)
+        if number > 0
+    ]
+    if not frames:
+        return pl.DataFrame(schema={key: pl.String, _PART: pl.Int32})
+    return pl.concat(frames).group_by(key).agg(pl.col(_PART).max())
+
+
+def live_slices(
+    files: list[Path], key: str, columns: list[str] | None = None
+) -> Iterator[pl.DataFrame]:
+    """Every live row of a table kept as a base and deltas (a key's rows in its newest
+    file), slice by slice in file order; only `columns` (which hold the key) when given."""
+    newest = _later_keys(files, key)
+    for number, path in enumerate(files):
+        replaced = newest.filter(pl.col(_PART) > number).select(key)
+        reader = pq.ParquetFile(path)
+        for batch in reader.iter_batches(batch_size=SLICE_ROWS, columns=columns):
+            rows = pl.from_arrow(batch)
+            del batch
+            if replaced.height:
+                rows = rows.join(replaced, on=key, how="anti", nulls_equal=True)
+            yield rows
+            pa.default_memory_pool().release_unused()
+
+
+def live_rows(files: list[Path], where: pl.Expr) -> pl.DataFrame:
+    """The live rows of the entries that satisfy `where` (a filter pushed into the scan)."""
+    key = TABLES_BY_NAME[EVENTS].key
+    newest = _later_keys(files, key)
+    frames = []
+    for number, path in enumerate(files):
+        rows = pl.scan_parquet(path).filter(where).collect()
+        replaced = newest.filter(pl.col(_PART) > number).select(key)
+        if replaced.height:
+            rows = rows.join(replaced, on=key, how="anti", nulls_equal=True)
+        frames.append(rows)
+    return pl.concat(frames)
+
+
+# --- what the next run keeps of this one -----------------------------------------------------
+
+
+def digest(frame: pl.DataFrame) -> str:
+    """A fingerprint of a table's valid rows in any order (polars' fixed-seed row hash)."""
+    hashes = frame.hash_rows(seed=0)
+    # Two sums of 32-bit halves: order-free, and no overflow below 2**31 rows.
+    high, low = (hashes // 2**32).sum(), (hashes % 2**32).sum()
+    return f"polars {pl.__version__}: {frame.height} rows, {frame.columns}, {high}, {low}"
+
+
+@dataclass
+class EventFacts:
+    """What other tables derive from all valid entries."""
+
+    review: pl.DataFrame  # batch_id, __review: each batch's first REVIEW entry
+    people: pl.DataFrame  # operator_id, batch_id: who performed or verified on which batch
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> EventFacts:
+        review = (
+            events.lazy()
+            .filter(pl.col("event_type") == "REVIEW")
+            .group_by("batch_id")
+            .agg(pl.col("performed_at").min().alias("__review"))
+            .collect()
+        )
+        # Distinct (operator, batch) per column before the union: a union of both columns
+        # copied 20M rows (1.4 GB on the large preset) only to deduplicate them.
+        people = (
+            pl.concat(
+                [
+                    events.lazy()
+                    .select(pl.col(column).alias("operator_id"), "batch_id")
+                    .drop_nulls()
+                    .unique()
+                    for column in ("performed_by", "verified_by")
+                ]
+            )
+            .unique()
+            .collect()
+        )
+        return cls(review, people)
+
+    def replaced(self, dirty: pl.Series, fresh: EventFacts) -> EventFacts:
+        """These facts with the dirty batches' taken from `fresh` (their entries judged again)."""
+        keep = ~pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True)
+        return EventFacts(
+            pl.concat([self.review.filter(keep), fresh.review]),
+            pl.concat([self.people.filter(keep), fresh.people]).unique(),
+        )
+
+
+@dataclass
+class State:
+    """The `_state/` folder of a snapshot."""
+
+    digests: dict[str, str]
+    latest: datetime | None  # latest parseable updated_at over all entries
+    as_of: datetime
+    quarantine: pl.DataFrame  # table, key, reason, values, batch_id, kinds
+    facts: EventFacts
+
+    def write(self, snapshot: Path) -> None:
+        folder = snapshot / STATE
+        folder.mkdir()
+        meta = {
+            "digests": self.digests,
+            "latest": self.latest.isoformat() if self.latest else None,
+            "as_of": self.as_of.isoformat(),
+        }
+        (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        self.quarantine.write_parquet(folder / "quarantine.parquet")
+        self.facts.review.write_parquet(folder / "review.parquet")
+        self.facts.people.write_parquet(folder / "people.parquet")
+
+    @classmethod
+    def read(cls, snapshot: Path) -> State | None:
+        folder = snapshot / STATE
+        if not (folder / "state.json").is_file():
+            return None  # a snapshot of an older release: the next run judges every entry
+        meta = json.loads((folder / "state.json").read_text())
+        return cls(
+            digests=meta["digests"],
+            latest=datetime.fromisoformat(meta["latest"]) if meta["latest"] else None,
+            as_of=datetime.fromisoformat(meta["as_of"]),
+            quarantine=pl.read_parquet(folder / "quarantine.parquet"),
+            facts=EventFacts(
+                pl.read_parquet(folder / "review.parquet"),
+                pl.read_parquet(folder / "people.parquet"),
+            ),
+        )
+
+
+# --- the entries of one run ----------------------------------------------------------------
+
+
+@dataclass
+class Events:
+    """How one run treats the entries: all judged (a full extract, a merge, or something in
+    `GLOBAL` changed) or only the dirty batches' (a delta run whose inputs allow it).
+    """
+
+    files: list[Path]  # the run's extracted text of the entries, oldest first
+    earlier: list[Path] = field(default_factory=list)  # of them, the live snapshot's
+    changes: pl.DataFrame | None = None  # this run's delta; None: every entry is judged
+    previous: State | None = None  # the live snapshot's state (delta runs)
+    live: Path | None = None  # the live snapshot (delta runs)
+    replaced: pl.DataFrame | None = None  # live rows of earlier files that `changes` replace
+    dirty: pl.Series | None = None  # batch ids judged again; None: every entry
+    touched: frozenset[str] = frozenset()  # partitions whose published entries change
+
+    @property
+    def key(self) -> str:
+        return TABLES_BY_NAME[EVENTS].key
+
+    def find_replaced(self) -> None:
+        """The live rows of the earlier files whose keys this run's changes carry."""
+        if self.changes is None:
+            return
+        keys = self.changes.get_column(self.key).drop_nulls().unique()
+        self.replaced = live_rows(self.earlier, pl.col(self.key).is_in(keys.implode()))
+
+    def rows(self, previous_rows: int) -> int:
+        """Live rows now, from the live snapshot's count."""
+        if self.changes is None or self.replaced is None:
+            raise ValueError("not a delta run")
+        return previous_rows - self.replaced.height + self.changes.height
+
+    def choose(self, valid: dict[str, pl.DataFrame], as_of: datetime) -> None:
+        """Decide which batches' entries this run judges (sets `dirty` and `touched`)."""
+        state = self.previous
+        if state is None or self.changes is None or self.live is None or as_of < state.as_of:
+            return
+        if any(digest(valid[name]) != state.digests.get(name) for name in GLOBAL):
+            return
+        columns = [c.name for c in TABLES_BY_NAME["batch"].columns]
+        before = pl.read_parquet(
+            self.live / "batch" / "*" / "*.parquet",
+            hive_partitioning=True,
+            hive_schema={"sponsor_id": pl.String},
+        ).select(columns)
+        now = valid["batch"].select(columns)
+        changed = pl.concat(
+            [
+                before.join(now, on=columns, how="anti", nulls_equal=True),
+                now.join(before, on=columns, how="anti", nulls_equal=True),
+            ]
+        ).get_column("batch_id")
+        future = state.quarantine.filter(
+            pl.col("kinds").list.eval(pl.element().str.ends_with(FUTURE)).list.any()
+        ).get_column("batch_id")
+        assert self.replaced is not None
+        dirty = pl.concat(
+            [
+                self.changes.get_column("batch_id"),
+                self.replaced.get_column("batch_id"),
+                changed,
+                future,
+            ]
+        ).unique()
+        owners = before.filter(pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True))
+        self.dirty = dirty
+        self.touched = frozenset(owners.get_column("sponsor_id").to_list())
+
+    def to_judge(self) -> tuple[pl.Series, list[pl.DataFrame]]:
+        """The dirty batches' live entries, and every live key among theirs (for copies)."""
+        assert self.dirty is not None
+        dirty = pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True)
+        rows = live_rows(self.files, dirty)
+        keys = rows.get_column(self.key).drop_nulls().unique()
+        copies = live_rows(self.files, pl.col(self.key).is_in(keys.implode()))
+        return copies.get_column(self.key), [rows]
+
+    def quarantine(self, judged: pl.DataFrame) -> pl.DataFrame:
+        """Every quarantined entry after this run: the judged ones, and the live snapshot's
+        of batches not judged again; in key order (a full build's order too)."""
+        fresh = judged.with_columns(
+            pl.col("values").str.json_path_match("$.batch_id").alias("batch_id")
+        )
+        if self.dirty is not None:
+            assert self.previous is not None
+            kept = self.previous.quarantine.filter(
+                ~pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True)
+            )
+            fresh = pl.concat([kept, fresh.select(kept.columns)])
+        return fresh.sort("key", "values", nulls_last=True)
