@@ -32,6 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.publish import OPEN_FILE, PART_FILE
 from warehouse.contract import TABLES_BY_NAME
 
 EVENTS = "batch_event"
@@ -40,6 +41,9 @@ EVENTS = "batch_event"
 # training and the product's SOPs (training_gap).
 GLOBAL = ("sponsor", "site", "product", "operator", "sop", "product_sop", "training_record")
 STATE = "_state"
+# Batches whose record a day rarely changes: their entries are published apart from the
+# open batches' (etl.publish.SPLIT), so a day rewrites the small file of open batches.
+SETTLED_STATUSES = ("SPONSOR_RELEASED", "REJECTED")
 MAX_DELTAS = 20
 SLICE_ROWS = 1_000_000
 FUTURE = "in the future"  # the check whose verdict moves with the source's as-of
@@ -211,7 +215,8 @@ class Events:
     live: Path | None = None  # the live snapshot (delta runs)
     replaced: pl.DataFrame | None = None  # live rows of earlier files that `changes` replace
     dirty: pl.Series | None = None  # batch ids judged again; None: every entry
-    touched: frozenset[str] = frozenset()  # partitions whose published entries change
+    # (partition, file) whose published entries change: where the dirty batches were
+    touched: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def key(self) -> str:
@@ -264,7 +269,10 @@ class Events:
         ).unique()
         owners = before.filter(pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True))
         self.dirty = dirty
-        self.touched = frozenset(owners.get_column("sponsor_id").to_list())
+        self.touched = frozenset(
+            (sponsor, PART_FILE if status in SETTLED_STATUSES else OPEN_FILE)
+            for sponsor, status in owners.select("sponsor_id", "status").iter_rows()
+        )
 
     def to_judge(self) -> tuple[pl.Series, list[pl.DataFrame]]:
         """The dirty batches' live entries, and every live key among theirs (for copies)."""

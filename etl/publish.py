@@ -32,6 +32,10 @@ from warehouse.layout import (
 
 KEEP_SNAPSHOTS = 3
 PART_FILE = "part-0.parquet"
+# Tables whose partitions are two files: rows of settled batches (SETTLED_STATUSES) in
+# PART_FILE, the others in OPEN_FILE; table -> its batch column.
+SPLIT = {"batch_event": "batch_id"}
+OPEN_FILE = "part-1.parquet"
 
 
 class PublishError(Exception):
@@ -45,7 +49,7 @@ class Carried:
 
     table: str
     dirty: pl.Series  # batch ids judged again
-    touched: frozenset[str]  # partitions that held rows of those batches
+    touched: frozenset[tuple[str, str]]  # (partition, file) that held rows of those batches
 
     def merged(self, live_file: Path, rows: pl.DataFrame, key: str) -> pl.DataFrame:
         if not live_file.is_file():  # a new partition (a sponsor registered today)
@@ -71,6 +75,7 @@ class Plan:
     # instead of writing them again; None before the first publish.
     live: Path | None = None
     carried: Carried | None = None
+    settled: pl.Series | None = None  # batch ids whose entries go to PART_FILE (SPLIT)
 
 
 def live_files(live: Path | None) -> dict[str, dict]:
@@ -188,6 +193,19 @@ def _rows_by_partition(frame: pl.DataFrame) -> dict[str, pl.Series]:
     return dict(zip(grouped.get_column(PARTITION_KEY), grouped.get_column("__row"), strict=True))
 
 
+def _files_of(
+    table: str, rows: pl.DataFrame, settled: pl.Series | None
+) -> list[tuple[str, pl.DataFrame]]:
+    """A partition's rows as its files: one, or for the entries (SPLIT) those of settled
+    batches, which a day rarely changes, apart from the open batches' that it does."""
+    if table not in SPLIT:
+        return [(PART_FILE, rows)]
+    if settled is None:
+        raise PublishError(f"table {table}: no settled batches given to split it by")
+    done = pl.col(SPLIT[table]).is_in(settled.implode())
+    return [(PART_FILE, rows.filter(done)), (OPEN_FILE, rows.filter(~done))]
+
+
 def _partition_rows(frame: pl.DataFrame, key: str, positions: pl.Series | None) -> pl.DataFrame:
     """One partition's rows in key order (ties and already sorted rows keep their order)."""
     rows = frame.clear() if positions is None else frame[positions]
@@ -216,34 +234,39 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
         carried = plan.carried if plan.carried and plan.carried.table == name else None
         for sponsor in plan.partitions:
             rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
-            path = partition_dir(tmp, name, sponsor) / PART_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            relative = path.relative_to(tmp).as_posix()
-            if carried is not None:
-                assert plan.live is not None
-                if sponsor not in carried.touched and not rows.height and relative in live:
-                    # No batch judged again was or is in this partition: the live file.
-                    entry = live[relative]
-                    _keep(plan.live / relative, path, entry["sha256"], entry["bytes"])
-                    kept_files += 1
-                    per_partition[sponsor] = entry["rows"]
-                    files[relative] = {**entry, "sponsor_id": sponsor, "table": name}
-                    continue
-                rows = carried.merged(plan.live / relative, rows, table.key)
-            # No run id: a partition of equal rows is the same file in every run, so an
-            # incremental run can keep the live file and a full build can be compared to it.
-            metadata = {"sponsor_id": sponsor, "table": name}
-            buffer = io.BytesIO()
-            rows.write_parquet(buffer, metadata=metadata)
-            data = buffer.getvalue()
-            del buffer
-            digest = hashlib.sha256(data).hexdigest()
-            same = plan.live is not None and live.get(relative, {}).get("sha256") == digest
-            kept_files += _keep_or_write(data, digest, path, plan.live / relative if same else None)
-            per_partition[sponsor] = rows.height
-            files[relative] = {"sha256": digest, "rows": rows.height, "bytes": len(data),
-                               "sponsor_id": sponsor, "table": name}  # fmt: skip
-            del rows, data
+            folder = partition_dir(tmp, name, sponsor)
+            folder.mkdir(parents=True, exist_ok=True)
+            per_partition[sponsor] = 0
+            for file_name, part in _files_of(name, rows, plan.settled):
+                path = folder / file_name
+                relative = path.relative_to(tmp).as_posix()
+                entry = live.get(relative)
+                if carried is not None:
+                    assert plan.live is not None
+                    if (sponsor, file_name) not in carried.touched and not part.height and entry:
+                        # No batch judged again was or is in this file: the live file.
+                        _keep(plan.live / relative, path, entry["sha256"], entry["bytes"])
+                        kept_files += 1
+                        per_partition[sponsor] += entry["rows"]
+                        files[relative] = {**entry, "sponsor_id": sponsor, "table": name}
+                        continue
+                    part = carried.merged(plan.live / relative, part, table.key)
+                # No run id: a partition of equal rows is the same file in every run, so an
+                # incremental run can keep the live file and a full build can be compared.
+                metadata = {"sponsor_id": sponsor, "table": name}
+                buffer = io.BytesIO()
+                part.write_parquet(buffer, metadata=metadata)
+                data = buffer.getvalue()
+                del buffer
+                digest = hashlib.sha256(data).hexdigest()
+                same = entry is not None and entry["sha256"] == digest
+                kept = plan.live / relative if same and plan.live else None
+                kept_files += _keep_or_write(data, digest, path, kept)
+                per_partition[sponsor] += part.height
+                files[relative] = {"sha256": digest, "rows": part.height, "bytes": len(data),
+                                   "sponsor_id": sponsor, "table": name}  # fmt: skip
+                del part, data
+            del rows
         del frame
         expected = plan.manifest["tables"][name]["valid"]
         if carried is not None and sum(per_partition.values()) != expected:

@@ -22,6 +22,7 @@ from etl.incremental import (
     EVENTS,
     GLOBAL,
     MAX_DELTAS,
+    SETTLED_STATUSES,
     EventFacts,
     Events,
     State,
@@ -211,9 +212,11 @@ def _latest_entry(events: Events, changed: datetime | None) -> datetime | None:
     replaced row was the latest one."""
     assert events.previous is not None and events.replaced is not None
     before = events.previous.latest
+    if changed is not None and (before is None or changed >= before):
+        return changed  # no live entry is later than the day's latest change
     replaced = latest_change(events.replaced)
     if before is not None and (replaced is None or replaced < before):
-        return max(filter(None, (before, changed)))
+        return before  # the live snapshot's latest entry is still there
     latest = None
     for part in live_slices(events.files, events.key, [events.key, "updated_at"]):
         value = latest_change(part)
@@ -340,6 +343,11 @@ def _stages(
     else:
         assert events.previous is not None
         event_facts = events.previous.facts.replaced(events.dirty, fresh)
+    settled = (
+        validated.valid["batch"]
+        .filter(pl.col("status").is_in(SETTLED_STATUSES))
+        .get_column("batch_id")
+    )
     published, masked = transform(validated.valid, event_facts)
     _reconcile(validated.valid, published)
     State(
@@ -391,6 +399,7 @@ def _stages(
         manifest=manifest,
         live=current_snapshot(warehouse),
         carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
+        settled=settled,
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.

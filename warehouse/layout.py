@@ -5,9 +5,12 @@
 <data root>/demo/warehouse/                demo warehouse (BD demos), apart from real data
 <data root>/portal.sqlite                  users, access log, sign-in failures, saved views
 <warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
+    (batch_event: part-0 holds the entries of settled batches, part-1 of open ones)
 <warehouse>/snapshots/<run_id>/manifest.json
 <warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
 <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
+    (batch_event: plus batch_event.delta-<run_id>.parquet per incremental run since the base)
+<warehouse>/snapshots/<run_id>/_state/                  what the next incremental run reuses
 <warehouse>/current -> snapshots/<run_id>
 """
 
