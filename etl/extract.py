@@ -26,6 +26,10 @@ PARALLEL_READ_MIN_ROWS = 1_000_000
 PARALLEL_READS = 2
 # ... in more ranges than connections, so each raw part (and its transient copy) is small.
 RANGES_PER_LARGE_TABLE = 8
+# Changed keys are fetched in queries of this many; past MAX_CHANGED_KEYS the table is read
+# whole (as cheap by then, and it sees deleted rows too).
+KEYS_PER_QUERY = 500
+MAX_CHANGED_KEYS = 50_000
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
 
@@ -90,7 +94,9 @@ def _sql_table_exists(source: Source, table: Table) -> bool | None:
     return bool(found.height and found.item(0, 0))
 
 
-def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
+def _read_sql(
+    source: Source, table: Table, watermark: str | None, keys: pl.Series | None
+) -> Iterator[pl.DataFrame]:
     try:
         probe = pl.read_database_uri(f"SELECT * FROM {table.name} WHERE 1=0", source.location)
     except Exception as exc:  # noqa: BLE001 - any driver error means the table is unreadable
@@ -118,7 +124,12 @@ def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[p
         query += f" AND updated_at >= '{watermark}'"
     # A day's changes are few: one query lets the source use its index on updated_at, where
     # rowid ranges would make it scan the whole table for them.
-    ranges = [query] if watermark is not None else _rowid_ranges(source, table, query)
+    if keys is not None:
+        ranges = [f"{query} AND ({where})" for where in _key_filters(table.key, keys)]
+    elif watermark is not None:
+        ranges = [query]
+    else:
+        ranges = _rowid_ranges(source, table, query)
     with ThreadPoolExecutor(min(len(ranges), PARALLEL_READS)) as pool:
         # One connection per range; connectorx releases the GIL while it reads. Each part
         # is normalised as it arrives and its raw copy dropped, so only a few parts of the
@@ -126,6 +137,20 @@ def _read_sql(source: Source, table: Table, watermark: str | None) -> Iterator[p
         for part in pool.map(lambda sql: pl.read_database_uri(sql, source.location), ranges):
             yield part.select(_text(pl.col(c).cast(pl.String), c) for c in table.column_names)
             del part
+
+
+def _key_filters(key: str, keys: pl.Series) -> list[str]:
+    """SQL conditions (a few hundred keys each) matching every row of `keys` as extracted
+    text; a missing key matches the rows with no key or a blank one."""
+    values = keys.drop_nulls().unique().sort().to_list()
+    quoted = ["'" + value.replace("'", "''") + "'" for value in values]
+    filters = [
+        f"{key} IN ({', '.join(quoted[start : start + KEYS_PER_QUERY])})"
+        for start in range(0, len(quoted), KEYS_PER_QUERY)
+    ]
+    if keys.null_count():
+        filters.append(f"{key} IS NULL OR TRIM({key}) = ''")
+    return filters
 
 
 def _text(value: pl.Expr, name: str) -> pl.Expr:
@@ -154,7 +179,9 @@ def _rowid_ranges(source: Source, table: Table, query: str) -> list[str]:
     return [f"{query} AND rowid >= {start} AND rowid < {start + step}" for start in starts]
 
 
-def _read_csv(source: Source, table: Table, watermark: str | None) -> Iterator[pl.DataFrame]:
+def _read_csv(
+    source: Source, table: Table, watermark: str | None, keys: pl.Series | None
+) -> Iterator[pl.DataFrame]:
     path = Path(source.location) / f"{table.name}.csv"
     if not path.is_file() and table.optional and not path.exists():
         yield from _absent(table)
@@ -169,19 +196,37 @@ def _read_csv(source: Source, table: Table, watermark: str | None) -> Iterator[p
     if watermark is not None:
         frame = frame.filter(pl.col("updated_at") >= watermark)
     # Blank text is a missing value, the same in CSV and SQL sources.
-    yield frame.select(
+    frame = frame.select(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in frame.columns
     )
+    if keys is not None:
+        frame = frame.filter(pl.col(table.key).is_in(keys.implode(), nulls_equal=True))
+    yield frame
 
 
 def read_table(
-    source: Source, table: Table, watermark: str | None = None
+    source: Source, table: Table, watermark: str | None = None, keys: pl.Series | None = None
 ) -> Iterator[pl.DataFrame]:
-    """One table as string parts in source order; with a watermark, only rows changed since."""
+    """One table as string parts in source order; with a watermark, only rows changed since;
+    with keys (as extracted, a null for a missing one), every row holding one of them."""
     if watermark is not None and not _WATERMARK.fullmatch(watermark):
         raise SourceError(f"table {table.name}: previous watermark {watermark!r} is invalid")
     reader = _read_csv if source.kind == "csv" else _read_sql
-    return reader(source, table, watermark)
+    return reader(source, table, watermark, keys)
+
+
+def read_changes(source: Source, table: Table, watermark: str | None) -> pl.DataFrame | None:
+    """Every row of every key changed since the watermark, as the source holds them now: a
+    second row under a known key is a duplicate to quarantine, not that row's update. None
+    when the changes are too many to fetch by key (then the whole table is read again).
+    """
+    changed = pl.concat(list(read_table(source, table, watermark)), rechunk=False)
+    if not changed.height:
+        return changed
+    keys = changed.get_column(table.key).unique()
+    if keys.len() > MAX_CHANGED_KEYS:
+        return None
+    return pl.concat(list(read_table(source, table, keys=keys)), rechunk=False)
 
 
 def merge_changes(

@@ -226,8 +226,9 @@ class Events:
         """The live rows of the earlier files whose keys this run's changes carry."""
         if self.changes is None:
             return
-        keys = self.changes.get_column(self.key).drop_nulls().unique()
-        self.replaced = live_rows(self.earlier, pl.col(self.key).is_in(keys.implode()))
+        keys = self.changes.get_column(self.key).unique()  # a null: the rows without a key
+        where = pl.col(self.key).is_in(keys.implode(), nulls_equal=True)
+        self.replaced = live_rows(self.earlier, where)
 
     def rows(self, previous_rows: int) -> int:
         """Live rows now, from the live snapshot's count."""

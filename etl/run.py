@@ -17,7 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.extract import Source, SourceError, merge_changes, open_source, read_table
+from etl.extract import (
+    Source,
+    SourceError,
+    merge_changes,
+    open_source,
+    read_changes,
+    read_table,
+)
 from etl.incremental import (
     EVENTS,
     GLOBAL,
@@ -158,18 +165,21 @@ def _extract(
         else:
             manifest, before = previous
             mark = manifest.get("watermark", {}).get(table.name)
-            changes = pl.concat(list(read_table(origin, table, mark)), rechunk=False)
-            if table.name == EVENTS:
+            changes = read_changes(origin, table, mark)
+            if changes is None:  # too many to fetch by key: the table is read again
+                parts = read_table(origin, table)
+            elif table.name == EVENTS:
                 events = _delta_events(manifest, before, folder, run_id, changes)
-            if events.changes is not None and table.name == EVENTS:
+            if changes is not None and events.changes is not None and table.name == EVENTS:
                 seen.add(changes)
                 seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
                 seen.watermark = max(filter(None, (mark, seen.watermark)), default=None)
                 seen.latest = _latest_entry(events, seen.latest)
                 note(f"extract {number}/{len(TABLES)} {table.name}: {changes.height} changed")
                 continue
-            earlier = parts_of(before, table.name)
-            parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
+            if changes is not None:
+                earlier = parts_of(before, table.name)
+                parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
             del changes
         writer = SourceStateWriter(staging, table.name)
         for part in parts:
