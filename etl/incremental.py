@@ -15,7 +15,7 @@ extract and one delta file per incremental run since (`batch_event.parquet`,
 earlier ones. A run merges them back into one base after `MAX_DELTAS` runs.
 
 What the next run needs of this one is kept in the snapshot's `_state/` folder: a digest of
-the valid `GLOBAL` tables, the latest entry change, every quarantined entry with its batch and
+the valid `GLOBAL` tables, each table's latest change, every quarantined entry with its batch and
 reasons, and the two facts other tables derive from all entries (each batch's first review,
 each operator's batches).
 """
@@ -163,7 +163,7 @@ class State:
     """The `_state/` folder of a snapshot."""
 
     digests: dict[str, str]
-    latest: datetime | None  # latest parseable updated_at over all entries
+    latest: dict[str, datetime | None]  # table -> latest parseable updated_at of its rows
     as_of: datetime
     quarantine: pl.DataFrame  # table, key, reason, values, batch_id, kinds
     facts: EventFacts
@@ -173,7 +173,9 @@ class State:
         folder.mkdir()
         meta = {
             "digests": self.digests,
-            "latest": self.latest.isoformat() if self.latest else None,
+            "latest": {
+                name: value.isoformat() if value else None for name, value in self.latest.items()
+            },
             "as_of": self.as_of.isoformat(),
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -189,7 +191,10 @@ class State:
         meta = json.loads((folder / "state.json").read_text())
         return cls(
             digests=meta["digests"],
-            latest=datetime.fromisoformat(meta["latest"]) if meta["latest"] else None,
+            latest={
+                name: datetime.fromisoformat(value) if value else None
+                for name, value in meta["latest"].items()
+            },
             as_of=datetime.fromisoformat(meta["as_of"]),
             quarantine=pl.read_parquet(folder / "quarantine.parquet"),
             facts=EventFacts(

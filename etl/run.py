@@ -158,6 +158,7 @@ def _extract(
     facts: dict[str, _Extracted] = {}
     folder = staging / SOURCE_STATE
     events = Events(files=[folder / f"{EVENTS}.parquet"])
+    state = None if previous is None else State.read(previous[1].parent)
     for number, table in enumerate(TABLES, start=1):
         seen = facts[table.name] = _Extracted()
         if previous is None:
@@ -169,13 +170,20 @@ def _extract(
             if changes is None:  # too many to fetch by key: the table is read again
                 parts = read_table(origin, table)
             elif table.name == EVENTS:
-                events = _delta_events(manifest, before, folder, run_id, changes)
+                events = _delta_events(state, before, folder, run_id, changes)
             if changes is not None and events.changes is not None and table.name == EVENTS:
                 seen.add(changes)
                 seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
                 seen.watermark = max(filter(None, (mark, seen.watermark)), default=None)
                 seen.latest = _latest_entry(events, seen.latest)
                 note(f"extract {number}/{len(TABLES)} {table.name}: {changes.height} changed")
+                continue
+            if (
+                changes is not None
+                and not changes.height
+                and _keep_unchanged(table.name, manifest, before, folder, seen, state)
+            ):
+                note(f"extract {number}/{len(TABLES)} {table.name}: unchanged")
                 continue
             if changes is not None:
                 earlier = parts_of(before, table.name)
@@ -192,13 +200,27 @@ def _extract(
     return facts, events
 
 
+def _keep_unchanged(
+    name: str, manifest: dict, before: Path, folder: Path, seen: _Extracted, state: State | None
+) -> bool:
+    """A table without changes keeps the live extracted text (a hard link), with its facts
+    from the live snapshot; False when that snapshot does not have them (then it is merged).
+    """
+    if state is None or name not in state.latest or len(parts_of(before, name)) > 1:
+        return False
+    os.link(before / f"{name}.parquet", folder / f"{name}.parquet")
+    seen.rows = manifest["tables"][name]["extracted"]
+    seen.watermark = manifest.get("watermark", {}).get(name)
+    seen.latest = state.latest[name]
+    return True
+
+
 def _delta_events(
-    manifest: dict, before: Path, folder: Path, run_id: str, changes: pl.DataFrame
+    state: State | None, before: Path, folder: Path, run_id: str, changes: pl.DataFrame
 ) -> Events:
     """The entries of an incremental run: the live files linked, the changes beside them;
     or, without the live snapshot's state or after MAX_DELTAS runs, a plain merge."""
     live = before.parent
-    state = State.read(live)
     earlier = parts_of(before, EVENTS)
     if state is None or len(earlier) > MAX_DELTAS:
         return Events(files=[folder / f"{EVENTS}.parquet"])
@@ -221,7 +243,7 @@ def _latest_entry(events: Events, changed: datetime | None) -> datetime | None:
     """Latest parseable updated_at over the live entries, without reading them all unless a
     replaced row was the latest one."""
     assert events.previous is not None and events.replaced is not None
-    before = events.previous.latest
+    before = events.previous.latest.get(EVENTS)
     if changed is not None and (before is None or changed >= before):
         return changed  # no live entry is later than the day's latest change
     replaced = latest_change(events.replaced)
@@ -362,7 +384,7 @@ def _stages(
     _reconcile(validated.valid, published)
     State(
         digests={name: digest(validated.valid[name]) for name in GLOBAL},
-        latest=facts[EVENTS].latest,
+        latest={name: fact.latest for name, fact in facts.items()},
         as_of=validated.as_of,
         quarantine=validated.quarantine[EVENTS],
         facts=event_facts,
