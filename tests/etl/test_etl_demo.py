@@ -13,6 +13,7 @@ import polars as pl
 
 from etl.run import run_etl
 from tests.conftest import DemoPlant
+from tests.etl import published_files
 from warehouse.contract import SITE_PARTITION, TABLES
 from warehouse.layout import MANIFEST, current_snapshot
 
@@ -104,16 +105,6 @@ def _published(warehouse: Path) -> dict[str, pl.DataFrame]:
     }
 
 
-def _files(warehouse: Path) -> dict[str, str]:
-    """Every published partition file of the live snapshot -> its sha256, from the bytes."""
-    live = current_snapshot(warehouse)
-    return {
-        path.relative_to(live).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for table in TABLES
-        for path in (live / table.name).glob("sponsor_id=*/*.parquet")
-    }
-
-
 def test_deletions_seen_by_a_full_run_equal_a_fresh_build(
     demo_plant: DemoPlant, tmp_path: Path
 ) -> None:
@@ -134,8 +125,8 @@ def test_deletions_seen_by_a_full_run_equal_a_fresh_build(
     result = run_etl(plant, warehouse, full=True)
     assert result.mode == "full"
     run_etl(plant, tmp_path / "wh-fresh", full=True)
-    files = _files(warehouse)
-    assert files == _files(tmp_path / "wh-fresh")
+    files = published_files(warehouse)
+    assert files == published_files(tmp_path / "wh-fresh")
     before = json.loads((live / MANIFEST).read_text())["files"]
     rewritten = {path for path, digest in files.items() if before[path]["sha256"] != digest}
     # The batch is open: its entries are in the small file of open batches, and the file of
@@ -163,8 +154,8 @@ def test_incremental_after_a_day_equals_full_rebuild(demo_plant: DemoPlant, tmp_
     for table in TABLES:
         assert inc[table.name].equals(full[table.name]), table.name
     # File for file: the same partitions with the same bytes as the full build.
-    files = _files(incremental)
-    assert files == _files(tmp_path / "wh-full")
+    files = published_files(incremental)
+    assert files == published_files(tmp_path / "wh-full")
     # What the day did not change is the live snapshot's file itself, not a rewrite of it.
     earlier = json.loads((live / MANIFEST).read_text())["files"]
     kept = {path for path, digest in files.items() if earlier[path]["sha256"] == digest}

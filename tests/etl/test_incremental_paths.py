@@ -4,7 +4,6 @@ judged again only what the change reaches (or, where it cannot know, every entry
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -17,6 +16,7 @@ import pytest
 
 from etl.run import run_etl
 from tests.conftest import DemoPlant
+from tests.etl import published_files
 from warehouse.contract import TABLES
 from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
 
@@ -113,15 +113,6 @@ def training_recorded(connection: sqlite3.Connection, at: str) -> None:
     connection.execute(f"INSERT INTO training_record VALUES ({','.join('?' * len(row))})", row)
 
 
-def _files(warehouse: Path) -> dict[str, str]:
-    live = current_snapshot(warehouse)
-    return {
-        path.relative_to(live).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for table in TABLES
-        for path in (live / table.name).glob("sponsor_id=*/*.parquet")
-    }
-
-
 def _facts(warehouse: Path) -> tuple[dict, dict, pl.DataFrame]:
     live = current_snapshot(warehouse)
     manifest = json.loads((live / MANIFEST).read_text())
@@ -154,7 +145,7 @@ def _day(demo_plant: DemoPlant, tmp_path: Path, changes: list[Change]) -> list[s
         result = run_etl(plant, warehouse, progress=notes.append)
         assert result.mode == "incremental"
     run_etl(plant, tmp_path / "full", full=True)
-    assert _files(warehouse) == _files(tmp_path / "full")
+    assert published_files(warehouse) == published_files(tmp_path / "full")
     tables, reasons, quarantine = _facts(warehouse)
     full_tables, full_reasons, full_quarantine = _facts(tmp_path / "full")
     assert tables == full_tables
