@@ -54,6 +54,13 @@ def build_warehouse(root: Path, run_id: str = "20261126T020000Z-aaaaaa") -> Path
     (snapshot / layout.MANIFEST).write_text(json.dumps(manifest))
     (snapshot / layout.QUARANTINE).mkdir()
     pq.write_table(pa.table({"reason": ["secret of S10"]}), snapshot / "_quarantine/batch.parquet")
+    # What an incremental run keeps for the next one, every sponsor's: never a scope's to read.
+    for folder, name in (("_state", "quarantine"), ("_source", "batch_event")):
+        (snapshot / folder).mkdir()
+        secret = pa.table({"values": ["secret of S10"]})
+        pq.write_table(secret, snapshot / folder / f"{name}.parquet")
+    open_entries = layout.partition_dir(snapshot, "batch_event", "S10") / "part-1.parquet"
+    pq.write_table(pa.table({"key": ["S10-open"], "secret": ["secret of S10"]}), open_entries)
     os.symlink(Path(layout.SNAPSHOTS) / run_id, root / layout.CURRENT)
     return snapshot
 
@@ -108,6 +115,17 @@ ATTACKS = [
     (
         "quarantine file",
         f"SELECT * FROM read_parquet('{SNAP}/_quarantine/batch.parquet')",
+        "Permission",
+    ),
+    ("run state", f"SELECT * FROM read_parquet('{SNAP}/_state/quarantine.parquet')", "Permission"),
+    (
+        "extracted source text",
+        f"SELECT * FROM read_parquet('{SNAP}/_source/batch_event.parquet')",
+        "Permission",
+    ),
+    (
+        "open batches' entries file",
+        f"SELECT * FROM read_parquet('{SNAP}/batch_event/sponsor_id=S10/part-1.parquet')",
         "Permission",
     ),
     ("read_csv", f"SELECT * FROM read_csv('{S10}/part-0.parquet')", "Permission"),
