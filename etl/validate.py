@@ -48,7 +48,6 @@ SAME_SPONSOR_REFS = {
     "change_impact": (("product_id", "sponsor_id"),),
     "complaint": (("batch_id", "product_id"),),
 }
-_SPONSORED = ("product", "batch")
 # Tables longer than this (without a self reference) are judged in slices of this many rows.
 SLICE_ROWS = 1_000_000
 
