@@ -96,6 +96,18 @@ def _word(needle: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(needle)}(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+def _mask(
+    text: str, needles: tuple[str, ...], kind_of: dict[str, set[str]]
+) -> tuple[str, set[str]]:
+    """`text` with each needle masked where it stands as a word, and the kinds masked."""
+    new, found = text, set()
+    for needle in needles:
+        new, count = _word(needle).subn(MASK, new)
+        if count:
+            found |= kind_of[needle]
+    return new, found
+
+
 def mask_shared_text(
     published: dict[str, pl.DataFrame],
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
@@ -138,15 +150,18 @@ def mask_shared_text(
             ):
                 kind_of.setdefault(needle, set()).add(kind)
             fixes: dict[int, str] = {}
-            for (row, key, partition, text), hits in candidates.group_by(
-                "__row", table.key, P, column, maintain_order=True
-            ):
-                new, found = text, set()
+            # A shared record's text recurs in every sponsor's copy: mask each (text, foreign
+            # identifiers) once.
+            done: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
+            grouped = candidates.group_by("__row", table.key, P, column, maintain_order=True).agg(
+                pl.col("needle")
+            )
+            for row, key, partition, text, hits in grouped.iter_rows():
                 # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab".
-                for needle in sorted(hits.get_column("needle").to_list(), key=len, reverse=True):
-                    new, count = _word(needle).subn(MASK, new)
-                    if count:
-                        found |= kind_of[needle]
+                ordered = tuple(sorted(hits, key=lambda needle: (-len(needle), needle)))
+                if (text, ordered) not in done:
+                    done[text, ordered] = _mask(text, ordered, kind_of)
+                new, found = done[text, ordered]
                 if new != text:
                     fixes[row] = new
                     masked.append(

@@ -45,6 +45,14 @@ def build_warehouse(root: Path, run_id: str = "20261126T020000Z-aaaaaa") -> Path
                 "sponsor_id": sponsor, "table": table.name, "rows": 1,
                 "bytes": path.stat().st_size,
             }  # fmt: skip
+    for sponsor in SPONSORS:  # entries of open batches: a second file of the partition
+        path = layout.partition_dir(snapshot, "batch_event", sponsor) / "part-1.parquet"
+        rows = pa.table({"key": [f"{sponsor}-open-1"], "secret": [f"secret of {sponsor}"]})
+        pq.write_table(rows.replace_schema_metadata({"sponsor_id": sponsor}), path)
+        files[path.relative_to(snapshot).as_posix()] = {
+            "sponsor_id": sponsor, "table": "batch_event", "rows": 1,
+            "bytes": path.stat().st_size,
+        }  # fmt: skip
     manifest = {
         "run_id": run_id,
         "created_at": "2026-11-26T02:00:00+00:00",
@@ -59,8 +67,6 @@ def build_warehouse(root: Path, run_id: str = "20261126T020000Z-aaaaaa") -> Path
         (snapshot / folder).mkdir()
         secret = pa.table({"values": ["secret of S10"]})
         pq.write_table(secret, snapshot / folder / f"{name}.parquet")
-    open_entries = layout.partition_dir(snapshot, "batch_event", "S10") / "part-1.parquet"
-    pq.write_table(pa.table({"key": ["S10-open"], "secret": ["secret of S10"]}), open_entries)
     os.symlink(Path(layout.SNAPSHOTS) / run_id, root / layout.CURRENT)
     return snapshot
 
