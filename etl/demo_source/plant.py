@@ -9,11 +9,11 @@ carry generation state and are never written.
 from __future__ import annotations
 
 import bisect
-import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from etl.demo_source import presets as P
+from etl.demo_source.base import DAY, HOUR, SITE_ID, PlantBase, days, hours
 from warehouse.contract import (
     CHANGE_TYPES,
     NOTIFIABLE_EVENTS,
@@ -22,9 +22,6 @@ from warehouse.contract import (
     TECH_TRANSFER_MILESTONES,
 )
 
-DAY = timedelta(days=1)
-HOUR = timedelta(hours=1)
-SITE_ID = "RDG"
 # Manufacturing duration in days per modality (low, high).
 MFG_DAYS = {"OSD": (1.5, 3.0), "BIOLOGIC": (5.0, 9.0), "STERILE_FILL_FINISH": (2.0, 4.0)}
 DISPENSING_HOURS = 2  # the first manufacturing step follows dispensing (events.py)
@@ -42,52 +39,8 @@ class Pin:
     story: str
 
 
-def days(n: float) -> timedelta:
-    return timedelta(days=n)
-
-
-def hours(n: float) -> timedelta:
-    return timedelta(hours=n)
-
-
-class Plant:
+class Plant(PlantBase):
     """Builds every table's rows for one preset, seed and clock."""
-
-    def __init__(self, preset: P.Preset, seed: int, as_of: date) -> None:
-        self.preset = preset
-        self.rng = random.Random(seed)
-        self.now = datetime.combine(as_of, time())  # nothing is recorded on as_of itself
-        self.start = self.now - days(365 * preset.years)
-        self.rows: dict[str, list] = {}
-        self.batches: list[dict] = []
-        # Sponsors that answer change notices within days, so nothing of theirs lingers
-        # pending apart from the change their story puts in front of them.
-        self.prompt_sponsors: set[str] = set()
-
-    # -- helpers -------------------------------------------------------------------------
-    def add(self, table: str, **row) -> dict:
-        self.rows.setdefault(table, []).append(row)
-        return row
-
-    def next_id(self, table: str, prefix: str) -> str:
-        return f"{prefix}-{len(self.rows.get(table, ())) + 1:07d}"
-
-    def between(self, lo: datetime, hi: datetime) -> datetime:
-        """A whole-second instant uniformly in [lo, hi]."""
-        span = max(0, int((hi - lo).total_seconds()))
-        return lo + timedelta(seconds=self.rng.randint(0, span))
-
-    def seen(self, *instants: datetime | date | None) -> datetime:
-        """updated_at: the latest of the given instants that has happened by the clock."""
-        known = [
-            i if isinstance(i, datetime) else datetime.combine(i, time())
-            for i in instants
-            if i is not None
-        ]
-        return min(max(known), self.now - timedelta(seconds=1))
-
-    def past(self, instant: datetime | None) -> datetime | None:
-        return instant if instant is not None and instant < self.now else None
 
     # -- master data ---------------------------------------------------------------------
     def build_master_data(self) -> None:
