@@ -28,6 +28,17 @@ def hours(n: float) -> timedelta:
 class PlantBase:
     """One plant's preset, random stream, clock and rows, and the helpers that write rows."""
 
+    # Master data that the other domains read: set by MasterData.build_master_data.
+    sponsors: list[dict]
+    profile: dict[str, P.Profile]
+    deadline: dict[str, dict[str, int]]  # sponsor -> notifiable event -> hours
+    obligation: dict[str, dict[str, str]]  # sponsor -> change type -> obligation
+    qa: list[str]
+    products: list[dict]
+    made_products: list[dict]
+    trains: list[dict]
+    material_supplier: dict[str, dict]  # material name -> its approved supplier
+
     def __init__(self, preset: P.Preset, seed: int, as_of: date) -> None:
         self.preset = preset
         self.rng = random.Random(seed)
