@@ -180,8 +180,9 @@ class State:
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self.quarantine.write_parquet(folder / "quarantine.parquet")
-        self.facts.review.write_parquet(folder / "review.parquet")
-        self.facts.people.write_parquet(folder / "people.parquet")
+        # In key order: equal facts make equal files, as published tables do.
+        self.facts.review.sort("batch_id").write_parquet(folder / "review.parquet")
+        self.facts.people.sort("operator_id", "batch_id").write_parquet(folder / "people.parquet")
 
     @classmethod
     def read(cls, snapshot: Path) -> State | None:

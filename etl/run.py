@@ -48,7 +48,7 @@ from etl.publish import (
     staging_dir,
 )
 from etl.redact import MaskedText
-from etl.transform import partitions, transform
+from etl.route import derive_and_route, partitions
 from etl.validate import as_of_from, latest_change, validate_files
 from warehouse.contract import TABLES
 from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, code_version, current_snapshot
@@ -380,7 +380,7 @@ def _stages(
         .filter(pl.col("status").is_in(SETTLED_STATUSES))
         .get_column("batch_id")
     )
-    published, masked = transform(validated.valid, event_facts)
+    published, masked = derive_and_route(validated.valid, event_facts)
     _reconcile(validated.valid, published)
     State(
         digests={name: digest(validated.valid[name]) for name in GLOBAL},

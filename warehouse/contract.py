@@ -2,7 +2,8 @@
 
 The same declarations create the demo plant's SQLite schema, validate every extracted row,
 and document the warehouse. Each table also says how its rows reach sponsor partitions
-(`route`); see ROUTES below for what each route means.
+(`route`; see ROUTES below), and a shared table which records carry it there (`reach`; see
+Ref, Backref, Everyone and Both): etl.route reads these declarations and nothing else.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Table:
     route: str  # how rows reach sponsor partitions, one of ROUTES
     doc: str
     parent: str | None = None  # for route "via": the column whose referenced row decides
+    # For route "fanout": the ways a row reaches sponsors; it goes to every sponsor any of
+    # them reaches, and to SITE when none does.
+    reach: tuple[Reach, ...] = ()
     extra: dict = field(default_factory=dict)
     # A source may lack an optional table (not yet kept by its system): it is then published
     # empty. Every other table must be in the source, with every column.
@@ -98,9 +102,48 @@ ROUTES = {
     "direct": "the row's own sponsor_id column",
     "via": "the sponsor of the row that column `parent` references",
     "all": "every sponsor partition (CMO master data with nothing sponsor-specific)",
-    "fanout": "every sponsor the record touches (table-specific rule in etl.transform); "
-    "rows that touch no sponsor go to the SITE partition",
+    "fanout": "every sponsor the records named in its `reach` touch; rows that touch no "
+    "sponsor go to the SITE partition",
 }
+
+# A reach's `when` keeps it to the rows whose column holds that value, e.g. ("scope", "SITE").
+When = tuple[str, str] | None
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where the row named by this row's `column` goes (nowhere when the column is empty)."""
+
+    column: str
+    when: When = None
+
+
+@dataclass(frozen=True)
+class Backref:
+    """Where each row of `table` goes whose `columns` (one or more) name this row."""
+
+    table: str
+    columns: tuple[str, ...]
+    when: When = None
+
+
+@dataclass(frozen=True)
+class Everyone:
+    """Every sponsor partition."""
+
+    when: When = None
+
+
+@dataclass(frozen=True)
+class Both:
+    """The sponsors that both reaches lead to, and no other."""
+
+    first: Reach
+    second: Reach
+    when: When = None
+
+
+Reach = Ref | Backref | Everyone | Both
 
 
 def _k(name: str) -> Column:
@@ -155,7 +198,10 @@ TABLES: tuple[Table, ...] = (
         Column("version", INT, True, min_value=1), Column("effective_from", DATE, True),
         _enum("scope", ("SITE", "PRODUCT")), UPDATED,
     ), "fanout", "Standard operating procedures; SITE scope to all, PRODUCT scope to the "
-       "sponsors of products that use it."),
+       "sponsors of products that use it.", reach=(
+        Everyone(when=("scope", "SITE")),
+        Backref("product_sop", ("sop_id",), when=("scope", "PRODUCT")),
+    )),
     Table("product_sop", "product_sop_id", (
         _k("product_sop_id"), _ref("product_id", "product"), _ref("sop_id", "sop"), UPDATED,
     ), "via", "Which SOPs apply to a product.", parent="product_id"),
@@ -163,7 +209,8 @@ TABLES: tuple[Table, ...] = (
         _k("supplier_id"), Column("name", required=True),
         _enum("status", ("APPROVED", "CONDITIONAL", "DISQUALIFIED")),
         Column("qualified_at", DATE), UPDATED,
-    ), "fanout", "Material suppliers; to sponsors whose BOM or consumed lots name them."),
+    ), "fanout", "Material suppliers; to sponsors whose BOM or consumed lots name them.",
+       reach=(Backref("bom_item", ("supplier_id",)), Backref("material_lot", ("supplier_id",)))),
     Table("bom_item", "bom_item_id", (
         _k("bom_item_id"), _ref("product_id", "product"), Column("material_name", required=True),
         _ref("supplier_id", "supplier"), Column("quantity", FLOAT, True, min_value=0),
@@ -174,20 +221,25 @@ TABLES: tuple[Table, ...] = (
         Column("received_at", DATETIME, True),
         _enum("release_status", ("QUARANTINE", "RELEASED", "REJECTED")),
         Column("coa_received", BOOL, True), UPDATED,
-    ), "fanout", "Received material lots; to sponsors whose batches consumed them."),
+    ), "fanout", "Received material lots; to sponsors whose batches consumed them.",
+       reach=(Backref("material_consumption", ("lot_id",)),)),
     Table("equipment", "equipment_id", (
         _k("equipment_id"), _ref("site_id", "site"), Column("name", required=True),
         Column("equipment_type", required=True), Column("train"),
         _enum("status", ("QUALIFIED", "DUE", "OVERDUE", "OUT_OF_SERVICE")),
         Column("calibration_due", DATE), UPDATED,
     ), "fanout", "Equipment (often shared); to sponsors whose batches used it or whose "
-       "deviations name it."),
+       "deviations name it.", reach=(
+        Backref("equipment_usage", ("equipment_id",)),
+        Backref("deviation_link", ("equipment_id",)),
+    )),
     Table("equipment_event", "equipment_event_id", (
         _k("equipment_event_id"), _ref("equipment_id", "equipment"),
         _enum("event_type", ("QUALIFICATION", "CALIBRATION", "MAINTENANCE")),
         Column("performed_at", DATETIME, True), Column("next_due", DATE),
         _enum("result", ("PASS", "FAIL")), UPDATED,
-    ), "fanout", "Qualification / calibration / maintenance history; follows its equipment."),
+    ), "fanout", "Qualification / calibration / maintenance history; follows its equipment.",
+       reach=(Ref("equipment_id"),)),
     Table("equipment_usage", "usage_id", (
         _k("usage_id"), _ref("equipment_id", "equipment"), _ref("batch_id", "batch"),
         Column("started_at", DATETIME, True), Column("ended_at", DATETIME),
@@ -199,14 +251,15 @@ TABLES: tuple[Table, ...] = (
         parent="batch_id"),
     Table("operator", "operator_id", (
         _k("operator_id"), Column("name", required=True), Column("role"), UPDATED,
-    ), "fanout", "CMO operators; to sponsors whose batch events they performed or verified."),
+    ), "fanout", "CMO operators; to sponsors whose batch events they performed or verified.",
+       reach=(Backref("batch_event", ("performed_by", "verified_by")),)),
     Table("training_record", "training_id", (
         _k("training_id"), _ref("operator_id", "operator"), _ref("sop_id", "sop"),
         Column("sop_version", INT, True, min_value=1),
         _enum("status", ("CURRENT", "DUE", "OVERDUE")),
         Column("trained_at", DATE, True), Column("due_at", DATE), UPDATED,
     ), "fanout", "Training of an operator on an SOP version; to sponsors that see both the "
-       "operator and the SOP."),
+       "operator and the SOP.", reach=(Both(Ref("operator_id"), Ref("sop_id")),)),
     Table("batch", "batch_id", (
         _k("batch_id"), Column("batch_number", required=True), _ref("sponsor_id", "sponsor"),
         _ref("product_id", "product"), _ref("site_id", "site"), Column("campaign"),
@@ -255,7 +308,8 @@ TABLES: tuple[Table, ...] = (
         UPDATED,
     ), "fanout", "Deviations (site-level); to every sponsor with a deviation_link row. "
        "recurrence_of is kept only when that deviation is visible to the same sponsor; "
-       "is_recurrence (derived from the whole site) is on every copy."),
+       "is_recurrence (derived from the whole site) is on every copy.",
+       reach=(Backref("deviation_link", ("deviation_id",)),)),
     Table("deviation_link", "link_id", (
         _k("link_id"), _ref("deviation_id", "deviation"), _ref("sponsor_id", "sponsor"),
         _ref("product_id", "product", required=False), _ref("batch_id", "batch", required=False),
@@ -273,12 +327,14 @@ TABLES: tuple[Table, ...] = (
         _k("inspection_id"), _ref("site_id", "site"), _enum("area", SIX_SYSTEMS),
         Column("scheduled_at", DATE, True), Column("performed_at", DATE),
         Column("lead_auditor", required=True), UPDATED,
-    ), "fanout", "Internal audit programme; to sponsors whose products have findings in it."),
+    ), "fanout", "Internal audit programme; to sponsors whose products have findings in it.",
+       reach=(Backref("inspection_finding", ("inspection_id",)),)),
     Table("inspection_finding", "finding_id", (
         _k("finding_id"), _ref("inspection_id", "self_inspection"),
         _ref("product_id", "product", required=False), _enum("classification", SEVERITIES),
         Column("description", required=True), _enum("status", ("OPEN", "CLOSED")), UPDATED,
-    ), "fanout", "Self-inspection findings; to the product's sponsor, else SITE."),
+    ), "fanout", "Self-inspection findings; to the product's sponsor, else SITE.",
+       reach=(Ref("product_id"),)),
     Table("capa", "capa_id", (
         _k("capa_id"), Column("capa_number", required=True), _enum("source_type", CAPA_SOURCES),
         _ref("deviation_id", "deviation", required=False),
@@ -288,23 +344,29 @@ TABLES: tuple[Table, ...] = (
         Column("title", required=True), _enum("status", CAPA_STATUSES),
         Column("opened_at", DATETIME, True), Column("original_due", DATE, True),
         Column("current_due", DATE, True), Column("closed_at", DATETIME), UPDATED,
-    ), "fanout", "CAPAs; to the sponsors of their source record, else SITE."),
+    ), "fanout", "CAPAs; to the sponsors of their source record, else SITE.", reach=(
+        Ref("deviation_id", when=("source_type", "DEVIATION")),
+        Ref("oos_id", when=("source_type", "OOS")),
+        Ref("complaint_id", when=("source_type", "COMPLAINT")),
+        Ref("finding_id", when=("source_type", "SELF_INSPECTION")),
+    )),
     Table("capa_extension", "extension_id", (
         _k("extension_id"), _ref("capa_id", "capa"), Column("previous_due", DATE, True),
         Column("new_due", DATE, True), Column("reason", required=True),
         Column("approved_at", DATETIME, True), UPDATED,
-    ), "fanout", "Due-date extensions of a CAPA; follow their CAPA."),
+    ), "fanout", "Due-date extensions of a CAPA; follow their CAPA.", reach=(Ref("capa_id"),)),
     Table("capa_effectiveness", "check_id", (
         _k("check_id"), _ref("capa_id", "capa"), Column("checked_at", DATETIME, True),
         _enum("result", ("EFFECTIVE", "NOT_EFFECTIVE")), UPDATED,
-    ), "fanout", "Effectiveness checks of a CAPA; follow their CAPA."),
+    ), "fanout", "Effectiveness checks of a CAPA; follow their CAPA.", reach=(Ref("capa_id"),)),
     Table("change_control", "change_id", (
         _k("change_id"), Column("change_number", required=True), _ref("site_id", "site"),
         Column("title", required=True), _enum("change_type", CHANGE_TYPES),
         _enum("risk_class", ("HIGH", "MEDIUM", "LOW")), _enum("status", CHANGE_STATUSES),
         Column("opened_at", DATETIME, True), Column("planned_effective", DATE),
         Column("actual_effective", DATE), UPDATED,
-    ), "fanout", "Site-level change controls; to every sponsor with an impact row."),
+    ), "fanout", "Site-level change controls; to every sponsor with an impact row.",
+       reach=(Backref("change_impact", ("change_id",)),)),
     Table("change_impact", "impact_id", (
         _k("impact_id"), _ref("change_id", "change_control"), _ref("sponsor_id", "sponsor"),
         _ref("product_id", "product", required=False), _enum("obligation", OBLIGATIONS),
@@ -346,6 +408,47 @@ TABLES: tuple[Table, ...] = (
 # fmt: on
 
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+
+def _check_reach(t: Table, reach: Reach) -> None:
+    """A reach names real columns and tables, and a Ref or Backref really references."""
+    if reach.when is not None:
+        column, value = reach.when
+        enum = t.column(column).enum if column in t.column_names else None
+        if enum is None or value not in enum:
+            raise ValueError(f"{t.name}: reach when {reach.when} is not a value of {column}")
+    if isinstance(reach, Ref) and (
+        reach.column not in t.column_names or t.column(reach.column).ref is None
+    ):
+        raise ValueError(f"{t.name}: reach Ref({reach.column}) names no table")
+    if isinstance(reach, Backref):
+        other = TABLES_BY_NAME.get(reach.table)
+        if (
+            other is None
+            or not reach.columns
+            or any(c not in other.column_names for c in reach.columns)
+            or any(other.column(c).ref != t.name for c in reach.columns)
+        ):
+            raise ValueError(f"{t.name}: reach {reach} does not reference {t.name}")
+    if isinstance(reach, Both):
+        _check_reach(t, reach.first)
+        _check_reach(t, reach.second)
+
+
+def check_routes(tables: tuple[Table, ...]) -> None:
+    """Raise ValueError unless every route and reach of `tables` is well declared."""
+    for t in tables:
+        if t.route not in ROUTES:
+            raise ValueError(f"{t.name}: unknown route {t.route!r}")
+        if (t.route == "via") != (t.parent is not None):
+            raise ValueError(f"{t.name}: a via table and only it names its parent")
+        if (t.route == "fanout") != bool(t.reach):
+            raise ValueError(f"{t.name}: a fanout table and only it declares its reach")
+        for reach in t.reach:
+            _check_reach(t, reach)
+
+
+check_routes(TABLES)
 
 
 def table(name: str) -> Table:

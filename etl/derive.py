@@ -1,29 +1,26 @@
-"""Transform stage: derived columns, then routing of every row to the sponsor partitions it
-may be seen in, with redaction (a sponsor never sees another sponsor's batch, product, name
-or count). Derived columns are time-independent; pages compute ages against today.
+"""Derive stage: the columns the published tables add to the valid rows (KPI inputs and
+data-integrity flags, DOMAIN.md), per table. Derived columns are time-independent; pages
+compute ages against today.
 
-Every output frame carries the target partition in a `sponsor_id` column (a row's own
-sponsor_id for direct tables); publish turns it into the Hive directory.
+Each derivation declares the valid tables it reads (`Derivation.reads`, checked by
+tests/etl/test_stage_modules.py), so what a change in the source can affect is known from
+the declarations, as etl.route knows where rows go from the contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import polars as pl
 
 from etl.incremental import EventFacts
-from etl.redact import MaskedText, mask_shared_text
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
     RECURRENCE_WINDOW,
-    SITE_PARTITION,
-    TABLES,
-    TABLES_BY_NAME,
     VERIFIED_EVENT_TYPES,
-    Table,
 )
 
 P = "sponsor_id"  # partition column
@@ -44,7 +41,7 @@ def _pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return [frame.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
 
 
-def _per_chunk(
+def per_chunk(
     frame: pl.DataFrame, column: Callable[[pl.DataFrame], pl.Series], together: int = 1
 ) -> pl.Series:
     """`column` computed over `together` chunks of `frame` at a time, chunked as the frame
@@ -65,148 +62,9 @@ def _per_chunk(
     return pl.concat(pieces, rechunk=False)
 
 
-class _Router:
-    def __init__(self, valid: dict[str, pl.DataFrame], facts: EventFacts) -> None:
-        self.v = valid
-        self.facts = facts
-        self.sponsors = valid["sponsor"].get_column("sponsor_id").sort()
-        self._audience: dict[str, pl.DataFrame] = {}
-
-    def owner(self, table: str) -> pl.DataFrame:
-        """(key, sponsor_id) of a table whose rows belong to exactly one sponsor."""
-        t = TABLES_BY_NAME[table]
-        frame = self.v[table]
-        if t.route == "direct":
-            return frame.select(t.key, P)
-        parent = TABLES_BY_NAME[t.column(t.parent).ref]
-        parents = self.owner(parent.name).rename({parent.key: t.parent})
-        return frame.select(t.key, t.parent).join(parents, on=t.parent).select(t.key, P)
-
-    def audience(self, table: str) -> pl.DataFrame:
-        """(key, sponsor_id) pairs: every sponsor partition a row of `table` reaches."""
-        if table not in self._audience:
-            self._audience[table] = self._build_audience(table).unique()
-        return self._audience[table]
-
-    def _via(self, frame: pl.DataFrame, key: str, column: str, table: str) -> pl.DataFrame:
-        """Pairs (key, sponsor) reached through `column`, which names a row of `table`."""
-        owners = self.owner(table).rename({TABLES_BY_NAME[table].key: column})
-        return frame.select(key, column).drop_nulls().join(owners, on=column).select(key, P)
-
-    def _build_audience(self, table: str) -> pl.DataFrame:
-        v = self.v
-        t = TABLES_BY_NAME[table]
-        if t.route in ("direct", "via"):
-            return self.owner(table)
-        if t.route == "all":
-            return v[table].select(t.key).join(self.sponsors.to_frame(), how="cross")
-        if table == "deviation":
-            return v["deviation_link"].select("deviation_id", P)
-        if table == "change_control":
-            return v["change_impact"].select("change_id", P)
-        if table == "inspection_finding":
-            return self._via(v[table], "finding_id", "product_id", "product")
-        if table == "self_inspection":
-            findings = self.audience("inspection_finding")
-            return (
-                v["inspection_finding"]
-                .select("inspection_id", "finding_id")
-                .join(findings, on="finding_id")
-                .select("inspection_id", P)
-            )
-        if table == "capa":
-            capa = v["capa"]
-            by_source = {
-                "DEVIATION": capa.select("capa_id", "deviation_id").join(
-                    self.audience("deviation"), on="deviation_id"
-                ),
-                "OOS": self._via(capa, "capa_id", "oos_id", "oos_investigation"),
-                "COMPLAINT": self._via(capa, "capa_id", "complaint_id", "complaint"),
-                "SELF_INSPECTION": self._via(
-                    capa.join(v["inspection_finding"].select("finding_id", "product_id"),
-                              on="finding_id"),
-                    "capa_id", "product_id", "product",
-                ),
-            }  # fmt: skip
-            pairs = [
-                pairs.select("capa_id", P).join(
-                    capa.filter(pl.col("source_type") == source).select("capa_id"), on="capa_id"
-                )
-                for source, pairs in by_source.items()
-            ]
-            return pl.concat(pairs)
-        if table in ("capa_extension", "capa_effectiveness"):
-            return v[table].select(t.key, "capa_id").join(self.audience("capa"), on="capa_id")
-        if table == "operator":
-            # From every valid entry, including those an incremental run did not judge again.
-            return self._via(self.facts.people, "operator_id", "batch_id", "batch")
-        if table == "sop":
-            site_wide = v["sop"].filter(pl.col("scope") == "SITE").select("sop_id")
-            product_sops = v["sop"].filter(pl.col("scope") == "PRODUCT").select("sop_id")
-            linked = self._via(
-                v["product_sop"].join(product_sops, on="sop_id"), "sop_id", "product_id", "product"
-            )
-            return pl.concat([site_wide.join(self.sponsors.to_frame(), how="cross"), linked])
-        if table == "training_record":
-            return (
-                v[table]
-                .select("training_id", "operator_id", "sop_id")
-                .join(self.audience("operator"), on="operator_id")
-                .join(self.audience("sop"), on=["sop_id", P])
-                .select("training_id", P)
-            )
-        if table == "material_lot":
-            return self._via(v["material_consumption"], "lot_id", "batch_id", "batch")
-        if table == "supplier":
-            lots = v["material_lot"].select("lot_id", "supplier_id")
-            consumed = self.audience("material_lot").join(lots, on="lot_id")
-            return pl.concat(
-                [
-                    self._via(v["bom_item"], "supplier_id", "product_id", "product"),
-                    consumed.select("supplier_id", P),
-                ]
-            )
-        if table == "equipment":
-            return pl.concat(
-                [
-                    self._via(v["equipment_usage"], "equipment_id", "batch_id", "batch"),
-                    v["deviation_link"].select("equipment_id", P).drop_nulls(),
-                ]
-            )
-        if table == "equipment_event":
-            return (
-                v[table]
-                .select(t.key, "equipment_id")
-                .join(self.audience("equipment"), on="equipment_id")
-                .select(t.key, P)
-            )
-        raise KeyError(f"no routing rule for table {table}")
-
-    def route(self, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
-        """One row per (row, partition); rows that reach no sponsor go to SITE."""
-        if table.route == "direct":
-            return frame
-        if table.route == "via":
-            # A row goes where its parent goes: joining on the parent's few owners is much
-            # cheaper than building and joining (key, sponsor) pairs for 10M batch events.
-            parent = TABLES_BY_NAME[table.column(table.parent).ref]
-            owners = self.owner(parent.name).rename({parent.key: table.parent})
-            partition = _per_chunk(
-                frame,
-                lambda piece: (
-                    piece.select(table.parent)
-                    .join(owners, on=table.parent, how="left", maintain_order="left")
-                    .get_column(P)
-                    .fill_null(SITE_PARTITION)
-                ),
-            )
-            return frame.with_columns(partition)
-        pairs = self.audience(table.name).select(table.key, P)
-        routed = frame.join(pairs, on=table.key, how="left")
-        return routed.with_columns(pl.col(P).fill_null(SITE_PARTITION))
-
-
 def _batch(v: dict[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
+    """Cycle time, awaiting the sponsor, disposed with an open deviation or OOS, and QA review
+    missing (its first review comes from every valid entry: `facts`)."""
     batch = v["batch"]
     decided = batch.select("batch_id", "cmo_decided_at")
     deviations = v["deviation"].filter(pl.col("status") != "CANCELLED")
@@ -402,7 +260,7 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     verdicts = visits.join(gaps, on=["performed_by", "product_id", "__day"], how="left").drop(
         "product_id"
     )
-    gap = _per_chunk(
+    gap = per_chunk(
         events,
         lambda piece: piece.lazy().select("performed_by", "batch_id", day)
         .join(verdicts.lazy(), on=["performed_by", "batch_id", "__day"], how="left",
@@ -649,58 +507,43 @@ def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-DERIVED = {
-    "batch_event": _batch_event,
-    "equipment_usage": _equipment_usage,
-    "deviation": _deviation,
-    "capa": _capa,
-    "change_impact": _change_impact,
-    "deviation_link": _deviation_link,
-    "tech_transfer": _tech_transfer,
+@dataclass(frozen=True)
+class Derivation:
+    """A table's derived columns: `derive(valid, facts)` returns the table's valid rows with
+    them added; it reads only the valid tables named in `reads` (and the entries' facts)."""
+
+    derive: Callable[[dict[str, pl.DataFrame], EventFacts], pl.DataFrame]
+    reads: tuple[str, ...]
+
+
+def _rows(function: Callable[[dict[str, pl.DataFrame]], pl.DataFrame]) -> Callable:
+    return lambda valid, facts: function(valid)
+
+
+DERIVED: dict[str, Derivation] = {
+    "batch": Derivation(_batch, ("batch", "deviation", "deviation_link", "oos_investigation")),
+    "batch_event": Derivation(
+        _rows(_batch_event), ("batch_event", "batch", "product_sop", "training_record")
+    ),
+    "equipment_usage": Derivation(
+        _rows(_equipment_usage), ("equipment_usage", "batch", "equipment_event")
+    ),
+    "deviation": Derivation(_rows(_deviation), ("deviation",)),
+    "capa": Derivation(_rows(_capa), ("capa", "capa_extension", "capa_effectiveness")),
+    "change_impact": Derivation(
+        _rows(_change_impact),
+        ("change_impact", "change_control", "agreement_term", "quality_agreement"),
+    ),
+    "deviation_link": Derivation(
+        _rows(_deviation_link),
+        ("deviation_link", "deviation", "agreement_term", "quality_agreement"),
+    ),
+    "tech_transfer": Derivation(_rows(_tech_transfer), ("tech_transfer", "tt_milestone")),
 }
 
 
-def _hide_invisible_recurrence(routed: pl.DataFrame) -> pl.DataFrame:
-    """recurrence_of only where that deviation is in the same partition; is_recurrence, judged
-    before routing, stays on every copy so that no partition loses the recurrence itself."""
-    visible = routed.select(
-        pl.col("deviation_id").alias("recurrence_of"), P, pl.lit(True).alias("__v")
-    )
-    return (
-        routed.join(visible, on=["recurrence_of", P], how="left")
-        .with_columns(pl.when(pl.col("__v")).then(pl.col("recurrence_of")).alias("recurrence_of"))
-        .drop("__v")
-    )
-
-
-def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
-    """Every partition of the snapshot: each registered sponsor, then SITE."""
-    return valid["sponsor"].get_column("sponsor_id").sort().to_list() + [SITE_PARTITION]
-
-
-def transform(
-    valid: dict[str, pl.DataFrame], facts: EventFacts
-) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
-    """Published frames per table, each with its partition in a `sponsor_id` column (rows in
-    no particular partition order; publish orders each partition by key), and the free-text
-    values masked in shared records' sponsor copies (etl.redact). `facts` describe every
-    valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
-    again, and only those are in the published frame (publish keeps the others).
-    """
-    router = _Router(valid, facts)
-    published: dict[str, pl.DataFrame] = {}
-    for table in TABLES:
-        if table.name == "batch":
-            frame = _batch(valid, facts)
-        elif table.name in DERIVED:
-            frame = DERIVED[table.name](valid)
-        else:
-            frame = valid[table.name]
-        routed = router.route(table, frame)
-        if table.name == "deviation":
-            routed = _hide_invisible_recurrence(routed)
-        columns = [c for c in frame.columns if c != P]
-        # Not sorted here: publish takes one partition at a time and puts it in key order,
-        # which costs no full copy of the table (a sort of 10M events is one).
-        published[table.name] = routed.select(*columns, P)
-    return mask_shared_text(published)
+def derive(valid: dict[str, pl.DataFrame], facts: EventFacts, table: str) -> pl.DataFrame:
+    """`table`'s published columns: its valid rows with its derived columns, if any."""
+    if table in DERIVED:
+        return DERIVED[table].derive(valid, facts)
+    return valid[table]

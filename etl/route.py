@@ -1,0 +1,167 @@
+"""Route stage: every published row to the sponsor partitions it may be seen in, as the
+contract declares per table (warehouse.contract: `route`, and `reach` for shared records),
+then redaction of what a shared record's copy would tell about another sponsor (etl.redact).
+A sponsor never sees another sponsor's batch, product, name or count.
+
+Every output frame carries its target partition in a `sponsor_id` column (a row's own
+sponsor_id for direct tables); publish turns it into the Hive directory.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl.derive import derive, per_chunk
+from etl.incremental import EVENTS, EventFacts
+from etl.redact import MaskedText, mask_shared_text
+from warehouse.contract import (
+    SITE_PARTITION,
+    TABLES,
+    TABLES_BY_NAME,
+    Backref,
+    Both,
+    Everyone,
+    Reach,
+    Ref,
+    Table,
+)
+
+P = "sponsor_id"  # partition column
+# Who performed or verified an entry: the facts an incremental run keeps about every valid
+# entry stand in for the entries, of which it holds only those it judged again.
+_PEOPLE = ("performed_by", "verified_by")
+
+
+class Router:
+    """Where the rows of each table go, from the valid rows of every table."""
+
+    def __init__(self, valid: dict[str, pl.DataFrame], facts: EventFacts) -> None:
+        self.v = valid
+        self.facts = facts
+        self.sponsors = valid["sponsor"].get_column("sponsor_id").sort().to_frame()
+        self._audience: dict[str, pl.DataFrame] = {}
+
+    def owner(self, table: str) -> pl.DataFrame:
+        """(key, sponsor_id) of a table whose rows belong to exactly one sponsor."""
+        t = TABLES_BY_NAME[table]
+        frame = self.v[table]
+        if t.route == "direct":
+            return frame.select(t.key, P)
+        parent = TABLES_BY_NAME[t.column(t.parent).ref]
+        parents = self.owner(parent.name).rename({parent.key: t.parent})
+        return frame.select(t.key, t.parent).join(parents, on=t.parent).select(t.key, P)
+
+    def audience(self, table: str) -> pl.DataFrame:
+        """(key, sponsor_id) pairs: every sponsor partition a row of `table` reaches."""
+        if table not in self._audience:
+            t = TABLES_BY_NAME[table]
+            if t.route in ("direct", "via"):
+                pairs = self.owner(table)
+            elif t.route == "all":
+                pairs = self.v[table].select(t.key).join(self.sponsors, how="cross")
+            else:
+                pairs = pl.concat([self._reach(t, reach) for reach in t.reach])
+            self._audience[table] = pairs.unique()
+        return self._audience[table]
+
+    def _through(self, t: Table) -> tuple[str, pl.DataFrame]:
+        """A column of `t`'s rows, and (its value, sponsor) pairs saying where they go: a
+        child routed via its parent is placed by the parent's few owners, not by building
+        (key, sponsor) pairs for each of its rows (10M batch entries)."""
+        if t.route == "via":
+            parent = TABLES_BY_NAME[t.column(t.parent).ref]
+            return t.parent, self.owner(parent.name).rename({parent.key: t.parent})
+        return t.key, self.audience(t.name)
+
+    def _reach(self, t: Table, reach: Reach) -> pl.DataFrame:
+        """(key, sponsor_id) pairs of `t`'s rows that `reach` leads to."""
+        rows = self.v[t.name]
+        if reach.when is not None:
+            column, value = reach.when
+            rows = rows.filter(pl.col(column) == value)
+        if isinstance(reach, Everyone):
+            return rows.select(t.key).join(self.sponsors, how="cross")
+        if isinstance(reach, Ref):
+            target = TABLES_BY_NAME[t.column(reach.column).ref]
+            pairs = self.audience(target.name).rename({target.key: reach.column})
+            named = rows.select(t.key, reach.column).drop_nulls()
+            return named.join(pairs, on=reach.column).select(t.key, P)
+        if isinstance(reach, Backref):
+            other = TABLES_BY_NAME[reach.table]
+            column, pairs = self._through(other)
+            if other.name == EVENTS and reach.columns == _PEOPLE and column == "batch_id":
+                links = self.facts.people.rename({"operator_id": t.key})
+            else:
+                links = pl.concat(
+                    self.v[other.name].select(pl.col(name).alias(t.key), column)
+                    for name in reach.columns
+                )
+            if reach.when is not None:
+                links = links.join(rows.select(t.key), on=t.key, how="semi")
+            return links.drop_nulls().join(pairs, on=column).select(t.key, P)
+        if isinstance(reach, Both):
+            first, second = (self._reach(t, r) for r in (reach.first, reach.second))
+            both = first.unique().join(second.unique(), on=[t.key, P])
+            return both.join(rows.select(t.key), on=t.key, how="semi")
+        raise TypeError(f"{t.name}: unknown reach {reach!r}")
+
+    def route(self, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
+        """One row per (row, partition); rows that reach no sponsor go to SITE."""
+        if table.route == "direct":
+            return frame
+        if table.route == "via":
+            column, owners = self._through(table)
+            partition = per_chunk(
+                frame,
+                lambda piece: (
+                    piece.select(column)
+                    .join(owners, on=column, how="left", maintain_order="left")
+                    .get_column(P)
+                    .fill_null(SITE_PARTITION)
+                ),
+            )
+            return frame.with_columns(partition)
+        pairs = self.audience(table.name).select(table.key, P)
+        routed = frame.join(pairs, on=table.key, how="left")
+        return routed.with_columns(pl.col(P).fill_null(SITE_PARTITION))
+
+
+def _hide_invisible_recurrence(routed: pl.DataFrame) -> pl.DataFrame:
+    """recurrence_of only where that deviation is in the same partition; is_recurrence, judged
+    before routing, stays on every copy so that no partition loses the recurrence itself."""
+    visible = routed.select(
+        pl.col("deviation_id").alias("recurrence_of"), P, pl.lit(True).alias("__v")
+    )
+    return (
+        routed.join(visible, on=["recurrence_of", P], how="left")
+        .with_columns(pl.when(pl.col("__v")).then(pl.col("recurrence_of")).alias("recurrence_of"))
+        .drop("__v")
+    )
+
+
+def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
+    """Every partition of the snapshot: each registered sponsor, then SITE."""
+    return valid["sponsor"].get_column("sponsor_id").sort().to_list() + [SITE_PARTITION]
+
+
+def derive_and_route(
+    valid: dict[str, pl.DataFrame], facts: EventFacts
+) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
+    """Published frames per table, each with its partition in a `sponsor_id` column (rows in
+    no particular partition order; publish orders each partition by key), and the free-text
+    values masked in shared records' sponsor copies (etl.redact). `facts` describe every
+    valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
+    again, and only those are in the published frame (publish keeps the others).
+    """
+    router = Router(valid, facts)
+    published: dict[str, pl.DataFrame] = {}
+    for table in TABLES:
+        frame = derive(valid, facts, table.name)
+        routed = router.route(table, frame)
+        if table.name == "deviation":
+            routed = _hide_invisible_recurrence(routed)
+        columns = [c for c in frame.columns if c != P]
+        # Not sorted here: publish takes one partition at a time and puts it in key order,
+        # which costs no full copy of the table (a sort of 10M events is one).
+        published[table.name] = routed.select(*columns, P)
+    return mask_shared_text(published)

@@ -1,0 +1,104 @@
+"""The ETL's declarations hold: routing is declared per table in the contract, and each
+derivation reads exactly the valid tables it declares (what incremental runs rely on to know
+what a change can affect)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.derive import DERIVED
+from etl.incremental import EVENTS, EventFacts
+from warehouse.contract import (
+    TABLES,
+    TABLES_BY_NAME,
+    Backref,
+    Both,
+    Everyone,
+    Ref,
+    check_routes,
+)
+from warehouse.layout import current_snapshot
+
+
+class _Reads(dict):
+    """The valid tables, recording which ones are read."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame]) -> None:
+        super().__init__(frames)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+
+@pytest.fixture(scope="module")
+def valid(demo_warehouse: Path) -> dict[str, pl.DataFrame]:
+    """Every table's rows as the live snapshot publishes them, one copy per key, in the
+    contract's columns (a shared record's copies differ only in masked free text)."""
+    live = current_snapshot(demo_warehouse)
+    frames = {}
+    for t in TABLES:
+        # A direct table's sponsor_id is its partition directory.
+        files = live / t.name / "sponsor_id=*" / "*.parquet"
+        frame = pl.read_parquet(files, hive_partitioning=True)
+        columns = [c for c in t.column_names if c in frame.columns]
+        frames[t.name] = frame.select(columns).unique(t.key, keep="first", maintain_order=True)
+    return frames
+
+
+@pytest.mark.parametrize("table", sorted(DERIVED))
+def test_each_derivation_reads_exactly_what_it_declares(table, valid) -> None:
+    reads = _Reads(valid)
+    facts = EventFacts.of(valid[EVENTS])
+    derived = DERIVED[table].derive(reads, facts)
+    assert derived.height == valid[table].height
+    assert reads.read == set(DERIVED[table].reads), (
+        f"{table} reads {sorted(reads.read)}, declares {sorted(DERIVED[table].reads)}"
+    )
+
+
+def test_the_contract_declares_every_shared_table_s_reach() -> None:
+    check_routes(TABLES)
+    shared = {t.name for t in TABLES if t.route == "fanout"}
+    assert shared == {t.name for t in TABLES if t.reach}
+    assert {"deviation", "change_control", "operator", "equipment", "sop"} <= shared
+
+
+def _with(name: str, **changes) -> tuple:
+    return (dataclasses.replace(TABLES_BY_NAME[name], **changes),)
+
+
+@pytest.mark.parametrize(
+    ("tables", "says"),
+    [
+        (_with("deviation", reach=()), "declares its reach"),
+        (_with("sponsor", reach=(Everyone(),)), "declares its reach"),
+        (_with("deviation", route="everywhere"), "unknown route"),
+        (_with("product_sop", parent=None), "names its parent"),
+        (_with("deviation", reach=(Ref("title"),)), "names no table"),
+        (_with("deviation", reach=(Ref("no_such_column"),)), "names no table"),
+        (
+            _with("deviation", reach=(Backref("change_impact", ("change_id",)),)),
+            "does not reference",
+        ),
+        (
+            _with("deviation", reach=(Backref("deviation_link", ("sponsor_id",)),)),
+            "does not reference",
+        ),
+        (_with("deviation", reach=(Backref("deviation_link", ()),)), "does not reference"),
+        (_with("sop", reach=(Everyone(when=("scope", "GLOBAL")),)), "is not a value"),
+        (_with("sop", reach=(Everyone(when=("title", "x")),)), "is not a value"),
+        (
+            _with("training_record", reach=(Both(Ref("operator_id"), Ref("trained_at")),)),
+            "names no table",
+        ),
+    ],
+)
+def test_a_badly_declared_route_is_refused(tables, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        check_routes(tables)
