@@ -1,4 +1,7 @@
-"""Extract stage: copy every contract table from the system of record, every value as text.
+"""Extract stage: copy every contract table from the system of record, every value as text,
+into the run's staged source state (`extract_all`): the whole source in a full run; in an
+incremental run only the rows changed since the live snapshot's watermarks, merged with the
+live extracted text (the entries kept as the live files plus a delta, etl.incremental).
 
 Reading as text lets hostile values (a word in a date column, 2.5 in an integer column)
 reach validation, where they are quarantined, instead of crashing a typed reader. A table
@@ -8,16 +11,32 @@ rows; a present optional table must still have every column.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
-from warehouse.contract import Table
+from etl.incremental import (
+    EVENTS,
+    MAX_DELTAS,
+    Events,
+    State,
+    delta_name,
+    live_slices,
+    parts_of,
+)
+from etl.publish import SourceStateWriter
+from etl.validate import latest_change
+from warehouse.contract import TABLES, Table
+from warehouse.layout import SOURCE_STATE
 
 # Watermarks come from our own manifest, but they are still checked before they reach SQL.
 SQLITE_NULL = "\x00"
@@ -241,3 +260,143 @@ def merge_changes(
         yield part.join(changed, on=key, how="anti", nulls_equal=True)
         del part
     yield changes
+
+
+@dataclass
+class Extracted:
+    """What the run needs of one extracted table once its text is on disk."""
+
+    rows: int = 0
+    watermark: str | None = None  # latest updated_at text, as in the source
+    latest: datetime | None = None  # latest parseable updated_at
+
+    def add(self, part: pl.DataFrame) -> None:
+        self.rows += part.height
+        mark = part.get_column("updated_at").drop_nulls().max() if part.height else None
+        if mark is not None and (self.watermark is None or mark > self.watermark):
+            self.watermark = mark
+        latest = latest_change(part)
+        if latest is not None and (self.latest is None or latest > self.latest):
+            self.latest = latest
+
+
+def extract_all(
+    origin: Source,
+    staging: Path,
+    previous: tuple[dict, Path] | None,
+    run_id: str,
+    note: Callable[[str], None],
+) -> tuple[dict[str, Extracted], Events]:
+    """Extract every table into the staging source state, one table (or part) in memory at
+    a time; incremental when the live snapshot's manifest and state folder are given. The
+    entries of a delta run are kept as the live files plus this run's changes (see
+    etl.incremental); every other table is merged into one file.
+    """
+    facts: dict[str, Extracted] = {}
+    folder = staging / SOURCE_STATE
+    events = Events(files=[folder / f"{EVENTS}.parquet"])
+    state = None if previous is None else State.read(previous[1].parent)
+    for number, table in enumerate(TABLES, start=1):
+        seen = facts[table.name] = Extracted()
+        if previous is None:
+            parts = read_table(origin, table)
+        else:
+            manifest, before = previous
+            mark = manifest.get("watermark", {}).get(table.name)
+            changes = read_changes(origin, table, mark)
+            if changes is None:  # too many to fetch by key: the table is read again
+                parts = read_table(origin, table)
+            elif table.name == EVENTS:
+                events = _delta_events(state, before, folder, run_id, changes)
+            if changes is not None and events.changes is not None and table.name == EVENTS:
+                seen.add(changes)
+                seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
+                seen.watermark = max(filter(None, (mark, seen.watermark)), default=None)
+                seen.latest = _latest_entry(events, seen.latest)
+                note(f"extract {number}/{len(TABLES)} {table.name}: {changes.height} changed")
+                continue
+            if (
+                changes is not None
+                and not changes.height
+                and _keep_unchanged(table.name, manifest, before, folder, seen, state)
+            ):
+                note(f"extract {number}/{len(TABLES)} {table.name}: unchanged")
+                continue
+            if changes is not None:
+                earlier = parts_of(before, table.name)
+                parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
+            del changes
+        writer = SourceStateWriter(staging, table.name)
+        for part in parts:
+            writer.write(part)
+            seen.add(part)
+            del part
+        writer.close()
+        note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
+    _release_driver_memory()
+    return facts, events
+
+
+def _keep_unchanged(
+    name: str, manifest: dict, before: Path, folder: Path, seen: Extracted, state: State | None
+) -> bool:
+    """A table without changes keeps the live extracted text (a hard link), with its facts
+    from the live snapshot; False when that snapshot does not have them (then it is merged).
+    """
+    if state is None or name not in state.latest or len(parts_of(before, name)) > 1:
+        return False
+    os.link(before / f"{name}.parquet", folder / f"{name}.parquet")
+    seen.rows = manifest["tables"][name]["extracted"]
+    seen.watermark = manifest.get("watermark", {}).get(name)
+    seen.latest = state.latest[name]
+    return True
+
+
+def _delta_events(
+    state: State | None, before: Path, folder: Path, run_id: str, changes: pl.DataFrame
+) -> Events:
+    """The entries of an incremental run: the live files linked, the changes beside them;
+    or, without the live snapshot's state or after MAX_DELTAS runs, a plain merge."""
+    live = before.parent
+    earlier = parts_of(before, EVENTS)
+    if state is None or len(earlier) > MAX_DELTAS:
+        return Events(files=[folder / f"{EVENTS}.parquet"])
+    linked = []
+    for path in earlier:
+        os.link(path, folder / path.name)
+        linked.append(folder / path.name)
+    files = list(linked)
+    if changes.height:
+        files.append(folder / delta_name(run_id))
+        changes.write_parquet(files[-1], compression="zstd")
+        with files[-1].open("rb") as handle:
+            os.fsync(handle.fileno())
+    events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)
+    events.find_replaced()
+    return events
+
+
+def _latest_entry(events: Events, changed: datetime | None) -> datetime | None:
+    """Latest parseable updated_at over the live entries, without reading them all unless a
+    replaced row was the latest one."""
+    assert events.previous is not None and events.replaced is not None
+    before = events.previous.latest.get(EVENTS)
+    if changed is not None and (before is None or changed >= before):
+        return changed  # no live entry is later than the day's latest change
+    replaced = latest_change(events.replaced)
+    if before is not None and (replaced is None or replaced < before):
+        return before  # the live snapshot's latest entry is still there
+    latest = None
+    for part in live_slices(events.files, events.key, [events.key, "updated_at"]):
+        value = latest_change(part)
+        if value is not None and (latest is None or value > latest):
+            latest = value
+    return latest
+
+
+def _release_driver_memory() -> None:
+    """Give back the C heap the driver's reader threads freed: glibc keeps it in per-thread
+    arenas that polars (its own allocator) never reuses, ~1 GB after a large extract.
+    """
+    with suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -11,13 +11,15 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.redact import MaskedText
 from warehouse.contract import TABLES
 from warehouse.layout import (
     CURRENT,
@@ -77,6 +79,36 @@ class Plan:
     live: Path | None = None
     carried: Carried | None = None
     settled: pl.Series | None = None  # batch ids whose entries go to PART_FILE (SPLIT)
+
+
+def run_manifest(
+    *,
+    run_id: str,
+    mode: str,
+    source: str,
+    as_of: datetime,
+    watermark: dict[str, str | None],
+    counts: dict[str, dict[str, int]],
+    masked: list[MaskedText],
+    reasons: dict[str, int],
+) -> dict:
+    """The run's facts for the snapshot's manifest; publish adds its files and counts.
+    `counts` holds rows per table under "extracted", "valid" and "quarantined"."""
+    return {
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": mode,
+        "source": source,
+        "source_as_of": as_of.isoformat(),
+        "watermark": {name: mark for name, mark in watermark.items() if mark is not None},
+        "tables": {
+            t.name: {what: counts[what][t.name] for what in ("extracted", "valid", "quarantined")}
+            for t in TABLES
+        },
+        "masked_free_text": [asdict(value) for value in masked],
+        "quarantine_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
+        "code_version": code_version(),
+    }
 
 
 def live_files(live: Path | None) -> dict[str, dict]:

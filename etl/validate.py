@@ -61,6 +61,18 @@ class Validated:
     reason_counts: dict[str, int]
     as_of: datetime
 
+    def count_every_entry(self, events: Events) -> None:
+        """Make the entries' quarantine every quarantined entry after this run (those of
+        batches an incremental run did not judge again included), and their reason counts
+        those of that whole quarantine."""
+        self.quarantine[EVENTS] = events.quarantine(self.quarantine[EVENTS])
+        kinds = self.quarantine[EVENTS].get_column("kinds").explode().drop_nulls()
+        self.reason_counts = {
+            label: count
+            for label, count in self.reason_counts.items()
+            if not label.startswith(f"{EVENTS}: ")
+        } | {f"{EVENTS}: {kind}": count for kind, count in kinds.value_counts().iter_rows()}
+
 
 @dataclass(frozen=True)
 class Check:

@@ -193,9 +193,9 @@ def test_many_days_merge_the_deltas_back(
     demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past MAX_DELTAS delta files the entries' text is merged into one base again."""
-    import etl.run
+    import etl.extract
 
-    monkeypatch.setattr(etl.run, "MAX_DELTAS", 1)
+    monkeypatch.setattr(etl.extract, "MAX_DELTAS", 1)
     notes = _day(demo_plant, tmp_path, [late_entry_on_a_settled_batch, duplicate_entry_key,
                                        batch_settles])  # fmt: skip
     assert ["judged again" in note for note in notes] == [True, False, True], notes
