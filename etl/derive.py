@@ -68,25 +68,21 @@ def _batch(v: dict[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
     batch = v["batch"]
     decided = batch.select("batch_id", "cmo_decided_at")
     deviations = v["deviation"].filter(pl.col("status") != "CANCELLED")
-    open_deviation = (
+    linked = (
         v["deviation_link"].select("batch_id", "deviation_id").drop_nulls()
-        .join(deviations.select("deviation_id", "awareness_at", "closed_at"), on="deviation_id")
-        .join(decided, on="batch_id")
-        .filter(
-            (pl.col("awareness_at") <= pl.col("cmo_decided_at"))
-            & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("cmo_decided_at")))
-        )
-        .select("batch_id")
+        .join(deviations.select("deviation_id", pl.col("awareness_at").alias("opened_at"),
+                                "closed_at"), on="deviation_id")
     )  # fmt: skip
-    open_oos = (
-        v["oos_investigation"].select("batch_id", "opened_at", "closed_at")
+    open_deviation, open_oos = (
+        records.select("batch_id", "opened_at", "closed_at")
         .join(decided, on="batch_id")
         .filter(
             (pl.col("opened_at") <= pl.col("cmo_decided_at"))
             & (pl.col("closed_at").is_null() | (pl.col("closed_at") > pl.col("cmo_decided_at")))
         )
         .select("batch_id")
-    )  # fmt: skip
+        for records in (linked, v["oos_investigation"])
+    )
     open_at_decision = pl.concat([open_deviation, open_oos]).unique().get_column("batch_id")
     return (
         batch.join(facts.review, on="batch_id", how="left")
