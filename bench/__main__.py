@@ -3,7 +3,7 @@
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
 Figures (names for --only): etl, incremental, pages, isolation, browser, auditpack,
-concurrency, share, share-concurrency. Plants and warehouses are cached under bench/work/ for
+server-concurrency, share, share-concurrency. Plants and warehouses are cached under bench/work/ for
 the day.
 """
 
@@ -18,12 +18,16 @@ from pathlib import Path
 from bench import report
 from bench.plants import WORK
 
-NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack", "concurrency",
-         "share", "share-concurrency")  # fmt: skip
+NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack",
+         "server-concurrency", "share", "share-concurrency")  # fmt: skip
 # Repeats per preset: tiny keeps CI's check of the runner short.
 RUNS = {"tiny": 3, "demo": 20, "large": 20}
 BROWSER_RUNS = {"tiny": 2, "demo": 10, "large": 10}
-SESSIONS = {"tiny": 4, "demo": 20, "large": 20}
+# Users at once on a real server; then more, while page view p95 stays within 1 s; page
+# views per user at each level (one user clicks three times as many). Tiny keeps CI short.
+SERVER_LEVELS = {"tiny": (1, 4), "demo": (1, 5, 10, 20, 30, 50), "large": (1, 5, 10, 20, 30, 50)}
+SERVER_MORE = {"tiny": (), "demo": (75, 100), "large": (75, 100)}
+SERVER_VIEWS = {"tiny": 6, "demo": 12, "large": 12}
 ISOLATION_SPONSORS = {"tiny": (5, 10, 20), "demo": (5, 50, 500), "large": (5, 50, 500)}
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import browser_bench, etl_bench, page_bench, plants, share_bench
+from bench import browser_bench, etl_bench, page_bench, plants, server_bench, share_bench
 from bench.report import Figure, ratio
 from warehouse.layout import MANIFEST, current_snapshot
 from warehouse.scope import open_sponsor_scope
@@ -26,7 +26,7 @@ PEAK_TARGET = 4 * GIB
 
 def measure_all(preset: str, only: set[str], runs: int) -> list[Figure]:
     """Every selected figure for `preset` ("large" also measures pages etc. on demo)."""
-    from bench.__main__ import BROWSER_RUNS, ISOLATION_SPONSORS, SESSIONS
+    from bench import __main__ as settings
 
     presets = ["demo", "large"] if preset == "large" else [preset]
     biggest = presets[-1]
@@ -39,13 +39,14 @@ def measure_all(preset: str, only: set[str], runs: int) -> list[Figure]:
         if "pages" in only:
             figures += pages(name, runs)
         if "browser" in only:
-            figures += browser(name, BROWSER_RUNS[preset])
+            figures += browser(name, settings.BROWSER_RUNS[preset])
         if "auditpack" in only:
             figures += auditpack(name)
     if "isolation" in only:
-        figures += isolation(preset, ISOLATION_SPONSORS[preset], runs)
-    if "concurrency" in only:
-        figures += concurrency(biggest, SESSIONS[preset], max(3, runs // 4), runs)
+        figures += isolation(preset, settings.ISOLATION_SPONSORS[preset], runs)
+    if "server-concurrency" in only:
+        levels, more = settings.SERVER_LEVELS[preset], settings.SERVER_MORE[preset]
+        figures += server_concurrency(biggest, levels, more, settings.SERVER_VIEWS[preset])
     if {"share", "share-concurrency"} & only:
         figures += share(biggest, only, runs, SHARE_ROUNDS[preset])
     return figures
@@ -325,38 +326,103 @@ def auditpack(preset: str) -> list[Figure]:
 
 
 # Between two clicks a reader looks at the page: 0.5 to 2 s (seeded per session).
-THINK_SECONDS = (0.5, 2.0)
+THINK_SECONDS = server_bench.THINK_SECONDS
+# Issue 16: 20 users' p95 within 3x one user's; how many users keep p95 within 1 s.
+SERVER_USERS = 20
+SERVER_LIMIT = 3
+SERVER_P95_S = 1.0
+SERVER_FIGURE = "server concurrency: page view {stat}, {users} user{s}"
+SERVER_MOST = f"server concurrency: most users with page view p95 <= {SERVER_P95_S:g} s"
 
 
-def concurrency(preset: str, sessions: int, runs: int, single_runs: int) -> list[Figure]:
-    """Item 7: p95 of the overview with `sessions` sessions at once, against one session.
-
-    The target figure has readers pausing between clicks; a stress figure (no pause at all,
-    every session rerunning back to back) is reported beside it for information.
-    """
-    warehouse = _warehouse(preset)
-    script = "pages/sponsor/overview.py"
-    single = page_bench.time_page(script, "sponsor_qa", warehouse, SPONSOR, single_runs)
+def server_concurrency(
+    preset: str, levels: tuple[int, ...], more: tuple[int, ...], views: int
+) -> list[Figure]:
+    """Issue 16 item 4: users signed in on a real `streamlit run portal_app.py`, clicking
+    through the sponsor pages with think time (bench/server_bench.py): p50 and p95 of a page
+    view at 1, 20 and 50 users at once, against one user; and the most users whose p95 stays
+    within 1 s among the levels tried (`more` after `levels`, while it does)."""
+    reported = sorted({levels[0], SERVER_USERS if SERVER_USERS in levels else levels[-1],
+                       levels[-1]})  # fmt: skip
+    names = [SERVER_FIGURE.format(stat=stat, users=n, s="" if n == 1 else "s")
+             for n in reported for stat in ("p50", "p95")] + [SERVER_MOST]  # fmt: skip
+    try:
+        plant, warehouse = plants.plant(preset), _warehouse(preset)
+        with server_bench.running_portal(preset, plant, warehouse) as portal:
+            warm = server_bench.warm_up(portal)
+            loads = server_bench.sweep(portal, levels, views, more, SERVER_P95_S)
+            peak = server_bench.peak_rss_mib(portal.process.pid)
+        missing = [n for n in reported if not loads[n].views]
+        if missing:
+            raise RuntimeError(f"no page view at {missing} users: {loads[missing[0]].problems[:2]}")
+    except Exception as exc:  # noqa: BLE001 - a broken server run is reported, not fatal
+        note = f"not measured: {type(exc).__name__}: {str(exc)[:160]}"
+        return [Figure(name, preset, None, "s", note=note) for name in names]
+    one = loads[levels[0]]
     figures = []
-    for think in (THINK_SECONDS, None):
-        p95, median = page_bench.concurrent_p95(
-            script, warehouse, SPONSOR, sessions, runs, think=think
-        )
-        if think:
-            name, target, met = f"concurrency: overview p95, {sessions} sessions", (
-                "<= 3x single-session p95"), p95 <= 3 * single.p95  # fmt: skip
-            load = f"each pausing {think[0]}-{think[1]} s between reruns"
-        else:
-            name, target, met = f"concurrency stress: overview p95, {sessions} sessions", (
-                "info (no target)"), True  # fmt: skip
-            load = "back-to-back reruns, no pause (a worst case, not a reader's pace)"
-        figures.append(
-            Figure(name, preset, round(p95, 3), "s p95", "single-session p95",
-                   round(single.p95, 3), ratio(p95, single.p95), target, met,
-                   f"{sessions} sessions x {runs} reruns, {load}; median {median:.3f} s vs "
-                   f"single {single.median:.3f} s; one Streamlit process, 2 cores")
+    for n in reported:
+        load, first = loads[n], n == levels[0]
+        problems = load.problems + (
+            [f"stopped clicking after {server_bench.LEVEL_TIMEOUT_S:.0f} s"] if load.timed_out
+            else []
         )  # fmt: skip
-    return figures
+        for stat in ("p50", "p95"):
+            value, baseline = getattr(load, stat), getattr(one, stat)
+            target, met = ("baseline" if first else "info (no target)"), True
+            if stat == "p95" and n == reported[1]:
+                target = f"<= {SERVER_LIMIT}x one user's p95"
+                met = value <= SERVER_LIMIT * baseline
+            if stat == "p50":
+                note = f"{len(load.views)} page views by {n} user(s), as in the p95 row"
+            else:
+                note = _server_note(load) + (
+                    f"; warm-up first visits p50 {warm.p50:.3f} s, p95 {warm.p95:.3f} s; "
+                    f"server peak RSS {peak:.0f} MiB; one process, 2 cores" if first else ""
+                )  # fmt: skip
+            if problems:
+                note += f"; {len(problems)} problem(s): {'; '.join(problems[:2])[:300]}"
+            figures.append(
+                Figure(SERVER_FIGURE.format(stat=stat, users=n, s="" if first else "s"),
+                       preset, round(value, 3), f"s {stat}",
+                       None if first else f"one user's {stat}",
+                       None if first else round(baseline, 3),
+                       None if first else ratio(value, baseline), target,
+                       met and not problems, note)
+            )  # fmt: skip
+    return figures + [_server_most(preset, loads)]
+
+
+def _server_note(load: server_bench.Load) -> str:
+    return (
+        f"{len(load.views)} page views by {load.users} signed-in user(s) of 5 sponsors, "
+        f"{THINK_SECONDS[0]}-{THINK_SECONDS[1]} s think time before each click; "
+        f"p50 {load.p50:.3f} s, p95 {load.p95:.3f} s, max {max(load.times):.3f} s; "
+        f"slowest pages (p95) {load.slowest()}; server CPU {load.server_cpu:.1f} s over "
+        f"{load.seconds:.1f} s wall ({load.cpu_per_view * 1000:.0f} ms per view), clients "
+        f"{load.client_cpu:.1f} s; sign-in (not a page view) p50 "
+        f"{statistics.median(load.sign_ins):.3f} s"
+    )
+
+
+def _server_most(preset: str, loads: dict[int, server_bench.Load]) -> Figure:
+    """The most users of the levels tried whose p95 (and every smaller level's) is <= 1 s."""
+    within = 0
+    for n, load in loads.items():
+        if not load.views or load.p95 > SERVER_P95_S or load.problems or load.timed_out:
+            break
+        within = n
+    tried = list(loads)
+    steps = "; ".join(
+        f"{n}: {load.p50:.3f}/{load.p95:.3f} s ({load.cpu_per_view * 1000:.0f} ms server CPU "
+        f"per view{', stopped at the time limit' if load.timed_out else ''})"
+        for n, load in loads.items() if load.views
+    )  # fmt: skip
+    return Figure(
+        SERVER_MOST, preset, within, "users", "most users tried", tried[-1], None,
+        "info (no target)", True,
+        f"{'at least ' if within == tried[-1] else ''}{within} user(s); levels tried "
+        f"{', '.join(map(str, tried))}; p50/p95 per level: {steps}",
+    )  # fmt: skip
 
 
 # The data share: 20 clients (the issue's figure), 4 per sponsor of the demo plant. Rounds

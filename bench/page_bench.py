@@ -7,9 +7,7 @@ with the same session, as a user's reruns are. The baselines run the same way. W
 
 from __future__ import annotations
 
-import random
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,42 +91,3 @@ def page_roles() -> list[tuple[str, str]]:
     if (ROOT / COCKPIT).is_file() and COCKPIT not in {spec.script for spec in PAGES}:
         combos += [(COCKPIT, role) for role in ("cmo_quality", "cmo_management")]
     return combos
-
-
-def concurrent_p95(
-    script: str,
-    warehouse: Path,
-    sponsor: str,
-    sessions: int,
-    runs: int,
-    think: tuple[float, float] | None = None,
-) -> tuple[float, float]:
-    """p95 and median of page runs while `sessions` sessions rerun the page at once.
-
-    With `think` (seconds, low and high), each session waits a random time in that range
-    before each rerun, as a reader does between clicks; without it, reruns are back to back.
-    """
-    apps = [page_app(script, "sponsor_qa", warehouse, sponsor) for _ in range(sessions)]
-    for app in apps:
-        app.run()  # warm every session before the clock starts
-    samples: list[float] = []
-    lock = threading.Lock()
-    start = threading.Barrier(sessions)
-
-    def session(number: int, app: AppTest) -> None:
-        pause = random.Random(number)  # seeded: the same click pattern every run
-        start.wait()
-        mine = []
-        for _ in range(runs):
-            if think:
-                time.sleep(pause.uniform(*think))
-            mine.append(_timed_run(app))
-        with lock:
-            samples.extend(mine)
-
-    threads = [threading.Thread(target=session, args=pair) for pair in enumerate(apps)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return p95(samples), statistics.median(samples)
