@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas  # noqa: F401 -- see below
 import streamlit as st
 
-from portal import header, session
+from portal import header, session, warm
 from portal.bootstrap import bootstrap, needs_bootstrap
 from portal.context import PICKER_ROLES
 from portal.navigation import PAGES, pages_for
@@ -52,6 +52,7 @@ if principal is None:
 
 root = session.warehouse_root(principal, config.mode)
 session.set_principal(principal, root)
+warm.keep_warm(root)  # the cockpit's first view after a nightly run, computed beforehand
 specs = pages_for(principal.role)
 landing = (get_user(principal.username).landing_page, specs[0].url_path)
 default = next(path for path in landing if path in {spec.url_path for spec in specs})

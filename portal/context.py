@@ -44,6 +44,11 @@ def _scope(root: str, run_id: str, sponsor_id: str | None) -> Scope:
     return open_sponsor_scope(Path(root), sponsor_id)
 
 
+def open_cached_scope(root: Path, run_id: str, sponsor_id: str | None) -> Scope:
+    """The pages' own cached scope (for portal.warm, which runs outside any page)."""
+    return _scope(str(root), run_id, sponsor_id)
+
+
 def scoped_sponsor() -> str:
     """The sponsor whose data this page shows.
 

@@ -23,6 +23,9 @@ from warehouse.clock import TODAY_ENV
 
 AS_OF = date.fromisoformat(os.environ.get(TODAY_ENV) or "2026-11-26")
 os.environ[TODAY_ENV] = AS_OF.isoformat()
+# The portal's warming thread (portal.warm) stays off: each test's warehouse would get one,
+# computing beside the tests. tests/portal/test_warm.py turns it on where it is under test.
+os.environ["PORTAL_WARM_SECONDS"] = "0"
 
 
 class DemoPlant(NamedTuple):

@@ -1,7 +1,5 @@
 """Management cockpit: the site's KPIs beside each sponsor's, monthly trends, sponsor health."""
 
-from datetime import timedelta
-
 import plotly.express as px
 import polars as pl
 import streamlit as st
@@ -21,14 +19,15 @@ STATE_COLOURS = {"met": "#d4edda", "missed": "#f8d7da", "unreliable": "#fff3cd",
 st.title("Management cockpit")
 scope = site_scope()
 today = clock.today()
-period = st.sidebar.date_input(
-    "Period", value=(today - timedelta(days=365), today), key="cockpit:range"
-)
+period = st.sidebar.date_input("Period", value=cockpit.default_period(today), key="cockpit:range")
 start, end = (period[0], period[-1]) if isinstance(period, tuple) and period else (today, today)
 filters = Filters(start=start, end=end)
 
 with st.sidebar.expander("Targets and reliability"):
-    threshold = st.slider("Reliable from completeness (%)", 0, 100, 80, key="cockpit:threshold")
+    threshold = st.slider(
+        "Reliable from completeness (%)", 0, 100, cockpit.DEFAULT_THRESHOLD,
+        key="cockpit:threshold",
+    )  # fmt: skip
     targets = {}
     for key, default in cockpit.DEFAULT_TARGETS.items():
         measure = catalogue.measure(key)
@@ -130,7 +129,7 @@ with st.expander("Definitions and sources"):
 export_buttons(model.comparison, "cockpit-kpis", filters, scope, dataset="kpi_comparison")
 
 st.header("Trend by month")
-trended = [k for k in cockpit.COCKPIT_KPIS if k not in cockpit.STATE_KPIS]
+trended = cockpit.trended_kpis()
 chosen = st.selectbox(
     "KPI", trended, format_func=lambda k: catalogue.measure(k).name, key="cockpit:trend"
 )

@@ -1,0 +1,92 @@
+"""The cockpit's first view after a nightly run is computed before anyone asks (portal.warm):
+the warmed memo is exactly what the page's first run needs, on the pages' own CMO scope, and a
+new snapshot is warmed by the server's thread without a page being opened."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from etl.run import run_etl
+from portal import context, warm
+from tests.conftest import DemoPlant
+from tests.page_harness import principal, run_page
+from warehouse import clock
+from warehouse.queries import cockpit
+from warehouse.scope import Scope, snapshot_info
+
+
+def _cockpit_keys(scope: Scope) -> set:
+    return {key for key in scope._memo if str(key[0]).startswith("cockpit")}
+
+
+@pytest.fixture
+def fresh_caches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "portal-data"))
+    context._scope.clear()
+    st.cache_data.clear()
+    warm.warmed.clear()
+    yield
+    warm.stop()
+    context._scope.clear()
+    warm.warmed.clear()
+
+
+def test_the_warmed_memo_is_what_the_cockpit_s_first_view_reads(
+    demo_warehouse: Path, fresh_caches
+) -> None:
+    assert warm.warm(demo_warehouse) is True
+    assert warm.warm(demo_warehouse) is False  # same snapshot, same day: nothing to do
+    info = snapshot_info(demo_warehouse)
+    scope = context.open_cached_scope(demo_warehouse, info.run_id, None)
+    warmed = _cockpit_keys(scope)
+    today = clock.today()
+    start, end = cockpit.default_period(today)
+    assert ("cockpit", start, end, today, cockpit.DEFAULT_THRESHOLD) in warmed
+    assert ("cockpit-inputs",) in warmed
+
+    app = run_page("cockpit.py", principal("cmo_quality"), demo_warehouse)
+    assert not app.exception, [e.value for e in app.exception]
+    # The page's first view found every cockpit computation already made: its defaults are
+    # the warmer's, and it used the same scope.
+    assert _cockpit_keys(scope) == warmed
+    assert app.title[0].value == "Management cockpit"
+
+
+def test_a_new_snapshot_is_warmed_by_the_server_s_thread(
+    demo_plant: DemoPlant, tmp_path: Path, fresh_caches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "warehouse"
+    first = run_etl(source, warehouse, full=True)
+    monkeypatch.setenv(warm.WARM_SECONDS_ENV, "0.2")
+    warm.keep_warm(warehouse)
+    warm.keep_warm(warehouse)  # once per root and process
+    assert len(warm._watched) == 1
+    _wait_for(lambda: warm.warmed.get(str(warehouse), ("",))[0] == first.run_id)
+
+    second = run_etl(source, warehouse, full=True)  # the nightly run publishes a new snapshot
+    assert second.run_id != first.run_id
+    _wait_for(lambda: warm.warmed.get(str(warehouse), ("",))[0] == second.run_id)
+    scope = context.open_cached_scope(warehouse, second.run_id, None)
+    assert ("cockpit-inputs",) in scope._memo
+    assert scope.sponsor_id is None  # only the CMO scope is warmed
+
+
+def test_warming_is_off_at_zero_seconds(
+    demo_warehouse: Path, fresh_caches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(warm.WARM_SECONDS_ENV, "0")
+    warm.keep_warm(demo_warehouse)
+    assert str(demo_warehouse) not in warm._watched
+
+
+def _wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the warming thread did not warm the new snapshot"
+        time.sleep(0.1)
