@@ -14,7 +14,7 @@ from warehouse.queries import shared_equipment
 
 st.title("Shared equipment")
 scope = site_scope()
-filters = dashboard_filters(scope, "shared_equipment", default_days=90)
+filters = dashboard_filters(scope, "shared_equipment", default_days=shared_equipment.DEFAULT_DAYS)
 model = shared_equipment.page_model(scope, filters)
 
 if model.sharing.is_empty():

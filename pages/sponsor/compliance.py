@@ -16,7 +16,7 @@ from warehouse.queries import compliance
 st.title("Quality-agreement compliance")
 site_wide = current_principal().role in CMO_ROLES
 scope = site_scope() if site_wide else sponsor_scope()
-filters = dashboard_filters(scope, "compliance")
+filters = dashboard_filters(scope, "compliance", default_days=compliance.DEFAULT_DAYS)
 model = compliance.page_model(scope, filters, clock.today(), clock.now())
 
 if model.events.is_empty() and model.changes.is_empty():

@@ -232,6 +232,15 @@ class CompliancePage:
     agreed_obligations: pl.DataFrame  # dataset "agreed_obligations"
 
 
+# The page's default period (portal.warm computes that view before anyone opens the page).
+DEFAULT_DAYS = 365
+
+
+def warm_default_view(scope: Scope, today: date, now: datetime) -> None:
+    """Put what the page's default view reads into the scope's memo."""
+    page_model(scope, Filters.last_days(DEFAULT_DAYS, today), today, now)
+
+
 def page_model(scope: Scope, filters: Filters, today: date, now: datetime) -> CompliancePage:
     """The compliance page's model for every sponsor in `scope`: notifiable events and changes
     in view, their breaches as of `now`, KPIs 16 and 14, shares kept per sponsor and the

@@ -10,6 +10,7 @@ they are read DISTINCT.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -159,6 +160,15 @@ class SharedEquipmentPage:
     changeovers: pl.DataFrame  # dataset "changeovers"
     unverified_cleanings: int  # changeovers without a passed cleaning between the two uses
     lapsed: pl.DataFrame  # dataset "lapsed_in_use"
+
+
+# The page's default period (portal.warm computes that view before anyone opens the page).
+DEFAULT_DAYS = 90
+
+
+def warm_default_view(scope: Scope, today: date) -> None:
+    """Put what the page's default view reads into the scope's memo."""
+    page_model(scope, Filters.last_days(DEFAULT_DAYS, today))
 
 
 def page_model(scope: Scope, filters: Filters) -> SharedEquipmentPage:
