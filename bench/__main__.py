@@ -27,7 +27,7 @@ BROWSER_RUNS = {"tiny": 2, "demo": 10, "large": 10}
 # views per user at each level (one user clicks three times as many). Tiny keeps CI short.
 SERVER_LEVELS = {"tiny": (1, 4), "demo": (1, 5, 10, 20, 30, 50), "large": (1, 5, 10, 20, 30, 50)}
 SERVER_MORE = {"tiny": (), "demo": (75, 100), "large": (75, 100)}
-SERVER_VIEWS = {"tiny": 6, "demo": 12, "large": 12}
+SERVER_VIEWS = {"tiny": 6, "demo": 24, "large": 24}
 ISOLATION_SPONSORS = {"tiny": (5, 10, 20), "demo": (5, 50, 500), "large": (5, 50, 500)}
 
 
