@@ -50,11 +50,13 @@ def warm(root: Path) -> bool:
     today = clock.today()
     if info is None or warmed.get(str(root)) == (info.run_id, today):
         return False
+    # Tried once per snapshot and day: a failure is logged once, and the page that needs the
+    # view computes it (and shows its own error) as it would without warming.
+    warmed[str(root)] = (info.run_id, today)
     scope = open_cached_scope(root, info.run_id, None)
     cockpit.warm_default_view(scope, today)
     compliance.warm_default_view(scope, today, clock.now())
     shared_equipment.warm_default_view(scope, today)
-    warmed[str(root)] = (info.run_id, today)
     return True
 
 
