@@ -2,9 +2,9 @@
 
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
-Figures (names for --only): etl, incremental, pages, isolation, browser, auditpack,
-server-concurrency, share, share-concurrency. Plants and warehouses are cached under bench/work/ for
-the day.
+Figures (names for --only): etl, incremental, pages, first-views, isolation, browser,
+auditpack, server-concurrency, share, share-concurrency. Plants and warehouses are cached under
+bench/work/ for the day.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import report
 from bench.plants import WORK
 
-NAMES = ("etl", "incremental", "pages", "isolation", "browser", "auditpack",
+NAMES = ("etl", "incremental", "pages", "first-views", "isolation", "browser", "auditpack",
          "server-concurrency", "share", "share-concurrency")  # fmt: skip
 # Repeats per preset: tiny keeps CI's check of the runner short.
 RUNS = {"tiny": 3, "demo": 20, "large": 20}

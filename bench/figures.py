@@ -12,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-from bench import browser_bench, etl_bench, page_bench, plants, server_bench, share_bench
+from bench import (
+    browser_bench,
+    etl_bench,
+    first_views,
+    page_bench,
+    plants,
+    server_bench,
+    share_bench,
+)
 from bench.report import Figure, ratio
 from warehouse.layout import MANIFEST, current_snapshot
 from warehouse.scope import open_sponsor_scope
@@ -38,6 +46,8 @@ def measure_all(preset: str, only: set[str], runs: int) -> list[Figure]:
     for name in presets:
         if "pages" in only:
             figures += pages(name, runs)
+        if "first-views" in only:
+            figures += first_views.measure(name, _warehouse(name), SPONSOR)
         if "browser" in only:
             figures += browser(name, settings.BROWSER_RUNS[preset])
         if "auditpack" in only:
