@@ -73,7 +73,10 @@ def measure(preset: str, warehouse: Path, sponsor: str) -> list[Figure]:
         for role in ("cmo_quality", "cmo_management"):
             _fresh()
             started = time.perf_counter()
-            warm.warm(warehouse)
+            try:
+                warm.warm(warehouse)
+            except Exception as exc:  # noqa: BLE001 - reported as not measured, bench goes on
+                errors.append(f"warming failed: {exc}"[:200])
             warming = time.perf_counter() - started
             timing = page_bench.time_page(script, role, warehouse, sponsor, 1)
             warmed.append((timing.first, role, warming))

@@ -6,6 +6,7 @@ built once per (preset, as-of) and its warehouse once per plant.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -17,7 +18,7 @@ from etl.run import run_etl
 from etl.validate import parents_first
 from warehouse import clock
 from warehouse.contract import TABLES, TABLES_BY_NAME
-from warehouse.layout import SOURCE_STATE, current_snapshot
+from warehouse.layout import MANIFEST, SOURCE_STATE, code_version, current_snapshot
 
 WORK = Path(__file__).resolve().parent / "work"
 # Plants end today, so the pages' "current state" and "last 30 days" views hold data; a plant
@@ -44,9 +45,13 @@ def plant(preset: str) -> Path:
 
 
 def warehouse(source: Path, name: str) -> Path:
-    """A published warehouse of `source` under bench/work/warehouses/<name> (built once)."""
+    """A published warehouse of `source` under bench/work/warehouses/<name>, built again when
+    the live one was published by other code (an older snapshot may lack a newer table)."""
     root = WORK / "warehouses" / name
-    if current_snapshot(root) is None:
+    live = current_snapshot(root)
+    if live is None or json.loads((live / MANIFEST).read_text()).get("code_version") != (
+        code_version()
+    ):
         run_etl(source, root, full=True)
     return root
 
