@@ -62,11 +62,15 @@ def measure(preset: str, warehouse: Path, sponsor: str) -> list[Figure]:
             slowest[script] = (seconds, role)
     for script, (seconds, role) in slowest.items():
         page = Path(script).stem
+        note = f"slowest role {role}; every role (s): {', '.join(roles[script])}"
+        target, met = f"<= {LIMIT}x minimal", seconds <= LIMIT * minimal
+        if script in WARMED:  # users meet it warmed: the figure "after a snapshot goes live"
+            target, met = "info (warmed when a snapshot goes live)", True
+            note = f"a cold server's first view; {note}"
         figures.append(
             Figure(f"first view on a fresh scope: {page}", preset, round(seconds, 3), "s",
                    "minimal page's first view", round(minimal, 3), ratio(seconds, minimal),
-                   f"<= {LIMIT}x minimal", seconds <= LIMIT * minimal,
-                   f"slowest role {role}; every role (s): {', '.join(roles[script])}")
+                   target, met, note)
         )  # fmt: skip
     for script in WARMED:
         warmed = []
