@@ -16,6 +16,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -29,6 +30,7 @@ _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _stop = threading.Event()
 _watched: dict[str, threading.Thread] = {}
+NAP_S = 0.25  # how soon a sleeping thread sees stop()
 STOP_TIMEOUT_S = 30.0  # a warming pass in flight at exit (7 s on `large`) is let finish
 # What each root was last warmed for: (snapshot run id, today).
 warmed: dict[str, tuple[str, date]] = {}
@@ -85,7 +87,18 @@ def _watch(root: Path, every: float) -> None:
             _log.info("warming %s skipped: %s", root, exc)
         except Exception:  # noqa: BLE001 - a page computes it again; the server goes on
             _log.exception("warming %s failed", root)
-        _stop.wait(every)
+        _pause(every)
+
+
+def _pause(seconds: float) -> None:
+    """Sleep `seconds`, or until stop(), in short relative naps. Not Event.wait(timeout): its
+    deadline is absolute, and a shifted clock (the suite runs under libfaketime too) can put
+    it weeks away."""
+    remaining = seconds
+    while remaining > 0 and not _stop.is_set():
+        nap = min(NAP_S, remaining)
+        time.sleep(nap)
+        remaining -= nap
 
 
 def stop() -> None:
