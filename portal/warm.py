@@ -20,6 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from portal.context import open_cached_scope
 from warehouse import clock
 from warehouse.queries import cockpit, compliance, shared_equipment
 from warehouse.scope import ScopeError, snapshot_info
@@ -46,8 +47,6 @@ def interval() -> float:
 def warm(root: Path) -> bool:
     """Warm `root`'s CMO scope for its current snapshot and today, unless already done.
     True when it computed something."""
-    from portal.context import open_cached_scope  # the pages' cache: imports Streamlit
-
     info = snapshot_info(root)
     today = clock.today()
     if info is None or warmed.get(str(root)) == (info.run_id, today):
