@@ -239,8 +239,16 @@ class SignIns:
         return [s.idle for s in self.cold]
 
     @property
+    def warm_idle(self) -> list[float]:
+        return [s.idle for s in self.warm]
+
+    @property
     def chart(self) -> list[float]:
         return [(s.chart - s.clicked) / 1000 for s in self.cold]
+
+    @property
+    def warm_chart(self) -> list[float]:
+        return [(s.chart - s.clicked) / 1000 for s in self.warm]
 
 
 @dataclass(frozen=True)

@@ -232,26 +232,32 @@ LINK_MBIT = 20
 
 
 def browser(preset: str, runs: int) -> list[Figure]:
-    """Item 5: sign-in submit to overview rendered, headless Chromium, against the floor app;
-    and the whole cold sign-in in a fresh browser profile, from navigation start."""
+    """Item 5: "Sign in" clicked to the settled overview at p95, warm browser (the visitor's
+    browser cache kept, cookies cleared), against the floor app; and the whole cold sign-in in
+    a fresh browser profile, from navigation start."""
     warehouse = _warehouse(preset)
     try:
         floor = browser_bench.floor_sign_in(warehouse, SPONSOR, runs)
         portal = browser_bench.sign_in_to_overview(preset, plants.plant(preset), warehouse, runs)
     except Exception as exc:  # noqa: BLE001 - a broken browser run is reported, not fatal
         note = f"not measured: {type(exc).__name__}: {str(exc)[:160]}"
-        return [Figure("browser: sign-in to overview", preset, None, "s median", target="<= 1.5 s",
+        return [Figure("browser: sign-in to overview", preset, None, "s p95", target="<= 1.5 s",
                        note=note),
                 Figure("browser: cold sign-in", preset, None, "s median",
                        target=f"<= {COLD_LIMIT}x floor app", note=note)]  # fmt: skip
-    value, baseline = statistics.median(portal.idle), statistics.median(floor.idle)
+    warm, floor_warm = portal.warm_idle, floor.warm_idle
+    value, baseline = page_bench.p95(warm), page_bench.p95(floor_warm)
     return [
-        Figure("browser: sign-in to overview", preset, round(value, 3), "s median",
-               "floor app: form submit to page", round(baseline, 3), ratio(value, baseline),
+        Figure("browser: sign-in to overview", preset, round(value, 3), "s p95",
+               "floor app: form submit to page, p95", round(baseline, 3), ratio(value, baseline),
                "<= 1.5 s", value <= 1.5,
-               f"max {max(portal.idle):.3f} s over {len(portal.idle)} sign-ins, each in a new "
-               f"browser context; first chart drawn after {statistics.median(portal.chart):.3f}"
-               f" s (floor app {statistics.median(floor.chart):.3f} s)"),
+               f"warm browser (cache kept, cookies cleared), {len(warm)} sign-ins: median "
+               f"{statistics.median(warm):.3f} s, max {max(warm):.3f} s (floor median "
+               f"{statistics.median(floor_warm):.3f} s); first chart drawn after "
+               f"{statistics.median(portal.warm_chart):.3f} s; cold browser (new context) "
+               f"median {statistics.median(portal.idle):.3f} s, p95 "
+               f"{page_bench.p95(portal.idle):.3f} s (floor median "
+               f"{statistics.median(floor.idle):.3f} s)"),
         cold_sign_in(preset, portal, floor),
     ]  # fmt: skip
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 import streamlit_authenticator as stauth
 
-from portal import session
+from portal import preload, session
 from portal.store import utc_now
 
 URL_PATH = "sign-in"
@@ -36,6 +36,7 @@ def sign_in_page(auth: stauth.Authenticate) -> Callable[[], None]:
                 "Password", type="password", key="sign_in_password", autocomplete="off"
             )
             submitted = st.form_submit_button("Sign in")
+        preload.preload()  # the dashboards' browser code, while the password is typed
         if submitted:
             refusal = session.attempt_sign_in(auth, username, password, utc_now())
             if refusal is None:

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from portal import preload
 from portal.navigation import PAGES, pages_for
 from tests.browser_support import (
     ROOT,
@@ -255,3 +256,27 @@ def test_lockout_refuses_even_the_right_password(page, portal) -> None:
     submit(page, lambda: sign_in(page, username, password), SIGN_IN_HEADING, "locked")
     assert "This account is locked" in page.inner_text("body")
     assert page.get_by_role("button", name="Sign out").count() == 0
+
+
+LOADED_JS = """(files) => files.every((file) => performance.getEntriesByType('resource')
+    .some((entry) => new URL(entry.name).pathname.endsWith(file)))"""
+
+
+def test_sign_in_form_loads_the_dashboards_code_before_the_click(page, portal) -> None:
+    """While the password is typed, the browser fetches the dashboards' element modules and
+    the table's stylesheet (portal.preload); the overview then finds them loaded."""
+    files = [url.removeprefix(".") for url in (*preload.modules(), *preload.stylesheets())]
+    assert any("PlotlyChart" in file for file in files)
+    open_signed_out(page, portal.url)
+    page.wait_for_function(LOADED_JS, arg=files, timeout=30_000, polling=100)
+    submit(page, lambda: sign_in(page, *PRIYA), "Overview")
+    page.locator(".js-plotly-plot").first.wait_for()
+    fetched = page.evaluate("""() => performance.getEntriesByType('resource')
+        .map((entry) => new URL(entry.name).pathname)""")
+    assert [path for path in fetched if "/PlotlyChart." in path] == [
+        file for file in files if "/PlotlyChart." in file
+    ]  # fetched once, before the click: the chart's own import found it loaded
+    sheets = page.evaluate("""() => Array.from(document.querySelectorAll(
+        'link[rel="stylesheet"]'), (link) => new URL(link.href).pathname)""")
+    for sheet in preload.stylesheets():
+        assert sheets.count(sheet.removeprefix(".")) == 1, sheets  # added once, not twice
