@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
@@ -247,36 +248,38 @@ def export_buttons(
     principal = current_principal()
     # Logged as of the sponsor whose rows these are: CMO staff's exports reach its QA's log.
     logged = replace(principal, sponsor_id=scope.sponsor_id or principal.sponsor_id)
-    stamped_exports(export_frame(frame, dataset), page, filters.describe(), scope.label,
-                    scope.snapshot.run_id, logged)  # fmt: skip
+    stamped_exports(lambda: export_frame(frame, dataset), page, filters.describe(),
+                    scope.label, scope.snapshot.run_id, logged)  # fmt: skip
 
 
 def stamped_exports(
-    rows: pl.DataFrame, page: str, described: dict[str, Any], about: str, snapshot: str,
-    logged: Principal,
+    exported: Callable[[], pl.DataFrame], page: str, described: dict[str, Any], about: str,
+    snapshot: str, logged: Principal,
 ) -> None:  # fmt: skip
-    """The CSV and XLSX buttons of `rows` as they are to be read: stamped with who, when, what
-    they are `about` (a sponsor, or every sponsor), from which `snapshot` and with which
-    filters; built at fetch time through deliver(); logged as `logged` when handed out."""
+    """The CSV and XLSX buttons of the rows `exported` gives, as they are to be read: stamped
+    with who, when, what they are `about` (a sponsor, or every sponsor), from which `snapshot`
+    and with which filters; built at fetch time through deliver() (the rows too: a page run
+    that nobody exports from pays nothing); logged as `logged` when handed out."""
     principal = current_principal()
+    rows = cache(exported)
 
     def stamp() -> dict[str, str]:
-        return export_stamp(rows, principal, page, described, about, snapshot)
+        return export_stamp(rows(), principal, page, described, about, snapshot)
 
     def log(fmt: str) -> Callable[[], None]:
         return lambda: access_log.record(
             "EXPORT", logged, page=page, filters=described,
-            row_count=rows.height, content_hash=content_hash(rows), detail=fmt,
+            row_count=rows().height, content_hash=content_hash(rows()), detail=fmt,
         )  # fmt: skip
 
     left, right = st.columns(2)
     filename = f"{page}-{about}-{clock.today().isoformat()}".replace(" ", "-")
     left.download_button(
-        "Export CSV", deliver(principal, lambda: export_csv(rows, stamp()), log("csv")),
+        "Export CSV", deliver(principal, lambda: export_csv(rows(), stamp()), log("csv")),
         file_name=f"{filename}.csv", mime="text/csv", on_click="ignore", key=f"{page}:csv",
     )  # fmt: skip
     right.download_button(
-        "Export XLSX", deliver(principal, lambda: export_xlsx(rows, stamp()), log("xlsx")),
+        "Export XLSX", deliver(principal, lambda: export_xlsx(rows(), stamp()), log("xlsx")),
         file_name=f"{filename}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click="ignore", key=f"{page}:xlsx",

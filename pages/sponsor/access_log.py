@@ -70,7 +70,7 @@ else:
     described = {"start": start.isoformat(), "end": end.isoformat(), "who": picked_users,
                  "what": picked_events, "sponsors": picked_sponsors}  # fmt: skip
     about = principal.sponsor_id or "all sponsors"
-    stamped_exports(export_frame(log, "access_log"), "access-log", described, about,
+    stamped_exports(lambda: export_frame(log, "access_log"), "access-log", described, about,
                     "none: the portal's own access log", principal)  # fmt: skip
 
 # CMO staff manage every sponsor's tokens on the Users page; here a sponsor's QA sees its own.

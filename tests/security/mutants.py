@@ -80,8 +80,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "export-without-deliver",
         "an export button builds its file without re-checking the registry at fetch time",
         "portal/widgets.py",
-        'deliver(principal, lambda: export_csv(rows, stamp()), log("csv"))',
-        "(lambda: export_csv(rows, stamp()))",
+        'deliver(principal, lambda: export_csv(rows(), stamp()), log("csv"))',
+        "(lambda: export_csv(rows(), stamp()))",
     ),
     Mutant(
         "previous-occupant-unredacted",
