@@ -366,6 +366,7 @@ def server_concurrency(
         plant, warehouse = plants.plant(preset), _warehouse(preset)
         with server_bench.running_portal(preset, plant, warehouse) as portal:
             warm = server_bench.warm_up(portal)
+            server_bench.wait_idle(portal)
             loads = server_bench.sweep(portal, levels, views, more, SERVER_P95_S)
             peak = server_bench.peak_rss_mib(portal.process.pid)
         missing = [n for n in reported if not loads[n].views]

@@ -272,6 +272,20 @@ def warm_up(portal: Portal) -> Load:
     return asyncio.run(every())
 
 
+def wait_idle(portal: Portal, quiet_share: float = 0.05, limit: float = 120.0) -> float:
+    """Wait until the server uses less than `quiet_share` of a core for a second (its
+    warming of the all-sponsor pages after the first sign-in, portal/warm.py, is done: on a
+    real server that happens once after the nightly run, not while people click); the
+    seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = cpu_seconds(portal.process.pid)
+        time.sleep(1.0)
+        if cpu_seconds(portal.process.pid) - before < quiet_share:
+            break
+    return time.monotonic() - started
+
+
 def sweep(
     portal: Portal, levels: tuple[int, ...], views: int, more: tuple[int, ...], limit: float
 ) -> dict[int, Load]:
