@@ -191,10 +191,11 @@ def table(
                 model.column(name).label for name in rest) + ".",
         )  # fmt: skip
         order = wanted + rest if more else wanted
-    # An Arrow table Streamlit serialises as it is; a Polars frame it would turn into pandas
-    # and back into Arrow on every run (a third of a busy server's page time on large).
-    data: Any = shown.to_arrow()
-    if flag is not None:
+    if flag is None:
+        # An Arrow table Streamlit serialises as it is; a Polars frame it would turn into
+        # pandas and back into Arrow on every run (a quarter of a busy server's GIL time).
+        data: Any = shown.to_arrow()
+    else:
         flagged = frame.select(flag.fill_null(False)).to_series().to_list()
         data = shown.to_pandas().style.apply(
             lambda row: [HIGHLIGHT if flagged[row.name] else ""] * len(row), axis=1
