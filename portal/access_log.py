@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 
-from portal.store import connect, to_text, utc_now
+from portal.store import Connection, connect, to_text, utc_now
 from portal.users import Principal
 
 EVENTS = (
@@ -117,7 +116,7 @@ def _append(
 
 
 def append_in(
-    conn: sqlite3.Connection,
+    conn: Connection,
     event: str,
     username: str | None,
     role: str | None,

@@ -15,19 +15,19 @@ import hashlib
 import io
 import json
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import bcrypt
 import polars as pl
 
 from portal import access_log, lockout
-from portal.store import connect, from_text, to_text, utc_now
-from portal.users import DEMO_SPONSOR_USERS, Principal, get_user
+from portal.store import Connection, Row, begin_write, connect, from_text, to_text, utc_now
+from portal.users import DEMO_SPONSOR_USERS, Principal, User, get_user
 from warehouse.queries.decision_receipts import receipts
 from warehouse.queries.decisions import EVENT_KINDS, MEANING_WORDS, Subject, subjects
 from warehouse.scope import Scope
@@ -107,7 +107,7 @@ def _row_hash(fields: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _decision(row: sqlite3.Row) -> Decision:
+def _decision(row: Row) -> Decision:
     return Decision(**{name: row[name] for name in Decision.__dataclass_fields__})
 
 
@@ -310,76 +310,102 @@ def _append(
     zone: str,
 ) -> Decision:
     now = to_text(utc_now())
+    user = get_user(principal.username)
     with connect() as conn:
         # One writer at a time: the chain's tail and "already decided" are read and extended
         # in the same transaction, so two signers on the same record get one decision.
-        conn.execute("BEGIN IMMEDIATE")
+        begin_write(conn, "decision")
         head = conn.execute(
             "SELECT * FROM decision WHERE sponsor_id = ? AND record_type = ? AND record_id = ? "
             "ORDER BY seq DESC LIMIT 1",
             (principal.sponsor_id, subject.record_type, subject.record_id),
         ).fetchone()
-        if head is not None and head["decision_id"] != supersedes:
-            existing = _decision(head)
-            conn.execute("ROLLBACK")
+        existing = None if head is None else _decision(head)
+        refusal = _refusal(subject, existing, meaning, supersedes)
+        if refusal is None:
+            fields = _chain(conn, principal, user, subject, meaning, reason, supersedes, now,
+                            zone, snapshot)  # fmt: skip
+    if refusal is not None:
+        if existing is not None and existing.decision_id != supersedes:
             access_log.record(
                 "SIGNATURE_FAILED", principal, page=_page_of(subject),
                 detail=f"{subject.label}: already decided ({existing.decision_id})",
             )  # fmt: skip
-            raise SignatureRefused(
-                f"{subject.label} was already decided: {existing.manifestation()} Nothing new "
-                "was recorded."
-            )
-        if head is not None and head["meaning"] == meaning:
-            existing = _decision(head)
-            conn.execute("ROLLBACK")
-            raise SignatureRefused(
-                f"{subject.label} was already decided that way: {existing.manifestation()} "
-                "Nothing new was recorded."
-            )
-        if head is None and supersedes is not None:
-            conn.execute("ROLLBACK")
-            raise SignatureRefused("There is no decision on this record to replace.")
-        tail = conn.execute("SELECT seq, row_hash FROM decision ORDER BY seq DESC LIMIT 1")
-        last = tail.fetchone()
-        seq = (last["seq"] if last else 0) + 1
-        # Numbered per sponsor: the chain's own position counts every sponsor's decisions,
-        # which no sponsor may learn; it stays in the store and the CMO's outbox only.
-        ours = conn.execute(
-            "SELECT count(*) FROM decision WHERE sponsor_id = ?", (principal.sponsor_id,)
-        ).fetchone()[0]
-        user = get_user(principal.username)
-        fields = {
-            "seq": seq,
-            "decision_id": f"DEC-{principal.sponsor_id}-{ours + 1:04d}",
-            "sponsor_id": principal.sponsor_id,
-            "record_type": subject.record_type,
-            "record_id": subject.record_id,
-            "record_label": subject.label,
-            "record_json": subject.content,
-            "record_hash": subject.content_hash,
-            "meaning": meaning,
-            "reason": reason,
-            "supersedes": supersedes,
-            "signer": principal.username,
-            "signer_name": user.display_name,
-            "signed_at": now,
-            "signer_zone": zone,
-            "snapshot": snapshot,
-            "prev_hash": last["row_hash"] if last else GENESIS,
-        }
-        fields["row_hash"] = _row_hash(fields)
-        conn.execute(
-            f"INSERT INTO decision ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
-            tuple(fields.values()),
-        )
-        access_log.append_in(
-            conn, "DECISION_SIGNED", principal.username, principal.role, principal.sponsor_id,
-            _page_of(subject), None, 1, fields["row_hash"],
-            f"{fields['decision_id']}: {MEANING_WORDS[meaning]}, {subject.label}",
-        )  # fmt: skip
-        conn.execute("COMMIT")
+        raise SignatureRefused(refusal)
     return Decision(**fields)
+
+
+def _refusal(
+    subject: Subject, existing: Decision | None, meaning: str, supersedes: str | None
+) -> str | None:
+    """Why this decision cannot follow the one in force on the record, or None."""
+    if existing is not None and existing.decision_id != supersedes:
+        return (
+            f"{subject.label} was already decided: {existing.manifestation()} Nothing new was "
+            "recorded."
+        )
+    if existing is not None and existing.meaning == meaning:
+        return (
+            f"{subject.label} was already decided that way: {existing.manifestation()} Nothing "
+            "new was recorded."
+        )
+    if existing is None and supersedes is not None:
+        return "There is no decision on this record to replace."
+    return None
+
+
+def _chain(
+    conn: Connection,
+    principal: Principal,
+    user: User,
+    subject: Subject,
+    meaning: str,
+    reason: str | None,
+    supersedes: str | None,
+    now: str,
+    zone: str,
+    snapshot: str,
+) -> dict[str, Any]:
+    """Append the decision at the chain's tail, with its access-log entry, in `conn`'s
+    transaction; returns its fields."""
+    tail = conn.execute("SELECT seq, row_hash FROM decision ORDER BY seq DESC LIMIT 1")
+    last = tail.fetchone()
+    seq = (last["seq"] if last else 0) + 1
+    # Numbered per sponsor: the chain's own position counts every sponsor's decisions,
+    # which no sponsor may learn; it stays in the store and the CMO's outbox only.
+    ours = conn.execute(
+        "SELECT count(*) FROM decision WHERE sponsor_id = ?", (principal.sponsor_id,)
+    ).fetchone()[0]
+    fields = {
+        "seq": seq,
+        "decision_id": f"DEC-{principal.sponsor_id}-{ours + 1:04d}",
+        "sponsor_id": principal.sponsor_id,
+        "record_type": subject.record_type,
+        "record_id": subject.record_id,
+        "record_label": subject.label,
+        "record_json": subject.content,
+        "record_hash": subject.content_hash,
+        "meaning": meaning,
+        "reason": reason,
+        "supersedes": supersedes,
+        "signer": principal.username,
+        "signer_name": user.display_name,
+        "signed_at": now,
+        "signer_zone": zone,
+        "snapshot": snapshot,
+        "prev_hash": last["row_hash"] if last else GENESIS,
+    }
+    fields["row_hash"] = _row_hash(fields)
+    conn.execute(
+        f"INSERT INTO decision ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+        tuple(fields.values()),
+    )
+    access_log.append_in(
+        conn, "DECISION_SIGNED", principal.username, principal.role, principal.sponsor_id,
+        _page_of(subject), None, 1, fields["row_hash"],
+        f"{fields['decision_id']}: {MEANING_WORDS[meaning]}, {subject.label}",
+    )  # fmt: skip
+    return fields
 
 
 # --- reading -------------------------------------------------------------------------------

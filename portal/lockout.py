@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.store import connect, from_text, to_text
+from portal.store import begin_write, connect, from_text, to_text
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ def locked_until(username: str, now: datetime) -> datetime | None:
 def record_failure(username: str, now: datetime, policy: LockoutPolicy) -> datetime | None:
     """Count one failure; returns the lock's end when this failure locks the account."""
     with connect() as conn:
+        begin_write(conn, "signin_failure")  # two failures at once both count
         row = conn.execute(
             "SELECT failures, first_at FROM signin_failure WHERE username = ?", (username,)
         ).fetchone()

@@ -11,7 +11,12 @@ from portal.store import connect, to_text, utc_now
 def save(username: str, page: str, name: str, filters: dict) -> None:
     with connect() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO saved_view VALUES (?, ?, ?, ?, ?)",
+            """
+            INSERT INTO saved_view (username, page, name, filters_json, saved_at)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (username, page, name) DO UPDATE
+                SET filters_json = excluded.filters_json, saved_at = excluded.saved_at
+            """,
             (username, page, name, json.dumps(filters), to_text(utc_now())),
         )
 

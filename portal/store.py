@@ -1,143 +1,27 @@
-"""The portal's own SQLite store: users, access log, sign-in failures, API tokens
-(layout.portal_db())."""
+"""The portal's own store: users, access log, sign-in failures, saved views, API tokens and
+signed decisions. A SQLite file under the data root (layout.portal_db()) by default;
+PostgreSQL when PORTAL_DATABASE_URL is set. Both get their schema from the same Alembic
+migrations (portal/schema.py) and run the same SQL, written once with `?` placeholders."""
 
 from __future__ import annotations
 
+import atexit
+import fcntl
+import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
 
+from portal import schema
 from warehouse import layout
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS portal_user (
-    username      TEXT PRIMARY KEY,
-    display_name  TEXT NOT NULL,
-    email         TEXT,
-    role          TEXT NOT NULL,
-    sponsor_id    TEXT,
-    valid_from    TEXT,
-    valid_until   TEXT,
-    password_hash TEXT NOT NULL,
-    disabled      INTEGER NOT NULL DEFAULT 0,
-    landing_page  TEXT,
-    created_at    TEXT NOT NULL,
-    created_by    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS access_log (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    at           TEXT NOT NULL,
-    username     TEXT,
-    role         TEXT,
-    sponsor_id   TEXT,
-    event        TEXT NOT NULL,
-    page         TEXT,
-    filters_json TEXT,
-    row_count    INTEGER,
-    content_hash TEXT,
-    detail       TEXT
-);
-CREATE INDEX IF NOT EXISTS access_log_sponsor_at ON access_log (sponsor_id, at);
--- The log is evidence: the database itself refuses to rewrite history.
-CREATE TRIGGER IF NOT EXISTS access_log_no_update BEFORE UPDATE ON access_log
-BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS access_log_no_delete BEFORE DELETE ON access_log
-BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
-CREATE TABLE IF NOT EXISTS saved_view (
-    username     TEXT NOT NULL,
-    page         TEXT NOT NULL,
-    name         TEXT NOT NULL,
-    filters_json TEXT NOT NULL,
-    saved_at     TEXT NOT NULL,
-    PRIMARY KEY (username, page, name)
-);
-CREATE TABLE IF NOT EXISTS signin_failure (
-    username     TEXT PRIMARY KEY,
-    failures     INTEGER NOT NULL,
-    first_at     TEXT NOT NULL,
-    locked_until TEXT
-);
--- Sharing API tokens (portal/tokens.py): only the SHA-256 of each secret is kept.
-CREATE TABLE IF NOT EXISTS api_token (
-    token_id     TEXT PRIMARY KEY,
-    token_hash   TEXT NOT NULL UNIQUE,
-    sponsor_id   TEXT NOT NULL,
-    label        TEXT NOT NULL,
-    created_at   TEXT NOT NULL,
-    created_by   TEXT NOT NULL,
-    expires_at   TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at   TEXT,
-    revoked_by   TEXT
-);
-CREATE INDEX IF NOT EXISTS api_token_sponsor_label ON api_token (sponsor_id, label);
--- A revoked token stays revoked, and who revoked it stays on record.
-CREATE TRIGGER IF NOT EXISTS api_token_revocation_is_final
-BEFORE UPDATE OF revoked_at, revoked_by ON api_token WHEN OLD.revoked_at IS NOT NULL
-BEGIN SELECT RAISE(ABORT, 'a revoked token stays revoked'); END;
--- Who may sign decisions for their sponsor (portal/decisions.py): grants and withdrawals
--- are appended, the newest row per user is in force, and none is ever rewritten.
-CREATE TABLE IF NOT EXISTS signing_grant (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    username    TEXT NOT NULL,
-    sponsor_id  TEXT NOT NULL,
-    granted     INTEGER NOT NULL,
-    at          TEXT NOT NULL,
-    by          TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS signing_grant_user ON signing_grant (username, id);
-CREATE TRIGGER IF NOT EXISTS signing_grant_no_update BEFORE UPDATE ON signing_grant
-BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS signing_grant_no_delete BEFORE DELETE ON signing_grant
-BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
--- Sponsor decisions signed in the portal (21 CFR 11): one hash chain over `seq`; a record has
--- one decision per position, a superseding one names the decision it replaces.
-CREATE TABLE IF NOT EXISTS decision (
-    seq            INTEGER PRIMARY KEY,
-    decision_id    TEXT NOT NULL UNIQUE,
-    sponsor_id     TEXT NOT NULL,
-    record_type    TEXT NOT NULL,
-    record_id      TEXT NOT NULL,
-    record_label   TEXT NOT NULL,
-    record_json    TEXT NOT NULL,
-    record_hash    TEXT NOT NULL,
-    meaning        TEXT NOT NULL,
-    reason         TEXT,
-    supersedes     TEXT,
-    signer         TEXT NOT NULL,
-    signer_name    TEXT NOT NULL,
-    signed_at      TEXT NOT NULL,
-    signer_zone    TEXT NOT NULL,
-    snapshot       TEXT NOT NULL,
-    prev_hash      TEXT NOT NULL,
-    row_hash       TEXT NOT NULL UNIQUE
-);
-CREATE UNIQUE INDEX IF NOT EXISTS decision_once
-    ON decision (sponsor_id, record_type, record_id, coalesce(supersedes, ''));
-CREATE INDEX IF NOT EXISTS decision_signed_at ON decision (signed_at);
-CREATE TRIGGER IF NOT EXISTS decision_no_update BEFORE UPDATE ON decision
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decision_no_delete BEFORE DELETE ON decision
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
--- INSERT OR REPLACE deletes the row it conflicts with without firing delete triggers (unless
--- recursive_triggers is on): an insert that would meet an existing row is refused first.
-CREATE TRIGGER IF NOT EXISTS decision_no_replace BEFORE INSERT ON decision
-WHEN EXISTS (SELECT 1 FROM decision WHERE seq = NEW.seq OR decision_id = NEW.decision_id
-             OR row_hash = NEW.row_hash
-             OR (sponsor_id = NEW.sponsor_id AND record_type = NEW.record_type
-                 AND record_id = NEW.record_id
-                 AND coalesce(supersedes, '') = coalesce(NEW.supersedes, '')))
-BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS signing_grant_no_replace BEFORE INSERT ON signing_grant
-WHEN EXISTS (SELECT 1 FROM signing_grant WHERE id = NEW.id)
-BEGIN SELECT RAISE(ABORT, 'signing_grant is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS access_log_no_replace BEFORE INSERT ON access_log
-WHEN EXISTS (SELECT 1 FROM access_log WHERE id = NEW.id)
-BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END;
-"""
 
 
 def utc_now() -> datetime:
@@ -153,30 +37,209 @@ def from_text(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-# The schema's version, kept in the database's user_version once SCHEMA has run on it: the
-# script costs ~0.6 ms, which every connection paid before (the data share opens one per
-# request). Raise it whenever SCHEMA changes.
-SCHEMA_VERSION = 4
+DATABASE_URL_ENV = "PORTAL_DATABASE_URL"
+POOL_SIZE_ENV = "PORTAL_DATABASE_POOL"  # connections per process (default 10)
+WAIT_SECONDS = 5.0  # how long a request waits for PostgreSQL before it is told it is down
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE = (
+    "The portal's database cannot be reached right now, so nobody can sign in and no page can "
+    "be shown. Nothing was lost. Please try again in a few minutes; if this lasts, tell the "
+    "CMO's IT."
+)
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used now. Its message is for the user: it names no host, path or
+    engine error (those go to the server's log)."""
+
+
+class Connection(Protocol):
+    """What the store's callers use of a connection, the same on both engines."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
 
 
 @contextmanager
-def connect() -> Iterator[sqlite3.Connection]:
-    """A connection to the portal DB (schema ensured, WAL); commits on success, always closes."""
-    path = layout.portal_db()
+def connect() -> Iterator[Connection]:
+    """A connection to the store, in one transaction: committed on success, rolled back on an
+    exception. Rows read by column name and by position on both engines."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        with _postgresql(url) as conn:
+            yield conn
+    else:
+        with _sqlite(layout.portal_db()) as conn:
+            yield conn
+
+
+def begin_write(conn: Connection, subject: str) -> None:
+    """Make this transaction the only writer of `subject` until it ends, so a check made by
+    reading ("already decided", "a third live token") still holds when it writes."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("BEGIN IMMEDIATE")  # SQLite has one writer: take its lock now
+    else:
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(subject.encode()),))
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What either engine raises when it refuses a statement (a trigger, a privilege)."""
+    import psycopg
+
+    return sqlite3.DatabaseError, psycopg.DatabaseError
+
+
+# --- SQLite: the embedded default --------------------------------------------------------
+
+# A file whose user_version is the newest migration's number has its schema: the check costs
+# one pragma per connection (the data share opens one per request). Revisions are numbered on
+# from the versions the hand-rolled schema script gave (1-4).
+_SQLITE_AT_HEAD = int(schema.HEAD)
+
+
+@contextmanager
+def _sqlite(path: Path) -> Iterator[sqlite3.Connection]:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA busy_timeout=10000")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            # WAL lets the nightly job and many Streamlit sessions read while one writes.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != _SQLITE_AT_HEAD:
+            _migrate_sqlite(path)
         with conn:
             yield conn
     finally:
         conn.close()
+
+
+def _migrate_sqlite(path: Path) -> None:
+    """Bring the file to the newest revision, once, whichever process comes first."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with closing(sqlite3.connect(path, timeout=10)) as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == _SQLITE_AT_HEAD:
+                return
+            # WAL lets the nightly job and many Streamlit sessions read while one writes.
+            conn.execute("PRAGMA journal_mode=WAL")
+        schema.upgrade(path)
+        with closing(sqlite3.connect(path, timeout=10)) as conn:
+            conn.execute(f"PRAGMA user_version = {_SQLITE_AT_HEAD}")
+
+
+# --- PostgreSQL: PORTAL_DATABASE_URL ------------------------------------------------------
+
+_pools: dict[str, Any] = {}
+_at_head: set[str] = set()
+_pools_lock = threading.Lock()
+
+
+class NamedRow(tuple):
+    """A PostgreSQL row readable by position and by column name, as sqlite3.Row is."""
+
+    names: dict[str, int]
+
+    def __getitem__(self, key):  # noqa: ANN001 -- an index, a slice or a column name
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+Row = sqlite3.Row | NamedRow  # what a query's rows are, on either engine
+
+
+def _rows(cursor: Any) -> Callable[[Sequence[Any]], NamedRow]:
+    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+
+    def row(values: Sequence[Any]) -> NamedRow:
+        made = NamedRow(values)
+        made.names = names
+        return made
+
+    return row
+
+
+@lru_cache(maxsize=1024)
+def _placeholders(sql: str) -> str:
+    """The store's SQL (`?` placeholders) as psycopg takes it (`%s`, a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _PostgreSQL:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        return self._conn.execute(_placeholders(sql), tuple(parameters))
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
+
+
+def _pool(url: str) -> Any:
+    with _pools_lock:
+        if url not in _pools:
+            from psycopg_pool import ConnectionPool
+
+            _pools[url] = ConnectionPool(
+                schema.libpq_url(url),
+                min_size=1,
+                max_size=int(os.environ.get(POOL_SIZE_ENV, 10)),
+                timeout=WAIT_SECONDS,
+                # A connection is tried before it is handed out, so one left broken by a
+                # database restart is replaced instead of failing the request.
+                check=ConnectionPool.check_connection,
+                kwargs={"row_factory": _rows, "connect_timeout": int(WAIT_SECONDS)},
+                name="portal-store",
+                open=True,
+            )
+        return _pools[url]
+
+
+@atexit.register
+def close() -> None:
+    """Close this process's PostgreSQL connections (at exit, and by tests between databases)."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+@contextmanager
+def _postgresql(url: str) -> Iterator[_PostgreSQL]:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        with _pool(url).connection() as conn:
+            if url not in _at_head:
+                _check_schema(conn)
+                _at_head.add(url)
+            yield _PostgreSQL(conn)
+    except (PoolTimeout, psycopg.OperationalError) as down:
+        log.error("the portal's PostgreSQL store is unavailable: %s", down)
+        raise StoreUnavailable(UNREACHABLE) from down
+
+
+def _check_schema(conn: Any) -> None:
+    at = None
+    if conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        at = row[0] if row else None
+    if at != schema.HEAD:
+        raise StoreUnavailable(
+            f"The portal's database has not been prepared for this version of the portal (its "
+            f"schema is at revision {at or 'none'}; this portal needs {schema.HEAD}). The CMO's "
+            "IT prepares it with: python -m portal db upgrade"
+        )
 
 
 def data_root_key(filename: str) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import polars as pl
 
 from portal import access_log
-from portal.store import connect, from_text, to_text, utc_now
+from portal.store import begin_write, connect, from_text, to_text, utc_now
 from portal.users import Principal
 from warehouse.contract import is_safe_sponsor_id
 
@@ -164,7 +164,7 @@ def create(
     token_id = "tok_" + secrets.token_hex(5)
     with connect() as conn:
         # Take the write lock before counting, so two operators cannot both add a third token.
-        conn.execute("BEGIN IMMEDIATE")
+        begin_write(conn, "api_token")
         live = conn.execute(
             """
             SELECT token_id FROM api_token
@@ -240,7 +240,7 @@ def list_tokens(sponsor_id: str | None = None) -> list[Token]:
     with connect() as conn:
         rows = conn.execute(
             """
-            SELECT * FROM api_token WHERE ? IS NULL OR sponsor_id = ?
+            SELECT * FROM api_token WHERE CAST(? AS TEXT) IS NULL OR sponsor_id = ?
             ORDER BY sponsor_id, label, created_at
             """,
             (sponsor_id, sponsor_id),

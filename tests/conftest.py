@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from portal import decisions, users
+from portal import decisions, store, users
+from portal.store import DATABASE_URL_ENV
+from tests.postgres_support import APP_ROLE, Cluster, running_cluster
 from warehouse import layout
 from warehouse.clock import TODAY_ENV
+
+STORE_ENGINES = ("sqlite", "postgresql")
 
 AS_OF = date.fromisoformat(os.environ.get(TODAY_ENV) or "2026-11-26")
 os.environ[TODAY_ENV] = AS_OF.isoformat()
@@ -80,6 +85,28 @@ def portal(demo_data_root: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A real PostgreSQL 15 cluster for the whole run, with the portal's role and a migrated
+    template database (tests/postgres_support.py)."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=STORE_ENGINES)
+def store_engine(request: pytest.FixtureRequest, monkeypatch) -> str:
+    """Runs the test once on each engine of the portal store: the embedded SQLite file, and a
+    fresh PostgreSQL database signed into as the portal's own role (PORTAL_DATABASE_URL)."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    if request.param == "postgresql":
+        cluster: Cluster = request.getfixturevalue("postgres")
+        demo_users = "fresh_store" in request.fixturenames
+        database = cluster.fresh_database(demo_users=demo_users)
+        monkeypatch.setenv(DATABASE_URL_ENV, cluster.url(database, APP_ROLE))
+        request.addfinalizer(store.close)  # this database's pooled connections
+    return request.param
+
+
+@pytest.fixture(scope="session")
 def demo_users_store(tmp_path_factory) -> Path:
     """A portal store holding the demo users, made once: bcrypt-hashing ten passwords costs
     seconds, so each test that needs its own store starts from a copy (fresh_store)."""
@@ -98,6 +125,7 @@ def fresh_store(tmp_path: Path, monkeypatch, demo_users_store: Path) -> Path:
     the lockout at its defaults."""
     root = tmp_path / "data"
     root.mkdir()
+    # On PostgreSQL (store_engine), the test's database is already a copy with the demo users.
     shutil.copyfile(demo_users_store, root / demo_users_store.name)
     monkeypatch.setenv("PORTAL_DATA_DIR", str(root))
     for name in ("PORTAL_LOCKOUT_FAILURES", "PORTAL_LOCKOUT_WINDOW_MINUTES",

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -27,9 +26,9 @@ import pytest
 
 from portal import decisions, lockout, users
 from portal.decisions import SignatureRefused
-from portal.store import connect, utc_now
+from portal.store import connect, database_errors, utc_now
 from tests.decision_support import logged, stored
-from warehouse import layout
+from tests.store_support import Raw, engine
 from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Subject, subjects
 from warehouse.scope import Scope, open_sponsor_scope
 
@@ -41,7 +40,7 @@ DECISION_ID = re.compile(r"DEC-[A-Z0-9_-]+-\d{4}")
 
 
 @pytest.fixture(autouse=True)
-def data_root(fresh_store: Path) -> Path:
+def data_root(store_engine: str, fresh_store: Path) -> Path:
     return fresh_store
 
 
@@ -111,9 +110,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def raw() -> sqlite3.Connection:
-    """A plain sqlite3 connection to the store, as anyone with the file would open it."""
-    return sqlite3.connect(layout.portal_db(), isolation_level=None)
+def raw() -> Raw:
+    """The store as anyone with the SQLite file, or PostgreSQL's schema owner, opens it."""
+    return Raw()
 
 
 # --- a signature and what it says ------------------------------------------------------------
@@ -299,10 +298,12 @@ def test_the_database_refuses_to_rewrite_a_decision_or_a_grant(nwt, approval, st
     sign("priya", nwt, approval, "APPROVED")
     before = stored()
     conn = raw()
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(database_errors(), match="append-only"):
         conn.execute(statement)
     conn.close()
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"), connect() as conn:
+    # The portal's own PostgreSQL role is not even granted the statement.
+    refused = "append-only" if engine() == "sqlite" else "permission denied for table"
+    with pytest.raises(database_errors(), match=refused), connect() as conn:
         conn.execute(statement)
     assert stored() == before
     assert decisions.may_sign(principal("priya"))
@@ -352,11 +353,10 @@ def chain(scopes, approval, notices) -> list[decisions.Decision]:
 def _edit_and_rehash(seq: int):
     """Rewrite one row's meaning and give it a freshly computed hash of its new content."""
 
-    def tamper(conn: sqlite3.Connection, notices: list[Subject]) -> None:
-        conn.row_factory = sqlite3.Row
+    def tamper(conn: Raw, notices: list[Subject]) -> None:
         row = dict(conn.execute("SELECT * FROM decision WHERE seq = ?", (seq,)).fetchone())
         row |= {"meaning": "REJECTED", "reason": "Forged."}
-        conn.execute("DROP TRIGGER decision_no_update")
+        conn.unguard()
         conn.execute(
             "UPDATE decision SET meaning = ?, reason = ?, row_hash = ? WHERE seq = ?",
             (row["meaning"], row["reason"], decisions._row_hash(row), seq),
@@ -365,17 +365,28 @@ def _edit_and_rehash(seq: int):
     return tamper
 
 
-def _replace_row(conn: sqlite3.Connection, notices: list[Subject]) -> None:
-    # INSERT OR REPLACE deletes the old row without firing the BEFORE DELETE trigger; the
-    # store refuses it by a BEFORE INSERT trigger (test below). With that dropped too, verify()
-    # still stands in the way.
-    conn.execute("DROP TRIGGER decision_no_replace")
-    conn.row_factory = sqlite3.Row
+def _replace_row(conn: Raw, notices: list[Subject]) -> None:
+    # SQLite's INSERT OR REPLACE deletes the old row without firing the BEFORE DELETE trigger;
+    # the store refuses it by a BEFORE INSERT trigger (test below). With that dropped too,
+    # verify() still stands in the way. PostgreSQL's upsert is an UPDATE, under its trigger.
     row = dict(conn.execute("SELECT * FROM decision WHERE seq = 2").fetchone())
     row["meaning"] = "REJECTED"
-    conn.execute(
-        f"INSERT OR REPLACE INTO decision ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-        tuple(row.values()),
+    if engine() == "sqlite":
+        conn.execute("DROP TRIGGER decision_no_replace")
+    else:
+        conn.unguard()
+    conn.execute(_replace("decision", "seq", row), tuple(row.values()))
+
+
+def _replace(table: str, key: str, row: dict) -> str:
+    """The statement that puts `row` in place of the row with its key, on the store's engine."""
+    columns, marks = ", ".join(row), ", ".join("?" * len(row))
+    if engine() == "sqlite":
+        return f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({marks})"
+    return (
+        f"INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE VALUES ({marks}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
     )
 
 
@@ -383,37 +394,32 @@ def _replace_row(conn: sqlite3.Connection, notices: list[Subject]) -> None:
     ("table", "key"), [("decision", "seq"), ("signing_grant", "id"), ("access_log", "id")]
 )
 def test_insert_or_replace_cannot_rewrite_a_row(chain, table, key):
-    """REPLACE deletes the row it meets without a delete trigger firing: refused on insert."""
+    """SQLite's REPLACE deletes the row it meets without a delete trigger firing: refused on
+    insert. PostgreSQL's upsert updates the row it meets: refused by the update trigger."""
     conn = raw()
-    conn.row_factory = sqlite3.Row
     row = dict(conn.execute(f"SELECT * FROM {table} ORDER BY {key} LIMIT 1").fetchone())
     before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute(
-            f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) "
-            f"VALUES ({', '.join('?' * len(row))})",
-            tuple(row.values()),
-        )
+    with pytest.raises(database_errors(), match="append-only"):
+        conn.execute(_replace(table, key, row), tuple(row.values()))
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == before
     conn.close()
 
 
-UPDATE = "DROP TRIGGER decision_no_update; "
-DELETE = "DROP TRIGGER decision_no_delete; "
-# (tampering, SQL run on a raw connection or a function, chain positions the report must name)
+# (tampering, SQL run on a raw connection with the append-only triggers lifted, or a function,
+# chain positions the report must name)
 TAMPERING = [
-    ("meaning edited", UPDATE + "UPDATE decision SET meaning = 'REJECTED' WHERE seq = 2", {2}),
-    ("reason added", UPDATE + "UPDATE decision SET reason = 'Forged.' WHERE seq = 1", {1}),
-    ("signer swapped", UPDATE + "UPDATE decision SET signer = 'bruno', "
+    ("meaning edited", "UPDATE decision SET meaning = 'REJECTED' WHERE seq = 2", {2}),
+    ("reason added", "UPDATE decision SET reason = 'Forged.' WHERE seq = 1", {1}),
+    ("signer swapped", "UPDATE decision SET signer = 'bruno', "
      "signer_name = 'Bruno Costa' WHERE seq = 1", {1}),
-    ("signing time moved", UPDATE + "UPDATE decision SET "
+    ("signing time moved", "UPDATE decision SET "
      "signed_at = '2026-01-01T00:00:00.000000+00:00' WHERE seq = 2", {2}),
-    ("signature copied to another record", UPDATE + "UPDATE decision SET record_id = "
+    ("signature copied to another record", "UPDATE decision SET record_id = "
      "'{other}' WHERE seq = 2", {2}),
-    ("record shown rewritten", UPDATE + "UPDATE decision SET record_json = record_json || ' ' "
+    ("record shown rewritten", "UPDATE decision SET record_json = record_json || ' ' "
      "WHERE seq = 1", {1}),
-    ("newest row deleted", DELETE + "DELETE FROM decision WHERE seq = 3", {3}),
-    ("middle row deleted", DELETE + "DELETE FROM decision WHERE seq = 2", {2, 3}),
+    ("newest row deleted", "DELETE FROM decision WHERE seq = 3", {3}),
+    ("middle row deleted", "DELETE FROM decision WHERE seq = 2", {2, 3}),
     ("newest row edited and re-hashed", _edit_and_rehash(3), {3}),
     ("middle row edited and re-hashed", _edit_and_rehash(2), {2, 3}),
     ("row replaced by INSERT OR REPLACE", _replace_row, {2}),
@@ -428,7 +434,8 @@ def test_tampering_is_named_by_signatures_verify(chain, notices, tamper, named):
     if callable(tamper):
         tamper(conn, notices)
     else:
-        conn.executescript(tamper.format(other=notices[1].record_id))
+        conn.unguard()
+        conn.script(tamper.format(other=notices[1].record_id))
     conn.close()
 
     done = cli("signatures", "verify")
@@ -445,7 +452,8 @@ def test_tampering_is_named_by_signatures_verify(chain, notices, tamper, named):
 
 def test_a_deleted_newest_row_is_found_by_the_access_log_alone(chain):
     conn = raw()
-    conn.executescript(DELETE + "DELETE FROM decision WHERE seq = 3")
+    conn.unguard()
+    conn.execute("DELETE FROM decision WHERE seq = 3")
     conn.close()
     report = decisions.verify()
     assert report.rows == 2
@@ -458,7 +466,6 @@ def test_a_signature_copied_onto_a_new_row_outside_sign_is_reported(chain, notic
     """Someone with the file appends a copy of a signature onto an undecided record, with a
     correctly recomputed row hash: no signing ever happened, so no DECISION_SIGNED entry."""
     conn = raw()
-    conn.row_factory = sqlite3.Row
     last = dict(conn.execute("SELECT * FROM decision ORDER BY seq DESC LIMIT 1").fetchone())
     copied = dict(conn.execute("SELECT * FROM decision WHERE seq = 2").fetchone())
     other = notices[1]

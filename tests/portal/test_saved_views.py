@@ -10,7 +10,9 @@ PRIYA = principal("sponsor_qa", "NWT", username="priya")
 OTHER_NWT_USER = principal("sponsor_qa", "NWT", username="nadia")
 
 
-def test_a_saved_view_comes_back_for_its_owner_only(demo_warehouse, monkeypatch, tmp_path):
+def test_a_saved_view_comes_back_for_its_owner_only(
+    store_engine, demo_warehouse, monkeypatch, tmp_path
+):
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     product = partition(demo_warehouse, "product", "NWT")["product_id"].sort()[0]
     app = run_page("batches.py", PRIYA, demo_warehouse, state={"batches:products": [product]})
@@ -28,7 +30,7 @@ def test_a_saved_view_comes_back_for_its_owner_only(demo_warehouse, monkeypatch,
 
 
 def test_a_view_saved_on_one_page_is_offered_and_applied_on_another(
-    demo_warehouse, monkeypatch, tmp_path
+    store_engine, demo_warehouse, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     product = partition(demo_warehouse, "product", "NWT")["product_id"].sort()[0]

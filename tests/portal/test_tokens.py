@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -13,10 +12,12 @@ from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from portal import access_log, tokens
-from portal.store import connect, utc_now
+from portal.store import DATABASE_URL_ENV, connect, database_errors, utc_now
+from tests.store_support import engine, owner_url
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -24,7 +25,7 @@ EXPIRES = date(2026, 6, 30)
 
 
 @pytest.fixture(autouse=True)
-def data_root(tmp_path, monkeypatch):
+def data_root(store_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
@@ -38,9 +39,17 @@ def new(
     return tokens.create(sponsor_id, label, expires, "carla", now=now)
 
 
-def stored_bytes(data_root: Path) -> bytes:
-    """Every byte of the portal DB on disk, WAL included."""
-    return b"".join(path.read_bytes() for path in sorted(data_root.glob("portal.sqlite*")))
+def stored_bytes(data_root: Path, request: pytest.FixtureRequest) -> bytes:
+    """Every byte of the portal store on disk: the SQLite file with its WAL, or the PostgreSQL
+    cluster's files (after a checkpoint) with its write-ahead log."""
+    if engine() == "sqlite":
+        files = sorted(data_root.glob("portal.sqlite*"))
+    else:
+        with psycopg.connect(owner_url(os.environ[DATABASE_URL_ENV]), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        data = request.getfixturevalue("postgres").data
+        files = sorted(path for path in data.rglob("*") if path.is_file())
+    return b"".join(path.read_bytes() for path in files)
 
 
 def test_create_then_authenticate():
@@ -141,13 +150,13 @@ def test_the_limits_themselves_are_allowed():
     new(label="y", expires=date(2028, 3, 10))
 
 
-def test_nothing_listed_or_stored_holds_the_secret(data_root):
+def test_nothing_listed_or_stored_holds_the_secret(data_root, request):
     token, secret = new()
     tokens.authenticate(secret, NOW)
     tokens.revoke(token.token_id, "sam", NOW)
     assert "token_hash" not in {field.name for field in fields(tokens.Token)}
     assert secret not in repr(tokens.list_tokens())
-    on_disk = stored_bytes(data_root)
+    on_disk = stored_bytes(data_root, request)
     assert hashlib.sha256(secret.encode()).hexdigest().encode() in on_disk  # the grep sees the row
     assert secret.encode() not in on_disk
     with connect() as conn:
@@ -158,7 +167,7 @@ def test_nothing_listed_or_stored_holds_the_secret(data_root):
 def test_a_revoked_token_cannot_be_unrevoked_in_the_database():
     token, _ = new()
     tokens.revoke(token.token_id, "sam", NOW)
-    with pytest.raises(sqlite3.DatabaseError, match="stays revoked"), connect() as conn:
+    with pytest.raises(database_errors(), match="stays revoked"), connect() as conn:
         conn.execute("UPDATE api_token SET revoked_at = NULL")
 
 
@@ -203,7 +212,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_cli_create_list_revoke(tmp_path, data_root):
+def test_cli_create_list_revoke(tmp_path, data_root, request):
     # The CLI checks expiry against the wall clock, so the test does too.
     expires = datetime.now(UTC).date() + timedelta(days=30)
     out = tmp_path / "nwt.share"
@@ -238,7 +247,7 @@ def test_cli_create_list_revoke(tmp_path, data_root):
     assert listed.returncode == 0, listed.stderr
     assert f"{token.token_id}\tNWT\tNWT data team\t" in listed.stdout
     assert secret not in listed.stdout
-    assert secret.encode() not in stored_bytes(data_root)
+    assert secret.encode() not in stored_bytes(data_root, request)
 
     revoked = cli("revoke", token.token_id, "--by", "sam")
     assert revoked.returncode == 0 and f"revoked {token.token_id}" in revoked.stdout
