@@ -1,6 +1,7 @@
 """Portal administration: python -m portal users add|disable|reset-password|list|create-auditor,
 python -m portal tokens create|list|revoke|revoke-sponsor, python -m portal demo-users,
-python -m portal auditpack, python -m portal signing|signatures|decisions."""
+python -m portal auditpack, python -m portal signing|signatures|decisions,
+python -m portal db upgrade|current."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from portal import auditpack_command, decisions, decisions_command, tokens, users
+from portal import auditpack_command, db_command, decisions, decisions_command, tokens, users
 from portal.store import utc_now
 
 
@@ -220,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
         run=_demo_users
     )
     auditpack_command.add_parser(commands)
+    db_command.add_parser(commands)
     user_commands = commands.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True
     )

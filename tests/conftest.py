@@ -99,7 +99,7 @@ def store_engine(request: pytest.FixtureRequest, monkeypatch) -> str:
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     if request.param == "postgresql":
         cluster: Cluster = request.getfixturevalue("postgres")
-        demo_users = "fresh_store" in request.fixturenames
+        demo_users = "demo_users_store" in request.fixturenames
         database = cluster.fresh_database(demo_users=demo_users)
         monkeypatch.setenv(DATABASE_URL_ENV, cluster.url(database, APP_ROLE))
         request.addfinalizer(store.close)  # this database's pooled connections

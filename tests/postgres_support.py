@@ -108,6 +108,10 @@ class Cluster:
                 store.close()  # a template must have no connection while it is copied
         return self._copy(self._demo_users if demo_users else TEMPLATE)
 
+    def empty_database(self) -> str:
+        """A new database with nothing in it, not even the schema; its name."""
+        return self._copy("template1")
+
     def _copy(self, template: str) -> str:
         self._count += 1
         name = f"portal_{self._count}"

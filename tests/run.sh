@@ -13,6 +13,19 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# The store's tests start their own PostgreSQL 15 cluster (tests/postgres_support.py): only
+# the server's programs are needed. Debian would create and start a cluster of its own on
+# install; it is told not to.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        -o Dpkg::Options::=--force-confold postgresql-15 >/dev/null
+fi
+
 # The official delta-sharing client pins pyarrow <= 23 and pandas < 3: it gets a virtual
 # environment of its own, made here once per machine (tests/share_support.py).
 python3 -c "from tests.share_support import client_python; client_python()"

@@ -39,7 +39,7 @@ from portal.share.tables import (
     sponsor_share,
     table_id,
 )
-from portal.store import utc_now
+from portal.store import StoreUnavailable, utc_now
 from warehouse.scope import ScopeError
 
 PREFIX = "/delta-sharing"
@@ -84,6 +84,12 @@ def create_app(warehouse_root: Path) -> FastAPI:
     @app.exception_handler(ShareError)
     async def _share_error(_: Request, error: ShareError) -> JSONResponse:
         return JSONResponse({"errorCode": error.code, "message": error.message}, error.status)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_: Request, error: StoreUnavailable) -> JSONResponse:
+        # No token can be checked, so no answer but this one; the client retries later.
+        body = {"errorCode": "TEMPORARILY_UNAVAILABLE", "message": str(error)}
+        return JSONResponse(body, 503, headers={"Retry-After": "60"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,30 +12,22 @@ from streamlit.testing.v1 import AppTest
 
 from portal import users
 from portal.navigation import PAGES
-from portal.store import to_text, utc_now
+from portal.store import connect, to_text, utc_now
 from warehouse import layout
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def demo_users_db(tmp_path_factory) -> Path:
-    """A portal DB holding the demo users, hashed once per test session."""
-    root = tmp_path_factory.mktemp("portal-template")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PORTAL_DATA_DIR", str(root))
-        users.ensure_demo_users()
-    return root / layout.portal_db().name
-
-
 @pytest.fixture
-def portal(tmp_path, monkeypatch, demo_users_db) -> Path:
-    """A fresh data root with the demo users; the demo plant is not built (no data yet)."""
+def portal(store_engine, tmp_path, monkeypatch, demo_users_store) -> Path:
+    """A fresh data root and store with the demo users (on either engine); the demo plant is
+    not built (no data yet)."""
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
     for name in ("PORTAL_MODE", "PORTAL_COOKIE_KEY", "PORTAL_IDLE_MINUTES"):
         monkeypatch.delenv(name, raising=False)
-    shutil.copy(demo_users_db, layout.portal_db())
+    if store_engine == "sqlite":  # a PostgreSQL test's database is a copy with them already
+        shutil.copy(demo_users_store, layout.portal_db())
     return tmp_path
 
 
@@ -56,7 +47,7 @@ def signed_in_as(at: AppTest) -> str | None:
 
 
 def events(username: str) -> list[str]:
-    with sqlite3.connect(layout.portal_db()) as conn:
+    with connect() as conn:
         rows = conn.execute(
             "SELECT event FROM access_log WHERE username = ? ORDER BY id", (username,)
         ).fetchall()
@@ -106,7 +97,7 @@ def test_lockout_refuses_the_right_password_until_the_lock_passes(portal, monkey
     at = sign_in(at, "bruno")
     assert signed_in_as(at) is None and "locked" in errors(at)
     # The lock's end is moved into the past rather than slept past: no race under load.
-    with sqlite3.connect(layout.portal_db()) as store:
+    with connect() as store:
         store.execute(
             "UPDATE signin_failure SET locked_until = ? WHERE username = 'bruno'",
             (to_text(utc_now() - timedelta(seconds=1)),),
@@ -131,7 +122,7 @@ def test_a_running_auditor_session_ends_at_the_next_rerun_after_expiry(portal):
     at = sign_in(app(), "tom")
     assert signed_in_as(at) == "tom"
     assert any("valid until" in w.value for w in at.sidebar.warning)  # the watermark
-    with sqlite3.connect(layout.portal_db()) as conn:
+    with connect() as conn:
         conn.execute(
             "UPDATE portal_user SET valid_until = ? WHERE username = 'tom'",
             (to_text(utc_now() - timedelta(seconds=1)),),
