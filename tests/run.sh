@@ -26,6 +26,14 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
         -o Dpkg::Options::=--force-confold postgresql-15 >/dev/null
 fi
 
+# Apache Spark (pyspark) reads a published snapshot in the tests: it needs a Java 17 runtime.
+if ! command -v java >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
 # The official delta-sharing client pins pyarrow <= 23 and pandas < 3: it gets a virtual
 # environment of its own, made here once per machine (tests/share_support.py).
 python3 -c "from tests.share_support import client_python; client_python()"

@@ -418,7 +418,7 @@ def _race_in_processes(warehouse: Path, rounds, signers: tuple[str, ...], work: 
                          ids=["two signers", "one signer in two tabs"])  # fmt: skip
 @pytest.mark.parametrize("how", ["threads", "processes"])
 def test_a_race_for_one_record_gives_one_decision(
-    scopes, rounds, demo_warehouse, tmp_path, how, signers
+    store_engine, scopes, rounds, demo_warehouse, tmp_path, how, signers
 ):
     add_nadia()
     for username in ("priya", "nadia"):
