@@ -166,7 +166,8 @@ def _rows(cursor: Any) -> Callable[[Sequence[Any]], NamedRow]:
 
 @lru_cache(maxsize=1024)
 def _placeholders(sql: str) -> str:
-    """The store's SQL (`?` placeholders) as psycopg takes it (`%s`, a literal % doubled)."""
+    """The store's SQL (`?` placeholders) as psycopg takes it (`%s`, a literal % doubled).
+    A `?` inside a quoted literal would be taken for a placeholder: the store's SQL has none."""
     return sql.replace("%", "%%").replace("?", "%s")
 
 
