@@ -10,6 +10,7 @@ from pathlib import Path
 
 from etl.run import EtlError, RunResult, run_etl
 from warehouse.layout import demo_source, demo_warehouse, real_warehouse
+from warehouse.s3 import is_s3
 
 TOP_REASONS = 10
 
@@ -54,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         warehouse = demo_warehouse() if is_demo else real_warehouse()
     interactive = sys.stderr.isatty()
     try:
-        result = run_etl(source, Path(warehouse), full=args.full, progress=_progress(sys.stderr))
+        target = warehouse if is_s3(warehouse) else Path(warehouse)
+        result = run_etl(source, target, full=args.full, progress=_progress(sys.stderr))
     except EtlError as exc:
         if interactive:
             print(file=sys.stderr)
@@ -84,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="extract, validate, transform and publish a snapshot")
     run.add_argument("--source", help="SQLite file, database URI or folder of CSV exports")
-    run.add_argument("--warehouse", help="warehouse root directory")
+    run.add_argument(
+        "--warehouse",
+        help="warehouse root: a directory, or s3://bucket/prefix (credentials and endpoint from "
+        "the standard AWS_* variables)",
+    )
     run.add_argument("--full", action="store_true", help="rebuild from scratch")
     run.set_defaults(handler=_run)
     demo = commands.add_parser("demo-source", help="generate the synthetic demo plant")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from etl import publish_s3
 from etl.extract import Source, SourceError, extract_all, open_source
 from etl.incremental import EVENTS, GLOBAL, SETTLED_STATUSES, EventFacts, State, digest
 from etl.publish import (
@@ -35,10 +36,19 @@ from etl.publish import (
 from etl.redact import MaskedText
 from etl.route import derive_and_route, partitions
 from etl.validate import as_of_from, validate_files
+from warehouse import s3
 from warehouse.contract import TABLES
-from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot
+from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot, s3_staging
 
-STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
+STAGES = (
+    "extract",
+    "validate",
+    "transform",
+    "publish-midway",
+    "publish",
+    "upload-midway",
+    "upload",
+)
 FAIL_AFTER_ENV = "PORTAL_ETL_FAIL_AFTER"  # "<stage>" raises there; "<stage>:hang" sleeps
 
 
@@ -122,17 +132,19 @@ def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame
 
 def run_etl(
     source: str | Path,
-    warehouse: Path,
+    warehouse: Path | str,
     *,
     full: bool = False,
     progress: Callable[[str], None] | None = None,
     fail_after: str | None = None,
 ) -> RunResult:
-    """Run the nightly ETL into `warehouse`; raises EtlError when nothing was published."""
+    """Run the nightly ETL into `warehouse` (a folder, or s3://bucket/prefix: built in a local
+    staging warehouse, then uploaded); raises EtlError when nothing was published."""
     started = time.monotonic()
     note = progress or (lambda message: None)
     checkpoint = _checkpoint(fail_after, note)
-    warehouse = Path(warehouse)
+    location = s3.Location.parse(warehouse) if s3.is_s3(warehouse) else None
+    warehouse = s3_staging(location) if location else Path(warehouse)
     with run_lock(warehouse):
         clean_leftovers(warehouse)
         try:
@@ -155,6 +167,13 @@ def run_etl(
             # Nothing of a failed run stays (a killed run's is removed by the next run).
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        if location is not None:
+            note(f"upload to {location}")
+            try:
+                publish_s3.publish(snapshot, location, s3.filesystem(), checkpoint)
+            except OSError as exc:
+                # current.json is written last: the live run stays what it was.
+                raise EtlError(f"upload to {location} failed, nothing published: {exc}") from exc
     return RunResult(
         run_id=run_id,
         snapshot=snapshot,

@@ -4,6 +4,7 @@
 <data root>/demo/source/plant.sqlite       demo plant system of record
 <data root>/demo/warehouse/                demo warehouse (BD demos), apart from real data
 <data root>/portal.sqlite                  users, access log, sign-in failures, saved views
+<data root>/s3-staging/<bucket>/<prefix>/  a warehouse on S3, as built before its upload
 <warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
     (batch_event: part-0 holds the entries of settled batches, part-1 of open ones)
 <warehouse>/snapshots/<run_id>/manifest.json
@@ -51,6 +52,12 @@ def demo_warehouse() -> Path:
 
 def portal_db() -> Path:
     return data_root() / "portal.sqlite"
+
+
+def s3_staging(location: object) -> Path:
+    """Where a warehouse on S3 (warehouse/s3.Location) is built before its upload; it keeps
+    the last run, which the next incremental run starts from."""
+    return data_root() / "s3-staging" / str(location).removeprefix("s3://")
 
 
 def snapshot_dir(warehouse: Path, run_id: str) -> Path:

@@ -1,0 +1,173 @@
+"""Publish a snapshot built on the local disk to S3 (layout in warehouse/s3.py): every file
+under its sponsor's prefix, each sponsor's manifest, the CMO's, and only then current.json.
+Older runs are deleted once no reader can still be on them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from warehouse.layout import MANIFEST, QUARANTINE
+from warehouse.s3 import (
+    CMO,
+    TENANTS,
+    Location,
+    next_pointer,
+    read_object,
+    read_pointer,
+    write_object,
+)
+
+KEEP_RUNS = 3  # the live run and the two before it stay, as on a local disk
+GRACE_ENV = "PORTAL_S3_GRACE_SECONDS"
+GRACE = timedelta(hours=1)  # a superseded run stays readable this long for readers on it
+# What a sponsor's own manifest carries of the run's: nothing that names the source, another
+# sponsor or what was quarantined.
+SPONSOR_FACTS = ("run_id", "created_at", "mode", "source_as_of", "writer", "code_version")
+
+
+def sponsor_manifest(manifest: dict, sponsor_id: str) -> dict:
+    """The sponsor's slice of the run's manifest: its own files and row counts only."""
+    files = {path: entry for path, entry in manifest["files"].items()
+             if entry["sponsor_id"] == sponsor_id}  # fmt: skip
+    tables = {
+        name: {"published_rows": facts.get("published_rows", {}).get(sponsor_id, 0)}
+        for name, facts in manifest["tables"].items()
+    }
+    own = {fact: manifest[fact] for fact in SPONSOR_FACTS if fact in manifest}
+    return own | {"sponsor_id": sponsor_id, "files": files, "tables": tables}
+
+
+def publish(
+    snapshot: Path,
+    location: Location,
+    fs: pafs.FileSystem,
+    checkpoint: Callable[[str], None],
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Upload the local snapshot as a run of `location` and make it the live one; returns how
+    many files were uploaded and how many copied server-side from the live run."""
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    run_id = manifest["run_id"]
+    pointer = read_pointer(fs, location)
+    live = _live_files(fs, location, pointer)
+    files = sorted(manifest["files"].items())
+    uploaded = copied = 0
+    for number, (relative, entry) in enumerate(files, start=1):
+        target = location.tenant(entry["sponsor_id"], run_id, relative)
+        same = live.get(relative)
+        if same is not None and same["sha256"] == entry["sha256"]:
+            fs.copy_file(same["path"], target)  # the same bytes: a copy inside the store
+            copied += 1
+        else:
+            data = (snapshot / relative).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise OSError(f"{relative} changed on disk since it was published locally")
+            write_object(fs, target, data)
+            uploaded += 1
+        if number == len(files) // 2:
+            checkpoint("upload-midway")
+    for path in sorted((snapshot / QUARANTINE).glob("*.parquet")):
+        write_object(fs, location.cmo(run_id, QUARANTINE, path.name), path.read_bytes())
+    _verify(fs, location, run_id, manifest)
+    for sponsor_id in sorted({entry["sponsor_id"] for _, entry in files}):
+        own = sponsor_manifest(manifest, sponsor_id)
+        write_object(fs, location.tenant(sponsor_id, run_id, MANIFEST), _json(own))
+    write_object(fs, location.cmo(run_id, MANIFEST), _json(manifest))
+    checkpoint("upload")
+    write_object(fs, location.pointer(), _json(next_pointer(pointer, run_id, now)))
+    prune(fs, location, now)
+    return {"uploaded": uploaded, "copied": copied}
+
+
+def _json(value: dict) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode()
+
+
+def _live_files(fs: pafs.FileSystem, location: Location, pointer: dict | None) -> dict:
+    """The live run's files by relative path, with their object paths (for server-side copies)."""
+    if pointer is None:
+        return {}
+    run_id = pointer["run_id"]
+    try:
+        manifest = json.loads(read_object(fs, location.cmo(run_id, MANIFEST)))
+    except FileNotFoundError:
+        return {}
+    return {
+        path: entry | {"path": location.tenant(entry["sponsor_id"], run_id, path)}
+        for path, entry in manifest["files"].items()
+    }
+
+
+def _verify(fs: pafs.FileSystem, location: Location, run_id: str, manifest: dict) -> None:
+    """Every file of the run is in the store at its published size, before anything names it."""
+    for relative, entry in manifest["files"].items():
+        info = fs.get_file_info(location.tenant(entry["sponsor_id"], run_id, relative))
+        if info.type != pafs.FileType.File or info.size != entry["bytes"]:
+            raise OSError(f"{relative}: not in the store as published ({info})")
+
+
+def prune(fs: pafs.FileSystem, location: Location, now: datetime | None = None) -> list[str]:
+    """Delete runs no reader can be on: neither the live run nor one of the KEEP_RUNS newest
+    that were live, and not live (or begun, for a run never made live) within the grace
+    period."""
+    pointer = read_pointer(fs, location)
+    if pointer is None:
+        return []
+    moment = now or datetime.now(UTC)
+    grace = timedelta(seconds=float(os.environ.get(GRACE_ENV, GRACE.total_seconds())))
+    live_until = {entry["run_id"]: _when(entry["live_until"]) for entry in pointer["history"]}
+    held = stored_runs(fs, location)
+    published = [run_id for run_id in held if run_id in live_until or run_id == pointer["run_id"]]
+    kept = set(published[-KEEP_RUNS:]) | {pointer["run_id"]}
+    gone = []
+    for run_id, folders in held.items():
+        last_read = live_until.get(run_id) or _started(run_id)
+        if run_id in kept or moment - last_read < grace:
+            continue
+        for folder in sorted(folders, key=lambda path: CMO in path.split("/")):  # cmo/ last
+            _delete(fs, folder)
+        gone.append(run_id)
+    return gone
+
+
+def stored_runs(fs: pafs.FileSystem, location: Location) -> dict[str, set[str]]:
+    """Every run with objects in the store, oldest first, with the folders that hold them
+    (a run killed mid-upload has files under some tenants and no manifest). Found by its
+    objects, not its folders: some stores keep a folder after its last object is gone."""
+    runs: dict[str, set[str]] = {}
+    try:
+        found = fs.get_file_info(pafs.FileSelector(location.path(), recursive=True))
+    except FileNotFoundError:
+        return runs
+    root = len(location.path().split("/"))
+    for info in found:
+        if info.type != pafs.FileType.File:
+            continue
+        parts = info.path.split("/")[root:]
+        if parts[0] == TENANTS and len(parts) > 3:
+            runs.setdefault(parts[2], set()).add(location.tenant(parts[1], parts[2]))
+        elif parts[0] == CMO and len(parts) > 2:
+            runs.setdefault(parts[1], set()).add(location.cmo(parts[1]))
+    return dict(sorted(runs.items()))
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    with suppress(FileNotFoundError):
+        fs.delete_dir(path)
+
+
+def _when(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _started(run_id: str) -> datetime:
+    """A run id begins with the UTC time its run started (etl.run.new_run_id)."""
+    return datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

@@ -1,0 +1,219 @@
+"""The nightly job publishing to S3 (a real SeaweedFS on loopback): a complete run first, then
+current.json; a killed upload leaves the live run whole; old runs go only when no reader can
+be on them; each sponsor's identity reads its own objects and is refused everyone else's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from etl import publish_s3
+from etl.run import run_etl
+from tests.s3_support import PREFIX, ObjectStore, running_object_store
+from warehouse import layout, s3
+from warehouse.s3 import Location
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sponsors(demo_warehouse) -> list[str]:
+    manifest = json.loads((layout.current_snapshot(demo_warehouse) / "manifest.json").read_text())
+    return sorted({entry["sponsor_id"] for entry in manifest["files"].values()})
+
+
+@pytest.fixture(scope="module")
+def object_store(tmp_path_factory, sponsors):
+    with running_object_store(tmp_path_factory.mktemp("s3"), sponsors) as store:
+        yield store
+
+
+@pytest.fixture
+def store(object_store: ObjectStore, tmp_path, monkeypatch) -> ObjectStore:
+    """The module's store, emptied, with the nightly job's identity in the environment."""
+    object_store.fs().delete_dir_contents(f"portal/{PREFIX}", missing_dir_ok=True)
+    for name, value in object_store.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(publish_s3.GRACE_ENV, raising=False)
+    return object_store
+
+
+def location(store: ObjectStore) -> Location:
+    return Location.parse(store.url)
+
+
+def stored_sha256(fs: pafs.FileSystem, path: str) -> str:
+    return hashlib.sha256(s3.read_object(fs, path)).hexdigest()
+
+
+def assert_complete(store: ObjectStore, run_id: str, manifest: dict) -> None:
+    """Every file of the run is in the store with the bytes its manifest names."""
+    fs, where = store.fs("cmo"), location(store)
+    for relative, entry in manifest["files"].items():
+        path = where.tenant(entry["sponsor_id"], run_id, relative)
+        assert stored_sha256(fs, path) == entry["sha256"], relative
+
+
+def test_a_run_to_s3_publishes_every_file_then_names_the_run(store, demo_plant):
+    result = run_etl(demo_plant.path, store.url, full=True)
+    fs, where = store.fs("cmo"), location(store)
+    assert s3.live_run(fs, where) == result.run_id
+    local = json.loads((result.snapshot / "manifest.json").read_text())
+    assert json.loads(s3.read_object(fs, where.cmo(result.run_id, "manifest.json"))) == local
+    assert_complete(store, result.run_id, local)
+
+    for sponsor_id in {entry["sponsor_id"] for entry in local["files"].values()}:
+        own = json.loads(s3.read_object(fs, where.tenant(sponsor_id, result.run_id,
+                                                         "manifest.json")))  # fmt: skip
+        assert {e["sponsor_id"] for e in own["files"].values()} == {sponsor_id}
+        assert not {"source", "watermark", "masked_free_text", "quarantine_reasons"} & set(own)
+        assert own["tables"] == {
+            name: {"published_rows": facts["published_rows"].get(sponsor_id, 0)}
+            for name, facts in local["tables"].items()
+        }
+
+
+def test_polars_and_pyarrow_read_a_sponsors_run_with_its_own_identity(store, demo_plant):
+    """Beyond the portal: the S3 snapshot reads as Hive-partitioned Parquet, row counts as the
+    manifest says (Spark's S3 connector jar cannot be fetched here; pyarrow and polars can)."""
+    result = run_etl(demo_plant.path, store.url, full=True)
+    where, fs = location(store), store.fs("sponsor-NWT")
+    own = json.loads(s3.read_object(fs, where.tenant("NWT", result.run_id, "manifest.json")))
+    checked = 0
+    for table, facts in own["tables"].items():
+        if not facts["published_rows"]:
+            continue
+        dataset = ds.dataset(where.tenant("NWT", result.run_id, table), filesystem=fs,
+                             format="parquet", partitioning="hive")  # fmt: skip
+        assert dataset.count_rows() == facts["published_rows"], table
+        checked += 1
+    assert checked >= 10
+    key, secret = store.credentials("sponsor-NWT")
+    frame = pl.scan_parquet(
+        f"s3://{where.tenant('NWT', result.run_id, 'batch')}/**/*.parquet",
+        storage_options={
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+            "aws_endpoint_url": store.endpoint,
+            "aws_region": "us-east-1",
+            "aws_allow_http": "true",
+        },
+        hive_partitioning=False,
+    ).collect()
+    assert frame.height == own["tables"]["batch"]["published_rows"]
+
+
+# (what a sponsor's identity tries, on which key) - every one refused by the store itself
+def _other_sponsors_file(where: Location, run_id: str) -> str:
+    return where.tenant("CTB", run_id, "batch", "sponsor_id=CTB", "part-0.parquet")
+
+
+ATTACKS = [
+    ("read another sponsor's file", lambda fs, w, r: fs.open_input_stream(
+        _other_sponsors_file(w, r)).read()),
+    ("read another sponsor's manifest", lambda fs, w, r: fs.open_input_stream(
+        w.tenant("CTB", r, "manifest.json")).read()),
+    ("ask whether another sponsor's file exists", lambda fs, w, r: fs.get_file_info(
+        _other_sponsors_file(w, r)).type == pafs.FileType.NotFound or 1 / 0),
+    ("list every tenant", lambda fs, w, r: fs.get_file_info(
+        pafs.FileSelector(w.path("tenants")))),
+    ("list another sponsor's run", lambda fs, w, r: fs.get_file_info(
+        pafs.FileSelector(w.tenant("CTB", r), recursive=True))),
+    ("read the CMO's manifest", lambda fs, w, r: fs.open_input_stream(
+        w.cmo(r, "manifest.json")).read()),
+    ("copy another sponsor's file into its own prefix", lambda fs, w, r: fs.copy_file(
+        _other_sponsors_file(w, r), w.tenant("NWT", r, "stolen.parquet"))),
+    ("overwrite the pointer", lambda fs, w, r: s3.write_object(fs, w.pointer(), b"{}")),
+    ("delete its own run", lambda fs, w, r: fs.delete_dir(w.tenant("NWT", r))),
+]  # fmt: skip
+
+
+def test_a_sponsors_identity_reads_its_own_objects_and_the_store_refuses_the_rest(
+    store, demo_plant
+):
+    result = run_etl(demo_plant.path, store.url, full=True)
+    where, fs = location(store), store.fs("sponsor-NWT")
+    assert s3.live_run(fs, where) == result.run_id  # the pointer: a run id and nothing else
+    own = json.loads(s3.read_object(fs, where.tenant("NWT", result.run_id, "manifest.json")))
+    assert own["sponsor_id"] == "NWT"
+    refused = []
+    for what, attack in ATTACKS:
+        try:
+            attack(fs, where, result.run_id)
+        except OSError as error:
+            assert re.search("ACCESS_DENIED|AccessDenied|Access Denied", str(error)), (what, error)
+            refused.append(what)
+    assert refused == [what for what, _ in ATTACKS]
+    assert s3.live_run(store.fs("cmo"), where) == result.run_id  # nothing was changed
+    assert_complete(
+        store, result.run_id, json.loads((result.snapshot / "manifest.json").read_text())
+    )
+
+
+def test_a_killed_upload_leaves_the_live_run_whole_and_the_next_run_clears_it(
+    store, demo_plant, monkeypatch, tmp_path
+):
+    first = run_etl(demo_plant.path, store.url, full=True)
+    manifest = json.loads((first.snapshot / "manifest.json").read_text())
+    env = os.environ | {"PORTAL_ETL_FAIL_AFTER": "upload-midway:hang", "PYTHONPATH": str(ROOT)}
+    with (tmp_path / "job.err").open("w+") as err:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "etl", "run", "--source", str(demo_plant.path),
+             "--warehouse", store.url, "--full"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while "reached after upload-midway" not in (tmp_path / "job.err").read_text():
+            assert job.poll() is None and time.monotonic() < deadline, err.read()
+            time.sleep(0.2)
+        job.send_signal(signal.SIGKILL)  # mid-upload: half of the run's files are in the store
+        job.wait(timeout=30)
+    where, fs = location(store), store.fs("cmo")
+    (killed,) = [run for run in publish_s3.stored_runs(fs, where) if run != first.run_id]
+    assert s3.live_run(fs, where) == first.run_id
+    assert_complete(store, first.run_id, manifest)  # readers of the live run lose nothing
+    assert fs.get_file_info(where.cmo(killed, "manifest.json")).type == pafs.FileType.NotFound
+
+    monkeypatch.setenv(publish_s3.GRACE_ENV, "0")
+    second = run_etl(demo_plant.path, store.url)
+    assert s3.live_run(fs, where) == second.run_id
+    assert list(publish_s3.stored_runs(fs, where)) == [first.run_id, second.run_id]
+
+
+def test_old_runs_go_only_after_no_reader_can_be_on_them(store):
+    """The live run and the two before it stay; an older one stays while it was live within
+    the grace period (a reader may still hold it); a run never made live, likewise."""
+    where, fs = location(store), store.fs()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    runs = [f"{start + timedelta(days=n):%Y%m%dT%H%M%SZ}-00000{n}" for n in range(6)]
+    pointer = None
+    for number, run_id in enumerate(runs[:5]):
+        for sponsor_id in ("NWT", "CTB"):
+            s3.write_object(fs, where.tenant(sponsor_id, run_id, "manifest.json"), b"{}")
+        s3.write_object(fs, where.cmo(run_id, "manifest.json"), b"{}")
+        pointer = s3.next_pointer(pointer, run_id, start + timedelta(days=number, hours=1))
+    s3.write_object(fs, where.pointer(), json.dumps(pointer).encode())
+    s3.write_object(fs, where.tenant("NWT", runs[5], "batch", "part-0.parquet"), b"half")
+
+    # Run 1 stopped being live on day 2 at 01:00; run 0 on day 1 at 01:00.
+    assert publish_s3.prune(fs, where, start + timedelta(days=1, hours=1, minutes=30)) == []
+    assert publish_s3.prune(fs, where, start + timedelta(days=2, hours=1)) == [runs[0]]
+    assert publish_s3.prune(fs, where, start + timedelta(days=9)) == [runs[1], runs[5]]
+    held = publish_s3.stored_runs(fs, where)
+    assert list(held) == runs[2:5]
+    assert held[runs[4]] == {where.tenant("NWT", runs[4]), where.tenant("CTB", runs[4]),
+                             where.cmo(runs[4])}  # fmt: skip

@@ -1,0 +1,133 @@
+"""The warehouse on S3 object storage: where a snapshot's objects go, and how a reader finds
+the live one.
+
+s3://<bucket>/<prefix>/
+    current.json                                          the live run; replaced last, whole
+    tenants/<SPONSOR>/<run_id>/manifest.json              that sponsor's files, hashes, counts
+    tenants/<SPONSOR>/<run_id>/<table>/sponsor_id=<SPONSOR>/part-N.parquet
+    cmo/<run_id>/manifest.json                            the whole run's manifest (CMO only)
+    cmo/<run_id>/_quarantine/<table>.parquet              rejected rows (CMO only)
+
+The sponsor comes before the run id, so everything of one sponsor lies under one prefix and
+an S3 identity of that sponsor's can be limited to `tenants/<SPONSOR>/` (and current.json,
+which names a run and nothing else). The file paths under a run keep the Hive form
+(`sponsor_id=`), so a cross-sponsor reader (the CMO) reads every tenant's files as one
+partitioned dataset. S3 has no rename: a run's objects are written under keys no reader
+knows, then current.json names the run in one PUT, which S3 applies whole; objects of a run
+are never rewritten, so a reader who resolved current.json reads a complete snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+import pyarrow.fs as pafs
+
+SCHEME = "s3://"
+POINTER = "current.json"
+TENANTS = "tenants"
+CMO = "cmo"
+
+
+class S3Error(Exception):
+    """The object store refused or could not be reached; the message says which, in words."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A warehouse on S3: its bucket and the key prefix everything lies under."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> Location:
+        if not is_s3(url):
+            raise ValueError(f"not an s3:// location: {url!r}")
+        bucket, _, prefix = url[len(SCHEME) :].partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {url!r}")
+        return cls(bucket, prefix.strip("/"))
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.prefix}".rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        """The object's path as pyarrow's S3FileSystem names it (bucket/key)."""
+        return str(PurePosixPath(self.bucket, *([self.prefix] if self.prefix else []), *parts))
+
+    def pointer(self) -> str:
+        return self.path(POINTER)
+
+    def tenant(self, sponsor_id: str, run_id: str, *rest: str) -> str:
+        return self.path(TENANTS, sponsor_id, run_id, *rest)
+
+    def cmo(self, run_id: str, *rest: str) -> str:
+        return self.path(CMO, run_id, *rest)
+
+
+def is_s3(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(SCHEME)
+
+
+def filesystem(access_key: str | None = None, secret_key: str | None = None) -> pafs.S3FileSystem:
+    """An S3 client: the given identity, else the standard AWS variables (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY); AWS_ENDPOINT_URL for a store other than AWS (http:// allowed),
+    AWS_REGION (default us-east-1)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    options: dict[str, Any] = {
+        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "connect_timeout": 5,
+        "request_timeout": 30,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+    }
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        options |= {"endpoint_override": host.rstrip("/"), "scheme": scheme}
+    if access_key is not None:
+        options |= {"access_key": access_key, "secret_key": secret_key}
+    return pafs.S3FileSystem(**options)
+
+
+# --- the pointer ----------------------------------------------------------------------------
+
+
+def read_pointer(fs: pafs.FileSystem, location: Location) -> dict | None:
+    """current.json as published, or None before the first run."""
+    try:
+        with fs.open_input_stream(location.pointer()) as stream:
+            return json.loads(stream.read())
+    except FileNotFoundError:
+        return None
+
+
+def live_run(fs: pafs.FileSystem, location: Location) -> str | None:
+    pointer = read_pointer(fs, location)
+    return None if pointer is None else pointer["run_id"]
+
+
+def next_pointer(previous: dict | None, run_id: str, now: datetime | None = None) -> dict:
+    """current.json naming `run_id`, with when each earlier run stopped being live (what the
+    pruning waits on)."""
+    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    history = [] if previous is None else list(previous.get("history", []))
+    if previous is not None:
+        history.append({"run_id": previous["run_id"], "live_from": previous["live_from"],
+                        "live_until": moment})  # fmt: skip
+    return {"run_id": run_id, "live_from": moment, "history": history[-20:]}
+
+
+def write_object(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """One object, whole: a reader sees the old object or this one, never a part."""
+    with fs.open_output_stream(path, metadata={"Content-Type": "application/octet-stream"}) as out:
+        out.write(data)
+
+
+def read_object(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
