@@ -1,8 +1,8 @@
 """One ETL run end to end: lock, then the stages in order (etl.extract, etl.validate,
 etl.derive and etl.route, etl.publish), with the run's checks between them.
 
-Stage names of failure injection (PORTAL_ETL_FAIL_AFTER) are STAGES; "transform" is the
-derive and route stage.
+Stage names of failure injection (PORTAL_ETL_FAIL_AFTER) are STAGES, and UPLOAD_STAGES for a
+warehouse on S3; "transform" is the derive and route stage.
 """
 
 from __future__ import annotations
@@ -40,15 +40,8 @@ from warehouse import s3
 from warehouse.contract import TABLES
 from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot, s3_staging
 
-STAGES = (
-    "extract",
-    "validate",
-    "transform",
-    "publish-midway",
-    "publish",
-    "upload-midway",
-    "upload",
-)
+STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
+UPLOAD_STAGES = ("upload-midway", "upload")  # a warehouse on S3 only: after the local publish
 FAIL_AFTER_ENV = "PORTAL_ETL_FAIL_AFTER"  # "<stage>" raises there; "<stage>:hang" sleeps
 
 

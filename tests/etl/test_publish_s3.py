@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from etl import publish_s3
-from etl.run import run_etl
+from etl.run import UPLOAD_STAGES, EtlError, run_etl
 from tests.s3_support import PREFIX, ObjectStore, running_object_store
 from warehouse import layout, s3
 from warehouse.s3 import Location
@@ -217,3 +217,11 @@ def test_old_runs_go_only_after_no_reader_can_be_on_them(store):
     assert list(held) == runs[2:5]
     assert held[runs[4]] == {where.tenant("NWT", runs[4]), where.tenant("CTB", runs[4]),
                              where.cmo(runs[4])}  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", UPLOAD_STAGES)
+def test_a_failed_upload_publishes_nothing(store, demo_plant, stage):
+    first = run_etl(demo_plant.path, store.url, full=True)
+    with pytest.raises(EtlError, match=f"injected failure after stage {stage}"):
+        run_etl(demo_plant.path, store.url, full=True, fail_after=stage)
+    assert s3.live_run(store.fs("cmo"), location(store)) == first.run_id
