@@ -60,6 +60,7 @@ class ObjectStore:
     endpoint: str  # http://127.0.0.1:PORT
     config: dict
     log: Path
+    command: list[str]
 
     @property
     def url(self) -> str:
@@ -80,6 +81,15 @@ class ObjectStore:
         host = self.endpoint.removeprefix("http://")
         return pafs.S3FileSystem(access_key=key, secret_key=secret, endpoint_override=host,
                                  scheme="http", region="us-east-1")  # fmt: skip
+
+    def start(self) -> None:
+        """Start it again on the same folder and ports (after stop())."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent,
+                start_new_session=True,
+            )  # fmt: skip
+        _wait_for_bucket(self)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -113,7 +123,7 @@ def running_object_store(folder: Path, sponsors: list[str]) -> Iterator[ObjectSt
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    cwd=folder, start_new_session=True)  # fmt: skip
-    store = ObjectStore(process, f"http://127.0.0.1:{port}", config, log)
+    store = ObjectStore(process, f"http://127.0.0.1:{port}", config, log, command)
     try:
         _wait_for_bucket(store)
         yield store

@@ -225,3 +225,27 @@ def test_a_failed_upload_publishes_nothing(store, demo_plant, stage):
     with pytest.raises(EtlError, match=f"injected failure after stage {stage}"):
         run_etl(demo_plant.path, store.url, full=True, fail_after=stage)
     assert s3.live_run(store.fs("cmo"), location(store)) == first.run_id
+
+
+def test_s3_stopping_mid_upload_fails_the_run_and_leaves_the_live_run(
+    demo_plant, demo_warehouse, sponsors, tmp_path, monkeypatch
+):
+    """The store goes away after half of a run's files: the job fails in words, and once the
+    store is back, current.json still names the previous run, whole."""
+    with running_object_store(tmp_path / "s3", sponsors) as own:
+        for name, value in own.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
+        first = run_etl(demo_plant.path, own.url, full=True)
+        manifest = json.loads((first.snapshot / "manifest.json").read_text())
+        snapshot = layout.current_snapshot(demo_warehouse)  # another run of the same plant
+
+        def stop_the_store(reached: str) -> None:
+            if reached == "upload-midway":
+                own.stop()
+
+        with pytest.raises(OSError):
+            publish_s3.publish(snapshot, location(own), s3.filesystem(), stop_the_store)
+        own.start()
+        assert s3.live_run(own.fs("cmo"), location(own)) == first.run_id
+        assert_complete(own, first.run_id, manifest)
