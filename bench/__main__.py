@@ -3,8 +3,8 @@
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
 Figures (names for --only): etl, incremental, pages, first-views, isolation, browser,
-auditpack, server-concurrency, share, share-concurrency. Plants and warehouses are cached under
-bench/work/ for the day.
+auditpack, server-concurrency, share, share-concurrency, s3-publish. Plants and warehouses are
+cached under bench/work/ for the day.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench import report
 from bench.plants import WORK
 
 NAMES = ("etl", "incremental", "pages", "first-views", "isolation", "browser", "auditpack",
-         "server-concurrency", "share", "share-concurrency")  # fmt: skip
+         "server-concurrency", "share", "share-concurrency", "s3-publish")  # fmt: skip
 # Repeats per preset: tiny keeps CI's check of the runner short.
 RUNS = {"tiny": 3, "demo": 20, "large": 20}
 BROWSER_RUNS = {"tiny": 2, "demo": 20, "large": 20}  # p95 of 20 is their second slowest

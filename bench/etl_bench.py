@@ -6,6 +6,7 @@ Each run happens in a child process so its peak memory (ru_maxrss) is its own.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import polars as pl
 from etl.extract import PARALLEL_READ_MIN_ROWS, PARALLEL_READS, open_source
 from warehouse.contract import TABLES
 from warehouse.layout import PARTITION_KEY
+from warehouse.s3 import is_s3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,7 @@ def _child(kind: str, source: str, target: str, full: bool) -> None:
     if kind == "etl":
         from etl.run import run_etl
 
-        result = run_etl(Path(source), Path(target), full=full)
+        result = run_etl(Path(source), target if is_s3(target) else Path(target), full=full)
         rows = sum(result.extracted.values())
     else:
         rows = bare_copy(Path(source), Path(target))
@@ -77,11 +79,14 @@ def _child(kind: str, source: str, target: str, full: bool) -> None:
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak}))
 
 
-def measure(kind: str, source: Path, target: Path, *, full: bool = True) -> dict:
-    """Run one ETL ("etl") or bare copy ("bare") in a child process; seconds, rows, peak."""
+def measure(
+    kind: str, source: Path, target: Path | str, *, full: bool = True, env: dict | None = None
+) -> dict:
+    """Run one ETL ("etl") or bare copy ("bare") in a child process; seconds, rows, peak.
+    `target` may be an s3:// warehouse (`env` then carries the store's AWS_* variables)."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.etl_bench", kind, str(source), str(target), str(full)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False, env=os.environ | (env or {}),
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed: {done.stderr[-2000:]}")

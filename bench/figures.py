@@ -59,6 +59,8 @@ def measure_all(preset: str, only: set[str], runs: int) -> list[Figure]:
         figures += server_concurrency(biggest, levels, more, settings.SERVER_VIEWS[preset])
     if {"share", "share-concurrency"} & only:
         figures += share(biggest, only, runs, SHARE_ROUNDS[preset])
+    if "s3-publish" in only:
+        figures += s3_publish(biggest)
     return figures
 
 
@@ -93,6 +95,30 @@ def etl_full(preset: str) -> list[Figure]:
         Figure("ETL full build throughput", preset, round(rows_per_s), "rows/s",
                "bare copy rows/s", round(bare["rows"] / bare["seconds"]),
                ratio(rows_per_s, bare["rows"] / bare["seconds"]), "info", True),
+    ]  # fmt: skip
+
+
+def s3_publish(preset: str) -> list[Figure]:
+    """Issue 14: a full build published to S3 (a real SeaweedFS on loopback) against the same
+    build into a local folder, one after the other in this run."""
+    from tests.s3_support import running_object_store
+
+    source = plants.plant(preset)
+    local = plants.WORK / "warehouses" / f"{preset}-local-for-s3"
+    shutil.rmtree(local, ignore_errors=True)
+    shutil.rmtree(plants.WORK / "s3", ignore_errors=True)
+    published = json.loads((current_snapshot(_warehouse(preset)) / MANIFEST).read_text())
+    sponsors = sorted({entry["sponsor_id"] for entry in published["files"].values()})
+    with running_object_store(plants.WORK / "s3", sponsors) as store:
+        folder = etl_bench.measure("etl", source, local)
+        to_s3 = etl_bench.measure("etl", source, store.url, env=store.env() | {
+            "PORTAL_DATA_DIR": str(plants.WORK / "s3" / "data")})  # fmt: skip
+    shutil.rmtree(local, ignore_errors=True)
+    return [
+        Figure("ETL full build published to S3", preset, round(to_s3["seconds"], 2), "s",
+               "the same build into a local folder", round(folder["seconds"], 2),
+               ratio(to_s3["seconds"], folder["seconds"]), "info", True,
+               "SeaweedFS on loopback: every file uploaded, then current.json"),
     ]  # fmt: skip
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,15 +22,19 @@ from warehouse.s3 import (
     CMO,
     TENANTS,
     Location,
+    live_run,
     next_pointer,
     read_object,
     read_pointer,
     write_object,
 )
 
+log = logging.getLogger(__name__)
+
 KEEP_RUNS = 3  # the live run and the two before it stay, as on a local disk
 GRACE_ENV = "PORTAL_S3_GRACE_SECONDS"
 GRACE = timedelta(hours=1)  # a superseded run stays readable this long for readers on it
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]+")  # as etl.run.new_run_id makes them
 # What a sponsor's own manifest carries of the run's: nothing that names the source, another
 # sponsor or what was quarantined.
 SPONSOR_FACTS = ("run_id", "created_at", "mode", "source_as_of", "writer", "code_version")
@@ -82,8 +89,15 @@ def publish(
         write_object(fs, location.tenant(sponsor_id, run_id, MANIFEST), _json(own))
     write_object(fs, location.cmo(run_id, MANIFEST), _json(manifest))
     checkpoint("upload")
-    write_object(fs, location.pointer(), _json(next_pointer(pointer, run_id, now)))
-    prune(fs, location, now)
+    try:
+        write_object(fs, location.pointer(), _json(next_pointer(pointer, run_id, now)))
+    except OSError:
+        if live_run(fs, location) != run_id:  # a PUT that timed out may still have landed
+            raise
+    try:
+        prune(fs, location, now)
+    except OSError as failure:  # the run is live: old runs wait for the next run's pruning
+        log.warning("published run %s; pruning older runs failed: %s", run_id, failure)
     return {"uploaded": uploaded, "copied": copied}
 
 
@@ -128,34 +142,47 @@ def prune(fs: pafs.FileSystem, location: Location, now: datetime | None = None) 
     published = [run_id for run_id in held if run_id in live_until or run_id == pointer["run_id"]]
     kept = set(published[-KEEP_RUNS:]) | {pointer["run_id"]}
     gone = []
-    for run_id, folders in held.items():
-        last_read = live_until.get(run_id) or _started(run_id)
+    for run_id, stored in held.items():
+        # A run never made live counts from its newest object: it may still be uploading.
+        last_read = live_until.get(run_id) or stored.newest
         if run_id in kept or moment - last_read < grace:
             continue
-        for folder in sorted(folders, key=lambda path: CMO in path.split("/")):  # cmo/ last
-            _delete(fs, folder)
+        for folder in sorted(stored.folders, key=lambda path: CMO in path.split("/")):
+            _delete(fs, folder)  # cmo/ last: an interrupted prune finds the run again
         gone.append(run_id)
     return gone
 
 
-def stored_runs(fs: pafs.FileSystem, location: Location) -> dict[str, set[str]]:
-    """Every run with objects in the store, oldest first, with the folders that hold them
-    (a run killed mid-upload has files under some tenants and no manifest). Found by its
-    objects, not its folders: some stores keep a folder after its last object is gone."""
-    runs: dict[str, set[str]] = {}
+@dataclass
+class StoredRun:
+    folders: set[str] = field(default_factory=set)
+    newest: datetime = datetime.min.replace(tzinfo=UTC)
+
+
+def stored_runs(fs: pafs.FileSystem, location: Location) -> dict[str, StoredRun]:
+    """Every run with objects in the store, oldest first: the folders that hold them (a run
+    killed mid-upload has files under some tenants and no manifest) and its newest object's
+    time. Found by objects, not folders: some stores keep a folder after its last object."""
+    runs: dict[str, StoredRun] = {}
     try:
         found = fs.get_file_info(pafs.FileSelector(location.path(), recursive=True))
     except FileNotFoundError:
         return runs
     root = len(location.path().split("/"))
     for info in found:
-        if info.type != pafs.FileType.File:
-            continue
         parts = info.path.split("/")[root:]
-        if parts[0] == TENANTS and len(parts) > 3:
-            runs.setdefault(parts[2], set()).add(location.tenant(parts[1], parts[2]))
-        elif parts[0] == CMO and len(parts) > 2:
-            runs.setdefault(parts[1], set()).add(location.cmo(parts[1]))
+        if info.type != pafs.FileType.File or len(parts) < 3:
+            continue
+        if parts[0] == TENANTS and len(parts) > 3 and RUN_ID.fullmatch(parts[2]):
+            run_id, folder = parts[2], location.tenant(parts[1], parts[2])
+        elif parts[0] == CMO and RUN_ID.fullmatch(parts[1]):
+            run_id, folder = parts[1], location.cmo(parts[1])
+        else:
+            continue  # not a run's object (someone else's file under the prefix): left alone
+        run = runs.setdefault(run_id, StoredRun())
+        run.folders.add(folder)
+        if info.mtime is not None:
+            run.newest = max(run.newest, info.mtime.astimezone(UTC))
     return dict(sorted(runs.items()))
 
 
@@ -166,8 +193,3 @@ def _delete(fs: pafs.FileSystem, path: str) -> None:
 
 def _when(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _started(run_id: str) -> datetime:
-    """A run id begins with the UTC time its run started (etl.run.new_run_id)."""
-    return datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

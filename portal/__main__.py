@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from portal import auditpack_command, db_command, decisions, decisions_command, tokens, users
-from portal.store import utc_now
+from portal.store import StoreUnavailable, utc_now
 
 
 def _day_start(text: str) -> datetime:
@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         tokens.TokenError,
         decisions.SignatureRefused,
         FileExistsError,
+        db_command.DbCommandError,
+        StoreUnavailable,
     ) as refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from portal import schema
-from portal.store import DATABASE_URL_ENV
+from portal.store import DATABASE_URL_ENV, migrate_sqlite
 from warehouse import layout
 
 
@@ -31,22 +33,51 @@ def _described(target: str | Path) -> str:
     return f"PostgreSQL database {parts.get('dbname')} on {parts.get('host')}:{parts.get('port')}"
 
 
+class DbCommandError(Exception):
+    """A refusal of `python -m portal db`, in words."""
+
+
 def upgrade(args: argparse.Namespace) -> str:
     target = _target(args)
     if args.grant_to and isinstance(target, Path):
-        raise ValueError("--grant-to is for PostgreSQL; a SQLite store has no roles")
+        raise DbCommandError("--grant-to is for PostgreSQL; a SQLite store has no roles")
     if args.sql:
         schema.upgrade(target, sql_to=sys.stdout)
-        return "-- nothing was executed: the SQL above is what `db upgrade` would run"
-    before = schema.current(target) if not _is_new_sqlite(target) else None
-    schema.upgrade(target)
+        for statement in schema.grants(args.grant_to) if args.grant_to else []:
+            print(f"{statement};")
+        return (
+            f"-- nothing was executed: the SQL above builds an empty database up to revision "
+            f"{schema.HEAD}"
+            + (
+                f", then grants {args.grant_to} its privileges" if args.grant_to else ""
+            )  # fmt: skip
+        )
+    with _reaching(target):
+        before = schema.current(target) if not _is_new_sqlite(target) else None
+        if isinstance(target, Path):
+            migrate_sqlite(target)  # as the portal does: under its lock, WAL, marked at head
+        else:
+            schema.upgrade(target)
+        if args.grant_to:
+            schema.grant(target, args.grant_to)
     done = f"{_described(target)}: schema at revision {schema.HEAD}" + (
         " (it already was)" if before == schema.HEAD else f" (was {before or 'empty'})"
     )
     if args.grant_to:
-        schema.grant(target, args.grant_to)
         done += f"; role {args.grant_to} granted the portal's privileges"
     return done
+
+
+@contextmanager
+def _reaching(target: str | Path) -> Iterator[None]:
+    """A database that cannot be reached, said in one line (the driver's first)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as down:
+        reason = str(down).strip().splitlines()[0] if str(down).strip() else type(down).__name__
+        raise DbCommandError(f"cannot reach the {_described(target)}: {reason}") from down
 
 
 def _is_new_sqlite(target: str | Path) -> bool:
@@ -55,7 +86,8 @@ def _is_new_sqlite(target: str | Path) -> bool:
 
 def current(args: argparse.Namespace) -> str:
     target = _target(args)
-    at = None if _is_new_sqlite(target) else schema.current(target)
+    with _reaching(target):
+        at = None if _is_new_sqlite(target) else schema.current(target)
     verdict = "up to date" if at == schema.HEAD else "needs `python -m portal db upgrade`"
     needs = f"this portal needs {schema.HEAD}"
     return f"{_described(target)}: revision {at or 'none'}, {needs} ({verdict})"

@@ -80,10 +80,19 @@ def grant(url: str, role: str) -> None:
     """Give the portal's PostgreSQL role (a login or group role that already exists) exactly
     PRIVILEGES; run by the schema's owner after each upgrade."""
     import psycopg
-    from psycopg import sql
 
     with psycopg.connect(libpq_url(url)) as conn:
-        for table, privileges in PRIVILEGES.items():
-            target = (sql.Identifier(table), sql.Identifier(role))
-            conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(*target))
-            conn.execute(sql.SQL(f"GRANT {privileges} ON {{}} TO {{}}").format(*target))
+        for statement in grants(role):
+            conn.execute(statement)
+
+
+def grants(role: str) -> list[str]:
+    """The statements that give `role` exactly PRIVILEGES, table by table."""
+    from psycopg import sql
+
+    found = []
+    for table, privileges in PRIVILEGES.items():
+        target = (sql.Identifier(table), sql.Identifier(role))
+        found.append(sql.SQL("REVOKE ALL ON {} FROM {}").format(*target).as_string(None))
+        found.append(sql.SQL(f"GRANT {privileges} ON {{}} TO {{}}").format(*target).as_string(None))
+    return found

@@ -50,6 +50,12 @@ UNREACHABLE = (
 )
 
 
+BUSY = (
+    "The portal's database is too busy to take this right now; nothing was recorded. Please "
+    "try again in a moment."
+)
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot be used now. Its message is for the user: it names no host, path or
     engine error (those go to the server's log)."""
@@ -59,8 +65,6 @@ class Connection(Protocol):
     """What the store's callers use of a connection, the same on both engines."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
-    def commit(self) -> None: ...
-    def rollback(self) -> None: ...
 
 
 @contextmanager
@@ -82,14 +86,9 @@ def begin_write(conn: Connection, subject: str) -> None:
     if isinstance(conn, sqlite3.Connection):
         conn.execute("BEGIN IMMEDIATE")  # SQLite has one writer: take its lock now
     else:
+        # Waits as long as SQLite's busy timeout, then refuses (BUSY) rather than queueing.
+        conn.execute("SET LOCAL lock_timeout = '10s'")
         conn.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(subject.encode()),))
-
-
-def database_errors() -> tuple[type[Exception], ...]:
-    """What either engine raises when it refuses a statement (a trigger, a privilege)."""
-    import psycopg
-
-    return sqlite3.DatabaseError, psycopg.DatabaseError
 
 
 # --- SQLite: the embedded default --------------------------------------------------------
@@ -107,16 +106,20 @@ def _sqlite(path: Path) -> Iterator[sqlite3.Connection]:
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA busy_timeout=10000")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != _SQLITE_AT_HEAD:
-            _migrate_sqlite(path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SQLITE_AT_HEAD:
+            raise StoreUnavailable(_newer(f"{version:04d}"))
+        if version != _SQLITE_AT_HEAD:
+            migrate_sqlite(path)
         with conn:
             yield conn
     finally:
         conn.close()
 
 
-def _migrate_sqlite(path: Path) -> None:
-    """Bring the file to the newest revision, once, whichever process comes first."""
+def migrate_sqlite(path: Path) -> None:
+    """Bring the file to the newest revision, once, whichever process comes first (the portal
+    on first use, or `python -m portal db upgrade`)."""
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with closing(sqlite3.connect(path, timeout=10)) as conn:
@@ -178,12 +181,6 @@ class _PostgreSQL:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         return self._conn.execute(_placeholders(sql), tuple(parameters))
 
-    def commit(self) -> None:
-        self._conn.commit()
-
-    def rollback(self) -> None:
-        self._conn.rollback()
-
 
 def _pool(url: str) -> Any:
     with _pools_lock:
@@ -198,11 +195,23 @@ def _pool(url: str) -> Any:
                 # A connection is tried before it is handed out, so one left broken by a
                 # database restart is replaced instead of failing the request.
                 check=ConnectionPool.check_connection,
+                # Give up a failing reconnection soon: a new request then tries afresh, rather
+                # than waiting out an exponential back-off that outlasts the outage.
+                reconnect_timeout=2 * WAIT_SECONDS,
+                configure=_read_committed,
                 kwargs={"row_factory": _rows, "connect_timeout": int(WAIT_SECONDS)},
                 name="portal-store",
                 open=True,
             )
         return _pools[url]
+
+
+def _read_committed(conn: Any) -> None:
+    """Each statement sees what committed before it, whatever the database's default: a check
+    made after begin_write's lock sees the writer it waited for."""
+    import psycopg
+
+    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
 
 @atexit.register
@@ -225,9 +234,31 @@ def _postgresql(url: str) -> Iterator[_PostgreSQL]:
                 _check_schema(conn)
                 _at_head.add(url)
             yield _PostgreSQL(conn)
-    except (PoolTimeout, psycopg.OperationalError) as down:
+    except (PoolTimeout, psycopg.errors.LockNotAvailable) as waited:
+        # No connection in time: every one is in use (busy) or none can be made (down).
+        down = isinstance(waited, PoolTimeout) and not _reachable(url)
+        log.error("the portal's PostgreSQL store is %s: %s", "down" if down else "busy", waited)
+        raise StoreUnavailable(UNREACHABLE if down else BUSY) from waited
+    except psycopg.OperationalError as down:
         log.error("the portal's PostgreSQL store is unavailable: %s", down)
         raise StoreUnavailable(UNREACHABLE) from down
+
+
+def _newer(at: str) -> str:
+    return (
+        f"The portal's database was prepared by a newer version of the portal (schema revision "
+        f"{at}; this one knows up to {schema.HEAD}). Run the newer version, or ask the CMO's IT."
+    )
+
+
+def _reachable(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(schema.libpq_url(url), connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def _check_schema(conn: Any) -> None:
@@ -235,6 +266,8 @@ def _check_schema(conn: Any) -> None:
     if conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         at = row[0] if row else None
+    if at is not None and at > schema.HEAD:
+        raise StoreUnavailable(_newer(at))
     if at != schema.HEAD:
         raise StoreUnavailable(
             f"The portal's database has not been prepared for this version of the portal (its "

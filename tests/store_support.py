@@ -15,6 +15,11 @@ from tests.postgres_support import OWNER, PASSWORD
 from warehouse import layout
 
 
+def database_errors() -> tuple[type[Exception], ...]:
+    """What either engine raises when it refuses a statement (a trigger, a privilege)."""
+    return sqlite3.DatabaseError, psycopg.DatabaseError
+
+
 def engine() -> str:
     return "postgresql" if os.environ.get(DATABASE_URL_ENV) else "sqlite"
 

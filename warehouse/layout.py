@@ -20,6 +20,10 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from warehouse.s3 import Location
 
 SNAPSHOTS = "snapshots"
 CURRENT = "current"
@@ -54,7 +58,7 @@ def portal_db() -> Path:
     return data_root() / "portal.sqlite"
 
 
-def s3_staging(location: object) -> Path:
+def s3_staging(location: Location) -> Path:
     """Where a warehouse on S3 (warehouse/s3.Location) is built before its upload; it keeps
     the last run, which the next incremental run starts from."""
     return data_root() / "s3-staging" / str(location).removeprefix("s3://")

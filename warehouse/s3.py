@@ -10,11 +10,12 @@ s3://<bucket>/<prefix>/
 
 The sponsor comes before the run id, so everything of one sponsor lies under one prefix and
 an S3 identity of that sponsor's can be limited to `tenants/<SPONSOR>/` (and current.json,
-which names a run and nothing else). The file paths under a run keep the Hive form
-(`sponsor_id=`), so a cross-sponsor reader (the CMO) reads every tenant's files as one
-partitioned dataset. S3 has no rename: a run's objects are written under keys no reader
-knows, then current.json names the run in one PUT, which S3 applies whole; objects of a run
-are never rewritten, so a reader who resolved current.json reads a complete snapshot.
+which names the live run and when earlier runs stopped being live, nothing about a sponsor).
+The file paths under a run keep the Hive form (`sponsor_id=`), so a cross-sponsor reader
+(the CMO) reads every tenant's files as one partitioned dataset. S3 has no rename: a run's
+objects are written under keys no reader knows, then current.json names the run in one PUT,
+which S3 applies whole; objects of a run are never rewritten, so a reader who resolved
+current.json reads a complete snapshot.
 """
 
 from __future__ import annotations

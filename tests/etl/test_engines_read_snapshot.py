@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from warehouse import layout
@@ -28,6 +29,12 @@ def spark(tmp_path_factory) -> Iterator[SparkSession]:
     )
     yield session
     session.stop()
+    # The JVM would otherwise live (and take CPU) until the test run ends: stop it now.
+    gateway = SparkContext._gateway
+    gateway.shutdown()
+    gateway.proc.terminate()
+    gateway.proc.wait(timeout=30)
+    SparkContext._gateway = SparkContext._jvm = None
 
 
 def test_spark_reads_every_table_of_a_snapshot_with_the_manifests_counts(spark, demo_warehouse):

@@ -22,7 +22,7 @@ import pytest
 
 from etl import publish_s3
 from etl.run import UPLOAD_STAGES, EtlError, run_etl
-from tests.s3_support import PREFIX, ObjectStore, running_object_store
+from tests.s3_support import BUCKET, PREFIX, ObjectStore, running_object_store
 from warehouse import layout, s3
 from warehouse.s3 import Location
 
@@ -44,7 +44,7 @@ def object_store(tmp_path_factory, sponsors):
 @pytest.fixture
 def store(object_store: ObjectStore, tmp_path, monkeypatch) -> ObjectStore:
     """The module's store, emptied, with the nightly job's identity in the environment."""
-    object_store.fs().delete_dir_contents(f"portal/{PREFIX}", missing_dir_ok=True)
+    object_store.fs().delete_dir_contents(f"{BUCKET}/{PREFIX}", missing_dir_ok=True)
     for name, value in object_store.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
@@ -170,16 +170,19 @@ def test_a_killed_upload_leaves_the_live_run_whole_and_the_next_run_clears_it(
     first = run_etl(demo_plant.path, store.url, full=True)
     manifest = json.loads((first.snapshot / "manifest.json").read_text())
     env = os.environ | {"PORTAL_ETL_FAIL_AFTER": "upload-midway:hang", "PYTHONPATH": str(ROOT)}
-    with (tmp_path / "job.err").open("w+") as err:
+    errors = tmp_path / "job.err"
+    with errors.open("w") as err:
         job = subprocess.Popen(
             [sys.executable, "-m", "etl", "run", "--source", str(demo_plant.path),
              "--warehouse", store.url, "--full"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
+    try:
         deadline = time.monotonic() + 180
-        while "reached after upload-midway" not in (tmp_path / "job.err").read_text():
-            assert job.poll() is None and time.monotonic() < deadline, err.read()
+        while "reached after upload-midway" not in errors.read_text():
+            assert job.poll() is None and time.monotonic() < deadline, errors.read_text()
             time.sleep(0.2)
+    finally:
         job.send_signal(signal.SIGKILL)  # mid-upload: half of the run's files are in the store
         job.wait(timeout=30)
     where, fs = location(store), store.fs("cmo")
@@ -196,9 +199,11 @@ def test_a_killed_upload_leaves_the_live_run_whole_and_the_next_run_clears_it(
 
 def test_old_runs_go_only_after_no_reader_can_be_on_them(store):
     """The live run and the two before it stay; an older one stays while it was live within
-    the grace period (a reader may still hold it); a run never made live, likewise."""
+    the grace period (a reader may still hold it); a run never made live stays while its
+    newest object is that recent (its upload may still be going on)."""
     where, fs = location(store), store.fs()
-    start = datetime(2026, 11, 1, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(days=20)
     runs = [f"{start + timedelta(days=n):%Y%m%dT%H%M%SZ}-00000{n}" for n in range(6)]
     pointer = None
     for number, run_id in enumerate(runs[:5]):
@@ -208,15 +213,31 @@ def test_old_runs_go_only_after_no_reader_can_be_on_them(store):
         pointer = s3.next_pointer(pointer, run_id, start + timedelta(days=number, hours=1))
     s3.write_object(fs, where.pointer(), json.dumps(pointer).encode())
     s3.write_object(fs, where.tenant("NWT", runs[5], "batch", "part-0.parquet"), b"half")
+    s3.write_object(fs, where.path("tenants", "NWT", "notes", "readme.txt"), b"not a run")
 
-    # Run 1 stopped being live on day 2 at 01:00; run 0 on day 1 at 01:00.
+    # Run 0 stopped being live on day 1 at 01:00, run 1 on day 2 at 01:00.
     assert publish_s3.prune(fs, where, start + timedelta(days=1, hours=1, minutes=30)) == []
     assert publish_s3.prune(fs, where, start + timedelta(days=2, hours=1)) == [runs[0]]
-    assert publish_s3.prune(fs, where, start + timedelta(days=9)) == [runs[1], runs[5]]
+    assert publish_s3.prune(fs, where, now + timedelta(minutes=30)) == [runs[1]]
+    assert publish_s3.prune(fs, where, now + timedelta(days=1)) == [runs[5]]
     held = publish_s3.stored_runs(fs, where)
     assert list(held) == runs[2:5]
-    assert held[runs[4]] == {where.tenant("NWT", runs[4]), where.tenant("CTB", runs[4]),
-                             where.cmo(runs[4])}  # fmt: skip
+    assert held[runs[4]].folders == {where.tenant("NWT", runs[4]), where.tenant("CTB", runs[4]),
+                                     where.cmo(runs[4])}  # fmt: skip
+    assert s3.read_object(fs, where.path("tenants", "NWT", "notes", "readme.txt")) == b"not a run"
+
+
+def test_a_failed_prune_leaves_the_run_published(store, demo_plant, monkeypatch):
+    """The pointer names the run before old runs are pruned: a prune that fails is logged,
+    and the run is reported as published (it is)."""
+    first = run_etl(demo_plant.path, store.url, full=True)
+
+    def refused(*args, **kwargs):
+        raise OSError("AccessDenied on DeleteObjects")
+
+    monkeypatch.setattr(publish_s3, "prune", refused)
+    second = run_etl(demo_plant.path, store.url)
+    assert s3.live_run(store.fs("cmo"), location(store)) == second.run_id != first.run_id
 
 
 @pytest.mark.parametrize("stage", UPLOAD_STAGES)
@@ -230,8 +251,8 @@ def test_a_failed_upload_publishes_nothing(store, demo_plant, stage):
 def test_s3_stopping_mid_upload_fails_the_run_and_leaves_the_live_run(
     demo_plant, demo_warehouse, sponsors, tmp_path, monkeypatch
 ):
-    """The store goes away after half of a run's files: the job fails in words, and once the
-    store is back, current.json still names the previous run, whole."""
+    """The store goes away after half of a run's files: the upload fails, and once the store is
+    back, current.json still names the previous run, whole."""
     with running_object_store(tmp_path / "s3", sponsors) as own:
         for name, value in own.env().items():
             monkeypatch.setenv(name, value)

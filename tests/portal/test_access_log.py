@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from portal import access_log, users
-from portal.store import connect, database_errors, utc_now
+from portal.store import connect, utc_now
 from portal.users import Principal
-from tests.store_support import engine
+from tests.store_support import database_errors, engine
 
 PRIYA = Principal("priya", "Priya", "sponsor_qa", "NWT", None, None)
 BRUNO = Principal("bruno", "Bruno", "sponsor_qa", "CTB", None, None)

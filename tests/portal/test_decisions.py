@@ -26,9 +26,9 @@ import pytest
 
 from portal import decisions, lockout, users
 from portal.decisions import SignatureRefused
-from portal.store import connect, database_errors, utc_now
+from portal.store import connect, utc_now
 from tests.decision_support import logged, stored
-from tests.store_support import Raw, engine
+from tests.store_support import Raw, database_errors, engine
 from warehouse.queries.decisions import CHANGE_APPROVAL, CHANGE_NOTIFICATION, Subject, subjects
 from warehouse.scope import Scope, open_sponsor_scope
 

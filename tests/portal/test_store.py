@@ -18,28 +18,41 @@ def data_root(store_engine, tmp_path, monkeypatch):
 
 def test_a_second_writer_of_a_subject_waits_for_the_first_to_commit():
     order: list[str] = []
-    first_holds = threading.Event()
+    failures: list[BaseException] = []
+    first_holds, second_asks = threading.Event(), threading.Event()
 
     def first() -> None:
         with connect() as conn:
             begin_write(conn, "decision")
             first_holds.set()
-            time.sleep(0.3)  # room for the second to get in, were it not kept out
+            second_asks.wait(timeout=10)
+            time.sleep(0.3)  # the second is asking for the lock now: it must not get it
             conn.execute("INSERT INTO saved_view VALUES ('a', 'p', 'n', '{}', 't')")
             order.append("first commits")
 
     def second() -> None:
         first_holds.wait(timeout=10)
         with connect() as conn:
+            second_asks.set()
             begin_write(conn, "decision")
             (seen,) = conn.execute("SELECT count(*) FROM saved_view").fetchone()
             order.append(f"second writes, seeing {seen} row")
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    def guarded(work):
+        def run() -> None:
+            try:
+                work()
+            except BaseException as failure:  # noqa: BLE001 -- reported by the test below
+                failures.append(failure)
+
+        return threading.Thread(target=run)
+
+    threads = [guarded(first), guarded(second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    assert not failures and not any(thread.is_alive() for thread in threads)
     assert order == ["first commits", "second writes, seeing 1 row"]
 
 

@@ -22,10 +22,11 @@ from alembic.script import ScriptDirectory
 from streamlit.testing.v1 import AppTest
 
 from portal import access_log, schema, store, tokens, users
-from portal.store import DATABASE_URL_ENV, StoreUnavailable, connect, database_errors, utc_now
+from portal.store import DATABASE_URL_ENV, StoreUnavailable, connect, utc_now
+from tests.browser_support import free_port
 from tests.postgres_support import APP_ROLE, running_cluster
 from tests.share_support import start_share_server, stop_share_server
-from tests.store_support import owner_url
+from tests.store_support import database_errors, owner_url
 from warehouse import layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,3 +259,25 @@ def test_the_sharing_server_answers_503_while_the_database_is_down(
         assert back.status_code == 200 and back.json() == before.json(), back.text
     finally:
         stop_share_server(server)
+
+
+def test_a_store_from_a_newer_portal_is_refused_in_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    with sqlite3.connect(layout.portal_db()) as newer:
+        newer.execute(f"PRAGMA user_version = {int(schema.HEAD) + 1}")
+    with pytest.raises(StoreUnavailable, match="prepared by a newer version of the portal"):
+        users.list_users()
+
+
+def test_the_commands_answer_in_words_when_they_cannot_go_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    nowhere = f"postgresql://{APP_ROLE}:x@127.0.0.1:{free_port()}/portal"
+    for args, said in [
+        (("db", "current"), "error: cannot reach the PostgreSQL database portal on 127.0.0.1"),
+        (("users", "list"), f"error: {store.UNREACHABLE}"),
+        (("db", "upgrade", "--grant-to", APP_ROLE), "error: --grant-to is for PostgreSQL"),
+    ]:
+        done = cli(*args, env_url=None if args[1] == "upgrade" else nowhere)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(said), done.stderr

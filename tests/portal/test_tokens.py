@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from portal import access_log, tokens
-from portal.store import DATABASE_URL_ENV, connect, database_errors, utc_now
-from tests.store_support import engine, owner_url
+from portal.store import DATABASE_URL_ENV, connect, utc_now
+from tests.store_support import database_errors, engine, owner_url
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)

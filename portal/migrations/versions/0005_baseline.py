@@ -265,7 +265,7 @@ def statements(script: str) -> list[str]:
     for line in script.splitlines(keepends=True):
         pending += line
         if line.rstrip().endswith(";") and pending.count("$$") % 2 == 0:
-            found.append(pending.strip())
+            found.append(pending.strip().removesuffix(";"))  # Alembic's --sql adds its own
             pending = ""
     return found
 
