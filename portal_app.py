@@ -104,4 +104,5 @@ try:
     route()
 except StoreUnavailable as down:
     # The store (PostgreSQL) is down: nobody can sign in or be logged; say so, nothing else.
+    st.title("Sponsor Portal")
     st.error(str(down))

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -202,7 +202,11 @@ def test_old_runs_go_only_after_no_reader_can_be_on_them(store):
     the grace period (a reader may still hold it); a run never made live stays while its
     newest object is that recent (its upload may still be going on)."""
     where, fs = location(store), store.fs()
-    now = datetime.now(UTC).replace(microsecond=0)
+    # The store's clock, not this machine's: a never-live run ages by its objects' times.
+    half = where.tenant("NWT", "20990101T000000Z-000005", "batch", "part-0.parquet")
+    s3.write_object(fs, half, b"half")
+    now = fs.get_file_info(half).mtime.astimezone(UTC).replace(microsecond=0)
+    fs.delete_file(half)
     start = now - timedelta(days=20)
     runs = [f"{start + timedelta(days=n):%Y%m%dT%H%M%SZ}-00000{n}" for n in range(6)]
     pointer = None
