@@ -129,8 +129,9 @@ def running_object_store(folder: Path, sponsors: list[str]) -> Iterator[ObjectSt
         yield store
     finally:
         store.stop()
-        for stale in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-            stale.unlink(missing_ok=True)
+        for number in (port, *others):  # weed leaves a socket in /tmp for some of its ports
+            for stale in Path("/tmp").glob(f"seaweedfs-*-{number}.sock"):
+                stale.unlink(missing_ok=True)
 
 
 def _wait_for_bucket(store: ObjectStore) -> None:
