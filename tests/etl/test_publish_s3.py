@@ -274,3 +274,21 @@ def test_s3_stopping_mid_upload_fails_the_run_and_leaves_the_live_run(
         own.start()
         assert s3.live_run(own.fs("cmo"), location(own)) == first.run_id
         assert_complete(own, first.run_id, manifest)
+
+
+def test_a_file_missing_from_the_store_stops_the_run_before_it_is_named(
+    store, demo_plant, demo_warehouse
+):
+    first = run_etl(demo_plant.path, store.url, full=True)
+    snapshot = layout.current_snapshot(demo_warehouse)
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    where, fs = location(store), store.fs()
+    relative, entry = sorted(manifest["files"].items())[0]
+
+    def lose_the_first_file(reached: str) -> None:
+        if reached == "upload-midway":
+            fs.delete_file(where.tenant(entry["sponsor_id"], manifest["run_id"], relative))
+
+    with pytest.raises(OSError, match=f"{relative}: not in the store as published"):
+        publish_s3.publish(snapshot, where, fs, lose_the_first_file)
+    assert s3.live_run(fs, where) == first.run_id
