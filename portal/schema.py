@@ -5,6 +5,7 @@ the privileges it uses."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 HEAD = "0005"  # the newest revision in portal/migrations/versions (tests/portal keep it so)
@@ -61,7 +62,7 @@ def upgrade(target: str | Path, *, sql_to=None) -> None:
 def current(target: str | Path) -> str | None:
     """The revision the database is at; None for a database Alembic never migrated."""
     if isinstance(target, Path):
-        with sqlite3.connect(target) as conn:
+        with closing(sqlite3.connect(target)) as conn:
             known = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
             ).fetchone()

@@ -48,8 +48,6 @@ UNREACHABLE = (
     "be shown. Nothing was lost. Please try again in a few minutes; if this lasts, tell the "
     "CMO's IT."
 )
-
-
 BUSY = (
     "The portal's database is too busy to take this right now; nothing was recorded. Please "
     "try again in a moment."

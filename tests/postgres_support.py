@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from psycopg import sql
 
 from portal import schema, store, users
 from portal.store import DATABASE_URL_ENV
+from tests.browser_support import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OWNER = "portal_owner"  # owns the schema and runs the migrations
@@ -32,19 +32,13 @@ def _program(name: str) -> str:
     return shutil.which(name) or str(PG_BIN / name)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Cluster:
     """One running cluster; `url(database, role)` names a database as a role signs into it."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.data = folder / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._user = "postgres" if os.geteuid() == 0 else None
         self._count = 0
         self._demo_users: str | None = None
