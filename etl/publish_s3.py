@@ -89,8 +89,9 @@ def publish(
         write_object(fs, location.tenant(sponsor_id, run_id, MANIFEST), _json(own))
     write_object(fs, location.cmo(run_id, MANIFEST), _json(manifest))
     checkpoint("upload")
+    live = next_pointer(pointer, run_id, now, manifest.get("created_at"))
     try:
-        write_object(fs, location.pointer(), _json(next_pointer(pointer, run_id, now)))
+        write_object(fs, location.pointer(), _json(live))
     except OSError:
         if live_run(fs, location) != run_id:  # a PUT that timed out may still have landed
             raise

@@ -22,14 +22,16 @@ from warehouse.scope import ScopeError
 CLI_ROLE = "command_line"
 
 
-def default_root() -> Path:
-    """The real warehouse once it has a snapshot, else the demo warehouse."""
+def default_root() -> Path | str:
+    """The real warehouse once it has a snapshot (on S3: always), else the demo warehouse."""
     real = layout.real_warehouse()
-    return real if layout.current_snapshot(real) is not None else layout.demo_warehouse()
+    if isinstance(real, str) or layout.current_snapshot(real) is not None:
+        return real
+    return layout.demo_warehouse()
 
 
 def auditpack(args: argparse.Namespace) -> int:
-    root = Path(args.warehouse) if args.warehouse else default_root()
+    root = layout.as_warehouse(args.warehouse) if args.warehouse else default_root()
     valid_until = datetime.combine(args.valid_until, time.min, UTC) if args.valid_until else None
     request = PackRequest(
         sponsor_id=args.sponsor,

@@ -32,19 +32,19 @@ def current_principal() -> Principal:
     return principal
 
 
-def warehouse_root() -> Path:
-    return Path(st.session_state["_warehouse_root"])
+def warehouse_root() -> Path | str:
+    return layout.as_warehouse(st.session_state["_warehouse_root"])
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _scope(root: str, run_id: str, sponsor_id: str | None) -> Scope:
     """One confined instance per (warehouse root, snapshot, sponsor); scope is in the key."""
     if sponsor_id is None:
-        return open_cmo_scope(Path(root))
-    return open_sponsor_scope(Path(root), sponsor_id)
+        return open_cmo_scope(layout.as_warehouse(root))
+    return open_sponsor_scope(layout.as_warehouse(root), sponsor_id)
 
 
-def open_cached_scope(root: Path, run_id: str, sponsor_id: str | None) -> Scope:
+def open_cached_scope(root: Path | str, run_id: str, sponsor_id: str | None) -> Scope:
     """The pages' own cached scope (for portal.warm, which runs outside any page)."""
     return _scope(str(root), run_id, sponsor_id)
 
@@ -135,14 +135,14 @@ def demo_scope(sponsor_id: str) -> Scope:
     return _open(sponsor_id, layout.demo_warehouse())
 
 
-def _open(sponsor_id: str | None, root: Path | None = None) -> Scope:
+def _open(sponsor_id: str | None, root: Path | str | None = None) -> Scope:
     root = root or warehouse_root()
-    info = snapshot_info(root)
-    if info is None:
-        st.info("No data has been published yet. The nightly job has not run.")
-        st.stop()
     try:
+        info = snapshot_info(root)
+        if info is None:
+            st.info("No data has been published yet. The nightly job has not run.")
+            st.stop()
         return _scope(str(root), info.run_id, sponsor_id)
-    except ScopeError as refused:
+    except ScopeError as refused:  # DataUnavailable too: the object store does not answer
         st.error(str(refused))
         st.stop()

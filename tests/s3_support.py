@@ -151,3 +151,17 @@ def _wait_for_bucket(store: ObjectStore) -> None:
 
 def env_without_aws() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def write_identities(store: ObjectStore, path: Path, sponsors: dict[str, str]) -> Path:
+    """The portal's identities file (warehouse.s3.settings): the CMO's read identity, and for
+    each sponsor (key) the store identity given (value: normally `sponsor-<that sponsor>`)."""
+    lines = ["[s3]", f'endpoint_url = "{store.endpoint}"', 'region = "us-east-1"']
+    key, secret = store.credentials("cmo")
+    lines += [f'access_key_id = "{key}"', f'secret_access_key = "{secret}"']
+    for sponsor, identity in sponsors.items():
+        key, secret = store.credentials(identity)
+        lines += [f"[s3.sponsors.{sponsor}]", f'access_key_id = "{key}"',
+                  f'secret_access_key = "{secret}"']  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from warehouse.layout import as_warehouse
 
 
 def share(argv: list[str]) -> int:
@@ -18,8 +19,9 @@ def share(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8800, help="port (8800)")
     parser.add_argument(
-        "--warehouse", type=Path,
-        help="warehouse root (default: the real warehouse once published, else the demo's)",
+        "--warehouse", type=as_warehouse,
+        help="warehouse root, a directory or s3://bucket/prefix (default: PORTAL_WAREHOUSE, "
+        "else the real warehouse once published, else the demo's)",
     )  # fmt: skip
     args = parser.parse_args(argv)
 

@@ -38,8 +38,18 @@ def data_root() -> Path:
     return Path(os.environ.get("PORTAL_DATA_DIR", "data")).resolve()
 
 
-def real_warehouse() -> Path:
-    return data_root() / "warehouse"
+def real_warehouse() -> Path | str:
+    """The real warehouse: PORTAL_WAREHOUSE (a directory, or s3://bucket/prefix), else the data
+    root's `warehouse` folder."""
+    named = os.environ.get("PORTAL_WAREHOUSE")
+    return as_warehouse(named) if named else data_root() / "warehouse"
+
+
+def as_warehouse(value: str | Path) -> Path | str:
+    """A warehouse root as given: "s3://bucket/prefix" stays a string (a Path would fold its
+    "//"), anything else is a directory."""
+    text = str(value)
+    return text if text.startswith("s3://") else Path(text)
 
 
 def demo_root() -> Path:

@@ -20,11 +20,13 @@ current.json reads a complete snapshot.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -33,6 +35,8 @@ SCHEME = "s3://"
 POINTER = "current.json"
 TENANTS = "tenants"
 CMO = "cmo"
+IDENTITIES_ENV = "PORTAL_S3_IDENTITIES"
+SECRETS = Path(".streamlit") / "secrets.toml"
 
 
 class S3Error(Exception):
@@ -79,10 +83,21 @@ def is_s3(target: object) -> bool:
 def filesystem(access_key: str | None = None, secret_key: str | None = None) -> pafs.S3FileSystem:
     """An S3 client: the given identity, else the standard AWS variables (AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY); AWS_ENDPOINT_URL for a store other than AWS (http:// allowed),
-    AWS_REGION (default us-east-1)."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    AWS_REGION (default us-east-1). The endpoint and region may also be set in the identities
+    file (see `settings`)."""
+    settings = _settings()
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or settings.get("endpoint_url")
+    region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or settings.get("region") or "us-east-1")  # fmt: skip
+    return _filesystem(access_key, secret_key, endpoint, region)
+
+
+@functools.lru_cache(maxsize=1024)
+def _filesystem(
+    access_key: str | None, secret_key: str | None, endpoint: str | None, region: str
+) -> pafs.S3FileSystem:
     options: dict[str, Any] = {
-        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "region": region,
         "connect_timeout": 5,
         "request_timeout": 30,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
@@ -93,6 +108,64 @@ def filesystem(access_key: str | None = None, secret_key: str | None = None) -> 
     if access_key is not None:
         options |= {"access_key": access_key, "secret_key": secret_key}
     return pafs.S3FileSystem(**options)
+
+
+class MissingIdentity(S3Error):
+    """No S3 identity of its own is configured for a sponsor."""
+
+
+def settings() -> dict:
+    """The `[s3]` table of the identities file: PORTAL_S3_IDENTITIES (a TOML file), else
+    .streamlit/secrets.toml when it exists. Readers' identities (one per sponsor, so a bug above
+    the storage cannot fetch another sponsor's object):
+
+        [s3]
+        endpoint_url = "https://s3.example.com"      # optional, as AWS_ENDPOINT_URL
+        region = "eu-central-1"                      # optional, as AWS_REGION
+        access_key_id = "..."                        # the CMO's read identity (CMO pages,
+        secret_access_key = "..."                    #   the sponsor list); else AWS_* variables
+        [s3.sponsors.NWT]                            # one per sponsor: its own prefix only
+        access_key_id = "..."
+        secret_access_key = "..."
+    """
+    return _settings()
+
+
+def _settings() -> dict:
+    named = os.environ.get(IDENTITIES_ENV)
+    path = Path(named) if named else SECRETS
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        if named:
+            raise S3Error(f"{IDENTITIES_ENV} names {path}, which does not exist.") from None
+        return {}
+    return _read_settings(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_settings(path: Path, mtime_ns: int, size: int) -> dict:
+    try:
+        return tomllib.loads(path.read_text()).get("s3", {})
+    except tomllib.TOMLDecodeError as bad:
+        raise S3Error(f"{path} is not valid TOML ({bad}).") from None
+
+
+def reader(sponsor_id: str | None) -> pafs.S3FileSystem:
+    """The identity a reader uses: the sponsor's own for a sponsor (never another's, never the
+    CMO's: MissingIdentity when none is configured), the CMO's read identity for None."""
+    configured = _settings()
+    if sponsor_id is None:
+        if os.environ.get("AWS_ACCESS_KEY_ID") or "access_key_id" not in configured:
+            return filesystem()
+        return filesystem(configured["access_key_id"], configured.get("secret_access_key"))
+    own = configured.get("sponsors", {}).get(sponsor_id)
+    if not isinstance(own, dict) or not own.get("access_key_id"):
+        raise MissingIdentity(
+            f"No storage identity of its own is configured for sponsor {sponsor_id}, so its "
+            "data is not read (the CMO's IT adds one to the identities file)."
+        )
+    return filesystem(own["access_key_id"], own.get("secret_access_key"))
 
 
 # --- the pointer ----------------------------------------------------------------------------
@@ -112,15 +185,24 @@ def live_run(fs: pafs.FileSystem, location: Location) -> str | None:
     return None if pointer is None else pointer["run_id"]
 
 
-def next_pointer(previous: dict | None, run_id: str, now: datetime | None = None) -> dict:
-    """current.json naming `run_id`, with when each earlier run stopped being live (what the
-    pruning waits on)."""
+def next_pointer(
+    previous: dict | None, run_id: str, now: datetime | None = None, made: str | None = None
+) -> dict:
+    """current.json naming `run_id` and when it was made (`made`, the manifest's created_at;
+    else the run id's time), with when each earlier run stopped being live (what the pruning
+    waits on)."""
     moment = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     history = [] if previous is None else list(previous.get("history", []))
     if previous is not None:
         history.append({"run_id": previous["run_id"], "live_from": previous["live_from"],
                         "live_until": moment})  # fmt: skip
-    return {"run_id": run_id, "live_from": moment, "history": history[-20:]}
+    made = made or created_at(run_id).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"run_id": run_id, "created_at": made, "live_from": moment, "history": history[-20:]}
+
+
+def created_at(run_id: str) -> datetime:
+    """When a run was made, from its id ("20261202T052555Z-6bc861")."""
+    return datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def write_object(fs: pafs.FileSystem, path: str, data: bytes) -> None:

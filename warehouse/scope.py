@@ -12,7 +12,7 @@ import functools
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,26 @@ class ScopeError(Exception):
     """A scope cannot be opened; the message never names a path or another sponsor."""
 
 
+class UnknownSponsor(ScopeError):
+    """The snapshot holds nothing of this sponsor's (or the id is not one at all)."""
+
+    def __init__(self) -> None:
+        super().__init__("Unknown sponsor.")
+
+
+class DataUnavailable(ScopeError):
+    """The published data cannot be reached now (object storage does not answer)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or UNAVAILABLE)
+
+
+UNAVAILABLE = (
+    "The published data cannot be reached right now: the object store does not answer. "
+    "Nothing was lost; try again in a minute."
+)
+
+
 class QueryError(Exception):
     """A named query failed; the message names the query, never a path."""
 
@@ -37,7 +57,8 @@ class QueryError(Exception):
 class SnapshotInfo:
     run_id: str
     created_at: datetime
-    path: Path
+    path: Path | None  # the snapshot's directory (a local warehouse)
+    location: str | None = None  # "s3://bucket/prefix" (a warehouse on S3: warehouse.s3_scope)
 
 
 @functools.lru_cache(maxsize=16)
@@ -54,8 +75,12 @@ def _manifest(snapshot: Path) -> dict:
     return _read_manifest(path, stat.st_mtime_ns, stat.st_size)
 
 
-def snapshot_info(warehouse_root: Path) -> SnapshotInfo | None:
+def snapshot_info(warehouse_root: Path | str) -> SnapshotInfo | None:
     """The snapshot `current` points at, or None when nothing has been published yet."""
+    if _on_s3(warehouse_root):
+        from warehouse import s3_scope
+
+        return s3_scope.snapshot_info(str(warehouse_root))
     snapshot = layout.current_snapshot(Path(warehouse_root))
     if snapshot is None:
         return None
@@ -67,11 +92,15 @@ def snapshot_info(warehouse_root: Path) -> SnapshotInfo | None:
     )
 
 
-def sponsor_ids(warehouse_root: Path) -> list[str]:
+def sponsor_ids(warehouse_root: Path | str) -> list[str]:
     """Sponsors of the current snapshot, for CMO pickers (never call this for a sponsor)."""
     info = snapshot_info(warehouse_root)
     if info is None:
         return []
+    if info.location is not None:
+        from warehouse import s3_scope
+
+        return s3_scope.sponsor_ids(info)
     manifest = _manifest(info.path)
     ids = manifest.get("sponsors") or sorted(
         {m["sponsor_id"] for m in manifest["files"].values()} - {SITE_PARTITION}
@@ -98,7 +127,16 @@ class Scope:
     and a sponsor's rerun reuses it instead of scanning Parquet and rebuilding charts.
     """
 
-    def __init__(self, snapshot: SnapshotInfo, sponsor_id: str | None, allowed: list[Path]):
+    def __init__(
+        self,
+        snapshot: SnapshotInfo,
+        sponsor_id: str | None,
+        allowed: list[Path] | None = None,
+        *,
+        tables: Iterable[tuple[str, Any]] | None = None,
+    ):
+        """Over the Parquet files under `allowed` (a local snapshot), or over `tables` ((name,
+        Arrow table) pairs fetched by warehouse.s3_scope), copied in: then no file at all."""
         self.snapshot = snapshot
         self.sponsor_id = sponsor_id  # None: every sponsor (CMO scopes)
         self._memo: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
@@ -107,14 +145,22 @@ class Scope:
         self._local = threading.local()
         self._con = duckdb.connect(":memory:")
         # Trailing "/" confines to the directory itself: `sponsor_id=S1/` never admits S10.
-        dirs = ", ".join(_sql_string(str(d) + "/") for d in allowed)
+        dirs = ", ".join(_sql_string(str(d) + "/") for d in allowed or [])
         self._con.execute(f"SET allowed_directories = [{dirs}]")
         # Each scope is its own DuckDB instance, whose default limit is 80% of the machine's
         # memory: with dozens of sessions' scopes in one server that bound means nothing.
         limit = SPONSOR_SCOPE_MEMORY if sponsor_id is not None else SITE_SCOPE_MEMORY
         self._con.execute(f"SET memory_limit = '{limit}'")
+        # No query text may name a Python variable of the process as a table.
+        self._con.execute("SET python_enable_replacements = false")
+        for name, rows in tables or ():
+            self._con.register("_loading", rows)
+            self._con.execute(f"CREATE TABLE {name} AS SELECT * FROM _loading")
+            self._con.unregister("_loading")
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
+        if tables is not None:
+            return
         for table in TABLES:
             glob = _table_glob(snapshot.path, table.name, sponsor_id)
             self._con.execute(
@@ -206,20 +252,28 @@ def _table_glob(snapshot: Path, table: str, sponsor_id: str | None) -> str:
     return str(layout.partition_dir(snapshot, table, sponsor_id) / "*.parquet")
 
 
-def _require_snapshot(warehouse_root: Path) -> SnapshotInfo:
+def _on_s3(warehouse_root: Path | str) -> bool:
+    return isinstance(warehouse_root, str) and warehouse_root.startswith("s3://")
+
+
+def _require_snapshot(warehouse_root: Path | str) -> SnapshotInfo:
     info = snapshot_info(warehouse_root)
     if info is None:
         raise ScopeError("No data has been published yet.")
     return info
 
 
-def open_sponsor_scope(warehouse_root: Path, sponsor_id: str) -> Scope:
+def open_sponsor_scope(warehouse_root: Path | str, sponsor_id: str) -> Scope:
     """A scope that can read only `sponsor_id`'s partitions of the current snapshot."""
     if not is_safe_sponsor_id(sponsor_id):
-        raise ScopeError("Unknown sponsor.")
+        raise UnknownSponsor()
     info = _require_snapshot(warehouse_root)
+    if info.location is not None:
+        from warehouse import s3_scope
+
+        return s3_scope.open_sponsor_scope(info, sponsor_id)
     if sponsor_id not in sponsor_ids(warehouse_root):
-        raise ScopeError("Unknown sponsor.")
+        raise UnknownSponsor()
     allowed = [layout.partition_dir(info.path, t.name, sponsor_id) for t in TABLES]
     missing = [d for d in allowed if not d.is_dir()]
     if missing:
@@ -230,9 +284,13 @@ def open_sponsor_scope(warehouse_root: Path, sponsor_id: str) -> Scope:
     return scope
 
 
-def open_cmo_scope(warehouse_root: Path) -> Scope:
+def open_cmo_scope(warehouse_root: Path | str) -> Scope:
     """A scope over every sponsor of one warehouse root (CMO staff, or the demo plant)."""
     info = _require_snapshot(warehouse_root)
+    if info.location is not None:
+        from warehouse import s3_scope
+
+        return s3_scope.open_cmo_scope(info)
     return Scope(info, None, [info.path])
 
 
@@ -249,6 +307,10 @@ def partition_files(info: SnapshotInfo, sponsor_id: str) -> dict[str, dict]:
     entry: table, rows, bytes, sha256), refusing a partition whose files are not exactly the
     ones the manifest lists for that sponsor, each of the size it was written with: a file
     copied in by hand, by a bad run or by an attacker is never read, whatever its label says."""
+    if info.location is not None:
+        from warehouse import s3_scope
+
+        return s3_scope.partition_files(info, sponsor_id)
     listed = {
         name: entry
         for name, entry in _manifest(info.path)["files"].items()

@@ -28,7 +28,7 @@ from warehouse import catalogue, clock
 from warehouse.filters import Filters
 from warehouse.queries import cockpit
 from warehouse.queries.common import products
-from warehouse.scope import Scope, ScopeError, open_sponsor_scope, snapshot_info
+from warehouse.scope import DataUnavailable, Scope, ScopeError, open_sponsor_scope, snapshot_info
 
 API_PREFIX = "/api/v1"
 DEFAULT_PAGE_SIZE = 1000
@@ -47,7 +47,7 @@ class _Scopes:
         self._open: OrderedDict[tuple[str, str, str], Scope] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, root: Path, sponsor_id: str) -> Scope:
+    def get(self, root: Path | str, sponsor_id: str) -> Scope:
         info = snapshot_info(root)
         if info is None:
             raise not_found()
@@ -59,6 +59,8 @@ class _Scopes:
                 return scope
         try:
             scope = open_sponsor_scope(root, sponsor_id)
+        except DataUnavailable:
+            raise
         except ScopeError:
             raise ShareError(
                 503,
@@ -110,7 +112,7 @@ def _describe(model: catalogue.Dataset) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def router(warehouse_root: Path) -> APIRouter:
+def router(warehouse_root: Path | str) -> APIRouter:
     api = APIRouter(prefix=API_PREFIX, tags=["Sponsor API"])
     scopes = _Scopes()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,7 @@ from urllib.parse import quote
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import access_log, tokens
@@ -40,7 +41,7 @@ from portal.share.tables import (
     table_id,
 )
 from portal.store import StoreUnavailable, utc_now
-from warehouse.scope import ScopeError
+from warehouse.scope import DataUnavailable, ScopeError
 
 PREFIX = "/delta-sharing"
 NDJSON = "application/x-ndjson; charset=utf-8"
@@ -72,7 +73,7 @@ def _ndjson(lines: Iterable[dict], version: int) -> Response:
     return Response(text, media_type=NDJSON, headers={"delta-table-version": str(version)})
 
 
-def create_app(warehouse_root: Path) -> FastAPI:
+def create_app(warehouse_root: Path | str) -> FastAPI:
     """The sharing server over one warehouse root (stateless: run as many copies as needed)."""
     app = FastAPI(
         title="Sponsor Portal data share",
@@ -86,8 +87,10 @@ def create_app(warehouse_root: Path) -> FastAPI:
         return JSONResponse({"errorCode": error.code, "message": error.message}, error.status)
 
     @app.exception_handler(StoreUnavailable)
-    async def _store_down(_: Request, error: StoreUnavailable) -> JSONResponse:
-        # No token can be checked, so no answer but this one; the client retries later.
+    @app.exception_handler(DataUnavailable)
+    async def _store_down(_: Request, error: Exception) -> JSONResponse:
+        # The portal's database (no token can be checked) or the object store is down: no
+        # answer but this one; the client retries later.
         body = {"errorCode": "TEMPORARILY_UNAVAILABLE", "message": str(error)}
         return JSONResponse(body, 503, headers={"Retry-After": "60"})
 
@@ -108,6 +111,8 @@ def create_app(warehouse_root: Path) -> FastAPI:
     def share_of(token: tokens.Token) -> SponsorShare:
         try:
             share = sponsor_share(warehouse_root, token.sponsor_id)
+        except DataUnavailable:
+            raise
         except ScopeError:
             raise ShareError(503, "SNAPSHOT_UNAVAILABLE", "The published snapshot failed its "
                              "integrity check; the CMO has been told.") from None  # fmt: skip
@@ -298,11 +303,55 @@ def create_app(warehouse_root: Path) -> FastAPI:
             access_log.record_api("FILE_FETCH", token, page=request.url.path,
                                   row_count=file.rows, content_hash=file.sha256,
                                   detail=f"table {table}, {file.size} bytes")  # fmt: skip
-        return FileResponse(found.path(file), media_type="application/octet-stream")
+        if not found.on_s3:
+            return FileResponse(found.path(file), media_type="application/octet-stream")
+        return _object_response(request, found.open(file), file.size)
 
     app.include_router(api.router(warehouse_root))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+CHUNK = 1 << 20
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _object_response(request: Request, source: Any, size: int) -> Response:
+    """A file read from S3, as FileResponse answers a local one: HEAD, the whole file, or one
+    byte range (206). A multi-range or unsatisfiable request gets the whole file or 416."""
+    headers = {"accept-ranges": "bytes", "content-type": "application/octet-stream"}
+    if request.method == "HEAD":
+        source.close()
+        return Response(headers=headers | {"content-length": str(size)})
+    start, end = 0, size - 1
+    wanted = _RANGE.fullmatch(request.headers.get("range", "").strip())
+    if wanted and any(wanted.groups()):
+        first, last = wanted.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:
+            start = max(0, size - int(last))
+        if start > end or start >= size:
+            source.close()
+            return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+        headers["content-range"] = f"bytes {start}-{end}/{size}"
+
+    def chunks() -> Iterable[bytes]:
+        try:
+            at = start
+            while at <= end:
+                part = source.read_at(min(CHUNK, end + 1 - at), at)
+                if not part:
+                    return
+                yield part
+                at += len(part)
+        finally:
+            source.close()
+
+    return StreamingResponse(
+        chunks(), status_code=206 if "content-range" in headers else 200,
+        headers=headers | {"content-length": str(end + 1 - start)},
+    )  # fmt: skip
 
 
 ERROR_SCHEMA = {

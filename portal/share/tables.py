@@ -8,12 +8,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.contract import TABLES
-from warehouse.scope import SnapshotInfo, partition_files, snapshot_info
+from warehouse.scope import SnapshotInfo, UnknownSponsor, partition_files, snapshot_info
 
 SCHEMA = "quality"  # the one schema of a sponsor's share
 TABLE_NAMES = tuple(t.name for t in TABLES)
@@ -45,11 +46,26 @@ class SponsorShare:
         stamp = self.snapshot.run_id.split("Z")[0].replace("T", "")
         return int(stamp)
 
+    @property
+    def on_s3(self) -> bool:
+        return self.snapshot.location is not None
+
     def path(self, file: SharedFile) -> Path:
+        """The file on the local disk (a local warehouse only)."""
+        if self.snapshot.path is None:
+            raise ValueError("a snapshot on S3 has no local path")
         return self.snapshot.path / file.name
 
+    def open(self, file: SharedFile) -> BinaryIO:
+        """The file, opened for reading; on S3 with the sponsor's own identity."""
+        if self.snapshot.location is None:
+            return self.path(file).open("rb")
+        from warehouse import s3_scope
 
-def sponsor_share(warehouse_root: Path, sponsor_id: str) -> SponsorShare | None:
+        return s3_scope.open_file(self.snapshot, self.sponsor_id, file.name)  # type: ignore[return-value]
+
+
+def sponsor_share(warehouse_root: Path | str, sponsor_id: str) -> SponsorShare | None:
     """The sponsor's share of the current snapshot; None when nothing is published or the
     sponsor has no partition (ScopeError when its partition fails the integrity check).
 
@@ -63,9 +79,14 @@ def sponsor_share(warehouse_root: Path, sponsor_id: str) -> SponsorShare | None:
 
 @functools.lru_cache(maxsize=256)
 def _share(info: SnapshotInfo, sponsor_id: str) -> SponsorShare | None:
-    if not all((info.path / t / f"sponsor_id={sponsor_id}").is_dir() for t in TABLE_NAMES):
+    if info.path is not None and not all(
+        (info.path / t / f"sponsor_id={sponsor_id}").is_dir() for t in TABLE_NAMES
+    ):
         return None
-    listed = partition_files(info, sponsor_id)
+    try:
+        listed = partition_files(info, sponsor_id)
+    except UnknownSponsor:
+        return None
     files: dict[str, list[SharedFile]] = {name: [] for name in TABLE_NAMES}
     for name, entry in sorted(listed.items()):
         files[entry["table"]].append(
@@ -113,7 +134,8 @@ def _delta_type(arrow: pa.DataType) -> str:
 def schema_string(share: SponsorShare, table: str) -> str:
     """The table's schema as Delta's JSON struct, from its first Parquet file."""
     first = share.files[table][0]
-    schema = pq.read_schema(share.path(first))
+    with share.open(first) as source:
+        schema = pq.read_schema(source)
     fields = [
         {"name": f.name, "type": _delta_type(f.type), "nullable": True, "metadata": {}}
         for f in schema

@@ -21,7 +21,7 @@ import polars as pl
 from warehouse.auditpack import report
 from warehouse.auditpack.sections import Section, collect, products, stable
 from warehouse.filters import Filters
-from warehouse.layout import code_version
+from warehouse.layout import as_warehouse, code_version
 from warehouse.queries.common import sponsor_name
 from warehouse.scope import Scope, open_sponsor_scope
 
@@ -73,7 +73,7 @@ def generate_pack(
 ) -> AuditPack:
     """Open the sponsor's confined scope on `warehouse_root`, build the pack, close the scope;
     `signed(scope)` gives the sponsor's signed decisions, if the pack is to carry them."""
-    scope = open_sponsor_scope(Path(warehouse_root), request.sponsor_id)
+    scope = open_sponsor_scope(as_warehouse(warehouse_root), request.sponsor_id)
     try:
         return build_pack(scope, request, generated_at, signed(scope) if signed else None)
     finally:
