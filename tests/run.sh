@@ -26,6 +26,16 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
         -o Dpkg::Options::=--force-confold postgresql-15 >/dev/null
 fi
 
+# The deployment's tests (tests/deploy) run nginx from Debian as their own process; Debian's
+# own nginx service is stopped again after the install.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    $SUDO service nginx stop >/dev/null 2>&1 || true
+fi
+
 # Apache Spark (pyspark) reads a published snapshot in the tests: it needs a Java 17 runtime.
 if ! command -v java >/dev/null; then
     SUDO=""
