@@ -169,6 +169,47 @@ def test_the_sharing_replicas_answer_through_nginx(cluster):
     assert requests.get(url, timeout=30).content[:4] == b"PAR1"
 
 
+def test_a_new_run_reaches_every_replica(cluster):
+    """The nightly job publishes again: each sharing replica, asked directly, names the new
+    version within the pointer interval (5 s); the portal replicas read it the same way."""
+    folder = cluster["folder"]
+    identities = json.loads((folder / "s3" / "identities.json").read_text())["identities"]
+    (writer,) = [i["credentials"][0] for i in identities if i["name"] == "writer"]
+    env = cluster["env"] | {
+        "PORTAL_DATA_DIR": str(folder / "data"), "AWS_ACCESS_KEY_ID": writer["accessKey"],
+        "AWS_SECRET_ACCESS_KEY": writer["secretKey"], "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{cluster['ports']['s3'][0]}",
+    }  # fmt: skip
+    profile = json.loads((folder / "nwt.share").read_text())
+    headers = {"Authorization": f"Bearer {profile['bearerToken']}"}
+
+    def versions() -> set[str]:
+        answers = [
+            requests.get(f"http://127.0.0.1:{port}/delta-sharing/shares/NWT/schemas/quality/"
+                         "tables/batch/version", headers=headers, timeout=30)
+            for port in cluster["ports"]["share"]
+        ]  # fmt: skip
+        return {a.headers["delta-table-version"] for a in answers}
+
+    (before,) = versions()
+    plant = folder / "data" / "demo" / "source" / "plant.sqlite"
+    published = subprocess.run(
+        ["python", "-m", "etl", "run", "--source", str(plant), "--warehouse",
+         "s3://portal/sponsor-portal", "--full"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr[-2000:]
+    deadline = time.monotonic() + 30
+    while (now := versions()) == {before}:
+        assert time.monotonic() < deadline, "a replica kept the old run"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while len(now) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = versions()
+    assert len(now) == 1 and now != {before}
+
+
 def test_a_killed_replica_hands_its_user_to_the_other_signed_in_on_the_same_page(cluster, browser):
     context, page = _signed_in(browser, cluster["url"], "priya")
     open_from_sidebar(page, "CAPA aging")
