@@ -3,8 +3,8 @@
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
 Figures (names for --only): etl, incremental, pages, first-views, isolation, browser,
-auditpack, server-concurrency, share, share-concurrency, s3-publish. Plants and warehouses are
-cached under bench/work/ for the day.
+auditpack, server-concurrency, share, share-concurrency, s3-publish, replicas. Plants and
+warehouses are cached under bench/work/ for the day.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench import report
 from bench.plants import WORK
 
 NAMES = ("etl", "incremental", "pages", "first-views", "isolation", "browser", "auditpack",
-         "server-concurrency", "share", "share-concurrency", "s3-publish")  # fmt: skip
+         "server-concurrency", "share", "share-concurrency", "s3-publish", "replicas")  # fmt: skip
 # Repeats per preset: tiny keeps CI's check of the runner short.
 RUNS = {"tiny": 3, "demo": 20, "large": 20}
 BROWSER_RUNS = {"tiny": 2, "demo": 20, "large": 20}  # p95 of 20 is their second slowest
@@ -28,6 +28,7 @@ BROWSER_RUNS = {"tiny": 2, "demo": 20, "large": 20}  # p95 of 20 is their second
 SERVER_LEVELS = {"tiny": (1, 4), "demo": (1, 5, 10, 20, 30, 50), "large": (1, 5, 10, 20, 30, 50)}
 SERVER_MORE = {"tiny": (), "demo": (75, 100), "large": (75, 100)}
 SERVER_VIEWS = {"tiny": 6, "demo": 24, "large": 24}
+REPLICA_USERS = {"tiny": 4, "demo": 20, "large": 20}  # through nginx, 1 replica then 2
 ISOLATION_SPONSORS = {"tiny": (5, 10, 20), "demo": (5, 50, 500), "large": (5, 50, 500)}
 
 

@@ -4,6 +4,7 @@ the same run."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -61,6 +62,8 @@ def measure_all(preset: str, only: set[str], runs: int) -> list[Figure]:
         figures += share(biggest, only, runs, SHARE_ROUNDS[preset])
     if "s3-publish" in only:
         figures += s3_publish(biggest)
+    if "replicas" in only:
+        figures += replicas(biggest, settings.REPLICA_USERS[preset], settings.SERVER_VIEWS[preset])
     return figures
 
 
@@ -119,6 +122,58 @@ def s3_publish(preset: str) -> list[Figure]:
                "the same build into a local folder", round(folder["seconds"], 2),
                ratio(to_s3["seconds"], folder["seconds"]), "info", True,
                "SeaweedFS on loopback: every file uploaded, then current.json"),
+    ]  # fmt: skip
+
+
+REPLICAS_FIGURE = "Page view p95 through nginx, {n} portal replicas"
+
+
+def replicas(preset: str, users: int, views: int) -> list[Figure]:
+    """Issue 14: the same load (server_bench: `users` sponsor QA users signed in at once,
+    clicking with think time) through nginx on the whole local deployment
+    (deploy/local_cluster.py: PostgreSQL, S3, replicas), with one portal replica and then with
+    two, one after the other in this run."""
+    from types import SimpleNamespace
+
+    loads = {}
+    try:
+        for count in (1, 2):
+            folder = plants.WORK / f"cluster-{count}"
+            shutil.rmtree(folder, ignore_errors=True)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "AWS_"))}
+            env["PORTAL_CLUSTER_DIR"] = str(folder)
+            command = [sys.executable, "deploy/local_cluster.py"]
+            try:
+                subprocess.run([*command, "up", "--replicas", str(count), "--source",
+                                str(plants.plant(preset))], cwd=ROOT, env=env, check=True,
+                               capture_output=True, timeout=1800)  # fmt: skip
+                state = json.loads((folder / "state.json").read_text())
+                front = SimpleNamespace(
+                    url=state["url"], process=SimpleNamespace(pid=state["pids"]["portal-1"])
+                )
+                for _ in range(count + 1):  # each pass lands on the replicas by nginx's hash
+                    server_bench.warm_up(front)
+                loads[count] = server_bench.run_level(front, users, views)
+            finally:
+                subprocess.run([*command, "down"], cwd=ROOT, env=env, capture_output=True,
+                               timeout=300)  # fmt: skip
+                shutil.rmtree(folder, ignore_errors=True)
+        if not loads[1].views or not loads[2].views:
+            raise RuntimeError(f"no page view: {(loads[1].problems + loads[2].problems)[:2]}")
+    except Exception as exc:  # noqa: BLE001 - reported in the figure, not fatal
+        note = f"not measured: {type(exc).__name__}: {str(exc)[:160]}"
+        return [Figure(REPLICAS_FIGURE.format(n=2), preset, None, "s p95", note=note)]
+    one, two = loads[1], loads[2]
+    problems = one.problems + two.problems
+    note = (f"{users} sponsor QA users at once, {len(two.views)} and {len(one.views)} page "
+            f"views; p50 {two.p50:.3f} s vs {one.p50:.3f} s; SeaweedFS, PostgreSQL and the "
+            "replicas share this machine's 2 cores")  # fmt: skip
+    if problems:
+        note += f"; {len(problems)} problem(s): {'; '.join(problems[:2])[:200]}"
+    return [
+        Figure(REPLICAS_FIGURE.format(n=2), preset, round(two.p95, 3), "s p95",
+               "the same load, 1 replica", round(one.p95, 3), ratio(two.p95, one.p95), "info",
+               not problems, note),
     ]  # fmt: skip
 
 

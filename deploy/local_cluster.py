@@ -5,7 +5,7 @@ sharing-server replicas with one cookie key and one URL-signing key, and nginx i
 (sticky sessions for Streamlit's websocket). Everything lives in PORTAL_CLUSTER_DIR
 (default /tmp/sponsor-portal-cluster); `down` stops every process it started.
 
-    python deploy/local_cluster.py up [--replicas 2] [--port 8080]
+    python deploy/local_cluster.py up [--replicas 2] [--port 8080] [--source PLANT.sqlite]
     python deploy/local_cluster.py status
     python deploy/local_cluster.py down
 """
@@ -283,7 +283,7 @@ def start_share(state: dict, number: int) -> subprocess.Popen:
     return spawn(f"share-{number + 1}", command, portal_env(state))
 
 
-def up(replicas: int, port: int | None) -> dict:
+def up(replicas: int, port: int | None, source: Path | None = None) -> dict:
     if STATE.exists() and any(alive(p) for p in json.loads(STATE.read_text())["pids"].values()):
         raise ClusterError(f"A cluster is already running from {HERE}: `down` first, or "
                            "`status`.")  # fmt: skip
@@ -291,6 +291,7 @@ def up(replicas: int, port: int | None) -> dict:
     previous = json.loads(STATE.read_text()) if STATE.exists() else {}
     state = {
         "replicas": replicas,
+        "source": str(source.resolve()) if source else None,
         "pg_password": previous.get("pg_password", secrets.token_urlsafe(18)),
         "cookie_key": previous.get("cookie_key", secrets.token_urlsafe(48)),
         "share_key": previous.get("share_key", secrets.token_urlsafe(48)),
@@ -325,7 +326,8 @@ def _up(state: dict) -> dict:
     plant = data / "demo" / "source" / "plant.sqlite"
     if not plant.exists():
         run([sys.executable, "-m", "etl", "demo-source", "--out", str(plant)], env)
-    sponsors = demo_sponsors(plant)
+    published = Path(state["source"]) if state.get("source") else plant
+    sponsors = demo_sponsors(published)
 
     step("SeaweedFS (S3)")
     weed = start_s3(state, sponsors)
@@ -336,7 +338,7 @@ def _up(state: dict) -> dict:
 
     step("the nightly job: the demo plant into S3, and the BD demo warehouse")
     writer = env | s3_env(state, "writer")
-    run([sys.executable, "-m", "etl", "run", "--source", str(plant), "--warehouse",
+    run([sys.executable, "-m", "etl", "run", "--source", str(published), "--warehouse",
          f"s3://{BUCKET}/{PREFIX}"], writer)  # fmt: skip
     run([sys.executable, "-m", "etl", "run", "--source", str(plant)], env)
 
@@ -469,12 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     start = commands.add_parser("up", help="start everything and print the URL")
     start.add_argument("--replicas", type=int, default=2, help="portal and sharing replicas")
     start.add_argument("--port", type=int, help="nginx's port on 127.0.0.1 (default: a free one)")
+    start.add_argument(
+        "--source", type=Path, help="a plant (SQLite) to publish to S3 instead of the demo plant"
+    )
     commands.add_parser("status", help="what runs, and the URL")
     commands.add_parser("down", help="stop every process the cluster started")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            state = up(max(1, args.replicas), args.port)
+            state = up(max(1, args.replicas), args.port, args.source)
             print(f"Sponsor Portal: {state['url']}")
             print(f"Sharing server: {state['url']}/delta-sharing")
             print(
