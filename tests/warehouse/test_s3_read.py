@@ -241,6 +241,23 @@ def test_a_stopped_store_is_data_temporarily_unavailable_and_reading_resumes(sto
     assert open_sponsor_scope(store.url, OWN).sponsor_id == OWN
 
 
+def test_a_store_stopping_mid_read_leaves_no_scope_and_reading_resumes(store, monkeypatch):
+    """The reader resolved the run and listed the sponsor's files; then the store stops before
+    the files are fetched: the open fails in words, nothing half-read is kept, and the next
+    open after the store is back reads everything."""
+    monkeypatch.setenv(s3_scope.POINTER_ENV, "3600")
+    info = snapshot_info(store.url)
+    assert s3_scope.partition_files(info, OWN)  # listed (and remembered) before the stop
+    store.stop()
+    try:
+        with pytest.raises(DataUnavailable, match="cannot be reached right now"):
+            open_sponsor_scope(store.url, OWN)
+    finally:
+        store.start()
+    scope = open_sponsor_scope(store.url, OWN)
+    assert scope.snapshot == info and scope.frame("n", "SELECT count(*) FROM batch").item() > 0
+
+
 def test_a_page_on_s3_shows_what_it_shows_on_the_local_run(store, demo_warehouse):
     qa = principal("sponsor_qa", OWN)
     on_s3 = run_page("overview.py", qa, store.url)
