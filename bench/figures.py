@@ -153,6 +153,9 @@ def replicas(preset: str, users: int, views: int) -> list[Figure]:
                 )
                 for _ in range(count + 1):  # each pass lands on the replicas by nginx's hash
                     server_bench.warm_up(front)
+                for number in range(1, count + 1):  # each replica's warming is done (as above)
+                    pid = state["pids"][f"portal-{number}"]
+                    server_bench.wait_idle(SimpleNamespace(process=SimpleNamespace(pid=pid)))
                 loads[count] = server_bench.run_level(front, users, views)
             finally:
                 subprocess.run([*command, "down"], cwd=ROOT, env=env, capture_output=True,
