@@ -34,6 +34,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKET, PREFIX = "portal", "sponsor-portal"
 OWNER, APP_ROLE, DATABASE = "portal_owner", "portal_web", "portal"
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
+DEFAULT_PORT = 8080
 
 
 class ClusterError(Exception):
@@ -47,6 +48,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _front_port() -> int:
+    """nginx's port: DEFAULT_PORT when it is free, else any free one (the URL is printed)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_PORT))
+        except OSError:
+            return free_port()
+    return DEFAULT_PORT
 
 
 def program(name: str) -> str:
@@ -298,7 +309,7 @@ def up(replicas: int, port: int | None, source: Path | None = None) -> dict:
         "ports": {
             "postgres": free_port(), "s3": [free_port() for _ in range(10)],
             "portal": [free_port() for _ in range(replicas)],
-            "share": [free_port() for _ in range(replicas)], "nginx": port or free_port(),
+            "share": [free_port() for _ in range(replicas)], "nginx": port or _front_port(),
         },
         "pids": {},
     }  # fmt: skip
@@ -470,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start everything and print the URL")
     start.add_argument("--replicas", type=int, default=2, help="portal and sharing replicas")
-    start.add_argument("--port", type=int, help="nginx's port on 127.0.0.1 (default: a free one)")
+    start.add_argument("--port", type=int, help="nginx's port (default 8080, else a free one)")
     start.add_argument(
         "--source", type=Path, help="a plant (SQLite) to publish to S3 instead of the demo plant"
     )
