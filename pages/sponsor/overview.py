@@ -49,17 +49,16 @@ else:
     st.badge(f"No data-integrity exceptions in the last {overview.DI_WINDOW_DAYS} days",
              color="green", icon=":material/check:")  # fmt: skip
 
+# Full width: in half a page at 1280 px its last column (days waiting) was cut off.
+st.subheader(f"Batches awaiting {our.your} release")
+if model.awaiting.height:
+    table(model.awaiting, "awaiting_release")
+else:
+    empty_state(f"Batches the CMO has released and that wait for {our.your} decision appear here.")
+see("pages/sponsor/batches.py", "Batches")
+
 left, right = st.columns(2)
 with left:
-    st.subheader(f"Batches awaiting {our.your} release")
-    if model.awaiting.height:
-        table(model.awaiting, "awaiting_release")
-    else:
-        empty_state(
-            f"Batches the CMO has released and that wait for {our.your} decision appear here."
-        )
-    see("pages/sponsor/batches.py", "Batches")
-
     st.subheader("Batches in flight by stage")
     if model.in_flight.height:
         chart(scope, "overview:in-flight", model.in_flight,
@@ -77,17 +76,21 @@ with right:
                 "classification").ordered_words},
         ), dataset="open_deviations", labels={"deviations": "Open deviations"},
               key="overview:deviations")  # fmt: skip
-        table(model.deviations.head(5), "open_deviations")
     else:
         empty_state(f"Open deviations touching {our.your} products appear here by class.")
-    see("pages/sponsor/deviations.py", "Deviations & OOS")
 
-    st.subheader("Overdue CAPAs")
-    if model.overdue_capas.height:
-        table(model.overdue_capas, "overdue_capas")
-    else:
-        empty_state("Open CAPAs past their current due date appear here.")
-    see("pages/sponsor/capa.py", "CAPA aging")
+# The tables go full width under the charts: in half a page their titles were cut off.
+if model.deviations.height:
+    st.subheader("Open deviations")
+    table(model.deviations.head(5), "open_deviations")
+see("pages/sponsor/deviations.py", "Deviations & OOS")
+
+st.subheader("Overdue CAPAs")
+if model.overdue_capas.height:
+    table(model.overdue_capas, "overdue_capas")
+else:
+    empty_state("Open CAPAs past their current due date appear here.")
+see("pages/sponsor/capa.py", "CAPA aging")
 
 st.subheader(f"Changes awaiting {our.your} approval or acknowledgement")
 if changes.height:
