@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -441,15 +442,13 @@ def down(quiet: bool = False) -> int:
         if name == "postgres":
             continue
         if alive(pid):
-            with _quietly():
-                os.killpg(pid, signal.SIGTERM) if name != "nginx" else os.kill(pid, signal.SIGQUIT)
+            _signal(name, pid, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(alive(p) for n, p in pids.items() if n != "postgres"):
         time.sleep(0.2)
     for name, pid in pids.items():
         if name != "postgres" and alive(pid):
-            with _quietly():
-                os.killpg(pid, signal.SIGKILL) if name != "nginx" else os.kill(pid, signal.SIGKILL)
+            _signal(name, pid, signal.SIGKILL)
     if (HERE / "pg" / "data" / "postmaster.pid").exists():
         user = "postgres" if os.geteuid() == 0 else None
         subprocess.run([program("pg_ctl"), "-D", str(HERE / "pg" / "data"), "-m", "fast", "-w",
@@ -464,12 +463,14 @@ def down(quiet: bool = False) -> int:
     return 0
 
 
-class _quietly:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, value, trace) -> bool:
-        return kind is not None and issubclass(kind, ProcessLookupError | PermissionError)
+def _signal(name: str, pid: int, number: signal.Signals) -> None:
+    """nginx's master alone (SIGQUIT: it stops its workers gracefully); any other process
+    with its group (each was started in a session of its own)."""
+    with suppress(ProcessLookupError, PermissionError):
+        if name == "nginx":
+            os.kill(pid, number)
+        else:
+            os.killpg(pid, number)
 
 
 def main(argv: list[str] | None = None) -> int:
