@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from warehouse.scope import DataUnavailable, Scope, ScopeError, SnapshotInfo, Un
 POINTER_ENV = "PORTAL_S3_POINTER_SECONDS"
 DOWNLOADS = 8  # files fetched at once when a scope opens
 INTEGRITY = "The published snapshot failed its integrity check for this sponsor."
+SETTINGS = "The portal's storage settings cannot be read; the CMO's IT must check them."
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -49,8 +52,11 @@ def _store(call: Callable[[], T], *, refused: str) -> T:
         return call()
     except FileNotFoundError:
         raise
-    except s3.S3Error as unusable:  # no identity of its own, an identities file unreadable
-        raise ScopeError(str(unusable)) from None
+    except s3.MissingIdentity as missing:  # names only the sponsor asked for
+        raise ScopeError(str(missing)) from None
+    except s3.S3Error as unusable:  # the identities file: its path is for the log, not a page
+        log.error("S3 settings unusable: %s", unusable)
+        raise ScopeError(SETTINGS) from None
     except OSError as failure:
         text = str(failure)
         if "ACCESS_DENIED" in text or "403" in text or "AccessDenied" in text:

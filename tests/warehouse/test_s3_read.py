@@ -6,7 +6,6 @@ refused in words; a new run is picked up; pages and the sharing server work unch
 from __future__ import annotations
 
 import json
-import os
 
 import polars as pl
 import pytest
@@ -342,9 +341,12 @@ def server_get(url: str, method: str = "GET", **kwargs):
     return requests.request(method, url, timeout=30, **kwargs)
 
 
-def test_the_identities_file_is_where_the_environment_says(store, tmp_path, monkeypatch):
+def test_a_missing_identities_file_is_refused_naming_no_path_to_the_reader(
+    store, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setenv(s3.IDENTITIES_ENV, str(tmp_path / "missing.toml"))
-    with pytest.raises(ScopeError, match="missing.toml, which does not exist"):
+    with pytest.raises(ScopeError, match="storage settings cannot be read") as refused:
         open_sponsor_scope(store.url, OWN)
-    assert os.environ[s3.IDENTITIES_ENV].endswith("missing.toml")
+    assert "missing.toml" not in str(refused.value) and "/" not in str(refused.value)
+    assert "missing.toml, which does not exist" in caplog.text  # the CMO's IT reads the log
     assert UnknownSponsor().args == ("Unknown sponsor.",)
