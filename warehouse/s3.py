@@ -85,10 +85,10 @@ def filesystem(access_key: str | None = None, secret_key: str | None = None) -> 
     AWS_SECRET_ACCESS_KEY); AWS_ENDPOINT_URL for a store other than AWS (http:// allowed),
     AWS_REGION (default us-east-1). The endpoint and region may also be set in the identities
     file (see `settings`)."""
-    settings = _settings()
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or settings.get("endpoint_url")
+    configured = settings()
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or configured.get("endpoint_url")
     region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or settings.get("region") or "us-east-1")  # fmt: skip
+              or configured.get("region") or "us-east-1")  # fmt: skip
     return _filesystem(access_key, secret_key, endpoint, region)
 
 
@@ -128,10 +128,6 @@ def settings() -> dict:
         access_key_id = "..."
         secret_access_key = "..."
     """
-    return _settings()
-
-
-def _settings() -> dict:
     named = os.environ.get(IDENTITIES_ENV)
     path = Path(named) if named else SECRETS
     try:
@@ -154,7 +150,7 @@ def _read_settings(path: Path, mtime_ns: int, size: int) -> dict:
 def reader(sponsor_id: str | None) -> pafs.S3FileSystem:
     """The identity a reader uses: the sponsor's own for a sponsor (never another's, never the
     CMO's: MissingIdentity when none is configured), the CMO's read identity for None."""
-    configured = _settings()
+    configured = settings()
     if sponsor_id is None:
         if os.environ.get("AWS_ACCESS_KEY_ID") or "access_key_id" not in configured:
             return filesystem()

@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from warehouse import s3
-from warehouse.contract import SITE_PARTITION, TABLES, is_safe_sponsor_id
+from warehouse.contract import TABLES, is_safe_sponsor_id
 from warehouse.layout import MANIFEST, PARTITION_KEY
 from warehouse.scope import DataUnavailable, Scope, ScopeError, SnapshotInfo, UnknownSponsor
 
@@ -111,14 +111,6 @@ def cmo_manifest(info: SnapshotInfo) -> dict:
         refused="The object store refused the CMO's read identity: the CMO's IT must check it.",
     )
     return json.loads(data)
-
-
-def sponsor_ids(info: SnapshotInfo) -> list[str]:
-    manifest = cmo_manifest(info)
-    ids = manifest.get("sponsors") or sorted(
-        {m["sponsor_id"] for m in manifest["files"].values()} - {SITE_PARTITION}
-    )
-    return [s for s in ids if is_safe_sponsor_id(s)]
 
 
 # --- one sponsor's files --------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 A sponsor scope is a DuckDB instance that can physically read only that sponsor's partition
 directory of each table (DESIGN.md, Read): `allowed_directories`, then
-`enable_external_access=false`, then `lock_configuration=true`. Pages never see a path or a
-raw connection; they call named queries (warehouse.queries) with a scope.
+`enable_external_access=false`, then `lock_configuration=true`. On S3 (warehouse.s3_scope) it
+holds the sponsor's tables, fetched with the sponsor's own identity, and reads no file at all.
+Pages never see a path or a raw connection; they call named queries (warehouse.queries) with a
+scope.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import polars as pl
 
 from warehouse import layout
 from warehouse.contract import SITE_PARTITION, TABLES, is_safe_sponsor_id
+from warehouse.s3 import is_s3
 
 
 class ScopeError(Exception):
@@ -77,7 +80,7 @@ def _manifest(snapshot: Path) -> dict:
 
 def snapshot_info(warehouse_root: Path | str) -> SnapshotInfo | None:
     """The snapshot `current` points at, or None when nothing has been published yet."""
-    if _on_s3(warehouse_root):
+    if is_s3(warehouse_root):
         from warehouse import s3_scope
 
         return s3_scope.snapshot_info(str(warehouse_root))
@@ -100,8 +103,9 @@ def sponsor_ids(warehouse_root: Path | str) -> list[str]:
     if info.location is not None:
         from warehouse import s3_scope
 
-        return s3_scope.sponsor_ids(info)
-    manifest = _manifest(info.path)
+        manifest = s3_scope.cmo_manifest(info)
+    else:
+        manifest = _manifest(info.path)
     ids = manifest.get("sponsors") or sorted(
         {m["sponsor_id"] for m in manifest["files"].values()} - {SITE_PARTITION}
     )
@@ -250,10 +254,6 @@ def _table_glob(snapshot: Path, table: str, sponsor_id: str | None) -> str:
     if sponsor_id is None:
         return str(snapshot / table / f"{layout.PARTITION_KEY}=*" / "*.parquet")
     return str(layout.partition_dir(snapshot, table, sponsor_id) / "*.parquet")
-
-
-def _on_s3(warehouse_root: Path | str) -> bool:
-    return isinstance(warehouse_root, str) and warehouse_root.startswith("s3://")
 
 
 def _require_snapshot(warehouse_root: Path | str) -> SnapshotInfo:
