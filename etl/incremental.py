@@ -29,8 +29,6 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl.publish import OPEN_FILE, PART_FILE
 from warehouse.contract import TABLES_BY_NAME
@@ -81,14 +79,15 @@ def live_slices(
     newest = _later_keys(files, key)
     for number, path in enumerate(files):
         replaced = newest.filter(pl.col(_PART) > number).select(key)
-        reader = pq.ParquetFile(path)
-        for batch in reader.iter_batches(batch_size=SLICE_ROWS, columns=columns):
-            rows = pl.from_arrow(batch)
-            del batch
+        stored = pl.scan_parquet(path)
+        if columns is not None:
+            stored = stored.select(columns)
+        rows = stored.select(pl.len()).collect().item()
+        for start in range(0, rows, SLICE_ROWS):
+            part = stored.slice(start, SLICE_ROWS).collect()
             if replaced.height:
-                rows = rows.join(replaced, on=key, how="anti", nulls_equal=True)
-            yield rows
-            pa.default_memory_pool().release_unused()
+                part = part.join(replaced, on=key, how="anti", nulls_equal=True)
+            yield part
 
 
 def live_rows(files: list[Path], where: pl.Expr) -> pl.DataFrame:
