@@ -94,9 +94,10 @@ see("pages/sponsor/capa.py", "CAPA aging")
 
 st.subheader(f"Changes awaiting {our.your} approval or acknowledgement")
 if changes.height:
-    # Eight columns do not fit the page: what is asked and by when first, the rest a click away.
+    # Eight columns do not fit the page: what is asked, by when and of what first (a title
+    # names its product); the rest is a click away.
     table(changes, "changes_awaiting_sponsor",
-          first=("awaiting", "planned_effective", "title", "product"))  # fmt: skip
+          first=("awaiting", "planned_effective", "title"))  # fmt: skip
 else:
     empty_state(
         f"Change controls that need {our.your} prior approval or acknowledgement appear here."
