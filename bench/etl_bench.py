@@ -64,6 +64,15 @@ def bare_copy(source: Path, out: Path) -> int:
     return rows
 
 
+def settle(source: Path) -> None:
+    """Flush pending writes to disk and read `source` once, so a measured run neither waits
+    for another's write-back nor is the first to read the file from disk."""
+    os.sync()
+    with source.open("rb") as handle:
+        while handle.read(1 << 24):
+            pass
+
+
 def _child(kind: str, source: str, target: str, full: bool) -> None:
     """Entry point in the child process: run one job, print its figures as JSON."""
     started = time.perf_counter()
