@@ -36,10 +36,12 @@ def bare_copy(source: Path, out: Path) -> int:
     rows = 0
     for table in TABLES:
         names = ", ".join(table.column_names)
-        # COALESCE: the driver cannot type a NULL, which an empty table's MIN would be.
+        # COALESCE: the driver cannot type a NULL, which an empty table's MIN would be. One
+        # subquery each, as the ETL asks: SQLite scans the table for MIN and MAX in one.
         count, low, high = pl.read_database_uri(
-            f"SELECT COUNT(*) AS n, COALESCE(MIN(rowid), 0) AS low, "
-            f"COALESCE(MAX(rowid), 0) AS high FROM {table.name}", location,
+            f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {table.name} LIMIT 1)) AS n, "
+            f"COALESCE((SELECT MIN(rowid) FROM {table.name}), 0) AS low, "
+            f"COALESCE((SELECT MAX(rowid) FROM {table.name}), 0) AS high", location,
         ).row(0)  # fmt: skip
         if count == 0:  # an empty table (the optional decision_receipt): nothing to copy
             continue

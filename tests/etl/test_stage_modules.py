@@ -102,3 +102,32 @@ def _with(name: str, **changes) -> tuple:
 def test_a_badly_declared_route_is_refused(tables, says) -> None:
     with pytest.raises(ValueError, match=says):
         check_routes(tables)
+
+
+def _frames(keys: dict[str, list[str]]) -> dict[str, pl.DataFrame]:
+    """One frame per contract table: `keys` for the tables named, no rows for the others."""
+    return {
+        t.name: pl.DataFrame({t.key: keys.get(t.name, [])}, schema={t.key: pl.String})
+        for t in TABLES
+    }
+
+
+@pytest.mark.parametrize(
+    ("published", "refused"),
+    [
+        (["E1", "E2", "E3"], False),  # one copy each
+        (["E3", "E1", "E2", "E2"], False),  # a shared row in two partitions
+        (["E1", "E1", "E3"], True),  # as many rows, but E2 lost and E1 twice
+        (["E1", "E2", "E9"], True),  # as many rows, but one that is no valid row
+        (["E1", "E2"], True),  # a valid row reaches no partition
+    ],
+)
+def test_every_valid_row_is_published_and_nothing_else(published, refused) -> None:
+    from etl.run import EtlError, _reconcile
+
+    valid = _frames({EVENTS: ["E1", "E2", "E3"]})
+    if refused:
+        with pytest.raises(EtlError, match=f"table {EVENTS}: 3 valid rows"):
+            _reconcile(valid, _frames({EVENTS: published}))
+    else:
+        _reconcile(valid, _frames({EVENTS: published}))
