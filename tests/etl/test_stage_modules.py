@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl.derive import DERIVED
 from etl.incremental import EVENTS, EventFacts
@@ -131,3 +133,41 @@ def test_every_valid_row_is_published_and_nothing_else(published, refused) -> No
             _reconcile(valid, _frames({EVENTS: published}))
     else:
         _reconcile(valid, _frames({EVENTS: published}))
+
+
+def _stripped_first(kind: str, text: pl.Expr) -> pl.Expr:
+    """Validation's parsing as it was: every value stripped, then parsed (the reference)."""
+    from etl.validate import parse
+
+    return parse(kind, text.str.strip_chars())
+
+
+_PADDING = st.sampled_from(["", " ", "  ", "\t", "\n", " \r\n", "\u00a0", "\u2003"])
+_TEXT = {
+    "datetime": st.sampled_from([
+        "2026-11-30T08:15:00", "2026-11-30T08:15:00.250", "2026-11-30 08:15:00",
+        "2026-11-30 08:15:00.5", "2026-02-30T08:15:00", "2026-11-30T24:00:00", "2026-11-30",
+        "30/11/2026 08:15", "2026-11-30T08:15:00Z", "yesterday", "2026-11-30T08:15",
+    ]),
+    "date": st.sampled_from(["2026-11-30", "2026-02-30", "2026-11-30T08:15:00", "30.11.2026",
+                              "20261130", "soon"]),
+    "int": st.sampled_from(["5", "-5", "+5", "05", "5.0", "2.5", "1e3", "five", "9" * 20]),
+    "float": st.sampled_from(["2.5", "-0.5", "5", "1e3", "1e400", "inf", "-inf", "nan", "NaN",
+                               "2,5", "two"]),
+}  # fmt: skip
+
+
+@given(data=st.data())
+@settings(max_examples=150, deadline=None)
+def test_parsing_as_written_first_equals_stripping_every_value(data) -> None:
+    """Parsing each value as written, and stripped only where that fails, gives what stripping
+    every value first gave, for clean, padded and malformed text of every parsed type."""
+    from etl.validate import parse
+
+    for kind, values in _TEXT.items():
+        texts = data.draw(st.lists(st.builds(lambda a, v, b: a + v + b, _PADDING, values,
+                                             _PADDING), min_size=1, max_size=12))  # fmt: skip
+        frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+        ours = frame.select(parse(kind, pl.col("t"))).to_series()
+        reference = frame.select(_stripped_first(kind, pl.col("t"))).to_series()
+        assert ours.to_list() == reference.to_list(), (kind, texts)
