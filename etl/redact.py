@@ -108,6 +108,33 @@ def _mask(
     return new, found
 
 
+def _needles_in(published: dict[str, pl.DataFrame], needles: list[str]) -> pl.DataFrame:
+    """(__text, needle): each needle found in each distinct free text of a shared record's
+    sponsor copies. One search over them all: the search builds its automaton of the ~130k
+    identifiers on every call (0.12 s), and a shared text recurs in every sponsor's copy."""
+    texts = [
+        published[table.name]
+        .filter((pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null())
+        .select(pl.col(column).alias("__text"))
+        for table in shared_tables()
+        for column in free_text_columns(table)
+    ]
+    if not texts or not needles:
+        return pl.DataFrame(schema={"__text": pl.String, "needle": pl.String})
+    return (
+        pl.concat(texts)
+        .unique()
+        .with_columns(
+            pl.col("__text")
+            .str.to_lowercase()
+            .str.extract_many(needles, overlapping=True)
+            .alias("needle")
+        )
+        .explode("needle")
+        .drop_nulls("needle")
+    )
+
+
 def mask_shared_text(
     published: dict[str, pl.DataFrame],
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
@@ -119,26 +146,18 @@ def mask_shared_text(
     visible = names.select("needle", P).unique()
     masked: list[MaskedText] = []
     out = dict(published)
+    in_texts = _needles_in(out, needles)
     for table in shared_tables():
         frame = out[table.name]
         for column in free_text_columns(table):
             candidates = (
                 frame.with_row_index("__row")
                 .filter((pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null())
-                .select(
-                    "__row",
-                    table.key,
-                    P,
-                    column,
-                    pl.col(column)
-                    .str.to_lowercase()
-                    .str.extract_many(needles, overlapping=True)
-                    .alias("needle"),
-                )  # fmt: skip
-                .explode("needle")
-                .drop_nulls("needle")
+                .select("__row", table.key, P, column)
+                .join(in_texts, left_on=column, right_on="__text")
                 .unique(["__row", "needle"])
                 .join(visible, on=["needle", P], how="anti")
+                .sort("__row", "needle")
             )
             if candidates.is_empty():
                 continue
