@@ -256,8 +256,8 @@ def merge_changes(
     previous: Iterable[pl.DataFrame], changes: pl.DataFrame, key: str
 ) -> Iterator[pl.DataFrame]:
     """Upsert changed rows by key into the previous extracted state (all strings), given
-    slice by slice: its unchanged rows in their order, then the changes, so the whole
-    previous state (2 GB of text on the large preset) is never in memory.
+    slice by slice: its unchanged rows in their order, then the changes (the state's writer
+    holds one table's text at a time, never its raw copy beside it).
     """
     changed = changes.select(key).unique()
     for part in previous:
@@ -291,8 +291,8 @@ def extract_all(
     run_id: str,
     note: Callable[[str], None],
 ) -> tuple[dict[str, Extracted], Events]:
-    """Extract every table into the staging source state, one table (or part) in memory at
-    a time; incremental when the live snapshot's manifest and state folder are given. The
+    """Extract every table into the staging source state, one table's text in memory at a
+    time; incremental when the live snapshot's manifest and state folder are given. The
     entries of a delta run are kept as the live files plus this run's changes (see
     etl.incremental); every other table is merged into one file.
     """
