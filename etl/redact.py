@@ -108,14 +108,17 @@ def _mask(
     return new, found
 
 
+def _sponsor_copy(column: str) -> pl.Expr:
+    """Rows of a sponsor's copy (not SITE, which only CMO staff read) with text in `column`."""
+    return (pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null()
+
+
 def _needles_in(published: dict[str, pl.DataFrame], needles: list[str]) -> pl.DataFrame:
     """(__text, needle): each needle found in each distinct free text of a shared record's
     sponsor copies. One search over them all: the search builds its automaton of the ~130k
     identifiers on every call (0.12 s), and a shared text recurs in every sponsor's copy."""
     texts = [
-        published[table.name]
-        .filter((pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null())
-        .select(pl.col(column).alias("__text"))
+        published[table.name].filter(_sponsor_copy(column)).select(pl.col(column).alias("__text"))
         for table in shared_tables()
         for column in free_text_columns(table)
     ]
@@ -152,7 +155,7 @@ def mask_shared_text(
         for column in free_text_columns(table):
             candidates = (
                 frame.with_row_index("__row")
-                .filter((pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null())
+                .filter(_sponsor_copy(column))
                 .select("__row", table.key, P, column)
                 .join(in_texts, left_on=column, right_on="__text")
                 .unique(["__row", "needle"])
