@@ -32,13 +32,13 @@ import polars as pl
 
 from etl.publish import OPEN_FILE, PART_FILE
 from warehouse.contract import TABLES_BY_NAME
+from warehouse.layout import RUN_STATE as STATE
 
 EVENTS = "batch_event"
 # Tables an entry's verdict, derived columns or partition read beyond its own batch: the
 # operators named (and the sponsors, products and sites their validity rests on), their
 # training and the product's SOPs (training_gap).
 GLOBAL = ("sponsor", "site", "product", "operator", "sop", "product_sop", "training_record")
-STATE = "_state"
 # Batches whose record a day rarely changes: their entries are published apart from the
 # open batches' (etl.publish.SPLIT), so a day rewrites the small file of open batches.
 SETTLED_STATUSES = ("SPONSOR_RELEASED", "REJECTED")

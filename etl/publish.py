@@ -27,6 +27,7 @@ from warehouse.layout import (
     MANIFEST,
     PARTITION_KEY,
     QUARANTINE,
+    RUN_STATE,
     SNAPSHOTS,
     SOURCE_STATE,
     code_version,
@@ -40,6 +41,10 @@ PART_FILE = "part-0.parquet"
 # PART_FILE, the others in OPEN_FILE; table -> its batch column.
 SPLIT = {"batch_event": "batch_id"}
 OPEN_FILE = "part-1.parquet"
+# Each partition file's fingerprint (FINGERPRINTS in the run's state folder): a file whose
+# rows have the live file's fingerprint is kept without sorting, writing or reading them.
+FINGERPRINTS = "fingerprints.json"
+_SEEDS = (1, 2)  # two row hashes: 128 bits
 
 
 class PublishError(Exception):
@@ -126,6 +131,43 @@ def writer_version() -> str:
 
 def _writer(live: Path) -> str | None:
     return json.loads((live / MANIFEST).read_text()).get("writer")
+
+
+def live_fingerprints(live: Path | None) -> dict[str, str]:
+    """The live snapshot's partition-file fingerprints (none before this release wrote them)."""
+    path = None if live is None else live / RUN_STATE / FINGERPRINTS
+    if path is None or not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def fingerprints(frame: pl.DataFrame, partitions: list[str], version: str) -> dict[str, str]:
+    """partition -> fingerprint of its rows in `frame`, for each of `partitions`: their
+    columns and types, the writer's `version`, and the rows in any order (a partition holds
+    each key once, so its file's order follows from its rows).
+
+    Sums of two seeds' row hashes, each over its 32-bit halves: 128 bits, order-free, and no
+    overflow below 2**31 rows.
+    """
+    data = frame.drop(PARTITION_KEY)
+    schema = ",".join(f"{name}:{dtype}" for name, dtype in data.schema.items())
+    hashes = [data.hash_rows(seed) for seed in _SEEDS]
+    sums = (
+        pl.DataFrame({PARTITION_KEY: frame.get_column(PARTITION_KEY)})
+        .with_columns((h // 2**32).alias(f"h{number}") for number, h in enumerate(hashes))
+        .with_columns((h % 2**32).alias(f"l{number}") for number, h in enumerate(hashes))
+        .group_by(PARTITION_KEY)
+        .agg(pl.len().alias("rows"), pl.exclude(PARTITION_KEY).sum())
+    )
+    found = {row[0]: row[1:] for row in sums.iter_rows()}
+    return {
+        partition: _print(version, schema, found.get(partition, (0,))) for partition in partitions
+    }
+
+
+def _print(version: str, schema: str, sums: tuple[int, ...]) -> str:
+    text = f"{version}|{schema}|{'|'.join(str(value) for value in sums)}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _holds(live_file: Path, rows: pl.DataFrame) -> bool:
@@ -272,13 +314,13 @@ def _put_file(
     path: Path,
     live_file: Path | None,
     entry: dict | None,
-    same_writer: bool,
+    compare: bool,
     metadata: dict[str, str],
 ) -> tuple[dict, bool]:
     """One partition file at `path`: the live snapshot's (`live_file`, listed as `entry`)
-    when it holds these rows, else these rows written. Its manifest entry, and whether the
-    live file was kept."""  # fmt: skip
-    if live_file is not None and entry is not None and same_writer and _holds(live_file, part):
+    when it holds these rows (read and compared when `compare`), else these rows written.
+    Its manifest entry, and whether the live file was kept."""  # fmt: skip
+    if live_file is not None and entry is not None and compare and _holds(live_file, part):
         # The live file holds these rows: reading it is cheaper than writing.
         _keep(live_file, path, entry["sha256"], entry["bytes"])
         return {**entry, **metadata}, True
@@ -306,6 +348,7 @@ class _Writer:
         self.pool = pool
         self.pending: deque[tuple[str, Future]] = deque()
         self.files: dict[str, dict] = {}
+        self.prints: dict[str, str] = {}  # file -> fingerprint of its rows (not SPLIT tables)
         self.kept = 0
 
     def put(self, relative: str, *args: object) -> None:
@@ -336,7 +379,8 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             # A failure leaves no write running behind it (the staging folder goes next).
             for _, future in writer.pending:
                 future.cancel()
-    return {"files": writer.files, "tables": tables, "kept_files": writer.kept}
+    return {"files": writer.files, "tables": tables, "kept_files": writer.kept,
+            "fingerprints": writer.prints}  # fmt: skip
 
 
 def _write_tables(
@@ -345,7 +389,9 @@ def _write_tables(
     tables: dict[str, dict] = {}
     live = live_files(plan.live)
     # Equal rows make equal bytes only with the same writer (code and polars versions).
-    same_writer = plan.live is not None and _writer(plan.live) == writer_version()
+    version = writer_version()
+    same_writer = plan.live is not None and _writer(plan.live) == version
+    live_prints = live_fingerprints(plan.live) if same_writer else {}
     count = len(plan.published)
     for number, table in enumerate([t for t in TABLES if t.name in plan.published], start=1):
         name = table.name
@@ -359,7 +405,23 @@ def _write_tables(
             )
         per_partition: dict[str, int] = {}
         carried = plan.carried if plan.carried and plan.carried.table == name else None
+        prints = {} if name in SPLIT else fingerprints(frame, plan.partitions, version)
         for sponsor in plan.partitions:
+            if name not in SPLIT:
+                relative = partition_dir(tmp, name, sponsor).relative_to(tmp).as_posix()
+                relative += f"/{PART_FILE}"
+                writer.prints[relative] = prints[sponsor]
+                entry = live.get(relative)
+                if entry is not None and live_prints.get(relative) == writer.prints[relative]:
+                    # The live file holds these rows: kept, its rows neither sorted nor read.
+                    assert plan.live is not None
+                    path = tmp / relative
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _keep(plan.live / relative, path, entry["sha256"], entry["bytes"])
+                    per_partition[sponsor] = entry["rows"]
+                    writer.keep(relative, {**entry, "sponsor_id": sponsor, "table": name})
+                    rows_of.pop(sponsor, None)
+                    continue
             rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
             folder = partition_dir(tmp, name, sponsor)
             folder.mkdir(parents=True, exist_ok=True)
@@ -380,7 +442,9 @@ def _write_tables(
                         continue
                     part = carried.merged(live_file, part, table.key)
                 per_partition[sponsor] += part.height
-                writer.put(relative, part, path, live_file, entry, same_writer, metadata)
+                # A live file of another fingerprint does not hold these rows: not read.
+                compare = same_writer and relative not in live_prints
+                writer.put(relative, part, path, live_file, entry, compare, metadata)
                 del part
             del rows
         del frame
@@ -443,6 +507,10 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
         frame.write_parquet(path)
         _fsync(path)
     verify(tmp, written["files"])
+    state = tmp / RUN_STATE
+    state.mkdir(exist_ok=True)
+    (state / FINGERPRINTS).write_text(json.dumps(written["fingerprints"], sort_keys=True))
+    _fsync(state / FINGERPRINTS)
     manifest = dict(plan.manifest)
     manifest["tables"] = {
         t.name: {**plan.manifest["tables"][t.name], **written["tables"][t.name]} for t in TABLES

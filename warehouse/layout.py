@@ -12,6 +12,7 @@
 <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
     (batch_event: plus batch_event.delta-<run_id>.parquet per incremental run since the base)
 <warehouse>/snapshots/<run_id>/_state/                  what the next incremental run reuses
+    (fingerprints.json: each partition file's rows, so an unchanged one is kept unread)
 <warehouse>/current -> snapshots/<run_id>
 """
 
@@ -30,6 +31,7 @@ CURRENT = "current"
 MANIFEST = "manifest.json"
 QUARANTINE = "_quarantine"
 SOURCE_STATE = "_source"
+RUN_STATE = "_state"  # what the next incremental run reuses (etl.incremental, etl.publish)
 LOCK = ".etl.lock"
 PARTITION_KEY = "sponsor_id"
 

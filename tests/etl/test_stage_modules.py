@@ -171,3 +171,43 @@ def test_parsing_as_written_first_equals_stripping_every_value(data) -> None:
         ours = frame.select(parse(kind, pl.col("t"))).to_series()
         reference = frame.select(_stripped_first(kind, pl.col("t"))).to_series()
         assert ours.to_list() == reference.to_list(), (kind, texts)
+
+
+def test_a_partition_s_fingerprint_is_its_rows_in_any_order() -> None:
+    """A partition file is kept unread when its rows have the live file's fingerprint, so the
+    fingerprint must change with any row, value, column type or partition, and never with
+    row order."""
+    from etl.publish import fingerprints
+
+    frame = pl.DataFrame(
+        {
+            "key": ["a", "b", "c", "d"],
+            "value": [1.5, None, 3.0, 4.0],
+            "text": ["x", "y", None, "z"],
+            "sponsor_id": ["S1", "S1", "S2", "S1"],
+        }
+    )
+    parts = ["S1", "S2", "S3"]
+    prints = fingerprints(frame, parts, "v1")
+    assert set(prints) == set(parts) and len(set(prints.values())) == 3
+    assert fingerprints(frame.reverse(), parts, "v1") == prints
+    assert fingerprints(frame.sample(fraction=1, shuffle=True, seed=3), parts, "v1") == prints
+    # Another value, a row moved to another partition, another type, another writer.
+    changed = frame.with_columns(
+        pl.when(pl.col("key") == "d").then(4.5).otherwise("value").alias("value")
+    )
+    assert fingerprints(changed, parts, "v1")["S1"] != prints["S1"]
+    assert fingerprints(changed, parts, "v1")["S2"] == prints["S2"]
+    moved = frame.with_columns(pl.when(pl.col("key") == "b").then(pl.lit("S2")).otherwise(
+        "sponsor_id").alias("sponsor_id"))  # fmt: skip
+    assert fingerprints(moved, parts, "v1")["S1"] != prints["S1"]
+    assert fingerprints(moved, parts, "v1")["S2"] != prints["S2"]
+    retyped = frame.with_columns(pl.col("value").cast(pl.Float32))
+    assert fingerprints(retyped, parts, "v1")["S1"] != prints["S1"]
+    assert fingerprints(frame, parts, "v2")["S1"] != prints["S1"]
+    # Rows that swap values between them are other rows.
+    swapped = frame.with_columns(pl.Series("text", ["y", "x", None, "z"]))
+    assert fingerprints(swapped, parts, "v1")["S1"] != prints["S1"]
+    # A partition emptied is another file than one holding rows.
+    emptied = frame.filter(pl.col("sponsor_id") != "S2")
+    assert fingerprints(emptied, parts, "v1")["S2"] == prints["S3"]
