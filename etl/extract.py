@@ -321,7 +321,7 @@ def extract_all(
                 continue
             if (
                 changes is not None
-                and not changes.height
+                and _as_live(changes, parts_of(before, table.name), table.key)
                 and _keep_unchanged(table.name, manifest, before, folder, seen, state)
             ):
                 note(f"extract {number}/{len(TABLES)} {table.name}: unchanged")
@@ -339,6 +339,21 @@ def extract_all(
         note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
     _release_driver_memory()
     return facts, events
+
+
+def _as_live(changes: pl.DataFrame, files: list[Path], key: str) -> bool:
+    """Whether the rows read as changed are the live extracted rows of their keys: those
+    written in the watermark's second are read again each run (`read_table`), unchanged."""
+    if not changes.height:
+        return True
+    if len(files) > 1:
+        return False
+    keys = changes.get_column(key)
+    if keys.null_count():
+        return False
+    live = pl.scan_parquet(files[0]).filter(pl.col(key).is_in(keys.implode())).collect()
+    columns = changes.columns
+    return live.columns == columns and live.sort(columns).equals(changes.sort(columns))
 
 
 def _keep_unchanged(
