@@ -5,6 +5,7 @@ what a change can affect)."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -211,3 +212,54 @@ def test_a_partition_s_fingerprint_is_its_rows_in_any_order() -> None:
     # A partition emptied is another file than one holding rows.
     emptied = frame.filter(pl.col("sponsor_id") != "S2")
     assert fingerprints(emptied, parts, "v1")["S2"] == prints["S3"]
+
+
+_DAY0 = date(2026, 1, 1)
+_dates = st.integers(0, 12).map(lambda n: _DAY0 + timedelta(days=n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    links=st.lists(st.tuples(st.sampled_from("PQ"), st.sampled_from("ABC")), max_size=6),
+    records=st.lists(
+        st.tuples(st.sampled_from("xy"), st.sampled_from("ABC"), _dates,
+                  st.one_of(st.none(), _dates)),
+        max_size=14,
+    ),
+    days=st.lists(st.tuples(st.sampled_from("xyz"), st.sampled_from("PQR"), _dates),
+                  min_size=1, max_size=30),
+)  # fmt: skip
+def test_a_training_gap_is_a_day_some_sop_of_the_product_is_not_covered(
+    links, records, days
+) -> None:
+    """The derived training_gap equals its definition (DOMAIN.md), day by day: some SOP of
+    the batch's product has no training record of the operator with trained_at <= day <=
+    due_at, a missing due_at never expiring."""
+    from etl.derive import _training_gaps
+
+    product_sop = pl.DataFrame(
+        links, schema={"product_id": pl.String, "sop_id": pl.String}, orient="row"
+    )
+    training = pl.DataFrame(
+        records, schema={"operator_id": pl.String, "sop_id": pl.String,
+                         "trained_at": pl.Date, "due_at": pl.Date}, orient="row",
+    )  # fmt: skip
+    asked = pl.DataFrame(
+        days, schema={"performed_by": pl.String, "product_id": pl.String, "__day": pl.Date},
+        orient="row",
+    ).unique()  # fmt: skip
+    gaps = _training_gaps(asked, product_sop, training)
+    found = {
+        (op, product, day): gap
+        for op, product, day, gap in gaps.select(
+            "performed_by", "product_id", "__day", "training_gap"
+        ).iter_rows()
+    }
+    for op, product, day in asked.iter_rows():
+        sops = {sop for p, sop in links if p == product}
+        expected = any(
+            not any(o == op and s == sop and start <= day <= (due or date.max)
+                    for o, s, start, due in records)
+            for sop in sops
+        )  # fmt: skip
+        assert found.get((op, product, day), False) == expected, (op, product, day)
