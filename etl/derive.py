@@ -281,19 +281,24 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
     days = visits.select("performed_by", "product_id", "__day").drop_nulls().unique()
     gaps = _training_gaps(days, v["product_sop"], v["training_record"])
-    verdicts = visits.join(gaps, on=["performed_by", "product_id", "__day"], how="left").drop(
-        "product_id"
-    )
-    gap = per_chunk(
-        events,
-        lambda piece: piece.lazy().select("performed_by", "batch_id", day)
-        .join(verdicts.lazy(), on=["performed_by", "batch_id", "__day"], how="left",
-              maintain_order="left")
-        .select("training_gap")
-        .collect()
-        .get_column("training_gap"),
-        together=4,  # ~4M events a join: a third of the time per join for 0.3 GB more
-    )  # fmt: skip
+    # The (operator, batch, day) keys with a gap are few: each piece's events of their
+    # operators are looked up, instead of joining every event to every verdict (0.9 s).
+    key = ["performed_by", "batch_id", "__day"]
+    gapped = visits.join(
+        gaps.filter("training_gap"), on=["performed_by", "product_id", "__day"]
+    ).select(key)
+    operators = gapped.get_column("performed_by").unique().implode()
+
+    def flags(piece: pl.DataFrame) -> pl.Series:
+        hits = (
+            piece.lazy().select("performed_by", "batch_id", day).with_row_index("__i")
+            .filter(pl.col("performed_by").is_in(operators))
+            .join(gapped.lazy(), on=key, how="semi")
+            .collect().get_column("__i")
+        )  # fmt: skip
+        return pl.repeat(False, piece.height, eager=True).scatter(hits, True).alias("training_gap")
+
+    gap = per_chunk(events, flags)
     late = (pl.col("recorded_at") - pl.col("performed_at")).dt.total_microseconds() / 60e6
     events = events.with_columns(gap, *_sequence_flags(events, v["batch"])).with_columns(
         late.alias("minutes_late"),

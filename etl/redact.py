@@ -201,4 +201,6 @@ def mask_shared_text(
                     .drop("__row", "__new")
                 )
         out[table.name] = frame
+    # In record order, whatever order the routing joins gave the copies.
+    masked.sort(key=lambda value: (value.table, value.key, value.column, value.partition))
     return out, masked
