@@ -232,6 +232,9 @@ def test_a_partition_s_fingerprint_is_its_rows_in_any_order() -> None:
         "sponsor_id").alias("sponsor_id"))  # fmt: skip
     assert fingerprints(moved, parts, "v1")["S1"] != prints["S1"]
     assert fingerprints(moved, parts, "v1")["S2"] != prints["S2"]
+    signed = frame.with_columns(pl.Series("value", [1.5, None, -0.0, 4.0]))
+    zero = frame.with_columns(pl.Series("value", [1.5, None, 0.0, 4.0]))
+    assert fingerprints(signed, parts, "v1")["S2"] != fingerprints(zero, parts, "v1")["S2"]
     retyped = frame.with_columns(pl.col("value").cast(pl.Float32))
     assert fingerprints(retyped, parts, "v1")["S1"] != prints["S1"]
     assert fingerprints(frame, parts, "v2")["S1"] != prints["S1"]
