@@ -84,11 +84,22 @@ def _as_written_or_stripped(text: pl.Expr, convert: Callable[[pl.Expr], pl.Expr]
     return pl.coalesce(first, convert(pl.when(first.is_null()).then(text).str.strip_chars()))
 
 
+# Each parsed type's conversion of text written as our sources write it (a clean value).
+# No cache for date-times: they rarely repeat, and memoising them cost a third more CPU.
+_WRITTEN: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    INT: lambda t: t.cast(pl.Int64, strict=False),
+    FLOAT: lambda t: t.cast(pl.Float64, strict=False),
+    DATE: lambda t: t.str.to_date("%Y-%m-%d", strict=False),
+    DATETIME: lambda t: t.str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us", cache=False
+    ),
+}
+
+
 def _datetime(text: pl.Expr) -> pl.Expr:
     # Whole seconds parse ~4x faster without %.f and give the same value; only the rest
-    # (fractions, a space separator, garbage) takes the general formats. No cache:
-    # date-times rarely repeat, and memoising them cost a third more CPU than parsing.
-    whole = text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us", cache=False)
+    # (fractions, a space separator, garbage) takes the general formats.
+    whole = _WRITTEN[DATETIME](text)
     rest = pl.when(whole.is_null()).then(text)
     return pl.coalesce(
         whole,
@@ -97,30 +108,21 @@ def _datetime(text: pl.Expr) -> pl.Expr:
     )
 
 
+def _finite(kind: str, value: pl.Expr) -> pl.Expr:
+    """A float's infinities and NaN are no values."""
+    return pl.when(value.is_finite()).then(value) if kind == FLOAT else value
+
+
 def as_written(kind: str, text: pl.Expr) -> pl.Expr | None:
-    """`parse` of text that is written as our sources write it (a clean column), or None
-    where `kind` has no such shortcut. Where some text does not parse this way, `parse` must
-    be taken: it tries stripped text and other formats too, at 2-3x the cost."""
-    if kind == INT:
-        return text.cast(pl.Int64, strict=False)
-    if kind == FLOAT:
-        value = text.cast(pl.Float64, strict=False)
-        return pl.when(value.is_finite()).then(value)
-    if kind == DATE:
-        return text.str.to_date("%Y-%m-%d", strict=False)
-    if kind == DATETIME:
-        return text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us", cache=False)
-    return None
+    """`parse` of text written as our sources write it (a clean column), or None where
+    `kind` has no such shortcut. Where some text does not parse this way, `parse` must be
+    taken: it tries stripped text and other formats too, at 2-3x the cost."""
+    return _finite(kind, _WRITTEN[kind](text)) if kind in _WRITTEN else None
 
 
 def parse(kind: str, text: pl.Expr) -> pl.Expr:
     """Typed value of a text column (surrounding whitespace ignored); null where the text
     does not parse."""
-    if kind == INT:
-        return _as_written_or_stripped(text, lambda t: t.cast(pl.Int64, strict=False))
-    if kind == FLOAT:
-        value = _as_written_or_stripped(text, lambda t: t.cast(pl.Float64, strict=False))
-        return pl.when(value.is_finite()).then(value)
     if kind == BOOL:
         lowered = text.str.strip_chars().str.to_lowercase()
         return (
@@ -129,10 +131,10 @@ def parse(kind: str, text: pl.Expr) -> pl.Expr:
             .when(lowered.is_in(["0", "false"]))
             .then(False)
         )
-    if kind == DATE:
-        return _as_written_or_stripped(text, lambda t: t.str.to_date("%Y-%m-%d", strict=False))
     if kind == DATETIME:
         return _as_written_or_stripped(text, _datetime)
+    if kind in _WRITTEN:
+        return _finite(kind, _as_written_or_stripped(text, _WRITTEN[kind]))
     return text
 
 
@@ -490,17 +492,16 @@ def _typed(raw: pl.DataFrame, table: Table) -> pl.DataFrame:
         .collect()
     )
     missed = frame.select(
-        (pl.col(name).is_not_null() & pl.col(f"__t_{name}").is_null()).any().alias(name)
-        for name, expr in quick.items()
-        if expr is not None
+        (pl.col(c.name).is_not_null() & pl.col(f"__t_{c.name}").is_null()).any().alias(c.name)
+        for c in table.columns
+        if quick[c.name] is not None
     )
-    again = [name for name in missed.columns if missed.item(0, name)]
+    again = [c for c in table.columns if c.name in missed.columns and missed.item(0, c.name)]
     if not again:
         return frame
-    kinds = {c.name: c.type for c in table.columns}
     return (
         frame.lazy()
-        .with_columns(parse(kinds[name], pl.col(name)).alias(f"__t_{name}") for name in again)
+        .with_columns(parse(c.type, pl.col(c.name)).alias(f"__t_{c.name}") for c in again)
         .collect()
     )
 
