@@ -368,9 +368,17 @@ class _Writer:
         while len(self.pending) > self.IN_FLIGHT:
             self._collect()
 
-    def keep(self, relative: str, entry: dict) -> None:
-        self.files[relative] = entry
+    def keep(
+        self, live: Path | None, tmp: Path, relative: str, files: dict[str, dict], metadata: dict
+    ) -> int:
+        """The live snapshot's file at `relative` (listed in its manifest `files`) kept in
+        the snapshot `tmp` as it is; its rows."""
+        assert live is not None
+        entry = files[relative]
+        _keep(live / relative, tmp / relative, entry["sha256"], entry["bytes"])
+        self.files[relative] = {**entry, **metadata}
         self.kept += 1
+        return entry["rows"]
 
     def drain(self) -> None:
         while self.pending:
@@ -419,26 +427,19 @@ def _write_tables(
         carried = plan.carried if plan.carried and plan.carried.table == name else None
         prints = {} if name in SPLIT else fingerprints(frame, plan.partitions, version)
         for sponsor in plan.partitions:
-            if name not in SPLIT:
-                relative = partition_dir(tmp, name, sponsor).relative_to(tmp).as_posix()
-                relative += f"/{PART_FILE}"
-                writer.prints[relative] = prints[sponsor]
-                entry = live.get(relative)
-                if entry is not None and live_prints.get(relative) == writer.prints[relative]:
-                    # The live file holds these rows: kept, its rows neither sorted nor read.
-                    assert plan.live is not None
-                    path = tmp / relative
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _keep(plan.live / relative, path, entry["sha256"], entry["bytes"])
-                    per_partition[sponsor] = entry["rows"]
-                    writer.keep(relative, {**entry, "sponsor_id": sponsor, "table": name})
-                    rows_of.pop(sponsor, None)
-                    continue
-            rows = _partition_rows(frame, table.key, rows_of.pop(sponsor, None))
             folder = partition_dir(tmp, name, sponsor)
             folder.mkdir(parents=True, exist_ok=True)
             per_partition[sponsor] = 0
             metadata = {"sponsor_id": sponsor, "table": name}
+            positions = rows_of.pop(sponsor, None)
+            if name not in SPLIT:
+                relative = (folder / PART_FILE).relative_to(tmp).as_posix()
+                writer.prints[relative] = prints[sponsor]
+                if relative in live and live_prints.get(relative) == prints[sponsor]:
+                    # The live file holds these rows: kept, its rows neither sorted nor read.
+                    per_partition[sponsor] = writer.keep(plan.live, tmp, relative, live, metadata)
+                    continue
+            rows = _partition_rows(frame, table.key, positions)
             for file_name, part in _files_of(name, rows):
                 path = folder / file_name
                 relative = path.relative_to(tmp).as_posix()
@@ -448,9 +449,9 @@ def _write_tables(
                     assert live_file is not None
                     if (sponsor, file_name) not in carried.touched and not part.height and entry:
                         # No batch judged again was or is in this file: the live file.
-                        _keep(live_file, path, entry["sha256"], entry["bytes"])
-                        per_partition[sponsor] += entry["rows"]
-                        writer.keep(relative, {**entry, **metadata})
+                        per_partition[sponsor] += writer.keep(
+                            plan.live, tmp, relative, live, metadata
+                        )
                         continue
                     part = carried.merged(live_file, part, table.key)
                 per_partition[sponsor] += part.height
