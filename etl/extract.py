@@ -300,6 +300,8 @@ def extract_all(
     folder = staging / SOURCE_STATE
     events = Events(files=[folder / f"{EVENTS}.parquet"])
     state = None if previous is None else State.read(previous[1].parent)
+    # Batches the day changed (parents come first): their entries are judged again.
+    changed_batches = pl.Series("batch_id", [], pl.String)
     for number, table in enumerate(TABLES, start=1):
         seen = facts[table.name] = Extracted()
         if previous is None:
@@ -311,7 +313,7 @@ def extract_all(
             if changes is None:  # too many to fetch by key: the table is read again
                 parts = read_table(origin, table)
             elif table.name == EVENTS:
-                events = _delta_events(state, before, folder, run_id, changes)
+                events = _delta_events(state, before, folder, run_id, changes, changed_batches)
             if changes is not None and events.changes is not None and table.name == EVENTS:
                 seen.add(changes)
                 seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
@@ -329,6 +331,8 @@ def extract_all(
             if changes is not None:
                 earlier = parts_of(before, table.name)
                 parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
+            if table.name == "batch" and changes is not None:
+                changed_batches = changes.get_column(table.key)
             del changes
         writer = SourceStateWriter(staging, table.name)
         for part in parts:
@@ -372,7 +376,12 @@ def _keep_unchanged(
 
 
 def _delta_events(
-    state: State | None, before: Path, folder: Path, run_id: str, changes: pl.DataFrame
+    state: State | None,
+    before: Path,
+    folder: Path,
+    run_id: str,
+    changes: pl.DataFrame,
+    batches: pl.Series,
 ) -> Events:
     """The entries of an incremental run: the live files linked, the changes beside them;
     or, without the live snapshot's state or after MAX_DELTAS runs, a plain merge."""
@@ -391,7 +400,7 @@ def _delta_events(
         with files[-1].open("rb") as handle:
             os.fsync(handle.fileno())
     events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)
-    events.find_replaced()
+    events.find_replaced(batches)
     return events
 
 

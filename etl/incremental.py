@@ -211,6 +211,18 @@ class State:
         )
 
 
+def _with_kind(quarantine: pl.DataFrame, suffix: str) -> pl.DataFrame:
+    """Quarantined rows with a reason of a kind ending in `suffix`."""
+    return quarantine.filter(
+        pl.col("kinds").list.eval(pl.element().str.ends_with(suffix)).list.any()
+    )
+
+
+def _future(state: State) -> pl.Series:
+    """Batches with an entry quarantined as in the future: the source's as-of has moved."""
+    return _with_kind(state.quarantine, FUTURE).get_column("batch_id")
+
+
 # --- the entries of one run ----------------------------------------------------------------
 
 
@@ -229,18 +241,38 @@ class Events:
     dirty: pl.Series | None = None  # batch ids judged again; None: every entry
     # (partition, file) whose published entries change: where the dirty batches were
     touched: frozenset[tuple[str, str]] = frozenset()
+    near: pl.DataFrame | None = None  # live rows of earlier files, not replaced, maybe judged
+    scanned: pl.Series | None = None  # batches whose live entries are all in `near`
 
     @property
     def key(self) -> str:
         return TABLES_BY_NAME[EVENTS].key
 
-    def find_replaced(self) -> None:
-        """The live rows of the earlier files whose keys this run's changes carry."""
+    def find_replaced(self, batches: pl.Series) -> None:
+        """The live rows of the earlier files whose keys this run's changes carry; and, in
+        the same scan, every other live row this run is likely to judge again (`near`): the
+        entries of the changes' batches, of `batches` (those the day's batch changes name)
+        and of batches with an entry "in the future", and every copy of a duplicated key.
+        Each scan reads the key or batch column of every entry (0.15 s over 10M)."""
         if self.changes is None:
             return
+        assert self.previous is not None
         keys = self.changes.get_column(self.key).unique()  # a null: the rows without a key
-        where = pl.col(self.key).is_in(keys.implode(), nulls_equal=True)
-        self.replaced = live_rows(self.earlier, where)
+        # A key with copies among earlier files had them at the last run: they are all
+        # quarantined as duplicates (a changed key's copies are replaced, not added).
+        copied = _with_kind(self.previous.quarantine, f"duplicate {self.key}").get_column("key")
+        self.scanned = pl.concat(
+            [self.changes.get_column("batch_id"), batches, _future(self.previous)]
+        ).unique()
+        changed = pl.col(self.key).is_in(keys.implode(), nulls_equal=True)
+        found = live_rows(
+            self.earlier,
+            changed
+            | pl.col(self.key).is_in(copied.implode())
+            | pl.col("batch_id").is_in(self.scanned.implode(), nulls_equal=True),
+        )
+        self.replaced = found.filter(changed)
+        self.near = found.filter(~changed)
 
     def rows(self, previous_rows: int) -> int:
         """Live rows now, from the live snapshot's count."""
@@ -268,16 +300,13 @@ class Events:
                 now.join(before, on=columns, how="anti", nulls_equal=True),
             ]
         ).get_column("batch_id")
-        future = state.quarantine.filter(
-            pl.col("kinds").list.eval(pl.element().str.ends_with(FUTURE)).list.any()
-        ).get_column("batch_id")
         assert self.replaced is not None
         dirty = pl.concat(
             [
                 self.changes.get_column("batch_id"),
                 self.replaced.get_column("batch_id"),
                 changed,
-                future,
+                _future(state),
             ]
         ).unique()
         owners = before.filter(pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True))
@@ -289,11 +318,24 @@ class Events:
 
     def to_judge(self) -> tuple[pl.Series, list[pl.DataFrame]]:
         """The dirty batches' live entries, and every live key among theirs (for copies)."""
-        assert self.dirty is not None
-        dirty = pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True)
-        rows = live_rows(self.files, dirty)
+        assert self.dirty is not None and self.near is not None and self.changes is not None
+        unseen = self.dirty.filter(~self.dirty.is_in(self.scanned.implode(), nulls_equal=True))
+        if unseen.len():
+            # Batches the first scan did not know dirty (one whose row became valid or
+            # invalid, or an entry moved away from it): a second scan. Copies of their keys
+            # are duplicates, already scanned.
+            of_unseen = pl.col("batch_id").is_in(unseen.implode(), nulls_equal=True)
+            more = live_rows(self.earlier, of_unseen)
+            replaced = pl.col(self.key).is_in(
+                self.changes.get_column(self.key).implode(), nulls_equal=True
+            )
+            self.near = pl.concat([self.near.filter(~of_unseen), more.filter(~replaced)])
+        # Every live row of the earlier files that the scans found, then the changes: in
+        # file order, as a scan of all of them would give.
+        live = pl.concat([self.near, self.changes.select(self.near.columns)])
+        rows = live.filter(pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True))
         keys = rows.get_column(self.key).drop_nulls().unique()
-        copies = live_rows(self.files, pl.col(self.key).is_in(keys.implode()))
+        copies = live.filter(pl.col(self.key).is_in(keys.implode()))
         return copies.get_column(self.key), [rows]
 
     def quarantine(self, judged: pl.DataFrame) -> pl.DataFrame:

@@ -295,10 +295,15 @@ class _Validator:
         return checks
 
     def reference_checks(
-        self, table: Table, self_keys: pl.Series | None, all_self_keys: pl.Series | None
+        self,
+        table: Table,
+        frame: pl.DataFrame,
+        self_keys: pl.Series | None,
+        all_self_keys: pl.Series | None,
     ) -> list[Check]:
-        """Each reference resolves to a valid row; `all_self_keys` (every extracted key of
-        the table) and `self_keys` (its valid ones so far) for a table that refers to itself."""
+        """Each reference of `frame`'s rows resolves to a valid row; `all_self_keys` (every
+        extracted key of the table) and `self_keys` (its valid ones so far) for a table that
+        refers to itself."""
         checks: list[Check] = []
         for column in table.columns:
             if not column.ref:
@@ -311,6 +316,12 @@ class _Validator:
             else:
                 valid_keys = self.keys(column.ref, valid=True)
                 all_keys = self.keys(column.ref, valid=False)
+                if frame.height < all_keys.len():
+                    # Only the keys these rows name: each check builds a set of its keys, and
+                    # 32 OOS investigations looked up 309k test results' (70 ms).
+                    named = frame.get_column(name)
+                    valid_keys = valid_keys.filter(valid_keys.is_in(named.implode()))
+                    all_keys = all_keys.filter(all_keys.is_in(named.implode()))
             if name == "sponsor_id":
                 # An unsafe id already has its own reason; it is never a known sponsor.
                 raw_checked = raw.str.contains(SPONSOR_ID_PATTERN.pattern) & ~raw.is_in(
@@ -425,7 +436,7 @@ class _Validator:
         self_ref = any(c.ref == table.name for c in table.columns)
         self_keys = None
         while True:
-            checks = row_checks + self.reference_checks(table, self_keys, all_keys)
+            checks = row_checks + self.reference_checks(table, frame, self_keys, all_keys)
             failed = pl.any_horizontal([c.failed for c in checks])
             if not self_ref:
                 break
