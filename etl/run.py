@@ -35,10 +35,17 @@ from etl.publish import (
 )
 from etl.redact import MaskedText
 from etl.route import derive_and_route, partitions
-from etl.validate import as_of_from, validate_files
+from etl.validate import Reuse, as_of_from, validate_files
 from warehouse import s3
 from warehouse.contract import TABLES
-from warehouse.layout import LOCK, MANIFEST, SOURCE_STATE, current_snapshot, s3_staging
+from warehouse.layout import (
+    LOCK,
+    MANIFEST,
+    SOURCE_STATE,
+    code_version,
+    current_snapshot,
+    s3_staging,
+)
 
 STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
 UPLOAD_STAGES = ("upload-midway", "upload")  # a warehouse on S3 only: after the local publish
@@ -203,8 +210,9 @@ def _stages(
     """
     mode = "full" if previous is None else "incremental"
     now = datetime.now().replace(microsecond=0)
+    state = None if previous is None else State.read(previous[1].parent)
     try:
-        facts, events = extract_all(origin, staging, previous, run_id, note)
+        facts, events = extract_all(origin, staging, previous, state, run_id, note)
     except SourceError as exc:
         raise EtlError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the reason must show
@@ -216,7 +224,23 @@ def _stages(
     note("validate")
     # The text comes back from the staged source state a table (or a slice) at a time.
     as_of = as_of_from((f.latest for f in facts.values()), now)
-    validated = validate_files(staging / SOURCE_STATE, as_of, events)
+    reuse = None
+    if (
+        previous is not None
+        and state is not None
+        and as_of >= state.as_of
+        and previous[0].get("code_version") == code_version()
+    ):
+        reuse = Reuse(
+            live=previous[1].parent,
+            unchanged=frozenset(name for name, fact in facts.items() if fact.unchanged),
+            inputs=state.inputs,
+            future=frozenset(state.future),
+        )
+    validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse)
+    if validated.reused:
+        note(f"validate kept {len(validated.reused)} tables as the live run judged them: "
+             f"{', '.join(sorted(validated.reused))}")  # fmt: skip
     if validated.valid["sponsor"].height == 0:
         raise EtlError("source has no valid sponsor; nothing published")
     judged = validated.valid[EVENTS].height + validated.quarantine[EVENTS].height
@@ -248,7 +272,10 @@ def _stages(
         as_of=validated.as_of,
         quarantine=validated.quarantine[EVENTS],
         facts=event_facts,
+        inputs=validated.inputs,
+        future=validated.future(),
     ).write(staging)
+    validated.write_state(staging)
     checkpoint("transform")
 
     extracted = {t.name: facts[t.name].rows for t in TABLES}

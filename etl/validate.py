@@ -7,14 +7,24 @@ polars expressions over whole columns, fast enough for ten million batch events.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from etl.incremental import EVENTS, SLICE_ROWS, Events, live_slices, slices
+from etl.incremental import (
+    EVENTS,
+    FUTURE,
+    SLICE_ROWS,
+    Events,
+    digest,
+    live_slices,
+    slices,
+    with_kind,
+)
 from warehouse.contract import (
     BOOL,
     DATE,
@@ -27,12 +37,14 @@ from warehouse.contract import (
     TABLES_BY_NAME,
     Table,
 )
+from warehouse.layout import QUARANTINE, RUN_STATE
 
 POLARS_TYPES = {
     "str": pl.String, INT: pl.Int64, FLOAT: pl.Float64, BOOL: pl.Boolean, DATE: pl.Date,
     DATETIME: pl.Datetime("us"),
 }  # fmt: skip
 FUTURE_GRACE = timedelta(days=1)
+VALID_STATE = "valid"  # in a snapshot's _state/: each table's valid rows as judged (typed)
 # batch_event: an entry recorded long before it was performed is impossible (clock or
 # data error); one recorded more than a year later is a reconstruction, not a record.
 RECORDED_BEFORE_LIMIT = timedelta(days=1)
@@ -48,6 +60,25 @@ SAME_SPONSOR_REFS = {
 }
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """What an incremental run takes from the live snapshot instead of judging again. A
+    table's verdicts read only its own text, the keys of the tables it refers to (valid and
+    all), the owners of those whose sponsor it checks, and the as-of (only a row "in the
+    future" changes with it). So a table whose text is unchanged, whose recorded inputs
+    have the live run's digests, and with no row in the future, has the live run's valid
+    rows and quarantine. The live snapshot must have been written by the same code.
+    """
+
+    live: Path  # the live snapshot
+    unchanged: frozenset[str]  # tables whose extracted text is the live one
+    inputs: dict[str, dict[str, str]]  # table -> "<table>:<kind>" -> digest, of the live run
+    future: frozenset[str]  # tables with a row quarantined as in the future
+
+    def valid_file(self, table: str) -> Path:
+        return self.live / RUN_STATE / VALID_STATE / f"{table}.parquet"
+
+
 @dataclass
 class Validated:
     """Typed valid rows, quarantined rows and reason counts of one run."""
@@ -56,6 +87,29 @@ class Validated:
     quarantine: dict[str, pl.DataFrame]
     reason_counts: dict[str, int]
     as_of: datetime
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # see Reuse
+    reused: dict[str, Path] = field(default_factory=dict)  # table -> live valid file
+
+    def future(self) -> list[str]:
+        """Tables (the entries aside) with a row quarantined as in the future."""
+        return sorted(
+            name
+            for name, frame in self.quarantine.items()
+            if name != EVENTS and with_kind(frame, FUTURE).height
+        )
+
+    def write_state(self, snapshot: Path) -> None:
+        """Each table's valid rows (the entries aside) for the next run to reuse: a table
+        reused from the live snapshot keeps its file (a hard link)."""
+        folder = snapshot / RUN_STATE / VALID_STATE
+        folder.mkdir(parents=True)
+        for name, frame in self.valid.items():
+            if name == EVENTS:
+                continue
+            if name in self.reused:
+                os.link(self.reused[name], folder / f"{name}.parquet")
+            else:
+                frame.write_parquet(folder / f"{name}.parquet")
 
     def count_every_entry(self, events: Events) -> None:
         """Make the entries' quarantine every quarantined entry after this run (those of
@@ -188,9 +242,18 @@ class _Validator:
         self.quarantine: dict[str, pl.DataFrame] = {}
         self.reason_counts: dict[str, int] = {}
         self._keys: dict[tuple[str, bool], pl.Series] = {}
+        # What judging the current table read of other tables ((table, kind): "valid" or
+        # "all" keys, "owners"), and per judged table the digests of what it read (Reuse).
+        self.reads: set[tuple[str, str]] = set()
+        self.inputs: dict[str, dict[str, str]] = {}
+        self._digests: dict[tuple[str, str], str] = {}
 
     def keys(self, table: str, *, valid: bool) -> pl.Series:
         """Keys of a judged table: its valid rows, or every extracted row (valid or not)."""
+        self.reads.add((table, "valid" if valid else "all"))
+        return self._key_set(table, valid)
+
+    def _key_set(self, table: str, valid: bool) -> pl.Series:
         if (table, valid) not in self._keys:  # a judged table's keys do not change
             key = TABLES_BY_NAME[table].key
             keys = self.valid[table].get_column(key)
@@ -202,8 +265,50 @@ class _Validator:
 
     def owner(self, table: str) -> pl.DataFrame:
         """key -> sponsor_id of valid product or batch rows."""
+        self.reads.add((table, "owners"))
+        return self._owners(table)
+
+    def _owners(self, table: str) -> pl.DataFrame:
         key = TABLES_BY_NAME[table].key
         return self.valid[table].select(pl.col(key).alias("__ref"), pl.col("sponsor_id"))
+
+    def digest_of(self, table: str, kind: str) -> str:
+        """Digest of what a table's verdicts may read of a judged table (`reads`)."""
+        if (table, kind) not in self._digests:
+            if kind == "owners":
+                frame = self._owners(table)
+            else:
+                frame = self._key_set(table, kind == "valid").to_frame()
+            self._digests[table, kind] = digest(frame)
+        return self._digests[table, kind]
+
+    def reuse(self, table: Table, reuse: Reuse | None) -> Path | None:
+        """Take a table's valid rows and quarantine from the live snapshot when `reuse`
+        allows it; the live file of its valid rows, else None."""
+        if reuse is None or table.name not in reuse.unchanged or table.name in reuse.future:
+            return None
+        before = reuse.inputs.get(table.name)
+        if before is None:
+            return None
+        for name, value in before.items():
+            other, _, kind = name.rpartition(":")
+            if other not in self.valid or self.digest_of(other, kind) != value:
+                return None
+        source = reuse.valid_file(table.name)
+        judged = reuse.live / QUARANTINE / f"{table.name}.parquet"
+        if not (source.is_file() and judged.is_file()):
+            return None
+        self.valid[table.name] = pl.read_parquet(source)
+        self.quarantine[table.name] = pl.read_parquet(judged)
+        self._count(table, self.quarantine[table.name].get_column("kinds"))
+        self.inputs[table.name] = dict(before)
+        return source
+
+    def _count(self, table: Table, kinds: pl.Series) -> None:
+        for kind, count in kinds.explode().value_counts().iter_rows():
+            if kind is not None:
+                label = f"{table.name}: {kind}"
+                self.reason_counts[label] = self.reason_counts.get(label, 0) + count
 
     def row_checks(self, table: Table) -> list[Check]:
         """Checks of each row on its own (duplicates from the table-wide `__copies`)."""
@@ -363,7 +468,7 @@ class _Validator:
                 )
             )
         if table.name == "change_impact":
-            with_agreement = self.valid["quality_agreement"].get_column("sponsor_id").unique()
+            with_agreement = self.owner("quality_agreement").get_column("sponsor_id").unique()
             checks.append(
                 _fail(
                     "sponsor without quality agreement",
@@ -394,6 +499,7 @@ class _Validator:
         """Judge a table given as row slices in source order (one slice for a table that
         refers to itself); `keys` is its whole key column. Returns the rows judged.
         """
+        self.reads = set()
         present = keys.drop_nulls()
         if present.is_sorted():
             # Copies of a key are neighbours: 10x cheaper than hashing 10M keys.
@@ -419,6 +525,9 @@ class _Validator:
         self.valid[table.name] = pl.concat(valid, rechunk=False)
         del valid
         self.quarantine[table.name] = pl.concat(quarantine, rechunk=False)
+        self.inputs[table.name] = {
+            f"{other}:{kind}": self.digest_of(other, kind) for other, kind in sorted(self.reads)
+        }
         return rows
 
     def judge(
@@ -478,10 +587,7 @@ class _Validator:
             pl.struct(table.column_names).struct.json_encode().alias("values"),
             pl.col("__kinds").alias("kinds"),
         )
-        for kind, count in bad.get_column("__kinds").explode().value_counts().iter_rows():
-            if kind is not None:
-                label = f"{table.name}: {kind}"
-                self.reason_counts[label] = self.reason_counts.get(label, 0) + count
+        self._count(table, bad.get_column("__kinds"))
         return valid, quarantine
 
 
@@ -517,7 +623,9 @@ def _typed(raw: pl.DataFrame, table: Table) -> pl.DataFrame:
     )
 
 
-def validate_files(folder: Path, as_of: datetime, events: Events | None = None) -> Validated:
+def validate_files(
+    folder: Path, as_of: datetime, events: Events | None = None, reuse: Reuse | None = None
+) -> Validated:
     """Validation of tables stored as `<table>.parquet` text files in `folder`, read one
     table at a time and large tables in row slices, so little raw text is alive at once.
     The entries are judged last, all of them or, when `events` allows, the dirty batches'.
@@ -538,20 +646,28 @@ def validate_files(folder: Path, as_of: datetime, events: Events | None = None) 
             return keys, iter([pl.read_parquet(path)])
         return keys, slices(path)
 
-    return validate_tables(sliced, as_of)
+    return validate_tables(sliced, as_of, reuse)
 
 
 def validate_tables(
     load: Callable[[Table, dict[str, pl.DataFrame]], tuple[pl.Series, Iterable[pl.DataFrame]]],
     as_of: datetime,
+    reuse: Reuse | None = None,
 ) -> Validated:
     """Judge tables parents first, the entries (no table's parent) last, once every table
     they depend on is judged; `load` gives a table's key column and its row slices, and
-    sees the valid rows judged so far.
+    sees the valid rows judged so far. A table `reuse` allows is taken from the live
+    snapshot instead.
     """
     validator = _Validator(as_of)
+    reused: dict[str, Path] = {}
     ordered = [t for t in parents_first() if t.name != EVENTS] + [TABLES_BY_NAME[EVENTS]]
     for table in ordered:
+        if table.name != EVENTS:
+            live = validator.reuse(table, reuse)
+            if live is not None:
+                reused[table.name] = live
+                continue
         keys, slices = load(table, validator.valid)
         extracted_rows = validator.run_table(table, keys, slices)
         judged_rows = validator.valid[table.name].height + validator.quarantine[table.name].height
@@ -560,4 +676,11 @@ def validate_tables(
                 f"table {table.name}: extracted {extracted_rows} != valid + quarantined "
                 f"{judged_rows}"
             )
-    return Validated(validator.valid, validator.quarantine, validator.reason_counts, as_of)
+    return Validated(
+        validator.valid,
+        validator.quarantine,
+        validator.reason_counts,
+        as_of,
+        inputs=validator.inputs,
+        reused=reused,
+    )

@@ -107,6 +107,15 @@ def future_entry_comes_due(connection: sqlite3.Connection, at: str) -> None:
     connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
 
 
+def future_deviation_comes_due(connection: sqlite3.Connection, at: str) -> None:
+    """A deviation whose awareness is two days ahead (quarantined as in the future), with
+    a link to a batch: the deviations' text does not change when the as-of passes it."""
+    row = list(connection.execute("SELECT * FROM deviation ORDER BY deviation_id").fetchone())
+    ahead = (datetime.fromisoformat(at) + timedelta(days=2)).isoformat(timespec="seconds")
+    row[0], row[1], row[6], row[-1] = "DEV-AHEAD-001", "DEV-AHEAD-001", ahead, at
+    connection.execute(f"INSERT INTO deviation VALUES ({','.join('?' * len(row))})", row)
+
+
 def training_recorded(connection: sqlite3.Connection, at: str) -> None:
     row = list(connection.execute("SELECT * FROM training_record LIMIT 1").fetchone())
     row[0], row[-1] = "TR-NEW-0001", at
@@ -123,10 +132,47 @@ def corrected_in_the_watermark_s_second(connection: sqlite3.Connection, at: str)
                        (capa_id,))  # fmt: skip
 
 
-def _facts(warehouse: Path) -> tuple[dict, dict, pl.DataFrame]:
+def lot_quarantined(connection: sqlite3.Connection, at: str) -> None:
+    """A material lot loses its supplier: the consumptions of it are quarantined, though
+    their own text did not change."""
+    connection.execute(
+        "UPDATE material_lot SET supplier_id = 'SUP-NOT-THERE', updated_at = ? "
+        "WHERE lot_id = (SELECT min(lot_id) FROM material_consumption)",
+        (at,),
+    )
+
+
+def batch_moved_to_another_sponsor(connection: sqlite3.Connection, at: str) -> None:
+    """A batch with complaints is moved to another sponsor's product: its complaints now
+    name a batch of another sponsor than their product's (quarantined), unchanged text."""
+    batch_id, sponsor = connection.execute(
+        "SELECT b.batch_id, b.sponsor_id FROM batch b JOIN complaint c USING (batch_id) "
+        "ORDER BY b.batch_id LIMIT 1"
+    ).fetchone()
+    product, other = connection.execute(
+        "SELECT product_id, sponsor_id FROM product WHERE sponsor_id != ? ORDER BY product_id",
+        (sponsor,),
+    ).fetchone()
+    connection.execute(
+        "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? WHERE batch_id = ?",
+        (product, other, at, batch_id),
+    )
+
+
+def capa_closed(connection: sqlite3.Connection, at: str) -> None:
+    connection.execute(
+        "UPDATE capa SET status = 'CLOSED', closed_at = ?, updated_at = ? "
+        "WHERE capa_id = (SELECT min(capa_id) FROM capa WHERE status != 'CLOSED')",
+        (at, at),
+    )
+
+
+def _facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
     live = current_snapshot(warehouse)
     manifest = json.loads((live / MANIFEST).read_text())
-    quarantine = pl.read_parquet(live / QUARANTINE / "batch_event.parquet")
+    quarantine = {
+        table.name: pl.read_parquet(live / QUARANTINE / f"{table.name}.parquet") for table in TABLES
+    }
     return manifest["tables"], manifest["quarantine_reasons"], quarantine
 
 
@@ -140,12 +186,18 @@ CHANGES: dict[str, tuple[Change, bool]] = {
     "batch settles": (batch_settles, True),
     "training recorded": (training_recorded, False),
     "corrected in the watermark's second": (corrected_in_the_watermark_s_second, True),
+    "lot quarantined": (lot_quarantined, True),
+    "batch moved to another sponsor": (batch_moved_to_another_sponsor, True),
+    "capa closed": (capa_closed, True),
 }
 
 
-def _day(demo_plant: DemoPlant, tmp_path: Path, changes: list[Change]) -> list[str]:
+def _day(
+    demo_plant: DemoPlant, tmp_path: Path, changes: list[Change], kept: list[set[str]] | None = None
+) -> list[str]:
     """A full build of a copy of the demo plant, then the changes, one incremental run
-    each; the runs' validation notes."""
+    each; the runs' validation notes (and in `kept`, each run's tables taken as the live
+    run judged them)."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
@@ -155,13 +207,18 @@ def _day(demo_plant: DemoPlant, tmp_path: Path, changes: list[Change]) -> list[s
             change(connection, _later(connection))
         result = run_etl(plant, warehouse, progress=notes.append)
         assert result.mode == "incremental"
+        if kept is not None:
+            said = [n for n in notes if n.startswith("validate kept ")]
+            kept.append(set(said[-1].partition(": ")[2].split(", ")) if said else set())
+            notes.clear()
     run_etl(plant, tmp_path / "full", full=True)
     assert published_files(warehouse) == published_files(tmp_path / "full")
     tables, reasons, quarantine = _facts(warehouse)
     full_tables, full_reasons, full_quarantine = _facts(tmp_path / "full")
     assert tables == full_tables
     assert reasons == full_reasons
-    assert quarantine.equals(full_quarantine)
+    for table in TABLES:
+        assert quarantine[table.name].equals(full_quarantine[table.name]), table.name
     return [note for note in notes if note.startswith("validate:")]
 
 
@@ -175,9 +232,29 @@ def test_one_change_equals_a_full_build(demo_plant: DemoPlant, tmp_path: Path, n
         assert "every entry judged" in note, note
 
 
+def test_a_table_is_judged_again_only_when_what_it_reads_changed(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A table whose text, referenced keys and owners are unchanged keeps the live run's
+    verdicts; one whose referenced row was quarantined, or whose batch changed sponsor, is
+    judged again (and the result is the full build's, checked by _day)."""
+    kept: list[set[str]] = []
+    _day(demo_plant, tmp_path, [capa_closed, lot_quarantined, batch_moved_to_another_sponsor],
+         kept)  # fmt: skip
+    closed, lot, moved = kept
+    assert {"test_result", "material_consumption", "complaint", "training_record"} <= closed
+    assert "capa" not in closed  # its text changed; its keys did not:
+    assert {"capa_extension", "capa_effectiveness"} <= closed
+    assert "material_consumption" not in lot and "material_lot" not in lot
+    assert "test_result" in lot
+    assert "complaint" not in moved and "batch" not in moved  # owners of the batches
+    assert {"test_result", "material_consumption"} <= moved  # keys of the batches unchanged
+
+
 def test_a_future_entry_comes_due_as_the_as_of_moves(demo_plant: DemoPlant, tmp_path: Path) -> None:
     """Quarantined as in the future on the first run; a change three days later moves the
-    source's as-of past it, and the run that sees it judges its batch again."""
+    source's as-of past it, and the run that sees it judges its batch again, and the
+    deviations again though their text did not change."""
 
     def days_later(connection: sqlite3.Connection, at: str) -> None:
         later = datetime.fromisoformat(at) + timedelta(days=3)
@@ -190,11 +267,17 @@ def test_a_future_entry_comes_due_as_the_as_of_moves(demo_plant: DemoPlant, tmp_
             (later,),
         )
 
-    notes = _day(demo_plant, tmp_path, [future_entry_comes_due, days_later])
+    def both_ahead(connection: sqlite3.Connection, at: str) -> None:
+        future_entry_comes_due(connection, at)
+        future_deviation_comes_due(connection, at)
+
+    notes = _day(demo_plant, tmp_path, [both_ahead, days_later])
     assert all("changed batches judged again" in note for note in notes), notes
     live = current_snapshot(tmp_path / "wh")
     events = pl.read_parquet(live / "batch_event" / "*" / "*.parquet")
     assert events.filter(pl.col("event_id") == "EV-AHEAD-001").height == 1
+    deviations = pl.read_parquet(live / "deviation" / "*" / "*.parquet")
+    assert deviations.filter(pl.col("deviation_id") == "DEV-AHEAD-001").height >= 1
     first = json.loads((live / MANIFEST).read_text())  # the second run's; the first's reason:
     assert not any("in the future" in reason for reason in first["quarantine_reasons"]
                    if reason.startswith("batch_event"))  # fmt: skip
