@@ -101,35 +101,42 @@ def slices(path: Path, columns: list[str] | None = None) -> Iterator[pl.DataFram
 
 def live_rows(files: list[Path], wanted: dict[str, pl.Series]) -> pl.DataFrame:
     """The live rows of the entries whose column holds one of its `wanted` values (a null
-    matches a null), in file order. A file is read only in the row groups whose statistics
-    allow such a value: the entries come in time order, so a day's batches and keys sit in
-    a few of the base file's 80 groups (a scan of one column of them all takes 0.15 s)."""
+    matches a null). Each column is looked up on its own: a filter over two columns reads
+    both whole (0.28 s over 10M entries), one over the batch ids only the row groups that
+    can hold them. Where the statistics narrow a column's values to a few row groups (the
+    keys of a day's new entries: none of the earlier files'), only those are read."""
     key = TABLES_BY_NAME[EVENTS].key
-    where = pl.any_horizontal(
-        pl.col(column).is_in(values.implode(), nulls_equal=True)
-        for column, values in wanted.items()
-    )
     newest = _later_keys(files, key)
     frames = []
     for number, path in enumerate(files):
         stored = pl.scan_parquet(path)
-        rows = pl.concat(
-            [
-                stored.slice(start, length).filter(where).collect()
-                for start, length in _row_groups(path, wanted)
-            ]
-            or [stored.head(0).collect()]
-        )
+        found, seen = [], []
+        for column, values in wanted.items():
+            holds = pl.col(column).is_in(values.implode(), nulls_equal=True)
+            runs, rows = _row_groups(path, {column: values})
+            if sum(length for _, length in runs) > rows // 4:
+                part = stored.filter(holds).collect()
+            else:
+                part = pl.concat(
+                    [stored.slice(start, length).filter(holds).collect() for start, length in runs]
+                    or [stored.head(0).collect()]
+                )
+            if seen:  # rows an earlier column found already
+                part = part.filter(~pl.any_horizontal(seen))
+            found.append(part)
+            seen.append(holds)
+        rows_found = pl.concat(found)
         replaced = newest.filter(pl.col(_PART) > number).select(key)
         if replaced.height:
-            rows = rows.join(replaced, on=key, how="anti", nulls_equal=True)
-        frames.append(rows)
+            rows_found = rows_found.join(replaced, on=key, how="anti", nulls_equal=True)
+        frames.append(rows_found)
     return pl.concat(frames)
 
 
-def _row_groups(path: Path, wanted: dict[str, pl.Series]) -> list[tuple[int, int]]:
+def _row_groups(path: Path, wanted: dict[str, pl.Series]) -> tuple[list[tuple[int, int]], int]:
     """(first row, rows) of each run of consecutive row groups of a Parquet file that may
-    hold a row whose column has one of the `wanted` values, by the groups' min and max."""
+    hold a row whose column has one of the `wanted` values, by the groups' min and max;
+    and the file's rows."""
     meta = pq.ParquetFile(path).metadata
     position = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
     values = {column: sorted(v.drop_nulls().unique().to_list()) for column, v in wanted.items()}
@@ -147,7 +154,7 @@ def _row_groups(path: Path, wanted: dict[str, pl.Series]) -> list[tuple[int, int
             else:
                 runs.append((start, group.num_rows))
         start += group.num_rows
-    return runs
+    return runs, start
 
 
 def _may_hold(stats: pq.Statistics | None, values: list[str], null: bool) -> bool:
@@ -325,7 +332,7 @@ class Events:
         ).unique()
         changed = pl.col(self.key).is_in(keys.implode(), nulls_equal=True)
         found = live_rows(
-            self.earlier, {self.key: pl.concat([keys, copied]), "batch_id": self.scanned}
+            self.earlier, {"batch_id": self.scanned, self.key: pl.concat([keys, copied])}
         )
         self.replaced = found.filter(changed)
         self.near = found.filter(~changed)
