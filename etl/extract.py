@@ -31,6 +31,7 @@ from etl.incremental import (
     Events,
     State,
     delta_name,
+    digest,
     live_slices,
     parts_of,
 )
@@ -303,6 +304,7 @@ class Extracted:
     watermark: str | None = None  # latest updated_at text, as in the source
     latest: datetime | None = None  # latest parseable updated_at
     unchanged: bool = False  # the live snapshot's extracted text, kept as it was
+    reread: str | None = None  # digest of the rows the next run reads again (_reread)
 
     def add(self, part: pl.DataFrame) -> None:
         self.rows += part.height
@@ -353,7 +355,12 @@ def extract_all(
                 continue
             if (
                 changes is not None
-                and _as_live(changes, parts_of(before, table.name), table.key)
+                and _as_live(
+                    changes,
+                    parts_of(before, table.name),
+                    table.key,
+                    state.reread.get(table.name) if state else None,
+                )
                 and _keep_unchanged(table.name, manifest, before, folder, seen, state)
             ):
                 note(f"extract {number}/{len(TABLES)} {table.name}: unchanged")
@@ -369,17 +376,30 @@ def extract_all(
             writer.write(part)
             seen.add(part)
             del part
+        if table.name != EVENTS and seen.watermark is not None:
+            seen.reread = _reread(writer.parts, table.key, seen.watermark)
         writer.close()
         note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
     _release_driver_memory()
     return facts, events
 
 
-def _as_live(changes: pl.DataFrame, files: list[Path], key: str) -> bool:
+def _reread(parts: list[pl.DataFrame], key: str, watermark: str) -> str:
+    """Digest of the rows the next run reads again if nothing changes: every row of each key
+    with a row written in the watermark's second (read_changes asks for `>=`)."""
+    text = pl.concat(parts, rechunk=False)
+    keys = text.filter(pl.col("updated_at") >= watermark).get_column(key).unique()
+    return digest(text.filter(pl.col(key).is_in(keys.implode(), nulls_equal=True)))
+
+
+def _as_live(changes: pl.DataFrame, files: list[Path], key: str, reread: str | None = None) -> bool:
     """Whether the rows read as changed are the live extracted rows of their keys: those
-    written in the watermark's second are read again each run (`read_table`), unchanged."""
+    written in the watermark's second are read again each run (`read_table`), unchanged.
+    With the live run's digest of them (`reread`), the live file is not read."""
     if not changes.height:
         return True
+    if reread is not None:
+        return digest(changes) == reread
     if len(files) > 1:
         return False
     keys = changes.get_column(key)
@@ -403,6 +423,7 @@ def _keep_unchanged(
     seen.watermark = manifest.get("watermark", {}).get(name)
     seen.latest = state.latest[name]
     seen.unchanged = True
+    seen.reread = state.reread.get(name)
     return True
 
 

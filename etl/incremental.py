@@ -23,6 +23,7 @@ each operator's batches).
 from __future__ import annotations
 
 import json
+import os
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -186,6 +187,8 @@ class EventFacts:
 
     review: pl.DataFrame  # batch_id, __review: each batch's first REVIEW entry
     people: pl.DataFrame  # operator_id, batch_id: who performed or verified on which batch
+    # Those of the facts equal to the live run's ("review", "people"): their files are kept.
+    unchanged: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, events: pl.DataFrame) -> EventFacts:
@@ -215,11 +218,29 @@ class EventFacts:
 
     def replaced(self, dirty: pl.Series, fresh: EventFacts) -> EventFacts:
         """These facts with the dirty batches' taken from `fresh` (their entries judged again)."""
-        keep = ~pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True)
-        return EventFacts(
-            pl.concat([self.review.filter(keep), fresh.review]),
-            pl.concat([self.people.filter(keep), fresh.people]).unique(),
+        mine = pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True)
+        unchanged = frozenset(
+            name
+            for name in ("review", "people")
+            if _same_rows(getattr(self, name).filter(mine), getattr(fresh, name))
         )
+        review = (
+            self.review
+            if "review" in unchanged
+            else pl.concat([self.review.filter(~mine), fresh.review])
+        )
+        people = (
+            self.people
+            if "people" in unchanged
+            else pl.concat([self.people.filter(~mine), fresh.people]).unique()
+        )
+        return EventFacts(review, people, unchanged)
+
+
+def _same_rows(one: pl.DataFrame, other: pl.DataFrame) -> bool:
+    """Whether two frames hold the same distinct rows, in any order."""
+    columns = one.columns
+    return one.unique().sort(columns).equals(other.select(columns).unique().sort(columns))
 
 
 @dataclass
@@ -235,8 +256,13 @@ class State:
     # digests of what each table's verdicts read, and the tables with a row in the future.
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     future: list[str] = field(default_factory=list)
+    # Per table (the entries aside), digest of the rows the next run reads again when
+    # nothing changed (etl.extract._reread): equal, the table is unchanged, its file unread.
+    reread: dict[str, str] = field(default_factory=dict)
 
-    def write(self, snapshot: Path) -> None:
+    def write(self, snapshot: Path, live: Path | None = None) -> None:
+        """The state folder of `snapshot`; facts equal to the live run's keep the files of
+        the `live` snapshot (hard links)."""
         folder = snapshot / STATE
         folder.mkdir()
         meta = {
@@ -247,12 +273,16 @@ class State:
             "as_of": self.as_of.isoformat(),
             "inputs": self.inputs,
             "future": self.future,
+            "reread": self.reread,
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self.quarantine.write_parquet(folder / "quarantine.parquet")
         # In key order: equal facts make equal files, as published tables do.
-        self.facts.review.sort("batch_id").write_parquet(folder / "review.parquet")
-        self.facts.people.sort("operator_id", "batch_id").write_parquet(folder / "people.parquet")
+        for name, order in (("review", ["batch_id"]), ("people", ["operator_id", "batch_id"])):
+            if live is not None and name in self.facts.unchanged:
+                os.link(live / STATE / f"{name}.parquet", folder / f"{name}.parquet")
+            else:
+                getattr(self.facts, name).sort(order).write_parquet(folder / f"{name}.parquet")
 
     @classmethod
     def read(cls, snapshot: Path) -> State | None:
@@ -274,6 +304,7 @@ class State:
             ),
             inputs=meta.get("inputs", {}),
             future=meta.get("future", []),
+            reread=meta.get("reread", {}),
         )
 
 

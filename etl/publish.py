@@ -358,13 +358,15 @@ class _Writer:
     """Partition files put by threads of their own while the caller gathers the next
     partition's rows (polars, hashlib and file writes release the GIL): written one after
     the other, the stage used 1.3 of 2 cores. At most IN_FLIGHT files wait, so their rows
-    stay few."""
+    stay few; files kept from the live snapshot hold no rows, and are collected at the end
+    (waiting for each kept the caller 0.3 s of an incremental run's 1,833)."""
 
     IN_FLIGHT = 3
 
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool
         self.pending: deque[tuple[str, Future]] = deque()
+        self.keeping: deque[tuple[str, Future]] = deque()
         self.files: dict[str, dict] = {}
         self.prints: dict[str, str] = {}  # file -> fingerprint of its rows (not SPLIT tables)
         self.kept_files: set[str] = set()  # the live snapshot's, their bytes checked
@@ -381,20 +383,29 @@ class _Writer:
         the snapshot `tmp` as it is, by a thread (its bytes are checked); its rows."""
         assert live is not None
         entry = files[relative]
-        self.pending.append(
+        self.keeping.append(
             (relative, self.pool.submit(_kept_file, live / relative, tmp / relative, entry,
                                         metadata))
         )  # fmt: skip
-        while len(self.pending) > self.IN_FLIGHT:
-            self._collect()
         return entry["rows"]
 
     def drain(self) -> None:
+        """Wait for the files written so far."""
         while self.pending:
             self._collect()
 
-    def _collect(self) -> None:
-        relative, future = self.pending.popleft()
+    def finish(self) -> None:
+        """Wait for every file, kept ones included."""
+        self.drain()
+        while self.keeping:
+            self._collect(self.keeping)
+
+    def cancel(self) -> None:
+        for _, future in (*self.pending, *self.keeping):
+            future.cancel()
+
+    def _collect(self, queue: deque[tuple[str, Future]] | None = None) -> None:
+        relative, future = (self.pending if queue is None else queue).popleft()
         self.files[relative], kept = future.result()
         if kept:
             self.kept_files.add(relative)
@@ -405,10 +416,10 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
         writer = _Writer(pool)
         try:
             tables = _write_tables(plan, tmp, checkpoint, writer)
+            writer.finish()
         finally:
             # A failure leaves no write running behind it (the staging folder goes next).
-            for _, future in writer.pending:
-                future.cancel()
+            writer.cancel()
     return {"files": writer.files, "tables": tables, "kept_files": writer.kept_files,
             "fingerprints": writer.prints}  # fmt: skip
 
@@ -423,6 +434,12 @@ def _write_tables(
     same_writer = plan.live is not None and _writer(plan.live) == version
     live_prints = live_fingerprints(plan.live) if same_writer else {}
     count = len(plan.published)
+    # Every partition's folder first, before the writer threads link and fsync files: made
+    # between those, a mkdir waited for the file system's journal (73 µs each, 0.14 s).
+    for name in plan.published:
+        (tmp / name).mkdir()
+        for sponsor in plan.partitions:
+            os.mkdir(partition_dir(tmp, name, sponsor))
     for number, table in enumerate([t for t in TABLES if t.name in plan.published], start=1):
         name = table.name
         frame = _mark_settled(name, plan.published.pop(name), plan.settled)
@@ -438,7 +455,6 @@ def _write_tables(
         prints = {} if name in SPLIT else fingerprints(frame, plan.partitions, version)
         for sponsor in plan.partitions:
             folder = partition_dir(tmp, name, sponsor)
-            folder.mkdir(parents=True, exist_ok=True)
             per_partition[sponsor] = 0
             metadata = {"sponsor_id": sponsor, "table": name}
             positions = rows_of.pop(sponsor, None)

@@ -150,57 +150,69 @@ def mask_shared_text(
     masked: list[MaskedText] = []
     out = dict(published)
     in_texts = _needles_in(out, needles)
-    for table in shared_tables():
-        frame = out[table.name]
-        for column in free_text_columns(table):
-            candidates = (
-                frame.with_row_index("__row")
+    # Every copy's text with a needle in it, of every shared table and column, less the
+    # needles visible in the copy's own partition: one anti join (one per column cost 0.1 s).
+    columns = [(t, c) for t in shared_tables() for c in free_text_columns(t)]
+    candidates = (
+        pl.concat(
+            [
+                out[table.name]
+                .with_row_index("__row")
                 .filter(_sponsor_copy(column))
-                .select("__row", table.key, P, column)
-                .join(in_texts, left_on=column, right_on="__text")
-                .unique(["__row", "needle"])
-                .join(visible, on=["needle", P], how="anti")
-                .sort("__row", "needle")
-            )
-            if candidates.is_empty():
-                continue
-            kind_of: dict[str, set[str]] = {}
-            for needle, kind in (
-                names.join(candidates.select("needle").unique(), on="needle")
-                .select("needle", "kind")
-                .iter_rows()
-            ):
-                kind_of.setdefault(needle, set()).add(kind)
-            fixes: dict[int, str] = {}
-            # A shared record's text recurs in every sponsor's copy: mask each (text, foreign
-            # identifiers) once.
-            done: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
-            grouped = candidates.group_by("__row", table.key, P, column, maintain_order=True).agg(
-                pl.col("needle")
-            )
-            for row, key, partition, text, hits in grouped.iter_rows():
-                # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab".
-                ordered = tuple(sorted(hits, key=lambda needle: (-len(needle), needle)))
-                if (text, ordered) not in done:
-                    done[text, ordered] = _mask(text, ordered, kind_of)
-                new, found = done[text, ordered]
-                if new != text:
-                    fixes[row] = new
-                    masked.append(
-                        MaskedText(table.name, key, column, partition, tuple(sorted(found)))
-                    )
-            if fixes:
-                patch = pl.DataFrame(
-                    {"__row": list(fixes), "__new": list(fixes.values())},
-                    schema={"__row": pl.UInt32, "__new": pl.String},
+                .select(
+                    pl.lit(number, pl.UInt32).alias("__column"),
+                    "__row",
+                    pl.col(table.key).alias("__key"),
+                    P,
+                    pl.col(column).alias("__text"),
                 )
-                frame = (
-                    frame.with_row_index("__row")
-                    .join(patch, on="__row", how="left", maintain_order="left")
-                    .with_columns(pl.coalesce("__new", column).alias(column))
-                    .drop("__row", "__new")
-                )
-        out[table.name] = frame
+                .join(in_texts, on="__text")
+                for number, (table, column) in enumerate(columns)
+            ]
+        )
+        .unique(["__column", "__row", "needle"])
+        .join(visible, on=["needle", P], how="anti")
+    )
+    kind_of: dict[str, set[str]] = {}
+    for needle, kind in (
+        names.join(candidates.select("needle").unique(), on="needle")
+        .select("needle", "kind")
+        .iter_rows()
+    ):
+        kind_of.setdefault(needle, set()).add(kind)
+    fixes: dict[int, dict[int, str]] = {}  # column number -> row -> masked text
+    # A shared record's text recurs in every sponsor's copy: mask each (text, foreign
+    # identifiers) once.
+    done: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
+    grouped = (
+        candidates.group_by("__column", "__row", "__key", P, "__text")
+        .agg(pl.col("needle"))
+        .sort("__column", "__row")
+    )
+    for number, row, key, partition, text, hits in grouped.iter_rows():
+        # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab".
+        ordered = tuple(sorted(hits, key=lambda needle: (-len(needle), needle)))
+        if (text, ordered) not in done:
+            done[text, ordered] = _mask(text, ordered, kind_of)
+        new, found = done[text, ordered]
+        if new != text:
+            table, column = columns[number]
+            fixes.setdefault(number, {})[row] = new
+            masked.append(MaskedText(table.name, key, column, partition, tuple(sorted(found))))
+    for number, (table, column) in enumerate(columns):
+        if number not in fixes:
+            continue
+        patch = pl.DataFrame(
+            {"__row": list(fixes[number]), "__new": list(fixes[number].values())},
+            schema={"__row": pl.UInt32, "__new": pl.String},
+        )
+        out[table.name] = (
+            out[table.name]
+            .with_row_index("__row")
+            .join(patch, on="__row", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("__new", column).alias(column))
+            .drop("__row", "__new")
+        )
     # In record order, whatever order the routing joins gave the copies.
     masked.sort(key=lambda value: (value.table, value.key, value.column, value.partition))
     return out, masked

@@ -274,7 +274,8 @@ def _stages(
         facts=event_facts,
         inputs=validated.inputs,
         future=validated.future(),
-    ).write(staging)
+        reread={name: fact.reread for name, fact in facts.items() if fact.reread is not None},
+    ).write(staging, None if previous is None else previous[1].parent)
     validated.write_state(staging)
     checkpoint("transform")
 
