@@ -13,7 +13,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,6 +86,9 @@ class Plan:
     live: Path | None = None
     carried: Carried | None = None
     settled: pl.Series | None = None  # batch ids whose entries go to PART_FILE (SPLIT)
+    # table -> the live snapshot's quarantine file of it, when the run took that table's
+    # verdicts from the live run (etl.validate.Reuse): kept as a hard link
+    quarantine_kept: dict[str, Path] = field(default_factory=dict)
 
 
 def run_manifest(
@@ -549,6 +552,9 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     (tmp / QUARANTINE).mkdir()
     for name, frame in plan.quarantine.items():
         path = tmp / QUARANTINE / f"{name}.parquet"
+        if name in plan.quarantine_kept:
+            os.link(plan.quarantine_kept[name], path)
+            continue
         frame.write_parquet(path)
         _fsync(path)
     verify(tmp, written["files"], written["kept_files"])

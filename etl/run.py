@@ -41,6 +41,7 @@ from warehouse.contract import TABLES
 from warehouse.layout import (
     LOCK,
     MANIFEST,
+    QUARANTINE,
     SOURCE_STATE,
     code_version,
     current_snapshot,
@@ -303,6 +304,11 @@ def _stages(
         published=published,
         partitions=partitions(validated.valid),
         quarantine=validated.quarantine,
+        quarantine_kept={
+            name: reuse.live / QUARANTINE / f"{name}.parquet" for name in validated.reused
+        }
+        if reuse is not None
+        else {},
         manifest=manifest,
         live=current_snapshot(warehouse),
         carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
