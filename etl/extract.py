@@ -51,6 +51,7 @@ RANGES_PER_LARGE_TABLE = 8
 # whole (as cheap by then, and it sees deleted rows too).
 KEYS_PER_QUERY = 500
 MAX_CHANGED_KEYS = 50_000
+SMALL_QUERY_ROWS = 100_000  # a change query's rows past which connectorx reads them
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
 
@@ -127,14 +128,17 @@ def _small_query(source: Source, sql: str) -> pl.DataFrame:
     """A query of a few rows, every column text. On a SQLite file it is answered by Python's
     sqlite3: a connectorx query costs ~3 ms however few its rows, and a day's run asks ~80
     of them (0.25 s). SQLite casts the values to text either way, so the text is the same
-    as a full read's."""
+    as a full read's. Past SMALL_QUERY_ROWS rows (a backfill that touched a whole table)
+    connectorx reads it after all: Python's rows would cost minutes and gigabytes."""
     path = _sqlite_file(source)
     if path is None:
         return pl.read_database_uri(sql, source.location)
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
         cursor = conn.execute(sql)
-        rows = cursor.fetchall()
+        rows = cursor.fetchmany(SMALL_QUERY_ROWS + 1)
         names = [column[0] for column in cursor.description]
+    if len(rows) > SMALL_QUERY_ROWS:
+        return pl.read_database_uri(sql, source.location)
     return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 
 

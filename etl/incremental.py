@@ -22,15 +22,18 @@ each operator's batches).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.publish import OPEN_FILE, PART_FILE
@@ -170,11 +173,29 @@ def _may_hold(stats: pq.Statistics | None, values: list[str], null: bool) -> boo
     return at < len(values) and values[at] <= stats.max
 
 
+@cache
+def etl_code() -> str:
+    """What decides a run's output besides its source: the ETL's code (its files' bytes, not
+    a git description, which an edit or a missing .git blurs) and the dataframe libraries.
+    A live snapshot written by other code is not built on: the run is a full build."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(root.glob("etl/**/*.py")) + [
+        root / "warehouse" / "contract.py",
+        root / "warehouse" / "layout.py",
+    ]
+    digest = hashlib.sha256(f"polars {pl.__version__} pyarrow {pa.__version__}".encode())
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 # --- what the next run keeps of this one -----------------------------------------------------
 
 
 def digest(frame: pl.DataFrame) -> str:
-    """A fingerprint of a table's valid rows in any order (polars' fixed-seed row hash)."""
+    """A fingerprint of a frame's rows in any order (polars' fixed-seed row hash: sums of
+    its 64-bit row hashes): a table's valid rows, a key set, rows read again."""
     hashes = frame.hash_rows(seed=0)
     # Two sums of 32-bit halves: order-free, and no overflow below 2**31 rows.
     high, low = (hashes // 2**32).sum(), (hashes % 2**32).sum()
@@ -274,6 +295,7 @@ class State:
             "inputs": self.inputs,
             "future": self.future,
             "reread": self.reread,
+            "code": etl_code(),
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self.quarantine.write_parquet(folder / "quarantine.parquet")
@@ -283,6 +305,12 @@ class State:
                 os.link(live / STATE / f"{name}.parquet", folder / f"{name}.parquet")
             else:
                 getattr(self.facts, name).sort(order).write_parquet(folder / f"{name}.parquet")
+
+    @staticmethod
+    def code(snapshot: Path) -> str | None:
+        """The etl_code() that wrote a snapshot's state; None for an older release's."""
+        path = snapshot / STATE / "state.json"
+        return json.loads(path.read_text()).get("code") if path.is_file() else None
 
     @classmethod
     def read(cls, snapshot: Path) -> State | None:
@@ -350,7 +378,7 @@ class Events:
         the same scan, every other live row this run is likely to judge again (`near`): the
         entries of the changes' batches, of `batches` (those the day's batch changes name)
         and of batches with an entry "in the future", and every copy of a duplicated key.
-        Each scan reads the key or batch column of every entry (0.15 s over 10M)."""
+        A scan reads the row groups that may hold a wanted batch or key (live_rows)."""
         if self.changes is None:
             return
         assert self.previous is not None
@@ -424,8 +452,10 @@ class Events:
                 self.changes.get_column(self.key).implode(), nulls_equal=True
             )
             self.near = pl.concat([self.near.filter(~of_unseen), more.filter(~replaced)])
-        # Every live row of the earlier files that the scans found, then the changes: in
-        # file order, as a scan of all of them would give.
+        # Every live row of the earlier files that the scans found, then the changes. Not in
+        # file order across batches (rows found by key follow those found by batch), but a
+        # batch's rows keep their order; derive sorts entries by batch and step, publish
+        # by key.
         live = pl.concat([self.near, self.changes.select(self.near.columns)])
         rows = live.filter(pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True))
         keys = rows.get_column(self.key).drop_nulls().unique()

@@ -23,7 +23,15 @@ import polars as pl
 
 from etl import publish_s3
 from etl.extract import Source, SourceError, extract_all, open_source
-from etl.incremental import EVENTS, GLOBAL, SETTLED_STATUSES, EventFacts, State, digest
+from etl.incremental import (
+    EVENTS,
+    GLOBAL,
+    SETTLED_STATUSES,
+    EventFacts,
+    State,
+    digest,
+    etl_code,
+)
 from etl.publish import (
     Carried,
     Plan,
@@ -43,7 +51,6 @@ from warehouse.layout import (
     MANIFEST,
     QUARANTINE,
     SOURCE_STATE,
-    code_version,
     current_snapshot,
     s3_staging,
 )
@@ -170,6 +177,10 @@ def run_etl(
             # Changes of another source cannot be merged into this state: rebuild.
             note("source differs from the previous run's: full rebuild")
             previous = None
+        if previous is not None and State.code(previous[1].parent) != etl_code():
+            # Its state, verdicts and files were made by other code (or another polars).
+            note("the ETL's code differs from the live snapshot's: full rebuild")
+            previous = None
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
@@ -226,12 +237,7 @@ def _stages(
     # The text comes back from the staged source state a table (or a slice) at a time.
     as_of = as_of_from((f.latest for f in facts.values()), now)
     reuse = None
-    if (
-        previous is not None
-        and state is not None
-        and as_of >= state.as_of
-        and previous[0].get("code_version") == code_version()
-    ):
+    if previous is not None and state is not None and as_of >= state.as_of:
         reuse = Reuse(
             live=previous[1].parent,
             unchanged=frozenset(name for name, fact in facts.items() if fact.unchanged),

@@ -295,3 +295,30 @@ def test_a_training_gap_is_a_day_some_sop_of_the_product_is_not_covered(
             for sop in sops
         )  # fmt: skip
         assert found.get((op, product, day), False) == expected, (op, product, day)
+
+
+def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
+    tmp_path: Path,
+) -> None:
+    """live_rows reads a file only in the row groups whose min and max may hold a wanted
+    value: a group with a null is read for a wanted null, and a file without statistics is
+    read whole."""
+    from etl.incremental import _row_groups
+
+    keys = [f"EV-{n:04d}" for n in range(100)]
+    keys[55] = None  # a null in the sixth group of ten
+    frame = pl.DataFrame({"event_id": keys})
+    path = tmp_path / "text.parquet"
+    frame.write_parquet(path, row_group_size=10, statistics=True)
+
+    def wanted(*values: str | None) -> tuple[list[tuple[int, int]], int]:
+        return _row_groups(path, {"event_id": pl.Series(list(values), dtype=pl.String)})
+
+    assert wanted("EV-0003") == ([(0, 10)], 100)
+    assert wanted("EV-0003", "EV-0012", "EV-0099") == ([(0, 20), (90, 10)], 100)
+    assert wanted("EV-0100", "A", "EV-0035x") == ([(30, 10)], 100)  # within a group, absent
+    assert wanted("ZZ") == ([], 100)
+    assert wanted(None) == ([(50, 10)], 100)
+    bare = tmp_path / "bare.parquet"
+    frame.write_parquet(bare, row_group_size=10, statistics=False)
+    assert _row_groups(bare, {"event_id": pl.Series(["ZZ"])}) == ([(0, 100)], 100)
