@@ -117,7 +117,7 @@ def live_rows(files: list[Path], wanted: dict[str, pl.Series]) -> pl.DataFrame:
         found, seen = [], []
         for column, values in wanted.items():
             holds = pl.col(column).is_in(values.implode(), nulls_equal=True)
-            runs, rows = _row_groups(path, {column: values})
+            runs, rows = _row_groups(path, column, values)
             if sum(length for _, length in runs) > rows // 4:
                 part = stored.filter(holds).collect()
             else:
@@ -137,22 +137,19 @@ def live_rows(files: list[Path], wanted: dict[str, pl.Series]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def _row_groups(path: Path, wanted: dict[str, pl.Series]) -> tuple[list[tuple[int, int]], int]:
-    """(first row, rows) of each run of consecutive row groups of a Parquet file that may
-    hold a row whose column has one of the `wanted` values, by the groups' min and max;
-    and the file's rows."""
+def _row_groups(path: Path, column: str, wanted: pl.Series) -> tuple[list[tuple[int, int]], int]:
+    """(first row, rows) of each run of consecutive row groups of a Parquet file whose
+    `column` may hold one of the `wanted` values, by the groups' min and max; and the
+    file's rows."""
     meta = pq.ParquetFile(path).metadata
-    position = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
-    values = {column: sorted(v.drop_nulls().unique().to_list()) for column, v in wanted.items()}
-    nulls = {column: v.null_count() > 0 for column, v in wanted.items()}
+    position = next(i for i in range(meta.num_columns) if meta.schema.column(i).name == column)
+    values = sorted(wanted.drop_nulls().unique().to_list())
+    null = wanted.null_count() > 0
     runs: list[tuple[int, int]] = []
     start = 0
     for number in range(meta.num_row_groups):
         group = meta.row_group(number)
-        if any(
-            _may_hold(group.column(position[column]).statistics, values[column], nulls[column])
-            for column in wanted
-        ):
+        if _may_hold(group.column(position).statistics, values, null):
             if runs and sum(runs[-1]) == start:
                 runs[-1] = (runs[-1][0], runs[-1][1] + group.num_rows)
             else:
@@ -280,6 +277,7 @@ class State:
     # Per table (the entries aside), digest of the rows the next run reads again when
     # nothing changed (etl.extract._reread): equal, the table is unchanged, its file unread.
     reread: dict[str, str] = field(default_factory=dict)
+    code: str | None = None  # the etl_code() that wrote a state read back (written: this one)
 
     def write(self, snapshot: Path, live: Path | None = None) -> None:
         """The state folder of `snapshot`; facts equal to the live run's keep the files of
@@ -306,12 +304,6 @@ class State:
             else:
                 getattr(self.facts, name).sort(order).write_parquet(folder / f"{name}.parquet")
 
-    @staticmethod
-    def code(snapshot: Path) -> str | None:
-        """The etl_code() that wrote a snapshot's state; None for an older release's."""
-        path = snapshot / STATE / "state.json"
-        return json.loads(path.read_text()).get("code") if path.is_file() else None
-
     @classmethod
     def read(cls, snapshot: Path) -> State | None:
         folder = snapshot / STATE
@@ -333,6 +325,7 @@ class State:
             inputs=meta.get("inputs", {}),
             future=meta.get("future", []),
             reread=meta.get("reread", {}),
+            code=meta.get("code"),
         )
 
 

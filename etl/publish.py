@@ -338,8 +338,7 @@ def _put_file(
     Its manifest entry, and whether the live file was kept."""  # fmt: skip
     if live_file is not None and entry is not None and compare and _holds(live_file, part):
         # The live file holds these rows: reading it is cheaper than writing.
-        _keep(live_file, path, entry["sha256"], entry["bytes"])
-        return {**entry, **metadata}, True
+        return _kept_file(live_file, path, entry, metadata)
     # No run id: a partition of equal rows is the same file in every run, so an
     # incremental run can keep the live file and a full build can be compared.
     buffer = io.BytesIO()

@@ -49,7 +49,6 @@ from warehouse.contract import TABLES
 from warehouse.layout import (
     LOCK,
     MANIFEST,
-    QUARANTINE,
     SOURCE_STATE,
     current_snapshot,
     s3_staging,
@@ -177,17 +176,18 @@ def run_etl(
             # Changes of another source cannot be merged into this state: rebuild.
             note("source differs from the previous run's: full rebuild")
             previous = None
-        if previous is not None and State.code(previous[1].parent) != etl_code():
+        state = None if previous is None else State.read(previous[1].parent)
+        if previous is not None and (state is None or state.code != etl_code()):
             # Its state, verdicts and files were made by other code (or another polars).
             note("the ETL's code differs from the live snapshot's: full rebuild")
-            previous = None
+            previous = state = None
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
         staging = staging_dir(warehouse, run_id)
         try:
-            snapshot, result = _stages(origin, warehouse, staging, previous, run_id, note,
-                                       checkpoint)  # fmt: skip
+            snapshot, result = _stages(origin, warehouse, staging, previous, state, run_id,
+                                       note, checkpoint)  # fmt: skip
         except BaseException:
             # Nothing of a failed run stays (a killed run's is removed by the next run).
             shutil.rmtree(staging, ignore_errors=True)
@@ -213,6 +213,7 @@ def _stages(
     warehouse: Path,
     staging: Path,
     previous: tuple[dict, Path] | None,
+    state: State | None,
     run_id: str,
     note: Callable[[str], None],
     checkpoint: Callable[[str], None],
@@ -222,7 +223,6 @@ def _stages(
     """
     mode = "full" if previous is None else "incremental"
     now = datetime.now().replace(microsecond=0)
-    state = None if previous is None else State.read(previous[1].parent)
     try:
         facts, events = extract_all(origin, staging, previous, state, run_id, note)
     except SourceError as exc:
@@ -310,9 +310,7 @@ def _stages(
         published=published,
         partitions=partitions(validated.valid),
         quarantine=validated.quarantine,
-        quarantine_kept={
-            name: reuse.live / QUARANTINE / f"{name}.parquet" for name in validated.reused
-        }
+        quarantine_kept={name: reuse.quarantine_file(name) for name in validated.reused}
         if reuse is not None
         else {},
         manifest=manifest,

@@ -78,6 +78,9 @@ class Reuse:
     def valid_file(self, table: str) -> Path:
         return self.live / RUN_STATE / VALID_STATE / f"{table}.parquet"
 
+    def quarantine_file(self, table: str) -> Path:
+        return self.live / QUARANTINE / f"{table}.parquet"
+
 
 @dataclass
 class Validated:
@@ -295,7 +298,7 @@ class _Validator:
             if other not in self.valid or self.digest_of(other, kind) != value:
                 return None
         source = reuse.valid_file(table.name)
-        judged = reuse.live / QUARANTINE / f"{table.name}.parquet"
+        judged = reuse.quarantine_file(table.name)
         if not (source.is_file() and judged.is_file()):
             return None
         self.valid[table.name] = pl.read_parquet(source)

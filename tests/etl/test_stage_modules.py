@@ -312,7 +312,7 @@ def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
     frame.write_parquet(path, row_group_size=10, statistics=True)
 
     def wanted(*values: str | None) -> tuple[list[tuple[int, int]], int]:
-        return _row_groups(path, {"event_id": pl.Series(list(values), dtype=pl.String)})
+        return _row_groups(path, "event_id", pl.Series(list(values), dtype=pl.String))
 
     assert wanted("EV-0003") == ([(0, 10)], 100)
     assert wanted("EV-0003", "EV-0012", "EV-0099") == ([(0, 20), (90, 10)], 100)
@@ -321,4 +321,4 @@ def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
     assert wanted(None) == ([(50, 10)], 100)
     bare = tmp_path / "bare.parquet"
     frame.write_parquet(bare, row_group_size=10, statistics=False)
-    assert _row_groups(bare, {"event_id": pl.Series(["ZZ"])}) == ([(0, 100)], 100)
+    assert _row_groups(bare, "event_id", pl.Series(["ZZ"])) == ([(0, 100)], 100)
