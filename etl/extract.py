@@ -35,7 +35,7 @@ from etl.incremental import (
     live_slices,
     parts_of,
 )
-from etl.publish import SourceStateWriter
+from etl.publish import SOURCE_COMPRESSION, SourceStateWriter
 from etl.validate import latest_change
 from warehouse.contract import TABLES, Table
 from warehouse.layout import SOURCE_STATE
@@ -452,7 +452,7 @@ def _delta_events(
     files = list(linked)
     if changes.height:
         files.append(folder / delta_name(run_id))
-        changes.write_parquet(files[-1], compression="zstd")
+        changes.write_parquet(files[-1], compression=SOURCE_COMPRESSION)
         with files[-1].open("rb") as handle:
             os.fsync(handle.fileno())
     events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)

@@ -45,6 +45,10 @@ _SETTLED = "__settled"
 # Each partition file's fingerprint (FINGERPRINTS in the run's state folder): a file whose
 # rows have the live file's fingerprint is kept without sorting, writing or reading them.
 FINGERPRINTS = "fingerprints.json"
+# The extracted text (SourceStateWriter) is written once and read back by validation: snappy
+# writes the 10M entries of `large` in 3.5 s against zstd's 5.1 s and reads them in 2.0 s
+# against 3.0 s, for twice the bytes (340 MB against 177 MB) in the CMO's own folder.
+SOURCE_COMPRESSION = "snappy"
 _SEEDS = (1, 2)  # two row hashes: 128 bits
 
 
@@ -282,7 +286,7 @@ class SourceStateWriter:
             raise ValueError(f"{self.path.name}: no part written")
         text = pl.concat(self.parts, rechunk=False, how="vertical")
         self.parts.clear()
-        text.write_parquet(self.path, compression="zstd", statistics=True)
+        text.write_parquet(self.path, compression=SOURCE_COMPRESSION, statistics=True)
         del text
         _fsync(self.path)
 
