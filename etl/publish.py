@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -300,15 +301,22 @@ def _rows_by_partition(frame: pl.DataFrame) -> dict[str, pl.Series]:
     return dict(zip(grouped.get_column(PARTITION_KEY), grouped.get_column("__row"), strict=True))
 
 
-def _files_of(table: str, rows: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    """A partition's rows as its files: one, or for the entries (SPLIT) those of settled
-    batches, which a day rarely changes, apart from the open batches' that it does (their
-    `_SETTLED` column, from `_mark_settled`, is dropped)."""
+def _files_of(
+    table: str, frame: pl.DataFrame, key: str, positions: pl.Series | None
+) -> list[tuple[str, pl.DataFrame]]:
+    """A partition's rows (at `positions` of `frame`) as its files, each in key order: one,
+    or for the entries (SPLIT) those of settled batches, which a day rarely changes, apart
+    from the open batches' that it does (by the `_SETTLED` column from `_mark_settled`).
+    The positions are split before the rows are gathered: no copy of the partition is
+    filtered twice."""
     if table not in SPLIT:
-        return [(PART_FILE, rows)]
-    done = pl.col(_SETTLED)
-    return [(PART_FILE, rows.filter(done).drop(_SETTLED)),
-            (OPEN_FILE, rows.filter(~done).drop(_SETTLED))]  # fmt: skip
+        return [(PART_FILE, _partition_rows(frame, key, positions))]
+    if positions is None:
+        return [(PART_FILE, _partition_rows(frame, key, None)),
+                (OPEN_FILE, _partition_rows(frame, key, None))]  # fmt: skip
+    done = frame.get_column(_SETTLED).gather(positions)
+    return [(PART_FILE, _partition_rows(frame, key, positions.filter(done))),
+            (OPEN_FILE, _partition_rows(frame, key, positions.filter(~done)))]  # fmt: skip
 
 
 def _mark_settled(table: str, frame: pl.DataFrame, settled: pl.Series | None) -> pl.DataFrame:
@@ -322,11 +330,32 @@ def _mark_settled(table: str, frame: pl.DataFrame, settled: pl.Series | None) ->
 
 
 def _partition_rows(frame: pl.DataFrame, key: str, positions: pl.Series | None) -> pl.DataFrame:
-    """One partition's rows in key order (ties and already sorted rows keep their order)."""
-    rows = frame.clear() if positions is None else frame[positions]
+    """The rows at `positions` (ascending) in key order (ties and already sorted rows keep
+    their order), without the partition column (nor `_SETTLED`)."""
+    rows = frame.clear() if positions is None else _gather(frame, positions)
     if not rows.get_column(key).is_sorted():
         rows = rows.sort(key, maintain_order=True)
-    return rows.drop(PARTITION_KEY)
+    return rows.drop(PARTITION_KEY, _SETTLED, strict=False)
+
+
+def _gather(frame: pl.DataFrame, positions: pl.Series) -> pl.DataFrame:
+    """`frame[positions]` for ascending positions, one chunk at a time: a gather over the
+    entries' chunks (validation's slices) looks every position's chunk up, 5x slower than
+    gathering each chunk's own positions from it (1.9 s against 0.9 s on `large`). The rows
+    come back as one chunk: a file is written a row group per chunk, and the same rows must
+    make the same bytes in every run."""
+    lengths = frame.get_column(frame.columns[0]).chunk_lengths()
+    if len(lengths) == 1:
+        return frame[positions]
+    starts = np.cumsum([0, *lengths])
+    wanted = positions.to_numpy()
+    cuts = np.searchsorted(wanted, starts)
+    pieces = [
+        frame.slice(int(start), int(length))[pl.Series(wanted[low:high] - start)]
+        for start, length, low, high in zip(starts, lengths, cuts, cuts[1:], strict=False)
+        if high > low
+    ]
+    return pl.concat(pieces, rechunk=True) if pieces else frame.clear()
 
 
 def _put_file(
@@ -471,8 +500,7 @@ def _write_tables(
                     # The live file holds these rows: kept, its rows neither sorted nor read.
                     per_partition[sponsor] = writer.keep(plan.live, tmp, relative, live, metadata)
                     continue
-            rows = _partition_rows(frame, table.key, positions)
-            for file_name, part in _files_of(name, rows):
+            for file_name, part in _files_of(name, frame, table.key, positions):
                 path = folder / file_name
                 relative = path.relative_to(tmp).as_posix()
                 entry = live.get(relative)
@@ -491,7 +519,6 @@ def _write_tables(
                 compare = same_writer and relative not in live_prints
                 writer.put(relative, part, path, live_file, entry, compare, metadata)
                 del part
-            del rows
         del frame
         writer.drain()
         expected = plan.manifest["tables"][name]["valid"]

@@ -322,3 +322,47 @@ def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
     bare = tmp_path / "bare.parquet"
     frame.write_parquet(bare, row_group_size=10, statistics=False)
     assert _row_groups(bare, "event_id", pl.Series(["ZZ"])) == ([(0, 100)], 100)
+
+
+@given(
+    chunks=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=5),
+    data=st.data(),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks, data) -> None:
+    """Publish gathers a partition's rows one chunk of the table at a time (validation hands
+    the entries over in slices): the rows, their order and their single chunk (a file is
+    written a row group per chunk) must be those of one gather over the whole table, and
+    the entries' two files its settled and open rows."""
+    from etl.publish import OPEN_FILE, PART_FILE, _files_of, _gather, _mark_settled
+
+    parts, start = [], 0
+    for size in chunks:
+        parts.append(
+            pl.DataFrame(
+                {
+                    "event_id": [f"E{n:03d}" for n in range(start, start + size)],
+                    "batch_id": [f"B{n % 3}" for n in range(start, start + size)],
+                    "sponsor_id": [f"S{n % 2}" for n in range(start, start + size)],
+                },
+                schema={"event_id": pl.String, "batch_id": pl.String, "sponsor_id": pl.String},
+            )
+        )
+        start += size
+    frame = pl.concat(parts, rechunk=False)
+    assert frame.n_chunks() == len(chunks)
+    wanted = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=start - 1))))
+    positions = pl.Series(wanted, dtype=pl.UInt32)
+    gathered = _gather(frame, positions)
+    assert gathered.equals(frame.rechunk()[positions])
+    assert gathered.n_chunks("all") == [1] * gathered.width or not gathered.height
+
+    settled = pl.Series("batch_id", ["B1"])
+    marked = _mark_settled("batch_event", frame, settled)
+    files = dict(_files_of("batch_event", marked, "event_id", positions))
+    expected = frame.rechunk()[positions].drop("sponsor_id")
+    assert files[PART_FILE].equals(expected.filter(pl.col("batch_id") == "B1"))
+    assert files[OPEN_FILE].equals(expected.filter(pl.col("batch_id") != "B1"))
+    empty = dict(_files_of("batch_event", marked, "event_id", None))
+    assert empty[PART_FILE].height == empty[OPEN_FILE].height == 0
+    assert empty[PART_FILE].columns == expected.columns
