@@ -79,12 +79,12 @@ def settle(source: Path, *, drop: bool = True) -> bool:
     machine had done before the bench."""
     os.sync()
     dropped = False
-    try:
-        if drop:
+    if drop:
+        try:
             DROP_CACHES.write_text("3\n")
             dropped = True
-    except OSError:  # not root, or a container that does not allow it
-        pass
+        except OSError:  # not root, or a container that does not allow it
+            pass
     with source.open("rb") as handle:
         while handle.read(1 << 24):
             pass
