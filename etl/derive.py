@@ -27,6 +27,8 @@ P = "sponsor_id"  # partition column
 _US_PER_DAY = 86_400e6
 _OPEN_DUE = date(9999, 12, 31)  # a training record without due_at never expires
 _EVER = date(1, 1, 1)  # before any training
+# A batch window's missing end (or start) as microseconds: no entry is after (before) it.
+_EARLIEST, _LATEST = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 # CMO decisions that close the batch record: an entry performed later is after disposition.
 FINAL_DECISIONS = ("RELEASED", "REJECTED")
 
@@ -185,61 +187,75 @@ def _sequence_flags(events: pl.DataFrame, batch: pl.DataFrame) -> list[pl.Series
     that step, not each step it overtook; events of the same seq are not compared.
     outside_batch_window: performed before the batch's mfg_start or after its final CMO
     disposition (released or rejected; work goes on after a hold).
+
+    A batch's entries stand together in the source's order, so its window is looked up once
+    per run of one batch's entries, not once per entry: joining 10M entries on the batch id
+    took 1.0-1.9 s, the runs 0.5 s (any order is right, only slower). Batches are numbered
+    in order of first appearance, which keeps entries in source order already in (batch, seq)
+    order for `_performed_early`.
     """
-    window = batch.lazy().select(
+    runs = events.get_column("batch_id").rle().struct.unnest()  # len, value
+    window = batch.select(
         "batch_id",
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("__b"),
-        pl.col("mfg_start").alias("__start"),
+        pl.col("mfg_start").dt.epoch("us").fill_null(_EARLIEST).alias("__start"),
         pl.when(pl.col("cmo_decision").is_in(FINAL_DECISIONS))
-        .then(pl.col("cmo_decided_at"))
+        .then(pl.col("cmo_decided_at").dt.epoch("us"))
+        .fill_null(_LATEST)
         .alias("__end"),
     )
-    at = pl.col("performed_at")
-    outside = (at < pl.col("__start")) | (at > pl.col("__end"))
-    # Three plain int64 columns filled piece by piece: no second copy of 10M rows.
-    b, seq, t = (np.empty(events.height, dtype=np.int64) for _ in range(3))
-    flags, start = [], 0
-    for piece in _pieces(events):
-        placed = (
-            piece.lazy().select("batch_id", "seq", "performed_at")
-            .join(window, on="batch_id", how="left", maintain_order="left")
-            .select(pl.col("__b").fill_null(-1), "seq", at.dt.epoch("us").alias("__t"),
-                    outside.fill_null(False).alias("outside_batch_window"))
-            .collect()
-        )  # fmt: skip
-        for target, column in ((b, "__b"), (seq, "seq"), (t, "__t")):
-            target[start : start + placed.height] = placed.get_column(column).to_numpy()
-        flags.append(placed.get_column("outside_batch_window"))
-        start += placed.height
-    early = pl.Series("out_of_sequence", _performed_early(b, seq, t))
-    return [_like_chunks(events, early), _like_chunks(events, pl.concat(flags))]
+    ids = runs.select(pl.col("value").alias("batch_id"))
+    numbered = (
+        ids.unique(maintain_order=True)
+        .join(window, on="batch_id", maintain_order="left")  # a batch of no valid row: -1
+        .with_row_index("__b")
+    )
+    per_run = ids.join(numbered, on="batch_id", how="left", maintain_order="left")
+    lengths = runs.get_column("len").to_numpy()
+
+    def each(column: str, missing: int) -> np.ndarray:
+        values = per_run.get_column(column).cast(pl.Int64).fill_null(missing).to_numpy()
+        return np.repeat(values, lengths)
+
+    at = events.get_column("performed_at").dt.epoch("us").to_numpy()
+    outside = at < each("__start", _EARLIEST)
+    outside |= at > each("__end", _LATEST)
+    seq = events.get_column("seq").cast(pl.Int64).to_numpy().copy()
+    early = _performed_early(each("__b", -1), seq, at.copy())
+    return [
+        _like_chunks(events, pl.Series("out_of_sequence", early)),
+        _like_chunks(events, pl.Series("outside_batch_window", outside)),
+    ]
 
 
 def _performed_early(batch: np.ndarray, seq: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Per event: performed (`at`) before some event of a lower `seq` in its `batch` (an
     index; negative: no batch, never flagged). Reorders the three arrays it is given.
 
-    Events are put in (batch, seq) order by numpy's stable sort, nearly free on events in
-    source order. Times become offsets from their batch's first, each batch shifted past the
-    one before, so one running maximum over all events never carries a time into the next
-    batch: no join of events to events, no per-batch loop.
+    Events are put in (batch, seq) order by numpy's stable sort, unless they are in it
+    already (entries in source order, batches numbered as they appear). Times become offsets
+    from their batch's first, each batch shifted past the one before, so one running maximum
+    over all events never carries a time into the next batch: no join of events to events,
+    no per-batch loop.
     """
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=bool)
     width = int(seq.max()) + 1
+    order = None
     if (int(batch.max()) + 2) * width < 2**63:
         key = batch + 1
         key *= width
         key += seq
-        order = np.argsort(key, kind="stable")
+        if not (key[1:] >= key[:-1]).all():
+            order = np.argsort(key, kind="stable")
         del key
     else:
         order = np.lexsort((seq, batch))
-    # Reordered in place: the caller's arrays are the only copy of 10M rows.
-    batch[:] = batch[order]
-    seq[:] = seq[order]
-    at[:] = at[order]
+    if order is not None:
+        # Reordered in place: the caller's arrays are the only copy of 10M rows.
+        batch[:] = batch[order]
+        seq[:] = seq[order]
+        at[:] = at[order]
     new_batch = np.ones(n, dtype=bool)
     new_batch[1:] = batch[1:] != batch[:-1]
     new_seq = new_batch.copy()
@@ -261,6 +277,8 @@ def _performed_early(batch: np.ndarray, seq: np.ndarray, at: np.ndarray) -> np.n
     if not new_seq.all():  # events of one seq compare with the latest before the first of them
         latest = latest[np.maximum.accumulate(np.where(new_seq, np.arange(n), 0))]
     early = (at < latest) & (batch >= 0)
+    if order is None:
+        return early
     flagged = np.zeros(n, dtype=bool)
     flagged[order[early]] = True
     return flagged

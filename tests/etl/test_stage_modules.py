@@ -5,7 +5,7 @@ what a change can affect)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -366,3 +366,58 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     empty = dict(_files_of("batch_event", marked, "event_id", None))
     assert empty[PART_FILE].height == empty[OPEN_FILE].height == 0
     assert empty[PART_FILE].columns == expected.columns
+
+
+_moments = st.integers(0, 40).map(lambda n: datetime(2026, 1, 1) + timedelta(hours=n))
+
+
+@given(
+    entries=st.lists(
+        st.tuples(st.sampled_from(["A", "B", "C", "Z"]), st.integers(0, 4), _moments),
+        max_size=24,
+    ),
+    windows=st.lists(
+        st.tuples(st.one_of(st.none(), _moments),
+                  st.sampled_from([None, "RELEASED", "REJECTED", "ON_HOLD"]),
+                  st.one_of(st.none(), _moments)),
+        min_size=3, max_size=3,
+    ),
+    sort=st.booleans(),
+    cuts=st.lists(st.integers(1, 8), max_size=4),
+)  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_steps_out_of_order_and_outside_the_window_are_their_definitions(
+    entries, windows, sort, cuts
+) -> None:
+    """out_of_sequence and outside_batch_window equal their definitions (DOMAIN.md), entry
+    by entry, whatever the entries' order (a batch's entries together and in step order, as
+    the source gives them, or interleaved), their chunks, a batch without a valid row ("Z")
+    and a window without a start or an end."""
+    from etl.derive import FINAL_DECISIONS, _sequence_flags
+
+    if sort:
+        entries = sorted(entries, key=lambda entry: entry[:2])
+    batch = pl.DataFrame(
+        [("A", *windows[0]), ("B", *windows[1]), ("C", *windows[2])],
+        schema={"batch_id": pl.String, "mfg_start": pl.Datetime("us"),
+                "cmo_decision": pl.String, "cmo_decided_at": pl.Datetime("us")},
+        orient="row",
+    )  # fmt: skip
+    schema = {"batch_id": pl.String, "seq": pl.Int64, "performed_at": pl.Datetime("us")}
+    pieces, start = [], 0
+    for size in [*cuts, len(entries)]:
+        pieces.append(pl.DataFrame(entries[start : start + size], schema=schema, orient="row"))
+        start += size
+    events = pl.concat([p for p in pieces if p.height] or pieces[:1], rechunk=False)
+    early, outside = _sequence_flags(events, batch)
+    assert early.len() == outside.len() == len(entries)
+    known = {name: rest for name, *rest in batch.iter_rows()}
+    for number, (name, seq, at) in enumerate(entries):
+        overtaken = name in known and any(
+            other == name and lower < seq and later > at for other, lower, later in entries
+        )
+        begun, decision, decided = known.get(name, (None, None, None))
+        closed = decided if decision in FINAL_DECISIONS else None
+        out = (begun is not None and at < begun) or (closed is not None and at > closed)
+        assert early[number] == overtaken, (number, entries)
+        assert outside[number] == out, (number, entries)
