@@ -231,7 +231,8 @@ def _sequence_flags(events: pl.DataFrame, batch: pl.DataFrame) -> list[pl.Series
 
 def _performed_early(batch: np.ndarray, seq: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Per event: performed (`at`) before some event of a lower `seq` in its `batch` (an
-    index; negative: no batch, never flagged). Reorders the three arrays it is given.
+    index; negative: no batch, never flagged). Reorders the three arrays it is given when
+    they are not in (batch, seq) order.
 
     Events are put in (batch, seq) order by numpy's stable sort, unless they are in it
     already (entries in source order, batches numbered as they appear). Times become offsets
