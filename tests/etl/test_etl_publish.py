@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,3 +149,104 @@ def test_a_different_source_gets_a_full_rebuild(tmp_path: Path) -> None:
     run_etl(first, warehouse, full=True)
     assert run_etl(first, warehouse).mode == "incremental"
     assert run_etl(second, warehouse).mode == "full"
+
+
+def _aged(warehouse: Path) -> dict[str, dict]:
+    """The live snapshot's partition files dated an hour back, as a nightly run finds files
+    written long before it (which breaks the seals of the run that wrote them); its files."""
+    live = current_snapshot(warehouse)
+    files = _manifest(warehouse)["files"]
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for relative in files:
+        os.utime(live / relative, ns=(hour_ago, hour_ago))
+    return files
+
+
+def _sealed_warehouse(tmp_path: Path, plant: Path) -> Path:
+    """A full build, then a run with nothing changed that seals the files it keeps."""
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    files = _aged(warehouse)
+    # Their seals are broken (a new date): each is read and hashed, found unchanged, kept.
+    result = run_etl(plant, warehouse)
+    assert result.mode == "incremental"
+    assert _manifest(warehouse)["kept_files"] == len(files)
+    return warehouse
+
+
+def test_a_live_file_changed_after_it_was_published_is_not_carried(
+    tmp_path: Path, plant: Path
+) -> None:
+    warehouse = _sealed_warehouse(tmp_path, plant)
+    live = current_snapshot(warehouse)
+    # A deviation file: nothing reads it before publish (the batch files are read to find the
+    # day's changed batches).
+    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("deviation/"))
+    path = live / relative
+    middle = path.stat().st_size // 2
+    with path.open("r+b") as handle:  # one byte flipped in place: same size, same inode
+        handle.seek(middle)
+        byte = handle.read(1)
+        handle.seek(middle)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(EtlError, match="is not the one its manifest lists"):
+        run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) == live
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read() and its kin (/proc/self/io rchar)."""
+    io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(io["rchar"])
+
+
+def test_a_sealed_live_file_is_kept_without_reading_it(tmp_path: Path, plant: Path) -> None:
+    sealed = _sealed_warehouse(tmp_path, plant)
+    # The same warehouse, its files the same inodes, without the seals.
+    unsealed = tmp_path / "unsealed"
+    shutil.copytree(sealed, unsealed, symlinks=True, copy_function=os.link)
+    (current_snapshot(unsealed) / "_state" / "seals.json").unlink()
+    read = {}
+    for name, warehouse in (("sealed", sealed), ("unsealed", unsealed)):
+        before = _bytes_read()
+        assert run_etl(plant, warehouse).mode == "incremental"
+        read[name] = _bytes_read() - before
+    kept = _manifest(sealed)["files"]
+    assert _manifest(sealed)["kept_files"] == len(kept)
+    kept_bytes = sum(entry["bytes"] for entry in kept.values())
+    # Without seals every kept file is read to hash it; with them none is.
+    assert read["unsealed"] - read["sealed"] >= 0.9 * kept_bytes, (read, kept_bytes)
+    assert _published_bytes(sealed) == _published_bytes(unsealed)
+
+
+def _published_bytes(warehouse: Path) -> dict[str, bytes]:
+    live = current_snapshot(warehouse)
+    return {relative: (live / relative).read_bytes() for relative in _manifest(warehouse)["files"]}
+
+
+def test_a_file_sealed_as_it_was_written_is_hashed_all_the_same(
+    tmp_path: Path, plant: Path
+) -> None:
+    """A file changed within its clock's tick after it was written keeps its size and date
+    (git's racy clean entries): a seal made within a second of the file's date is no proof,
+    and the file is hashed."""
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    live = current_snapshot(warehouse)
+    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("deviation/"))
+    path = live / relative
+    seals_file = live / "_state" / "seals.json"
+    seals = json.loads(seals_file.read_text())
+    written = path.stat().st_mtime_ns
+    assert seals["files"][relative][1] == written
+    seals["sealed_at_ns"] = written + 10**9  # sealed a second after the file was written
+    seals_file.write_text(json.dumps(seals))
+    with path.open("r+b") as handle:
+        handle.seek(10)
+        byte = handle.read(1)
+        handle.seek(10)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(path, ns=(written, written))  # the change did not move its date
+    with pytest.raises(EtlError, match="is not the one its manifest lists"):
+        run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) == live
