@@ -199,6 +199,10 @@ def digest(frame: pl.DataFrame) -> str:
     return f"polars {pl.__version__}: {frame.height} rows, {frame.columns}, {high}, {low}"
 
 
+class LiveSnapshotError(Exception):
+    """The live snapshot an incremental run builds on cannot be read as it was published."""
+
+
 @dataclass
 class EventFacts:
     """What other tables derive from all valid entries."""
@@ -403,11 +407,17 @@ class Events:
         if any(digest(valid[name]) != state.digests.get(name) for name in GLOBAL):
             return
         columns = [c.name for c in TABLES_BY_NAME["batch"].columns]
-        before = pl.read_parquet(
-            self.live / "batch" / "*" / "*.parquet",
-            hive_partitioning=True,
-            hive_schema={"sponsor_id": pl.String},
-        ).select(columns)
+        try:
+            before = pl.read_parquet(
+                self.live / "batch" / "*" / "*.parquet",
+                hive_partitioning=True,
+                hive_schema={"sponsor_id": pl.String},
+            ).select(columns)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise LiveSnapshotError(
+                f"the live snapshot's batch files ({self.live / 'batch'}) cannot be read, so "
+                f"the day's changed batches cannot be found: {exc}; run the job with --full"
+            ) from exc
         now = valid["batch"].select(columns)
         changed = pl.concat(
             [

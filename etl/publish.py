@@ -491,7 +491,7 @@ class _Writer:
 
 def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) -> dict:
     with ThreadPoolExecutor(2, thread_name_prefix="publish") as pool:
-        writer = _Writer(pool, live_seals(plan.live))
+        writer = _Writer(pool, live_seals(plan.live) if _trusts_live(plan) else {})
         try:
             tables = _write_tables(plan, tmp, checkpoint, writer)
             writer.finish()
@@ -502,6 +502,13 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             "fingerprints": writer.prints}  # fmt: skip
 
 
+def _trusts_live(plan: Plan) -> bool:
+    """Whether the run may keep a live file for its fingerprint or its seal. A full build
+    trusts only bytes it hashes: it keeps a live file where it wrote the same bytes, and
+    writes its own where the live one was damaged (`--full` mends a live snapshot)."""
+    return plan.manifest["mode"] != "full"
+
+
 def _write_tables(
     plan: Plan, tmp: Path, checkpoint: Callable[[str], None], writer: _Writer
 ) -> dict[str, dict]:
@@ -509,7 +516,7 @@ def _write_tables(
     live = live_files(plan.live)
     # Equal rows make equal bytes only with the same writer (code and polars versions).
     version = writer_version()
-    same_writer = plan.live is not None and _writer(plan.live) == version
+    same_writer = plan.live is not None and _writer(plan.live) == version and _trusts_live(plan)
     live_prints = live_fingerprints(plan.live) if same_writer else {}
     count = len(plan.published)
     # Every partition's folder first, before the writer threads link and fsync files: made

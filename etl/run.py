@@ -28,6 +28,7 @@ from etl.incremental import (
     GLOBAL,
     SETTLED_STATUSES,
     EventFacts,
+    LiveSnapshotError,
     State,
     digest,
     etl_code,
@@ -244,7 +245,10 @@ def _stages(
             inputs=state.inputs,
             future=frozenset(state.future),
         )
-    validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse)
+    try:
+        validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse)
+    except LiveSnapshotError as exc:
+        raise EtlError(f"validate failed, nothing published: {exc}") from exc
     if validated.reused:
         note(f"validate kept {len(validated.reused)} tables as the live run judged them: "
              f"{', '.join(sorted(validated.reused))}")  # fmt: skip

@@ -4,6 +4,7 @@ on the previous complete snapshot; overlapping runs are refused; incremental equ
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -182,16 +183,42 @@ def test_a_live_file_changed_after_it_was_published_is_not_carried(
     # A deviation file: nothing reads it before publish (the batch files are read to find the
     # day's changed batches).
     relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("deviation/"))
-    path = live / relative
+    _flip_byte(live / relative)
+    with pytest.raises(EtlError, match="is not the one its manifest lists"):
+        run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) == live
+    # As the error says, --full mends it: the file is written again, not kept.
+    assert run_etl(plant, warehouse, full=True).mode == "full"
+    mended = current_snapshot(warehouse) / relative
+    assert (
+        hashlib.sha256(mended.read_bytes()).hexdigest()
+        == _manifest(warehouse)["files"][relative]["sha256"]
+    )
+    assert mended.stat().st_ino != (live / relative).stat().st_ino
+
+
+def test_an_unreadable_live_batch_file_is_named_and_nothing_is_published(
+    tmp_path: Path, plant: Path
+) -> None:
+    warehouse = _sealed_warehouse(tmp_path, plant)
+    live = current_snapshot(warehouse)
+    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("batch/"))
+    os.truncate(live / relative, (live / relative).stat().st_size // 2)  # cut short
+    # The day's changed batches are found from the live batch files: it cannot go on.
+    with pytest.raises(EtlError, match=r"live snapshot's batch files .* cannot be read.*--full"):
+        run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) == live
+    assert run_etl(plant, warehouse, full=True).mode == "full"
+
+
+def _flip_byte(path: Path) -> None:
+    """One byte in the middle of the file changed in place: same size, same inode."""
     middle = path.stat().st_size // 2
-    with path.open("r+b") as handle:  # one byte flipped in place: same size, same inode
+    with path.open("r+b") as handle:
         handle.seek(middle)
         byte = handle.read(1)
         handle.seek(middle)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(EtlError, match="is not the one its manifest lists"):
-        run_etl(plant, warehouse)
-    assert current_snapshot(warehouse) == live
 
 
 def _bytes_read() -> int:
@@ -241,11 +268,7 @@ def test_a_file_sealed_as_it_was_written_is_hashed_all_the_same(
     assert seals["files"][relative][1] == written
     seals["sealed_at_ns"] = written + 10**9  # sealed a second after the file was written
     seals_file.write_text(json.dumps(seals))
-    with path.open("r+b") as handle:
-        handle.seek(10)
-        byte = handle.read(1)
-        handle.seek(10)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    _flip_byte(path)
     os.utime(path, ns=(written, written))  # the change did not move its date
     with pytest.raises(EtlError, match="is not the one its manifest lists"):
         run_etl(plant, warehouse)
