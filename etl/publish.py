@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shutil
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,10 +51,6 @@ FINGERPRINTS = "fingerprints.json"
 # the bytes hashed when it was written, and is not read again: an incremental run read the
 # whole live snapshot (659 MB on `large`, 0.4 s of a 4.5 s day with a cold page cache).
 SEALS = "seals.json"
-# A file modified after it was sealed, within the clock's resolution, could keep its seal
-# (git's "racy clean" entries): a seal made less than this before the seals were written
-# proves nothing, and its file is hashed.
-RACY_NS = 2_000_000_000
 # The extracted text (SourceStateWriter) is written once and read back by validation: snappy
 # writes the 10M entries of `large` in 3.5 s against zstd's 5.1 s and reads them in 2.0 s
 # (zstd: 4.6 and 6.8 s in two reads), for twice the bytes (340 MB against 177 MB), in the
@@ -164,13 +159,17 @@ def live_fingerprints(live: Path | None) -> dict[str, str]:
 
 def live_seals(live: Path | None) -> dict[str, list[int]]:
     """The live snapshot's files whose seals prove their bytes (none before this release
-    wrote them): relative path -> [size, mtime_ns, inode]."""
+    wrote them): relative path -> [size, mtime_ns, inode].
+
+    A file changed in the same tick of the file system's clock as it was written keeps its
+    date (git's "racy clean" entries): a seal dated no earlier than the seals file itself
+    proves nothing, and its file is hashed."""
     path = None if live is None else live / RUN_STATE / SEALS
     if path is None or not path.is_file():
         return {}
-    sealed = json.loads(path.read_text())
-    return {relative: seal for relative, seal in sealed["files"].items()
-            if seal[1] < sealed["sealed_at_ns"] - RACY_NS}  # fmt: skip
+    sealed_at = path.stat().st_mtime_ns
+    seals = json.loads(path.read_text())
+    return {relative: seal for relative, seal in seals.items() if seal[1] < sealed_at}
 
 
 def _seal(path: Path) -> list[int]:
@@ -647,7 +646,7 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     _fsync(state / FINGERPRINTS)
     # Sealed after every file is written and verified; a file changed later loses its seal.
     seals = {relative: _seal(tmp / relative) for relative in written["files"]}
-    (state / SEALS).write_text(json.dumps({"sealed_at_ns": time.time_ns(), "files": seals}))
+    (state / SEALS).write_text(json.dumps(seals))
     _fsync(state / SEALS)
     manifest = dict(plan.manifest)
     manifest["tables"] = {
