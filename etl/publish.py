@@ -513,7 +513,8 @@ def _write_tables(
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
     live = live_files(plan.live)
-    # Equal rows make equal bytes only with the same writer (code and polars versions).
+    # Equal rows make equal bytes only with the same writer (code and polars versions); a
+    # full build keeps no live file for its rows' fingerprint (`_trusts_live`).
     version = writer_version()
     same_writer = plan.live is not None and _writer(plan.live) == version and _trusts_live(plan)
     live_prints = live_fingerprints(plan.live) if same_writer else {}

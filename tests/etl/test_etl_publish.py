@@ -157,10 +157,18 @@ def _aged(warehouse: Path) -> dict[str, dict]:
     written long before it (which breaks the seals of the run that wrote them); its files."""
     live = current_snapshot(warehouse)
     files = _manifest(warehouse)["files"]
-    hour_ago = time.time_ns() - 3600 * 10**9
+    # An hour before the manifest by the file system's clock, which dates the files (under
+    # faketime the process's clock is another).
+    hour_ago = (live / MANIFEST).stat().st_mtime_ns - 3600 * 10**9
     for relative in files:
         os.utime(live / relative, ns=(hour_ago, hour_ago))
     return files
+
+
+def _first_file(warehouse: Path, table: str) -> tuple[Path, str]:
+    """The live snapshot, and `table`'s first partition file in it (relative)."""
+    files = sorted(_manifest(warehouse)["files"])
+    return current_snapshot(warehouse), next(name for name in files if name.startswith(f"{table}/"))
 
 
 def _sealed_warehouse(tmp_path: Path, plant: Path) -> Path:
@@ -179,10 +187,9 @@ def test_a_live_file_changed_after_it_was_published_is_not_carried(
     tmp_path: Path, plant: Path
 ) -> None:
     warehouse = _sealed_warehouse(tmp_path, plant)
-    live = current_snapshot(warehouse)
     # A deviation file: nothing reads it before publish (the batch files are read to find the
     # day's changed batches).
-    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("deviation/"))
+    live, relative = _first_file(warehouse, "deviation")
     _flip_byte(live / relative)
     with pytest.raises(EtlError, match="is not the one its manifest lists"):
         run_etl(plant, warehouse)
@@ -201,8 +208,7 @@ def test_an_unreadable_live_batch_file_is_named_and_nothing_is_published(
     tmp_path: Path, plant: Path
 ) -> None:
     warehouse = _sealed_warehouse(tmp_path, plant)
-    live = current_snapshot(warehouse)
-    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("batch/"))
+    live, relative = _first_file(warehouse, "batch")
     os.truncate(live / relative, (live / relative).stat().st_size // 2)  # cut short
     # The day's changed batches are found from the live batch files: it cannot go on.
     with pytest.raises(EtlError, match=r"live snapshot's batch files .* cannot be read.*--full"):
@@ -259,8 +265,7 @@ def test_a_file_sealed_as_it_was_written_is_hashed_all_the_same(
     file is hashed."""
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse)
-    live = current_snapshot(warehouse)
-    relative = max(_manifest(warehouse)["files"], key=lambda name: name.startswith("deviation/"))
+    live, relative = _first_file(warehouse, "deviation")
     path = live / relative
     seals_file = live / "_state" / "seals.json"
     written = path.stat().st_mtime_ns
