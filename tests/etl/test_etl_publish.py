@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from etl.run import FAIL_AFTER_ENV, STAGES, EtlError, InjectedFailure, run_etl
+from tests.etl import published_files
 from tests.source_fixtures import base_plant, write_sqlite
 from warehouse.contract import TABLES
 from warehouse.layout import LOCK, MANIFEST, SNAPSHOTS, current_snapshot
@@ -249,12 +250,7 @@ def test_a_sealed_live_file_is_kept_without_reading_it(tmp_path: Path, plant: Pa
     kept_bytes = sum(entry["bytes"] for entry in kept.values())
     # Without seals every kept file is read to hash it; with them none is.
     assert read["unsealed"] - read["sealed"] >= 0.9 * kept_bytes, (read, kept_bytes)
-    assert _published_bytes(sealed) == _published_bytes(unsealed)
-
-
-def _published_bytes(warehouse: Path) -> dict[str, bytes]:
-    live = current_snapshot(warehouse)
-    return {relative: (live / relative).read_bytes() for relative in _manifest(warehouse)["files"]}
+    assert published_files(sealed) == published_files(unsealed)
 
 
 def test_a_file_sealed_as_it_was_written_is_hashed_all_the_same(
