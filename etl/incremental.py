@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.publish import OPEN_FILE, PART_FILE
+from etl.publish import OPEN_FILE, PART_FILE, RunStateError, read_state_json
 from warehouse.contract import TABLES_BY_NAME
 from warehouse.layout import RUN_STATE as STATE
 
@@ -199,6 +199,10 @@ def digest(frame: pl.DataFrame) -> str:
     return f"polars {pl.__version__}: {frame.height} rows, {frame.columns}, {high}, {low}"
 
 
+# What reading a value of the wrong shape from a run's state raises.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+
+
 class LiveSnapshotError(Exception):
     """The live snapshot an incremental run builds on cannot be read as it was published."""
 
@@ -310,27 +314,41 @@ class State:
 
     @classmethod
     def read(cls, snapshot: Path) -> State | None:
+        """The run state of `snapshot`; None for a snapshot of an older release, and
+        RunStateError where a file of it cannot be read."""
         folder = snapshot / STATE
         if not (folder / "state.json").is_file():
             return None  # a snapshot of an older release: the next run judges every entry
-        meta = json.loads((folder / "state.json").read_text())
-        return cls(
-            digests=meta["digests"],
-            latest={
+        meta = read_state_json(folder / "state.json", lambda value: isinstance(value, dict))
+        try:
+            digests, inputs = meta["digests"], meta.get("inputs", {})
+            latest = {
                 name: datetime.fromisoformat(value) if value else None
                 for name, value in meta["latest"].items()
-            },
-            as_of=datetime.fromisoformat(meta["as_of"]),
-            quarantine=pl.read_parquet(folder / "quarantine.parquet"),
+            }
+            as_of = datetime.fromisoformat(meta["as_of"])
+        except _MALFORMED as exc:
+            raise RunStateError(f"state.json cannot be read ({type(exc).__name__}: {exc})") from exc
+        return cls(
+            digests=digests,
+            latest=latest,
+            as_of=as_of,
+            quarantine=_state_frame(folder / "quarantine.parquet"),
             facts=EventFacts(
-                pl.read_parquet(folder / "review.parquet"),
-                pl.read_parquet(folder / "people.parquet"),
+                _state_frame(folder / "review.parquet"), _state_frame(folder / "people.parquet")
             ),
-            inputs=meta.get("inputs", {}),
+            inputs=inputs,
             future=meta.get("future", []),
             reread=meta.get("reread", {}),
             code=meta.get("code"),
         )
+
+
+def _state_frame(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RunStateError(f"{STATE}/{path.name} cannot be read ({exc})") from exc
 
 
 def with_kind(quarantine: pl.DataFrame, suffix: str) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -133,11 +134,47 @@ def run_manifest(
     }
 
 
+class RunStateError(Exception):
+    """A file the live run left for the next one (its manifest, or a file of its run state)
+    cannot be read as that run wrote it: the next run cannot build on it."""
+
+
+def read_state_json(path: Path, valid: Callable[[object], bool]) -> Any:
+    """The JSON a run wrote at `path`, or RunStateError where it cannot be read or does not
+    have the shape `valid` checks (a cut-off write, a damaged disk, another release's)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunStateError(f"{path.name} cannot be read ({exc})") from exc
+    if not valid(value):
+        raise RunStateError(f"{path.name} cannot be read (not what this release writes)")
+    return value
+
+
+def _mapping_of(value: object, check: Callable[[object], bool]) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(name, str) and check(item) for name, item in value.items()
+    )
+
+
+def _is_manifest(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and _mapping_of(value.get("files"), lambda entry: isinstance(entry, dict))
+        and isinstance(value.get("tables"), dict)
+    )
+
+
+def live_manifest(live: Path) -> dict:
+    """The live snapshot's manifest (RunStateError when it cannot be read)."""
+    return read_state_json(live / MANIFEST, _is_manifest)
+
+
 def live_files(live: Path | None) -> dict[str, dict]:
     """The live snapshot's files as its manifest lists them (path -> sha256, rows...)."""
     if live is None:
         return {}
-    return json.loads((live / MANIFEST).read_text()).get("files", {})
+    return live_manifest(live)["files"]
 
 
 def writer_version() -> str:
@@ -146,7 +183,7 @@ def writer_version() -> str:
 
 
 def _writer(live: Path) -> str | None:
-    return json.loads((live / MANIFEST).read_text()).get("writer")
+    return live_manifest(live).get("writer")
 
 
 def live_fingerprints(live: Path | None) -> dict[str, str]:
@@ -154,7 +191,7 @@ def live_fingerprints(live: Path | None) -> dict[str, str]:
     path = None if live is None else live / RUN_STATE / FINGERPRINTS
     if path is None or not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    return read_state_json(path, lambda value: _mapping_of(value, _is_text))
 
 
 def live_seals(live: Path | None) -> dict[str, list[int]]:
@@ -168,8 +205,20 @@ def live_seals(live: Path | None) -> dict[str, list[int]]:
     if path is None or not path.is_file():
         return {}
     sealed_at = path.stat().st_mtime_ns
-    seals = json.loads(path.read_text())
+    seals = read_state_json(path, lambda value: _mapping_of(value, _is_seal))
     return {relative: seal for relative, seal in seals.items() if seal[1] < sealed_at}
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_seal(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(number, int) and not isinstance(number, bool) for number in value)
+    )
 
 
 def _seal(path: Path) -> list[int]:
@@ -512,11 +561,16 @@ def _write_tables(
     plan: Plan, tmp: Path, checkpoint: Callable[[str], None], writer: _Writer
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
-    live = live_files(plan.live)
+    try:
+        live = live_files(plan.live)
+    except RunStateError:
+        if _trusts_live(plan):
+            raise
+        live = {}  # a full build keeps nothing of a live snapshot it cannot read, and mends it
     # Equal rows make equal bytes only with the same writer (code and polars versions); a
     # full build keeps no live file for its rows' fingerprint (`_trusts_live`).
     version = writer_version()
-    same_writer = plan.live is not None and _writer(plan.live) == version and _trusts_live(plan)
+    same_writer = _trusts_live(plan) and plan.live is not None and _writer(plan.live) == version
     live_prints = live_fingerprints(plan.live) if same_writer else {}
     count = len(plan.published)
     # Every partition's folder first, before the writer threads link and fsync files: made

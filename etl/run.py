@@ -8,7 +8,6 @@ warehouse on S3; "transform" is the derive and route stage.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -37,7 +36,11 @@ from etl.publish import (
     Carried,
     Plan,
     PublishError,
+    RunStateError,
     clean_leftovers,
+    live_fingerprints,
+    live_manifest,
+    live_seals,
     publish,
     run_manifest,
     staging_dir,
@@ -49,7 +52,6 @@ from warehouse import s3
 from warehouse.contract import TABLES
 from warehouse.layout import (
     LOCK,
-    MANIFEST,
     SOURCE_STATE,
     current_snapshot,
     s3_staging,
@@ -121,11 +123,41 @@ def _previous_state(warehouse: Path) -> tuple[dict, Path] | None:
     live = current_snapshot(warehouse)
     if live is None:
         return None
-    manifest = json.loads((live / MANIFEST).read_text())
+    manifest = live_manifest(live)
     folder = live / SOURCE_STATE
     if not all((folder / f"{table.name}.parquet").is_file() for table in TABLES):
         return None
     return manifest, folder
+
+
+def _live_run(
+    warehouse: Path, origin: Source, note: Callable[[str], None]
+) -> tuple[tuple[dict, Path] | None, State | None]:
+    """What an incremental run builds on: the live snapshot's manifest and source state
+    folder, and its run state; (None, None) for a full build, its reason noted."""
+    try:
+        previous = _previous_state(warehouse)
+        if previous is None:
+            return None, None
+        if previous[0].get("source") != origin.display:
+            # Changes of another source cannot be merged into this state: rebuild.
+            note("source differs from the previous run's: full rebuild")
+            return None, None
+        live = previous[1].parent
+        state = State.read(live)
+        if state is None or state.code != etl_code():
+            # Its state, verdicts and files were made by other code (or another polars).
+            note("the ETL's code differs from the live snapshot's: full rebuild")
+            return None, None
+        # Read now as publish reads them: a damaged one rebuilds, not fails the run there.
+        live_fingerprints(live)
+        live_seals(live)
+    except RunStateError as exc:
+        # The live run's bookkeeping, not its published files: a full build needs none of
+        # it and writes it anew.
+        note(f"the live snapshot's {exc}: full rebuild")
+        return None, None
+    return previous, state
 
 
 def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame]) -> None:
@@ -172,16 +204,7 @@ def run_etl(
             origin = open_source(source)
         except SourceError as exc:
             raise EtlError(str(exc)) from exc
-        previous = None if full else _previous_state(warehouse)
-        if previous is not None and previous[0].get("source") != origin.display:
-            # Changes of another source cannot be merged into this state: rebuild.
-            note("source differs from the previous run's: full rebuild")
-            previous = None
-        state = None if previous is None else State.read(previous[1].parent)
-        if previous is not None and (state is None or state.code != etl_code()):
-            # Its state, verdicts and files were made by other code (or another polars).
-            note("the ETL's code differs from the live snapshot's: full rebuild")
-            previous = state = None
+        previous, state = (None, None) if full else _live_run(warehouse, origin, note)
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")

@@ -218,6 +218,74 @@ def test_an_unreadable_live_batch_file_is_named_and_nothing_is_published(
     assert run_etl(plant, warehouse, full=True).mode == "full"
 
 
+# A file the live run left for the next one, and how it is found damaged: cut off in a
+# write, or of another shape (seals as an earlier build of this release wrote them).
+_DAMAGED_STATE = {
+    "manifest.json": lambda path: path.write_text('{"run_id": "'),
+    "_state/state.json": lambda path: path.write_text("[]"),
+    "_state/seals.json": lambda path: path.write_text('{"sealed_at_ns": 1, "files": {}}'),
+    "_state/fingerprints.json": lambda path: os.truncate(path, path.stat().st_size // 2),
+    "_state/people.parquet": lambda path: os.truncate(path, path.stat().st_size // 2),
+}
+
+
+@pytest.mark.parametrize("damaged", sorted(_DAMAGED_STATE))
+def test_a_damaged_run_state_gets_a_full_rebuild(tmp_path: Path, plant: Path, damaged: str) -> None:
+    """The live run's bookkeeping is no published data: where it cannot be read, the next
+    run says so and builds in full (which needs none of it), instead of failing."""
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    live = current_snapshot(warehouse)
+    path = live / damaged
+    data = path.read_bytes()
+    path.unlink()  # a file of its own: the earlier snapshots' hard links stay as they were
+    path.write_bytes(data)
+    _DAMAGED_STATE[damaged](path)
+    notes: list[str] = []
+    result = run_etl(plant, warehouse, progress=notes.append)
+    assert result.mode == "full"
+    name = Path(damaged).name
+    assert any(
+        note.startswith(f"the live snapshot's {damaged if name.endswith('.parquet') else name} "
+                        "cannot be read (") and note.endswith("): full rebuild")
+        for note in notes
+    ), notes  # fmt: skip
+    assert current_snapshot(warehouse) != live
+    run_etl(plant, tmp_path / "rebuilt", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "rebuilt")
+    # The full build wrote the state anew: the next run builds on it.
+    assert run_etl(plant, warehouse).mode == "incremental"
+
+
+def test_full_mends_a_live_snapshot_whose_manifest_cannot_be_read(
+    tmp_path: Path, plant: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    before = published_files(warehouse)
+    (current_snapshot(warehouse) / MANIFEST).write_text("[]")
+    assert run_etl(plant, warehouse, full=True).mode == "full"
+    assert published_files(warehouse) == before
+    assert run_etl(plant, warehouse).mode == "incremental"
+
+
+def test_a_table_whose_kept_verdicts_cannot_be_read_is_judged_again(
+    tmp_path: Path, plant: Path
+) -> None:
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse)
+    kept = current_snapshot(warehouse) / "_state" / "valid" / "deviation.parquet"
+    kept.unlink()
+    kept.write_bytes(b"PAR1 cut off")
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    reused = next(note for note in notes if note.startswith("validate kept"))
+    kept_tables = reused.split(": ", 1)[1].split(", ")
+    assert "deviation" not in kept_tables and "deviation_link" in kept_tables
+    run_etl(plant, tmp_path / "rebuilt", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "rebuilt")
+
+
 def _flip_byte(path: Path) -> None:
     """One byte in the middle of the file changed in place: same size, same inode."""
     middle = path.stat().st_size // 2
