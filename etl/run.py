@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from etl import publish_s3
 from etl.extract import Source, SourceError, extract_all, open_source
@@ -31,6 +32,7 @@ from etl.incremental import (
     State,
     digest,
     etl_code,
+    parts_of,
 )
 from etl.publish import (
     Carried,
@@ -127,6 +129,13 @@ def _previous_state(warehouse: Path) -> tuple[dict, Path] | None:
     folder = live / SOURCE_STATE
     if not all((folder / f"{table.name}.parquet").is_file() for table in TABLES):
         return None
+    for table in TABLES:
+        for path in parts_of(folder, table.name):
+            try:
+                # A file cut short has no footer: found here, not midway through extraction.
+                pq.read_metadata(path)
+            except (OSError, ValueError) as exc:
+                raise RunStateError(f"{SOURCE_STATE}/{path.name} cannot be read ({exc})") from exc
     return manifest, folder
 
 

@@ -226,6 +226,7 @@ _DAMAGED_STATE = {
     "_state/seals.json": lambda path: path.write_text('{"sealed_at_ns": 1, "files": {}}'),
     "_state/fingerprints.json": lambda path: os.truncate(path, path.stat().st_size // 2),
     "_state/people.parquet": lambda path: os.truncate(path, path.stat().st_size // 2),
+    "_source/deviation.parquet": lambda path: os.truncate(path, path.stat().st_size // 2),
 }
 
 
