@@ -36,7 +36,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.publish import OPEN_FILE, PART_FILE, RunStateError, read_state_json
+from etl.publish import (
+    OPEN_FILE,
+    PART_FILE,
+    RunStateError,
+    is_mapping_of,
+    is_text,
+    read_state_json,
+)
 from warehouse.contract import TABLES_BY_NAME
 from warehouse.layout import RUN_STATE as STATE
 
@@ -199,10 +206,6 @@ def digest(frame: pl.DataFrame) -> str:
     return f"polars {pl.__version__}: {frame.height} rows, {frame.columns}, {high}, {low}"
 
 
-# What reading a value of the wrong shape from a run's state raises.
-_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
-
-
 class LiveSnapshotError(Exception):
     """The live snapshot an incremental run builds on cannot be read as it was published."""
 
@@ -319,29 +322,43 @@ class State:
         folder = snapshot / STATE
         if not (folder / "state.json").is_file():
             return None  # a snapshot of an older release: the next run judges every entry
-        meta = read_state_json(folder / "state.json", lambda value: isinstance(value, dict))
+        meta = read_state_json(folder / "state.json", _is_state)
         try:
-            digests, inputs = meta["digests"], meta.get("inputs", {})
             latest = {
                 name: datetime.fromisoformat(value) if value else None
                 for name, value in meta["latest"].items()
             }
             as_of = datetime.fromisoformat(meta["as_of"])
-        except _MALFORMED as exc:
-            raise RunStateError(f"state.json cannot be read ({type(exc).__name__}: {exc})") from exc
+        except ValueError as exc:  # not an ISO date-time
+            raise RunStateError(f"state.json cannot be read ({exc})") from exc
         return cls(
-            digests=digests,
+            digests=meta["digests"],
             latest=latest,
             as_of=as_of,
             quarantine=_state_frame(folder / "quarantine.parquet"),
             facts=EventFacts(
                 _state_frame(folder / "review.parquet"), _state_frame(folder / "people.parquet")
             ),
-            inputs=inputs,
+            inputs=meta.get("inputs", {}),
             future=meta.get("future", []),
             reread=meta.get("reread", {}),
             code=meta.get("code"),
         )
+
+
+def _is_state(value: object) -> bool:
+    """state.json as State.write writes it."""
+    return (
+        isinstance(value, dict)
+        and is_mapping_of(value.get("digests"), is_text)
+        and is_mapping_of(value.get("latest"), lambda at: at is None or is_text(at))
+        and is_text(value.get("as_of"))
+        and is_mapping_of(value.get("inputs", {}), lambda read: is_mapping_of(read, is_text))
+        and isinstance(value.get("future", []), list)
+        and all(map(is_text, value.get("future", [])))
+        and is_mapping_of(value.get("reread", {}), is_text)
+        and (value.get("code") is None or is_text(value.get("code")))
+    )
 
 
 def _state_frame(path: Path) -> pl.DataFrame:

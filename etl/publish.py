@@ -151,17 +151,41 @@ def read_state_json(path: Path, valid: Callable[[object], bool]) -> Any:
     return value
 
 
-def _mapping_of(value: object, check: Callable[[object], bool]) -> bool:
+def is_mapping_of(value: object, check: Callable[[object], bool]) -> bool:
+    """A JSON object whose every value passes `check`."""
     return isinstance(value, dict) and all(
         isinstance(name, str) and check(item) for name, item in value.items()
     )
 
 
+def is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _is_manifest(value: object) -> bool:
+    """What a run reads of a live manifest: its files' sha256, rows and bytes, each table's
+    extracted rows, the watermarks and the source."""
     return (
         isinstance(value, dict)
-        and _mapping_of(value.get("files"), lambda entry: isinstance(entry, dict))
-        and isinstance(value.get("tables"), dict)
+        and is_mapping_of(
+            value.get("files"),
+            lambda entry: (
+                isinstance(entry, dict)
+                and is_text(entry.get("sha256"))
+                and is_count(entry.get("rows"))
+                and is_count(entry.get("bytes"))
+            ),
+        )
+        and is_mapping_of(
+            value.get("tables"),
+            lambda counts: isinstance(counts, dict) and is_count(counts.get("extracted")),
+        )
+        and is_mapping_of(value.get("watermark", {}), is_text)
+        and is_text(value.get("source"))
     )
 
 
@@ -191,7 +215,7 @@ def live_fingerprints(live: Path | None) -> dict[str, str]:
     path = None if live is None else live / RUN_STATE / FINGERPRINTS
     if path is None or not path.is_file():
         return {}
-    return read_state_json(path, lambda value: _mapping_of(value, _is_text))
+    return read_state_json(path, lambda value: is_mapping_of(value, is_text))
 
 
 def live_seals(live: Path | None) -> dict[str, list[int]]:
@@ -205,20 +229,12 @@ def live_seals(live: Path | None) -> dict[str, list[int]]:
     if path is None or not path.is_file():
         return {}
     sealed_at = path.stat().st_mtime_ns
-    seals = read_state_json(path, lambda value: _mapping_of(value, _is_seal))
+    seals = read_state_json(path, lambda value: is_mapping_of(value, _is_seal))
     return {relative: seal for relative, seal in seals.items() if seal[1] < sealed_at}
 
 
-def _is_text(value: object) -> bool:
-    return isinstance(value, str)
-
-
 def _is_seal(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(number, int) and not isinstance(number, bool) for number in value)
-    )
+    return isinstance(value, list) and len(value) == 3 and all(map(is_count, value))
 
 
 def _seal(path: Path) -> list[int]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl import publish_s3
@@ -134,7 +135,7 @@ def _previous_state(warehouse: Path) -> tuple[dict, Path] | None:
             try:
                 # A file cut short has no footer: found here, not midway through extraction.
                 pq.read_metadata(path)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, pa.ArrowException) as exc:
                 raise RunStateError(f"{SOURCE_STATE}/{path.name} cannot be read ({exc})") from exc
     return manifest, folder
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -218,22 +219,46 @@ def test_an_unreadable_live_batch_file_is_named_and_nothing_is_published(
     assert run_etl(plant, warehouse, full=True).mode == "full"
 
 
+def _json_edit(path: Path, edit: Callable[[dict], object]) -> None:
+    """The JSON object at `path` changed by `edit`, which parses as before."""
+    value = json.loads(path.read_text())
+    edit(value)
+    path.write_text(json.dumps(value))
+
+
+def _cut_short(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
 # A file the live run left for the next one, and how it is found damaged: cut off in a
-# write, or of another shape (seals as an earlier build of this release wrote them).
-_DAMAGED_STATE = {
-    "manifest.json": lambda path: path.write_text('{"run_id": "'),
-    "_state/state.json": lambda path: path.write_text("[]"),
-    "_state/seals.json": lambda path: path.write_text('{"sealed_at_ns": 1, "files": {}}'),
-    "_state/fingerprints.json": lambda path: os.truncate(path, path.stat().st_size // 2),
-    "_state/people.parquet": lambda path: os.truncate(path, path.stat().st_size // 2),
-    "_source/deviation.parquet": lambda path: os.truncate(path, path.stat().st_size // 2),
+# write, of another shape (seals as an earlier build of this release wrote them), or
+# well-formed JSON missing what a run reads of it.
+_DAMAGED_STATE: dict[str, tuple[str, Callable[[Path], object]]] = {
+    "manifest cut off": ("manifest.json", lambda path: path.write_text('{"run_id": "')),
+    "manifest file without sha256": (
+        "manifest.json",
+        lambda path: _json_edit(path, lambda m: next(iter(m["files"].values())).pop("sha256")),
+    ),
+    "state not an object": ("_state/state.json", lambda path: path.write_text("[]")),
+    "state future a number": (
+        "_state/state.json",
+        lambda path: _json_edit(path, lambda state: state.update(future=3)),
+    ),
+    "seals of another shape": (
+        "_state/seals.json",
+        lambda path: path.write_text('{"sealed_at_ns": 1, "files": {}}'),
+    ),
+    "fingerprints cut off": ("_state/fingerprints.json", _cut_short),
+    "facts cut off": ("_state/people.parquet", _cut_short),
+    "extracted text cut off": ("_source/deviation.parquet", _cut_short),
 }
 
 
-@pytest.mark.parametrize("damaged", sorted(_DAMAGED_STATE))
-def test_a_damaged_run_state_gets_a_full_rebuild(tmp_path: Path, plant: Path, damaged: str) -> None:
+@pytest.mark.parametrize("case", sorted(_DAMAGED_STATE))
+def test_a_damaged_run_state_gets_a_full_rebuild(tmp_path: Path, plant: Path, case: str) -> None:
     """The live run's bookkeeping is no published data: where it cannot be read, the next
     run says so and builds in full (which needs none of it), instead of failing."""
+    damaged, damage = _DAMAGED_STATE[case]
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse)
     live = current_snapshot(warehouse)
@@ -241,16 +266,16 @@ def test_a_damaged_run_state_gets_a_full_rebuild(tmp_path: Path, plant: Path, da
     data = path.read_bytes()
     path.unlink()  # a file of its own: the earlier snapshots' hard links stay as they were
     path.write_bytes(data)
-    _DAMAGED_STATE[damaged](path)
+    damage(path)
     notes: list[str] = []
     result = run_etl(plant, warehouse, progress=notes.append)
     assert result.mode == "full"
-    name = Path(damaged).name
+    named = damaged if damaged.endswith(".parquet") else Path(damaged).name
     assert any(
-        note.startswith(f"the live snapshot's {damaged if name.endswith('.parquet') else name} "
-                        "cannot be read (") and note.endswith("): full rebuild")
+        note.startswith(f"the live snapshot's {named} cannot be read (")
+        and note.endswith("): full rebuild")
         for note in notes
-    ), notes  # fmt: skip
+    ), notes
     assert current_snapshot(warehouse) != live
     run_etl(plant, tmp_path / "rebuilt", full=True)
     assert published_files(warehouse) == published_files(tmp_path / "rebuilt")
