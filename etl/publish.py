@@ -194,20 +194,9 @@ def live_manifest(live: Path) -> dict:
     return read_state_json(live / MANIFEST, _is_manifest)
 
 
-def live_files(live: Path | None) -> dict[str, dict]:
-    """The live snapshot's files as its manifest lists them (path -> sha256, rows...)."""
-    if live is None:
-        return {}
-    return live_manifest(live)["files"]
-
-
 def writer_version() -> str:
     """What decides a partition file's bytes besides its rows: our code and polars."""
     return f"{code_version()} polars {pl.__version__}"
-
-
-def _writer(live: Path) -> str | None:
-    return live_manifest(live).get("writer")
 
 
 def live_fingerprints(live: Path | None) -> dict[str, str]:
@@ -578,15 +567,16 @@ def _write_tables(
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
     try:
-        live = live_files(plan.live)
+        listed = {} if plan.live is None else live_manifest(plan.live)
     except RunStateError:
         if _trusts_live(plan):
             raise
-        live = {}  # a full build keeps nothing of a live snapshot it cannot read, and mends it
+        listed = {}  # a full build keeps nothing of a live snapshot it cannot read: it mends it
+    live: dict[str, dict] = listed.get("files", {})  # path -> sha256, rows...
     # Equal rows make equal bytes only with the same writer (code and polars versions); a
     # full build keeps no live file for its rows' fingerprint (`_trusts_live`).
     version = writer_version()
-    same_writer = _trusts_live(plan) and plan.live is not None and _writer(plan.live) == version
+    same_writer = _trusts_live(plan) and listed.get("writer") == version
     live_prints = live_fingerprints(plan.live) if same_writer else {}
     count = len(plan.published)
     # Every partition's folder first, before the writer threads link and fsync files: made
