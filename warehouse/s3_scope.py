@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# How Arrow's S3 client words a refusal: the SDK's error type, or an unnamed error with its
+# HTTP status. Not a bare "403": a failure to connect names the endpoint, and a store on
+# port 40399 is down, not refusing.
+REFUSAL = re.compile(r"\bACCESS_DENIED\b|\bAccessDenied\b|\(HTTP status 403\)")
+
 
 def _store(call: Callable[[], T], *, refused: str) -> T:
     """Run one request against the store; a refusal (403) says `refused`, anything but a
@@ -58,8 +64,7 @@ def _store(call: Callable[[], T], *, refused: str) -> T:
         log.error("S3 settings unusable: %s", unusable)
         raise ScopeError(SETTINGS) from None
     except OSError as failure:
-        text = str(failure)
-        if "ACCESS_DENIED" in text or "403" in text or "AccessDenied" in text:
+        if REFUSAL.search(str(failure)):
             raise ScopeError(refused) from None
         raise DataUnavailable() from None
 

@@ -6,8 +6,10 @@ refused in words; a new run is picked up; pages and the sharing server work unch
 from __future__ import annotations
 
 import json
+import socket
 
 import polars as pl
+import pyarrow.fs as pafs
 import pytest
 
 from etl import publish_s3
@@ -255,6 +257,33 @@ def test_a_store_stopping_mid_read_leaves_no_scope_and_reading_resumes(store, mo
         store.start()
     scope = open_sponsor_scope(store.url, OWN)
     assert scope.snapshot == info and scope.frame("n", "SELECT count(*) FROM batch").item() > 0
+
+
+def _closed_port_containing_403() -> int:
+    """A loopback port in 40300..40399 that nothing listens on (it was free a moment ago)."""
+    for port in range(40300, 40400):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    pytest.fail("every port from 40300 to 40399 is in use")
+
+
+def test_a_store_that_cannot_be_reached_on_a_port_holding_403_is_unavailable_not_refusing():
+    """A failure to connect names the endpoint; on port 403xx that text holds "403", which
+    once read as the store refusing the identity (a CI run failed so)."""
+    port = _closed_port_containing_403()
+    fs = pafs.S3FileSystem(
+        access_key="reader", secret_key="secret", endpoint_override=f"http://127.0.0.1:{port}",
+        scheme="http", region="us-east-1", connect_timeout=1, request_timeout=1,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    )  # fmt: skip
+    for request in (lambda: fs.get_file_info(f"{BUCKET}/{PREFIX}/current.json"),
+                    lambda: s3.read_object(fs, f"{BUCKET}/{PREFIX}/current.json")):  # fmt: skip
+        with pytest.raises(DataUnavailable):
+            s3_scope._store(request, refused="refused")
 
 
 def test_a_page_on_s3_shows_what_it_shows_on_the_local_run(store, demo_warehouse):
