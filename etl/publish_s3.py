@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -20,8 +19,12 @@ import pyarrow.fs as pafs
 from warehouse.layout import MANIFEST, QUARANTINE
 from warehouse.s3 import (
     CMO,
+    MOMENT,
+    RUN_ID,
     TENANTS,
     Location,
+    PointerError,
+    created_at,
     live_run,
     next_pointer,
     read_object,
@@ -34,7 +37,6 @@ log = logging.getLogger(__name__)
 KEEP_RUNS = 3  # the live run and the two before it stay, as on a local disk
 GRACE_ENV = "PORTAL_S3_GRACE_SECONDS"
 GRACE = timedelta(hours=1)  # a superseded run stays readable this long for readers on it
-RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]+")  # as etl.run.new_run_id makes them
 # What a sponsor's own manifest carries of the run's: nothing that names the source, another
 # sponsor or what was quarantined.
 SPONSOR_FACTS = ("run_id", "created_at", "mode", "source_as_of", "writer", "code_version")
@@ -58,19 +60,29 @@ def publish(
     fs: pafs.FileSystem,
     checkpoint: Callable[[str], None],
     now: datetime | None = None,
+    note: Callable[[str], None] = lambda message: None,
 ) -> dict[str, int]:
     """Upload the local snapshot as a run of `location` and make it the live one; returns how
-    many files were uploaded and how many copied server-side from the live run."""
+    many files were uploaded and how many copied server-side from the live run. What the
+    operator must know of the store's state (a damaged current.json or live manifest) is
+    `note`d."""
     manifest = json.loads((snapshot / MANIFEST).read_text())
     run_id = manifest["run_id"]
-    pointer = read_pointer(fs, location)
-    live = _live_files(fs, location, pointer)
+    try:
+        pointer = read_pointer(fs, location)
+        damaged = None
+    except PointerError as exc:
+        pointer, damaged = None, exc
+        note(f"{exc}: this run replaces it; every run in the store stays as if it was live "
+             "until now, and every file is uploaded (none copied from the live run)")  # fmt: skip
+    live = _live_files(fs, location, pointer, note)
     files = sorted(manifest["files"].items())
     uploaded = copied = 0
     for number, (relative, entry) in enumerate(files, start=1):
         target = location.tenant(entry["sponsor_id"], run_id, relative)
         same = live.get(relative)
-        if same is not None and same["sha256"] == entry["sha256"]:
+        if (same is not None and same["sha256"] == entry["sha256"]
+                and same["sponsor_id"] == entry["sponsor_id"]):  # fmt: skip
             fs.copy_file(same["path"], target)  # the same bytes: a copy inside the store
             copied += 1
         else:
@@ -89,11 +101,14 @@ def publish(
         write_object(fs, location.tenant(sponsor_id, run_id, MANIFEST), _json(own))
     write_object(fs, location.cmo(run_id, MANIFEST), _json(manifest))
     checkpoint("upload")
-    live = next_pointer(pointer, run_id, now, manifest.get("created_at"))
+    current = next_pointer(pointer, run_id, now, manifest.get("created_at"))
+    if damaged is not None:
+        # Which run was live, and until when, is lost: a reader may be on any of them.
+        current["history"] = _as_if_live_until(fs, location, run_id, current["live_from"])
     try:
-        write_object(fs, location.pointer(), _json(live))
+        write_object(fs, location.pointer(), _json(current))
     except OSError:
-        if live_run(fs, location) != run_id:  # a PUT that timed out may still have landed
+        if _named(fs, location) != run_id:  # a PUT that timed out may still have landed
             raise
     try:
         prune(fs, location, now)
@@ -102,12 +117,33 @@ def publish(
     return {"uploaded": uploaded, "copied": copied}
 
 
+def _named(fs: pafs.FileSystem, location: Location) -> str | None:
+    """The run current.json names; None when it names none (or is still damaged)."""
+    try:
+        return live_run(fs, location)
+    except PointerError:
+        return None
+
+
+def _as_if_live_until(fs: pafs.FileSystem, location: Location, run_id: str, moment: str) -> list:
+    """The pointer's history when the earlier one was lost: every complete run in the store
+    (one with its manifest) but `run_id`, live from when it was made until `moment`."""
+    return [
+        {"run_id": stored, "live_from": created_at(stored).strftime(MOMENT), "live_until": moment}
+        for stored, run in stored_runs(fs, location).items()
+        if run.complete and stored != run_id
+    ][-20:]
+
+
 def _json(value: dict) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True).encode()
 
 
-def _live_files(fs: pafs.FileSystem, location: Location, pointer: dict | None) -> dict:
-    """The live run's files by relative path, with their object paths (for server-side copies)."""
+def _live_files(
+    fs: pafs.FileSystem, location: Location, pointer: dict | None, note: Callable[[str], None]
+) -> dict:
+    """The live run's files by relative path, with their object paths (for server-side
+    copies); none when its manifest is missing or cannot be read (every file is uploaded)."""
     if pointer is None:
         return {}
     run_id = pointer["run_id"]
@@ -115,10 +151,23 @@ def _live_files(fs: pafs.FileSystem, location: Location, pointer: dict | None) -
         manifest = json.loads(read_object(fs, location.cmo(run_id, MANIFEST)))
     except FileNotFoundError:
         return {}
+    except ValueError as exc:
+        note(f"the live run's manifest cannot be read ({exc}): every file is uploaded")
+        return {}
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(_is_entry(entry) for entry in files.values()):
+        note("the live run's manifest does not list its files: every file is uploaded")
+        return {}
     return {
         path: entry | {"path": location.tenant(entry["sponsor_id"], run_id, path)}
-        for path, entry in manifest["files"].items()
+        for path, entry in files.items()
     }
+
+
+def _is_entry(entry: object) -> bool:
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(name), str) for name in ("sha256", "sponsor_id")
+    )
 
 
 def _verify(fs: pafs.FileSystem, location: Location, run_id: str, manifest: dict) -> None:
@@ -139,7 +188,11 @@ def prune(fs: pafs.FileSystem, location: Location, now: datetime | None = None) 
     """Delete runs no reader can be on: neither the live run nor one of the KEEP_RUNS newest
     that were live, and not live (or begun, for a run never made live) within the grace
     period."""
-    pointer = read_pointer(fs, location)
+    try:
+        pointer = read_pointer(fs, location)
+    except PointerError as damaged:  # which runs readers may be on is not known: none goes
+        log.warning("nothing pruned: %s", damaged)
+        return []
     if pointer is None:
         return []
     moment = now or datetime.now(UTC)
@@ -164,6 +217,7 @@ def prune(fs: pafs.FileSystem, location: Location, now: datetime | None = None) 
 class StoredRun:
     folders: set[str] = field(default_factory=set)
     newest: datetime = datetime.min.replace(tzinfo=UTC)
+    complete: bool = False  # its CMO manifest is stored (written after every file)
 
 
 def stored_runs(fs: pafs.FileSystem, location: Location) -> dict[str, StoredRun]:
@@ -188,6 +242,7 @@ def stored_runs(fs: pafs.FileSystem, location: Location) -> dict[str, StoredRun]
             continue  # not a run's object (someone else's file under the prefix): left alone
         run = runs.setdefault(run_id, StoredRun())
         run.folders.add(folder)
+        run.complete |= parts[0] == CMO and parts[2:] == [MANIFEST]
         if info.mtime is not None:
             run.newest = max(run.newest, info.mtime.astimezone(UTC))
     return dict(sorted(runs.items()))
@@ -199,4 +254,4 @@ def _delete(fs: pafs.FileSystem, path: str) -> None:
 
 
 def _when(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(text, MOMENT).replace(tzinfo=UTC)

@@ -229,7 +229,7 @@ def run_etl(
         if location is not None:
             note(f"upload to {location}")
             try:
-                publish_s3.publish(snapshot, location, s3.filesystem(), checkpoint)
+                publish_s3.publish(snapshot, location, s3.filesystem(), checkpoint, note=note)
             except OSError as exc:
                 # current.json is written last: the live run stays what it was.
                 raise EtlError(f"upload to {location} failed, nothing published: {exc}") from exc

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ TENANTS = "tenants"
 CMO = "cmo"
 IDENTITIES_ENV = "PORTAL_S3_IDENTITIES"
 SECRETS = Path(".streamlit") / "secrets.toml"
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]+")  # as etl.run.new_run_id makes them
+MOMENT = "%Y-%m-%dT%H:%M:%SZ"  # the pointer's times
 
 
 class S3Error(Exception):
@@ -167,13 +170,64 @@ def reader(sponsor_id: str | None) -> pafs.S3FileSystem:
 # --- the pointer ----------------------------------------------------------------------------
 
 
+class PointerError(ValueError):
+    """current.json is in the store but does not read as a pointer (a hand edit, a tool
+    that wrote something else): no run can be named from it."""
+
+
 def read_pointer(fs: pafs.FileSystem, location: Location) -> dict | None:
-    """current.json as published, or None before the first run."""
+    """current.json as published, or None before the first run; PointerError when it is
+    there but is not a pointer (what readers and the nightly job read of it is checked)."""
     try:
         with fs.open_input_stream(location.pointer()) as stream:
-            return json.loads(stream.read())
+            data = stream.read()
     except FileNotFoundError:
         return None
+    try:
+        pointer = json.loads(data)
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise PointerError(f"{POINTER} is not JSON ({exc})") from None
+    if not _is_pointer(pointer):
+        raise PointerError(f"{POINTER} does not name a run and when earlier runs were live")
+    return pointer
+
+
+def _is_pointer(value: object) -> bool:
+    if not isinstance(value, dict) or not _is_run(value.get("run_id")):
+        return False
+    if not _is_moment(value.get("live_from")):
+        return False
+    made = value.get("created_at")
+    if made is not None and not _is_iso(made):
+        return False
+    history = value.get("history", [])
+    return isinstance(history, list) and all(
+        isinstance(entry, dict)
+        and _is_run(entry.get("run_id"))
+        and _is_moment(entry.get("live_from"))
+        and _is_moment(entry.get("live_until"))
+        for entry in history
+    )
+
+
+def _is_run(value: object) -> bool:
+    return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
+
+
+def _is_moment(value: object) -> bool:
+    try:
+        datetime.strptime(value, MOMENT)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_iso(value: object) -> bool:
+    try:
+        datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def live_run(fs: pafs.FileSystem, location: Location) -> str | None:
@@ -187,12 +241,12 @@ def next_pointer(
     """current.json naming `run_id` and when it was made (`made`, the manifest's created_at;
     else the run id's time), with when each earlier run stopped being live (what the pruning
     waits on)."""
-    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = (now or datetime.now(UTC)).strftime(MOMENT)
     history = [] if previous is None else list(previous.get("history", []))
     if previous is not None:
         history.append({"run_id": previous["run_id"], "live_from": previous["live_from"],
                         "live_until": moment})  # fmt: skip
-    made = made or created_at(run_id).strftime("%Y-%m-%dT%H:%M:%SZ")
+    made = made or created_at(run_id).strftime(MOMENT)
     return {"run_id": run_id, "created_at": made, "live_from": moment, "history": history[-20:]}
 
 

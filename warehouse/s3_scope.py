@@ -41,6 +41,10 @@ POINTER_ENV = "PORTAL_S3_POINTER_SECONDS"
 DOWNLOADS = 8  # files fetched at once when a scope opens
 INTEGRITY = "The published snapshot failed its integrity check for this sponsor."
 SETTINGS = "The portal's storage settings cannot be read; the CMO's IT must check them."
+POINTER = (
+    "The published data cannot be read: the pointer to its live run is damaged. The CMO's IT "
+    "must check it; the next nightly run replaces it."
+)
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -86,10 +90,14 @@ def snapshot_info(url: str) -> SnapshotInfo | None:
     if seen is not None and now - seen[0] < ttl:
         return seen[1]
     location = s3.Location.parse(url)
-    pointer = _store(
-        lambda: s3.read_pointer(s3.reader(None), location),
-        refused="The object store refused the portal's identity: the CMO's IT must check it.",
-    )
+    try:
+        pointer = _store(
+            lambda: s3.read_pointer(s3.reader(None), location),
+            refused="The object store refused the portal's identity: the CMO's IT must check it.",
+        )
+    except s3.PointerError as damaged:  # not remembered: read again on the next call
+        log.error("S3 pointer unusable: %s", damaged)
+        raise ScopeError(POINTER) from None
     info = None
     if pointer is not None:
         run_id = pointer["run_id"]

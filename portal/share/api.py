@@ -39,6 +39,11 @@ SCOPES_KEPT = 32
 MAX_DECISIONS = 1000  # per page of GET /decisions
 
 
+def _unavailable() -> ShareError:
+    return ShareError(503, "SNAPSHOT_UNAVAILABLE", "Your data is not available from the "
+                      "published snapshot now; the CMO has been told.")  # fmt: skip
+
+
 class _Scopes:
     """Open sponsor scopes of this server, one per (warehouse, snapshot, sponsor), the least
     recently used closed beyond SCOPES_KEPT (a new snapshot opens new ones)."""
@@ -48,7 +53,12 @@ class _Scopes:
         self._lock = threading.Lock()
 
     def get(self, root: Path | str, sponsor_id: str) -> Scope:
-        info = snapshot_info(root)
+        try:
+            info = snapshot_info(root)
+        except DataUnavailable:
+            raise
+        except ScopeError:  # the live run cannot be named (a damaged pointer on S3)
+            raise _unavailable() from None
         if info is None:
             raise not_found()
         key = (str(root), info.run_id, sponsor_id)
@@ -62,12 +72,7 @@ class _Scopes:
         except DataUnavailable:
             raise
         except ScopeError:
-            raise ShareError(
-                503,
-                "SNAPSHOT_UNAVAILABLE",
-                "Your data is not available from "
-                "the published snapshot now; the CMO has been told.",
-            ) from None
+            raise _unavailable() from None
         with self._lock:
             self._open[key] = scope
             while len(self._open) > SCOPES_KEPT:

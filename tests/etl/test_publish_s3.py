@@ -292,3 +292,86 @@ def test_a_file_missing_from_the_store_stops_the_run_before_it_is_named(
     with pytest.raises(OSError, match=f"{relative}: not in the store as published"):
         publish_s3.publish(snapshot, where, fs, lose_the_first_file)
     assert s3.live_run(fs, where) == first.run_id
+
+
+# A current.json that is there but names no run: what someone or some tool may leave.
+DAMAGED_POINTERS = {
+    "cut short": b'{"run_id": "2026',
+    "not UTF-8": b"\xff\xfe{}",
+    "no run": b'{"history": []}',
+    "not a run id": b'{"run_id": "../CTB", "live_from": "2026-12-01T00:00:00Z"}',
+    "a history without times": (
+        b'{"run_id": "20261201T000000Z-0000aa", "live_from": "2026-12-01T00:00:00Z", '
+        b'"history": [{"run_id": "20261130T000000Z-0000ab"}]}'
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_POINTERS)
+def test_a_damaged_pointer_is_replaced_and_no_run_a_reader_may_be_on_goes(
+    store, demo_plant, damage
+):
+    """Which run was live, and until when, is lost with current.json: the next run names
+    itself, says what it found, uploads every file, and keeps every stored run as if it was
+    live until then; they go by the usual rule from then on."""
+    where, fs = location(store), store.fs()
+    first = run_etl(demo_plant.path, store.url, full=True)
+    older = [f"2026010{day}T000000Z-00000{day}" for day in range(1, 5)]  # 4 runs, long gone
+    for run_id in older:
+        s3.write_object(fs, where.tenant("NWT", run_id, "manifest.json"), b"{}")
+        s3.write_object(fs, where.cmo(run_id, "manifest.json"), b"{}")
+    s3.write_object(fs, where.pointer(), DAMAGED_POINTERS[damage])
+    with pytest.raises(s3.PointerError):
+        s3.read_pointer(fs, where)
+
+    notes: list[str] = []
+    second = run_etl(demo_plant.path, store.url, progress=notes.append)
+    assert s3.live_run(fs, where) == second.run_id
+    (said,) = [note for note in notes if "current.json" in note]
+    assert "this run replaces it" in said and "every file is uploaded" in said, said
+    manifest = json.loads((second.snapshot / "manifest.json").read_text())
+    assert_complete(store, second.run_id, manifest)
+    assert list(publish_s3.stored_runs(fs, where)) == [*older, first.run_id, second.run_id]
+    pointer = s3.read_pointer(fs, where)
+    assert [entry["run_id"] for entry in pointer["history"]] == [*older, first.run_id]
+    assert {entry["live_until"] for entry in pointer["history"]} == {pointer["live_from"]}
+
+    later = publish_s3._when(pointer["live_from"]) + publish_s3.GRACE + timedelta(seconds=1)
+    assert publish_s3.prune(fs, where, later) == older[:3]  # the 3 newest stay, as always
+    assert list(publish_s3.stored_runs(fs, where)) == [older[3], first.run_id, second.run_id]
+
+
+@pytest.mark.parametrize(
+    "manifest", [b"not json", b'{"files": {"batch/part-0.parquet": {"rows": 1}}}', b"[]"]
+)
+def test_a_live_manifest_that_cannot_be_read_has_every_file_uploaded(store, demo_plant, manifest):
+    where, fs = location(store), store.fs()
+    first = run_etl(demo_plant.path, store.url, full=True)
+    s3.write_object(fs, where.cmo(first.run_id, "manifest.json"), manifest)
+    notes: list[str] = []
+    second = run_etl(demo_plant.path, store.url, progress=notes.append)
+    assert s3.live_run(fs, where) == second.run_id
+    assert any("live run's manifest" in n and "every file is uploaded" in n for n in notes)
+    assert_complete(
+        store, second.run_id, json.loads((second.snapshot / "manifest.json").read_text())
+    )
+
+
+def test_a_live_manifest_naming_another_sponsors_object_is_not_copied_from(store, demo_plant):
+    """A live manifest edited to list one sponsor's file as another's (same path, same hash):
+    the run uploads its own file, it does not copy the other sponsor's object into place."""
+    where, fs = location(store), store.fs()
+    first = run_etl(demo_plant.path, store.url, full=True)
+    live = json.loads(s3.read_object(fs, where.cmo(first.run_id, "manifest.json")))
+    relative = next(path for path, e in sorted(live["files"].items()) if e["sponsor_id"] == "NWT")
+    decoy = next(p for p, e in sorted(live["files"].items()) if e["sponsor_id"] == "CTB")
+    entry = live["files"][relative]
+    # The CTB object now sits where the edited manifest says NWT's file is.
+    fs.copy_file(
+        where.tenant("CTB", first.run_id, decoy), where.tenant("CTB", first.run_id, relative)
+    )
+    live["files"][relative] = entry | {"sponsor_id": "CTB"}
+    s3.write_object(fs, where.cmo(first.run_id, "manifest.json"), json.dumps(live).encode())
+    second = run_etl(demo_plant.path, store.url)
+    own = where.tenant("NWT", second.run_id, relative)
+    assert stored_sha256(fs, own) == entry["sha256"]

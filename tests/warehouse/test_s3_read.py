@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import polars as pl
 import pyarrow.fs as pafs
@@ -286,6 +288,30 @@ def test_a_store_that_cannot_be_reached_on_a_port_holding_403_is_unavailable_not
             s3_scope._store(request, refused="refused")
 
 
+@contextmanager
+def damaged_pointer(store: ObjectStore) -> Iterator[None]:
+    """current.json cut short while inside; then the published one again."""
+    fs, pointer = store.fs(), s3.Location.parse(store.url).pointer()
+    whole = s3.read_object(fs, pointer)
+    s3.write_object(fs, pointer, whole[: len(whole) // 2])
+    try:
+        yield
+    finally:
+        s3.write_object(fs, pointer, whole)
+
+
+def test_a_damaged_pointer_is_said_in_words_and_reading_resumes_once_it_is_replaced(store):
+    with damaged_pointer(store):
+        with pytest.raises(ScopeError) as damaged:
+            snapshot_info(store.url)
+        assert not isinstance(damaged.value, DataUnavailable)  # no use trying again in a minute
+        assert str(damaged.value) == s3_scope.POINTER
+        page = run_page("overview.py", principal("sponsor_qa", OWN), store.url)
+        assert not page.exception
+        assert [e.value for e in page.error] == [s3_scope.POINTER]
+    assert open_sponsor_scope(store.url, OWN).frame("n", "SELECT count(*) FROM batch").item()
+
+
 def test_a_page_on_s3_shows_what_it_shows_on_the_local_run(store, demo_warehouse):
     qa = principal("sponsor_qa", OWN)
     on_s3 = run_page("overview.py", qa, store.url)
@@ -360,6 +386,18 @@ def test_the_sharing_server_on_s3_serves_the_sponsors_tables_to_the_official_cli
         # Whether the pointer or the scope is what failed, the answer is the same 503.
         assert down.status_code == 503 and down.headers["retry-after"], down.text
         assert down.json()["errorCode"] == "TEMPORARILY_UNAVAILABLE"
+
+        with damaged_pointer(store):
+            # The sponsor's IT reading a dataset and the sharing client: words, not a 500.
+            for answer in (
+                server_get(
+                    f"{server.url}/api/v1/datasets/batches",
+                    headers={"Authorization": f"Bearer {issued['own']}"},
+                ),  # fmt: skip
+                server.post(f"/shares/{OWN}/schemas/quality/tables/batch/query", issued["own"]),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["errorCode"] == "SNAPSHOT_UNAVAILABLE"
     finally:
         stop_share_server(server)
 
