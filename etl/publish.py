@@ -717,7 +717,9 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     manifest["writer"] = writer_version()
     # Files of the live snapshot kept as they were (same bytes): what the run did not rewrite.
     manifest["kept_files"] = len(written["kept_files"])
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    # Compact: indented, json's pure-Python encoder took 0.14 s (3% of a day's run on `large`)
+    # for 2.6 MB; `python -m json.tool` shows it indented.
+    (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True))
     _fsync(tmp / MANIFEST)
     final = root / plan.run_id
     os.rename(tmp, final)

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl import publish_s3
 from etl.extract import Source, SourceError, extract_all, open_source
@@ -63,6 +61,7 @@ from warehouse.layout import (
 STAGES = ("extract", "validate", "transform", "publish-midway", "publish")
 UPLOAD_STAGES = ("upload-midway", "upload")  # a warehouse on S3 only: after the local publish
 FAIL_AFTER_ENV = "PORTAL_ETL_FAIL_AFTER"  # "<stage>" raises there; "<stage>:hang" sleeps
+PARQUET_MAGIC = b"PAR1"  # a Parquet file's first and last four bytes
 
 
 class EtlError(Exception):
@@ -132,12 +131,29 @@ def _previous_state(warehouse: Path) -> tuple[dict, Path] | None:
         return None
     for table in TABLES:
         for path in parts_of(folder, table.name):
-            try:
-                # A file cut short has no footer: found here, not midway through extraction.
-                pq.read_metadata(path)
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                raise RunStateError(f"{SOURCE_STATE}/{path.name} cannot be read ({exc})") from exc
+            # A file cut short has no footer: found here, not midway through extraction.
+            damage = _not_whole(path)
+            if damage is not None:
+                raise RunStateError(f"{SOURCE_STATE}/{path.name} cannot be read ({damage})")
     return manifest, folder
+
+
+def _not_whole(path: Path) -> str | None:
+    """Why a Parquet file cannot be whole, if it cannot: "PAR1" at both ends, and a footer
+    that fits between them. Its last bytes only, not the footer parsed (pyarrow parsed the
+    37 footers of `large` in 0.1 s, 2% of a day's run)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 8, 0))
+            tail = handle.read(8)
+    except OSError as exc:
+        return str(exc)
+    footer = int.from_bytes(tail[:4], "little") if len(tail) == 8 else size
+    if head != PARQUET_MAGIC or tail[4:] != PARQUET_MAGIC or footer > size - 12:
+        return "not a whole Parquet file: its end is missing"
+    return None
 
 
 def _live_run(
