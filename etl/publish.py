@@ -101,6 +101,8 @@ class Plan:
     # table -> the live snapshot's quarantine file of it, when the run took that table's
     # verdicts from the live run (etl.validate.Reuse): kept as a hard link
     quarantine_kept: dict[str, Path] = field(default_factory=dict)
+    # The live snapshot's manifest, where the run has read (and checked) it already.
+    listed: dict | None = None
 
 
 def run_manifest(
@@ -567,7 +569,7 @@ def _write_tables(
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
     try:
-        listed = {} if plan.live is None else live_manifest(plan.live)
+        listed = plan.listed or ({} if plan.live is None else live_manifest(plan.live))
     except RunStateError:
         if _trusts_live(plan):
             raise

@@ -370,6 +370,7 @@ def _stages(
         live=current_snapshot(warehouse),
         carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
         settled=settled,
+        listed=None if previous is None else previous[0],
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.
