@@ -135,17 +135,24 @@ def running_object_store(folder: Path, sponsors: list[str]) -> Iterator[ObjectSt
 
 
 def _wait_for_bucket(store: ObjectStore) -> None:
-    """Until the bucket answers a listing (the port answers NoSuchBucket for a moment first)."""
+    """Until the bucket answers a listing (the port answers NoSuchBucket for a moment first)
+    and an object can be written and read back: a restarted store lists its objects from its
+    filer before its volume server, which holds their bytes, has registered again."""
     deadline = time.monotonic() + 60
     writer = store.fs()
+    probe = f"{BUCKET}/.ready-{time.monotonic_ns()}"  # outside PREFIX: no test lists it
     while time.monotonic() < deadline:
         if store.process.poll() is not None:
             raise RuntimeError(f"weed stopped: {store.log.read_text()[-2000:]}")
         try:
             writer.get_file_info(pafs.FileSelector(BUCKET))
-            return
+            s3.write_object(writer, probe, b"ready")
+            if s3.read_object(writer, probe) == b"ready":
+                writer.delete_file(probe)
+                return
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise TimeoutError(f"weed's bucket did not answer in 60 s: {store.log.read_text()[-2000:]}")
 
 
