@@ -569,7 +569,12 @@ def _write_tables(
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
     try:
-        listed = plan.listed or ({} if plan.live is None else live_manifest(plan.live))
+        listed = (
+            plan.listed
+            if plan.listed is not None and plan.live is not None
+            and plan.listed.get("run_id") == plan.live.name
+            else {} if plan.live is None else live_manifest(plan.live)
+        )  # fmt: skip
     except RunStateError:
         if _trusts_live(plan):
             raise

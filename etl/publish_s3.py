@@ -25,6 +25,7 @@ from warehouse.s3 import (
     Location,
     PointerError,
     created_at,
+    is_run_id,
     live_run,
     next_pointer,
     read_object,
@@ -131,8 +132,8 @@ def _as_if_live_until(fs: pafs.FileSystem, location: Location, run_id: str, mome
     return [
         {"run_id": stored, "live_from": created_at(stored).strftime(MOMENT), "live_until": moment}
         for stored, run in stored_runs(fs, location).items()
-        if run.complete and stored != run_id
-    ][-20:]
+        if run.complete and stored != run_id and is_run_id(stored)
+    ]  # all of them: one left out would count from its objects' time, and could go now
 
 
 def _json(value: dict) -> bytes:
@@ -151,8 +152,9 @@ def _live_files(
         manifest = json.loads(read_object(fs, location.cmo(run_id, MANIFEST)))
     except FileNotFoundError:
         return {}
-    except ValueError as exc:
-        note(f"the live run's manifest cannot be read ({exc}): every file is uploaded")
+    except (ValueError, RecursionError) as exc:
+        note(f"the live run's manifest cannot be read ({type(exc).__name__}): every file is "
+             "uploaded")  # fmt: skip
         return {}
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not all(_is_entry(entry) for entry in files.values()):
@@ -197,7 +199,8 @@ def prune(fs: pafs.FileSystem, location: Location, now: datetime | None = None) 
         return []
     moment = now or datetime.now(UTC)
     grace = timedelta(seconds=float(os.environ.get(GRACE_ENV, GRACE.total_seconds())))
-    live_until = {entry["run_id"]: _when(entry["live_until"]) for entry in pointer["history"]}
+    history = pointer.get("history", [])
+    live_until = {entry["run_id"]: _when(entry["live_until"]) for entry in history}
     held = stored_runs(fs, location)
     published = [run_id for run_id in held if run_id in live_until or run_id == pointer["run_id"]]
     kept = set(published[-KEEP_RUNS:]) | {pointer["run_id"]}

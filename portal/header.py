@@ -12,7 +12,7 @@ from portal import session, when
 from portal.store import utc_now
 from portal.users import Principal, set_landing_page
 from warehouse import layout
-from warehouse.scope import snapshot_info
+from warehouse.scope import DataUnavailable, ScopeError, SnapshotInfo, snapshot_info
 
 STALE_AFTER = timedelta(hours=36)
 ROLE_LABELS = {
@@ -34,18 +34,16 @@ def render(principal: Principal, root: Path, url_path: str, *, landing: str) -> 
         bar.caption(f"Sponsor: {principal.sponsor_id}")
     if root == layout.demo_warehouse():
         bar.caption("Demo plant: fictional sponsors and data")
-    info = snapshot_info(root)
-    if info is None:
-        bar.info("No data yet: the nightly update has not published a snapshot.")
+    try:
+        info = snapshot_info(root)
+    except DataUnavailable:
+        raise  # the store does not answer: the whole page says only that (portal_app)
+    except ScopeError:
+        # The live run cannot be named (a damaged pointer on S3): the page says why, and the
+        # sidebar stays whole (sign out).
+        bar.warning("The published data cannot be read right now.")
     else:
-        created = info.created_at
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        bar.caption(f"Data as of {when.local(created)}")
-        if utc_now() - created > STALE_AFTER:
-            bar.warning(
-                f"Data is older than {STALE_AFTER.total_seconds() / 3600:.0f} h: "
-                "the nightly update may have failed."
-            )
+        _data_age(info)
     if url_path != landing:
         bar.button(
             "Open this page first after sign-in", key="landing_page",
@@ -54,6 +52,21 @@ def render(principal: Principal, root: Path, url_path: str, *, landing: str) -> 
     bar.button("Sign out", key="sign_out", on_click=session.request_sign_out)
     if principal.role == "auditor":
         _watermark(principal)
+
+
+def _data_age(info: SnapshotInfo | None) -> None:
+    bar = st.sidebar
+    if info is None:
+        bar.info("No data yet: the nightly update has not published a snapshot.")
+        return
+    created = info.created_at
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    bar.caption(f"Data as of {when.local(created)}")
+    if utc_now() - created > STALE_AFTER:
+        bar.warning(
+            f"Data is older than {STALE_AFTER.total_seconds() / 3600:.0f} h: "
+            "the nightly update may have failed."
+        )
 
 
 def _watermark(principal: Principal) -> None:

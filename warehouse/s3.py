@@ -185,15 +185,15 @@ def read_pointer(fs: pafs.FileSystem, location: Location) -> dict | None:
         return None
     try:
         pointer = json.loads(data)
-    except ValueError as exc:  # not JSON, or not UTF-8
-        raise PointerError(f"{POINTER} is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested beyond reason
+        raise PointerError(f"{POINTER} is not JSON ({type(exc).__name__})") from None
     if not _is_pointer(pointer):
         raise PointerError(f"{POINTER} does not name a run and when earlier runs were live")
     return pointer
 
 
 def _is_pointer(value: object) -> bool:
-    if not isinstance(value, dict) or not _is_run(value.get("run_id")):
+    if not isinstance(value, dict) or not is_run_id(value.get("run_id")):
         return False
     if not _is_moment(value.get("live_from")):
         return False
@@ -203,15 +203,21 @@ def _is_pointer(value: object) -> bool:
     history = value.get("history", [])
     return isinstance(history, list) and all(
         isinstance(entry, dict)
-        and _is_run(entry.get("run_id"))
+        and is_run_id(entry.get("run_id"))
         and _is_moment(entry.get("live_from"))
         and _is_moment(entry.get("live_until"))
         for entry in history
     )
 
 
-def _is_run(value: object) -> bool:
-    return isinstance(value, str) and RUN_ID.fullmatch(value) is not None
+def is_run_id(value: object) -> bool:
+    """A run id as etl.run.new_run_id makes them: its time a real one, of a 4-digit year."""
+    if not isinstance(value, str) or RUN_ID.fullmatch(value) is None:
+        return False
+    try:
+        return created_at(value).year >= 1000
+    except ValueError:  # 20261399T000000Z: the shape of a time, not a time
+        return False
 
 
 def _is_moment(value: object) -> bool:

@@ -39,7 +39,8 @@ SCOPES_KEPT = 32
 MAX_DECISIONS = 1000  # per page of GET /decisions
 
 
-def _unavailable() -> ShareError:
+def unavailable() -> ShareError:
+    """503: an integrity check failed, or the live run cannot be named (a damaged pointer)."""
     return ShareError(503, "SNAPSHOT_UNAVAILABLE", "Your data is not available from the "
                       "published snapshot now; the CMO has been told.")  # fmt: skip
 
@@ -58,7 +59,7 @@ class _Scopes:
         except DataUnavailable:
             raise
         except ScopeError:  # the live run cannot be named (a damaged pointer on S3)
-            raise _unavailable() from None
+            raise unavailable() from None
         if info is None:
             raise not_found()
         key = (str(root), info.run_id, sponsor_id)
@@ -72,7 +73,7 @@ class _Scopes:
         except DataUnavailable:
             raise
         except ScopeError:
-            raise _unavailable() from None
+            raise unavailable() from None
         with self._lock:
             self._open[key] = scope
             while len(self._open) > SCOPES_KEPT:

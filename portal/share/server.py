@@ -114,8 +114,8 @@ def create_app(warehouse_root: Path | str) -> FastAPI:
         except DataUnavailable:
             raise
         except ScopeError:
-            raise ShareError(503, "SNAPSHOT_UNAVAILABLE", "The published snapshot failed its "
-                             "integrity check; the CMO has been told.") from None  # fmt: skip
+            # An integrity check failed, or the live run cannot be named (a damaged pointer).
+            raise api.unavailable() from None
         if share is None:
             raise _not_found()
         return share

@@ -300,6 +300,10 @@ DAMAGED_POINTERS = {
     "not UTF-8": b"\xff\xfe{}",
     "no run": b'{"history": []}',
     "not a run id": b'{"run_id": "../CTB", "live_from": "2026-12-01T00:00:00Z"}',
+    "a run id that is no time": (
+        b'{"run_id": "20261399T000000Z-0000aa", "live_from": "2026-12-01T00:00:00Z"}'
+    ),
+    "nested beyond reason": b"[" * 100_000,
     "a history without times": (
         b'{"run_id": "20261201T000000Z-0000aa", "live_from": "2026-12-01T00:00:00Z", '
         b'"history": [{"run_id": "20261130T000000Z-0000ab"}]}'
@@ -375,3 +379,25 @@ def test_a_live_manifest_naming_another_sponsors_object_is_not_copied_from(store
     second = run_etl(demo_plant.path, store.url)
     own = where.tenant("NWT", second.run_id, relative)
     assert stored_sha256(fs, own) == entry["sha256"]
+
+
+def test_a_run_folder_whose_id_is_no_time_does_not_stop_a_damaged_pointer_being_replaced(
+    store, demo_plant
+):
+    where, fs = location(store), store.fs()
+    odd = "20261399T000000Z-0000ff"  # the shape of a run id, not a time
+    s3.write_object(fs, where.cmo(odd, "manifest.json"), b"{}")
+    s3.write_object(fs, where.pointer(), b"{cut")
+    result = run_etl(demo_plant.path, store.url, full=True)
+    pointer = s3.read_pointer(fs, where)
+    assert pointer["run_id"] == result.run_id and pointer["history"] == []
+    assert list(publish_s3.stored_runs(fs, where)) == [result.run_id, odd]  # kept, not judged
+
+
+def test_a_pointer_without_history_prunes_by_the_runs_own_times(store):
+    where, fs = location(store), store.fs()
+    live = "20261201T000000Z-0000aa"
+    s3.write_object(fs, where.cmo(live, "manifest.json"), b"{}")
+    pointer = {"run_id": live, "live_from": "2026-12-01T00:00:00Z"}  # no "history" at all
+    s3.write_object(fs, where.pointer(), json.dumps(pointer).encode())
+    assert publish_s3.prune(fs, where) == []

@@ -6,6 +6,7 @@ refused in words; a new run is picked up; pages and the sharing server work unch
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +14,13 @@ from contextlib import contextmanager
 import polars as pl
 import pyarrow.fs as pafs
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from etl import publish_s3
 from etl.run import run_etl
-from portal import tokens
+from portal import tokens, users
 from portal.share.tables import TABLE_NAMES
-from tests.page_harness import principal, run_page, shown_text
+from tests.page_harness import ROOT, principal, run_page, shown_text
 from tests.s3_support import (
     BUCKET,
     PREFIX,
@@ -310,6 +312,33 @@ def test_a_damaged_pointer_is_said_in_words_and_reading_resumes_once_it_is_repla
         assert not page.exception
         assert [e.value for e in page.error] == [s3_scope.POINTER]
     assert open_sponsor_scope(store.url, OWN).frame("n", "SELECT count(*) FROM batch").item()
+
+
+def test_the_signed_in_portal_says_a_damaged_pointer_in_words_and_keeps_its_sidebar(
+    store, demo_users_store, tmp_path, monkeypatch
+):
+    """The whole app, not one page: its sidebar header reads the pointer before the page."""
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
+    layout.portal_db().parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(demo_users_store, layout.portal_db())
+    monkeypatch.setenv("PORTAL_MODE", "production")
+    monkeypatch.setenv("PORTAL_COOKIE_KEY", "k" * 48)
+    monkeypatch.setenv("PORTAL_BOOTSTRAP", "off")
+    monkeypatch.setenv("PORTAL_WAREHOUSE", store.url)
+    monkeypatch.delenv("PORTAL_IDLE_MINUTES", raising=False)
+    at = AppTest.from_file(str(ROOT / "portal_app.py"), default_timeout=60).run()
+    at.text_input(key="sign_in_username").input("priya")
+    at.text_input(key="sign_in_password").input(users.demo_password("priya"))
+    with damaged_pointer(store):
+        at = at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["_principal"].sponsor_id == OWN
+    assert [e.value for e in at.error] == [s3_scope.POINTER]
+    assert [w.value for w in at.sidebar.warning] == ["The published data cannot be read right now."]
+    assert "Sign out" in [b.label for b in at.sidebar.button]
+    at = at.run()  # the pointer is whole again: the page reads
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Data as of ") for c in at.sidebar.caption)
 
 
 def test_a_page_on_s3_shows_what_it_shows_on_the_local_run(store, demo_warehouse):
