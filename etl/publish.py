@@ -101,7 +101,7 @@ class Plan:
     # table -> the live snapshot's quarantine file of it, when the run took that table's
     # verdicts from the live run (etl.validate.Reuse): kept as a hard link
     quarantine_kept: dict[str, Path] = field(default_factory=dict)
-    # The live snapshot's manifest, where the run has read (and checked) it already.
+    # The manifest of `live`, where the run has read (and checked) it already.
     listed: dict | None = None
 
 
@@ -568,17 +568,14 @@ def _write_tables(
     plan: Plan, tmp: Path, checkpoint: Callable[[str], None], writer: _Writer
 ) -> dict[str, dict]:
     tables: dict[str, dict] = {}
-    try:
-        listed = (
-            plan.listed
-            if plan.listed is not None and plan.live is not None
-            and plan.listed.get("run_id") == plan.live.name
-            else {} if plan.live is None else live_manifest(plan.live)
-        )  # fmt: skip
-    except RunStateError:
-        if _trusts_live(plan):
-            raise
-        listed = {}  # a full build keeps nothing of a live snapshot it cannot read: it mends it
+    listed = plan.listed
+    if listed is None:
+        try:
+            listed = {} if plan.live is None else live_manifest(plan.live)
+        except RunStateError:
+            if _trusts_live(plan):
+                raise
+            listed = {}  # a full build keeps nothing of a live snapshot it cannot read: it mends it
     live: dict[str, dict] = listed.get("files", {})  # path -> sha256, rows...
     # Equal rows make equal bytes only with the same writer (code and polars versions); a
     # full build keeps no live file for its rows' fingerprint (`_trusts_live`).

@@ -367,7 +367,8 @@ def _stages(
         if reuse is not None
         else {},
         manifest=manifest,
-        live=current_snapshot(warehouse),
+        # The snapshot the run read at its start, and its manifest: one, by construction.
+        live=current_snapshot(warehouse) if previous is None else previous[1].parent,
         carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
         settled=settled,
         listed=None if previous is None else previous[0],
