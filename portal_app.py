@@ -15,7 +15,7 @@ from portal.navigation import PAGES, pages_for
 from portal.sign_in import URL_PATH, remember_requested_path, sign_in_page
 from portal.store import StoreUnavailable, utc_now
 from portal.users import get_user
-from warehouse.scope import DataUnavailable, ScopeError
+from warehouse.scope import DataUnavailable
 
 # pandas is imported here, in full, before any page runs: polars and Streamlit import it lazily
 # on first use, and two sessions' first runs doing so at once (one thread each) can meet a
@@ -107,5 +107,3 @@ except (StoreUnavailable, DataUnavailable) as down:
     # The store (PostgreSQL) or the warehouse (S3) is down: say so, nothing else.
     st.title("Sponsor Portal")
     st.error(str(down))
-except ScopeError as refused:  # a page's own refusal escaped it: its words, not a traceback
-    st.error(str(refused))
