@@ -15,7 +15,8 @@ extract and one delta file per incremental run since (`batch_event.parquet`,
 earlier ones. A run merges them back into one base after `MAX_DELTAS` runs.
 
 What the next run needs of this one is kept in the snapshot's `_state/` folder: a digest of
-the valid `GLOBAL` tables, each table's latest change, every quarantined entry with its batch and
+each table's valid rows, each keepable table's signature (etl.route), each table's latest
+change, every quarantined entry with its batch and
 reasons, and the two facts other tables derive from all entries (each batch's first review,
 each operator's batches).
 """
@@ -276,7 +277,7 @@ def _same_rows(one: pl.DataFrame, other: pl.DataFrame) -> bool:
 class State:
     """The `_state/` folder of a snapshot."""
 
-    digests: dict[str, str]
+    digests: dict[str, str]  # digest of each table's valid rows (the entries aside)
     latest: dict[str, datetime | None]  # table -> latest parseable updated_at of its rows
     as_of: datetime
     quarantine: pl.DataFrame  # table, key, reason, values, batch_id, kinds
@@ -288,6 +289,9 @@ class State:
     # Per table (the entries aside), digest of the rows the next run reads again when
     # nothing changed (etl.extract._reread): equal, the table is unchanged, its file unread.
     reread: dict[str, str] = field(default_factory=dict)
+    # Per keepable table, what its published rows are made of (etl.route.Router.signature):
+    # equal in the next run, that run keeps the table's files whole.
+    signatures: dict[str, str] = field(default_factory=dict)
     code: str | None = None  # the etl_code() that wrote a state read back (written: this one)
 
     def write(self, snapshot: Path, live: Path | None = None) -> None:
@@ -304,6 +308,7 @@ class State:
             "inputs": self.inputs,
             "future": self.future,
             "reread": self.reread,
+            "signatures": self.signatures,
             "code": etl_code(),
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -342,6 +347,7 @@ class State:
             inputs=meta.get("inputs", {}),
             future=meta.get("future", []),
             reread=meta.get("reread", {}),
+            signatures=meta.get("signatures", {}),
             code=meta.get("code"),
         )
 
@@ -357,6 +363,7 @@ def _is_state(value: object) -> bool:
         and isinstance(value.get("future", []), list)
         and all(map(is_text, value.get("future", [])))
         and is_mapping_of(value.get("reread", {}), is_text)
+        and is_mapping_of(value.get("signatures", {}), is_text)
         and (value.get("code") is None or is_text(value.get("code")))
     )
 

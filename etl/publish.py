@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from etl.redact import MaskedText
-from warehouse.contract import TABLES
+from warehouse.contract import TABLES, TABLES_BY_NAME, Table
 from warehouse.layout import (
     CURRENT,
     MANIFEST,
@@ -104,6 +104,9 @@ class Plan:
     quarantine_kept: dict[str, Path] = field(default_factory=dict)
     # The manifest of `live`, where the run has read (and checked) it already.
     listed: dict | None = None
+    # Tables whose every file is the live snapshot's (etl.route.Router.signature): not in
+    # `published`, their files kept whole (keep_whole said they can be).
+    kept: frozenset[str] = frozenset()
 
 
 def run_manifest(
@@ -208,6 +211,20 @@ def live_fingerprints(live: Path | None) -> dict[str, str]:
     if path is None or not path.is_file():
         return {}
     return read_state_json(path, lambda value: is_mapping_of(value, is_text))
+
+
+def keep_whole(
+    listed: dict, prints: dict[str, str], table: str, partitions: list[str]
+) -> int | None:
+    """The published rows of `table` in the live snapshot (its manifest `listed`, its
+    live_fingerprints `prints`) where its files can be kept whole for these `partitions`:
+    one file each, listed, fingerprinted, written by this writer; else None."""
+    if listed.get("writer") != writer_version():
+        return None
+    files = [f"{table}/{PARTITION_KEY}={sponsor}/{PART_FILE}" for sponsor in partitions]
+    if table in SPLIT or not all(f in listed["files"] and f in prints for f in files):
+        return None
+    return sum(listed["files"][f]["rows"] for f in files)
 
 
 def live_seals(live: Path | None) -> dict[str, list[int]]:
@@ -584,7 +601,6 @@ def _trusts_live(plan: Plan) -> bool:
 def _write_tables(
     plan: Plan, tmp: Path, checkpoint: Callable[[str], None], writer: _Writer
 ) -> dict[str, dict]:
-    tables: dict[str, dict] = {}
     listed = plan.listed
     if listed is None:
         try:
@@ -593,40 +609,74 @@ def _write_tables(
             if _trusts_live(plan):
                 raise
             listed = {}  # a full build keeps nothing of a live snapshot it cannot read: it mends it
-    live: dict[str, dict] = listed.get("files", {})  # path -> sha256, rows...
-    # Equal rows make equal bytes only with the same writer (code and polars versions); a
-    # full build keeps no live file for its rows' fingerprint (`_trusts_live`).
-    version = writer_version()
-    same_writer = _trusts_live(plan) and listed.get("writer") == version
-    live_prints = live_fingerprints(plan.live) if same_writer else {}
-    count = len(plan.published)
+    files = _Files(plan, tmp, writer, listed)
+    names = [t.name for t in TABLES if t.name in plan.published or t.name in plan.kept]
     # Every partition's folder first, before the writer threads link and fsync files: made
     # between those, a mkdir waited for the file system's journal (73 µs each, 0.14 s).
-    for name in plan.published:
+    for name in names:
         (tmp / name).mkdir()
         for sponsor in plan.partitions:
             os.mkdir(partition_dir(tmp, name, sponsor))
-    for number, table in enumerate([t for t in TABLES if t.name in plan.published], start=1):
-        name = table.name
+    tables: dict[str, dict] = {}
+    for number, name in enumerate(names, start=1):
+        table = TABLES_BY_NAME[name]
+        rows = files.keep_table(table) if name in plan.kept else files.write_table(table)
+        tables[name] = {"published_rows": rows}
+        if number == len(names) // 2:
+            checkpoint("publish-midway")
+    return tables
+
+
+class _Files:
+    """Each table's partition files in the snapshot `tmp`, put by `writer`: the live
+    snapshot's (manifest `listed`) where they hold the same rows, else written."""
+
+    def __init__(self, plan: Plan, tmp: Path, writer: _Writer, listed: dict) -> None:
+        self.plan, self.tmp, self.writer = plan, tmp, writer
+        self.live: dict[str, dict] = listed.get("files", {})  # path -> sha256, rows...
+        # Equal rows make equal bytes only with the same writer (code and polars versions);
+        # a full build keeps no live file for its rows' fingerprint (`_trusts_live`).
+        self.version = writer_version()
+        self.same_writer = _trusts_live(plan) and listed.get("writer") == self.version
+        self.live_prints = live_fingerprints(plan.live) if self.same_writer else {}
+
+    def _folder(self, name: str, sponsor: str) -> str:
+        return f"{name}/{PARTITION_KEY}={sponsor}"
+
+    def _keep(self, relative: str, name: str, sponsor: str) -> int:
+        metadata = {"sponsor_id": sponsor, "table": name}
+        return self.writer.keep(self.plan.live, self.tmp, relative, self.live, metadata)
+
+    def keep_table(self, table: Table) -> dict[str, int]:
+        """A table kept whole (Plan.kept): every partition's live file. Rows per partition."""
+        rows = {}
+        for sponsor in self.plan.partitions:
+            relative = f"{self._folder(table.name, sponsor)}/{PART_FILE}"
+            if relative not in self.live or relative not in self.live_prints:
+                raise PublishError(f"{relative}: kept whole, but not in the live snapshot")
+            self.writer.prints[relative] = self.live_prints[relative]
+            rows[sponsor] = self._keep(relative, table.name, sponsor)
+        return rows
+
+    def write_table(self, table: Table) -> dict[str, int]:
+        """A table's published rows (Plan.published) as its partition files, each the live
+        one where it holds the same rows. Rows per partition."""
+        plan, writer, live, name = self.plan, self.writer, self.live, table.name
         frame = _mark_settled(name, plan.published.pop(name), plan.settled)
         per_partition = dict.fromkeys(plan.partitions, 0)
-        metadata = {sponsor: {"sponsor_id": sponsor, "table": name} for sponsor in plan.partitions}
-        folder = {sponsor: f"{name}/{PARTITION_KEY}={sponsor}" for sponsor in plan.partitions}
         todo = plan.partitions
         if name not in SPLIT:
             try:
-                prints = fingerprints(frame, plan.partitions, version)
+                prints = fingerprints(frame, plan.partitions, self.version)
             except PublishError as exc:
                 raise PublishError(f"table {name}: {exc}") from exc
             todo = []
             for sponsor in plan.partitions:
-                relative = f"{folder[sponsor]}/{PART_FILE}"
+                relative = f"{self._folder(name, sponsor)}/{PART_FILE}"
                 writer.prints[relative] = prints[sponsor]
-                if relative in live and live_prints.get(relative) == prints[sponsor]:
+                if relative in live and self.live_prints.get(relative) == prints[sponsor]:
                     # The live file holds these rows: kept, its rows neither sorted nor read.
-                    per_partition[sponsor] = writer.keep(
-                        plan.live, tmp, relative, live, metadata[sponsor]
-                    )
+                    per_partition[sponsor] = self._keep(relative, name, sponsor)
                 else:
                     todo.append(sponsor)
         # Rows of partitions to write only: a table whose every partition was kept is never
@@ -642,7 +692,7 @@ def _write_tables(
         for sponsor in todo:
             positions = rows_of.pop(sponsor, None)
             for file_name, part in _files_of(name, frame, table.key, positions):
-                relative = f"{folder[sponsor]}/{file_name}"
+                relative = f"{self._folder(name, sponsor)}/{file_name}"
                 entry = live.get(relative)
                 live_file = plan.live / relative if plan.live is not None else None
                 merge = None
@@ -650,16 +700,15 @@ def _write_tables(
                     assert live_file is not None
                     if (sponsor, file_name) not in carried.touched and not part.height and entry:
                         # No batch judged again was or is in this file: the live file.
-                        per_partition[sponsor] += writer.keep(
-                            plan.live, tmp, relative, live, metadata[sponsor]
-                        )
+                        per_partition[sponsor] += self._keep(relative, name, sponsor)
                         continue
                     # The live rows are read and merged by the writer's thread.
                     merge = partial(carried.merged, live_file, key=table.key)
                 # A live file of another fingerprint does not hold these rows: not read.
-                compare = same_writer and relative not in live_prints
-                writer.put(relative, part, tmp / relative, live_file, entry, compare,
-                           metadata[sponsor], merge=merge)  # fmt: skip
+                compare = self.same_writer and relative not in self.live_prints
+                metadata = {"sponsor_id": sponsor, "table": name}
+                writer.put(relative, part, self.tmp / relative, live_file, entry, compare,
+                           metadata, merge=merge)  # fmt: skip
                 written.append((sponsor, relative))
                 del part
         del frame
@@ -672,10 +721,7 @@ def _write_tables(
             raise PublishError(
                 f"table {name}: {sum(per_partition.values())} rows published, {expected} valid"
             )
-        tables[name] = {"published_rows": per_partition}
-        if number == count // 2:
-            checkpoint("publish-midway")
-    return tables
+        return per_partition
 
 
 def verify(

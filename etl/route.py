@@ -9,11 +9,13 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 
-from etl.derive import derive, per_chunk
-from etl.incremental import EVENTS, EventFacts
-from etl.redact import MaskedText, mask_shared_text
+from etl.derive import DERIVED, derive, per_chunk
+from etl.incremental import EVENTS, EventFacts, digest
+from etl.redact import IDENTIFIERS, MaskedText, free_text_columns, mask_shared_text
 from warehouse.contract import (
     SITE_PARTITION,
     TABLES,
@@ -30,6 +32,19 @@ P = "sponsor_id"  # partition column
 # Who performed or verified an entry: the facts an incremental run keeps about every valid
 # entry stand in for the entries, of which it holds only those it judged again.
 _PEOPLE = ("performed_by", "verified_by")
+# Tables never kept from the live snapshot on their signature: the entries (etl.publish
+# keeps their files by batch), the batches (derived from the entries' facts), and the
+# tables whose published rows masking reads for identifiers (etl.redact).
+_NOT_KEPT = frozenset({EVENTS, "batch"} | {table for table, _, _ in IDENTIFIERS})
+
+
+def keepable(table: Table) -> bool:
+    """Whether a table's published rows follow from what its signature digests
+    (Router.signature): not one of `_NOT_KEPT`, and no shared record's free text, which
+    masking changes with every other table's identifiers."""
+    if table.name in _NOT_KEPT:
+        return False
+    return table.route in ("direct", "via") or not free_text_columns(table)
 
 
 class Router:
@@ -122,6 +137,54 @@ class Router:
         target = TABLES_BY_NAME[t.column(reach.column).ref]
         return self.audience(target.name).rename({target.key: reach.column})
 
+    def signature(self, table: Table, digests: dict[str, str], partitions: list[str]) -> str | None:
+        """Everything a keepable table's published rows are made of, as one digest: its
+        valid rows and those its derivation reads (`digests` of the valid tables), the
+        partitions, and what its routing reads of other tables, narrowed to the values its
+        own rows name. Equal signatures, equal published rows: an incremental run keeps the
+        live snapshot's files. None where the routing reads more (another table's rows
+        that name this one's: a Backref)."""
+        if not keepable(table):
+            return None
+        inputs = self._inputs(table)
+        if inputs is None:
+            return None
+        reads = {table.name, *(DERIVED[table.name].reads if table.name in DERIVED else ())}
+        lines = [table.name, ",".join(partitions)]
+        lines += [f"{name} {digests[name]}" for name in sorted(reads)]
+        lines += [digest(frame) for frame in inputs]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def _inputs(self, t: Table) -> list[pl.DataFrame] | None:
+        """What `route` reads of other tables for `t`'s rows (those of a table routed to
+        "all": the partitions only)."""
+        rows = self.v[t.name]
+        if t.route in ("direct", "all"):
+            return []
+        if t.route == "via":
+            column, owners = self._through(t)
+            return [owners.join(rows.select(column).unique(), on=column, how="semi")]
+        inputs: list[pl.DataFrame] = []
+        for reach in t.reach:
+            found = self._reach_inputs(t, rows, reach)
+            if found is None:
+                return None
+            inputs += found
+        return inputs
+
+    def _reach_inputs(
+        self, t: Table, rows: pl.DataFrame, reach: Reach
+    ) -> list[pl.DataFrame] | None:
+        if isinstance(reach, Everyone):
+            return []
+        if isinstance(reach, Ref):
+            pairs = self._ref_pairs(t, reach)
+            return [pairs.join(rows.select(reach.column).unique(), on=reach.column, how="semi")]
+        if isinstance(reach, Both):
+            first, second = (self._reach_inputs(t, rows, r) for r in (reach.first, reach.second))
+            return None if first is None or second is None else first + second
+        return None  # a Backref: which rows of another table name this one's
+
     def route(self, table: Table, frame: pl.DataFrame) -> pl.DataFrame:
         """One row per (row, partition); rows that reach no sponsor go to SITE."""
         if table.route == "direct":
@@ -162,17 +225,24 @@ def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
 
 
 def derive_and_route(
-    valid: dict[str, pl.DataFrame], facts: EventFacts
+    valid: dict[str, pl.DataFrame],
+    facts: EventFacts,
+    router: Router | None = None,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
     no particular partition order; publish orders each partition by key), and the free-text
     values masked in shared records' sponsor copies (etl.redact). `facts` describe every
     valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
-    again, and only those are in the published frame (publish keeps the others).
+    again, and only those are in the published frame (publish keeps the others). Tables
+    `kept` (keepable, their live files kept whole) are left out.
     """
-    router = Router(valid, facts)
+    router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
     for table in TABLES:
+        if table.name in kept:
+            assert keepable(table), table.name
+            continue
         frame = derive(valid, facts, table.name)
         routed = router.route(table, frame)
         if table.name == "deviation":

@@ -24,7 +24,6 @@ from etl import publish_s3
 from etl.extract import Source, SourceError, extract_all, open_source
 from etl.incremental import (
     EVENTS,
-    GLOBAL,
     SETTLED_STATUSES,
     EventFacts,
     LiveSnapshotError,
@@ -39,6 +38,7 @@ from etl.publish import (
     PublishError,
     RunStateError,
     clean_leftovers,
+    keep_whole,
     live_fingerprints,
     live_manifest,
     live_seals,
@@ -47,8 +47,8 @@ from etl.publish import (
     staging_dir,
 )
 from etl.redact import MaskedText
-from etl.route import derive_and_route, partitions
-from etl.validate import Reuse, as_of_from, validate_files
+from etl.route import Router, derive_and_route, partitions
+from etl.validate import Reuse, Validated, as_of_from, validate_files
 from warehouse import s3
 from warehouse.contract import TABLES
 from warehouse.layout import (
@@ -186,9 +186,45 @@ def _live_run(
     return previous, state
 
 
+def _valid_digests(validated: Validated, state: State | None) -> dict[str, str]:
+    """Digest of each table's valid rows (the entries aside); a table whose valid rows are
+    the live run's (validate reused them) has the live run's digest."""
+    return {
+        table.name: state.digests[table.name]
+        if state is not None and table.name in validated.reused and table.name in state.digests
+        else digest(validated.valid[table.name])
+        for table in TABLES
+        if table.name != EVENTS
+    }
+
+
+def _kept_whole(
+    previous: tuple[dict, Path] | None,
+    state: State | None,
+    signatures: dict[str, str],
+    parts: list[str],
+) -> dict[str, int]:
+    """The tables whose published files the run keeps whole from the live snapshot (their
+    signature is the live run's, and the files are there to keep), with their rows."""
+    if previous is None or state is None:
+        return {}
+    listed, live = previous[0], previous[1].parent
+    prints = live_fingerprints(live)
+    kept = {}
+    for name, signature in signatures.items():
+        if state.signatures.get(name) == signature:
+            rows = keep_whole(listed, prints, name, parts)
+            if rows is not None:
+                kept[name] = rows
+    return kept
+
+
 def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame]) -> None:
-    """Every valid row reaches at least one partition and no other row appears."""
+    """Every valid row reaches at least one partition and no other row appears (of the
+    tables published: not those kept whole)."""
     for table in TABLES:
+        if table.name not in published:
+            continue
         rows, out = valid[table.name], published[table.name]
         if out.height == rows.height:
             # Every row has at least one partition (SITE when no sponsor's), so as many rows
@@ -324,10 +360,21 @@ def _stages(
         .filter(pl.col("status").is_in(SETTLED_STATUSES))
         .get_column("batch_id")
     )
-    published, masked = derive_and_route(validated.valid, event_facts)
+    digests = _valid_digests(validated, state)
+    router = Router(validated.valid, event_facts)
+    parts = partitions(validated.valid)
+    signatures = {
+        table.name: signature
+        for table in TABLES
+        if (signature := router.signature(table, digests, parts)) is not None
+    }
+    kept = _kept_whole(previous, state, signatures, parts)
+    if kept:
+        note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
+    published, masked = derive_and_route(validated.valid, event_facts, router, frozenset(kept))
     _reconcile(validated.valid, published)
     State(
-        digests={name: digest(validated.valid[name]) for name in GLOBAL},
+        digests=digests,
         latest={name: fact.latest for name, fact in facts.items()},
         as_of=validated.as_of,
         quarantine=validated.quarantine[EVENTS],
@@ -335,6 +382,7 @@ def _stages(
         inputs=validated.inputs,
         future=validated.future(),
         reread={name: fact.reread for name, fact in facts.items() if fact.reread is not None},
+        signatures=signatures,
     ).write(staging, None if previous is None else previous[1].parent)
     validated.write_state(staging)
     checkpoint("transform")
@@ -355,13 +403,13 @@ def _stages(
         masked=masked,
         reasons=validated.reason_counts,
     )
-    published_rows = {name: frame.height for name, frame in published.items()}
+    published_rows = {name: frame.height for name, frame in published.items()} | kept
     if events.dirty is not None:  # each valid entry is in its batch's partition, kept or new
         published_rows[EVENTS] = valid_rows[EVENTS]
     plan = Plan(
         run_id=run_id,
         published=published,
-        partitions=partitions(validated.valid),
+        partitions=parts,
         quarantine=validated.quarantine,
         quarantine_kept={name: reuse.quarantine_file(name) for name in validated.reused}
         if reuse is not None
@@ -372,6 +420,7 @@ def _stages(
         carried=None if events.dirty is None else Carried(EVENTS, events.dirty, events.touched),
         settled=settled,
         listed=None if previous is None else previous[0],
+        kept=frozenset(kept),
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.

@@ -167,6 +167,65 @@ def capa_closed(connection: sqlite3.Connection, at: str) -> None:
     )
 
 
+def equipment_used_by_another_sponsor(connection: sqlite3.Connection, at: str) -> None:
+    """A batch's use of equipment moved to equipment with events that no batch of its
+    sponsor used: the equipment, and its events, reach that sponsor now."""
+    usage, equipment = connection.execute(
+        "SELECT u.usage_id, e.equipment_id FROM equipment_usage u JOIN batch b USING (batch_id), "
+        "equipment e WHERE e.equipment_id IN (SELECT equipment_id FROM equipment_event) "
+        "AND NOT EXISTS (SELECT 1 FROM equipment_usage u2 JOIN batch b2 USING (batch_id) "
+        "WHERE u2.equipment_id = e.equipment_id AND b2.sponsor_id = b.sponsor_id) "
+        "ORDER BY u.usage_id, e.equipment_id LIMIT 1"
+    ).fetchone()
+    connection.execute(
+        "UPDATE equipment_usage SET equipment_id = ?, updated_at = ? WHERE usage_id = ?",
+        (equipment, at, usage),
+    )
+
+
+def engineering_batch_made(connection: sqlite3.Connection, at: str) -> None:
+    """A tech transfer's engineering batch is made: its project's weeks to it change."""
+    connection.execute(
+        "UPDATE tt_milestone SET actual_at = ?, updated_at = ? WHERE milestone_id = "
+        "(SELECT min(milestone_id) FROM tt_milestone WHERE milestone = 'ENGINEERING_BATCH')",
+        (at, at),
+    )
+
+
+def operator_works_for_another_sponsor(connection: sqlite3.Connection, at: str) -> None:
+    """An entry of an open batch is now performed by an operator who never worked on a
+    batch of its sponsor: the operator, and their training, reach that sponsor now."""
+    event, operator = connection.execute(
+        "SELECT e.event_id, o.operator_id FROM batch_event e JOIN batch b USING (batch_id), "
+        "operator o WHERE b.status = 'IN_PROCESS' "
+        "AND o.operator_id IN (SELECT operator_id FROM training_record) "
+        "AND NOT EXISTS (SELECT 1 FROM batch_event e2 JOIN batch b2 USING (batch_id) "
+        "WHERE b2.sponsor_id = b.sponsor_id AND o.operator_id IN (e2.performed_by, "
+        "e2.verified_by)) ORDER BY e.event_id, o.operator_id LIMIT 1"
+    ).fetchone()
+    connection.execute(
+        "UPDATE batch_event SET performed_by = ?, updated_at = ? WHERE event_id = ?",
+        (operator, at, event),
+    )
+
+
+def agreement_term_tightened(connection: sqlite3.Connection, at: str) -> None:
+    """A sponsor's agreement now asks prior approval where it asked notification."""
+    connection.execute(
+        "UPDATE agreement_term SET obligation = 'PRIOR_APPROVAL', updated_at = ? WHERE term_id = "
+        "(SELECT min(term_id) FROM agreement_term WHERE obligation = 'NOTIFY')",
+        (at,),
+    )
+
+
+def sponsor_registered(connection: sqlite3.Connection, at: str) -> None:
+    """A new client: every table gains its (empty) partition."""
+    connection.execute(
+        "INSERT INTO sponsor (sponsor_id, name, country, updated_at) VALUES (?, ?, ?, ?)",
+        ("S-NEW", "Newly Signed Biologics", "DE", at),
+    )
+
+
 def _facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
     live = current_snapshot(warehouse)
     manifest = json.loads((live / MANIFEST).read_text())
@@ -189,15 +248,30 @@ CHANGES: dict[str, tuple[Change, bool]] = {
     "lot quarantined": (lot_quarantined, True),
     "batch moved to another sponsor": (batch_moved_to_another_sponsor, True),
     "capa closed": (capa_closed, True),
+    "equipment used by another sponsor": (equipment_used_by_another_sponsor, True),
+    "engineering batch made": (engineering_batch_made, True),
+    "operator works for another sponsor": (operator_works_for_another_sponsor, True),
+    "agreement term tightened": (agreement_term_tightened, True),
+    "sponsor registered": (sponsor_registered, False),
 }
 
 
+def _said(notes: list[str], start: str) -> set[str]:
+    """The tables a run's note starting with `start` lists ("...: a, b")."""
+    said = [note for note in notes if note.startswith(start)]
+    return set(said[-1].partition(": ")[2].split(", ")) if said else set()
+
+
 def _day(
-    demo_plant: DemoPlant, tmp_path: Path, changes: list[Change], kept: list[set[str]] | None = None
+    demo_plant: DemoPlant,
+    tmp_path: Path,
+    changes: list[Change],
+    kept: list[set[str]] | None = None,
+    whole: list[set[str]] | None = None,
 ) -> list[str]:
     """A full build of a copy of the demo plant, then the changes, one incremental run
     each; the runs' validation notes (and in `kept`, each run's tables taken as the live
-    run judged them)."""
+    run judged them; in `whole`, those whose published files it kept whole)."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
@@ -208,8 +282,10 @@ def _day(
         result = run_etl(plant, warehouse, progress=notes.append)
         assert result.mode == "incremental"
         if kept is not None:
-            said = [n for n in notes if n.startswith("validate kept ")]
-            kept.append(set(said[-1].partition(": ")[2].split(", ")) if said else set())
+            kept.append(_said(notes, "validate kept "))
+        if whole is not None:
+            whole.append(_said(notes, "kept "))
+        if kept is not None or whole is not None:
             notes.clear()
     run_etl(plant, tmp_path / "full", full=True)
     assert published_files(warehouse) == published_files(tmp_path / "full")
@@ -256,6 +332,33 @@ def test_a_table_is_judged_again_only_when_what_it_reads_changed(
     assert "test_result" in lot
     assert "complaint" not in moved and "batch" not in moved  # owners of the batches
     assert {"test_result", "material_consumption"} <= moved  # keys of the batches unchanged
+
+
+def test_a_table_is_kept_whole_only_when_what_it_is_made_of_is_unchanged(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A table's published files are the live snapshot's, kept whole, when its valid rows,
+    what its derived columns read and what routes its rows are the live run's; any of them
+    changed, the table is published again (and the result is the full build's, by _day)."""
+    whole: list[set[str]] = []
+    changes = [capa_closed, equipment_used_by_another_sponsor, engineering_batch_made,
+               operator_works_for_another_sponsor, agreement_term_tightened,
+               batch_moved_to_another_sponsor, sponsor_registered]  # fmt: skip
+    _day(demo_plant, tmp_path, changes, whole=whole)
+    closed, equipment, engineering, operator, agreement, moved, registered = whole
+    usual = {
+        "training_record", "equipment_event", "tech_transfer", "tt_milestone",
+        "change_impact", "deviation_link", "capa_effectiveness", "master_batch_record",
+    }  # fmt: skip
+    assert usual <= closed  # the CAPA's sponsors are the same: its checks stay
+    assert "capa" not in closed and "capa_extension" not in closed  # masked text: every run
+    # What changed reaches these, and only these, of the usual ones:
+    assert usual - equipment == {"equipment_event"}  # routed by their equipment
+    assert usual - engineering == {"tech_transfer", "tt_milestone"}  # derived from milestones
+    assert usual - operator == {"training_record"}  # routed by their operator
+    assert usual - agreement == {"change_impact", "deviation_link"}  # derived from terms
+    assert "material_consumption" not in moved and "test_result" not in moved
+    assert registered == set()  # a new partition in every table
 
 
 def test_a_change_too_large_for_python_s_sqlite_rows_is_read_by_connectorx(
