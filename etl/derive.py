@@ -120,8 +120,11 @@ def _training_gaps(
     (7.5M rows on the large preset).
     """
     pair = ["performed_by", "sop_id"]
+    # Only the training of the operators judged: an incremental run judges a few batches'.
+    operators = days.get_column("performed_by").unique().implode()
     covered = (
-        training.select(
+        training.filter(pl.col("operator_id").is_in(operators))
+        .select(
             pl.col("operator_id").alias("performed_by"), "sop_id",
             pl.col("trained_at").alias("__start"),
             pl.col("due_at").fill_null(_OPEN_DUE).alias("__end"),

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,6 +107,7 @@ class Plan:
     # Tables whose every file is the live snapshot's (etl.route.Router.signature): not in
     # `published`, their files kept whole (keep_whole said they can be).
     kept: frozenset[str] = frozenset()
+    folders: PartitionFolders | None = None  # made from the run's start, else by publish
 
 
 def run_manifest(
@@ -370,6 +371,49 @@ def clean_leftovers(warehouse: Path) -> None:
         link.unlink(missing_ok=True)
 
 
+class PartitionFolders:
+    """Every table's partition folders of the snapshot being written, made by a thread of
+    their own from the run's start, for the partitions the live snapshot has (a sponsor
+    registered or gone since is mended by `settle`): the 1,874 folders of `large` took
+    0.06-0.3 s of a day's run when publish made them."""
+
+    def __init__(self, snapshot: Path, partitions: list[str]) -> None:
+        self.snapshot, self.partitions = snapshot, list(partitions)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="folders")
+        self._made = pool.submit(self._make, [t.name for t in TABLES], self.partitions)
+        pool.shutdown(wait=False)  # its thread ends with the task
+
+    @classmethod
+    def of_live(cls, snapshot: Path, listed: dict) -> PartitionFolders:
+        """For the partitions of the live snapshot whose manifest is `listed`."""
+        prefix = f"sponsor/{PARTITION_KEY}="
+        partitions = {
+            f.removeprefix(prefix).split("/")[0] for f in listed["files"] if f.startswith(prefix)
+        }
+        return cls(snapshot, sorted(partitions))
+
+    def _make(self, tables: list[str], partitions: list[str]) -> None:
+        for name in tables:
+            os.makedirs(self.snapshot / name, exist_ok=True)
+            for sponsor in partitions:
+                os.mkdir(partition_dir(self.snapshot, name, sponsor))
+
+    def wait(self) -> None:
+        """Until the thread is done (its error, if any, raised)."""
+        self._made.result()
+
+    def settle(self, tables: list[str], partitions: list[str]) -> None:
+        """Exactly these tables' folders of these partitions, and no other."""
+        self.wait()
+        made = [t.name for t in TABLES]
+        for name in made:
+            for sponsor in set(self.partitions) - set(partitions):
+                os.rmdir(partition_dir(self.snapshot, name, sponsor))
+            if name not in tables:
+                os.rmdir(self.snapshot / name)
+        self._make(tables, sorted(set(partitions) - set(self.partitions)))
+
+
 def staging_dir(warehouse: Path, run_id: str) -> Path:
     """The run's snapshot directory while it is written (removed by `clean_leftovers` after
     a crash); created with its source-state folder, which extract fills first.
@@ -613,10 +657,13 @@ def _write_tables(
     names = [t.name for t in TABLES if t.name in plan.published or t.name in plan.kept]
     # Every partition's folder first, before the writer threads link and fsync files: made
     # between those, a mkdir waited for the file system's journal (73 µs each, 0.14 s).
-    for name in names:
-        (tmp / name).mkdir()
-        for sponsor in plan.partitions:
-            os.mkdir(partition_dir(tmp, name, sponsor))
+    if plan.folders is not None:
+        plan.folders.settle(names, plan.partitions)
+    else:
+        for name in names:
+            (tmp / name).mkdir()
+            for sponsor in plan.partitions:
+                os.mkdir(partition_dir(tmp, name, sponsor))
     tables: dict[str, dict] = {}
     for number, name in enumerate(names, start=1):
         table = TABLES_BY_NAME[name]
@@ -724,6 +771,20 @@ class _Files:
         return per_partition
 
 
+def _partition_entries(snapshot: Path) -> Iterator[str]:
+    """Every entry of every table's partition folders, as a path relative to `snapshot`
+    (scandir: pathlib's glob over the 1,887 files of `large` took 0.07 s)."""
+    for table in TABLES:
+        top = snapshot / table.name
+        if not top.is_dir():
+            continue
+        with os.scandir(top) as folders:
+            for folder in folders:
+                if folder.name.startswith(f"{PARTITION_KEY}=") and folder.is_dir():
+                    with os.scandir(folder.path) as entries:
+                        yield from (f"{table.name}/{folder.name}/{e.name}" for e in entries)
+
+
 def verify(
     snapshot: Path, files: dict[str, dict], kept: frozenset[str] | set[str] = frozenset()
 ) -> None:
@@ -731,10 +792,9 @@ def verify(
     file `kept` from the live snapshot has the bytes of one verified when that went live
     (its sha256 was checked against the live manifest), so its metadata is not read again."""
     # A stray file (not written by this plan) would be read with its partition: refuse it.
-    for table in TABLES:
-        for path in (snapshot / table.name).glob(f"{PARTITION_KEY}=*/*"):
-            if path.relative_to(snapshot).as_posix() not in files:
-                raise PublishError(f"{path.relative_to(snapshot)}: file is not in the plan")
+    for relative in _partition_entries(snapshot):
+        if relative not in files:
+            raise PublishError(f"{relative}: file is not in the plan")
     for relative, expected in files.items():
         if relative in kept:
             continue

@@ -116,7 +116,7 @@ def _sponsor_copy(column: str) -> pl.Expr:
     return (pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null()
 
 
-def _needles_in(published: dict[str, pl.DataFrame], needles: list[str]) -> pl.DataFrame:
+def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.DataFrame:
     """(__text, needle): each needle found in each distinct free text of a shared record's
     sponsor copies. One search over them all: the search builds its automaton of the ~130k
     identifiers on every call (0.12 s), and a shared text recurs in every sponsor's copy."""
@@ -125,7 +125,7 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: list[str]) -> pl.Da
         for table in shared_tables()
         for column in free_text_columns(table)
     ]
-    if not texts or not needles:
+    if not texts or needles.is_empty():
         return pl.DataFrame(schema={"__text": pl.String, "needle": pl.String})
     return (
         pl.concat(texts)
@@ -133,7 +133,8 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: list[str]) -> pl.Da
         .with_columns(
             pl.col("__text")
             .str.to_lowercase()
-            .str.extract_many(needles, overlapping=True)
+            # As a literal, not a Python list (a round trip of 136k strings: 0.07 s).
+            .str.extract_many(pl.lit(needles.implode()), overlapping=True)
             .alias("needle")
         )
         .explode("needle")
@@ -147,7 +148,7 @@ def mask_shared_text(
     """`published` with every other client's identifier masked in the free text of shared
     records' sponsor copies, and the list of what was masked."""
     names = identifiers(published)
-    needles = names.get_column("needle").unique().sort().to_list()
+    needles = names.get_column("needle").unique().sort()
     # A needle is foreign in a partition where it is not itself visible.
     visible = names.select("needle", P).unique()
     masked: list[MaskedText] = []

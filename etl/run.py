@@ -13,7 +13,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from etl.incremental import (
 )
 from etl.publish import (
     Carried,
+    PartitionFolders,
     Plan,
     PublishError,
     RunStateError,
@@ -271,11 +272,15 @@ def run_etl(
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
         staging = staging_dir(warehouse, run_id)
+        folders = None if previous is None else PartitionFolders.of_live(staging, previous[0])
         try:
             snapshot, result = _stages(origin, warehouse, staging, previous, state, run_id,
-                                       note, checkpoint)  # fmt: skip
+                                       note, checkpoint, folders)  # fmt: skip
         except BaseException:
             # Nothing of a failed run stays (a killed run's is removed by the next run).
+            if folders is not None:
+                with suppress(OSError):
+                    folders.wait()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         if location is not None:
@@ -303,6 +308,7 @@ def _stages(
     run_id: str,
     note: Callable[[str], None],
     checkpoint: Callable[[str], None],
+    folders: PartitionFolders | None = None,
 ) -> tuple[Path, dict]:
     """Extract, validate, transform and publish into `staging`; the snapshot and the
     run's counts for its RunResult.
@@ -421,6 +427,7 @@ def _stages(
         settled=settled,
         listed=None if previous is None else previous[0],
         kept=frozenset(kept),
+        folders=folders,
     )
     # Publish frees each published table once written; the valid rows it shares columns
     # with are not needed any more either.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,6 +81,28 @@ class Reuse:
 
     def quarantine_file(self, table: str) -> Path:
         return self.live / QUARANTINE / f"{table}.parquet"
+
+    def prefetch(self) -> dict[str, Future]:
+        """The live valid rows and quarantine of every table that may be reused, read by
+        threads while the changed tables are judged (read one after the other when reused,
+        the ~60 files of `large` took 0.2 s): table -> future of (valid, quarantine)."""
+        names = sorted(n for n in self.unchanged - self.future if n in self.inputs)
+        pool = ThreadPoolExecutor(2, thread_name_prefix="reuse")
+        futures = {name: pool.submit(_read_verdicts, self, name) for name in names}
+        pool.shutdown(wait=False)  # its threads end with the reads
+        return futures
+
+
+def _read_verdicts(reuse: Reuse, table: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """A table's valid rows and quarantine as the live run judged them; None where they
+    cannot be read (the table is then judged again)."""
+    source, judged = reuse.valid_file(table), reuse.quarantine_file(table)
+    if not (source.is_file() and judged.is_file()):
+        return None
+    try:
+        return pl.read_parquet(source), pl.read_parquet(judged)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
 
 
 @dataclass
@@ -285,9 +308,12 @@ class _Validator:
             self._digests[table, kind] = digest(frame)
         return self._digests[table, kind]
 
-    def reuse(self, table: Table, reuse: Reuse | None) -> Path | None:
+    def reuse(
+        self, table: Table, reuse: Reuse | None, fetched: dict[str, Future] | None = None
+    ) -> Path | None:
         """Take a table's valid rows and quarantine from the live snapshot when `reuse`
-        allows it; the live file of its valid rows, else None."""
+        allows it (read already when in `fetched`: Reuse.prefetch); the live file of its
+        valid rows, else None."""
         if reuse is None or table.name not in reuse.unchanged or table.name in reuse.future:
             return None
         before = reuse.inputs.get(table.name)
@@ -297,15 +323,12 @@ class _Validator:
             other, _, kind = name.rpartition(":")
             if other not in self.valid or self.digest_of(other, kind) != value:
                 return None
-        source = reuse.valid_file(table.name)
-        judged = reuse.quarantine_file(table.name)
-        if not (source.is_file() and judged.is_file()):
-            return None
-        try:
-            valid, quarantine = pl.read_parquet(source), pl.read_parquet(judged)
-        except (OSError, pl.exceptions.PolarsError):
+        future = (fetched or {}).get(table.name)
+        verdicts = _read_verdicts(reuse, table.name) if future is None else future.result()
+        if verdicts is None:
             return None  # the live run's verdicts cannot be read: the table is judged again
-        self.valid[table.name], self.quarantine[table.name] = valid, quarantine
+        self.valid[table.name], self.quarantine[table.name] = verdicts
+        source = reuse.valid_file(table.name)
         self._count(table, self.quarantine[table.name].get_column("kinds"))
         self.inputs[table.name] = dict(before)
         return source
@@ -666,11 +689,12 @@ def validate_tables(
     snapshot instead.
     """
     validator = _Validator(as_of)
+    fetched = {} if reuse is None else reuse.prefetch()
     reused: dict[str, Path] = {}
     ordered = [t for t in parents_first() if t.name != EVENTS] + [TABLES_BY_NAME[EVENTS]]
     for table in ordered:
         if table.name != EVENTS:
-            live = validator.reuse(table, reuse)
+            live = validator.reuse(table, reuse, fetched)
             if live is not None:
                 reused[table.name] = live
                 continue

@@ -17,3 +17,14 @@ def published_files(warehouse: Path) -> dict[str, str]:
         for table in TABLES
         for path in (live / table.name).glob("sponsor_id=*/*.parquet")
     }
+
+
+def partition_folders(warehouse: Path) -> set[str]:
+    """Every partition folder of the live snapshot: one without files names a partition
+    to readers too."""
+    live = current_snapshot(warehouse)
+    return {
+        path.relative_to(live).as_posix()
+        for table in TABLES
+        for path in (live / table.name).glob("sponsor_id=*")
+    }

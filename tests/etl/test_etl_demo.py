@@ -13,7 +13,7 @@ import polars as pl
 
 from etl.run import run_etl
 from tests.conftest import DemoPlant
-from tests.etl import published_files
+from tests.etl import partition_folders, published_files
 from warehouse.contract import SITE_PARTITION, TABLES
 from warehouse.layout import MANIFEST, current_snapshot
 
@@ -156,6 +156,7 @@ def test_incremental_after_a_day_equals_full_rebuild(demo_plant: DemoPlant, tmp_
     # File for file: the same partitions with the same bytes as the full build.
     files = published_files(incremental)
     assert files == published_files(tmp_path / "wh-full")
+    assert partition_folders(incremental) == partition_folders(tmp_path / "wh-full")
     # What the day did not change is the live snapshot's file itself, not a rewrite of it.
     earlier = json.loads((live / MANIFEST).read_text())["files"]
     kept = {path for path, digest in files.items() if earlier[path]["sha256"] == digest}

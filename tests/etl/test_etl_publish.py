@@ -366,3 +366,19 @@ def test_a_file_sealed_as_it_was_written_is_hashed_all_the_same(
     with pytest.raises(EtlError, match="is not the one its manifest lists"):
         run_etl(plant, warehouse)
     assert current_snapshot(warehouse) == live
+
+
+@pytest.mark.parametrize("stray", ["part-9.parquet", ".part-0.parquet.swp"])
+def test_a_file_the_plan_did_not_write_is_refused(plant: Path, tmp_path: Path, stray: str) -> None:
+    """A file in a partition folder that the run did not write would be read with that
+    partition's rows: verification refuses the snapshot, naming the file."""
+    from etl.publish import PublishError, verify
+
+    run_etl(plant, tmp_path / "wh", full=True)
+    snapshot = shutil.copytree(current_snapshot(tmp_path / "wh"), tmp_path / "copy")
+    files = json.loads((snapshot / MANIFEST).read_text())["files"]
+    verify(snapshot, files)
+    folder = next(p for p in (snapshot / "batch").iterdir() if p.name.startswith("sponsor_id="))
+    (folder / stray).write_bytes(b"PAR1")
+    with pytest.raises(PublishError, match=f"batch/{folder.name}/{stray}: file is not in the plan"):
+        verify(snapshot, files)
