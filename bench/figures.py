@@ -221,9 +221,23 @@ def etl_incremental(preset: str, earlier: list[Figure]) -> list[Figure]:
         plants.discard(target)
         full = round(etl_bench.measure("etl", changed, target)["seconds"], 2)
     simulate_day(changed)
-    # The cache is kept: a nightly run finds the live snapshot as the last run left it.
-    etl_bench.settle(changed, drop=False)
-    run = etl_bench.measure("etl", changed, target, full=False)
+    # Two rounds from the same live warehouse (a hard-linked copy: a run writes new files
+    # only), the faster taken, as for the full build: one round measured the machine's
+    # speed of the moment as much as the run (3.85-4.25 s on 2026-12-05).
+    before = target.with_name(f"{target.name}-before-day")
+    plants.discard(before)
+    shutil.copytree(target, before, symlinks=True, copy_function=os.link)
+    runs = []
+    for number in range(ETL_ROUNDS):
+        if number:
+            plants.discard(target)
+            shutil.copytree(before, target, symlinks=True, copy_function=os.link)
+        # The cache is kept: a nightly run finds the live snapshot as the last run left it.
+        etl_bench.settle(changed, drop=False)
+        runs.append(etl_bench.measure("etl", changed, target, full=False))
+    plants.discard(before)
+    run = min(runs, key=lambda each: each["seconds"])
+    rounds = ", ".join(f"{each['seconds']:.2f}" for each in runs)
     manifest = json.loads((current_snapshot(target) / MANIFEST).read_text())
     if manifest["mode"] != "incremental":
         raise RuntimeError(f"the one-day run was {manifest['mode']}, not incremental")
@@ -242,6 +256,7 @@ def etl_incremental(preset: str, earlier: list[Figure]) -> list[Figure]:
         Figure("ETL incremental (one day)", preset, round(run["seconds"], 2), "s",
                "ETL full build", full, ratio(run["seconds"], full), "<= 5% of full build",
                run["seconds"] <= 0.05 * full,
+               f"faster of {ETL_ROUNDS} rounds: {rounds} s; "
                f"{run['rows']:,} rows in the merged state; {kept:,} of {len(files):,} files "
                f"kept from the live snapshot"),
         Figure("ETL incremental equals a full build", preset, len(differ), "files differ",
