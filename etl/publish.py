@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +201,10 @@ def live_manifest(live: Path) -> dict:
     return read_state_json(live / MANIFEST, _is_manifest)
 
 
+@cache
 def writer_version() -> str:
-    """What decides a partition file's bytes besides its rows: our code and polars."""
+    """What decides a partition file's bytes besides its rows: our code and polars (a git
+    call, 8 ms: asked once per process)."""
     return f"{code_version()} polars {pl.__version__}"
 
 
@@ -215,12 +217,13 @@ def live_fingerprints(live: Path | None) -> dict[str, str]:
 
 
 def keep_whole(
-    listed: dict, prints: dict[str, str], table: str, partitions: list[str]
+    listed: dict, prints: dict[str, str], table: str, partitions: list[str], writer: str
 ) -> int | None:
     """The published rows of `table` in the live snapshot (its manifest `listed`, its
     live_fingerprints `prints`) where its files can be kept whole for these `partitions`:
-    one file each, listed, fingerprinted, written by this writer; else None."""
-    if listed.get("writer") != writer_version():
+    one file each, listed, fingerprinted, written by this `writer` (writer_version); else
+    None."""
+    if listed.get("writer") != writer:
         return None
     files = [f"{table}/{PARTITION_KEY}={sponsor}/{PART_FILE}" for sponsor in partitions]
     if table in SPLIT or not all(f in listed["files"] and f in prints for f in files):

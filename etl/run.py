@@ -46,6 +46,7 @@ from etl.publish import (
     publish,
     run_manifest,
     staging_dir,
+    writer_version,
 )
 from etl.redact import MaskedText
 from etl.route import Router, derive_and_route, partitions
@@ -210,11 +211,11 @@ def _kept_whole(
     if previous is None or state is None:
         return {}
     listed, live = previous[0], previous[1].parent
-    prints = live_fingerprints(live)
+    prints, writer = live_fingerprints(live), writer_version()
     kept = {}
     for name, signature in signatures.items():
         if state.signatures.get(name) == signature:
-            rows = keep_whole(listed, prints, name, parts)
+            rows = keep_whole(listed, prints, name, parts, writer)
             if rows is not None:
                 kept[name] = rows
     return kept

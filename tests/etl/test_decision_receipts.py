@@ -119,6 +119,24 @@ def test_a_present_receipt_table_needs_every_column(tmp_path: Path, kind: str) -
         run_etl(source, tmp_path / "wh")
 
 
+def test_a_table_or_column_gone_since_the_last_run_fails_the_day_s_run(tmp_path: Path) -> None:
+    """A day's run asks each table's changes straight away; when that fails, it says why as
+    a full build does, and the live snapshot stays."""
+    source = write_sqlite(base_plant(), tmp_path / "plant.sqlite")
+    run_etl(source, tmp_path / "wh")
+    live = current_snapshot(tmp_path / "wh")
+    with sqlite3.connect(source) as conn:
+        conn.execute("ALTER TABLE decision_receipt DROP COLUMN recorded_at")
+    expected = "table decision_receipt: source is missing column 'recorded_at'"
+    with pytest.raises(EtlError, match=expected):
+        run_etl(source, tmp_path / "wh")
+    with sqlite3.connect(source) as conn:
+        conn.execute("DROP TABLE change_market")
+    with pytest.raises(EtlError, match="table change_market: cannot be read from the source"):
+        run_etl(source, tmp_path / "wh")
+    assert current_snapshot(tmp_path / "wh") == live
+
+
 # --- routing --------------------------------------------------------------------------------
 
 
