@@ -562,10 +562,12 @@ def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Derivation:
     """A table's derived columns: `derive(valid, facts)` returns the table's valid rows with
-    them added; it reads only the valid tables named in `reads` (and the entries' facts)."""
+    them added; it reads only the valid tables named in `reads`, and the entries' facts
+    only where `facts` says so."""
 
     derive: Callable[[dict[str, pl.DataFrame], EventFacts], pl.DataFrame]
     reads: tuple[str, ...]
+    facts: bool = False  # reads the entries' facts too
 
 
 def _rows(function: Callable[[dict[str, pl.DataFrame]], pl.DataFrame]) -> Callable:
@@ -573,7 +575,9 @@ def _rows(function: Callable[[dict[str, pl.DataFrame]], pl.DataFrame]) -> Callab
 
 
 DERIVED: dict[str, Derivation] = {
-    "batch": Derivation(_batch, ("batch", "deviation", "deviation_link", "oos_investigation")),
+    "batch": Derivation(
+        _batch, ("batch", "deviation", "deviation_link", "oos_investigation"), facts=True
+    ),
     "batch_event": Derivation(
         _rows(_batch_event), ("batch_event", "batch", "product_sop", "training_record")
     ),

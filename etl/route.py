@@ -10,6 +10,7 @@ sponsor_id for direct tables); publish turns it into the Hive directory.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import polars as pl
 
@@ -33,16 +34,16 @@ P = "sponsor_id"  # partition column
 # entry stand in for the entries, of which it holds only those it judged again.
 _PEOPLE = ("performed_by", "verified_by")
 # Tables never kept from the live snapshot on their signature: the entries (etl.publish
-# keeps their files by batch), the batches (derived from the entries' facts), and the
-# tables whose published rows masking reads for identifiers (etl.redact).
-_NOT_KEPT = frozenset({EVENTS, "batch"} | {table for table, _, _ in IDENTIFIERS})
+# keeps their files by batch) and the tables whose published rows masking reads for
+# identifiers (etl.redact).
+_NOT_KEPT = frozenset({EVENTS} | {table for table, _, _ in IDENTIFIERS})
 
 
 def keepable(table: Table) -> bool:
     """Whether a table's published rows follow from what its signature digests
-    (Router.signature): not one of `_NOT_KEPT`, and no shared record's free text, which
-    masking changes with every other table's identifiers."""
-    if table.name in _NOT_KEPT:
+    (Router.signature): not one of `_NOT_KEPT`, not derived from the entries' facts, and no
+    shared record's free text, which masking changes with every other table's identifiers."""
+    if table.name in _NOT_KEPT or (table.name in DERIVED and DERIVED[table.name].facts):
         return False
     return table.route in ("direct", "via") or not free_text_columns(table)
 
@@ -150,7 +151,7 @@ class Router:
         if inputs is None:
             return None
         reads = {table.name, *(DERIVED[table.name].reads if table.name in DERIVED else ())}
-        lines = [table.name, ",".join(partitions)]
+        lines = [table.name, json.dumps(partitions)]
         lines += [f"{name} {digests[name]}" for name in sorted(reads)]
         lines += [digest(frame) for frame in inputs]
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
