@@ -408,12 +408,12 @@ class PartitionFolders:
     def settle(self, tables: list[str], partitions: list[str]) -> None:
         """Exactly these tables' folders of these partitions, and no other."""
         self.wait()
-        made = [t.name for t in TABLES]
-        for name in made:
+        for table in TABLES:
+            if table.name not in tables:
+                shutil.rmtree(self.snapshot / table.name)
+                continue
             for sponsor in set(self.partitions) - set(partitions):
-                os.rmdir(partition_dir(self.snapshot, name, sponsor))
-            if name not in tables:
-                os.rmdir(self.snapshot / name)
+                os.rmdir(partition_dir(self.snapshot, table.name, sponsor))
         self._make(tables, sorted(set(partitions) - set(self.partitions)))
 
 

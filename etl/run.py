@@ -52,7 +52,7 @@ from etl.redact import MaskedText
 from etl.route import Router, derive_and_route, partitions
 from etl.validate import Reuse, Validated, as_of_from, validate_files
 from warehouse import s3
-from warehouse.contract import TABLES
+from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import (
     LOCK,
     SOURCE_STATE,
@@ -221,6 +221,18 @@ def _kept_whole(
     return kept
 
 
+def _reconcile_kept(valid: dict[str, pl.DataFrame], kept: dict[str, int]) -> None:
+    """A table kept whole whose rows each have one partition (direct, via) holds in its
+    live files as many rows as it has valid rows (a shared table's copies cannot be counted
+    so)."""
+    for name, rows in kept.items():
+        if TABLES_BY_NAME[name].route in ("direct", "via") and rows != valid[name].height:
+            raise EtlError(
+                f"table {name}: {valid[name].height} valid rows but the live files kept "
+                f"whole hold {rows}"
+            )
+
+
 def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame]) -> None:
     """Every valid row reaches at least one partition and no other row appears (of the
     tables published: not those kept whole)."""
@@ -273,14 +285,16 @@ def run_etl(
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
         staging = staging_dir(warehouse, run_id)
-        folders = None if previous is None else PartitionFolders.of_live(staging, previous[0])
+        folders = None
         try:
+            if previous is not None:
+                folders = PartitionFolders.of_live(staging, previous[0])
             snapshot, result = _stages(origin, warehouse, staging, previous, state, run_id,
                                        note, checkpoint, folders)  # fmt: skip
         except BaseException:
             # Nothing of a failed run stays (a killed run's is removed by the next run).
             if folders is not None:
-                with suppress(OSError):
+                with suppress(Exception):  # the run's own error is the one to report
                     folders.wait()
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -376,6 +390,7 @@ def _stages(
         if (signature := router.signature(table, digests, parts)) is not None
     }
     kept = _kept_whole(previous, state, signatures, parts)
+    _reconcile_kept(validated.valid, kept)
     if kept:
         note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
     published, masked = derive_and_route(validated.valid, event_facts, router, frozenset(kept))

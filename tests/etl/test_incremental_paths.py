@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.run import run_etl
+from etl.run import EtlError, run_etl
 from tests.conftest import DemoPlant
 from tests.etl import partition_folders, published_files
 from warehouse.contract import TABLES
@@ -278,15 +278,17 @@ def _day(
     changes: list[Change],
     kept: list[set[str]] | None = None,
     whole: list[set[str]] | None = None,
+    each: bool = False,
 ) -> list[str]:
     """A full build of a copy of the demo plant, then the changes, one incremental run
     each; the runs' validation notes (and in `kept`, each run's tables taken as the live
-    run judged them; in `whole`, those whose published files it kept whole)."""
+    run judged them; in `whole`, those whose published files it kept whole). With `each`,
+    every run's files are compared with a full build's, not only the last run's."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
     notes: list[str] = []
-    for change in changes:
+    for number, change in enumerate(changes):
         with sqlite3.connect(plant) as connection:
             change(connection, _later(connection))
         result = run_etl(plant, warehouse, progress=notes.append)
@@ -297,6 +299,11 @@ def _day(
             whole.append(_said(notes, "kept "))
         if kept is not None or whole is not None:
             notes.clear()
+        if each:
+            rebuilt = tmp_path / f"full-{number}"
+            run_etl(plant, rebuilt, full=True)
+            assert published_files(warehouse) == published_files(rebuilt), change.__name__
+            assert partition_folders(warehouse) == partition_folders(rebuilt), change.__name__
     run_etl(plant, tmp_path / "full", full=True)
     assert published_files(warehouse) == published_files(tmp_path / "full")
     assert partition_folders(warehouse) == partition_folders(tmp_path / "full")
@@ -357,7 +364,7 @@ def test_a_table_is_kept_whole_only_when_what_it_is_made_of_is_unchanged(
     changes = [capa_closed, equipment_used_by_another_sponsor, engineering_batch_made,
                operator_works_for_another_sponsor, agreement_term_tightened,
                batch_moved_to_another_sponsor, sponsor_registered]  # fmt: skip
-    _day(demo_plant, tmp_path, changes, whole=whole)
+    _day(demo_plant, tmp_path, changes, whole=whole, each=True)
     closed, equipment, engineering, operator, agreement, moved, registered = whole
     usual = {
         "training_record", "equipment_event", "tech_transfer", "tt_milestone",
@@ -476,3 +483,28 @@ def test_a_table_without_changes_keeps_its_extracted_text(
         assert f"{table.name}: unchanged" in " ".join(extracted), table.name
         mine, live = after / f"{table.name}.parquet", before / f"{table.name}.parquet"
         assert mine.stat().st_ino == live.stat().st_ino, table.name
+
+
+def test_a_table_kept_whole_must_hold_its_valid_rows(
+    demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table of one partition per row kept whole must hold as many rows as it has valid
+    ones: where its live files say otherwise, nothing is published."""
+    import etl.run
+
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    live = current_snapshot(warehouse)
+    with sqlite3.connect(plant) as connection:
+        capa_closed(connection, _later(connection))
+    keep_whole = etl.run.keep_whole
+
+    def one_row_more(*args: object) -> int | None:
+        rows = keep_whole(*args)
+        return None if rows is None else rows + 1
+
+    monkeypatch.setattr(etl.run, "keep_whole", one_row_more)
+    with pytest.raises(EtlError, match="valid rows but the live files kept whole hold"):
+        run_etl(plant, warehouse)
+    assert current_snapshot(warehouse) == live
