@@ -137,7 +137,16 @@ def run_manifest(
             for t in TABLES
         },
         # Field by field: dataclasses.asdict deep-copies each value (0.3 s for 12k of them).
-        "masked_free_text": [vars(value) | {"kinds": list(value.kinds)} for value in masked],
+        "masked_free_text": [
+            {
+                "table": value.table,
+                "key": value.key,
+                "column": value.column,
+                "partition": value.partition,
+                "kinds": list(value.kinds),
+            }
+            for value in masked
+        ],  # fmt: skip
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
         "code_version": code_version(),
     }
@@ -841,16 +850,17 @@ class _Files:
 
 def _partition_entries(snapshot: Path) -> Iterator[str]:
     """Every entry of every table's partition folders, as a path relative to `snapshot`
-    (scandir: pathlib's glob over the 1,887 files of `large` took 0.07 s)."""
+    (pathlib's glob over the 1,887 files of `large` took 0.07 s, this 0.02 s)."""
+    prefix = f"{PARTITION_KEY}="
     for table in TABLES:
-        top = snapshot / table.name
-        if not top.is_dir():
+        top = f"{snapshot}/{table.name}"
+        if not os.path.isdir(top):
             continue
         with os.scandir(top) as folders:
             for folder in folders:
-                if folder.name.startswith(f"{PARTITION_KEY}=") and folder.is_dir():
-                    with os.scandir(folder.path) as entries:
-                        yield from (f"{table.name}/{folder.name}/{e.name}" for e in entries)
+                if folder.name.startswith(prefix) and folder.is_dir():
+                    names = os.listdir(folder.path)  # names only: no DirEntry per file
+                    yield from (f"{table.name}/{folder.name}/{name}" for name in names)
 
 
 def verify(
@@ -915,7 +925,7 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     (state / FINGERPRINTS).write_text(json.dumps(written["fingerprints"], sort_keys=True))
     _fsync(state / FINGERPRINTS)
     # Sealed after every file is written and verified; a file changed later loses its seal.
-    seals = {relative: _seal(tmp / relative) for relative in written["files"]}
+    seals = {relative: _seal(f"{tmp}/{relative}") for relative in written["files"]}
     (state / SEALS).write_text(json.dumps(seals))
     _fsync(state / SEALS)
     manifest = dict(plan.manifest)
