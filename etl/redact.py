@@ -148,7 +148,8 @@ def mask_shared_text(
     """`published` with every other client's identifier masked in the free text of shared
     records' sponsor copies, and the list of what was masked."""
     names = identifiers(published)
-    needles = names.get_column("needle").unique().sort()
+    # In no order: every needle found is reported whatever the search's order of them.
+    needles = names.get_column("needle").unique()
     # A needle is foreign in a partition where it is not itself visible.
     visible = names.select("needle", P).unique()
     masked: list[MaskedText] = []
