@@ -137,16 +137,7 @@ def run_manifest(
             for t in TABLES
         },
         # Field by field: dataclasses.asdict deep-copies each value (0.3 s for 12k of them).
-        "masked_free_text": [
-            {
-                "table": value.table,
-                "key": value.key,
-                "column": value.column,
-                "partition": value.partition,
-                "kinds": list(value.kinds),
-            }
-            for value in masked
-        ],  # fmt: skip
+        "masked_free_text": [vars(value) | {"kinds": list(value.kinds)} for value in masked],
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
         "code_version": code_version(),
     }
@@ -584,9 +575,13 @@ class _Writer:
     partition's rows (polars, hashlib and file writes release the GIL): written one after
     the other, the stage used 1.3 of 2 cores. At most IN_FLIGHT files wait, so their rows
     stay few; files kept from the live snapshot hold no rows, and are collected at the end
-    (waiting for each of an incremental run's 1,833 kept the caller 0.3 s)."""
+    (waiting for each of an incremental run's 1,833 kept the caller 0.3 s). Files merged
+    with the live ones wait while they hold at most MERGE_ROWS rows in all."""
 
     IN_FLIGHT = 3
+    # A day's merged files hold a few thousand rows in all; a backfill that reaches every
+    # batch would otherwise queue a copy of every entry.
+    MERGE_ROWS = 200_000
 
     def __init__(
         self,
@@ -601,7 +596,8 @@ class _Writer:
         self.merges = merges or pool
         self.seals = seals  # the live snapshot's (live_seals)
         self.pending: deque[tuple[str, Future]] = deque()
-        self.merging: deque[tuple[str, Future]] = deque()
+        self.merging: deque[tuple[str, Future, int]] = deque()  # with the rows put
+        self.merging_rows = 0
         self.keeping: deque[tuple[list[str], Future]] = deque()
         self.to_keep: list[tuple[str, tuple]] = []  # kept by one thread task per table
         self.files: dict[str, dict] = {}
@@ -614,9 +610,14 @@ class _Writer:
         *args: object,
         merge: Callable[[pl.DataFrame], tuple[pl.DataFrame, bool]] | None = None,
     ) -> None:
-        if merge is not None:  # few rows each: not counted in IN_FLIGHT, collected at the end
+        if merge is not None:  # not counted in IN_FLIGHT: bounded by the rows they hold
             future = self.merges.submit(_put_file, *args, self.seals.get(relative), merge)
-            self.merging.append((relative, future))
+            part = args[0]
+            assert isinstance(part, pl.DataFrame)
+            self.merging.append((relative, future, part.height))
+            self.merging_rows += part.height
+            while self.merging_rows > self.MERGE_ROWS:
+                self._collect_merged()
             return
         future = self.pool.submit(_put_file, *args, self.seals.get(relative), merge)
         self.pending.append((relative, future))
@@ -654,7 +655,7 @@ class _Writer:
         self.drain()
         self.flush()
         while self.merging:
-            self._collect(self.merging)
+            self._collect_merged()
         while self.keeping:
             relatives, future = self.keeping.popleft()
             for relative, (entry, kept) in zip(relatives, future.result(), strict=True):
@@ -663,11 +664,18 @@ class _Writer:
                     self.kept_files.add(relative)
 
     def cancel(self) -> None:
-        for _, future in (*self.pending, *self.merging, *self.keeping):
+        for _, future, *_ in (*self.pending, *self.merging, *self.keeping):
             future.cancel()
 
-    def _collect(self, queue: deque[tuple[str, Future]] | None = None) -> None:
-        relative, future = (self.pending if queue is None else queue).popleft()
+    def _collect_merged(self) -> None:
+        relative, future, rows = self.merging.popleft()
+        self.merging_rows -= rows
+        self._done(relative, future)
+
+    def _collect(self) -> None:
+        self._done(*self.pending.popleft())
+
+    def _done(self, relative: str, future: Future) -> None:
         self.files[relative], kept = future.result()
         if kept:
             self.kept_files.add(relative)
@@ -780,7 +788,7 @@ class _Files:
 
     def start_table(self, table: Table) -> Callable[[], dict[str, int]]:
         """`write_table`, its files put but not waited for: what counts its rows per
-        partition once the writer has them (merged files: once it `finish`ed)."""
+        partition once the writer has them (merged files: once it `finish`ed), called once."""
         plan, writer, live, name = self.plan, self.writer, self.live, table.name
         frame = _mark_settled(name, plan.published.pop(name), plan.settled)
         per_partition = dict.fromkeys(plan.partitions, 0)

@@ -148,7 +148,8 @@ def mask_shared_text(
     """`published` with every other client's identifier masked in the free text of shared
     records' sponsor copies, and the list of what was masked."""
     names = identifiers(published)
-    # In no order: every needle found is reported whatever the search's order of them.
+    # In no order: an overlapping search (_needles_in) reports every needle found whatever
+    # their order (a leftmost-first one would not).
     needles = names.get_column("needle").unique()
     # A needle is foreign in a partition where it is not itself visible.
     visible = names.select("needle", P).unique()

@@ -508,3 +508,49 @@ def test_a_table_kept_whole_must_hold_its_valid_rows(
     with pytest.raises(EtlError, match="valid rows but the live files kept whole hold"):
         run_etl(plant, warehouse)
     assert current_snapshot(warehouse) == live
+
+
+def test_merged_entry_files_wait_within_their_row_bound(
+    demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entries' files merged with the live ones are put by threads of their own, but no
+    more of their rows wait than MERGE_ROWS (a backfill reaching every batch must not queue
+    a copy of every entry); waited for one by one, the snapshot is still a full build's."""
+    from etl.publish import _Writer
+
+    put = _Writer.put
+    merged: list[int] = []
+
+    def bounded_put(self: _Writer, *args: object, merge: object = None) -> None:
+        put(self, *args, merge=merge)  # type: ignore[arg-type]
+        if merge is not None:
+            merged.append(self.merging_rows)
+            assert self.merging_rows <= self.MERGE_ROWS
+
+    monkeypatch.setattr(_Writer, "MERGE_ROWS", 1)
+    monkeypatch.setattr(_Writer, "put", bounded_put)
+    _day(demo_plant, tmp_path, [late_entry_on_a_settled_batch, batch_settles])
+    assert merged, "no entry file was merged with the live one"
+
+
+def test_a_failure_midway_through_an_incremental_publish_keeps_current(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """Stopped halfway through publishing a day (the entries' merges may still run), the
+    live snapshot stays, no staging folder is left, and the next run is a full build's."""
+    from etl.run import InjectedFailure
+    from warehouse.layout import SNAPSHOTS
+
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    live = current_snapshot(warehouse)
+    with sqlite3.connect(plant) as connection:
+        late_entry_on_a_settled_batch(connection, _later(connection))
+    with pytest.raises(InjectedFailure):
+        run_etl(plant, warehouse, fail_after="publish-midway")
+    assert current_snapshot(warehouse) == live
+    assert not list((warehouse / SNAPSHOTS).glob(".tmp-*"))
+    assert run_etl(plant, warehouse).mode == "incremental"
+    run_etl(plant, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
