@@ -485,6 +485,20 @@ def test_a_table_without_changes_keeps_its_extracted_text(
         assert mine.stat().st_ino == live.stat().st_ino, table.name
 
 
+def _built_then_changed(
+    demo_plant: DemoPlant, tmp_path: Path, change: Change
+) -> tuple[Path, Path, Path | None]:
+    """A copy of the demo plant built in full, then `change`d: the plant, the warehouse and
+    its live snapshot."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    live = current_snapshot(warehouse)
+    with sqlite3.connect(plant) as connection:
+        change(connection, _later(connection))
+    return plant, warehouse, live
+
+
 def test_a_table_kept_whole_must_hold_its_valid_rows(
     demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -492,12 +506,7 @@ def test_a_table_kept_whole_must_hold_its_valid_rows(
     ones: where its live files say otherwise, nothing is published."""
     import etl.run
 
-    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
-    warehouse = tmp_path / "wh"
-    run_etl(plant, warehouse, full=True)
-    live = current_snapshot(warehouse)
-    with sqlite3.connect(plant) as connection:
-        capa_closed(connection, _later(connection))
+    plant, warehouse, live = _built_then_changed(demo_plant, tmp_path, capa_closed)
     keep_whole = etl.run.keep_whole
 
     def one_row_more(*args: object) -> int | None:
@@ -541,12 +550,9 @@ def test_a_failure_midway_through_an_incremental_publish_keeps_current(
     from etl.run import InjectedFailure
     from warehouse.layout import SNAPSHOTS
 
-    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
-    warehouse = tmp_path / "wh"
-    run_etl(plant, warehouse, full=True)
-    live = current_snapshot(warehouse)
-    with sqlite3.connect(plant) as connection:
-        late_entry_on_a_settled_batch(connection, _later(connection))
+    plant, warehouse, live = _built_then_changed(
+        demo_plant, tmp_path, late_entry_on_a_settled_batch
+    )
     with pytest.raises(InjectedFailure):
         run_etl(plant, warehouse, fail_after="publish-midway")
     assert current_snapshot(warehouse) == live
