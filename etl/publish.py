@@ -658,10 +658,8 @@ class _Writer:
             self._collect_merged()
         while self.keeping:
             relatives, future = self.keeping.popleft()
-            for relative, (entry, kept) in zip(relatives, future.result(), strict=True):
-                self.files[relative] = entry
-                if kept:
-                    self.kept_files.add(relative)
+            for relative, done in zip(relatives, future.result(), strict=True):
+                self._done(relative, done)
 
     def cancel(self) -> None:
         for _, future, *_ in (*self.pending, *self.merging, *self.keeping):
@@ -670,13 +668,15 @@ class _Writer:
     def _collect_merged(self) -> None:
         relative, future, rows = self.merging.popleft()
         self.merging_rows -= rows
-        self._done(relative, future)
+        self._done(relative, future.result())
 
     def _collect(self) -> None:
-        self._done(*self.pending.popleft())
+        relative, future = self.pending.popleft()
+        self._done(relative, future.result())
 
-    def _done(self, relative: str, future: Future) -> None:
-        self.files[relative], kept = future.result()
+    def _done(self, relative: str, done: tuple[dict, bool]) -> None:
+        """A file put: its manifest entry, and whether it is the live snapshot's."""
+        self.files[relative], kept = done
         if kept:
             self.kept_files.add(relative)
 
