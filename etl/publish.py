@@ -136,8 +136,7 @@ def run_manifest(
             t.name: {what: counts[what][t.name] for what in ("extracted", "valid", "quarantined")}
             for t in TABLES
         },
-        # Field by field: dataclasses.asdict deep-copies each value (0.3 s for 12k of them).
-        "masked_free_text": [vars(value) | {"kinds": list(value.kinds)} for value in masked],
+        "masked_free_text": [value._asdict() | {"kinds": list(value.kinds)} for value in masked],
         "quarantine_reasons": dict(sorted(reasons.items(), key=lambda item: -item[1])),
         "code_version": code_version(),
     }

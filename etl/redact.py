@@ -13,7 +13,7 @@ key, column, partition; never the identifier itself outside the CMO's run report
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import polars as pl
 
@@ -38,8 +38,10 @@ IDENTIFIERS = (
 _TRAILING_NOTE = re.compile(r"\s*\([^()]*\)\s*$")
 
 
-@dataclass(frozen=True)
-class MaskedText:
+class MaskedText(NamedTuple):
+    """One sponsor copy's free text masked (a tuple: 12k of them are made in a run on
+    `large`, where a frozen dataclass's construction alone took 30 ms)."""
+
     table: str
     key: str
     column: str
@@ -116,10 +118,25 @@ def _sponsor_copy(column: str) -> pl.Expr:
     return (pl.col(P) != SITE_PARTITION) & pl.col(column).is_not_null()
 
 
+# Letters that a case-blind match (`_word`: re.IGNORECASE) takes for ASCII ones, which
+# lower-casing leaves apart (dotless i, long s) or makes two characters of (dotted I).
+_FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+_RUN = "[a-z0-9]+"  # what `_word` takes for letters and digits, in lower-cased folded text
+
+
+def _folded(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_many(list(_FOLDS), list(_FOLDS.values())).str.to_lowercase()
+
+
 def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.DataFrame:
     """(__text, needle): each needle found in each distinct free text of a shared record's
-    sponsor copies. One search over them all: the search builds its automaton of the ~130k
-    identifiers on every call (0.12 s), and a shared text recurs in every sponsor's copy."""
+    sponsor copies. One search over them all: the search builds its automaton of the
+    needles on every call, and a shared text recurs in every sponsor's copy.
+
+    Only needles that can stand as a word in some text are searched for (`_mask` masks a
+    needle only there): each run of letters and digits of a needle standing as a word is a
+    whole run of the text, so a needle whose last run is no text's run is left out (of the
+    ~136k identifiers of `large`, the automaton of all took 0.1 s)."""
     texts = [
         published[table.name].filter(_sponsor_copy(column)).select(pl.col(column).alias("__text"))
         for table in shared_tables()
@@ -127,14 +144,21 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.Da
     ]
     if not texts or needles.is_empty():
         return pl.DataFrame(schema={"__text": pl.String, "needle": pl.String})
+    distinct = pl.concat(texts).unique()
+    runs = distinct.select(_folded(pl.col("__text")).str.extract_all(_RUN).explode().unique())
+    last = _folded(pl.col("needle")).str.extract(f"({_RUN})[^a-z0-9]*$", 1)
+    wanted = (
+        needles.to_frame("needle")
+        # A needle with no run (no ASCII letter or digit) is searched for as it is.
+        .filter(last.is_null() | last.is_in(runs.get_column("__text").implode()))
+        .get_column("needle")
+    )
     return (
-        pl.concat(texts)
-        .unique()
-        .with_columns(
+        distinct.with_columns(
             pl.col("__text")
             .str.to_lowercase()
             # As a literal, not a Python list (a round trip of 136k strings: 0.07 s).
-            .str.extract_many(pl.lit(needles.implode()), overlapping=True)
+            .str.extract_many(pl.lit(wanted.implode()), overlapping=True)
             .alias("needle")
         )
         .explode("needle")
@@ -192,12 +216,14 @@ def mask_shared_text(
     done: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
     grouped = (
         candidates.group_by("__column", "__row", "__key", P, "__text")
-        .agg(pl.col("needle"))
+        # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab"; of one
+        # length, in code point order (that of UTF-8 bytes).
+        .agg(pl.col("needle").sort_by(pl.col("needle").str.len_chars(), "needle",
+                                      descending=[True, False]))
         .sort("__column", "__row")
-    )
+    )  # fmt: skip
     for number, row, key, partition, text, hits in grouped.iter_rows():
-        # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab".
-        ordered = tuple(sorted(hits, key=lambda needle: (-len(needle), needle)))
+        ordered = tuple(hits)
         if (text, ordered) not in done:
             done[text, ordered] = _mask(text, ordered, kind_of)
         new, found = done[text, ordered]
@@ -220,5 +246,6 @@ def mask_shared_text(
             .drop("__row", "__new")
         )
     # In record order, whatever order the routing joins gave the copies.
-    masked.sort(key=lambda value: (value.table, value.key, value.column, value.partition))
+    # (table, key, column, partition) names one copy's text: tuples sort by it.
+    masked.sort()
     return out, masked

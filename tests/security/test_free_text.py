@@ -101,9 +101,15 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
             "SELECT batch_number FROM batch WHERE sponsor_id = ? ORDER BY batch_id", (b,)
         ).fetchone()[0]
         short_other = other[1].removesuffix(" (fictional)").split(" ")[0]
+        # A name with no ASCII letter or digit: masking searches for it as it is.
+        b_greek = "Ωμέγα"
+        db.execute(
+            "UPDATE product SET name = ? WHERE product_id = (SELECT min(product_id) FROM "
+            "product WHERE sponsor_id = ?)", (b_greek, b),
+        )  # fmt: skip
         title = (
             f"Spill in suite 3 during {b_batch}; {a_product.lower()} line idle; "
-            f"{short_other} informed; Tank 4 cleaned; ref {other[0]}X-7"
+            f"{short_other} informed; Tank 4 cleaned; ref {other[0]}X-7; {b_greek} held"
         )
         db.execute("UPDATE deviation SET title = ? WHERE deviation_id = ?", (title, deviation))
         sop_title = f"Cleaning of shared vessels after {other[1]} campaigns"
@@ -116,6 +122,7 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     facts = {
         "deviation": deviation, "a": a, "b": b, "other": other[0], "a_product": a_product,
         "b_batch": b_batch, "short_other": short_other, "sop": sop, "title": title,
+        "b_greek": b_greek,
     }  # fmt: skip
     return source, warehouse, facts
 
@@ -131,12 +138,14 @@ def test_each_copy_masks_what_its_sponsor_may_not_see(injected) -> None:
     in_a = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])["title"]
     in_b = _row(warehouse, "deviation", f["b"], "deviation_id", f["deviation"])["title"]
     assert f["b_batch"] not in in_a and f["a_product"].lower() in in_a
+    assert f["b_greek"] not in in_a and f"{MASK} held" in in_a
     assert f["a_product"].lower() not in in_b and f["b_batch"] in in_b
+    assert f"{f['b_greek']} held" in in_b
     for title in (in_a, in_b):
         assert f["short_other"] not in title  # a third client, by its short name
         assert "Tank 4 cleaned" in title and "Spill in suite 3" in title
         assert f"{f['other']}X-7" in title  # the id inside another word is no name
-    assert in_a.count(MASK) == 2 and in_b.count(MASK) == 2
+    assert in_a.count(MASK) == 3 and in_b.count(MASK) == 2
     site = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])
     assert site["deviation_number"]  # the record itself is kept, only its text is masked
 
