@@ -644,14 +644,10 @@ class _Writer:
             future = self.pool.submit(_kept_files, [args for _, args in batch])
             self.keeping.append(([relative for relative, _ in batch], future))
 
-    def drain(self) -> None:
-        """Wait for the files written so far (not those merged: `finish`)."""
-        while self.pending:
-            self._collect()
-
     def finish(self) -> None:
         """Wait for every file, merged and kept ones included."""
-        self.drain()
+        while self.pending:
+            self._collect()
         self.flush()
         while self.merging:
             self._collect_merged()
@@ -727,17 +723,17 @@ def _write_tables(
                 os.mkdir(partition_dir(tmp, name, sponsor))
     tables: dict[str, dict] = {}
     # The carried table first: its files are merged by threads of their own while the
-    # others are split, and counted once every file is in.
+    # others are split. Every table's files are counted once every file is in: the caller
+    # goes on to the next table while the writer has the last one's (waiting for them at
+    # each table's end, it waited 0.18 s of a day's run on `large`).
     carried = plan.carried.table if plan.carried is not None else None
     counts: dict[str, Callable[[], dict[str, int]]] = {}
     for number, name in enumerate(sorted(names, key=lambda name: name != carried), start=1):
         table = TABLES_BY_NAME[name]
         if name in plan.kept:
             tables[name] = {"published_rows": files.keep_table(table)}
-        elif name == carried:
-            counts[name] = files.start_table(table)
         else:
-            tables[name] = {"published_rows": files.write_table(table)}
+            counts[name] = files.start_table(table)
         if number == len(names) // 2:
             checkpoint("publish-midway")
     writer.finish()
@@ -778,16 +774,10 @@ class _Files:
         self.writer.flush()
         return rows
 
-    def write_table(self, table: Table) -> dict[str, int]:
-        """A table's published rows (Plan.published) as its partition files, each the live
-        one where it holds the same rows. Rows per partition."""
-        count = self.start_table(table)
-        self.writer.drain()
-        return count()
-
     def start_table(self, table: Table) -> Callable[[], dict[str, int]]:
-        """`write_table`, its files put but not waited for: what counts its rows per
-        partition once the writer has them (merged files: once it `finish`ed), called once."""
+        """A table's published rows (Plan.published) as its partition files, each the live
+        one where it holds the same rows, put but not waited for: what counts its rows per
+        partition once the writer has `finish`ed, called once."""
         plan, writer, live, name = self.plan, self.writer, self.live, table.name
         frame = _mark_settled(name, plan.published.pop(name), plan.settled)
         per_partition = dict.fromkeys(plan.partitions, 0)
