@@ -85,8 +85,10 @@ class Reuse:
     def prefetch(self) -> dict[str, Future]:
         """The live valid rows and quarantine of every table that may be reused, read by
         threads while the changed tables are judged (read one after the other when reused,
-        the ~60 files of `large` took 0.2 s): table -> future of (valid, quarantine)."""
-        names = sorted(n for n in self.unchanged - self.future if n in self.inputs)
+        the ~60 files of `large` took 0.2 s): table -> future of (valid, quarantine). In the
+        order validation takes them (in name order, it waited 0.1 s of a day's run for them)."""
+        wanted = (self.unchanged - self.future) & self.inputs.keys()
+        names = [table.name for table in parents_first() if table.name in wanted]
         pool = ThreadPoolExecutor(2, thread_name_prefix="reuse")
         futures = {name: pool.submit(_read_verdicts, self, name) for name in names}
         pool.shutdown(wait=False)  # its threads end with the reads
