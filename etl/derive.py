@@ -9,8 +9,8 @@ the declarations, as etl.route knows where rows go from the contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -20,6 +20,7 @@ from etl.incremental import EventFacts
 from warehouse.contract import (
     LATE_ENTRY_MINUTES,
     RECURRENCE_WINDOW,
+    TABLES_BY_NAME,
     VERIFIED_EVENT_TYPES,
 )
 
@@ -65,7 +66,7 @@ def per_chunk(
     return pl.concat(pieces, rechunk=False)
 
 
-def _batch(v: dict[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
+def _batch(v: Mapping[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
     """Cycle time, awaiting the sponsor, disposed with an open deviation or OOS, and QA review
     missing (its first review comes from every valid entry: `facts`)."""
     batch = v["batch"]
@@ -289,7 +290,7 @@ def _performed_early(batch: np.ndarray, seq: np.ndarray, at: np.ndarray) -> np.n
     return flagged
 
 
-def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _batch_event(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     events = v["batch_event"]
     day = pl.col("performed_at").dt.date().alias("__day")
     # Training is judged per (operator, product, day), not per event, to stay fast at 10M;
@@ -343,7 +344,7 @@ def _batch_event(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return events.with_columns(pl.any_horizontal(flags).alias("di_exception"))
 
 
-def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _equipment_usage(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     """Previous occupant (redacted), and fitness at use (DOMAIN.md, equipment not fit for use):
     <what>_valid_at_use when the latest calibration / qualification performed up to the start
     of the use PASSED and its next_due is on or after the day of use; latest_<what>_at,
@@ -402,7 +403,7 @@ def _equipment_usage(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return usage.drop("__sponsor", "__prev_sponsor", "__prev_batch")
 
 
-def _deviation(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _deviation(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     """is_recurrence (DOMAIN.md KPI 7): recurrence_of names a deviation raised within the 12
     calendar months before this one's awareness (RECURRENCE_WINDOW: on or after the same day
     12 months earlier, not after this one). Judged here, from every deviation of the site,
@@ -427,7 +428,7 @@ def _deviation(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _capa(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _capa(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     extensions = v["capa_extension"].group_by("capa_id").agg(pl.len().alias("extension_count"))
     latest = (
         v["capa_effectiveness"].sort("checked_at", "check_id")
@@ -446,7 +447,7 @@ def _capa(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _change_impact(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _change_impact(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     """Breaches of the sponsor's quality agreement (DOMAIN.md, change control).
 
     effective_early: went effective before the recorded obligation was met (approved, or
@@ -517,7 +518,7 @@ def _change_impact(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _deviation_link(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _deviation_link(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     deadlines = (
         v["agreement_term"].filter(pl.col("term_type") == "NOTIFICATION")
         .join(v["quality_agreement"].select("agreement_id", P), on="agreement_id")
@@ -542,7 +543,7 @@ def _deviation_link(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _tech_transfer(v: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     engineering = (
         v["tt_milestone"].filter(pl.col("milestone") == "ENGINEERING_BATCH")
         .group_by("project_id").agg(pl.col("actual_at").max().alias("__engineering"))
@@ -563,14 +564,55 @@ def _tech_transfer(v: dict[str, pl.DataFrame]) -> pl.DataFrame:
 class Derivation:
     """A table's derived columns: `derive(valid, facts)` returns the table's valid rows with
     them added; it reads only the valid tables named in `reads`, and the entries' facts
-    only where `facts` says so."""
+    only where `facts` says so.
 
-    derive: Callable[[dict[str, pl.DataFrame], EventFacts], pl.DataFrame]
+    Of a table in `columns`, it reads only those columns of the rows the derived table's
+    own rows name (by the column that refers to it): `of` hands it no more, and that is
+    all an incremental run's signature digests of it (etl.route), so a change elsewhere in
+    that table does not publish the derived table again."""
+
+    derive: Callable[[Mapping[str, pl.DataFrame], EventFacts], pl.DataFrame]
     reads: tuple[str, ...]
     facts: bool = False  # reads the entries' facts too
+    columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def of(self, table: str, valid: Mapping[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
+        """`table`'s valid rows with its derived columns."""
+        return self.derive(_Narrowed(table, valid, self.columns), facts)
 
 
-def _rows(function: Callable[[dict[str, pl.DataFrame]], pl.DataFrame]) -> Callable:
+class _Narrowed(Mapping[str, pl.DataFrame]):
+    """The valid tables as a derivation of `table` may read them (Derivation.columns)."""
+
+    def __init__(
+        self, table: str, valid: Mapping[str, pl.DataFrame], columns: Mapping[str, tuple]
+    ) -> None:
+        self.table, self.valid, self.columns = table, valid, columns
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        if name not in self.columns:
+            return self.valid[name]
+        return named_rows(self.valid, self.table, name, self.columns[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.valid)
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+
+def named_rows(
+    valid: Mapping[str, pl.DataFrame], table: str, name: str, columns: tuple[str, ...]
+) -> pl.DataFrame:
+    """The `columns` of the valid rows of table `name` that a row of `table` names, by its
+    one column referring to `name` (and `name`'s key among `columns`)."""
+    key = TABLES_BY_NAME[name].key
+    (column,) = [c.name for c in TABLES_BY_NAME[table].columns if c.ref == name]
+    named = valid[table].select(pl.col(column).alias(key)).unique()
+    return valid[name].select(columns).join(named, on=key, how="semi", maintain_order="left")
+
+
+def _rows(function: Callable[[Mapping[str, pl.DataFrame]], pl.DataFrame]) -> Callable:
     return lambda valid, facts: function(valid)
 
 
@@ -582,7 +624,10 @@ DERIVED: dict[str, Derivation] = {
         _rows(_batch_event), ("batch_event", "batch", "product_sop", "training_record")
     ),
     "equipment_usage": Derivation(
-        _rows(_equipment_usage), ("equipment_usage", "batch", "equipment_event")
+        _rows(_equipment_usage),
+        ("equipment_usage", "batch", "equipment_event"),
+        # Whose batch each use was: not the batches' status or dates, which change daily.
+        columns={"batch": ("batch_id", P)},
     ),
     "deviation": Derivation(_rows(_deviation), ("deviation",)),
     "capa": Derivation(_rows(_capa), ("capa", "capa_extension", "capa_effectiveness")),
@@ -601,5 +646,5 @@ DERIVED: dict[str, Derivation] = {
 def derive(valid: dict[str, pl.DataFrame], facts: EventFacts, table: str) -> pl.DataFrame:
     """`table`'s published columns: its valid rows with its derived columns, if any."""
     if table in DERIVED:
-        return DERIVED[table].derive(valid, facts)
+        return DERIVED[table].of(table, valid, facts)
     return valid[table]

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
-from etl.derive import DERIVED, derive, per_chunk
+from etl.derive import DERIVED, derive, named_rows, per_chunk
 from etl.incremental import EVENTS, EventFacts, digest
 from etl.redact import (
     IDENTIFIERS,
@@ -163,9 +163,16 @@ class Router:
         inputs = self._inputs(table)
         if inputs is None:
             return None
-        reads = {table.name, *(DERIVED[table.name].reads if table.name in DERIVED else ())}
+        derivation = DERIVED.get(table.name)
+        reads = {table.name, *(derivation.reads if derivation else ())}
+        narrowed = derivation.columns if derivation else {}
         lines = [table.name, json.dumps(partitions)]
-        lines += [f"{name} {digests[name]}" for name in sorted(reads)]
+        for name in sorted(reads):
+            if name in narrowed:  # what the derivation reads of it, no more (Derivation)
+                rows = named_rows(self.v, table.name, name, narrowed[name])
+                lines.append(f"{name} {list(narrowed[name])} {digest(rows)}")
+            else:
+                lines.append(f"{name} {digests[name]}")
         lines += [digest(frame) for frame in inputs]
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 

@@ -381,6 +381,20 @@ def test_a_table_is_kept_whole_only_when_what_it_is_made_of_is_unchanged(
     assert registered == set()  # a new partition in every table
 
 
+def test_a_batch_moving_on_keeps_what_reads_only_whose_batch_it_is(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """Equipment uses read of their batches only whose they are (the previous occupant):
+    a batch released by its sponsor keeps their files whole; a batch moved to another
+    sponsor publishes them again (and both results are the full build's, by _day)."""
+    whole: list[set[str]] = []
+    _day(demo_plant, tmp_path, [batch_settles, batch_moved_to_another_sponsor], whole=whole,
+         each=True)  # fmt: skip
+    settled, moved = whole
+    assert "equipment_usage" in settled
+    assert "equipment_usage" not in moved
+
+
 def test_a_change_too_large_for_python_s_sqlite_rows_is_read_by_connectorx(
     demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,13 +58,38 @@ def valid(demo_warehouse: Path) -> dict[str, pl.DataFrame]:
 def test_each_derivation_reads_exactly_what_it_declares(table, valid) -> None:
     reads = _Reads(valid)
     facts = _Facts(EventFacts.of(valid[EVENTS]))
-    derived = DERIVED[table].derive(reads, facts)
+    derived = DERIVED[table].of(table, reads, facts)
     assert derived.height == valid[table].height
     assert reads.read == set(DERIVED[table].reads), (
         f"{table} reads {sorted(reads.read)}, declares {sorted(DERIVED[table].reads)}"
     )
     # What an incremental run keeps whole on its signature must not read the facts unsaid.
     assert facts.read == DERIVED[table].facts, f"{table} reads the facts: {facts.read}"
+
+
+def test_a_derivation_is_handed_only_the_columns_it_declares(valid) -> None:
+    """Of a table whose columns a derivation declares (the batches' sponsor, for the
+    equipment's previous occupant), it is handed those of the rows its own rows name: one
+    more column read is an error, not a read the incremental signature misses."""
+    from dataclasses import replace
+
+    facts = EventFacts.of(valid[EVENTS])
+    declared = DERIVED["equipment_usage"]
+    assert declared.columns == {"batch": ("batch_id", "sponsor_id")}
+    seen: dict[str, pl.DataFrame] = {}
+
+    def spy(v, facts):  # noqa: ANN001, ANN202 - the derivation's own signature
+        seen["batch"] = v["batch"]
+        return declared.derive(v, facts)
+
+    derived = replace(declared, derive=spy).of("equipment_usage", valid, facts)
+    assert derived.height == valid["equipment_usage"].height
+    used = valid["equipment_usage"].get_column("batch_id").unique()
+    assert seen["batch"].columns == ["batch_id", "sponsor_id"]
+    assert set(seen["batch"].get_column("batch_id")) == set(used.drop_nulls())
+    narrower = replace(declared, columns={"batch": ("batch_id",)})
+    with pytest.raises(pl.exceptions.ColumnNotFoundError):
+        narrower.of("equipment_usage", valid, facts)
 
 
 class _Facts:
