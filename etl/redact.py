@@ -146,23 +146,24 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.Da
         return pl.DataFrame(schema={"__text": pl.String, "needle": pl.String})
     distinct = pl.concat(texts).unique()
     runs = distinct.select(_folded(pl.col("__text")).str.extract_all(_RUN).explode().unique())
-    last = _folded(pl.col("needle")).str.extract(f"({_RUN})[^a-z0-9]*$", 1)
-    wanted = (
-        needles.to_frame("needle")
-        # A needle with no run (no ASCII letter or digit) is searched for as it is.
-        .filter(last.is_null() | last.is_in(runs.get_column("__text").implode()))
-        .get_column("needle")
-    )
+    folded = needles.to_frame("needle").with_columns(_folded(pl.col("needle")).alias("__folded"))
+    last = pl.col("__folded").str.extract(f"({_RUN})[^a-z0-9]*$", 1)
+    # A needle with no run (no ASCII letter or digit) is searched for as it is.
+    wanted = folded.filter(last.is_null() | last.is_in(runs.get_column("__text").implode()))
+    # Folded text, folded needles: "FENOLİMAB" or "Foſfomab" is the name `_mask` masks,
+    # which lower-casing alone does not find.
+    search = wanted.get_column("__folded").unique()
     return (
         distinct.with_columns(
-            pl.col("__text")
-            .str.to_lowercase()
+            _folded(pl.col("__text"))
             # As a literal, not a Python list (a round trip of 136k strings: 0.07 s).
-            .str.extract_many(pl.lit(wanted.implode()), overlapping=True)
-            .alias("needle")
+            .str.extract_many(pl.lit(search.implode()), overlapping=True)
+            .alias("__folded")
         )
-        .explode("needle")
-        .drop_nulls("needle")
+        .explode("__folded")
+        .drop_nulls("__folded")
+        .join(wanted, on="__folded")  # each needle folded so
+        .select("__text", "needle")
     )
 
 

@@ -107,9 +107,19 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
             "UPDATE product SET name = ? WHERE product_id = (SELECT min(product_id) FROM "
             "product WHERE sponsor_id = ?)", (b_greek, b),
         )  # fmt: skip
+        # A name typed with letters a case-blind match takes for i and s (dotted capital I,
+        # long s), which lower-casing leaves apart.
+        b_second = "Sivotinib"
+        db.execute(
+            "UPDATE product SET name = ? WHERE product_id = (SELECT max(product_id) FROM "
+            "product WHERE sponsor_id = ?)", (b_second, b),
+        )  # fmt: skip
+        (products,) = db.execute("SELECT count(*) FROM product WHERE sponsor_id = ?", (b,))
+        assert products[0] > 1  # the Greek name and this one are two products
         title = (
             f"Spill in suite 3 during {b_batch}; {a_product.lower()} line idle; "
-            f"{short_other} informed; Tank 4 cleaned; ref {other[0]}X-7; {b_greek} held"
+            f"{short_other} informed; Tank 4 cleaned; ref {other[0]}X-7; {b_greek} held; "
+            "ſIVOTİNİB on hold"
         )
         db.execute("UPDATE deviation SET title = ? WHERE deviation_id = ?", (title, deviation))
         sop_title = f"Cleaning of shared vessels after {other[1]} campaigns"
@@ -139,13 +149,15 @@ def test_each_copy_masks_what_its_sponsor_may_not_see(injected) -> None:
     in_b = _row(warehouse, "deviation", f["b"], "deviation_id", f["deviation"])["title"]
     assert f["b_batch"] not in in_a and f["a_product"].lower() in in_a
     assert f["b_greek"] not in in_a and f"{MASK} held" in in_a
+    assert "ſIVOTİNİB" not in in_a and f"{MASK} on hold" in in_a
+    assert "ſIVOTİNİB on hold" in in_b
     assert f["a_product"].lower() not in in_b and f["b_batch"] in in_b
     assert f"{f['b_greek']} held" in in_b
     for title in (in_a, in_b):
         assert f["short_other"] not in title  # a third client, by its short name
         assert "Tank 4 cleaned" in title and "Spill in suite 3" in title
         assert f"{f['other']}X-7" in title  # the id inside another word is no name
-    assert in_a.count(MASK) == 3 and in_b.count(MASK) == 2
+    assert in_a.count(MASK) == 4 and in_b.count(MASK) == 2
     site = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])
     assert site["deviation_number"]  # the record itself is kept, only its text is masked
 
