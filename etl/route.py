@@ -261,7 +261,7 @@ def derive_and_route(
     router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
 
-    def publish(table: Table) -> None:
+    def derive_route(table: Table) -> None:
         if table.name in kept:
             assert keepable(table), table.name
             return
@@ -279,12 +279,12 @@ def derive_and_route(
     # run on `large`, each using little more than one of the two cores).
     masking = [table for table in TABLES if table.name in _MASKING_READS]
     for table in masking:
-        publish(table)
+        derive_route(table)
     with ThreadPoolExecutor(1, thread_name_prefix="mask") as pool:
         masked = pool.submit(mask_shared_text, {t.name: published[t.name] for t in masking})
         for table in TABLES:
             if table.name not in _MASKING_READS:
-                publish(table)
+                derive_route(table)
         out, report = masked.result()
     published |= out
     return {t.name: published[t.name] for t in TABLES if t.name in published}, report
