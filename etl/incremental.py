@@ -38,12 +38,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.publish import (
-    OPEN_FILE,
-    PART_FILE,
+    SPLIT_FILES,
     RunStateError,
     is_mapping_of,
     is_text,
     read_state_json,
+    split_file,
 )
 from warehouse.contract import TABLES_BY_NAME
 from warehouse.layout import RUN_STATE as STATE
@@ -54,7 +54,8 @@ EVENTS = "batch_event"
 # training and the product's SOPs (training_gap).
 GLOBAL = ("sponsor", "site", "product", "operator", "sop", "product_sop", "training_record")
 # Batches whose record a day rarely changes: their entries are published apart from the
-# open batches' (etl.publish.SPLIT), so a day rewrites the small file of open batches.
+# open batches' (etl.publish.SPLIT), so a day rewrites the small file of open batches and
+# the bucket of settled ones of each batch released or corrected.
 SETTLED_STATUSES = ("SPONSOR_RELEASED", "REJECTED")
 MAX_DELTAS = 20
 # Tables longer than this are read, and judged, in slices of this many rows.
@@ -480,9 +481,10 @@ class Events:
         ).unique()
         owners = before.filter(pl.col("batch_id").is_in(dirty.implode(), nulls_equal=True))
         self.dirty = dirty
+        settled = pl.col("status").is_in(list(SETTLED_STATUSES))
+        places = owners.select("sponsor_id", split_file(pl.col("batch_id"), settled))
         self.touched = frozenset(
-            (sponsor, PART_FILE if status in SETTLED_STATUSES else OPEN_FILE)
-            for sponsor, status in owners.select("sponsor_id", "status").iter_rows()
+            (sponsor, SPLIT_FILES[number]) for sponsor, number in places.iter_rows()
         )
 
     def to_judge(self) -> tuple[pl.Series, list[pl.DataFrame]]:

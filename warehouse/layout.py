@@ -6,7 +6,8 @@
 <data root>/portal.sqlite                  users, access log, sign-in failures, saved views
 <data root>/s3-staging/<bucket>/<prefix>/  a warehouse on S3, as built before its upload
 <warehouse>/snapshots/<run_id>/<table>/sponsor_id=<ID>/part-0.parquet
-    (batch_event: part-0 holds the entries of settled batches, part-1 of open ones)
+    (batch_event: part-1 holds the entries of open batches; part-0 and part-2 to part-8
+    those of settled batches, by a hash of their batch id: etl.publish.SPLIT)
 <warehouse>/snapshots/<run_id>/manifest.json
 <warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
 <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs

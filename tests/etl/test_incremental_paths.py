@@ -395,6 +395,72 @@ def test_a_batch_moving_on_keeps_what_reads_only_whose_batch_it_is(
     assert "equipment_usage" not in moved
 
 
+def test_a_settled_batch_changing_rewrites_only_its_bucket_of_settled_entries(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """The settled batches' entries are published in buckets (etl.publish.SPLIT): a batch
+    released, then a released batch moved to another sponsor, rewrite the bucket file of
+    that batch in the partitions it leaves and joins, and no other file of settled entries;
+    each run's snapshot is the full build's."""
+    from etl.publish import OPEN_FILE, SETTLED_FILES, SPLIT_FILES, split_file
+
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+
+    def release(connection: sqlite3.Connection, at: str) -> tuple[str, str, str]:
+        batch_id, sponsor = connection.execute(
+            "SELECT batch_id, sponsor_id FROM batch WHERE status = 'CMO_DISPOSITIONED' "
+            "ORDER BY batch_id"
+        ).fetchone()
+        batch_settles(connection, at)
+        return batch_id, sponsor, sponsor
+
+    def move(connection: sqlite3.Connection, at: str) -> tuple[str, str, str]:
+        released = pl.DataFrame(
+            connection.execute(
+                "SELECT batch_id, sponsor_id FROM batch WHERE status = 'SPONSOR_RELEASED' "
+                "ORDER BY batch_id DESC LIMIT 50"
+            ).fetchall(),
+            schema=["batch_id", "sponsor_id"],
+            orient="row",
+        )
+        # One not in the first bucket (part-0, the name of the one file of other tables).
+        batch_id, sponsor = released.filter(split_file(pl.col("batch_id"), pl.lit(True)) != 0).row(
+            0
+        )
+        product, other = connection.execute(
+            "SELECT product_id, sponsor_id FROM product WHERE sponsor_id != ? ORDER BY 1",
+            (sponsor,),
+        ).fetchone()
+        connection.execute(
+            "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? WHERE batch_id = ?",
+            (product, other, at, batch_id),
+        )
+        return batch_id, sponsor, other
+
+    for number, change in enumerate((release, move)):
+        before = published_files(warehouse)
+        with sqlite3.connect(plant) as connection:
+            batch_id, left, joined = change(connection, _later(connection))
+        assert run_etl(plant, warehouse).mode == "incremental"
+        after = published_files(warehouse)
+        run_etl(plant, tmp_path / f"full-{number}", full=True)
+        assert after == published_files(tmp_path / f"full-{number}"), change.__name__
+        (bucket,) = pl.select(split_file(pl.lit(batch_id), pl.lit(True))).to_series()
+        rewritten = {
+            path
+            for path in before.keys() | after.keys()
+            if before.get(path) != after.get(path)
+            and path.startswith("batch_event/")
+            and path.rsplit("/", 1)[1] in SETTLED_FILES
+        }
+        assert rewritten == {
+            f"batch_event/sponsor_id={sponsor}/{SPLIT_FILES[bucket]}" for sponsor in (left, joined)
+        }, change.__name__
+        assert SPLIT_FILES[bucket] != OPEN_FILE
+
+
 def test_a_change_too_large_for_python_s_sqlite_rows_is_read_by_connectorx(
     demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -371,8 +371,16 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     """Publish gathers a partition's rows one chunk of the table at a time (validation hands
     the entries over in slices): the rows, their order and their single chunk (a file is
     written a row group per chunk) must be those of one gather over the whole table, and
-    the entries' two files its settled and open rows."""
-    from etl.publish import OPEN_FILE, PART_FILE, _files_of, _gather, _mark_settled
+    the entries' files its open rows and each bucket of its settled rows."""
+    from etl.publish import (
+        OPEN_FILE,
+        SETTLED_FILES,
+        SPLIT_FILES,
+        _files_of,
+        _gather,
+        _mark_settled,
+        split_file,
+    )
 
     parts, start = [], 0
     for size in chunks:
@@ -395,15 +403,23 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     assert gathered.equals(frame.rechunk()[positions])
     assert gathered.n_chunks("all") == [1] * gathered.width or not gathered.height
 
-    settled = pl.Series("batch_id", ["B1"])
+    settled = pl.Series("batch_id", ["B0", "B1", "B9"])  # B9: settled, without rows here
+    files_of = pl.select(split_file(pl.Series(["B0", "B1"]), pl.lit(True))).to_series()
+    settled_file = dict(zip(["B0", "B1"], (SPLIT_FILES[n] for n in files_of), strict=True))
+    assert settled_file["B0"] != settled_file["B1"]  # two buckets
     marked = _mark_settled("batch_event", frame, settled)
     files = dict(_files_of("batch_event", marked, "event_id", positions))
+    assert list(files) == [*SETTLED_FILES, OPEN_FILE]
     expected = frame.rechunk()[positions].drop("sponsor_id")
-    assert files[PART_FILE].equals(expected.filter(pl.col("batch_id") == "B1"))
-    assert files[OPEN_FILE].equals(expected.filter(pl.col("batch_id") != "B1"))
+    for batch in ("B0", "B1"):
+        assert files[settled_file[batch]].equals(expected.filter(pl.col("batch_id") == batch))
+    assert files[OPEN_FILE].equals(expected.filter(pl.col("batch_id") == "B2"))
+    others = set(SETTLED_FILES) - set(settled_file.values())
+    assert all(files[name].height == 0 for name in others)
+    assert all(files[name].columns == expected.columns for name in files)
     empty = dict(_files_of("batch_event", marked, "event_id", None))
-    assert empty[PART_FILE].height == empty[OPEN_FILE].height == 0
-    assert empty[PART_FILE].columns == expected.columns
+    assert list(empty) == list(files)
+    assert all(part.height == 0 and part.columns == expected.columns for part in empty.values())
 
 
 _moments = st.integers(0, 40).map(lambda n: datetime(2026, 1, 1) + timedelta(hours=n))
