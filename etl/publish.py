@@ -483,24 +483,23 @@ def split_file(batch: pl.Expr, settled: pl.Expr) -> pl.Expr:
     return pl.when(settled).then(bucket).otherwise(pl.lit(len(SETTLED_FILES), pl.UInt8))
 
 
-def _files_of(
-    table: str, frame: pl.DataFrame, key: str, positions: pl.Series | None
-) -> list[tuple[str, pl.DataFrame]]:
-    """A partition's rows (at `positions` of `frame`) as its files, each in key order: one,
-    or for the entries (SPLIT) those of open batches and each bucket of settled ones (by the
-    `_FILE` column from `_mark_settled`), every file even where it holds no row. The
-    positions are split before the rows are gathered: no copy of the partition is filtered
-    more than once."""
+def _files_of(table: str, frame: pl.DataFrame, positions: pl.Series | None) -> list[tuple]:
+    """(file name, positions) of a partition's files, its rows being at `positions` of
+    `frame` (None: no row): one file, or for the entries (SPLIT) one of open batches and
+    one for each bucket of settled ones (by the `_FILE` column from `_mark_settled`), every
+    file even where it holds no row (positions None). The positions are split before any
+    row is gathered (`_partition_rows`), and a file kept from the live snapshot gathers
+    none (of a day's 450 files of entries, 400 are kept)."""
     if table not in SPLIT:
-        return [(PART_FILE, _partition_rows(frame, key, positions))]
+        return [(PART_FILE, positions)]
     if positions is None:
-        empty = _partition_rows(frame, key, None)
-        return [(name, empty) for name in SPLIT_FILES]
+        return [(name, None) for name in SPLIT_FILES]
     numbers = frame.get_column(_FILE).gather(positions)
-    return [
-        (name, _partition_rows(frame, key, positions.filter(numbers == number)))
-        for number, name in enumerate(SPLIT_FILES)
-    ]
+    files = []
+    for number, name in enumerate(SPLIT_FILES):
+        mine = positions.filter(numbers == number)
+        files.append((name, mine if mine.len() else None))
+    return files
 
 
 def _mark_settled(table: str, frame: pl.DataFrame, settled: pl.Series | None) -> pl.DataFrame:
@@ -828,19 +827,20 @@ class _Files:
         written: list[tuple[str, str]] = []  # (partition, file) whose rows come back
         for sponsor in todo:
             positions = rows_of.pop(sponsor, None)
-            for file_name, part in _files_of(name, frame, table.key, positions):
+            for file_name, mine in _files_of(name, frame, positions):
                 relative = f"{self._folder(name, sponsor)}/{file_name}"
                 entry = live.get(relative)
                 live_file = plan.live / relative if plan.live is not None else None
                 merge = None
                 if carried is not None:
                     assert live_file is not None
-                    if (sponsor, file_name) not in carried.touched and not part.height and entry:
+                    if (sponsor, file_name) not in carried.touched and mine is None and entry:
                         # No batch judged again was or is in this file: the live file.
                         per_partition[sponsor] += self._keep(relative, name, sponsor)
                         continue
                     # The live rows are read and merged by the writer's thread.
                     merge = partial(carried.merged, live_file, key=table.key)
+                part = _partition_rows(frame, table.key, mine)
                 # A live file of another fingerprint does not hold these rows: not read.
                 compare = self.same_writer and relative not in self.live_prints
                 metadata = {"sponsor_id": sponsor, "table": name}

@@ -379,6 +379,7 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
         _files_of,
         _gather,
         _mark_settled,
+        _partition_rows,
         split_file,
     )
 
@@ -408,7 +409,10 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     settled_file = dict(zip(["B0", "B1"], (SPLIT_FILES[n] for n in files_of), strict=True))
     assert settled_file["B0"] != settled_file["B1"]  # two buckets
     marked = _mark_settled("batch_event", frame, settled)
-    files = dict(_files_of("batch_event", marked, "event_id", positions))
+    files = {
+        name: _partition_rows(marked, "event_id", mine)
+        for name, mine in _files_of("batch_event", marked, positions)
+    }
     assert list(files) == [*SETTLED_FILES, OPEN_FILE]
     expected = frame.rechunk()[positions].drop("sponsor_id")
     for batch in ("B0", "B1"):
@@ -417,7 +421,10 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     others = set(SETTLED_FILES) - set(settled_file.values())
     assert all(files[name].height == 0 for name in others)
     assert all(files[name].columns == expected.columns for name in files)
-    empty = dict(_files_of("batch_event", marked, "event_id", None))
+    empty = {
+        name: _partition_rows(marked, "event_id", mine)
+        for name, mine in _files_of("batch_event", marked, None)
+    }
     assert list(empty) == list(files)
     assert all(part.height == 0 and part.columns == expected.columns for part in empty.values())
 
