@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -53,6 +53,9 @@ RANGES_PER_LARGE_TABLE = 8
 KEYS_PER_QUERY = 500
 MAX_CHANGED_KEYS = 50_000
 SMALL_QUERY_ROWS = 100_000  # a change query's rows past which connectorx reads them
+# An incremental run hands validation the text of the tables it wrote, up to this many rows
+# in all, instead of validation reading the files back (a day's batches: 0.04 s).
+HANDOVER_ROWS = 1_000_000
 _WATERMARK = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
 
@@ -385,6 +388,8 @@ class Extracted:
     latest: datetime | None = None  # latest parseable updated_at
     unchanged: bool = False  # the live snapshot's extracted text, kept as it was
     reread: str | None = None  # digest of the rows the next run reads again (_reread)
+    # The text written to the source state, kept for validation (HANDOVER_ROWS); else None.
+    text: pl.DataFrame | None = field(default=None, repr=False)
 
     def add(self, part: pl.DataFrame) -> None:
         self.rows += part.height
@@ -414,6 +419,7 @@ def extract_all(
     events = Events(files=[folder / f"{EVENTS}.parquet"])
     # Batches the day changed (parents come first): their entries are judged again.
     changed_batches = pl.Series("batch_id", [], pl.String)
+    handover = HANDOVER_ROWS
     with _one_connection(origin):
         for number, table in enumerate(TABLES, start=1):
             seen = facts[table.name] = Extracted()
@@ -459,7 +465,10 @@ def extract_all(
                 del part
             if table.name != EVENTS and seen.watermark is not None:
                 seen.reread = _reread(writer.parts, table.key, seen.watermark)
-            writer.close()
+            keep = previous is not None and table.name != EVENTS and seen.rows <= handover
+            seen.text = writer.close(keep=keep)
+            if seen.text is not None:
+                handover -= seen.rows
             note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
     _release_driver_memory()
     return facts, events
@@ -533,6 +542,7 @@ def _delta_events(
         with files[-1].open("rb") as handle:
             os.fsync(handle.fileno())
     events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)
+    events.read_live_batches()
     events.find_replaced(batches)
     return events
 

@@ -28,6 +28,7 @@ import json
 import os
 from bisect import bisect_left
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -269,6 +270,23 @@ class EventFacts:
         return EventFacts(review, people, unchanged)
 
 
+def _live_batches(live: Path) -> pl.DataFrame:
+    """The live snapshot's batches, their contract columns (LiveSnapshotError where their
+    files cannot be read)."""
+    columns = [c.name for c in TABLES_BY_NAME["batch"].columns]
+    try:
+        return pl.read_parquet(
+            live / "batch" / "*" / "*.parquet",
+            hive_partitioning=True,
+            hive_schema={"sponsor_id": pl.String},
+        ).select(columns)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise LiveSnapshotError(
+            f"the live snapshot's batch files ({live / 'batch'}) cannot be read, so "
+            f"the day's changed batches cannot be found: {exc}; run the job with --full"
+        ) from exc
+
+
 def _same_rows(one: pl.DataFrame, other: pl.DataFrame) -> bool:
     """Whether two frames hold the same distinct rows, in any order."""
     columns = one.columns
@@ -410,6 +428,9 @@ class Events:
     touched: frozenset[tuple[str, str]] = frozenset()
     near: pl.DataFrame | None = None  # live rows of earlier files, not replaced, maybe judged
     scanned: pl.Series | None = None  # batches whose live entries are all in `near`
+    # The live snapshot's batches, read by a thread while the run extracts (`choose`
+    # compares them with the valid ones; read when asked, 0.03-0.07 s of a day's run).
+    _before: Future[pl.DataFrame] | None = None
 
     @property
     def key(self) -> str:
@@ -444,6 +465,14 @@ class Events:
             raise ValueError("not a delta run")
         return previous_rows - self.replaced.height + self.changes.height
 
+    def read_live_batches(self) -> None:
+        """Start reading the live snapshot's batches (`choose` waits for them), in a
+        thread of its own."""
+        if self.live is not None and self._before is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="live-batches")
+            self._before = pool.submit(_live_batches, self.live)
+            pool.shutdown(wait=False)  # its thread ends with the task
+
     def choose(self, valid: dict[str, pl.DataFrame], as_of: datetime) -> None:
         """Decide which batches' entries this run judges (sets `dirty` and `touched`)."""
         state = self.previous
@@ -451,18 +480,10 @@ class Events:
             return
         if any(digest(valid[name]) != state.digests.get(name) for name in GLOBAL):
             return
-        columns = [c.name for c in TABLES_BY_NAME["batch"].columns]
-        try:
-            before = pl.read_parquet(
-                self.live / "batch" / "*" / "*.parquet",
-                hive_partitioning=True,
-                hive_schema={"sponsor_id": pl.String},
-            ).select(columns)
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise LiveSnapshotError(
-                f"the live snapshot's batch files ({self.live / 'batch'}) cannot be read, so "
-                f"the day's changed batches cannot be found: {exc}; run the job with --full"
-            ) from exc
+        self.read_live_batches()
+        assert self._before is not None
+        before = self._before.result()
+        columns = before.columns
         now = valid["batch"].select(columns)
         changed = pl.concat(
             [

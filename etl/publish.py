@@ -454,14 +454,15 @@ class SourceStateWriter:
         self.parts.append(part)
         self.rows += part.height
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> pl.DataFrame | None:
+        """Write the file; the text written, when `keep` (else None: it is freed)."""
         if not self.parts:
             raise ValueError(f"{self.path.name}: no part written")
         text = pl.concat(self.parts, rechunk=False, how="vertical")
         self.parts.clear()
         text.write_parquet(self.path, compression=SOURCE_COMPRESSION, statistics=True)
-        del text
         _fsync(self.path)
+        return text if keep else None
 
 
 def _rows_by_partition(frame: pl.DataFrame) -> dict[str, pl.Series]:

@@ -351,10 +351,16 @@ def _stages(
             inputs=state.inputs,
             future=frozenset(state.future),
         )
+    # The text extraction kept of the tables it wrote (an incremental run's), not read again.
+    texts = {name: fact.text for name, fact in facts.items() if fact.text is not None}
     try:
-        validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse)
+        validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse, texts)
     except LiveSnapshotError as exc:
         raise EtlError(f"validate failed, nothing published: {exc}") from exc
+    finally:
+        texts.clear()  # judged: its memory goes
+        for fact in facts.values():
+            fact.text = None
     if validated.reused:
         note(f"validate kept {len(validated.reused)} tables as the live run judged them: "
              f"{', '.join(sorted(validated.reused))}")  # fmt: skip

@@ -8,7 +8,7 @@ polars expressions over whole columns, fast enough for ten million batch events.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -662,14 +662,22 @@ def _typed(raw: pl.DataFrame, table: Table) -> pl.DataFrame:
 
 
 def validate_files(
-    folder: Path, as_of: datetime, events: Events | None = None, reuse: Reuse | None = None
+    folder: Path,
+    as_of: datetime,
+    events: Events | None = None,
+    reuse: Reuse | None = None,
+    texts: Mapping[str, pl.DataFrame] | None = None,
 ) -> Validated:
     """Validation of tables stored as `<table>.parquet` text files in `folder`, read one
-    table at a time and large tables in row slices, so little raw text is alive at once.
+    table at a time and large tables in row slices, so little raw text is alive at once;
+    a table in `texts` is that file's text, handed over by extraction, not read again.
     The entries are judged last, all of them or, when `events` allows, the dirty batches'.
     """
 
     def sliced(table: Table, valid: dict[str, pl.DataFrame]) -> tuple[pl.Series, Iterable]:
+        if texts and table.name in texts:
+            text = texts[table.name].rechunk()  # as the file reads back: one chunk
+            return text.get_column(table.key), iter([text])
         path = folder / f"{table.name}.parquet"
         if table.name == EVENTS and events is not None:
             events.choose(valid, as_of)
