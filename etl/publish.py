@@ -552,12 +552,12 @@ def _put_file(
     metadata: dict[str, str],
     seal: list[int] | None,
     merge: Callable[[pl.DataFrame], tuple[pl.DataFrame, bool]] | None = None,
-) -> tuple[dict, bool]:
+) -> tuple[dict, bool, list[int]]:
     """One partition file at `path`: the live snapshot's (`live_file`, listed as `entry`,
     sealed as `seal`) when it holds these rows (read and compared when `compare`), else
     these rows written; `merge` first makes the file's rows of `part` (Carried.merged reads
-    the live file, in this thread, and compares). Its manifest entry, and whether the live
-    file was kept."""
+    the live file, in this thread, and compares). Its manifest entry, whether the live
+    file was kept, and its seal now (as `publish` records it)."""
     if merge is not None:
         part, same_rows = merge(part)
         holds = compare and same_rows
@@ -575,18 +575,19 @@ def _put_file(
     digest = hashlib.sha256(data).hexdigest()
     same = entry is not None and entry["sha256"] == digest
     kept = _keep_or_write(data, digest, path, live_file if same else None, seal)
-    return {"sha256": digest, "rows": part.height, "bytes": len(data), **metadata}, kept
+    put = {"sha256": digest, "rows": part.height, "bytes": len(data), **metadata}
+    return put, kept, _seal(path)
 
 
-def _kept_files(files: list[tuple]) -> list[tuple[dict, bool]]:
+def _kept_files(files: list[tuple]) -> list[tuple[dict, bool, list[int]]]:
     return [_kept_file(*args) for args in files]
 
 
 def _kept_file(
     live_file: str | Path, path: str | Path, entry: dict, metadata: dict, seal: list[int] | None
-) -> tuple[dict, bool]:
+) -> tuple[dict, bool, list[int]]:
     _keep(live_file, path, entry["sha256"], entry["bytes"], seal)
-    return {**entry, **metadata}, True
+    return {**entry, **metadata}, True, _seal(path)
 
 
 class _Writer:
@@ -622,6 +623,9 @@ class _Writer:
         self.files: dict[str, dict] = {}
         self.prints: dict[str, str] = {}  # file -> fingerprint of its rows (not SPLIT tables)
         self.kept_files: set[str] = set()  # the live snapshot's, their bytes checked
+        # Each file's seal, taken by the thread that put it: 2,244 stats on the caller's
+        # thread took 0.07 s of a day's run on `large`.
+        self.seals_now: dict[str, list[int]] = {}
 
     def put(
         self,
@@ -689,9 +693,9 @@ class _Writer:
         relative, future = self.pending.popleft()
         self._done(relative, future.result())
 
-    def _done(self, relative: str, done: tuple[dict, bool]) -> None:
-        """A file put: its manifest entry, and whether it is the live snapshot's."""
-        self.files[relative], kept = done
+    def _done(self, relative: str, done: tuple[dict, bool, list[int]]) -> None:
+        """A file put: its manifest entry, whether it is the live snapshot's, its seal."""
+        self.files[relative], kept, self.seals_now[relative] = done
         if kept:
             self.kept_files.add(relative)
 
@@ -709,7 +713,7 @@ def _write_partitions(plan: Plan, tmp: Path, checkpoint: Callable[[str], None]) 
             # A failure leaves no write running behind it (the staging folder goes next).
             writer.cancel()
     return {"files": writer.files, "tables": tables, "kept_files": writer.kept_files,
-            "fingerprints": writer.prints}  # fmt: skip
+            "fingerprints": writer.prints, "seals": writer.seals_now}  # fmt: skip
 
 
 def _trusts_live(plan: Plan) -> bool:
@@ -942,9 +946,9 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     state.mkdir(exist_ok=True)
     (state / FINGERPRINTS).write_text(json.dumps(written["fingerprints"], sort_keys=True))
     _fsync(state / FINGERPRINTS)
-    # Sealed after every file is written and verified; a file changed later loses its seal.
-    seals = {relative: _seal(f"{tmp}/{relative}") for relative in written["files"]}
-    (state / SEALS).write_text(json.dumps(seals))
+    # Each file's seal, taken by the writer's thread once the file was in place (nothing
+    # writes to it after; verifying only reads it); a file changed later loses its seal.
+    (state / SEALS).write_text(json.dumps(written["seals"]))
     _fsync(state / SEALS)
     manifest = dict(plan.manifest)
     manifest["tables"] = {
