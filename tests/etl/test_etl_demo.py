@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from etl.publish import SETTLED_FILES
 from etl.run import run_etl
 from tests.conftest import DemoPlant
 from tests.etl import partition_folders, published_files
@@ -129,10 +130,11 @@ def test_deletions_seen_by_a_full_run_equal_a_fresh_build(
     assert files == published_files(tmp_path / "wh-fresh")
     before = json.loads((live / MANIFEST).read_text())["files"]
     rewritten = {path for path, digest in files.items() if before[path]["sha256"] != digest}
-    # The batch is open: its entries are in the small file of open batches, and the file of
-    # the settled batches' entries is kept.
+    # The batch is open: its entries are in the small file of open batches, and the files of
+    # the settled batches' entries are kept.
     assert f"batch_event/sponsor_id={sponsor}/part-1.parquet" in rewritten
-    assert f"batch_event/sponsor_id={sponsor}/part-0.parquet" not in rewritten
+    settled = {f"batch_event/sponsor_id={sponsor}/{name}" for name in SETTLED_FILES}
+    assert settled <= files.keys() and not settled & rewritten
     assert all(path.split("=")[1].startswith(sponsor) for path in rewritten), rewritten
     events = pl.read_parquet(current_snapshot(warehouse) / "batch_event" / f"sponsor_id={sponsor}")
     assert events.filter(pl.col("batch_id") == batch_id).get_column("seq").max() == 3
