@@ -29,12 +29,16 @@ import polars as pl
 from etl.incremental import (
     EVENTS,
     MAX_DELTAS,
+    SETTLED_STATUSES,
     SLICE_ROWS,
+    EntriesWriter,
     Events,
+    OpenRows,
     State,
     delta_name,
     digest,
     live_slices,
+    open_name,
     parts_of,
 )
 from etl.publish import SOURCE_COMPRESSION, SourceStateWriter
@@ -421,6 +425,7 @@ def extract_all(
     # Batches the day changed (parents come first): their entries are judged again.
     changed_batches = pl.Series("batch_id", [], pl.String)
     handover = HANDOVER_ROWS
+    statuses: list[pl.DataFrame] = []  # the batches' extracted text, when read (_open_batches)
     # A table's file is written by a thread of its own while the next tables are read
     # (their queries and merges hold the main thread: a day's 15 written tables cost it
     # 0.05 s); the entries of a full build are written at once, so that their 1.3 GB of
@@ -464,10 +469,15 @@ def extract_all(
                 if table.name == "batch" and changes is not None:
                     changed_batches = changes.get_column(table.key)
                 del changes
-            writer = SourceStateWriter(staging, table.name)
+            if table.name == EVENTS:
+                writer = EntriesWriter(staging, _open_batches(statuses, folder))
+            else:
+                writer = SourceStateWriter(staging, table.name)
             for part in parts:
                 writer.write(part)
                 seen.add(part)
+                if table.name == "batch":
+                    statuses.append(part.select("batch_id", "status"))
                 del part
             if table.name != EVENTS and seen.watermark is not None:
                 seen.reread = _reread(writer.parts, table.key, seen.watermark)
@@ -483,6 +493,16 @@ def extract_all(
             seen.text = future.result()
     _release_driver_memory()
     return facts, events
+
+
+def _open_batches(statuses: list[pl.DataFrame], folder: Path) -> pl.Series:
+    """Batches whose extracted status is not a settled one (SETTLED_STATUSES, as written):
+    the base file of the entries keeps a copy of their rows (OpenRows). From the batches'
+    text this run read, or else the live one's it kept (linked in `folder`)."""
+    if not statuses:
+        statuses = [pl.read_parquet(folder / "batch.parquet", columns=["batch_id", "status"])]
+    text = pl.concat(statuses)
+    return text.filter(~pl.col("status").is_in(SETTLED_STATUSES)).get_column("batch_id")
 
 
 def _reread(parts: list[pl.DataFrame], key: str, watermark: str) -> str:
@@ -546,13 +566,19 @@ def _delta_events(
     for path in earlier:
         os.link(path, folder / path.name)
         linked.append(folder / path.name)
+    copy = OpenRows.of(before / open_name(), earlier[0])
+    if copy is not None:  # it goes with the base to the next run
+        os.link(copy.path, folder / open_name())
+        copy = OpenRows(folder / open_name(), copy.batches)
     files = list(linked)
     if changes.height:
         files.append(folder / delta_name(run_id))
         changes.write_parquet(files[-1], compression=SOURCE_COMPRESSION)
         with files[-1].open("rb") as handle:
             os.fsync(handle.fileno())
-    events = Events(files=files, earlier=linked, changes=changes, previous=state, live=live)
+    events = Events(
+        files=files, earlier=linked, changes=changes, previous=state, live=live, copy=copy
+    )
     events.read_live_batches()
     events.find_replaced(batches)
     return events

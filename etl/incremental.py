@@ -12,7 +12,9 @@ build's, file for file; tests/etl/test_etl_demo.py and the bench check it.
 The extracted text of the entries stays in the snapshot as the base file of the last full
 extract and one delta file per incremental run since (`batch_event.parquet`,
 `batch_event.delta-<run>.parquet`); a row of a later file replaces the rows of its key in
-earlier ones. A run merges them back into one base after `MAX_DELTAS` runs.
+earlier ones. A run merges them back into one base after `MAX_DELTAS` runs. Beside the base,
+a copy of its rows of the batches open when it was written (`OpenRows`) is where a day finds
+its in-flight batches' live entries.
 
 What the next run needs of this one is kept in the snapshot's `_state/` folder: a digest of
 each table's valid rows, each keepable table's signature (etl.route), each table's latest
@@ -39,8 +41,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.publish import (
+    SOURCE_COMPRESSION,
     SPLIT_FILES,
     RunStateError,
+    SourceStateWriter,
+    fsync_path,
     is_mapping_of,
     is_text,
     read_state_json,
@@ -63,6 +68,7 @@ MAX_DELTAS = 20
 SLICE_ROWS = 1_000_000
 FUTURE = "in the future"  # the check whose verdict moves with the source's as-of
 _PART = "__part"
+_ROW, _ROW_TYPE = "__row", pl.UInt32  # a row's number in its file (polars' row index)
 
 
 def delta_name(run_id: str) -> str:
@@ -74,6 +80,90 @@ def parts_of(folder: Path, table: str) -> list[Path]:
     (the entries only) each incremental run's delta."""
     deltas = sorted(folder.glob(f"{EVENTS}.delta-*.parquet")) if table == EVENTS else []
     return [folder / f"{table}.parquet", *deltas]
+
+
+def open_name() -> str:
+    return f"{EVENTS}.open.parquet"
+
+
+# Rows of open batches copied beside the base file (OpenRows) up to this many; a plant with
+# more has no copy, and its base is scanned.
+OPEN_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class OpenRows:
+    """Beside the base file of the entries (the first of parts_of): a copy of its rows of
+    the batches open when it was written, each with its row number in the base (`_ROW`),
+    those batches' ids in its metadata. A day's run wants the live entries of its in-flight
+    batches: they are read from this small file (41k rows on `large`, 0.03 s), not from the
+    base, over whose 80 row groups the ids of a day's 57 batches spread (54 read, 0.15 s).
+    """
+
+    path: Path
+    batches: pl.Series  # every batch whose rows of the base are all here
+
+    @classmethod
+    def of(cls, path: Path, base: Path) -> OpenRows | None:
+        """The copy at `path`, where it was written beside this `base` (its bytes and
+        columns); None where it is missing or cannot be read: the base is then scanned."""
+        try:
+            facts = pl.read_parquet_metadata(path)
+            if facts.get("base_bytes") != str(base.stat().st_size):
+                return None
+            columns = [(_ROW, _ROW_TYPE), *pl.read_parquet_schema(base).items()]
+            if list(pl.read_parquet_schema(path).items()) != columns:
+                return None
+            batches = pl.Series("batch_id", json.loads(facts["batches"]), pl.String)
+        except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
+            return None
+        return cls(path, batches)
+
+    def split(self, values: pl.Series) -> tuple[pl.Series, pl.Series]:
+        """`values` of batch ids: those this copy holds every base row of, and the others."""
+        here = values.is_in(self.batches.implode()).fill_null(False)
+        return values.filter(here), values.filter(~here)
+
+    def read(self, batches: pl.Series) -> pl.DataFrame:
+        """The copied rows of these batches, with their row numbers in the base."""
+        holds = pl.col("batch_id").is_in(batches.implode())
+        return pl.scan_parquet(self.path).filter(holds).collect()
+
+
+class EntriesWriter(SourceStateWriter):
+    """The entries' base file, and beside it the copy of its rows of `open_batches`
+    (OpenRows): filtered slice by slice as they are written, ~0.02 s a slice."""
+
+    def __init__(self, staging: Path, open_batches: pl.Series) -> None:
+        super().__init__(staging, EVENTS)
+        self.open_batches = open_batches
+        self.copied: list[pl.DataFrame] | None = []
+        self.copied_rows = 0
+
+    def write(self, part: pl.DataFrame) -> None:
+        if self.copied is not None:
+            rows = part.with_row_index(_ROW, offset=self.rows).filter(
+                pl.col("batch_id").is_in(self.open_batches.implode())
+            )
+            self.copied_rows += rows.height
+            self.copied.append(rows)
+            if self.copied_rows > OPEN_ROWS:
+                self.copied = None  # too many to copy: the base is scanned
+        super().write(part)
+
+    def close(self, keep: bool = False) -> pl.DataFrame | None:
+        text = super().close(keep)
+        if self.copied is not None:
+            path = self.path.with_name(open_name())
+            facts = {
+                "batches": json.dumps(self.open_batches.unique().drop_nulls().sort().to_list()),
+                "base_bytes": str(self.path.stat().st_size),
+            }
+            copy = pl.concat(self.copied)
+            self.copied = None
+            copy.write_parquet(path, compression=SOURCE_COMPRESSION, metadata=facts)
+            fsync_path(path)
+        return text
 
 
 def _later_keys(files: list[Path], key: str) -> pl.DataFrame:
@@ -113,28 +203,28 @@ def slices(path: Path, columns: list[str] | None = None) -> Iterator[pl.DataFram
         yield stored.slice(start, SLICE_ROWS).collect()
 
 
-def live_rows(files: list[Path], wanted: dict[str, pl.Series]) -> pl.DataFrame:
+def live_rows(
+    files: list[Path], wanted: dict[str, pl.Series], copy: OpenRows | None = None
+) -> pl.DataFrame:
     """The live rows of the entries whose column holds one of its `wanted` values (a null
     matches a null). Each column is looked up on its own: a filter over two columns reads
     both whole (0.28 s over 10M entries), one over the batch ids only the row groups that
     can hold them. Where the statistics narrow a column's values to a few row groups (the
-    keys of a day's new entries: none of the earlier files'), only those are read."""
+    keys of a day's new entries: none of the earlier files'), only those are read. The base
+    file's rows of the batches its `copy` holds are read there (OpenRows)."""
     key = TABLES_BY_NAME[EVENTS].key
     newest = _later_keys(files, key)
     frames = []
     for number, path in enumerate(files):
-        stored = pl.scan_parquet(path)
         found, seen = [], []
         for column, values in wanted.items():
             holds = pl.col(column).is_in(values.implode(), nulls_equal=True)
-            runs, rows = _row_groups(path, column, values)
-            if sum(length for _, length in runs) > rows // 4:
-                part = stored.filter(holds).collect()
+            if number == 0 and copy is not None and column == "batch_id":
+                copied, others = copy.split(values)
+                part = pl.concat([copy.read(copied), _scan(path, column, others, _ROW)])
+                part = part.sort(_ROW).drop(_ROW)  # the base's order
             else:
-                part = pl.concat(
-                    [stored.slice(start, length).filter(holds).collect() for start, length in runs]
-                    or [stored.head(0).collect()]
-                )
+                part = _scan(path, column, values)
             if seen:  # rows an earlier column found already
                 part = part.filter(~pl.any_horizontal(seen))
             found.append(part)
@@ -145,6 +235,23 @@ def live_rows(files: list[Path], wanted: dict[str, pl.Series]) -> pl.DataFrame:
             rows_found = rows_found.join(replaced, on=key, how="anti", nulls_equal=True)
         frames.append(rows_found)
     return pl.concat(frames)
+
+
+def _scan(path: Path, column: str, values: pl.Series, row: str | None = None) -> pl.DataFrame:
+    """The rows of the file at `path` whose `column` holds one of `values` (a null matches a
+    null), with their row numbers in a column `row` when given; a file's row groups whose
+    statistics cannot hold them are not read, unless they are most of it."""
+    stored = pl.scan_parquet(path, row_index_name=row)
+    holds = pl.col(column).is_in(values.implode(), nulls_equal=True)
+    if not values.len():
+        return stored.head(0).collect()
+    runs, rows = _row_groups(path, column, values)
+    if sum(length for _, length in runs) > rows // 4:
+        return stored.filter(holds).collect()
+    return pl.concat(
+        [stored.slice(start, length).filter(holds).collect() for start, length in runs]
+        or [stored.head(0).collect()]
+    )
 
 
 def _row_groups(path: Path, column: str, wanted: pl.Series) -> tuple[list[tuple[int, int]], int]:
@@ -428,6 +535,7 @@ class Events:
     touched: frozenset[tuple[str, str]] = frozenset()
     near: pl.DataFrame | None = None  # live rows of earlier files, not replaced, maybe judged
     scanned: pl.Series | None = None  # batches whose live entries are all in `near`
+    copy: OpenRows | None = None  # of the first earlier file, the rows of open batches
     # The live snapshot's batches, read by a thread while the run extracts (`choose`
     # compares them with the valid ones; read when asked, 0.03-0.07 s of a day's run).
     _before: Future[pl.DataFrame] | None = None
@@ -454,7 +562,9 @@ class Events:
         ).unique()
         changed = pl.col(self.key).is_in(keys.implode(), nulls_equal=True)
         found = live_rows(
-            self.earlier, {"batch_id": self.scanned, self.key: pl.concat([keys, copied])}
+            self.earlier,
+            {"batch_id": self.scanned, self.key: pl.concat([keys, copied])},
+            self.copy,
         )
         self.replaced = found.filter(changed)
         self.near = found.filter(~changed)
@@ -517,7 +627,7 @@ class Events:
             # invalid, or an entry moved away from it): a second scan. Copies of their keys
             # are duplicates, already scanned.
             of_unseen = pl.col("batch_id").is_in(unseen.implode(), nulls_equal=True)
-            more = live_rows(self.earlier, {"batch_id": unseen})
+            more = live_rows(self.earlier, {"batch_id": unseen}, self.copy)
             replaced = pl.col(self.key).is_in(
                 self.changes.get_column(self.key).implode(), nulls_equal=True
             )

@@ -88,7 +88,13 @@ class Carried:
             return rows, False
         live = pl.read_parquet(live_file)
         kept = live.filter(~pl.col("batch_id").is_in(self.dirty.implode(), nulls_equal=True))
-        merged = pl.concat([kept, rows.select(kept.columns)]).sort(key).rechunk()
+        rows = rows.select(kept.columns)
+        if kept.get_column(key).is_sorted() and rows.get_column(key).is_sorted():
+            # A file's rows are in key order, each key once: merged in one pass, not sorted
+            # (the sort took 0.12 s of a day's 37 merged files on `large`).
+            merged = kept.merge_sorted(rows, key).rechunk()
+        else:
+            merged = pl.concat([kept, rows]).sort(key).rechunk()
         return merged, merged.equals(live)
 
 
@@ -364,7 +370,7 @@ def _sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -461,7 +467,7 @@ class SourceStateWriter:
         text = pl.concat(self.parts, rechunk=False, how="vertical")
         self.parts.clear()
         text.write_parquet(self.path, compression=SOURCE_COMPRESSION, statistics=True)
-        _fsync(self.path)
+        fsync_path(self.path)
         return text if keep else None
 
 
@@ -940,16 +946,16 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
             except OSError:  # another file system, or the live file went: write it
                 pass
         frame.write_parquet(path)
-        _fsync(path)
+        fsync_path(path)
     verify(tmp, written["files"], written["kept_files"])
     state = tmp / RUN_STATE
     state.mkdir(exist_ok=True)
     (state / FINGERPRINTS).write_text(json.dumps(written["fingerprints"], sort_keys=True))
-    _fsync(state / FINGERPRINTS)
+    fsync_path(state / FINGERPRINTS)
     # Each file's seal, taken by the writer's thread once the file was in place (nothing
     # writes to it after; verifying only reads it); a file changed later loses its seal.
     (state / SEALS).write_text(json.dumps(written["seals"]))
-    _fsync(state / SEALS)
+    fsync_path(state / SEALS)
     manifest = dict(plan.manifest)
     manifest["tables"] = {
         t.name: {**plan.manifest["tables"][t.name], **written["tables"][t.name]} for t in TABLES
@@ -961,14 +967,14 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
     # Compact: indented, json's pure-Python encoder took 0.14 s (3% of a day's run on `large`)
     # for 2.6 MB; `python -m json.tool` shows it indented.
     (tmp / MANIFEST).write_text(json.dumps(manifest, sort_keys=True))
-    _fsync(tmp / MANIFEST)
+    fsync_path(tmp / MANIFEST)
     final = root / plan.run_id
     os.rename(tmp, final)
-    _fsync(root)
+    fsync_path(root)
     checkpoint("publish")
     link = warehouse / f"{CURRENT}.tmp-{plan.run_id}"
     link.symlink_to(Path(SNAPSHOTS) / plan.run_id)
     os.replace(link, warehouse / CURRENT)
-    _fsync(warehouse)
+    fsync_path(warehouse)
     _prune(warehouse)
     return final

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -249,17 +250,19 @@ def derive_and_route(
     valid: dict[str, pl.DataFrame],
     facts: EventFacts,
     router: Router | None = None,
-    kept: frozenset[str] = frozenset(),
+    keep: Callable[[], frozenset[str]] = frozenset,
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
     no particular partition order; publish orders each partition by key), and the free-text
     values masked in shared records' sponsor copies (etl.redact). `facts` describe every
     valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
-    again, and only those are in the published frame (publish keeps the others). Tables
-    `kept` (keepable, their live files kept whole) are left out.
+    again, and only those are in the published frame (publish keeps the others). The tables
+    `keep` returns (keepable, their live files kept whole) are left out: it is called once
+    masking has started, which it does not delay (it reads no table `keep` may leave out).
     """
     router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
+    kept: frozenset[str] = frozenset()
 
     def derive_route(table: Table) -> None:
         if table.name in kept:
@@ -274,14 +277,17 @@ def derive_and_route(
         # which costs no full copy of the table (a sort of 10M events is one).
         published[table.name] = routed.select(*columns, P)
 
-    # The tables masking reads first; then it runs in a thread of its own while the others
-    # are derived and routed (one after the other, they took 0.24 s and ~0.2 s of a day's
-    # run on `large`, each using little more than one of the two cores).
+    # The tables masking reads first; then it runs in a thread of its own while the tables
+    # to keep are chosen and the others derived and routed (one after the other, they took
+    # 0.24 s and ~0.2 s of a day's run on `large`, each using little more than one of the two
+    # cores; choosing, 0.2 s).
     masking = [table for table in TABLES if table.name in _MASKING_READS]
     for table in masking:
         derive_route(table)
     with ThreadPoolExecutor(1, thread_name_prefix="mask") as pool:
         masked = pool.submit(mask_shared_text, {t.name: published[t.name] for t in masking})
+        kept = keep()
+        assert not kept & _MASKING_READS, kept
         for table in TABLES:
             if table.name not in _MASKING_READS:
                 derive_route(table)

@@ -390,16 +390,22 @@ def _stages(
     digests = _valid_digests(validated, state)
     router = Router(validated.valid, event_facts)
     parts = partitions(validated.valid)
-    signatures = {
-        table.name: signature
-        for table in TABLES
-        if (signature := router.signature(table, digests, parts)) is not None
-    }
-    kept = _kept_whole(previous, state, signatures, parts)
-    _reconcile_kept(validated.valid, kept)
-    if kept:
-        note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
-    published, masked = derive_and_route(validated.valid, event_facts, router, frozenset(kept))
+    signatures: dict[str, str] = {}
+    kept: dict[str, int] = {}
+
+    def keep() -> frozenset[str]:
+        """The tables kept whole (called by derive_and_route while masking runs)."""
+        for table in TABLES:
+            signature = router.signature(table, digests, parts)
+            if signature is not None:
+                signatures[table.name] = signature
+        kept.update(_kept_whole(previous, state, signatures, parts))
+        _reconcile_kept(validated.valid, kept)
+        if kept:
+            note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
+        return frozenset(kept)
+
+    published, masked = derive_and_route(validated.valid, event_facts, router, keep)
     _reconcile(validated.valid, published)
     State(
         digests=digests,

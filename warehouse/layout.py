@@ -11,7 +11,8 @@
 <warehouse>/snapshots/<run_id>/manifest.json
 <warehouse>/snapshots/<run_id>/_quarantine/<table>.parquet
 <warehouse>/snapshots/<run_id>/_source/<table>.parquet   extracted rows, for incremental runs
-    (batch_event: plus batch_event.delta-<run_id>.parquet per incremental run since the base)
+    (batch_event: plus batch_event.delta-<run_id>.parquet per incremental run since the base,
+    and batch_event.open.parquet, the base's rows of its open batches: etl.incremental.OpenRows)
 <warehouse>/snapshots/<run_id>/_state/                  what the next incremental run reuses
     (fingerprints.json: each partition file's rows, so an unchanged one is kept unread)
 <warehouse>/current -> snapshots/<run_id>

@@ -461,6 +461,64 @@ def test_a_settled_batch_changing_rewrites_only_its_bucket_of_settled_entries(
         assert SPLIT_FILES[bucket] != OPEN_FILE
 
 
+def test_a_day_reads_its_open_batches_entries_from_their_copy(
+    demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the base file of the entries is a copy of its rows of the batches open when it
+    was written (etl.incremental.OpenRows): a day's run reads an open batch's live entries
+    there, and scans the base only for the others. A copy that is not of its base is not
+    read. Each run's snapshot is the full build's."""
+    import etl.incremental
+    from etl.incremental import OpenRows, open_name
+
+    scanned: list[tuple[str, str, set]] = []
+    scan = etl.incremental._scan
+
+    def recording(path: Path, column: str, values: pl.Series, row: str | None = None):
+        scanned.append((path.name, column, set(values.to_list())))
+        return scan(path, column, values, row)
+
+    monkeypatch.setattr(etl.incremental, "_scan", recording)
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    source = current_snapshot(warehouse) / "_source"
+    copy = OpenRows.of(source / open_name(), source / "batch_event.parquet")
+    assert copy is not None
+    with sqlite3.connect(plant) as connection:
+        batch_id = _open_batch(connection)
+    assert batch_id in copy.batches.to_list()
+
+    def base_scanned() -> set:
+        base = ("batch_event.parquet", "batch_id")
+        return set().union(*(values for *what, values in scanned if tuple(what) == base))
+
+    for number, damage in enumerate((False, True)):
+        if damage:  # the copy claims another base: it is not read
+            source = current_snapshot(warehouse) / "_source"
+            rows = pl.read_parquet(source / open_name())
+            (source / open_name()).unlink()  # hard-linked with the run before's
+            rows.write_parquet(source / open_name(), metadata={"batches": "[]", "base_bytes": "1"})
+        scanned.clear()
+        notes: list[str] = []
+        with sqlite3.connect(plant) as connection:
+            late_entry_on_an_open_batch(connection, _later(connection))
+        assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+        assert any("changed batches judged again" in note for note in notes), notes
+        assert (batch_id in base_scanned()) == damage, scanned
+        run_etl(plant, tmp_path / f"full-{number}", full=True)
+        assert published_files(warehouse) == published_files(tmp_path / f"full-{number}")
+        source = current_snapshot(warehouse) / "_source"
+        assert (OpenRows.of(source / open_name(), source / "batch_event.parquet") is None) == damage
+
+
+def late_entry_on_an_open_batch(connection: sqlite3.Connection, at: str) -> None:
+    row = _entry_of(connection, _open_batch(connection))
+    number = connection.execute("SELECT count(*) FROM batch_event").fetchone()[0]
+    row[0], row[2], row[-1] = f"EV-NEXT-{number:07d}", row[2] + 1, at
+    connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
+
+
 def test_a_change_too_large_for_python_s_sqlite_rows_is_read_by_connectorx(
     demo_plant: DemoPlant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -526,6 +584,7 @@ def test_many_days_merge_the_deltas_back(
 ) -> None:
     """Past MAX_DELTAS delta files the entries' text is merged into one base again."""
     import etl.extract
+    from etl.incremental import OpenRows, open_name
 
     monkeypatch.setattr(etl.extract, "MAX_DELTAS", 1)
     notes = _day(demo_plant, tmp_path, [late_entry_on_a_settled_batch, duplicate_entry_key,
@@ -533,6 +592,8 @@ def test_many_days_merge_the_deltas_back(
     assert ["judged again" in note for note in notes] == [True, False, True], notes
     source = current_snapshot(tmp_path / "wh") / "_source"
     assert len(list(source.glob("batch_event.delta-*"))) == 1
+    # The merged base has the copy of its open batches' rows beside it.
+    assert OpenRows.of(source / open_name(), source / "batch_event.parquet") is not None
 
 
 def test_entries_without_a_key_on_two_days(demo_plant: DemoPlant, tmp_path: Path) -> None:

@@ -363,6 +363,114 @@ def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
 
 
 @given(
+    live=st.dictionaries(st.integers(0, 60), st.sampled_from(("B-1", "B-2", "B-3")), max_size=30),
+    new=st.dictionaries(st.integers(0, 60), st.sampled_from(("B-1", "B-2")), max_size=10),
+    dirty=st.sets(st.sampled_from(("B-1", "B-2", "B-3")), min_size=1),
+    shuffled=st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_merged_file_of_entries_is_its_other_batches_rows_and_the_new_ones_in_key_order(
+    live, new, dirty, shuffled
+) -> None:
+    """An incremental run rewrites a file of entries (etl.publish.Carried) as the live
+    file's rows of the batches not judged again and the judged rows, in key order, merged
+    when both are in key order (a file's are) and sorted when not; and says whether that is
+    exactly the live file."""
+    import tempfile
+
+    from etl.publish import Carried
+
+    def frame(rows: dict[int, str]) -> pl.DataFrame:
+        keys = sorted(rows)
+        return pl.DataFrame(
+            {"event_id": [f"EV-{key:02d}" for key in keys], "batch_id": [rows[k] for k in keys],
+             "seq": [key * 10 for key in keys]},
+            schema={"event_id": pl.String, "batch_id": pl.String, "seq": pl.Int64},
+        )  # fmt: skip
+
+    live_rows = frame(live)
+    judged = {key: batch for key, batch in new.items() if batch in dirty}
+    judged |= {key: batch for key, batch in live.items() if batch in dirty and shuffled}
+    rows = frame(judged)
+    if shuffled:
+        rows = rows.reverse()
+    carried = Carried("batch_event", pl.Series("batch_id", sorted(dirty)), frozenset())
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "part-1.parquet"
+        live_rows.write_parquet(path)
+        merged, same = carried.merged(path, rows, "event_id")
+        missing, _ = carried.merged(Path(folder) / "none.parquet", rows, "event_id")
+    others = {key: batch for key, batch in live.items() if batch not in dirty}
+    expected = frame({**others, **{k: b for k, b in judged.items() if k not in others}})
+    if not set(others) & set(judged):
+        assert merged.equals(expected)
+    assert merged.get_column("event_id").is_sorted()
+    assert same == merged.equals(live_rows)
+    assert missing.equals(rows)
+
+
+_BATCHES = ("B-1", "B-2", "B-3", "B-4", "B-5", None)
+
+
+@given(
+    batches=st.lists(st.sampled_from(_BATCHES), min_size=1, max_size=60),
+    cuts=st.lists(st.integers(min_value=1, max_value=59), max_size=3),
+    open_batches=st.sets(st.sampled_from(("B-1", "B-2", "B-3", "B-4", "B-9"))),
+    wanted=st.lists(st.sampled_from((*_BATCHES, "B-9")), max_size=5),
+    keys=st.lists(st.integers(min_value=0, max_value=70), max_size=4),
+    moved=st.lists(st.integers(min_value=0, max_value=70), max_size=5),
+)
+@settings(max_examples=120, deadline=None)
+def test_the_copy_of_open_batches_rows_reads_as_the_base(
+    batches, cuts, open_batches, wanted, keys, moved
+) -> None:
+    """A day's run reads the base file's rows of the batches open when it was written from
+    their copy beside it (OpenRows): the rows live_rows finds, and their order, are those
+    it finds in the base, whatever batches are open or wanted (a null, one with no row),
+    the base written in slices, and a delta file replacing some keys."""
+    import tempfile
+
+    from etl.incremental import EntriesWriter, OpenRows, delta_name, live_rows, open_name
+    from warehouse.layout import SOURCE_STATE
+
+    rows = pl.DataFrame(
+        {"event_id": [f"EV-{n:03d}" for n in range(len(batches))], "batch_id": batches,
+         "seq": [str(n) for n in range(len(batches))]},
+        schema=dict.fromkeys(("event_id", "batch_id", "seq"), pl.String),
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        staging = Path(folder)
+        (staging / SOURCE_STATE).mkdir()
+        writer = EntriesWriter(staging, pl.Series("batch_id", sorted(open_batches), pl.String))
+        bounds = [0, *sorted({cut for cut in cuts if cut < rows.height}), rows.height]
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            writer.write(rows.slice(start, end - start))
+        writer.close()
+        base = writer.path
+        copy = OpenRows.of(base.with_name(open_name()), base)
+        assert copy is not None
+        copied = rows.with_row_index("__row").filter(pl.col("batch_id").is_in(open_batches))
+        assert pl.read_parquet(copy.path).equals(copied)
+        delta = base.with_name(delta_name("20261206T000000Z-000000"))
+        replaced = rows.filter(pl.col("seq").cast(pl.Int64).is_in(moved))
+        replaced.with_columns(pl.lit("B-2").alias("batch_id")).write_parquet(delta)
+        asked = {
+            "batch_id": pl.Series("batch_id", wanted, pl.String),
+            "event_id": pl.Series("event_id", [f"EV-{key:03d}" for key in keys], pl.String),
+        }
+        assert live_rows([base, delta], asked, copy).equals(live_rows([base, delta], asked))
+
+        # A copy is read only beside the base it was written with, and only when whole.
+        assert OpenRows.of(base.with_name("missing.parquet"), base) is None
+        base.write_bytes(base.read_bytes() + b"")  # the same bytes: still its base
+        assert OpenRows.of(copy.path, base) is not None
+        rows.head(1).write_parquet(base)  # another base
+        assert OpenRows.of(copy.path, base) is None
+        copy.path.write_bytes(copy.path.read_bytes()[:-10])  # cut short
+        assert OpenRows.of(copy.path, base) is None
+
+
+@given(
     chunks=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=5),
     data=st.data(),
 )
