@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -238,6 +238,58 @@ def _hide_invisible_recurrence(routed: pl.DataFrame) -> pl.DataFrame:
         routed.join(visible, on=["recurrence_of", P], how="left")
         .with_columns(pl.when(pl.col("__v")).then(pl.col("recurrence_of")).alias("recurrence_of"))
         .drop("__v")
+    )
+
+
+def unmoved(
+    router: Router,
+    reused: Iterable[str],
+    live_owners: Callable[[str], pl.DataFrame | None],
+    partitions: list[str],
+) -> dict[str, frozenset[str]]:
+    """Of each table routed via a directly routed parent, with no derived column, whose
+    valid rows are the live run's (`reused`, etl.validate.Reuse): the partitions where its
+    published rows are the live run's, those that no parent its rows name left or joined.
+    `live_owners(parent)` is the live run's (key, sponsor_id) of the parent's valid rows
+    (None where it cannot be read: no table of that parent is said unmoved).
+
+    A batch moved to another sponsor moves its test results and consumptions: the two
+    partitions it left and joined are published again, and publish keeps the others' live
+    files without the fingerprint of their rows (0.04 s for the 309k test results)."""
+    moves: dict[str, pl.DataFrame | None] = {}
+    out: dict[str, frozenset[str]] = {}
+    for table in TABLES:
+        if table.name not in reused or table.route != "via" or table.name in DERIVED:
+            continue
+        parent = TABLES_BY_NAME[table.column(table.parent).ref]
+        if parent.route != "direct":
+            continue
+        if parent.name not in moves:
+            moves[parent.name] = _moves(router.owner(parent.name), live_owners(parent.name))
+        moved = moves[parent.name]
+        if moved is None:
+            continue
+        named = router.v[table.name].get_column(table.parent)
+        moved = moved.filter(pl.col(parent.key).is_in(named.implode()))
+        out[table.name] = frozenset(partitions) - set(moved.get_column(P))
+    return out
+
+
+def _moves(now: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFrame | None:
+    """(key, sponsor_id) of every partition a key's rows left or joined between the owners
+    `before` and `now`: SITE where a key has no owner on one side."""
+    if before is None:
+        return None
+    key = now.columns[0]
+    if before.columns != now.columns or before.schema != now.schema:
+        return None
+    both = before.join(now, on=key, how="full", coalesce=True, nulls_equal=True, suffix="_now")
+    changed = both.filter(pl.col(P).ne_missing(pl.col(f"{P}_now")))
+    return pl.concat(
+        [
+            changed.select(key, pl.col(side).fill_null(SITE_PARTITION).alias(P))
+            for side in (P, f"{P}_now")
+        ]
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -49,12 +50,13 @@ from etl.publish import (
     writer_version,
 )
 from etl.redact import MaskedText
-from etl.route import Router, derive_and_route, partitions
+from etl.route import Router, derive_and_route, partitions, unmoved
 from etl.validate import Reuse, Validated, as_of_from, validate_files
 from warehouse import s3
 from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import (
     LOCK,
+    PARTITION_KEY,
     SOURCE_STATE,
     current_snapshot,
     s3_staging,
@@ -255,6 +257,16 @@ def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame
             raise EtlError(f"table {table.name}: {rows.height} valid rows but {keys} published")
 
 
+def _live_owners(reuse: Reuse, table: str) -> pl.DataFrame | None:
+    """(key, sponsor_id) of a directly routed table's valid rows as the live run judged
+    them; None where its file cannot be read."""
+    key = TABLES_BY_NAME[table].key
+    try:
+        return pl.read_parquet(reuse.valid_file(table), columns=[key, PARTITION_KEY])
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
 def _key_sum(frame: pl.DataFrame, key: str) -> int:
     return frame.get_column(key).hash(seed=0).sum()
 
@@ -392,6 +404,7 @@ def _stages(
     parts = partitions(validated.valid)
     signatures: dict[str, str] = {}
     kept: dict[str, int] = {}
+    same_rows: dict[str, frozenset[str]] = {}
 
     def keep() -> frozenset[str]:
         """The tables kept whole (called by derive_and_route while masking runs)."""
@@ -403,6 +416,9 @@ def _stages(
         _reconcile_kept(validated.valid, kept)
         if kept:
             note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
+        if reuse is not None:
+            reused = set(validated.reused) - set(kept)
+            same_rows.update(unmoved(router, reused, partial(_live_owners, reuse), parts))
         return frozenset(kept)
 
     published, masked = derive_and_route(validated.valid, event_facts, router, keep)
@@ -455,6 +471,7 @@ def _stages(
         settled=settled,
         listed=None if previous is None else previous[0],
         kept=frozenset(kept),
+        unmoved=same_rows,
         folders=folders,
     )
     # Publish frees each published table once written; the valid rows it shares columns
