@@ -280,9 +280,9 @@ def _moves(now: pl.DataFrame, before: pl.DataFrame | None) -> pl.DataFrame | Non
     `before` and `now`: SITE where a key has no owner on one side."""
     if before is None:
         return None
-    key = now.columns[0]
-    if before.columns != now.columns or before.schema != now.schema:
+    if before.schema != now.schema:  # names, their order and types
         return None
+    key = now.columns[0]
     both = before.join(now, on=key, how="full", coalesce=True, nulls_equal=True, suffix="_now")
     changed = both.filter(pl.col(P).ne_missing(pl.col(f"{P}_now")))
     return pl.concat(
