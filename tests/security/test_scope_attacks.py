@@ -130,6 +130,11 @@ ATTACKS = [
         "Permission",
     ),
     (
+        "extracted copy of every open batch's entries",
+        f"SELECT * FROM read_parquet('{SNAP}/_source/batch_event.open.parquet')",
+        "Permission",
+    ),
+    (
         "open batches' entries file",
         f"SELECT * FROM read_parquet('{SNAP}/batch_event/sponsor_id=S10/part-1.parquet')",
         "Permission",
