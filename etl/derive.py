@@ -121,10 +121,19 @@ def _training_gaps(
     (7.5M rows on the large preset).
     """
     pair = ["performed_by", "sop_id"]
-    # Only the training of the operators judged: an incremental run judges a few batches'.
+    needed = (
+        days.select("performed_by", "product_id").unique()
+        .join(product_sop.select("product_id", "sop_id").drop_nulls().unique(), on="product_id")
+    )  # fmt: skip
+    # Only the training of the operators judged (an incremental run judges a few batches')
+    # in the SOPs of their products: the other records cover nothing asked for.
     operators = days.get_column("performed_by").unique().implode()
     covered = (
         training.filter(pl.col("operator_id").is_in(operators))
+        .join(
+            needed.select(pl.col("performed_by").alias("operator_id"), "sop_id").unique(),
+            on=["operator_id", "sop_id"], how="semi",
+        )
         .select(
             pl.col("operator_id").alias("performed_by"), "sop_id",
             pl.col("trained_at").alias("__start"),
@@ -147,10 +156,6 @@ def _training_gaps(
     uncovered = pl.concat([before, after.select(*before.columns)]).filter(
         pl.col("__from") <= pl.col("__to")
     )
-    needed = (
-        days.select("performed_by", "product_id").unique()
-        .join(product_sop.select("product_id", "sop_id").drop_nulls().unique(), on="product_id")
-    )  # fmt: skip
     never = needed.join(covered.select(pair).unique(), on=pair, how="anti").select(
         *needed.columns, pl.lit(_EVER).alias("__from"), pl.lit(_OPEN_DUE).alias("__to")
     )
