@@ -67,7 +67,7 @@ def publish(
     many files were uploaded and how many copied server-side from the live run. What the
     operator must know of the store's state (a damaged current.json or live manifest) is
     `note`d."""
-    manifest = json.loads((snapshot / MANIFEST).read_text())
+    manifest = json.loads((snapshot / MANIFEST).read_bytes())
     run_id = manifest["run_id"]
     try:
         pointer = read_pointer(fs, location)

@@ -67,7 +67,7 @@ class SnapshotInfo:
 @functools.lru_cache(maxsize=16)
 def _read_manifest(path: Path, mtime_ns: int, size: int) -> dict:
     """A parsed manifest, once per file version (it lists every file: MBs at 500 sponsors)."""
-    return json.loads(path.read_text())
+    return json.loads(path.read_bytes())  # UTF-8, whatever the locale
 
 
 def _manifest(snapshot: Path) -> dict:
