@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
@@ -396,14 +397,32 @@ class Extracted:
     # The text written to the source state, kept for validation (HANDOVER_ROWS); else None.
     text: pl.DataFrame | None = field(default=None, repr=False)
 
-    def add(self, part: pl.DataFrame) -> None:
+    def add(self, part: pl.DataFrame, latest: bool = True) -> None:
+        """Count a part of the table's text, and its updated_at (parsed only if `latest`)."""
         self.rows += part.height
         mark = part.get_column("updated_at").drop_nulls().max() if part.height else None
         if mark is not None and (self.watermark is None or mark > self.watermark):
             self.watermark = mark
-        latest = latest_change(part)
-        if latest is not None and (self.latest is None or latest > self.latest):
-            self.latest = latest
+        value = latest_change(part) if latest else None
+        if value is not None and (self.latest is None or value > self.latest):
+            self.latest = value
+
+
+class _Known(NamedTuple):
+    value: datetime | None
+
+
+def _merged_latest(changes: pl.DataFrame, state: State | None, name: str) -> _Known | None:
+    """Latest parseable updated_at of a table merged from its live rows and `changes`, where
+    the changes answer it: no live row is later than the live run's latest (`state`), so
+    changes as late or later hold it. None where the live rows must be parsed (the changes
+    are older: one may have replaced the latest row)."""
+    if state is None or name not in state.latest:
+        return None
+    before, changed = state.latest[name], latest_change(changes)
+    if before is None or (changed is not None and changed >= before):
+        return _Known(changed)
+    return None
 
 
 def extract_all(
@@ -434,6 +453,7 @@ def extract_all(
     with _one_connection(origin), ThreadPoolExecutor(1, thread_name_prefix="source") as writes:
         for number, table in enumerate(TABLES, start=1):
             seen = facts[table.name] = Extracted()
+            known: _Known | None = None  # the table's latest change, where known unparsed
             if previous is None:
                 parts = read_table(origin, table)
             else:
@@ -466,6 +486,9 @@ def extract_all(
                 if changes is not None:
                     earlier = parts_of(before, table.name)
                     parts = merge_changes(live_slices(earlier, table.key), changes, table.key)
+                    # Parsing every live row's updated_at took 0.03 s of a day's run on
+                    # `large`: the day's changes are its latest rows.
+                    known = _merged_latest(changes, state, table.name)
                 if table.name == "batch" and changes is not None:
                     changed_batches = changes.get_column(table.key)
                 del changes
@@ -475,10 +498,12 @@ def extract_all(
                 writer = SourceStateWriter(staging, table.name)
             for part in parts:
                 writer.write(part)
-                seen.add(part)
+                seen.add(part, latest=known is None)
                 if table.name == "batch":
                     statuses.append(part.select("batch_id", "status"))
                 del part
+            if known is not None:
+                seen.latest = known.value
             if table.name != EVENTS and seen.watermark is not None:
                 seen.reread = _reread(writer.parts, table.key, seen.watermark)
             keep = previous is not None and table.name != EVENTS and seen.rows <= handover

@@ -626,6 +626,42 @@ def test_a_table_without_changes_keeps_its_extracted_text(
         assert mine.stat().st_ino == live.stat().st_ino, table.name
 
 
+def test_a_table_s_latest_change_is_that_of_the_rows_it_holds(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A merged table's latest updated_at is taken from the day's changes, which are its
+    latest rows, unless a change replaced the row that held the latest with an earlier time
+    (one written with a space sorts before one written with a "T", yet can be later): then
+    the live rows are parsed again, and the run state is a full build's."""
+    from etl.incremental import State
+
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    with sqlite3.connect(plant) as connection:
+        day = (datetime.fromisoformat(_later(connection)) + timedelta(days=1)).date()
+        first, last = connection.execute("SELECT min(capa_id), max(capa_id) FROM capa").fetchone()
+        update = "UPDATE capa SET title = title || ' (edited)', updated_at = ? WHERE capa_id = ?"
+        # The latest instant, written so that another sorts after it as text (the watermark).
+        connection.execute(update, (f"{day} 23:00:00", first))
+        connection.execute(update, (f"{day}T09:00:00", last))
+    run_etl(plant, warehouse)
+    assert State.read(current_snapshot(warehouse)).latest["capa"] == datetime.fromisoformat(
+        f"{day}T23:00:00"
+    )
+    with sqlite3.connect(plant) as connection:
+        connection.execute(update, (f"{day}T10:00:00", first))  # read: after the watermark
+    run_etl(plant, warehouse)
+    run_etl(plant, tmp_path / "full", full=True)
+    day_state, full_state = (
+        State.read(current_snapshot(root)) for root in (warehouse, tmp_path / "full")
+    )
+    assert day_state.latest["capa"] == datetime.fromisoformat(f"{day}T10:00:00")
+    assert day_state.latest == full_state.latest
+    assert day_state.as_of == full_state.as_of
+    assert published_files(warehouse) == published_files(tmp_path / "full")
+
+
 def _built_then_changed(
     demo_plant: DemoPlant, tmp_path: Path, change: Change
 ) -> tuple[Path, Path, Path | None]:
