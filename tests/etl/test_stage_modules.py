@@ -335,6 +335,87 @@ def test_a_training_gap_is_a_day_some_sop_of_the_product_is_not_covered(
         assert found.get((op, product, day), False) == expected, (op, product, day)
 
 
+_T0 = datetime(2026, 1, 1)
+_instants = st.integers(0, 8).map(lambda n: _T0 + timedelta(hours=12 * n))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    uses=st.lists(
+        st.tuples(st.sampled_from("EF"), st.sampled_from(["B1", "B2", "B3", "B4"]), _instants),
+        max_size=10,
+    ),
+    owners=st.fixed_dictionaries(
+        {"B1": st.sampled_from(["S1", "S2"]), "B2": st.sampled_from(["S1", "S2"]),
+         "B3": st.sampled_from(["S1", "S2"])}
+    ),
+    events=st.lists(
+        st.tuples(st.sampled_from("EF"), st.sampled_from(["CALIBRATION", "QUALIFICATION"]),
+                  _instants, st.sampled_from(["PASS", "FAIL"]),
+                  st.integers(-1, 4).map(lambda n: _T0.date() + timedelta(days=n))),
+        max_size=10,
+    ),
+)  # fmt: skip
+def test_equipment_use_is_derived_as_defined(uses, owners, events) -> None:
+    """Each use's previous occupant and fitness equal their definitions (DOMAIN.md): the
+    use before it on the same equipment (by start, then id), named only if its batch is the
+    same sponsor's; and the latest calibration or qualification performed up to the start
+    (of one instant, a PASS counts; then the later id), fit if it passed and is due no
+    earlier than the day of use. B4 has no valid batch row."""
+    from etl.derive import _equipment_usage
+
+    usage = pl.DataFrame(
+        [(f"U{n}", eq, batch, at, at + timedelta(hours=1)) for n, (eq, batch, at) in
+         enumerate(uses)],
+        schema={"usage_id": pl.String, "equipment_id": pl.String, "batch_id": pl.String,
+                "started_at": pl.Datetime("us"), "ended_at": pl.Datetime("us")},
+        orient="row",
+    )  # fmt: skip
+    batch = pl.DataFrame({"batch_id": list(owners), "sponsor_id": list(owners.values())})
+    equipment_event = pl.DataFrame(
+        [(f"EV{n}", *event) for n, event in enumerate(events)],
+        schema={"equipment_event_id": pl.String, "equipment_id": pl.String,
+                "event_type": pl.String, "performed_at": pl.Datetime("us"),
+                "result": pl.String, "next_due": pl.Date},
+        orient="row",
+    )  # fmt: skip
+    derived = _equipment_usage(
+        {"equipment_usage": usage, "batch": batch, "equipment_event": equipment_event}
+    )
+    assert derived.height == usage.height
+    rows = {row["usage_id"]: row for row in derived.iter_rows(named=True)}
+    for n, (eq, batch_id, at) in enumerate(uses):
+        row = rows[f"U{n}"]
+        before = sorted(
+            (other_at, f"U{m}", other_batch)
+            for m, (other_eq, other_batch, other_at) in enumerate(uses)
+            if other_eq == eq and (other_at, f"U{m}") < (at, f"U{n}")
+        )
+        if not before:
+            assert (row["previous_occupant"], row["previous_batch_id"]) == (None, None)
+            assert row["previous_ended_at"] is None
+        else:
+            previous_at, _, previous_batch = before[-1]
+            mine, theirs = owners.get(batch_id), owners.get(previous_batch)
+            same = mine is not None and mine == theirs
+            assert row["previous_occupant"] == ("SAME_SPONSOR" if same else "ANOTHER_CLIENT")
+            assert row["previous_batch_id"] == (previous_batch if same else None)
+            assert row["previous_ended_at"] == previous_at + timedelta(hours=1)
+        for kind in ("CALIBRATION", "QUALIFICATION"):
+            what = kind.lower()
+            done = sorted(
+                (performed, result == "PASS", f"EV{m}", result, due)
+                for m, (other_eq, event_kind, performed, result, due) in enumerate(events)
+                if other_eq == eq and event_kind == kind and performed <= at
+            )
+            latest = done[-1] if done else None
+            assert row[f"latest_{what}_at"] == (latest[0] if latest else None)
+            assert row[f"latest_{what}_result"] == (latest[3] if latest else None)
+            assert row[f"latest_{what}_due"] == (latest[4] if latest else None)
+            fit = latest is not None and latest[3] == "PASS" and latest[4] >= at.date()
+            assert row[f"{what}_valid_at_use"] == fit, (n, kind)
+
+
 def test_row_groups_are_read_only_where_their_statistics_allow_a_wanted_value(
     tmp_path: Path,
 ) -> None:
