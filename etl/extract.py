@@ -394,6 +394,9 @@ class Extracted:
     latest: datetime | None = None  # latest parseable updated_at
     unchanged: bool = False  # the live snapshot's extracted text, kept as it was
     reread: str | None = None  # digest of the rows the next run reads again (_reread)
+    # Merged from the live text and the day's changes: the changed rows' keys (a null: the
+    # rows without a key), which validation judges again (etl.validate.Reuse.changed).
+    changed: pl.Series | None = field(default=None, repr=False)
     # The text written to the source state, kept for validation (HANDOVER_ROWS); else None.
     text: pl.DataFrame | None = field(default=None, repr=False)
 
@@ -489,6 +492,7 @@ def extract_all(
                     # Parsing every live row's updated_at took 0.03 s of a day's run on
                     # `large`: the day's changes are its latest rows.
                     known = _merged_latest(changes, state, table.name)
+                    seen.changed = changes.get_column(table.key).unique()
                 if table.name == "batch" and changes is not None:
                     changed_batches = changes.get_column(table.key)
                 del changes

@@ -362,6 +362,9 @@ def _stages(
             unchanged=frozenset(name for name, fact in facts.items() if fact.unchanged),
             inputs=state.inputs,
             future=frozenset(state.future),
+            changed={
+                name: fact.changed for name, fact in facts.items() if fact.changed is not None
+            },
         )
     # The text extraction kept of the tables it wrote (an incremental run's), not read again.
     texts = {name: fact.text for name, fact in facts.items() if fact.text is not None}
@@ -376,6 +379,9 @@ def _stages(
     if validated.reused:
         note(f"validate kept {len(validated.reused)} tables as the live run judged them: "
              f"{', '.join(sorted(validated.reused))}")  # fmt: skip
+    if validated.partly:
+        note(f"validate judged again only the changed rows of {len(validated.partly)} tables: "
+             f"{', '.join(sorted(validated.partly))}")  # fmt: skip
     if validated.valid["sponsor"].height == 0:
         raise EtlError("source has no valid sponsor; nothing published")
     judged = validated.valid[EVENTS].height + validated.quarantine[EVENTS].height

@@ -75,6 +75,9 @@ class Reuse:
     unchanged: frozenset[str]  # tables whose extracted text is the live one
     inputs: dict[str, dict[str, str]]  # table -> "<table>:<kind>" -> digest, of the live run
     future: frozenset[str]  # tables with a row quarantined as in the future
+    # Tables merged from the live text and the day's changes: the keys of the changed rows
+    # (every row of such a key is the source's now; a null key stands for the rows without).
+    changed: dict[str, pl.Series] = field(default_factory=dict)
 
     def valid_file(self, table: str) -> Path:
         return self.live / RUN_STATE / VALID_STATE / f"{table}.parquet"
@@ -117,6 +120,7 @@ class Validated:
     as_of: datetime
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)  # see Reuse
     reused: dict[str, Path] = field(default_factory=dict)  # table -> live valid file
+    partly: list[str] = field(default_factory=list)  # tables of which only changed rows were judged
 
     def future(self) -> list[str]:
         """Tables (the entries aside) with a row quarantined as in the future."""
@@ -325,14 +329,8 @@ class _Validator:
         if reuse is None or table.name not in reuse.unchanged or table.name in reuse.future:
             return None
         before = reuse.inputs.get(table.name)
-        if before is None:
+        if before is None or not self._as_live(before):
             return None
-        for name, value in before.items():
-            other, _, kind = name.rpartition(":")
-            if other not in self.valid:
-                return None
-            if other not in self.taken and self.digest_of(other, kind) != value:
-                return None
         future = (fetched or {}).get(table.name)
         verdicts = _read_verdicts(reuse, table.name) if future is None else future.result()
         if verdicts is None:
@@ -343,6 +341,52 @@ class _Validator:
         self.inputs[table.name] = dict(before)
         self.taken.add(table.name)
         return source
+
+    def _as_live(self, inputs: dict[str, str]) -> bool:
+        """Whether what a table's verdicts read of the others (`inputs`, "<table>:<kind>"
+        -> digest) is as the live run read it."""
+        for name, value in inputs.items():
+            other, _, kind = name.rpartition(":")
+            if other not in self.valid:
+                return False
+            if other not in self.taken and self.digest_of(other, kind) != value:
+                return False
+        return True
+
+    def unreached(
+        self, table: Table, reuse: Reuse | None
+    ) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame] | None:
+        """Of a table whose own text the day changed (only that: what its verdicts read of
+        the others is as the live run read it, and no row of it is in the future), the keys
+        of its changed rows, and the live run's valid rows and quarantine of every other
+        row: a row's verdict reads no other row of its table but the copies of its key,
+        which are changed with it. None where the table is judged whole (also when it
+        refers to itself: a row's verdict then reads the others')."""
+        if reuse is None or table.name not in reuse.changed or table.name in reuse.future:
+            return None
+        if any(c.ref == table.name for c in table.columns):
+            return None
+        before = reuse.inputs.get(table.name)
+        if before is None or not self._as_live(before):
+            return None
+        verdicts = _read_verdicts(reuse, table.name)
+        if verdicts is None:
+            return None
+        changed = reuse.changed[table.name]
+        valid, judged = verdicts
+        reached = changed.implode()
+        return (
+            changed,
+            valid.filter(~pl.col(table.key).is_in(reached, nulls_equal=True)),
+            judged.filter(~pl.col("key").is_in(reached, nulls_equal=True)),
+        )
+
+    def add_unreached(self, table: Table, valid: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+        """The live verdicts of the rows `unreached` kept, before those judged again (the
+        merged text has the live rows first, then the changes)."""
+        self.valid[table.name] = pl.concat([valid, self.valid[table.name]], rechunk=False)
+        self.quarantine[table.name] = pl.concat([quarantine, self.quarantine[table.name]])
+        self._count(table, quarantine.get_column("kinds"))
 
     def _count(self, table: Table, kinds: pl.Series) -> None:
         for kind, count in kinds.explode().value_counts().iter_rows():
@@ -715,15 +759,29 @@ def validate_tables(
     validator = _Validator(as_of)
     fetched = {} if reuse is None else reuse.prefetch()
     reused: dict[str, Path] = {}
+    partly: list[str] = []
     ordered = [t for t in parents_first() if t.name != EVENTS] + [TABLES_BY_NAME[EVENTS]]
     for table in ordered:
+        unreached = None
         if table.name != EVENTS:
             live = validator.reuse(table, reuse, fetched)
             if live is not None:
                 reused[table.name] = live
                 continue
+            unreached = validator.unreached(table, reuse)
         keys, slices = load(table, validator.valid)
-        extracted_rows = validator.run_table(table, keys, slices)
+        if unreached is None:
+            extracted_rows = validator.run_table(table, keys, slices)
+        else:
+            # Only the changed rows are judged: the 49k batches of `large` took 0.12 s of a
+            # day's run for its 4 changed ones.
+            changed, kept_valid, kept_quarantine = unreached
+            reached = pl.col(table.key).is_in(changed.implode(), nulls_equal=True)
+            extracted_rows = keys.len()
+            keys = keys.filter(keys.is_in(changed.implode(), nulls_equal=True))
+            validator.run_table(table, keys, (part.filter(reached) for part in slices))
+            validator.add_unreached(table, kept_valid, kept_quarantine)
+            partly.append(table.name)
         judged_rows = validator.valid[table.name].height + validator.quarantine[table.name].height
         if extracted_rows != judged_rows:
             raise RuntimeError(
@@ -737,4 +795,5 @@ def validate_tables(
         as_of,
         inputs=validator.inputs,
         reused=reused,
+        partly=partly,
     )

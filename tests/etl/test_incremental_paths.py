@@ -279,11 +279,13 @@ def _day(
     kept: list[set[str]] | None = None,
     whole: list[set[str]] | None = None,
     each: bool = False,
+    partly: list[set[str]] | None = None,
 ) -> list[str]:
     """A full build of a copy of the demo plant, then the changes, one incremental run
     each; the runs' validation notes (and in `kept`, each run's tables taken as the live
-    run judged them; in `whole`, those whose published files it kept whole). With `each`,
-    every run's files are compared with a full build's, not only the last run's."""
+    run judged them; in `whole`, those whose published files it kept whole; in `partly`,
+    those of which it judged only the changed rows). With `each`, every run's files are
+    compared with a full build's, not only the last run's."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
@@ -297,7 +299,9 @@ def _day(
             kept.append(_said(notes, "validate kept "))
         if whole is not None:
             whole.append(_said(notes, "kept "))
-        if kept is not None or whole is not None:
+        if partly is not None:
+            partly.append(_said(notes, "validate judged again only the changed rows of "))
+        if kept is not None or whole is not None or partly is not None:
             notes.clear()
         if each:
             rebuilt = tmp_path / f"full-{number}"
@@ -352,6 +356,85 @@ def test_a_table_is_judged_again_only_when_what_it_reads_changed(
     assert "test_result" in lot
     assert "complaint" not in moved and "batch" not in moved  # owners of the batches
     assert {"test_result", "material_consumption"} <= moved  # keys of the batches unchanged
+
+
+def batches_judged_three_ways(connection: sqlite3.Connection, at: str) -> None:
+    """Of three batches, one loses its product (quarantined), one gains a copy of its key
+    (both copies quarantined) and one is released by its sponsor (still valid)."""
+    (third,) = connection.execute(
+        "SELECT batch_id FROM batch WHERE status = 'CMO_DISPOSITIONED' ORDER BY batch_id"
+    ).fetchone()
+    first, second = (
+        row[0]
+        for row in connection.execute(
+            "SELECT batch_id FROM batch WHERE batch_id != ? ORDER BY batch_id LIMIT 2", (third,)
+        )
+    )
+    connection.execute(
+        "UPDATE batch SET product_id = 'P-NOT-THERE', updated_at = ? WHERE batch_id = ?",
+        (at, first),
+    )
+    row = list(connection.execute("SELECT * FROM batch WHERE batch_id = ?", (second,)).fetchone())
+    row[-1] = at
+    connection.execute(f"INSERT INTO batch VALUES ({','.join('?' * len(row))})", row)
+    connection.execute(
+        "UPDATE batch SET status = 'SPONSOR_RELEASED', sponsor_decision = 'APPROVED', "
+        "sponsor_decided_at = ?, updated_at = ? WHERE batch_id = ?",
+        (at, at, third),
+    )
+
+
+def batch_regains_its_product(connection: sqlite3.Connection, at: str) -> None:
+    """The batch that lost its product has it back: valid again."""
+    connection.execute(
+        "UPDATE batch SET product_id = (SELECT product_id FROM product WHERE sponsor_id = "
+        "batch.sponsor_id ORDER BY product_id LIMIT 1), updated_at = ? "
+        "WHERE product_id = 'P-NOT-THERE'",
+        (at,),
+    )
+
+
+def deviation_retitled(connection: sqlite3.Connection, at: str) -> None:
+    connection.execute(
+        "UPDATE deviation SET title = title || ' (retitled)', updated_at = ? WHERE deviation_id "
+        "= (SELECT min(deviation_id) FROM deviation WHERE recurrence_of IS NOT NULL)",
+        (at,),
+    )
+
+
+def batch_moved_and_another_complaint_closed(connection: sqlite3.Connection, at: str) -> None:
+    """A batch with complaints moves to another sponsor (its complaints' text unchanged, now
+    quarantined), and another complaint is closed the same day."""
+    batch_moved_to_another_sponsor(connection, at)
+    connection.execute(
+        "UPDATE complaint SET closed_at = ?, updated_at = ? WHERE complaint_id = (SELECT "
+        "max(complaint_id) FROM complaint WHERE batch_id != (SELECT min(batch_id) FROM "
+        "complaint))",
+        (at, at),
+    )
+
+
+def test_only_the_changed_rows_of_a_table_are_judged_where_nothing_else_changed(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A table whose own text changed, and nothing it reads of the others, has its changed
+    rows judged again and every other row's verdict taken from the live run: rows turned
+    quarantined, duplicated, still valid and valid again all come out as a full build's
+    (each run's files, counts, reasons and quarantine, by _day). A table that refers to
+    itself (the deviations), or one of whose inputs changed too, is judged whole."""
+    partly: list[set[str]] = []
+    _day(demo_plant, tmp_path, [batches_judged_three_ways, batch_regains_its_product,
+                                capa_closed, deviation_retitled,
+                                batch_moved_and_another_complaint_closed],
+         partly=partly, each=True)  # fmt: skip
+    three_ways, regained, closed, retitled, moved = partly
+    assert "batch" in three_ways and "batch" in regained
+    assert "capa" in closed
+    assert "deviation" not in retitled
+    # A complaint closed, and the owner of another's batch changed: every complaint judged.
+    assert "complaint" not in moved
+    _, reasons, quarantine = _facts(tmp_path / "wh")
+    assert reasons["batch: duplicate batch_id"] == 2
 
 
 def test_a_table_is_kept_whole_only_when_what_it_is_made_of_is_unchanged(
