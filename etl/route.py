@@ -309,9 +309,9 @@ def derive_and_route(
     values masked in shared records' sponsor copies (etl.redact). `facts` describe every
     valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
     again, and only those are in the published frame (publish keeps the others). The tables
-    `keep` returns (keepable, their live files kept whole) are left out: it is called once
-    masking has started, which it does not delay (it reads no table `keep` may leave out).
-    """
+    `keep` returns (keepable, their live files kept whole) are left out: it is called in a
+    thread of its own while the tables it cannot leave out are derived and routed (it reads
+    the valid rows and the router, no published frame)."""
     router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
     kept: frozenset[str] = frozenset()
@@ -329,19 +329,25 @@ def derive_and_route(
         # which costs no full copy of the table (a sort of 10M events is one).
         published[table.name] = routed.select(*columns, P)
 
-    # The tables masking reads first; then it runs in a thread of its own while the tables
-    # to keep are chosen and the others derived and routed (one after the other, they took
-    # 0.24 s and ~0.2 s of a day's run on `large`, each using little more than one of the two
-    # cores; choosing, 0.2 s).
+    # The tables masking reads first; then it runs in a thread of its own while the others
+    # are derived and routed (one after the other, they took 0.24 s and ~0.2 s of a day's
+    # run on `large`, each using little more than one of the two cores). The tables to keep
+    # are chosen meanwhile, from the start (0.2 s of the main thread when it waited for it
+    # between the two).
     masking = [table for table in TABLES if table.name in _MASKING_READS]
-    for table in masking:
-        derive_route(table)
-    with ThreadPoolExecutor(1, thread_name_prefix="mask") as pool:
+    others = [table for table in TABLES if table.name not in _MASKING_READS]
+    with ThreadPoolExecutor(2, thread_name_prefix="route") as pool:
+        choosing = pool.submit(keep)
+        for table in masking:
+            derive_route(table)
         masked = pool.submit(mask_shared_text, {t.name: published[t.name] for t in masking})
-        kept = keep()
+        for table in others:
+            if not keepable(table):
+                derive_route(table)
+        kept = choosing.result()
         assert not kept & _MASKING_READS, kept
-        for table in TABLES:
-            if table.name not in _MASKING_READS:
+        for table in others:
+            if keepable(table):
                 derive_route(table)
         out, report = masked.result()
     published |= out
