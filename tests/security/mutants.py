@@ -87,8 +87,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "previous-occupant-unredacted",
         "the nightly job keeps the previous batch of a shared vessel used by another client",
         "etl/derive.py",
-        'pl.when(same).then(pl.col("__prev_batch")).alias("previous_batch_id")',
-        'pl.col("__prev_batch").alias("previous_batch_id")',
+        'pl.when(same).then(before["batch_id"]).alias("previous_batch_id")',
+        'before["batch_id"].alias("previous_batch_id")',
     ),
     Mutant(
         "deviations-to-every-sponsor",
@@ -101,8 +101,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "shared-text-unmasked",
         "shared records' free text is published as written",
         "etl/route.py",
-        "return mask_shared_text(published)",
-        "return published, []",
+        "out, report = masked.result()",
+        "out, report = {}, []",
     ),
     Mutant(
         "audit-pack-through-cmo-scope",
