@@ -126,6 +126,8 @@ class Plan:
     # their live files are kept without a fingerprint of their rows.
     unmoved: dict[str, frozenset[str]] = field(default_factory=dict)
     folders: PartitionFolders | None = None  # made from the run's start, else by publish
+    # The run state being written into the staged snapshot meanwhile: done before it goes live.
+    writing: Future[None] | None = None
 
 
 def run_manifest(
@@ -984,6 +986,8 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
         frame.write_parquet(path)
         fsync_path(path)
     verify(tmp, written["files"], written["kept_files"])
+    if plan.writing is not None:
+        plan.writing.result()  # its error is the run's: nothing goes live without its state
     state = tmp / RUN_STATE
     state.mkdir(exist_ok=True)
     (state / FINGERPRINTS).write_bytes(_json(written["fingerprints"]))
