@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 
 from etl.derive import DERIVED, derive, named_rows, per_chunk
-from etl.incremental import EVENTS, EventFacts, digest
+from etl.incremental import EVENTS, SLICE_ROWS, EventFacts, digest
 from etl.redact import (
     IDENTIFIERS,
     MaskedText,
@@ -341,13 +341,16 @@ def derive_and_route(
         for table in masking:
             derive_route(table)
         masked = pool.submit(mask_shared_text, {t.name: published[t.name] for t in masking})
-        for table in others:
-            if not keepable(table):
-                derive_route(table)
+        # The entries (never kept) too, when few (a day's judged ones): a full build's 10M
+        # beside the choosing raised its peak memory by 0.17 GiB.
+        few = valid[EVENTS].height <= SLICE_ROWS
+        early = [table for table in others if not keepable(table) and few]
+        for table in early:
+            derive_route(table)
         kept = choosing.result()
         assert not kept & _MASKING_READS, kept
         for table in others:
-            if keepable(table):
+            if table not in early:
                 derive_route(table)
         out, report = masked.result()
     published |= out
