@@ -52,7 +52,7 @@ from etl.publish import (
 )
 from etl.redact import MaskedText
 from etl.route import Router, derive_and_route, partitions, unmoved
-from etl.validate import Reuse, Validated, as_of_from, validate_files
+from etl.validate import Reuse, Validated, as_of_from, validate_files, write_valid_state
 from warehouse import s3
 from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import (
@@ -327,10 +327,16 @@ def run_etl(
     )
 
 
-def _write_state(run_state: State, valid_state: Validated, staging: Path, live: Path) -> None:
+def _write_state(
+    run_state: State,
+    valid: dict[str, pl.DataFrame],
+    reused: dict[str, Path],
+    staging: Path,
+    live: Path | None = None,
+) -> None:
     """The run state of a staged snapshot: what the next run builds on."""
     run_state.write(staging, live)
-    valid_state.write_state(staging)
+    write_valid_state(staging, valid, reused)
 
 
 def _stages(
@@ -447,12 +453,11 @@ def _stages(
         reread={name: fact.reread for name, fact in facts.items() if fact.reread is not None},
         signatures=signatures,
     )
-    valid_state = Validated(dict(validated.valid), {}, {}, validated.as_of, reused=validated.reused)
+    valid_state = dict(validated.valid)  # publish clears validated.valid
     if previous is None:
         # A full build writes them first: the valid rows of every table would stay in memory
         # beside the entries' while those are published. A day's run, while it publishes.
-        run_state.write(staging)
-        valid_state.write_state(staging)
+        _write_state(run_state, valid_state, validated.reused, staging)
     checkpoint("transform")
 
     extracted = {t.name: facts[t.name].rows for t in TABLES}
@@ -503,7 +508,9 @@ def _stages(
             # The run state written by a thread while publish runs (0.08 s of the main
             # thread on `large`'s day, before); publish waits for it before going live.
             pool = ThreadPoolExecutor(1, thread_name_prefix="state")
-            writing = pool.submit(_write_state, run_state, valid_state, staging, previous[1].parent)
+            writing = pool.submit(
+                _write_state, run_state, valid_state, validated.reused, staging, previous[1].parent
+            )
             pool.shutdown(wait=False)  # its thread ends with the task
         del valid_state
         snapshot = publish(warehouse, replace(plan, writing=writing), checkpoint)

@@ -130,21 +130,6 @@ class Validated:
             if name != EVENTS and with_kind(frame, FUTURE).height
         )
 
-    def write_state(self, snapshot: Path) -> None:
-        """Each table's valid rows (the entries aside) for the next run to reuse: a table
-        reused from the live snapshot keeps its file (a hard link)."""
-        folder = snapshot / RUN_STATE / VALID_STATE
-        folder.mkdir(parents=True)
-        for name, frame in self.valid.items():
-            if name == EVENTS:
-                continue
-            if name in self.reused:
-                os.link(self.reused[name], folder / f"{name}.parquet")
-            else:
-                # lz4: the next run reads the unchanged tables' files back (~60 on `large`)
-                # in 0.09 s of CPU, zstd's in 0.14 s; written in 0.21 s against 0.31 s.
-                frame.write_parquet(folder / f"{name}.parquet", compression="lz4")
-
     def count_every_entry(self, events: Events) -> None:
         """Make the entries' quarantine every quarantined entry after this run (those of
         batches an incremental run did not judge again included), and their reason counts
@@ -156,6 +141,24 @@ class Validated:
             for label, count in self.reason_counts.items()
             if not label.startswith(f"{EVENTS}: ")
         } | {f"{EVENTS}: {kind}": count for kind, count in kinds.value_counts().iter_rows()}
+
+
+def write_valid_state(
+    snapshot: Path, valid: dict[str, pl.DataFrame], reused: dict[str, Path]
+) -> None:
+    """Each table's valid rows (the entries aside) for the next run to reuse: a table
+    reused from the live snapshot keeps its file (a hard link)."""
+    folder = snapshot / RUN_STATE / VALID_STATE
+    folder.mkdir(parents=True)
+    for name, frame in valid.items():
+        if name == EVENTS:
+            continue
+        if name in reused:
+            os.link(reused[name], folder / f"{name}.parquet")
+        else:
+            # lz4: the next run reads the unchanged tables' files back (~60 on `large`)
+            # in 0.09 s of CPU, zstd's in 0.14 s; written in 0.21 s against 0.31 s.
+            frame.write_parquet(folder / f"{name}.parquet", compression="lz4")
 
 
 @dataclass(frozen=True)
