@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -135,6 +136,8 @@ def test_a_table_or_column_gone_since_the_last_run_fails_the_day_s_run(tmp_path:
     with pytest.raises(EtlError, match="table change_market: cannot be read from the source"):
         run_etl(source, tmp_path / "wh")
     assert current_snapshot(tmp_path / "wh") == live
+    # The thread that asked the changes ahead stopped with the run, its connection closed.
+    assert "source-changes" not in {thread.name for thread in threading.enumerate()}
 
 
 # --- routing --------------------------------------------------------------------------------
