@@ -60,6 +60,8 @@ RANGES_PER_LARGE_TABLE = 8
 KEYS_PER_QUERY = 500
 MAX_CHANGED_KEYS = 50_000
 SMALL_QUERY_ROWS = 100_000  # a change query's rows past which connectorx reads them
+# Tables whose changes a day's run asks before the main thread takes them (_ChangesAhead).
+CHANGES_AHEAD = 2
 # An incremental run hands validation the text of the tables it wrote, up to this many rows
 # in all, instead of validation reading the files back (a day's batches: 0.04 s).
 HANDOVER_ROWS = 1_000_000
@@ -535,12 +537,15 @@ class _ChangesAhead:
     """Each table's changes since the live snapshot's watermarks (read_changes), asked by a
     thread of its own on its own connection, in table order, while the main thread merges
     and writes the tables before: the ~40 small queries of a day's run took 0.1-0.18 s of
-    its extraction on `large`. What a query raises is raised where its table's changes are
-    taken; leaving the `with` block stops the queries not yet asked."""
+    its extraction on `large`. The thread stays at most CHANGES_AHEAD tables ahead, so a
+    backfill day holds no more tables' changes at once than that. What a query raises is
+    raised where its table's changes are taken; leaving the `with` block stops the queries
+    not yet asked."""
 
     def __init__(self, origin: Source, manifest: dict) -> None:
         self.marks = {t.name: manifest.get("watermark", {}).get(t.name) for t in TABLES}
         self._futures: dict[str, Future[pl.DataFrame | None]] = {t.name: Future() for t in TABLES}
+        self._room = threading.Semaphore(CHANGES_AHEAD)
         self._thread = threading.Thread(
             target=self._ask, args=(origin,), name="source-changes", daemon=True
         )
@@ -552,11 +557,13 @@ class _ChangesAhead:
     def __exit__(self, *exc: object) -> None:
         for future in self._futures.values():
             future.cancel()  # a query not yet asked is not asked
+        self._room.release(len(TABLES))  # a waiting thread goes on, past the cancelled ones
         self._thread.join()
 
     def _ask(self, origin: Source) -> None:
         with _one_connection(origin):
             for table in TABLES:
+                self._room.acquire()
                 future = self._futures[table.name]
                 if not future.set_running_or_notify_cancel():
                     continue
@@ -566,7 +573,10 @@ class _ChangesAhead:
                     future.set_exception(exc)
 
     def changes(self, table: Table) -> pl.DataFrame | None:
-        return self._futures[table.name].result()
+        try:
+            return self._futures[table.name].result()
+        finally:
+            self._room.release()  # taken: the thread may ask one table further
 
 
 def _open_batches(statuses: list[pl.DataFrame], folder: Path) -> pl.Series:

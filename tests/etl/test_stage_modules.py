@@ -762,3 +762,31 @@ def test_a_small_part_is_made_text_as_a_large_one_is(rows, wide) -> None:
     expected = part.select("b", "a").select(extract._MISSING_AS_NULL)
     assert made.schema == expected.schema
     assert made.equals(expected)
+
+
+def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant) -> None:
+    """A day's run asks the tables' changes in a thread of its own (extract._ChangesAhead):
+    each is what asking it in turn gives, and the thread stays CHANGES_AHEAD tables ahead of
+    what the run took (a backfill day holds no more tables' changes at once)."""
+    import time
+
+    from etl import extract
+    from tests.conftest import AS_OF
+
+    source = extract.open_source(demo_plant.path)
+    since = f"{AS_OF - timedelta(days=3)}T00:00:00"  # a few days' changes of some tables
+    manifest = {"watermark": dict.fromkeys((t.name for t in TABLES), since)}
+    ahead = extract._ChangesAhead(source, manifest)
+    with ahead:
+        deadline = time.monotonic() + 30
+        asked = lambda: [f for f in ahead._futures.values() if f.running() or f.done()]  # noqa: E731
+        while len(asked()) < extract.CHANGES_AHEAD and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time enough to ask a third, were it allowed
+        assert len(asked()) == extract.CHANGES_AHEAD
+        for table in TABLES:
+            found = ahead.changes(table)
+            expected = extract.read_changes(source, table, ahead.marks[table.name])
+            assert found is not None and expected is not None
+            assert found.equals(expected), table.name
+    assert not ahead._thread.is_alive()
