@@ -10,9 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from etl.extract import _declared_text, open_source
 from etl.run import EtlError, run_etl
 from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
-from warehouse.contract import TABLES
+from warehouse.contract import TABLES, TABLES_BY_NAME
 from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
 
 
@@ -104,6 +105,9 @@ CASES = [
      "material_consumption", "MC-BAD", "quantity -5.0 is below the minimum 0"),
     ("impact for sponsor without agreement", _no_agreement_sponsor, "change_impact", "CI-BAD",
      "sponsor 'GAMMA' has no quality agreement"),
+    # SQLite keeps a BLOB in a TEXT column: the driver refuses it as text, so the read casts.
+    ("sponsor id stored as bytes", _add("batch", _batch(sponsor_id=b"GAMMA")), "batch", "B-BAD",
+     "sponsor_id 'GAMMA' has no sponsor"),
 ]  # fmt: skip
 
 
@@ -144,6 +148,27 @@ def test_clean_plant_quarantines_nothing(tmp_path: Path) -> None:
     result = run_etl(write_sqlite(base_plant(), tmp_path / "plant.sqlite"), tmp_path / "wh")
     assert sum(result.quarantined.values()) == 0
     _assert_reconciled(result.snapshot)
+
+
+def test_text_stored_as_bytes_is_read_as_its_text(tmp_path: Path) -> None:
+    """A TEXT column is read as it is, not cast value by value; a BLOB in one (which SQLite
+    keeps) fails that read, and its rows are read cast, as text, as before."""
+    source = write_sqlite(base_plant(), tmp_path / "clean.sqlite")
+    declared = _declared_text(open_source(source), TABLES_BY_NAME["batch"])
+    assert {"batch_number", "sponsor_id", "mfg_end"} <= declared
+    assert "units_produced" not in declared  # INTEGER: cast
+
+    plant = base_plant()
+    status = _batch()["status"]
+    plant["batch"].append(_batch(batch_number=b"ACME-0099", status=status.encode()))
+    result = run_etl(write_sqlite(plant, tmp_path / "plant.sqlite"), tmp_path / "wh")
+    assert sum(result.quarantined.values()) == 0
+    _assert_reconciled(result.snapshot)
+    published = pl.read_parquet(result.snapshot / "batch" / "*/*.parquet", hive_partitioning=True)
+    row = published.filter(pl.col("batch_id") == "B-BAD").select(
+        "batch_number", "status", "sponsor_id"
+    )
+    assert row.rows() == [("ACME-0099", status, "ACME")]
 
 
 def test_csv_export_publishes_like_sqlite(tmp_path: Path) -> None:
