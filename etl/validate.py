@@ -522,21 +522,25 @@ class _Validator:
             else:
                 raw_checked = pl.lit(True)
             unresolved = raw.is_not_null() & raw_checked & ~raw.is_in(valid_keys.implode())
-            known = raw.is_in(all_keys.implode())
             parent = column.ref.replace("_", " ")
-            checks.append(
-                _fail(
-                    f"parent {column.ref} quarantined",
-                    unresolved & known,
-                    f"parent {parent} ",
-                    _quote(name),
-                    " quarantined",
+            orphan = unresolved
+            if column.ref == table.name or valid_keys.len() < all_keys.len():
+                known = raw.is_in(all_keys.implode())
+                checks.append(
+                    _fail(
+                        f"parent {column.ref} quarantined",
+                        unresolved & known,
+                        f"parent {parent} ",
+                        _quote(name),
+                        " quarantined",
+                    )
                 )
-            )
+                orphan = unresolved & ~known
+            # Else no parent these rows can name is quarantined (each key once in both, the
+            # valid ones among all): a key no valid parent has, no parent has. The entries'
+            # three references were looked up twice each over 10M rows (~0.8 s of CPU).
             kind = "unknown sponsor" if column.ref == "sponsor" else f"orphan {name}"
-            checks.append(
-                _fail(kind, unresolved & ~known, f"{name} ", _quote(name), f" has no {parent}")
-            )
+            checks.append(_fail(kind, orphan, f"{name} ", _quote(name), f" has no {parent}"))
         for column, decider in SAME_SPONSOR_REFS.get(table.name, ()):
             ref = table.column(column).ref
             mine = pl.col("__row_sponsor") if decider != "sponsor_id" else pl.col("sponsor_id")
