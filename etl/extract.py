@@ -244,7 +244,10 @@ def _read_sql(
         yield from absent
         return
     text = _declared_text(source, table)
-    plain = ", ".join(c if c.lower() in text else _cast(source, c) for c in table.column_names)
+    # Named as the contract names it: SQLite names a bare column as its table declares it.
+    plain = ", ".join(
+        f"{c} AS {c}" if c.lower() in text else _cast(source, c) for c in table.column_names
+    )
     head = f"SELECT {plain} FROM {table.name} WHERE 1=1"
 
     def read(where: str) -> pl.DataFrame:

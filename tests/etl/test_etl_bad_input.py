@@ -4,7 +4,9 @@ lost (per table: extracted = valid + quarantined, and every valid row is publish
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import polars as pl
@@ -169,6 +171,20 @@ def test_text_stored_as_bytes_is_read_as_its_text(tmp_path: Path) -> None:
         "batch_number", "status", "sponsor_id"
     )
     assert row.rows() == [("ACME-0099", status, "ACME")]
+
+
+def test_a_column_named_in_other_case_is_read(tmp_path: Path) -> None:
+    """SQLite names a result column as its table declares it: a TEXT column read as it is
+    still reaches validation under the contract's name."""
+    source = write_sqlite(base_plant(), tmp_path / "plant.sqlite")
+    with closing(sqlite3.connect(source)) as connection, connection:
+        connection.execute("ALTER TABLE batch RENAME COLUMN batch_number TO BATCH_Number")
+    assert "batch_number" in _declared_text(open_source(source), TABLES_BY_NAME["batch"])
+    result = run_etl(source, tmp_path / "wh")
+    assert sum(result.quarantined.values()) == 0
+    published = pl.read_parquet(result.snapshot / "batch" / "*/*.parquet", hive_partitioning=True)
+    expected = {row["batch_id"]: row["batch_number"] for row in base_plant()["batch"]}
+    assert dict(zip(published["batch_id"], published["batch_number"], strict=True)) == expected
 
 
 def test_csv_export_publishes_like_sqlite(tmp_path: Path) -> None:
