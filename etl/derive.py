@@ -573,12 +573,17 @@ class Derivation:
     Of a table in `columns`, it reads only those columns of the rows the derived table's
     own rows name (by the column that refers to it): `of` hands it no more, and that is
     all an incremental run's signature digests of it (etl.route), so a change elsewhere in
-    that table does not publish the derived table again."""
+    that table does not publish the derived table again.
+
+    With `groups`, a row's derived columns read no other row of its own table than those
+    with its value of that column (and what those name): an incremental run derives again
+    only the groups of the partitions a change reaches (etl.route.regrouped)."""
 
     derive: Callable[[Mapping[str, pl.DataFrame], EventFacts], pl.DataFrame]
     reads: tuple[str, ...]
     facts: bool = False  # reads the entries' facts too
     columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    groups: str | None = None
 
     def of(self, table: str, valid: Mapping[str, pl.DataFrame], facts: EventFacts) -> pl.DataFrame:
         """`table`'s valid rows with its derived columns."""
@@ -632,6 +637,8 @@ DERIVED: dict[str, Derivation] = {
         ("equipment_usage", "batch", "equipment_event"),
         # Whose batch each use was: not the batches' status or dates, which change daily.
         columns={"batch": ("batch_id", P)},
+        # A use reads the use before it on its equipment, and that equipment's events.
+        groups="equipment_id",
     ),
     "deviation": Derivation(_rows(_deviation), ("deviation",)),
     "capa": Derivation(_rows(_capa), ("capa", "capa_extension", "capa_effectiveness")),

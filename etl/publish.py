@@ -125,6 +125,9 @@ class Plan:
     # table -> partitions whose published rows are the live snapshot's (etl.route.unmoved):
     # their live files are kept without a fingerprint of their rows.
     unmoved: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Tables of `unmoved` whose published rows are those of the other partitions only
+    # (etl.route.regrouped): every unmoved partition's live file must be kept.
+    regrown: frozenset[str] = frozenset()
     folders: PartitionFolders | None = None  # made from the run's start, else by publish
     # The run state being written into the staged snapshot meanwhile: done before it goes live.
     writing: Future[None] | None = None
@@ -836,6 +839,12 @@ class _Files:
                 if (relative := f"{self._folder(name, sponsor)}/{PART_FILE}") in live
                 and relative in self.live_prints
             }
+            if name in plan.regrown and same != plan.unmoved[name]:
+                missing = sorted(plan.unmoved[name] - same)
+                raise PublishError(
+                    f"table {name}: partitions {missing} were not derived again, but their "
+                    "live files cannot be kept"
+                )
             if same:
                 frame = frame.filter(~pl.col(PARTITION_KEY).is_in(sorted(same)))
             try:
@@ -898,7 +907,9 @@ class _Files:
         def count() -> dict[str, int]:
             for sponsor, relative in written:
                 per_partition[sponsor] += writer.files[relative]["rows"]
-            if carried is not None and sum(per_partition.values()) != expected:
+            if (carried is not None or name in plan.regrown) and sum(
+                per_partition.values()
+            ) != expected:
                 # Kept and new rows must add up to every valid row, as a full build's would.
                 raise PublishError(
                     f"table {name}: {sum(per_partition.values())} rows published, {expected} valid"

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import polars as pl
@@ -51,7 +51,7 @@ from etl.publish import (
     writer_version,
 )
 from etl.redact import MaskedText
-from etl.route import Router, derive_and_route, partitions, unmoved
+from etl.route import Router, derive_and_route, partitions, regrouped, unmoved
 from etl.validate import Reuse, Validated, as_of_from, validate_files, write_valid_state
 from warehouse import s3
 from warehouse.contract import TABLES, TABLES_BY_NAME
@@ -424,9 +424,11 @@ def _stages(
     signatures: dict[str, str] = {}
     kept: dict[str, int] = {}
     same_rows: dict[str, frozenset[str]] = {}
+    regrown: dict[str, frozenset[str]] = {}
 
-    def keep() -> frozenset[str]:
-        """The tables kept whole (called by derive_and_route while masking runs)."""
+    def keep() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+        """The tables kept whole, and the partitions of each regrouped table to derive again
+        (called by derive_and_route while masking runs)."""
         for table in TABLES:
             signature = router.signature(table, digests, parts)
             if signature is not None:
@@ -435,13 +437,25 @@ def _stages(
         _reconcile_kept(validated.valid, kept)
         if kept:
             note(f"kept {len(kept)} tables whole: {', '.join(sorted(kept))}")
-        if reuse is not None:
+        if reuse is not None and previous is not None:
+            owners = cache(partial(_live_owners, reuse))
             reused = set(validated.reused) - set(kept)
-            same_rows.update(unmoved(router, reused, partial(_live_owners, reuse), parts))
-        return frozenset(kept)
+            same_rows.update(unmoved(router, reused, owners, parts))
+            for name, again in regrouped(router, validated.reused, kept, owners).items():
+                others = [sponsor for sponsor in parts if sponsor not in again]
+                listed, live = previous[0], previous[1].parent
+                if (
+                    keep_whole(listed, live_fingerprints(live), name, others, writer_version())
+                    is None
+                ):
+                    continue  # a live file to keep is missing: derived whole
+                regrown[name], same_rows[name] = again, frozenset(others)
+                note(f"{name}: derived again for {len(again)} of {len(parts)} partitions")
+        return frozenset(kept), regrown
 
     published, masked = derive_and_route(validated.valid, event_facts, router, keep)
-    _reconcile(validated.valid, published)
+    # A regrown table's rows are counted as they are published: kept and new, every valid one.
+    _reconcile(validated.valid, {k: v for k, v in published.items() if k not in regrown})
     run_state = State(
         digests=digests,
         latest={name: fact.latest for name, fact in facts.items()},
@@ -479,6 +493,8 @@ def _stages(
     published_rows = {name: frame.height for name, frame in published.items()} | kept
     if events.dirty is not None:  # each valid entry is in its batch's partition, kept or new
         published_rows[EVENTS] = valid_rows[EVENTS]
+    for name in regrown:  # each valid row is in its parent's partition, kept or new
+        published_rows[name] = valid_rows[name]
     plan = Plan(
         run_id=run_id,
         published=published,
@@ -495,6 +511,7 @@ def _stages(
         listed=None if previous is None else previous[0],
         kept=frozenset(kept),
         unmoved=same_rows,
+        regrown=frozenset(regrown),
         folders=folders,
     )
     # Publish frees each published table once written; the valid rows it shares columns

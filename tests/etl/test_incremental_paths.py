@@ -14,11 +14,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from etl.publish import FINGERPRINTS
 from etl.run import EtlError, run_etl
 from tests.conftest import DemoPlant
 from tests.etl import partition_folders, published_files
 from warehouse.contract import TABLES
-from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
+from warehouse.layout import MANIFEST, QUARANTINE, RUN_STATE, current_snapshot
 
 Change = Callable[[sqlite3.Connection, str], None]  # (connection, a later updated_at)
 
@@ -476,6 +477,97 @@ def test_a_batch_moving_on_keeps_what_reads_only_whose_batch_it_is(
     settled, moved = whole
     assert "equipment_usage" in settled
     assert "equipment_usage" not in moved
+
+
+def _use_followed_by_another_sponsor(connection: sqlite3.Connection) -> tuple[str, str, str]:
+    """A batch whose use of some equipment is followed there by another sponsor's batch:
+    (its batch, its sponsor, the following batch's sponsor)."""
+    return connection.execute(
+        """
+        SELECT batch_id, sponsor_id, next_sponsor FROM (
+            SELECT u.batch_id, b.sponsor_id,
+                   LEAD(b.sponsor_id) OVER (PARTITION BY u.equipment_id
+                                            ORDER BY u.started_at, u.usage_id) AS next_sponsor
+            FROM equipment_usage u JOIN batch b USING (batch_id))
+        WHERE next_sponsor != sponsor_id ORDER BY batch_id LIMIT 1
+        """
+    ).fetchone()
+
+
+def test_a_moved_batch_derives_its_equipment_uses_again_only_where_they_change(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A batch moved to the sponsor whose batch followed it on a piece of equipment: its
+    uses leave one partition and join the other, and the use after it there now follows
+    the same sponsor (previous occupant, previous batch). Only those two partitions'
+    equipment uses are derived and written again; every other partition's file is the live
+    one, a hard link. The snapshot is the full build's, file for file."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    live = current_snapshot(warehouse)
+    with sqlite3.connect(plant) as connection:
+        batch_id, before, after = _use_followed_by_another_sponsor(connection)
+        (product,) = connection.execute(
+            "SELECT product_id FROM product WHERE sponsor_id = ? ORDER BY product_id", (after,)
+        ).fetchone()
+        connection.execute(
+            "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? WHERE batch_id = ?",
+            (product, after, _later(connection), batch_id),
+        )
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    day = current_snapshot(warehouse)
+    assert day != live
+    partitions = sorted(path.name for path in (day / "equipment_usage").iterdir())
+    rewritten = {
+        folder.removeprefix("sponsor_id=")
+        for folder in partitions
+        if (day / "equipment_usage" / folder / "part-0.parquet").stat().st_ino
+        != (live / "equipment_usage" / folder / "part-0.parquet").stat().st_ino
+    }
+    assert rewritten == {before, after}
+    assert f"equipment_usage: derived again for 2 of {len(partitions)} partitions" in notes
+    # The use after the moved batch's now follows the same sponsor, in the full build too.
+    uses = pl.read_parquet(day / "equipment_usage" / f"sponsor_id={after}" / "part-0.parquet")
+    assert uses.filter(pl.col("previous_batch_id") == batch_id).height >= 1
+    run_etl(plant, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
+    assert partition_folders(warehouse) == partition_folders(tmp_path / "full")
+
+
+def test_a_moved_batch_s_equipment_uses_are_derived_whole_without_a_live_fingerprint(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A partition whose live file has no fingerprint cannot be kept unread: the equipment
+    uses are derived whole, and the snapshot is still the full build's."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    prints = current_snapshot(warehouse) / RUN_STATE / FINGERPRINTS
+    listed = json.loads(prints.read_text())
+    with sqlite3.connect(plant) as connection:
+        batch_id, _, after = _use_followed_by_another_sponsor(connection)
+        (product,) = connection.execute(
+            "SELECT product_id FROM product WHERE sponsor_id = ? ORDER BY product_id", (after,)
+        ).fetchone()
+        connection.execute(
+            "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? WHERE batch_id = ?",
+            (product, after, _later(connection), batch_id),
+        )
+        (other,) = connection.execute(
+            "SELECT min(sponsor_id) FROM sponsor WHERE sponsor_id NOT IN "
+            "(SELECT sponsor_id FROM batch WHERE batch_id = ?) AND sponsor_id != ?",
+            (batch_id, after),
+        ).fetchone()
+    del listed[f"equipment_usage/sponsor_id={other}/part-0.parquet"]
+    prints.unlink()  # a hard link shared with no other snapshot, written anew
+    prints.write_text(json.dumps(listed))
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    assert not [note for note in notes if note.startswith("equipment_usage: derived again")]
+    run_etl(plant, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
 
 
 def test_a_settled_batch_changing_rewrites_only_its_bucket_of_settled_entries(
