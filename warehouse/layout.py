@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -95,8 +96,11 @@ def partition_dir(snapshot: Path, table: str, sponsor_id: str) -> Path:
     return snapshot / table / f"{PARTITION_KEY}={sponsor_id}"
 
 
+@functools.cache
 def code_version() -> str:
-    """The git description of the code that writes a snapshot or a pack, for its manifest."""
+    """The git description of the code that writes a snapshot or a pack, for its manifest:
+    asked once per process (a git call, 8-45 ms: a run asked it twice, once while its
+    main thread waited)."""
     try:
         result = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
