@@ -122,8 +122,8 @@ class Plan:
     # Tables whose every file is the live snapshot's (etl.route.Router.signature): not in
     # `published`, their files kept whole (keep_whole said they can be).
     kept: frozenset[str] = frozenset()
-    # table -> partitions whose published rows are the live snapshot's (etl.route.unmoved):
-    # their live files are kept without a fingerprint of their rows.
+    # table -> partitions whose published rows are the live snapshot's (etl.route.unmoved,
+    # etl.route.regrouped): their live files are kept without a fingerprint of their rows.
     unmoved: dict[str, frozenset[str]] = field(default_factory=dict)
     # Tables of `unmoved` whose published rows are those of the other partitions only
     # (etl.route.regrouped): every unmoved partition's live file must be kept.

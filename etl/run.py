@@ -258,6 +258,28 @@ def _reconcile(valid: dict[str, pl.DataFrame], published: dict[str, pl.DataFrame
             raise EtlError(f"table {table.name}: {rows.height} valid rows but {keys} published")
 
 
+def _reconcile_regrown(
+    router: Router, published: dict[str, pl.DataFrame], regrown: dict[str, frozenset[str]]
+) -> None:
+    """The published rows of a regrown table are its valid rows placed in the partitions
+    derived again, each once and in its own partition (compared as sums of the hashes of
+    their (key, partition) pairs)."""
+    for name, again in regrown.items():
+        table = TABLES_BY_NAME[name]
+        placed = router.placed(table).filter(pl.col(PARTITION_KEY).is_in(sorted(again)))
+        out = published[name].select(table.key, PARTITION_KEY)
+        if out.height != placed.height or _pair_sum(out) != _pair_sum(placed):
+            raise EtlError(
+                f"table {name}: {placed.height} valid rows in the partitions derived again, "
+                f"but the {out.height} published are not them"
+            )
+
+
+def _pair_sum(frame: pl.DataFrame) -> int:
+    hashes = frame.hash_rows(seed=0)
+    return (hashes // 2**32).sum() * 2**32 + (hashes % 2**32).sum()
+
+
 def _live_owners(reuse: Reuse, table: str) -> pl.DataFrame | None:
     """(key, sponsor_id) of a directly routed table's valid rows as the live run judged
     them; None where its file cannot be read."""
@@ -441,21 +463,21 @@ def _stages(
             owners = cache(partial(_live_owners, reuse))
             reused = set(validated.reused) - set(kept)
             same_rows.update(unmoved(router, reused, owners, parts))
+            listed, prints = previous[0], live_fingerprints(previous[1].parent)
+            # Its reads kept whole are still the live run's rows: every reused table counts.
             for name, again in regrouped(router, validated.reused, kept, owners).items():
                 others = [sponsor for sponsor in parts if sponsor not in again]
-                listed, live = previous[0], previous[1].parent
-                if (
-                    keep_whole(listed, live_fingerprints(live), name, others, writer_version())
-                    is None
-                ):
+                if keep_whole(listed, prints, name, others, writer_version()) is None:
                     continue  # a live file to keep is missing: derived whole
                 regrown[name], same_rows[name] = again, frozenset(others)
                 note(f"{name}: derived again for {len(again)} of {len(parts)} partitions")
         return frozenset(kept), regrown
 
     published, masked = derive_and_route(validated.valid, event_facts, router, keep)
-    # A regrown table's rows are counted as they are published: kept and new, every valid one.
+    # A regrown table's rows are those of the partitions derived again; publish counts them
+    # with the kept ones against every valid row.
     _reconcile(validated.valid, {k: v for k, v in published.items() if k not in regrown})
+    _reconcile_regrown(router, published, regrown)
     run_state = State(
         digests=digests,
         latest={name: fact.latest for name, fact in facts.items()},

@@ -537,6 +537,47 @@ def test_a_moved_batch_derives_its_equipment_uses_again_only_where_they_change(
     assert partition_folders(warehouse) == partition_folders(tmp_path / "full")
 
 
+def _derived_whole_as_in_a_full_build(plant: Path, warehouse: Path, tmp_path: Path) -> None:
+    """The day's run derives the equipment uses whole, and its snapshot is the full build's."""
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    assert not [note for note in notes if note.startswith("equipment_usage: derived again")]
+    run_etl(plant, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
+
+
+def test_a_moved_batch_s_equipment_uses_are_derived_whole_when_an_equipment_event_changed(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """The same day as the move, the latest calibration of equipment that only a third
+    sponsor's batches used fails: that sponsor's uses change too, though no batch of it
+    moved, so the equipment uses are derived whole (what they read besides their batches'
+    owners is not the live run's), and the snapshot is the full build's."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    with sqlite3.connect(plant) as connection:
+        _, before, after = _moved_to_the_sponsor_after_it(connection)
+        (event,) = connection.execute(
+            """
+            SELECT e.equipment_event_id FROM equipment_event e
+            WHERE e.event_type = 'CALIBRATION' AND e.result = 'PASS' AND NOT EXISTS (
+                SELECT 1 FROM equipment_usage u JOIN batch b USING (batch_id)
+                WHERE u.equipment_id = e.equipment_id AND b.sponsor_id IN (?, ?))
+            AND EXISTS (SELECT 1 FROM equipment_usage u WHERE u.equipment_id = e.equipment_id
+                        AND u.started_at > e.performed_at)
+            ORDER BY e.performed_at DESC, e.equipment_event_id LIMIT 1
+            """,
+            (before, after),
+        ).fetchone()
+        connection.execute(
+            "UPDATE equipment_event SET result = 'FAIL', updated_at = ? "
+            "WHERE equipment_event_id = ?",
+            (_later(connection), event),
+        )
+    _derived_whole_as_in_a_full_build(plant, warehouse, tmp_path)
+
+
 def test_a_moved_batch_s_equipment_uses_are_derived_whole_without_a_live_fingerprint(
     demo_plant: DemoPlant, tmp_path: Path
 ) -> None:
@@ -556,11 +597,7 @@ def test_a_moved_batch_s_equipment_uses_are_derived_whole_without_a_live_fingerp
     del listed[f"equipment_usage/sponsor_id={other}/part-0.parquet"]
     prints.unlink()  # a hard link shared with no other snapshot, written anew
     prints.write_text(json.dumps(listed))
-    notes: list[str] = []
-    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
-    assert not [note for note in notes if note.startswith("equipment_usage: derived again")]
-    run_etl(plant, tmp_path / "full", full=True)
-    assert published_files(warehouse) == published_files(tmp_path / "full")
+    _derived_whole_as_in_a_full_build(plant, warehouse, tmp_path)
 
 
 def test_a_settled_batch_changing_rewrites_only_its_bucket_of_settled_entries(

@@ -92,6 +92,24 @@ def test_a_derivation_is_handed_only_the_columns_it_declares(valid) -> None:
         narrower.of("equipment_usage", valid, facts)
 
 
+@pytest.mark.parametrize("table", sorted(t for t, d in DERIVED.items() if d.groups))
+def test_a_derivation_by_group_derives_a_group_alone_as_among_all(table, valid) -> None:
+    """A derivation declaring `groups` (an incremental run derives only the groups a change
+    reaches: etl.route.regrouped) gives a group's rows derived alone what it gives them
+    derived with every other group, for groups taken one by one and together."""
+    declared, key = DERIVED[table], TABLES_BY_NAME[table].key
+    facts = EventFacts.of(valid[EVENTS])
+    everything = declared.of(table, valid, facts)
+    groups = valid[table].get_column(declared.groups).unique().sort()
+    assert groups.len() >= 4
+    for some in (groups[:1], groups[1:2], groups[-1:], groups[::3]):
+        rows = valid[table].filter(pl.col(declared.groups).is_in(some.implode()))
+        alone = declared.of(table, {**valid, table: rows}, facts)
+        among = everything.filter(pl.col(declared.groups).is_in(some.implode()))
+        assert alone.height == rows.height
+        assert alone.sort(key).equals(among.sort(key)), list(some)
+
+
 class _Facts:
     """The entries' facts, noting whether any was read."""
 
