@@ -318,7 +318,7 @@ def regrouped(
     derivation by group. (Before, a batch moved to another sponsor had all 218k equipment uses
     of `large` derived again, 0.16 s of a day's run, routed and fingerprinted.)"""
     reused, kept = set(reused), set(kept)
-    moves: dict[str, pl.DataFrame | None] = {}
+    moves: dict[str, tuple[pl.DataFrame | None, pl.DataFrame | None]] = {}
     out: dict[str, frozenset[str]] = {}
     for table in TABLES:
         derivation = DERIVED.get(table.name)
@@ -333,8 +333,9 @@ def regrouped(
         if not {table.name, *derivation.reads} - {parent.name} <= reused:
             continue
         if parent.name not in moves:
-            moves[parent.name] = _moves(router.owner(parent.name), live_owners(parent.name))
-        moved, before = moves[parent.name], live_owners(parent.name)
+            before = live_owners(parent.name)
+            moves[parent.name] = before, _moves(router.owner(parent.name), before)
+        before, moved = moves[parent.name]
         if moved is None or before is None:
             continue
         rows, group = router.v[table.name], pl.col(derivation.groups)
@@ -354,15 +355,11 @@ def regrouped(
 
 
 def _placed(router: Router, table: Table, rows: pl.DataFrame, owners: pl.DataFrame) -> pl.DataFrame:
-    """`rows` of a table routed via its directly routed parent, derived and placed in their
-    partitions as if the parent's (key, sponsor_id) were `owners`."""
+    """`rows` of a table routed via its directly routed parent, derived and routed as if the
+    parent's (key, sponsor_id) were `owners` (a router over those owners)."""
     parent = TABLES_BY_NAME[table.column(table.parent).ref]
-    valid = {**router.v, table.name: rows, parent.name: owners}
-    derived = DERIVED[table.name].of(table.name, valid, router.facts)
-    place = owners.rename({parent.key: table.parent})
-    return derived.join(place, on=table.parent, how="left").with_columns(
-        pl.col(P).fill_null(SITE_PARTITION)
-    )
+    other = Router({**router.v, table.name: rows, parent.name: owners}, router.facts)
+    return other.route(table, DERIVED[table.name].of(table.name, other.v, other.facts))
 
 
 def _regrown(router: Router, table: Table, again: frozenset[str]) -> pl.DataFrame:
