@@ -627,6 +627,7 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     written a row group per chunk) must be those of one gather over the whole table, and
     the entries' files its open rows and each bucket of its settled rows."""
     from etl.publish import (
+        _FILE,
         OPEN_FILE,
         SETTLED_FILES,
         SPLIT_FILES,
@@ -634,6 +635,7 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
         _gather,
         _mark_settled,
         _partition_rows,
+        _parts,
         split_file,
     )
 
@@ -663,8 +665,9 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     settled_file = dict(zip(["B0", "B1"], (SPLIT_FILES[n] for n in files_of), strict=True))
     assert settled_file["B0"] != settled_file["B1"]  # two buckets
     marked = _mark_settled("batch_event", frame, settled)
+    body = marked.drop("sponsor_id", _FILE)
     files = {
-        name: _partition_rows(marked, "event_id", mine)
+        name: _partition_rows(body, "event_id", mine)
         for name, mine in _files_of("batch_event", marked, positions)
     }
     assert list(files) == [*SETTLED_FILES, OPEN_FILE]
@@ -676,11 +679,22 @@ def test_a_partition_s_rows_are_its_rows_whatever_the_chunks_of_the_table(chunks
     assert all(files[name].height == 0 for name in others)
     assert all(files[name].columns == expected.columns for name in files)
     empty = {
-        name: _partition_rows(marked, "event_id", mine)
+        name: _partition_rows(body, "event_id", mine)
         for name, mine in _files_of("batch_event", marked, None)
     }
     assert list(empty) == list(files)
     assert all(part.height == 0 and part.columns == expected.columns for part in empty.values())
+
+    # A table of one file per partition is split at once (`_parts`): each partition's rows
+    # of the whole table, in order, or of the partitions to write only; none where it has none.
+    todo = data.draw(st.lists(st.sampled_from(["S0", "S1", "S2"]), unique=True))
+    split = dict(_parts(frame, todo, ["S0", "S1", "S2"]))
+    assert list(split) == todo
+    for sponsor, part in split.items():
+        rows = frame.rechunk().filter(pl.col("sponsor_id") == sponsor).drop("sponsor_id")
+        made = _partition_rows(frame.clear(), "event_id", part)
+        assert made.equals(rows) and made.n_chunks() == 1
+        assert (part is None) == (rows.height == 0)
 
 
 _moments = st.integers(0, 40).map(lambda n: datetime(2026, 1, 1) + timedelta(hours=n))
@@ -780,6 +794,23 @@ def test_a_small_part_is_made_text_as_a_large_one_is(rows, wide) -> None:
     expected = part.select("b", "a").select(extract._MISSING_AS_NULL)
     assert made.schema == expected.schema
     assert made.equals(expected)
+
+
+def test_a_value_is_blank_exactly_where_polars_strips_it_to_nothing() -> None:
+    """The extraction's blank test (a regex, no stripped copy made) agrees with polars'
+    strip_chars() on every character of the Basic Multilingual Plane, alone and between
+    others, and the NUL stand-in is missing only alone."""
+    from etl import extract
+
+    chars = [chr(code) for code in range(1, 0x10000) if not 0xD800 <= code <= 0xDFFF]
+    values = chars + [f" {c}\t" for c in chars] + ["", "\x00", "\x00 ", " \x00", "a\x00"]
+    frame = pl.DataFrame({"v": values})
+    made = frame.select(extract._MISSING_AS_NULL).get_column("v")
+    stripped = frame.select(
+        pl.when((pl.col("v") != "\x00") & (pl.col("v").str.strip_chars() != "")).then("v")
+    ).get_column("v")
+    assert made.equals(stripped)
+    assert made.null_count() == 2 * len(extract._WHITESPACE) + 2  # alone and padded; "", NUL
 
 
 def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant) -> None:
