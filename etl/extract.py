@@ -439,15 +439,38 @@ class Extracted:
     # The text written to the source state, kept for validation (HANDOVER_ROWS); else None.
     text: pl.DataFrame | None = field(default=None, repr=False)
 
-    def add(self, part: pl.DataFrame, latest: bool = True) -> None:
-        """Count a part of the table's text, and its updated_at (parsed only if `latest`)."""
+    def add(self, part: pl.DataFrame, ceiling: str, latest: bool = True) -> None:
+        """Count a part of the table's text, and its updated_at (parsed only if `latest`);
+        the watermark is no later than `ceiling`, the run's clock (`watermark_of`)."""
         self.rows += part.height
-        mark = part.get_column("updated_at").drop_nulls().max() if part.height else None
+        mark = watermark_of(part.get_column("updated_at"), ceiling) if part.height else None
         if mark is not None and (self.watermark is None or mark > self.watermark):
             self.watermark = mark
         value = latest_change(part) if latest else None
         if value is not None and (self.latest is None or value > self.latest):
             self.latest = value
+
+
+def watermark_of(updated_at: pl.Series, ceiling: str) -> str | None:
+    """The latest updated_at text a later run may ask `>=` of: one written as a date-time
+    (_WATERMARK) and no later than `ceiling`. A future or malformed value (which validation
+    quarantines) would make every later run miss the rows changed before it, or fail on it."""
+    mark = updated_at.max()
+    if mark is None or _usable(mark, ceiling):
+        return mark  # the common case: the latest text is a date-time already past
+    usable = updated_at.str.contains(_WATERMARK.pattern) & (
+        updated_at.str.replace(" ", "T", literal=True, n=1) <= ceiling
+    )
+    return updated_at.filter(usable).max()
+
+
+def _usable(mark: str, ceiling: str) -> bool:
+    return bool(_WATERMARK.fullmatch(mark)) and _iso(mark) <= ceiling
+
+
+def _iso(mark: str) -> str:
+    """A date-time text with its date and time parted by "T", as the ceiling's are."""
+    return mark.replace(" ", "T", 1)
 
 
 class _Known(NamedTuple):
@@ -474,6 +497,7 @@ def extract_all(
     state: State | None,
     run_id: str,
     note: Callable[[str], None],
+    now: datetime,
 ) -> tuple[dict[str, Extracted], Events]:
     """Extract every table into the staging source state, one table's text in memory at a
     time; incremental when the live snapshot's manifest and state folder are given. The
@@ -492,6 +516,7 @@ def extract_all(
     # 0.05 s); the entries of a full build are written at once, so that their 1.3 GB of
     # text (on `large`) is gone before the next table's is read.
     written: list[tuple[Extracted, Future[pl.DataFrame | None]]] = []
+    ceiling = now.strftime("%Y-%m-%dT%H:%M:%S")  # no watermark is later (watermark_of)
     ahead = None if previous is None else _ChangesAhead(origin, previous[0])
     with (
         _one_connection(origin),
@@ -513,7 +538,7 @@ def extract_all(
                 elif table.name == EVENTS:
                     events = _delta_events(state, before, folder, run_id, changes, changed_batches)
                 if changes is not None and events.changes is not None and table.name == EVENTS:
-                    seen.add(changes)
+                    seen.add(changes, ceiling)
                     seen.rows = events.rows(manifest["tables"][EVENTS]["extracted"])
                     seen.watermark = max(filter(None, (mark, seen.watermark)), default=None)
                     seen.latest = _latest_entry(events, seen.latest)
@@ -547,7 +572,7 @@ def extract_all(
                 writer = SourceStateWriter(staging, table.name)
             for part in parts:
                 writer.write(part)
-                seen.add(part, latest=known is None)
+                seen.add(part, ceiling, latest=known is None)
                 if table.name == "batch":
                     statuses.append(part.select("batch_id", "status"))
                 del part

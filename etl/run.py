@@ -373,7 +373,7 @@ def _stages(
     mode = "full" if previous is None else "incremental"
     now = datetime.now().replace(microsecond=0)
     try:
-        facts, events = extract_all(origin, staging, previous, state, run_id, note)
+        facts, events = extract_all(origin, staging, previous, state, run_id, note, now)
     except SourceError as exc:
         raise EtlError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the reason must show

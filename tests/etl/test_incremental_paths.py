@@ -25,9 +25,14 @@ Change = Callable[[sqlite3.Connection, str], None]  # (connection, a later updat
 
 
 def _later(connection: sqlite3.Connection) -> str:
-    """An instant after every change in the plant (so the next run's watermark sees it)."""
+    """An instant after every change in the plant up to the wall clock (so the next run's
+    watermark sees it): a value past it, or no date-time, is quarantined, and no watermark."""
+    now = datetime.now().isoformat(timespec="seconds")
     latest = max(
-        connection.execute(f"SELECT max(updated_at) FROM {t.name}").fetchone()[0] or ""
+        connection.execute(
+            f"SELECT max(updated_at) FROM {t.name} WHERE updated_at <= ?", (now,)
+        ).fetchone()[0]
+        or ""
         for t in TABLES
         if t.name != "decision_receipt"
     )
@@ -234,6 +239,18 @@ def sponsor_left_unnamed(connection: sqlite3.Connection, at: str) -> None:
         "(SELECT max(sponsor_id) FROM sponsor)",
         (at,),
     )
+
+
+def _entries_updated_at(*stamps: str) -> Change:
+    """New entries of an open batch, each with one of `stamps` for its updated_at."""
+
+    def change(connection: sqlite3.Connection, at: str) -> None:
+        for number, stamp in enumerate(stamps, start=1):
+            row = _entry_of(connection, _open_batch(connection))
+            row[0], row[2], row[-1] = f"EV-STAMP-{number:03d}", row[2] + 1, stamp
+            connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
+
+    return change
 
 
 def _facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
@@ -942,3 +959,28 @@ def test_a_failure_midway_through_an_incremental_publish_keeps_current(
     assert run_etl(plant, warehouse).mode == "incremental"
     run_etl(plant, tmp_path / "full", full=True)
     assert published_files(warehouse) == published_files(tmp_path / "full")
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [("2036-01-01T00:00:00", "updated_at 2036-01-01T00:00:00 is in the future"),
+     ("yesterday", "updated_at is not a valid datetime: 'yesterday'")],
+    ids=["years ahead", "no date-time"],
+)  # fmt: skip
+def test_a_quarantined_updated_at_is_never_the_watermark(
+    demo_plant: DemoPlant, tmp_path: Path, stamp: str, reason: str
+) -> None:
+    """An entry's updated_at years ahead, or no date-time, is quarantined, and the next
+    run still sees the changes made before it: the table's latest text was its watermark,
+    so every later run missed them (years ahead) or failed on it (no date-time)."""
+    _day(demo_plant, tmp_path, [_entries_updated_at(stamp), late_entry_on_a_settled_batch],
+         each=True)  # fmt: skip
+    live = current_snapshot(tmp_path / "wh")
+    quarantine = pl.read_parquet(live / QUARANTINE / "batch_event.parquet")
+    (text,) = quarantine.filter(pl.col("key") == "EV-STAMP-001").get_column("reason")
+    assert reason in text
+    events = pl.read_parquet(live / "batch_event" / "*" / "*.parquet")
+    assert events.filter(pl.col("event_id") == "EV-LATE-0001").height == 1
+    watermark = json.loads((live / MANIFEST).read_text())["watermark"]["batch_event"]
+    assert datetime.fromisoformat(watermark) <= datetime.now()
+

@@ -813,6 +813,30 @@ def test_a_value_is_blank_exactly_where_polars_strips_it_to_nothing() -> None:
     assert made.null_count() == 2 * len(extract._WHITESPACE) + 2  # alone and padded; "", NUL
 
 
+@pytest.mark.parametrize(
+    ("values", "watermark"),
+    [
+        (["2026-05-01T10:00:00", "2026-05-31T23:00:00", None], "2026-05-31T23:00:00"),
+        (["2026-05-01T10:00:00", "2026-05-31 23:00:00"], "2026-05-31 23:00:00"),
+        (["2026-05-01T10:00:00", "2026-06-01 00:00:01"], "2026-05-01T10:00:00"),
+        (["2026-05-01T10:00:00", "2036-01-01T00:00:00"], "2026-05-01T10:00:00"),
+        (["2026-05-01T10:00:00", "yesterday", "2026-05-02T25:00"], "2026-05-01T10:00:00"),
+        (["2026-05-01", "2026-05-01T09:00:00.25"], "2026-05-01T09:00:00.25"),
+        (["2036-01-01T00:00:00", "n/a"], None),
+        ([None], None),
+    ],
+)
+def test_the_watermark_is_the_latest_date_time_not_past_the_clock(
+    values: list[str | None], watermark: str | None
+) -> None:
+    """A table's watermark is its latest updated_at written as a date-time, "T" or space
+    between date and time, and not past the run's clock (here 2026-06-01T00:00:00)."""
+    from etl.extract import watermark_of
+
+    column = pl.Series("updated_at", values, pl.String)
+    assert watermark_of(column, "2026-06-01T00:00:00") == watermark
+
+
 def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant) -> None:
     """A day's run asks the tables' changes in a thread of its own (extract._ChangesAhead):
     each is what asking it in turn gives, and the thread stays CHANGES_AHEAD tables ahead of
