@@ -983,4 +983,3 @@ def test_a_quarantined_updated_at_is_never_the_watermark(
     assert events.filter(pl.col("event_id") == "EV-LATE-0001").height == 1
     watermark = json.loads((live / MANIFEST).read_text())["watermark"]["batch_event"]
     assert datetime.fromisoformat(watermark) <= datetime.now()
-
