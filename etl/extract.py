@@ -3,14 +3,16 @@ into the run's staged source state (`extract_all`): the whole source in a full r
 incremental run only the rows changed since the live snapshot's watermarks, merged with the
 live extracted text (the entries kept as the live files plus a delta, etl.incremental).
 
-Reading as text lets hostile values (a word in a date column, 2.5 in an integer column)
-reach validation, where they are quarantined, instead of crashing a typed reader. A table
-the contract marks optional (`Table.optional`) that the source does not have is read as no
-rows; a present optional table must still have every column.
+Reading as text lets hostile values (a word in a date column, 2.5 in an integer column,
+bytes that are no UTF-8 text) reach validation, where they are quarantined, instead of
+crashing a typed reader. A table the contract marks optional (`Table.optional`) that the
+source does not have is read as no rows; a present optional table must still have every
+column.
 """
 
 from __future__ import annotations
 
+import csv
 import ctypes
 import os
 import re
@@ -44,7 +46,7 @@ from etl.incremental import (
     parts_of,
 )
 from etl.publish import SOURCE_COMPRESSION, SourceStateWriter
-from etl.validate import latest_change
+from etl.validate import UNDECODABLE, latest_change
 from warehouse.contract import TABLES, Table
 from warehouse.layout import SOURCE_STATE
 
@@ -144,8 +146,22 @@ _CONNECTION: ContextVar[tuple[Path, sqlite3.Connection] | None] = ContextVar(
 )
 
 
+# The tables whose text read while `extract_all` runs holds an UNDECODABLE value.
+_UNDECODED: ContextVar[set[str] | None] = ContextVar("undecoded", default=None)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+@contextmanager
+def _noting(undecoded: set[str]) -> Iterator[None]:
+    """The tables read meanwhile whose text is not all UTF-8 are added to `undecoded`."""
+    token = _UNDECODED.set(undecoded)
+    try:
+        yield
+    finally:
+        _UNDECODED.reset(token)
 
 
 @contextmanager
@@ -186,6 +202,52 @@ def _small_query(source: Source, sql: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 
 
+class _Decoder:
+    """Text some of which is not UTF-8 (which connectorx, polars' CSV reader and Python's
+    sqlite3 rows refuse), value by value: one that is not UTF-8 becomes UNDECODABLE and its
+    bytes, each byte that is not UTF-8 as \\xNN; `marked` says whether one was."""
+
+    def __init__(self) -> None:
+        self.marked = False
+
+    def text(self, value: object) -> str | None:
+        if not isinstance(value, bytes):
+            return None if value is None else str(value)
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            self.marked = True
+            return UNDECODABLE + value.decode(errors="backslashreplace")
+
+    def frame(self, names: list[str], rows: Iterable[Iterable[object]]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [[self.text(value) for value in row] for row in rows],
+            schema=dict.fromkeys(names, pl.String),
+            orient="row",
+        )
+
+    def query(self, path: Path, sql: str) -> pl.DataFrame:
+        """The rows of `sql` over a SQLite file, a slice of rows at a time."""
+        with closing(_connect(path)) as conn:
+            conn.text_factory = bytes
+            with closing(conn.execute(sql)) as cursor:
+                names = [column[0] for column in cursor.description]
+                frames = [self.frame(names, [])]
+                while rows := cursor.fetchmany(SMALL_QUERY_ROWS):
+                    frames.append(self.frame(names, rows))
+        return pl.concat(frames)
+
+    def csv(self, path: Path) -> pl.DataFrame:
+        """A CSV export, header first; its bytes that are not UTF-8 kept as they are."""
+        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            rows = csv.reader(handle)
+            names = next(rows, [])
+            return self.frame(
+                names,
+                ([value.encode(errors="surrogateescape") for value in row] for row in rows),
+            )
+
+
 def _cast(source: Source, column: str) -> str:
     if source.location.startswith("sqlite:"):
         # connectorx types SQLite results from the first row and fails on an all-NULL
@@ -215,6 +277,24 @@ def _read_sql(
 ) -> Iterator[pl.DataFrame]:
     columns = ", ".join(_cast(source, c) for c in table.column_names)
     query = f"SELECT {columns} FROM {table.name} WHERE 1=1"
+    found, path = _UNDECODED.get(), _sqlite_file(source)
+
+    def decoded(sql: str, error: Exception) -> pl.DataFrame:
+        """`sql` read again value by value where the driver failed (_Decoder)."""
+        if path is None:
+            raise error
+        decoder = _Decoder()
+        frame = decoder.query(path, sql)
+        if decoder.marked and found is not None:
+            found.add(table.name)
+        return frame
+
+    def asked(sql: str) -> pl.DataFrame:
+        try:
+            return _small_query(source, sql)
+        except Exception as exc:  # noqa: BLE001 - text that is not UTF-8, or the probe says
+            return decoded(sql, exc)
+
     if watermark is not None:
         # >= rather than >: rows written in the same second as the watermark are re-read
         # (the upsert by key makes that harmless) instead of being missed.
@@ -227,7 +307,7 @@ def _read_sql(
         if keys is not None:
             ranges = [f"{query} AND ({where})" for where in _key_filters(table.key, keys)]
         try:
-            parts = [_small_query(source, sql) for sql in ranges]
+            parts = [asked(sql) for sql in ranges]
         except Exception as exc:  # noqa: BLE001 - the probe below says why, or this does
             absent = _probe(source, table)
             if absent:
@@ -256,7 +336,10 @@ def _read_sql(
                 return pl.read_database_uri(head + where, source.location)
             except Exception:  # noqa: BLE001 - a BLOB in a TEXT column: the range cast
                 pass
-        return pl.read_database_uri(query + where, source.location)
+        try:
+            return pl.read_database_uri(query + where, source.location)
+        except Exception as exc:  # noqa: BLE001 - text that is not UTF-8: value by value
+            return decoded(query + where, exc)
 
     ranges = _rowid_ranges(source, table)
     with ThreadPoolExecutor(min(len(ranges), PARALLEL_READS)) as pool:
@@ -369,7 +452,10 @@ def _read_csv(
         return
     if not path.is_file():
         raise SourceError(f"table {table.name}: CSV export {path.name} is missing")
-    frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+    try:
+        frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+    except pl.exceptions.ComputeError as exc:
+        frame = _undecodable_csv(path, table, exc)
     for column in table.column_names:
         if column not in frame.columns:
             raise SourceError(f"table {table.name}: CSV export is missing column '{column}'")
@@ -383,6 +469,22 @@ def _read_csv(
     if keys is not None:
         frame = frame.filter(pl.col(table.key).is_in(keys.implode(), nulls_equal=True))
     yield frame
+
+
+def _undecodable_csv(path: Path, table: Table, error: Exception) -> pl.DataFrame:
+    """A CSV export polars refused, read value by value where that was for text that is not
+    UTF-8 (_Decoder); else polars' error stands."""
+    decoder = _Decoder()
+    try:
+        frame = decoder.csv(path)
+    except Exception:  # noqa: BLE001 - the file is unreadable for another reason
+        raise error from None
+    if not decoder.marked:
+        raise error
+    found = _UNDECODED.get()
+    if found is not None:
+        found.add(table.name)
+    return frame
 
 
 def read_table(
@@ -407,7 +509,13 @@ def read_changes(source: Source, table: Table, watermark: str | None) -> pl.Data
     keys = changed.get_column(table.key).unique()
     if keys.len() > MAX_CHANGED_KEYS:
         return None
-    return pl.concat(list(read_table(source, table, keys=keys)), rechunk=False)
+    # A key that is not UTF-8 text cannot be asked for: its rows are those read.
+    unreadable = pl.col(table.key).str.starts_with(UNDECODABLE).fill_null(False)
+    if not keys.to_frame().select(unreadable.any()).item():
+        return pl.concat(list(read_table(source, table, keys=keys)), rechunk=False)
+    asked = keys.to_frame().filter(~unreadable).get_column(table.key)
+    kept = [changed.filter(unreadable)]
+    return pl.concat([*read_table(source, table, keys=asked), *kept], rechunk=False)
 
 
 def merge_changes(
@@ -438,6 +546,7 @@ class Extracted:
     changed: pl.Series | None = field(default=None, repr=False)
     # The text written to the source state, kept for validation (HANDOVER_ROWS); else None.
     text: pl.DataFrame | None = field(default=None, repr=False)
+    undecodable: bool = False  # its text may hold an UNDECODABLE value (validation checks)
 
     def add(self, part: pl.DataFrame, ceiling: str, latest: bool = True) -> None:
         """Count a part of the table's text, and its updated_at (parsed only if `latest`);
@@ -517,8 +626,10 @@ def extract_all(
     # text (on `large`) is gone before the next table's is read.
     written: list[tuple[Extracted, Future[pl.DataFrame | None]]] = []
     ceiling = now.strftime("%Y-%m-%dT%H:%M:%S")  # no watermark is later (watermark_of)
-    ahead = None if previous is None else _ChangesAhead(origin, previous[0])
+    undecoded: set[str] = set()  # the tables whose text read holds an UNDECODABLE value
+    ahead = None if previous is None else _ChangesAhead(origin, previous[0], undecoded)
     with (
+        _noting(undecoded),
         _one_connection(origin),
         ThreadPoolExecutor(1, thread_name_prefix="source") as writes,
         ahead or nullcontext(),
@@ -533,6 +644,11 @@ def extract_all(
                 manifest, before = previous
                 mark = ahead.marks[table.name]
                 changes = ahead.changes(table)
+                # Built on the live text (kept, merged or beside it): its values that are
+                # not UTF-8 stay.
+                seen.undecodable = (
+                    changes is not None and state is not None and (table.name in state.undecodable)
+                )
                 if changes is None:  # too many to fetch by key: the table is read again
                     parts = read_table(origin, table)
                 elif table.name == EVENTS:
@@ -590,6 +706,8 @@ def extract_all(
             note(f"extract {number}/{len(TABLES)} {table.name}: {seen.rows}")
         for seen, future in written:  # every file on disk before validation reads it
             seen.text = future.result()
+    for name in undecoded:
+        facts[name].undecodable = True
     _release_driver_memory()
     return facts, events
 
@@ -603,7 +721,8 @@ class _ChangesAhead:
     raised where its table's changes are taken; leaving the `with` block stops the queries
     not yet asked."""
 
-    def __init__(self, origin: Source, manifest: dict) -> None:
+    def __init__(self, origin: Source, manifest: dict, undecoded: set[str]) -> None:
+        self.undecoded = undecoded
         self.marks = {t.name: manifest.get("watermark", {}).get(t.name) for t in TABLES}
         self._futures: dict[str, Future[pl.DataFrame | None]] = {t.name: Future() for t in TABLES}
         self._room = threading.Semaphore(CHANGES_AHEAD)
@@ -622,7 +741,7 @@ class _ChangesAhead:
         self._thread.join()
 
     def _ask(self, origin: Source) -> None:
-        with _one_connection(origin):
+        with _noting(self.undecoded), _one_connection(origin):
             for table in TABLES:
                 self._room.acquire()
                 future = self._futures[table.name]

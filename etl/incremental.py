@@ -419,6 +419,9 @@ class State:
     # Per keepable table, what its published rows are made of (etl.route.Router.signature):
     # equal in the next run, that run keeps the table's files whole.
     signatures: dict[str, str] = field(default_factory=dict)
+    # Tables whose extracted text may hold a value that is not UTF-8 (etl.validate's
+    # UNDECODABLE): a run that builds on that text checks it again.
+    undecodable: list[str] = field(default_factory=list)
     code: str | None = None  # the etl_code() that wrote a state read back (written: this one)
 
     def write(self, snapshot: Path, live: Path | None = None) -> None:
@@ -436,6 +439,7 @@ class State:
             "future": self.future,
             "reread": self.reread,
             "signatures": self.signatures,
+            "undecodable": self.undecodable,
             "code": etl_code(),
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -476,6 +480,7 @@ class State:
             future=meta.get("future", []),
             reread=meta.get("reread", {}),
             signatures=meta.get("signatures", {}),
+            undecodable=meta.get("undecodable", []),
             code=meta.get("code"),
         )
 
@@ -492,6 +497,8 @@ def _is_state(value: object) -> bool:
         and all(map(is_text, value.get("future", [])))
         and is_mapping_of(value.get("reread", {}), is_text)
         and is_mapping_of(value.get("signatures", {}), is_text)
+        and isinstance(value.get("undecodable", []), list)
+        and all(map(is_text, value.get("undecodable", [])))
         and (value.get("code") is None or is_text(value.get("code")))
     )
 

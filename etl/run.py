@@ -398,8 +398,9 @@ def _stages(
         )
     # The text extraction kept of the tables it wrote (an incremental run's), not read again.
     texts = {name: fact.text for name, fact in facts.items() if fact.text is not None}
+    undecodable = frozenset(name for name, fact in facts.items() if fact.undecodable)
     try:
-        validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse, texts)
+        validated = validate_files(staging / SOURCE_STATE, as_of, events, reuse, texts, undecodable)
     except LiveSnapshotError as exc:
         raise EtlError(f"validate failed, nothing published: {exc}") from exc
     finally:
@@ -483,6 +484,7 @@ def _stages(
         future=validated.future(),
         reread={name: fact.reread for name, fact in facts.items() if fact.reread is not None},
         signatures=signatures,
+        undecodable=sorted(undecodable),
     )
     # Publish clears validated.valid. The entries' valid rows are not in the run state (nor
     # kept alive by it while publish frees them: 10M of a full build).

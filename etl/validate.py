@@ -161,6 +161,12 @@ def write_valid_state(
             frame.write_parquet(folder / f"{name}.parquet", compression="lz4")
 
 
+# Text that is not UTF-8 (SQLite stores what it is given) is extracted as this mark (a
+# Unicode noncharacter, which no text exchanged carries) and its bytes, \xNN for each one
+# that is not UTF-8: its row is quarantined here, where the driver failed the whole run.
+UNDECODABLE = "\ufdd0"
+
+
 @dataclass(frozen=True)
 class Check:
     kind: str  # reason category, counted in the manifest
@@ -273,8 +279,9 @@ def _fail(kind: str, failed: pl.Expr, *parts: str | pl.Expr) -> Check:
 
 
 class _Validator:
-    def __init__(self, as_of: datetime) -> None:
+    def __init__(self, as_of: datetime, undecodable: frozenset[str] = frozenset()) -> None:
         self.as_of = as_of
+        self.undecodable = undecodable  # tables whose text may hold UNDECODABLE values
         self.valid: dict[str, pl.DataFrame] = {}
         self.quarantine: dict[str, pl.DataFrame] = {}
         self.reason_counts: dict[str, int] = {}
@@ -460,6 +467,16 @@ class _Validator:
                 )
                 checks.append(
                     _fail("unsafe sponsor id", unsafe, "unsafe sponsor id ", _quote(name))
+                )
+        if table.name in self.undecodable:
+            for column in table.column_names:
+                checks.append(
+                    _fail(
+                        f"{column} not UTF-8",
+                        pl.col(column).str.starts_with(UNDECODABLE),
+                        f"{column} is not valid UTF-8 text: ",
+                        _quote(column).str.replace(UNDECODABLE, "", literal=True),
+                    )
                 )
         if table.name == "batch_event":
             performed = pl.col("__t_performed_at")
@@ -725,6 +742,7 @@ def validate_files(
     events: Events | None = None,
     reuse: Reuse | None = None,
     texts: Mapping[str, pl.DataFrame] | None = None,
+    undecodable: frozenset[str] = frozenset(),
 ) -> Validated:
     """Validation of tables stored as `<table>.parquet` text files in `folder`, read one
     table at a time and large tables in row slices, so little raw text is alive at once;
@@ -750,20 +768,21 @@ def validate_files(
             return keys, iter([pl.read_parquet(path)])
         return keys, slices(path)
 
-    return validate_tables(sliced, as_of, reuse)
+    return validate_tables(sliced, as_of, reuse, undecodable)
 
 
 def validate_tables(
     load: Callable[[Table, dict[str, pl.DataFrame]], tuple[pl.Series, Iterable[pl.DataFrame]]],
     as_of: datetime,
     reuse: Reuse | None = None,
+    undecodable: frozenset[str] = frozenset(),
 ) -> Validated:
     """Judge tables parents first, the entries (no table's parent) last, once every table
     they depend on is judged; `load` gives a table's key column and its row slices, and
     sees the valid rows judged so far. A table `reuse` allows is taken from the live
     snapshot instead.
     """
-    validator = _Validator(as_of)
+    validator = _Validator(as_of, undecodable)
     fetched = {} if reuse is None else reuse.prefetch()
     reused: dict[str, Path] = {}
     partly: list[str] = []

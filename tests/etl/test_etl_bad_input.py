@@ -173,6 +173,57 @@ def test_text_stored_as_bytes_is_read_as_its_text(tmp_path: Path) -> None:
     assert row.rows() == [("ACME-0099", status, "ACME")]
 
 
+# The bytes "ACME-", 0xFF, "99": no UTF-8 text; SQLite keeps them as given, text or BLOB.
+NOT_UTF8 = "X'41434d452dff3939'"
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "kept_as"),
+    [("batch", "batch_number", "TEXT"), ("batch", "batch_number", "BLOB"),
+     ("batch", "units_produced", "BLOB"), ("batch_event", "step_name", "TEXT"),
+     ("batch_event", "event_id", "TEXT")],
+    ids=["TEXT column, text", "TEXT column, BLOB", "INTEGER column, BLOB", "an entry's text",
+         "an entry's key"],
+)  # fmt: skip
+def test_text_that_is_not_utf8_is_quarantined_with_its_reason(
+    tmp_path: Path, table: str, column: str, kept_as: str
+) -> None:
+    """A value whose bytes are no UTF-8 text quarantines its row, with the bytes in the
+    reason; the driver refused it, and the whole run failed on it."""
+    plant = base_plant()
+    plant["batch"].append(_batch())
+    plant["batch_event"].append(_event())
+    source = write_sqlite(plant, tmp_path / "plant.sqlite")
+    key = TABLES_BY_NAME[table].key
+    with closing(sqlite3.connect(source)) as connection, connection:
+        connection.execute(
+            f"UPDATE {table} SET {column} = CAST({NOT_UTF8} AS {kept_as}) WHERE {key} = ?",
+            ("B-BAD" if table == "batch" else "E-BAD",),
+        )
+    result = run_etl(source, tmp_path / "wh")
+    manifest = _assert_reconciled(result.snapshot)
+    assert {name: count for name, count in result.quarantined.items() if count} == {table: 1}
+    (reason,) = pl.read_parquet(result.snapshot / QUARANTINE / f"{table}.parquet")["reason"]
+    assert f"{column} is not valid UTF-8 text: 'ACME-\\xff99'" in reason
+    assert manifest["quarantine_reasons"][f"{table}: {column} not UTF-8"] == 1
+
+
+def test_a_csv_export_s_text_that_is_not_utf8_is_quarantined_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    """So in a CSV export too: polars' reader refused the whole file."""
+    plant = base_plant()
+    plant["batch"].append(_batch(batch_number="ACME-@99"))
+    folder = write_csv(plant, tmp_path / "csv")
+    export = folder / "batch.csv"
+    export.write_bytes(export.read_bytes().replace(b"ACME-@99", b"ACME-\xff99"))
+    result = run_etl(folder, tmp_path / "wh")
+    _assert_reconciled(result.snapshot)
+    assert {name: count for name, count in result.quarantined.items() if count} == {"batch": 1}
+    (reason,) = pl.read_parquet(result.snapshot / QUARANTINE / "batch.parquet")["reason"]
+    assert reason == "batch_number is not valid UTF-8 text: 'ACME-\\xff99'"
+
+
 def test_a_column_named_in_other_case_is_read(tmp_path: Path) -> None:
     """SQLite names a result column as its table declares it: a TEXT column read as it is
     still reaches validation under the contract's name."""

@@ -983,3 +983,44 @@ def test_a_quarantined_updated_at_is_never_the_watermark(
     assert events.filter(pl.col("event_id") == "EV-LATE-0001").height == 1
     watermark = json.loads((live / MANIFEST).read_text())["watermark"]["batch_event"]
     assert datetime.fromisoformat(watermark) <= datetime.now()
+
+
+def _entry_not_utf8(column: str) -> Change:
+    """A new entry of an open batch whose `column` holds bytes that are no UTF-8 text."""
+
+    def change(connection: sqlite3.Connection, at: str) -> None:
+        row = _entry_of(connection, _open_batch(connection))
+        row[0], row[2], row[-1] = "EV-NOT-UTF8", row[2] + 1, at
+        connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
+        connection.execute(
+            f"UPDATE batch_event SET {column} = CAST(X'4d6978ff' AS TEXT) "
+            "WHERE event_id = 'EV-NOT-UTF8'"
+        )
+
+    return change
+
+
+@pytest.mark.parametrize("column", ["step_name", "event_id"])
+def test_a_day_s_text_that_is_not_utf8_is_quarantined_as_a_full_build_does(
+    demo_plant: DemoPlant, tmp_path: Path, column: str
+) -> None:
+    """An entry with bytes that are no UTF-8 text, read among a day's changes, is
+    quarantined as a full build quarantines it, and still on a later day whose run judges
+    its batch again from the live text, not reading it."""
+
+    def first_entry_of_its_batch_corrected(connection: sqlite3.Connection, at: str) -> None:
+        connection.execute(
+            "UPDATE batch_event SET late_entry_reason = 'corrected', updated_at = ? "
+            "WHERE event_id = (SELECT event_id FROM batch_event WHERE batch_id = ? "
+            "ORDER BY seq LIMIT 1)",
+            (at, _open_batch(connection)),
+        )
+
+    # The second day moves the entries' watermark past it: the third reads it no more.
+    notes = _day(demo_plant, tmp_path, [_entry_not_utf8(column), late_entry_on_a_settled_batch,
+                                        first_entry_of_its_batch_corrected], each=True)  # fmt: skip
+    assert all("changed batches judged again" in note for note in notes), notes
+    live = current_snapshot(tmp_path / "wh")
+    quarantine = pl.read_parquet(live / QUARANTINE / "batch_event.parquet")
+    reasons = quarantine.filter(pl.col("reason").str.contains("not valid UTF-8"))["reason"]
+    assert reasons.to_list() == [f"{column} is not valid UTF-8 text: 'Mix\\xff'"]

@@ -849,7 +849,7 @@ def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant
     source = extract.open_source(demo_plant.path)
     since = f"{AS_OF - timedelta(days=3)}T00:00:00"  # a few days' changes of some tables
     manifest = {"watermark": dict.fromkeys((t.name for t in TABLES), since)}
-    ahead = extract._ChangesAhead(source, manifest)
+    ahead = extract._ChangesAhead(source, manifest, set())
     with ahead:
         deadline = time.monotonic() + 30
         asked = lambda: [f for f in ahead._futures.values() if f.running() or f.done()]  # noqa: E731
