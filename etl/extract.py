@@ -386,10 +386,15 @@ def _key_filters(key: str, keys: pl.Series) -> list[str]:
 # The NUL stand-in and blank text are both a missing value, in one pass over each column;
 # one expression for every column (built per column, each query's took 2 ms). Blank: no
 # character outside White_Space (the regex's \s, what strip_chars() strips), found without
-# making the stripped copy of every value (0.8 s of CPU less over the 10M entries).
-_MISSING_AS_NULL = pl.when((pl.all() != SQLITE_NULL) & pl.all().str.contains(r"[^\s]")).then(
-    pl.all()
-)
+# making the stripped copy of every value (0.8 s of CPU less over the 10M entries). A value
+# that starts with a printable ASCII character other than a space is neither: two byte-wise
+# comparisons settle it, and only the other values are searched (0.26 -> 0.18 s of CPU per
+# 1.2M entries).
+_PRINTABLE = (pl.all() >= "!") & (pl.all() < "\x7f")
+_OTHER = pl.when(~_PRINTABLE).then(pl.all())
+_MISSING_AS_NULL = pl.when(
+    _PRINTABLE | ((_OTHER != SQLITE_NULL) & _OTHER.str.contains(r"[^\s]"))
+).then(pl.all())
 
 
 # The characters polars' strip_chars() strips (Rust's White_Space): a value of only these
