@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from etl import ALLOCATOR
 from etl.extract import PARALLEL_READ_MIN_ROWS, PARALLEL_READS, open_source
 from warehouse.contract import TABLES
 from warehouse.layout import PARTITION_KEY
@@ -121,11 +122,13 @@ def measure(
     kind: str, source: Path, target: Path | str, *, full: bool = True, env: dict | None = None
 ) -> dict:
     """Run one ETL ("etl") or bare copy ("bare") in a child process; seconds, rows, peak.
-    `target` may be an s3:// warehouse (`env` then carries the store's AWS_* variables)."""
+    `target` may be an s3:// warehouse (`env` then carries the store's AWS_* variables).
+    Both run with the job's allocator settings (etl.ALLOCATOR), as `python -m etl` does."""
     _compiled()
     done = subprocess.run(
         [sys.executable, "-m", "bench.etl_bench", kind, str(source), str(target), str(full)],
-        cwd=ROOT, capture_output=True, text=True, check=False, env=os.environ | (env or {}),
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env=os.environ | ALLOCATOR | (env or {}),
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"{kind} run failed: {done.stderr[-2000:]}")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable
-from datetime import date, datetime
-from pathlib import Path
+import os
 
-from etl.run import EtlError, RunResult, run_etl
-from warehouse.layout import demo_source, demo_warehouse, real_warehouse
-from warehouse.s3 import is_s3
+from etl import ALLOCATOR
+
+# Before polars is imported, which reads them as it loads (etl.ALLOCATOR says why).
+for _name, _value in ALLOCATOR.items():
+    os.environ.setdefault(_name, _value)
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import date, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from etl.run import EtlError, RunResult, run_etl  # noqa: E402
+from warehouse.layout import demo_source, demo_warehouse, real_warehouse  # noqa: E402
+from warehouse.s3 import is_s3  # noqa: E402
 
 TOP_REASONS = 10
 

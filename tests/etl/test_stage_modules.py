@@ -863,3 +863,24 @@ def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant
             assert found is not None and expected is not None
             assert found.equals(expected), table.name
     assert not ahead._thread.is_alive()
+
+
+def test_the_job_sets_polars_allocator_before_polars_loads() -> None:
+    """`python -m etl` gives polars' allocator the job's settings (etl.ALLOCATOR) before
+    polars is imported: polars puts its own defaults first as it loads, then these."""
+    import os
+    import subprocess
+    import sys
+
+    from etl import ALLOCATOR
+
+    environment = {name: value for name, value in os.environ.items() if name not in ALLOCATOR}
+    shown = "import etl.__main__, os; print(os.environ['_RJEM_MALLOC_CONF'])"
+    done = subprocess.run(
+        [sys.executable, "-c", shown], env=environment, capture_output=True, text=True,
+        check=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    ours = ALLOCATOR["_RJEM_MALLOC_CONF"]
+    polars_own = done.stdout.strip().removesuffix("," + ours)
+    assert polars_own != done.stdout.strip()  # ours last: polars took them as it loaded
+    assert polars_own.startswith("dirty_decay_ms:")
