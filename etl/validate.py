@@ -235,14 +235,29 @@ def parse(kind: str, text: pl.Expr) -> pl.Expr:
     return text
 
 
+# A date-time written as our sources write it: as text, it sorts as its time does.
+_WRITTEN_AT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
 def latest_change(frame: pl.DataFrame) -> datetime | None:
     """Latest parseable updated_at of one extracted table (None when it has none)."""
     if not frame.height:
         return None
+    text = frame.get_column("updated_at")
+    # Of the values written so, the latest is of the greatest one's day (its text first: the
+    # day, then "T" or " "); only those, and the values written otherwise, are parsed (10M
+    # entries: 0.6 -> 0.4 s of CPU). Where the greatest is no date-time, every value is.
+    written = text.str.contains(_WRITTEN_AT)
+    greatest = text.filter(written).max()
+    if greatest is not None and _parsed(pl.Series([greatest])).item() is not None:
+        text = text.filter(~written.fill_null(True) | text.str.starts_with(greatest[:10]))
+    return _parsed(text).max()
+
+
+def _parsed(text: pl.Series) -> pl.Series:
     # Lazily: parse repeats its subexpressions, which only the lazy engine evaluates once
     # (and not inside an aggregation: the maximum is taken after).
-    parsed = frame.lazy().select(parse(DATETIME, pl.col("updated_at")).alias("at")).collect()
-    return parsed.get_column("at").max()
+    return text.to_frame("at").lazy().select(parse(DATETIME, pl.col("at"))).collect()["at"]
 
 
 def as_of_from(latest: Iterable[datetime | None], now: datetime) -> datetime:

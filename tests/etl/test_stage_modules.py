@@ -865,6 +865,32 @@ def test_a_day_s_changes_are_asked_ahead_in_order_and_never_far_ahead(demo_plant
     assert not ahead._thread.is_alive()
 
 
+_DAYS = st.sampled_from(["2026-05-01", "2026-05-02", "2026-12-31", "2027-01-01", "2026-13-01"])
+_TIMES = st.sampled_from(["00:00:00", "09:30:00", "23:59:59", "24:00:00", "9:30:00", "09:30"])
+# Date-times as sources write them and as they may: either separator, unpadded, fractions,
+# padded with spaces, a date alone, no date-time at all, or none.
+_UPDATED_AT = st.one_of(
+    st.builds(lambda d, sep, t: f"{d}{sep}{t}", _DAYS, st.sampled_from(["T", " ", "t"]), _TIMES),
+    st.builds(lambda d, t, f: f"{d}T{t}.{f}", _DAYS, _TIMES, st.sampled_from(["5", "000001"])),
+    st.builds(lambda d, t: f" {d}T{t} ", _DAYS, _TIMES),
+    st.builds(lambda d: d.replace("-0", "-"), _DAYS),
+    st.sampled_from(["2026-5-1T09:30:00.5", "yesterday", "9999-99-99T99:99:99", "", None]),
+)
+
+
+@given(values=st.lists(_UPDATED_AT, min_size=1, max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_the_latest_change_is_the_latest_parse_of_every_value(values) -> None:
+    """Extraction parses only the values that can hold a table's latest updated_at (those
+    not written as our sources write them, and those of the greatest one's day): the
+    latest is the latest of every value parsed, as validation parses them."""
+    from etl.validate import DATETIME, latest_change, parse
+
+    frame = pl.DataFrame({"updated_at": values}, schema={"updated_at": pl.String})
+    every = frame.lazy().select(parse(DATETIME, pl.col("updated_at"))).collect().to_series()
+    assert latest_change(frame) == every.max()
+
+
 def test_the_job_sets_polars_allocator_before_polars_loads() -> None:
     """`python -m etl` gives polars' allocator the job's settings (etl.ALLOCATOR) before
     polars is imported: polars puts its own defaults first as it loads, then these."""
