@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from etl.publish import FINGERPRINTS
 from etl.run import EtlError, run_etl
-from tests.conftest import DemoPlant
+from tests.conftest import AS_OF, DemoPlant
 from tests.etl import partition_folders, published_files
 from warehouse.contract import TABLES
 from warehouse.layout import MANIFEST, QUARANTINE, RUN_STATE, current_snapshot
@@ -25,12 +26,13 @@ Change = Callable[[sqlite3.Connection, str], None]  # (connection, a later updat
 
 
 def _later(connection: sqlite3.Connection) -> str:
-    """An instant after every change in the plant up to the wall clock (so the next run's
-    watermark sees it): a value past it, or no date-time, is quarantined, and no watermark."""
-    now = datetime.now().isoformat(timespec="seconds")
+    """An instant after every change in the plant (so the next run's watermark sees it),
+    leaving out an updated_at a year past the suite's day or no date-time ("y..." sorts
+    after it): quarantined, and no watermark."""
+    ahead = f"{AS_OF + timedelta(days=365)}"
     latest = max(
         connection.execute(
-            f"SELECT max(updated_at) FROM {t.name} WHERE updated_at <= ?", (now,)
+            f"SELECT max(updated_at) FROM {t.name} WHERE updated_at <= ?", (ahead,)
         ).fetchone()[0]
         or ""
         for t in TABLES
@@ -241,14 +243,13 @@ def sponsor_left_unnamed(connection: sqlite3.Connection, at: str) -> None:
     )
 
 
-def _entries_updated_at(*stamps: str) -> Change:
-    """New entries of an open batch, each with one of `stamps` for its updated_at."""
+def _entry_updated_at(stamp: str) -> Change:
+    """A new entry of an open batch with `stamp` for its updated_at."""
 
     def change(connection: sqlite3.Connection, at: str) -> None:
-        for number, stamp in enumerate(stamps, start=1):
-            row = _entry_of(connection, _open_batch(connection))
-            row[0], row[2], row[-1] = f"EV-STAMP-{number:03d}", row[2] + 1, stamp
-            connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
+        row = _entry_of(connection, _open_batch(connection))
+        row[0], row[2], row[-1] = "EV-STAMP-001", row[2] + 1, stamp
+        connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
 
     return change
 
@@ -973,7 +974,7 @@ def test_a_quarantined_updated_at_is_never_the_watermark(
     """An entry's updated_at years ahead, or no date-time, is quarantined, and the next
     run still sees the changes made before it: the table's latest text was its watermark,
     so every later run missed them (years ahead) or failed on it (no date-time)."""
-    _day(demo_plant, tmp_path, [_entries_updated_at(stamp), late_entry_on_a_settled_batch],
+    _day(demo_plant, tmp_path, [_entry_updated_at(stamp), late_entry_on_a_settled_batch],
          each=True)  # fmt: skip
     live = current_snapshot(tmp_path / "wh")
     quarantine = pl.read_parquet(live / QUARANTINE / "batch_event.parquet")
@@ -982,7 +983,11 @@ def test_a_quarantined_updated_at_is_never_the_watermark(
     events = pl.read_parquet(live / "batch_event" / "*" / "*.parquet")
     assert events.filter(pl.col("event_id") == "EV-LATE-0001").height == 1
     watermark = json.loads((live / MANIFEST).read_text())["watermark"]["batch_event"]
-    assert datetime.fromisoformat(watermark) <= datetime.now()
+    with closing(sqlite3.connect(tmp_path / "plant.sqlite")) as connection:
+        (latest,) = connection.execute(
+            "SELECT max(updated_at) FROM batch_event WHERE event_id != 'EV-STAMP-001'"
+        ).fetchone()
+    assert watermark == latest  # the late entry's, the last change before the stamp
 
 
 def _entry_not_utf8(column: str) -> Change:
