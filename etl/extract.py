@@ -341,7 +341,7 @@ def _read_sql(
         except Exception as exc:  # noqa: BLE001 - text that is not UTF-8: value by value
             return decoded(query + where, exc)
 
-    ranges = _rowid_ranges(source, table)
+    ranges = rowid_ranges(source, table)
     with ThreadPoolExecutor(min(len(ranges), PARALLEL_READS)) as pool:
         # One connection per range; connectorx releases the GIL while it reads. Each part
         # is normalised as it arrives and its raw copy dropped, so only a few parts of the
@@ -422,7 +422,7 @@ def _as_text(part: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=text.schema, orient="row")
 
 
-def _rowid_ranges(source: Source, table: Table) -> list[str]:
+def rowid_ranges(source: Source, table: Table) -> list[str]:
     """Conditions that split a query of the table into consecutive SQLite rowid ranges,
     read in parallel threads and concatenated in order (casting every value to text in
     SQLite is single-threaded: 100 s for 10M batch events in one query); one empty
