@@ -779,19 +779,35 @@ _VALUES = st.one_of(
 )
 
 
-@given(rows=st.lists(st.tuples(_VALUES, _VALUES), max_size=40), wide=st.booleans())
+# Mostly text that starts with a printable ASCII character other than a space (a column of
+# only these is kept as it is read), now and then a value that starts otherwise.
+_PRINTED = st.one_of(
+    st.none(),
+    st.from_regex(r"[!-~][ -~\u00a0\u3000]{0,3}", fullmatch=True),
+    st.from_regex(r"[!-~][ -~]{0,3}", fullmatch=True),
+    st.from_regex(r"[0-9A-Z-]{1,4}", fullmatch=True),
+    st.sampled_from(["\u00a0", "\u3000", "\x85", "\x7f", " x", "\x00", "\u00e9t\u00e9"]),
+)
+
+
+@given(
+    rows=st.lists(st.tuples(_VALUES, _VALUES, _PRINTED), max_size=40),
+    wide=st.booleans(),
+)
 @settings(max_examples=200, deadline=None)
 def test_a_small_part_is_made_text_as_a_large_one_is(rows, wide) -> None:
     """Extraction makes a small part text in Python (a day's ~70 small queries) and a large
     one with a polars expression: a blank value (what polars strips, not Python's
-    str.strip: U+001C is kept) and SQLite's NUL stand-in are missing either way."""
+    str.strip: U+001C is kept) and SQLite's NUL stand-in are missing either way. A large
+    part's column whose every value starts printable is kept as read: the same values."""
     from etl import extract
 
-    part = pl.DataFrame(rows, schema={"a": pl.String, "b": pl.String}, orient="row")
+    schema = {"a": pl.String, "b": pl.String, "c": pl.String}
+    part = pl.DataFrame(rows, schema=schema, orient="row")
     if wide:  # past the Python path's size: the expression
-        part = pl.concat([part] * (extract._PYTHON_VALUES // 2 // max(len(rows), 1) + 1))
-    made = extract._as_text(part, ["b", "a"])
-    expected = part.select("b", "a").select(extract._MISSING_AS_NULL)
+        part = pl.concat([part] * (extract._PYTHON_VALUES // 3 // max(len(rows), 1) + 1))
+    made = extract._as_text(part, ["b", "c", "a"])
+    expected = part.select("b", "c", "a").select(extract._MISSING_AS_NULL)
     assert made.schema == expected.schema
     assert made.equals(expected)
 
