@@ -296,9 +296,7 @@ def _read_sql(
             return decoded(sql, exc)
 
     if watermark is not None:
-        # >= rather than >: rows written in the same second as the watermark are re-read
-        # (the upsert by key makes that harmless) instead of being missed.
-        query += f" AND updated_at >= '{watermark}'"
+        query += f" AND {_changed_sql(source, watermark)}"
     if watermark is not None or keys is not None:
         # A day's changes are few: one query lets the source use its index on updated_at,
         # where rowid ranges would make it scan the whole table for them. Asked straight
@@ -474,7 +472,7 @@ def _read_csv(
             raise SourceError(f"table {table.name}: CSV export is missing column '{column}'")
     frame = frame.select(pl.col(c).cast(pl.String) for c in table.column_names)
     if watermark is not None:
-        frame = frame.filter(pl.col("updated_at") >= watermark)
+        frame = frame.filter(_changed_since(source, pl.col("updated_at"), watermark))
     # Blank text is a missing value, the same in CSV and SQL sources.
     frame = frame.select(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in frame.columns
@@ -595,6 +593,57 @@ def _iso(mark: str) -> str:
     return mark.replace(" ", "T", 1)
 
 
+# A date-time as our sources write it: text that sorts as its time does (with one separator).
+_WRITTEN_AS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+
+
+def _text_stamps(source: Source) -> bool:
+    """Whether the source holds updated_at as text as it was written (a SQLite file, whose
+    column holds whatever it is given, or a CSV export); a database's may be typed."""
+    return source.kind == "csv" or source.location.startswith("sqlite:")
+
+
+def _since(watermark: str) -> tuple[str, str, str]:
+    """Text bounds of the times from `watermark` on: from it written with "T", and from it
+    written with a space up to the end of its day's such text ("2026-12-07 10:00:00" sorts
+    below "2026-12-07T09:00:00", and is later)."""
+    return _iso(watermark), watermark.replace("T", " ", 1), f"{watermark[:10]}T"
+
+
+def _changed_sql(source: Source, watermark: str) -> str:
+    """The condition on updated_at of the rows a run reads after `watermark`: those written
+    since (>=: a row of the watermark's second is read again, harmless, instead of missed),
+    and on a SQLite file those whose updated_at is missing or sorts below every digit (blank,
+    led by a space): such a row sorts below every watermark, and a full build judges it as
+    it stands now. Each term is a range of the source's index on updated_at. A database's
+    column may be typed (a timestamp compares with no other text): missing is asked there."""
+    if not _text_stamps(source):
+        return f"(updated_at >= '{watermark}' OR updated_at IS NULL)"
+    iso, spaced, end = _since(watermark)
+    return (
+        f"(updated_at >= '{iso}' OR (updated_at >= '{spaced}' AND updated_at < '{end}') "
+        "OR updated_at IS NULL OR updated_at < '0')"
+    )
+
+
+def _changed_since(source: Source, updated_at: pl.Expr, watermark: str) -> pl.Expr:
+    """`_changed_sql` over the text of a table as extracted (or a CSV export's, whose every
+    row is read anyway: there also every row whose updated_at is not written as a date-time,
+    which a full build judges as it stands now). Blank text is missing there."""
+    if not _text_stamps(source):
+        return (updated_at >= watermark) | updated_at.is_null()
+    iso, spaced, end = _since(watermark)
+    changed = (
+        (updated_at >= iso)
+        | ((updated_at >= spaced) & (updated_at < end))
+        | updated_at.is_null()
+        | (updated_at < "0")
+    )
+    if source.kind == "csv":
+        changed |= ~updated_at.str.contains(_WRITTEN_AS_TIME)
+    return changed
+
+
 class _Known(NamedTuple):
     value: datetime | None
 
@@ -708,7 +757,7 @@ def extract_all(
             if known is not None:
                 seen.latest = known.value
             if table.name != EVENTS and seen.watermark is not None:
-                seen.reread = _reread(writer.parts, table.key, seen.watermark)
+                seen.reread = _reread(writer.parts, table.key, seen.watermark, origin)
             keep = previous is not None and table.name != EVENTS and seen.rows <= handover
             if keep:
                 handover -= seen.rows
@@ -782,11 +831,12 @@ def _open_batches(statuses: list[pl.DataFrame], folder: Path) -> pl.Series:
     return text.filter(~pl.col("status").is_in(SETTLED_STATUSES)).get_column("batch_id")
 
 
-def _reread(parts: list[pl.DataFrame], key: str, watermark: str) -> str:
+def _reread(parts: list[pl.DataFrame], key: str, watermark: str, source: Source) -> str:
     """Digest of the rows the next run reads again if nothing changes: every row of each key
-    with a row written in the watermark's second (read_changes asks for `>=`)."""
+    with a row it asks for (read_changes: the watermark's second, a missing updated_at...)."""
     text = pl.concat(parts, rechunk=False)
-    keys = text.filter(pl.col("updated_at") >= watermark).get_column(key).unique()
+    again = _changed_since(source, pl.col("updated_at"), watermark)
+    keys = text.filter(again).get_column(key).unique()
     return digest(text.filter(pl.col(key).is_in(keys.implode(), nulls_equal=True)))
 
 

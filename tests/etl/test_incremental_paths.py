@@ -19,6 +19,7 @@ from etl.publish import FINGERPRINTS
 from etl.run import EtlError, run_etl
 from tests.conftest import AS_OF, DemoPlant
 from tests.etl import partition_folders, published_files
+from tests.source_fixtures import base_plant, write_csv
 from warehouse.contract import TABLES
 from warehouse.layout import MANIFEST, QUARANTINE, RUN_STATE, current_snapshot
 
@@ -988,6 +989,96 @@ def test_a_quarantined_updated_at_is_never_the_watermark(
             "SELECT max(updated_at) FROM batch_event WHERE event_id != 'EV-STAMP-001'"
         ).fetchone()
     assert watermark == latest  # the late entry's, the last change before the stamp
+
+
+def _capa_retitled(stamp: Callable[[sqlite3.Connection, str], str | None]) -> Change:
+    """The first CAPA's title revised, its updated_at `stamp(connection, at)`."""
+
+    def change(connection: sqlite3.Connection, at: str) -> None:
+        connection.execute(
+            "UPDATE capa SET title = title || ' (revised)', updated_at = ? "
+            "WHERE capa_id = (SELECT min(capa_id) FROM capa)",
+            (stamp(connection, at),),
+        )
+
+    return change
+
+
+def _spaced_later_that_day(connection: sqlite3.Connection, at: str) -> str:
+    """A second after the CAPAs' watermark, written with a space: it sorts below it."""
+    (mark,) = connection.execute("SELECT max(updated_at) FROM capa").fetchone()
+    return (datetime.fromisoformat(mark) + timedelta(seconds=1)).isoformat(sep=" ")
+
+
+def batch_changed_without_updated_at(connection: sqlite3.Connection, at: str) -> None:
+    connection.execute(
+        "UPDATE batch SET status = 'ON_HOLD', updated_at = NULL WHERE batch_id = ?",
+        (_open_batch(connection),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "table", "key", "reason"),
+    [(_entry_updated_at(None), "batch_event", "EV-STAMP-001", "updated_at is missing"),
+     (_entry_updated_at(" \t "), "batch_event", "EV-STAMP-001", "updated_at is missing"),
+     (batch_changed_without_updated_at, "batch", None, "updated_at is missing"),
+     (_capa_retitled(lambda connection, at: "  "), "capa", None, "updated_at is missing"),
+     (_capa_retitled(lambda connection, at: f" {at}"), "capa", None, None),
+     (_capa_retitled(_spaced_later_that_day), "capa", None, None)],
+    ids=["new entry without one", "new entry, blank", "batch loses it", "capa, blank",
+         "capa, led by a space", "capa, written with a space later that day"],
+)  # fmt: skip
+def test_a_row_whose_updated_at_sorts_below_the_watermark_is_read_again(
+    demo_plant: DemoPlant,
+    tmp_path: Path,
+    change: Change,
+    table: str,
+    key: str | None,
+    reason: str | None,
+) -> None:
+    """A row written without an updated_at, with a blank one, one led by a space, or one
+    written with a space later the same day ("2026-11-23 12:12:22" sorts below
+    "2026-11-23T12:12:21") sorts below the watermark: every run asked only for rows at or
+    above it, and never saw the row a full build quarantines or publishes. Now each run
+    reads such rows again, and every day equals a full build."""
+    _day(demo_plant, tmp_path, [change, late_entry_on_a_settled_batch], each=True)
+    live = current_snapshot(tmp_path / "wh")
+    if reason is None:  # the revised title is published
+        capas = pl.read_parquet(live / "capa" / "*" / "*.parquet")
+        assert capas.filter(pl.col("title").str.ends_with(" (revised)")).height >= 1
+        return
+    quarantine = pl.read_parquet(live / QUARANTINE / f"{table}.parquet")
+    if key is not None:
+        quarantine = quarantine.filter(pl.col("key") == key)
+    assert quarantine.filter(pl.col("reason").str.contains(reason)).height >= 1
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [None, " ", "07/12/2026 10:00", " 2026-01-21T09:00:00", "2026-01-20 12:00:01"],
+    ids=["missing", "blank", "not a date-time", "led by a space", "with a space, that day"],
+)
+def test_a_csv_export_s_row_whose_updated_at_sorts_below_the_watermark_is_read_again(
+    tmp_path: Path, stamp: str | None
+) -> None:
+    """A CSV export is read whole each run: every row whose updated_at is not written as a
+    date-time is taken again with the changes, as a full build takes it."""
+    plant = base_plant()
+    folder, warehouse = tmp_path / "csv", tmp_path / "wh"
+    run_etl(write_csv(plant, folder), warehouse, full=True)
+    (capa,) = plant["capa"]
+    assert capa["updated_at"] == "2026-01-20T12:00:00"  # the CAPAs' watermark
+    capa["title"], capa["updated_at"] = "Fix tank (revised)", stamp
+    write_csv(plant, folder)
+    assert run_etl(folder, warehouse).mode == "incremental"
+    run_etl(folder, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
+    assert _facts(warehouse)[:2] == _facts(tmp_path / "full")[:2]
+    for table in TABLES:
+        day, full = (_facts(root)[2][table.name] for root in (warehouse, tmp_path / "full"))
+        assert day.equals(full), table.name
+    quarantined = _facts(warehouse)[2]["capa"].height
+    assert quarantined == (0 if stamp and stamp.strip()[:1] == "2" else 1), stamp
 
 
 def _entry_not_utf8(column: str) -> Change:
