@@ -597,6 +597,12 @@ def _iso(mark: str) -> str:
 _WRITTEN_AS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
 
 
+# Text below every date-time of our years: blank, led by a space or by a 0. Not "0": SQLite
+# takes that for the number 0 in a column declared DATETIME (numeric affinity), and then no
+# text is below it.
+_BELOW_DATES = "0:"
+
+
 def _text_stamps(source: Source) -> bool:
     """Whether the source holds updated_at as text as it was written (a SQLite file, whose
     column holds whatever it is given, or a CSV export); a database's may be typed."""
@@ -613,16 +619,16 @@ def _since(watermark: str) -> tuple[str, str, str]:
 def _changed_sql(source: Source, watermark: str) -> str:
     """The condition on updated_at of the rows a run reads after `watermark`: those written
     since (>=: a row of the watermark's second is read again, harmless, instead of missed),
-    and on a SQLite file those whose updated_at is missing or sorts below every digit (blank,
-    led by a space): such a row sorts below every watermark, and a full build judges it as
-    it stands now. Each term is a range of the source's index on updated_at. A database's
+    and on a SQLite file those whose updated_at is missing or sorts below `_BELOW_DATES`
+    (blank, led by a space): such a row sorts below every watermark, and a full build judges
+    it as it stands now. Each term is a range of the source's index on updated_at. A database's
     column may be typed (a timestamp compares with no other text): missing is asked there."""
     if not _text_stamps(source):
         return f"(updated_at >= '{watermark}' OR updated_at IS NULL)"
     iso, spaced, end = _since(watermark)
     return (
         f"(updated_at >= '{iso}' OR (updated_at >= '{spaced}' AND updated_at < '{end}') "
-        "OR updated_at IS NULL OR updated_at < '0')"
+        f"OR updated_at IS NULL OR updated_at < '{_BELOW_DATES}')"
     )
 
 
@@ -637,7 +643,7 @@ def _changed_since(source: Source, updated_at: pl.Expr, watermark: str) -> pl.Ex
         (updated_at >= iso)
         | ((updated_at >= spaced) & (updated_at < end))
         | updated_at.is_null()
-        | (updated_at < "0")
+        | (updated_at < _BELOW_DATES)
     )
     if source.kind == "csv":
         changed |= ~updated_at.str.contains(_WRITTEN_AS_TIME)

@@ -178,11 +178,11 @@ def base_plant() -> Plant:
     return plant
 
 
-def write_sqlite(plant: Plant, path: Path) -> Path:
-    """Write the plant into a new SQLite file with the contract schema."""
+def write_sqlite(plant: Plant, path: Path, ddl: str | None = None) -> Path:
+    """Write the plant into a new SQLite file with the contract schema (or `ddl`)."""
     connection = sqlite3.connect(path)
     with connection:
-        connection.executescript(sqlite_ddl())
+        connection.executescript(sqlite_ddl() if ddl is None else ddl)
         for table in TABLES:
             columns = table.column_names
             marks = ", ".join("?" for _ in columns)

@@ -19,8 +19,8 @@ from etl.publish import FINGERPRINTS
 from etl.run import EtlError, run_etl
 from tests.conftest import AS_OF, DemoPlant
 from tests.etl import partition_folders, published_files
-from tests.source_fixtures import base_plant, write_csv
-from warehouse.contract import TABLES
+from tests.source_fixtures import base_plant, write_csv, write_sqlite
+from warehouse.contract import TABLES, sqlite_ddl
 from warehouse.layout import MANIFEST, QUARANTINE, RUN_STATE, current_snapshot
 
 Change = Callable[[sqlite3.Connection, str], None]  # (connection, a later updated_at)
@@ -1079,6 +1079,29 @@ def test_a_csv_export_s_row_whose_updated_at_sorts_below_the_watermark_is_read_a
         assert day.equals(full), table.name
     quarantined = _facts(warehouse)[2]["capa"].height
     assert quarantined == (0 if stamp and stamp.strip()[:1] == "2" else 1), stamp
+
+
+@pytest.mark.parametrize("declared", ["TEXT", "DATETIME"])
+@pytest.mark.parametrize(("stamp", "quarantined"), [("  ", 1), (" 2026-01-21T09:00:00", 0)],
+                         ids=["blank", "led by a space"])  # fmt: skip
+def test_a_sqlite_file_s_updated_at_sorts_below_the_watermark_as_declared(
+    tmp_path: Path, declared: str, stamp: str, quarantined: int
+) -> None:
+    """In a SQLite column declared DATETIME (numeric affinity), SQLite takes the text '0'
+    for the number 0, and no text sorts below a number: the bound that finds blank text
+    must be no number."""
+    plant = base_plant()
+    ddl = sqlite_ddl().replace("updated_at TEXT", f"updated_at {declared}")
+    source, warehouse = write_sqlite(plant, tmp_path / "plant.sqlite", ddl), tmp_path / "wh"
+    run_etl(source, warehouse, full=True)
+    with closing(sqlite3.connect(source)) as connection, connection:
+        connection.execute("UPDATE capa SET title = 'Fix tank (revised)', updated_at = ?",
+                           (stamp,))  # fmt: skip
+    assert run_etl(source, warehouse).mode == "incremental"
+    run_etl(source, tmp_path / "full", full=True)
+    assert published_files(warehouse) == published_files(tmp_path / "full")
+    assert _facts(warehouse)[:2] == _facts(tmp_path / "full")[:2]
+    assert _facts(warehouse)[2]["capa"].height == quarantined
 
 
 def _entry_not_utf8(column: str) -> Change:
