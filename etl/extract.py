@@ -594,7 +594,7 @@ def _iso(mark: str) -> str:
 
 
 # A date-time as our sources write it: text that sorts as its time does (with one separator).
-_WRITTEN_AS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+_WRITTEN_AS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$"
 
 
 # Text below every date-time of our years: blank, led by a space or by a 0. Not "0": SQLite
