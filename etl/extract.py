@@ -46,7 +46,7 @@ from etl.incremental import (
     parts_of,
 )
 from etl.publish import SOURCE_COMPRESSION, SourceStateWriter
-from etl.validate import UNDECODABLE, latest_change
+from etl.validate import UNDECODABLE, WRITTEN_AT, latest_change
 from warehouse.contract import TABLES, Table
 from warehouse.layout import SOURCE_STATE
 
@@ -597,8 +597,9 @@ def _iso(mark: str) -> str:
     return mark.replace(" ", "T", 1)
 
 
-# A date-time as our sources write it: text that sorts as its time does (with one separator).
-_WRITTEN_AS_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$"
+# A date-time as our sources write it, a fraction of a second allowed: text that sorts as
+# its time does (with one separator).
+_WRITTEN_AS_TIME = WRITTEN_AT.removesuffix("$") + r"(\.[0-9]+)?$"
 
 
 # Text below every date-time of our years: blank, led by a space or by a 0. Not "0": SQLite
