@@ -264,6 +264,19 @@ def _facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
     return manifest["tables"], manifest["quarantine_reasons"], quarantine
 
 
+def assert_as_a_full_build(warehouse: Path, full: Path) -> None:
+    """The live snapshot of `warehouse` is the one of `full` (a full build of the same
+    source): its files and partition folders, its counts, quarantine reasons and rows."""
+    assert published_files(warehouse) == published_files(full)
+    assert partition_folders(warehouse) == partition_folders(full)
+    tables, reasons, quarantine = _facts(warehouse)
+    full_tables, full_reasons, full_quarantine = _facts(full)
+    assert tables == full_tables
+    assert reasons == full_reasons
+    for table in TABLES:
+        assert quarantine[table.name].equals(full_quarantine[table.name]), table.name
+
+
 # change -> whether the run may judge only the batches it reaches
 CHANGES: dict[str, tuple[Change, bool]] = {
     "late entry on a settled batch": (late_entry_on_a_settled_batch, True),
@@ -329,14 +342,7 @@ def _day(
             assert published_files(warehouse) == published_files(rebuilt), change.__name__
             assert partition_folders(warehouse) == partition_folders(rebuilt), change.__name__
     run_etl(plant, tmp_path / "full", full=True)
-    assert published_files(warehouse) == published_files(tmp_path / "full")
-    assert partition_folders(warehouse) == partition_folders(tmp_path / "full")
-    tables, reasons, quarantine = _facts(warehouse)
-    full_tables, full_reasons, full_quarantine = _facts(tmp_path / "full")
-    assert tables == full_tables
-    assert reasons == full_reasons
-    for table in TABLES:
-        assert quarantine[table.name].equals(full_quarantine[table.name]), table.name
+    assert_as_a_full_build(warehouse, tmp_path / "full")
     # What the next run builds on: the facts of every entry, kept or written again (in
     # no particular order, each row once).
     for name in ("review", "people"):
@@ -1074,11 +1080,7 @@ def test_a_csv_export_s_row_whose_updated_at_sorts_below_the_watermark_is_read_a
     write_csv(plant, folder)
     assert run_etl(folder, warehouse).mode == "incremental"
     run_etl(folder, tmp_path / "full", full=True)
-    assert published_files(warehouse) == published_files(tmp_path / "full")
-    assert _facts(warehouse)[:2] == _facts(tmp_path / "full")[:2]
-    for table in TABLES:
-        day, full = (_facts(root)[2][table.name] for root in (warehouse, tmp_path / "full"))
-        assert day.equals(full), table.name
+    assert_as_a_full_build(warehouse, tmp_path / "full")
     assert _facts(warehouse)[2]["capa"].height == quarantined
 
 
@@ -1100,8 +1102,7 @@ def test_a_sqlite_file_s_updated_at_sorts_below_the_watermark_as_declared(
                            (stamp,))  # fmt: skip
     assert run_etl(source, warehouse).mode == "incremental"
     run_etl(source, tmp_path / "full", full=True)
-    assert published_files(warehouse) == published_files(tmp_path / "full")
-    assert _facts(warehouse)[:2] == _facts(tmp_path / "full")[:2]
+    assert_as_a_full_build(warehouse, tmp_path / "full")
     assert _facts(warehouse)[2]["capa"].height == quarantined
 
 
