@@ -256,11 +256,19 @@ def _cast(source: Source, column: str) -> str:
     return f"CAST({column} AS VARCHAR(4000)) AS {column}"
 
 
-def _declared_text(source: Source, table: Table) -> set[str]:
-    """The table's columns (lower case) a SQLite source declares TEXT, which connectorx reads
-    as text as they are: SQLite stores text or NULL in them, or a BLOB, which fails the read
-    (`_read_sql` then reads the range cast). Casting every value cost ~2 s of CPU over the
-    10M entries of `large`."""
+# Declared types whose values connectorx reads as SQLite stores them, and whose text is the
+# text SQLite's cast gives (a change query's): TEXT as it is, INTEGER as its digits. Not
+# REAL: SQLite writes 15 significant digits ('0.3' for 0.30000000000000004), polars every
+# digit, so a full build and a day's run would publish different values.
+_READ_AS_STORED = frozenset({"TEXT", "INTEGER"})
+
+
+def _declared_plain(source: Source, table: Table) -> set[str]:
+    """The table's columns (lower case) a SQLite source declares TEXT or INTEGER, which
+    connectorx reads as they are: SQLite stores a value of that type or NULL in them, or
+    another (a BLOB, text in an INTEGER column), which fails the read (`_read_sql` then
+    reads the range cast). Casting every value cost ~2 s of CPU over the 10M entries of
+    `large`, and the entries' `seq` another ~1 s."""
     if not source.location.startswith("sqlite:"):
         return set()
     name = table.name.replace("'", "''")
@@ -268,7 +276,7 @@ def _declared_text(source: Source, table: Table) -> set[str]:
     return {
         column.lower()
         for column, kind in declared.iter_rows()
-        if kind is not None and kind.strip().upper() == "TEXT"
+        if kind is not None and kind.strip().upper() in _READ_AS_STORED
     }
 
 
@@ -321,10 +329,10 @@ def _read_sql(
     if absent:
         yield from absent
         return
-    text = _declared_text(source, table)
+    stored = _declared_plain(source, table)
     # Named as the contract names it: SQLite names a bare column as its table declares it.
     plain = ", ".join(
-        f"{c} AS {c}" if c.lower() in text else _cast(source, c) for c in table.column_names
+        f"{c} AS {c}" if c.lower() in stored else _cast(source, c) for c in table.column_names
     )
     head = f"SELECT {plain} FROM {table.name} WHERE 1=1"
 
@@ -332,7 +340,7 @@ def _read_sql(
         if head != query:
             try:
                 return pl.read_database_uri(head + where, source.location)
-            except Exception:  # noqa: BLE001 - a BLOB in a TEXT column: the range cast
+            except Exception:  # noqa: BLE001 - a value of another type: the range cast
                 pass
         try:
             return pl.read_database_uri(query + where, source.location)
