@@ -182,8 +182,8 @@ def _one_connection(source: Source) -> Iterator[None]:
 def _small_query(source: Source, sql: str) -> pl.DataFrame:
     """A query of a few rows, every column text. On a SQLite file it is answered by Python's
     sqlite3: a connectorx query costs ~3 ms however few its rows, and a day's run asks ~80
-    of them (0.25 s). SQLite casts the values to text either way, so the text is the same
-    as a full read's. Past SMALL_QUERY_ROWS rows (a backfill that touched a whole table)
+    of them (0.25 s). The text is a full read's: SQLite's cast, or a REAL as polars writes
+    it (`_text_frame`). Past SMALL_QUERY_ROWS rows (a backfill that touched a whole table)
     connectorx reads it after all: Python's rows would cost minutes and gigabytes."""
     path = _sqlite_file(source)
     if path is None:
@@ -199,7 +199,31 @@ def _small_query(source: Source, sql: str) -> pl.DataFrame:
         names = [column[0] for column in cursor.description]
     if len(rows) > SMALL_QUERY_ROWS:
         return pl.read_database_uri(sql, source.location)
-    return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
+    return _text_frame(names, rows, _as_str)
+
+
+def _as_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _text_frame(
+    names: list[str], rows: list[tuple], text: Callable[[object], str | None]
+) -> pl.DataFrame:
+    """Rows Python's sqlite3 gave as text columns: a float (a REAL column's value) as polars
+    writes it, as a full read makes its typed value text (`_as_text`); each other value as
+    `text` makes it. SQLite's own text of a REAL has 15 significant digits, and its releases
+    differ in the last (Python's 3.40 and connectorx's 3.50: 613 of 300k random doubles)."""
+    columns: list[tuple] = list(zip(*rows, strict=True)) or [() for _ in names]
+    frame = {}
+    for name, values in zip(names, columns, strict=True):
+        texts = [None if isinstance(value, float) else text(value) for value in values]
+        at = [number for number, value in enumerate(values) if isinstance(value, float)]
+        if at:
+            floats = pl.Series([values[number] for number in at], dtype=pl.Float64)
+            for number, written in zip(at, floats.cast(pl.String), strict=True):
+                texts[number] = written
+        frame[name] = pl.Series(name, texts, pl.String)
+    return pl.DataFrame(list(frame.values()))
 
 
 class _Decoder:
@@ -219,12 +243,8 @@ class _Decoder:
             self.marked = True
             return UNDECODABLE + value.decode(errors="backslashreplace")
 
-    def frame(self, names: list[str], rows: Iterable[Iterable[object]]) -> pl.DataFrame:
-        return pl.DataFrame(
-            [[self.text(value) for value in row] for row in rows],
-            schema=dict.fromkeys(names, pl.String),
-            orient="row",
-        )
+    def frame(self, names: list[str], rows: Iterable[tuple]) -> pl.DataFrame:
+        return _text_frame(names, list(rows), self.text)
 
     def query(self, path: Path, sql: str) -> pl.DataFrame:
         """The rows of `sql` over a SQLite file, a slice of rows at a time."""
@@ -244,7 +264,7 @@ class _Decoder:
             names = next(rows, [])
             return self.frame(
                 names,
-                ([value.encode(errors="surrogateescape") for value in row] for row in rows),
+                (tuple(value.encode(errors="surrogateescape") for value in row) for row in rows),
             )
 
 
@@ -256,34 +276,38 @@ def _cast(source: Source, column: str) -> str:
     return f"CAST({column} AS VARCHAR(4000)) AS {column}"
 
 
-# Declared types whose values connectorx reads as SQLite stores them, and whose text is the
-# text SQLite's cast gives (a change query's): TEXT as it is, INTEGER as its digits. Not
-# REAL: SQLite writes 15 significant digits ('0.3' for 0.30000000000000004), polars every
-# digit, so a full build and a day's run would publish different values.
-_READ_AS_STORED = frozenset({"TEXT", "INTEGER"})
+# Declared types whose values connectorx reads as SQLite stores them: a text, an integer, a
+# double (or NULL), each made text by polars (`_as_text`). Another value in such a column (a
+# BLOB, text in an INTEGER column) fails the read, and `_read_sql` reads the range cast, or
+# value by value where a REAL column holds it: a REAL is never cast, on any path
+# (`_text_frame` says why). Casting every value cost ~2 s of CPU over the 10M entries of
+# `large`, their `seq` ~1 s more, and the REALs of its 309k test results 0.3 s.
+_READ_AS_STORED = frozenset({"TEXT", "INTEGER", "REAL"})
 
 
-def _declared_plain(source: Source, table: Table) -> set[str]:
-    """The table's columns (lower case) a SQLite source declares TEXT or INTEGER, which
-    connectorx reads as they are: SQLite stores a value of that type or NULL in them, or
-    another (a BLOB, text in an INTEGER column), which fails the read (`_read_sql` then
-    reads the range cast). Casting every value cost ~2 s of CPU over the 10M entries of
-    `large`, and the entries' `seq` another ~1 s."""
+def _declared(source: Source, table: Table) -> dict[str, str]:
+    """The table's columns (lower case) and their declared types (upper case) in a SQLite
+    source; nothing for another."""
     if not source.location.startswith("sqlite:"):
-        return set()
+        return {}
     name = table.name.replace("'", "''")
     declared = _small_query(source, f"SELECT name, type FROM pragma_table_info('{name}')")
     return {
-        column.lower()
+        column.lower(): kind.strip().upper()
         for column, kind in declared.iter_rows()
-        if kind is not None and kind.strip().upper() in _READ_AS_STORED
+        if kind is not None
     }
 
 
 def _read_sql(
     source: Source, table: Table, watermark: str | None, keys: pl.Series | None
 ) -> Iterator[pl.DataFrame]:
-    columns = ", ".join(_cast(source, c) for c in table.column_names)
+    declared = _declared(source, table)
+    # Named as the contract names it: SQLite names a bare column as its table declares it.
+    columns = ", ".join(
+        f"{c} AS {c}" if declared.get(c.lower()) == "REAL" else _cast(source, c)
+        for c in table.column_names
+    )
     query = f"SELECT {columns} FROM {table.name} WHERE 1=1"
     found, path = _UNDECODED.get(), _sqlite_file(source)
 
@@ -329,10 +353,9 @@ def _read_sql(
     if absent:
         yield from absent
         return
-    stored = _declared_plain(source, table)
-    # Named as the contract names it: SQLite names a bare column as its table declares it.
     plain = ", ".join(
-        f"{c} AS {c}" if c.lower() in stored else _cast(source, c) for c in table.column_names
+        f"{c} AS {c}" if declared.get(c.lower()) in _READ_AS_STORED else _cast(source, c)
+        for c in table.column_names
     )
     head = f"SELECT {plain} FROM {table.name} WHERE 1=1"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.extract import _declared_plain, open_source
+from etl.extract import _declared, open_source
 from etl.run import EtlError, run_etl
 from tests.source_fixtures import Plant, U, base_plant, write_csv, write_sqlite
 from warehouse.contract import TABLES, TABLES_BY_NAME
@@ -94,6 +94,10 @@ CASES = [
      "units_produced is not a valid int: '1.5'"),
     ("fractional entry seq", _add("batch_event", _event(seq=2.5)), "batch_event", "E-BAD",
      "seq is not a valid int: '2.5'"),
+    # A REAL column keeps text that is no number as text: the driver refuses it as a double.
+    ("text in a real column", _add("test_result", {**base_plant()["test_result"][0],
+                                                   "test_id": "TEST-BAD", "result_value": "n/a"}),
+     "test_result", "TEST-BAD", "result_value is not a valid float: 'n/a'"),
     ("recorded years before performed",
      _add("batch_event", _event(recorded_at="2019-01-01T06:12:00")), "batch_event", "E-BAD",
      "recorded_at 2019-01-01T06:12:00 is more than a day before performed_at"),
@@ -158,13 +162,12 @@ def test_clean_plant_quarantines_nothing(tmp_path: Path) -> None:
 
 
 def test_text_stored_as_bytes_is_read_as_its_text(tmp_path: Path) -> None:
-    """A TEXT or INTEGER column is read as it is, not cast value by value; a BLOB in one
-    (which SQLite keeps) fails that read, and its rows are read cast, as text, as before."""
+    """A TEXT, INTEGER or REAL column is read as it is, not cast value by value; a BLOB in
+    one (which SQLite keeps) fails that read, and its rows are read cast, as text, as before."""
     source = write_sqlite(base_plant(), tmp_path / "clean.sqlite")
-    declared = _declared_plain(open_source(source), TABLES_BY_NAME["batch"])
-    assert {"batch_number", "sponsor_id", "mfg_end", "units_produced"} <= declared
-    # REAL: cast, as a change query's is (SQLite writes 15 digits, polars every one).
-    assert "result_value" not in _declared_plain(open_source(source), TABLES_BY_NAME["test_result"])
+    declared = _declared(open_source(source), TABLES_BY_NAME["batch"])
+    assert {declared[c] for c in ("batch_number", "sponsor_id", "mfg_end")} == {"TEXT"}
+    assert declared["units_produced"] == "INTEGER"
 
     plant = base_plant()
     status = _batch()["status"]
@@ -236,7 +239,7 @@ def test_a_column_named_in_other_case_is_read(tmp_path: Path) -> None:
     source = write_sqlite(base_plant(), tmp_path / "plant.sqlite")
     with closing(sqlite3.connect(source)) as connection, connection:
         connection.execute("ALTER TABLE batch RENAME COLUMN batch_number TO BATCH_Number")
-    assert "batch_number" in _declared_plain(open_source(source), TABLES_BY_NAME["batch"])
+    assert _declared(open_source(source), TABLES_BY_NAME["batch"])["batch_number"] == "TEXT"
     result = run_etl(source, tmp_path / "wh")
     assert sum(result.quarantined.values()) == 0
     published = pl.read_parquet(result.snapshot / "batch" / "*/*.parquet", hive_partitioning=True)

@@ -1106,6 +1106,48 @@ def test_a_sqlite_file_s_updated_at_sorts_below_the_watermark_as_declared(
     assert _facts(warehouse)[2]["capa"].height == quarantined
 
 
+# Doubles SQLite writes as text with 15 significant digits, and its releases differently in
+# the last: 99.73917592069715 is "99.7391759206971" to Python's (3.40), "99.7391759206972" to
+# connectorx's (3.50); 95.00000000000001 is "95.0" to both.
+STORED = {("TEST-ACME", "result_value"): 99.73917592069715,
+          ("TEST-BETA", "spec_low"): 95.00000000000001}  # fmt: skip
+
+
+def _published_reals(warehouse: Path) -> dict[tuple[str, str], float]:
+    tests = pl.read_parquet(current_snapshot(warehouse) / "test_result" / "*" / "*.parquet")
+    values = {row["test_id"]: row for row in tests.iter_rows(named=True)}
+    return {(test, column): values[test][column] for test, column in STORED}
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["typed", "beside text in the column"])
+def test_a_real_is_published_as_the_source_holds_it_by_every_run(
+    tmp_path: Path, beside: bool
+) -> None:
+    """A REAL of more than 15 significant digits was published as SQLite writes it as text:
+    rounded, and by a full build (connectorx's SQLite) not always as by a day's run (Python's).
+    Every run now publishes the double the source holds: read typed, or value by value where
+    a text in the column fails the typed read (its row quarantined)."""
+    plant = base_plant()
+    for (test, column), value in STORED.items():
+        (row,) = (row for row in plant["test_result"] if row["test_id"] == test)
+        row[column] = value
+    if beside:
+        plant["test_result"].append(
+            {**plant["test_result"][0], "test_id": "TEST-NA", "result_value": "n/a"}
+        )
+    source, warehouse = write_sqlite(plant, tmp_path / "plant.sqlite"), tmp_path / "wh"
+    run_etl(source, warehouse, full=True)
+    assert _published_reals(warehouse) == STORED
+    with closing(sqlite3.connect(source)) as connection, connection:
+        connection.execute("UPDATE test_result SET test_name = 'Assay (repeated)', "
+                           "updated_at = '2026-01-21T09:00:00'")  # fmt: skip
+    assert run_etl(source, warehouse).mode == "incremental"
+    run_etl(source, tmp_path / "full", full=True)
+    assert_as_a_full_build(warehouse, tmp_path / "full")
+    assert _published_reals(warehouse) == STORED
+    assert _facts(warehouse)[2]["test_result"].height == beside
+
+
 def _entry_not_utf8(column: str) -> Change:
     """A new entry of an open batch whose `column` holds bytes that are no UTF-8 text."""
 
