@@ -203,6 +203,11 @@ def _small_query(source: Source, sql: str) -> pl.DataFrame:
 
 
 def _as_str(value: object) -> str | None:
+    """A value of a query's row as text. A BLOB (which a REAL column, read as it is stored,
+    hands over as bytes) is refused: `_read_sql` reads the rows again value by value, as a
+    full read of them does (`_Decoder`), and gets the same text."""
+    if isinstance(value, bytes):
+        raise TypeError("a BLOB: to be read value by value")
     return None if value is None else str(value)
 
 

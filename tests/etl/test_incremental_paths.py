@@ -1119,21 +1119,23 @@ def _published_reals(warehouse: Path) -> dict[tuple[str, str], float]:
     return {(test, column): values[test][column] for test, column in STORED}
 
 
-@pytest.mark.parametrize("beside", [False, True], ids=["typed", "beside text in the column"])
+@pytest.mark.parametrize("beside", [None, "n/a", b"\x01"],
+                         ids=["typed", "beside text in the column", "beside a BLOB"])  # fmt: skip
 def test_a_real_is_published_as_the_source_holds_it_by_every_run(
-    tmp_path: Path, beside: bool
+    tmp_path: Path, beside: str | bytes | None
 ) -> None:
     """A REAL of more than 15 significant digits was published as SQLite writes it as text:
     rounded, and by a full build (connectorx's SQLite) not always as by a day's run (Python's).
     Every run now publishes the double the source holds: read typed, or value by value where
-    a text in the column fails the typed read (its row quarantined)."""
+    another value in the column fails the typed read (its row quarantined, as a full build
+    quarantines it)."""
     plant = base_plant()
     for (test, column), value in STORED.items():
         (row,) = (row for row in plant["test_result"] if row["test_id"] == test)
         row[column] = value
-    if beside:
+    if beside is not None:
         plant["test_result"].append(
-            {**plant["test_result"][0], "test_id": "TEST-NA", "result_value": "n/a"}
+            {**plant["test_result"][0], "test_id": "TEST-NA", "result_value": beside}
         )
     source, warehouse = write_sqlite(plant, tmp_path / "plant.sqlite"), tmp_path / "wh"
     run_etl(source, warehouse, full=True)
@@ -1145,7 +1147,7 @@ def test_a_real_is_published_as_the_source_holds_it_by_every_run(
     run_etl(source, tmp_path / "full", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full")
     assert _published_reals(warehouse) == STORED
-    assert _facts(warehouse)[2]["test_result"].height == beside
+    assert _facts(warehouse)[2]["test_result"].height == (beside is not None)
 
 
 def _entry_not_utf8(column: str) -> Change:
