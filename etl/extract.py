@@ -234,7 +234,8 @@ def _text_frame(
 class _Decoder:
     """Text some of which is not UTF-8 (which connectorx, polars' CSV reader and Python's
     sqlite3 rows refuse), value by value: one that is not UTF-8 becomes UNDECODABLE and its
-    bytes, each byte that is not UTF-8 as \\xNN; `marked` says whether one was."""
+    bytes, each byte that is not UTF-8 as \\xNN; `marked` says whether one was. Also the
+    rows where a REAL column holds text or a BLOB, which the driver refuses as doubles."""
 
     def __init__(self) -> None:
         self.marked = False
