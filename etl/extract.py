@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
@@ -212,23 +212,22 @@ def _as_str(value: object) -> str | None:
 
 
 def _text_frame(
-    names: list[str], rows: list[tuple], text: Callable[[object], str | None]
+    names: list[str], rows: Sequence[Sequence[object]], text: Callable[[object], str | None]
 ) -> pl.DataFrame:
     """Rows Python's sqlite3 gave as text columns: a float (a REAL column's value) as polars
     writes it, as a full read makes its typed value text (`_as_text`); each other value as
     `text` makes it. SQLite's own text of a REAL has 15 significant digits, and its releases
     differ in the last (Python's 3.40 and connectorx's 3.50: 613 of 300k random doubles)."""
-    columns: list[tuple] = list(zip(*rows, strict=True)) or [() for _ in names]
-    frame = {}
+    columns = list(zip(*rows, strict=True)) or [() for _ in names]
+    frame = []
     for name, values in zip(names, columns, strict=True):
         texts = [None if isinstance(value, float) else text(value) for value in values]
         at = [number for number, value in enumerate(values) if isinstance(value, float)]
-        if at:
-            floats = pl.Series([values[number] for number in at], dtype=pl.Float64)
-            for number, written in zip(at, floats.cast(pl.String), strict=True):
-                texts[number] = written
-        frame[name] = pl.Series(name, texts, pl.String)
-    return pl.DataFrame(list(frame.values()))
+        floats = pl.Series([values[number] for number in at], dtype=pl.Float64)
+        for number, written in zip(at, floats.cast(pl.String), strict=True):
+            texts[number] = written
+        frame.append(pl.Series(name, texts, pl.String))
+    return pl.DataFrame(frame)
 
 
 class _Decoder:
@@ -249,7 +248,7 @@ class _Decoder:
             self.marked = True
             return UNDECODABLE + value.decode(errors="backslashreplace")
 
-    def frame(self, names: list[str], rows: Iterable[tuple]) -> pl.DataFrame:
+    def frame(self, names: list[str], rows: Iterable[Sequence[object]]) -> pl.DataFrame:
         return _text_frame(names, list(rows), self.text)
 
     def query(self, path: Path, sql: str) -> pl.DataFrame:
@@ -270,7 +269,7 @@ class _Decoder:
             names = next(rows, [])
             return self.frame(
                 names,
-                (tuple(value.encode(errors="surrogateescape") for value in row) for row in rows),
+                ([value.encode(errors="surrogateescape") for value in row] for row in rows),
             )
 
 
@@ -305,16 +304,21 @@ def _declared(source: Source, table: Table) -> dict[str, str]:
     }
 
 
+def _select(source: Source, table: Table, bare: Callable[[str], bool]) -> str:
+    """A query of the table's columns, each cast to text but those `bare` takes (lower case)
+    as they are stored, named as the contract names them (SQLite names a bare column as its
+    table declares it)."""
+    columns = ", ".join(
+        f"{c} AS {c}" if bare(c.lower()) else _cast(source, c) for c in table.column_names
+    )
+    return f"SELECT {columns} FROM {table.name} WHERE 1=1"
+
+
 def _read_sql(
     source: Source, table: Table, watermark: str | None, keys: pl.Series | None
 ) -> Iterator[pl.DataFrame]:
     declared = _declared(source, table)
-    # Named as the contract names it: SQLite names a bare column as its table declares it.
-    columns = ", ".join(
-        f"{c} AS {c}" if declared.get(c.lower()) == "REAL" else _cast(source, c)
-        for c in table.column_names
-    )
-    query = f"SELECT {columns} FROM {table.name} WHERE 1=1"
+    query = _select(source, table, lambda column: declared.get(column) == "REAL")
     found, path = _UNDECODED.get(), _sqlite_file(source)
 
     def decoded(sql: str, error: Exception) -> pl.DataFrame:
@@ -359,11 +363,7 @@ def _read_sql(
     if absent:
         yield from absent
         return
-    plain = ", ".join(
-        f"{c} AS {c}" if declared.get(c.lower()) in _READ_AS_STORED else _cast(source, c)
-        for c in table.column_names
-    )
-    head = f"SELECT {plain} FROM {table.name} WHERE 1=1"
+    head = _select(source, table, lambda column: declared.get(column) in _READ_AS_STORED)
 
     def read(where: str) -> pl.DataFrame:
         if head != query:
