@@ -752,6 +752,24 @@ def test_steps_out_of_order_and_outside_the_window_are_their_definitions(
         assert outside[number] == out, (number, entries)
 
 
+def test_the_steps_out_of_order_found_on_a_thread_are_those_found_inline(
+    valid, monkeypatch
+) -> None:
+    """Many entries (a full build's) have their steps out of order found on a thread of
+    their own while training is judged; the derived entries are those of the inline path
+    (a day's few), value for value, flags set among them."""
+    import etl.derive as derive_module
+    from etl.derive import derive
+
+    facts = EventFacts.of(valid[EVENTS])
+    inline = derive(valid, facts, EVENTS)
+    assert inline.get_column("out_of_sequence").any()
+    assert inline.get_column("outside_batch_window").any()
+    monkeypatch.setattr(derive_module, "SEQUENCE_THREAD_ROWS", 1)
+    threaded = derive(valid, facts, EVENTS)
+    assert threaded.equals(inline)
+
+
 def test_only_tables_whose_rows_follow_from_their_signature_are_kept_whole(valid) -> None:
     """What an incremental run may keep whole on a signature (etl.route.keepable): never
     the entries, a table masking reads identifiers from, a table derived from the entries'
