@@ -630,13 +630,7 @@ class _Validator:
         """
         self.reads = set()
         present = keys.drop_nulls()
-        if present.is_sorted():
-            # Copies of a key are neighbours: 10x cheaper than hashing 10M keys.
-            copied = (present == present.shift(1)) | (present == present.shift(-1))
-            copied = copied.fill_null(False)
-        else:
-            copied = present.is_duplicated()
-        copies = present.filter(copied).value_counts(name="__copies")
+        copies = _copied(present).value_counts(name="__copies")
         # Only a table that refers to itself needs its distinct keys (1.8 s over 10M entries).
         self_ref = any(c.ref == table.name for c in table.columns)
         all_keys = present.unique() if self_ref else None
@@ -717,6 +711,19 @@ class _Validator:
         )
         self._count(table, bad.get_column("__kinds"))
         return valid, quarantine
+
+
+def _copied(keys: pl.Series) -> pl.Series:
+    """The keys (no null among them) that more than one row holds, each row's."""
+    if not keys.is_sorted():
+        return keys.filter(keys.is_duplicated())
+    # Copies of a key are neighbours: 10x cheaper than hashing 10M keys. Whether there is
+    # any is one comparison of neighbours, views of the keys; most tables have none
+    # (0.21 -> 0.13 s on one core over the 10M entries of `large`).
+    if not (keys.slice(1) == keys.slice(0, max(keys.len() - 1, 0))).any():
+        return keys.clear()
+    copied = (keys == keys.shift(1)) | (keys == keys.shift(-1))
+    return keys.filter(copied.fill_null(False))
 
 
 def _typed(raw: pl.DataFrame, table: Table) -> pl.DataFrame:
