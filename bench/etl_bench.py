@@ -32,8 +32,8 @@ def bare_copy(source: Path, out: Path) -> int:
     """Read every source table with the ETL's driver and write sponsor-partitioned Parquet.
 
     No validation, no transformation: tables with a sponsor_id column are split by it, the
-    others are written whole. Tables of a million rows or more are read in rowid ranges on
-    parallel connections, as the ETL reads them. Returns the rows read.
+    others are written whole. Tables of PARALLEL_READ_MIN_ROWS rows or more are read in
+    rowid ranges on parallel connections, as the ETL reads them. Returns the rows read.
     """
     source_of = open_source(source)
     location = source_of.location
@@ -46,7 +46,7 @@ def bare_copy(source: Path, out: Path) -> int:
         ).item()
         if count == 0:  # an empty table (the optional decision_receipt): nothing to copy
             continue
-        # As the ETL reads: a table of a million rows or more in its rowid ranges, on
+        # As the ETL reads: a table of PARALLEL_READ_MIN_ROWS or more in its rowid ranges, on
         # parallel connections. (connectorx's own partitioning asks for the bounds and each
         # part through a subquery SQLite cannot bound by rowid: 11.3-13.0 s for the entries
         # of `large` against 7.9 s for these ranges, which made the floor look higher.)

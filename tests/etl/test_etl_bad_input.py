@@ -282,3 +282,48 @@ def test_empty_source_fails_without_snapshot(tmp_path: Path) -> None:
     assert (
         not any((warehouse / "snapshots").glob("*")) if (warehouse / "snapshots").exists() else True
     )
+
+
+def test_a_table_read_in_rowid_ranges_publishes_as_one_read(tmp_path: Path, monkeypatch) -> None:
+    """A table of PARALLEL_READ_MIN_ROWS rows or more is read in rowid ranges on parallel
+    connections, and a range holding a value the typed read refuses (a fraction or a BLOB in
+    an INTEGER column, text in a REAL one, bytes that are no UTF-8) is read again alone: the
+    snapshot is the one read in one query per table, file for file, quarantine and all."""
+    from etl import extract
+
+    plant = base_plant()
+    plant["batch"] += [_batch(batch_id=f"B-{n}", units_produced=n) for n in range(12)]
+    plant["batch"] += [_batch(units_produced=1.5), _batch(batch_id="B-BLOB")]
+    plant["batch_event"] += [_event(event_id=f"E-{n}", seq=n) for n in range(12)]
+    plant["batch_event"].append(_event(seq=2.5))
+    plant["test_result"].append(
+        {**base_plant()["test_result"][0], "test_id": "TEST-BAD", "result_value": "n/a"}
+    )
+    source = write_sqlite(plant, tmp_path / "plant.sqlite")
+    with closing(sqlite3.connect(source)) as connection, connection:
+        connection.execute(
+            f"UPDATE batch SET units_produced = CAST({NOT_UTF8} AS BLOB) WHERE batch_id = 'B-BLOB'"
+        )
+        connection.execute(
+            f"UPDATE batch_event SET step_name = CAST({NOT_UTF8} AS TEXT) WHERE event_id = 'E-3'"
+        )
+    whole = run_etl(source, tmp_path / "whole", full=True)
+    batch = TABLES_BY_NAME["batch"]
+    assert extract.rowid_ranges(open_source(source), batch) == [""]
+    monkeypatch.setattr(extract, "PARALLEL_READ_MIN_ROWS", 2)
+    assert len(extract.rowid_ranges(open_source(source), batch)) > 4
+    ranged = run_etl(source, tmp_path / "ranged", full=True)
+
+    def files(snapshot: Path) -> dict[str, str]:
+        listed = json.loads((snapshot / MANIFEST).read_text())["files"]
+        return {path: entry["sha256"] for path, entry in listed.items()}
+
+    assert files(ranged.snapshot) == files(whole.snapshot)
+    assert ranged.quarantined == whole.quarantined
+    assert {name: n for name, n in whole.quarantined.items() if n} == {
+        "batch": 2, "batch_event": 2, "test_result": 1,
+    }  # fmt: skip
+    for table in ("batch", "batch_event", "test_result"):
+        kept = [pl.read_parquet(run.snapshot / QUARANTINE / f"{table}.parquet") for run in
+                (whole, ranged)]  # fmt: skip
+        assert kept[0].equals(kept[1]), table
