@@ -226,9 +226,10 @@ def _text_frame(
     for name, values in zip(names, columns, strict=True):
         texts = [None if isinstance(value, float) else text(value) for value in values]
         at = [number for number, value in enumerate(values) if isinstance(value, float)]
-        floats = pl.Series([values[number] for number in at], dtype=pl.Float64)
-        for number, written in zip(at, floats.cast(pl.String), strict=True):
-            texts[number] = written
+        if at:
+            floats = pl.Series([values[number] for number in at], dtype=pl.Float64)
+            for number, written in zip(at, floats.cast(pl.String), strict=True):
+                texts[number] = written
         frame.append(pl.Series(name, texts, pl.String))
     return pl.DataFrame(frame)
 
