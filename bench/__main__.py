@@ -1,4 +1,5 @@
-"""Measure the portal and write bench/results.md and bench/results.json:
+"""Measure the portal and write bench/results.md and bench/results.json (and, when they are
+written into bench/, README's headline table: bench/headline.py):
 
     python -m bench [--preset tiny|demo|large] [--only NAMES] [--runs N] [--out DIR] [--strict]
 
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report
+from bench import headline, report
 from bench.plants import WORK
 
 NAMES = ("etl", "incremental", "pages", "first-views", "isolation", "browser", "auditpack",
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = figures.measure_all(args.preset, only, args.runs or RUNS[args.preset])
     args.out.mkdir(parents=True, exist_ok=True)
-    report.write(results, command.strip(), args.out, merge=args.only is not None)
+    written = report.write(results, command.strip(), args.out, merge=args.only is not None)
+    if args.out.resolve() == report.HERE:
+        # The committed results: README's headline table is rendered from them.
+        headline.update(written)
     for figure in results:
         verdict = "met" if figure.met else ("not measured" if figure.value is None else "MISSED")
         print(f"{verdict:>12}  {figure.name} [{figure.preset}] {figure.value} {figure.unit} "
