@@ -38,13 +38,14 @@ class Row:
 def _number(value: float | None) -> str:
     if value is None:
         return "—"
-    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 100:
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 100):
         return f"{int(value):,}"
     return f"{value:,.4f}".rstrip("0").rstrip(".")
 
 
 def _target(text: str) -> str:
-    return text.replace("<=", "≤").replace("x ", "× ").replace("x)", "×)")
+    """A target or label as README writes it: "<= 2x bare copy" as "≤ 2× bare copy"."""
+    return re.sub(r"(?<=[0-9])x\b", "×", text.replace("<=", "≤"))
 
 
 def _cells(row: Row) -> list[str]:
@@ -78,12 +79,17 @@ def _worst(family: list[Figure]) -> Figure:
 
 
 def _family(label: str, family: list[Figure], name: Callable[[Figure], str]) -> Row | None:
+    """The row of a family: its worst figure, dated by the latest; met when each measured
+    one is, and saying how many were not measured."""
     if not family:
         return None
     worst = _worst(family)
     latest = max((f.measured for f in family), default="")
+    measured = [f for f in family if f.value is not None]
+    missing = len(family) - len(measured)
+    note = f"; {missing} of {len(family)} not measured" if missing and measured else ""
     shown = replace(worst, measured=latest)
-    return Row(f"{label} (worst: {name(worst)})", shown, all(f.met for f in family))
+    return Row(f"{label} (worst: {name(worst)}{note})", shown, all(f.met for f in measured))
 
 
 def _label(figure: Figure) -> str:

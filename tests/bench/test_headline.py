@@ -57,6 +57,11 @@ def test_a_family_shows_its_worst_figure_and_is_met_only_when_each_is():
     assert pages[6] == "2026-12-02 09:00"  # the latest of the family
     cockpit = _row(table, "Cockpit, demo")
     assert "worst: cmo_quality" in cockpit[0] and cockpit[5] == "yes"
+    # A figure of the family not measured is said so; the others are still shown.
+    table = headline.table([*figures[:2], _page("capa as auditor", None, met=False)])
+    pages = _row(table, "Pages, demo")
+    assert "1 of 3 not measured" in pages[0] and pages[1] == "0.035 s median"
+    assert pages[5] == "yes"
 
 
 def test_a_missed_target_an_unmeasured_figure_and_a_baseline_read_as_such():
