@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.report import Figure
+from bench.report import Figure, number
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START = (
@@ -23,7 +23,8 @@ START = (
 END = "<!-- end of headline -->"
 # Targets that are none: the figure is a baseline, or shown for information.
 _NO_TARGET = ("baseline", "info")
-# Units whose baseline is in the same unit (the files compared, users tried: a count).
+# Units whose baseline is in the same unit (other baselines are counts: files compared,
+# users tried).
 _SAME_UNIT = ("s", "GiB", "rows/s")
 
 
@@ -35,14 +36,6 @@ class Row:
     value: str | None = None  # the value as shown, where it is not the figure's alone
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    return f"{value:,.4f}".rstrip("0").rstrip(".")
-
-
 def _target(text: str) -> str:
     """A target or label as README writes it: "<= 2x bare copy" as "≤ 2× bare copy"."""
     return re.sub(r"(?<=[0-9])x\b", "×", text.replace("<=", "≤"))
@@ -51,13 +44,13 @@ def _target(text: str) -> str:
 def _cells(row: Row) -> list[str]:
     f = row.figure
     base_unit = f.unit.split(" ")[0]
-    value = "not measured" if f.value is None else f"{row.value or _number(f.value)} {f.unit}"
+    value = "not measured" if f.value is None else f"{row.value or number(f.value)} {f.unit}"
     baseline = "—"
     if f.baseline_name:
         unit = f" {base_unit}" if base_unit in _SAME_UNIT and f.baseline_value is not None else ""
-        shown = "" if f.baseline_value is None else f" {_number(f.baseline_value)}{unit}"
+        shown = "" if f.baseline_value is None else f" {number(f.baseline_value)}{unit}"
         baseline = f"{f.baseline_name}{shown}"
-    ratio = "—" if f.ratio is None else f"{_number(f.ratio)}×"
+    ratio = "—" if f.ratio is None else f"{number(f.ratio)}×"
     if f.value is None:
         met = "not measured"
     elif f.target.startswith(_NO_TARGET) or not f.target:
@@ -72,20 +65,14 @@ def _of(figures: Iterable[Figure], preset: str, test: Callable[[str], bool]) -> 
     return [f for f in figures if f.preset == preset and test(f.name)]
 
 
-def _worst(family: list[Figure]) -> Figure:
-    """The slowest measured figure of a family (the first, where none was measured)."""
-    measured = [f for f in family if f.value is not None]
-    return max(measured, key=lambda f: f.value) if measured else family[0]
-
-
 def _family(label: str, family: list[Figure], name: Callable[[Figure], str]) -> Row | None:
-    """The row of a family: its worst figure, dated by the latest; met when each measured
-    one is, and saying how many were not measured."""
+    """The row of a family: its slowest measured figure (the first, where none was), dated
+    by the latest; met when each measured one is, and saying how many were not measured."""
     if not family:
         return None
-    worst = _worst(family)
-    latest = max((f.measured for f in family), default="")
     measured = [f for f in family if f.value is not None]
+    worst = max(measured, key=lambda f: f.value) if measured else family[0]
+    latest = max((f.measured for f in family), default="")
     missing = len(family) - len(measured)
     note = f"; {missing} of {len(family)} not measured" if missing and measured else ""
     shown = replace(worst, measured=latest)
@@ -112,7 +99,7 @@ def _server(figures: list[Figure], preset: str) -> list[Row]:
         load = p95.name.removeprefix(_P95)
         p50 = next((f for f in figures if f.preset == preset and f.name == _P50 + load), None)
         if p50 is not None and p50.value is not None and p95.value is not None:
-            value = f"{_number(p50.value)} / {_number(p95.value)}"
+            value = f"{number(p50.value)} / {number(p95.value)}"
             out.append(Row(f"Server concurrency: page view p50 / p95, {load}, {preset}",
                            replace(p95, unit="s p50 / p95"), p95.met, value))  # fmt: skip
         else:

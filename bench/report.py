@@ -34,10 +34,16 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     return round(value / baseline, 3)
 
 
+def number(value: float) -> str:
+    """A figure's value as the result tables write it: a count (or a whole value of 100 or
+    more) with thousands separators, else to four decimals, trailing zeros dropped."""
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
 def _cell(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    return "-" if value is None else number(value)
 
 
 def read(out: Path = HERE) -> list[Figure]:
