@@ -40,6 +40,8 @@ from warehouse.layout import (
 
 KEEP_SNAPSHOTS = 3
 PART_FILE = "part-0.parquet"
+# A quarantine file's rows are in this order (its columns: etl.validate), whatever the run.
+QUARANTINE_ORDER = ("key", "reason", "values")
 # Tables whose partitions are several files; table -> its batch column. The rows of open
 # batches are in OPEN_FILE, which a day rewrites; those of settled batches
 # (etl.incremental.SETTLED_STATUSES), which a day rarely changes, in SETTLED_FILES, one per
@@ -1037,7 +1039,9 @@ def publish(warehouse: Path, plan: Plan, checkpoint: Callable[[str], None]) -> P
                 continue
             except OSError:  # another file system, or the live file went: write it
                 pass
-        frame.write_parquet(path)
+        # In key order, not the order validation met the rows: an incremental run's merged
+        # text holds a changed row after the unchanged ones, a full build's in source order.
+        frame.sort(*QUARANTINE_ORDER, nulls_last=False, maintain_order=True).write_parquet(path)
         fsync_path(path)
     verify(tmp, written["files"], written["kept_files"])
     if plan.writing is not None:
