@@ -13,6 +13,7 @@ key, column, partition; never the identifier itself outside the CMO's run report
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import polars as pl
@@ -21,6 +22,7 @@ from warehouse.contract import SITE_PARTITION, STR, TABLES_BY_NAME, Table
 
 P = "sponsor_id"
 MASK = "[another client]"
+NOWHERE = ""  # the partition of a quarantined row's identifiers: no sponsor's (identifiers)
 MIN_IDENTIFIER = 3  # shorter strings are too common in prose to name anything
 # What names something of a sponsor's: (table, column, kind). A record's visibility is the
 # partitions it is published to, so a shared deviation's number is foreign to no sponsor of it.
@@ -75,13 +77,20 @@ def _forms(table: str, column: str, notes: bool) -> pl.Expr:
     return pl.concat_list(forms)
 
 
-def identifiers(published: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def identifiers(
+    published: dict[str, pl.DataFrame], quarantine: Mapping[str, pl.DataFrame] | None = None
+) -> pl.DataFrame:
     """(needle, kind, sponsor_id): a lower-case string that names something visible in that
     sponsor's partition (SITE left out: only CMO staff read it); a row may repeat (the
-    ~200k of `large` took 17 ms to make distinct, which nothing needs)."""
+    ~200k of `large` took 17 ms to make distinct, which nothing needs). A quarantined row's
+    identifiers (its text as the source holds it) are visible in no partition (NOWHERE):
+    a product whose row failed validation is still a client's product, and masking took its
+    names only from published rows (a shared title then named it to every other sponsor)."""
     frames = []
     for table, column, kind in IDENTIFIERS:
         names = published[table].select(pl.col(column).cast(pl.String).alias("identifier"), P)
+        if quarantine is not None and table in quarantine:
+            names = pl.concat([names, _quarantined(quarantine[table], column)])
         # Ids and numbers carry no note: the note's regex over ~150k of them cost 60 ms.
         notes = bool(names.get_column("identifier").str.contains("(", literal=True).any())
         frames.append(
@@ -92,6 +101,15 @@ def identifiers(published: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(frames).filter(
         (pl.col(P) != SITE_PARTITION) & (pl.col("needle").str.len_chars() >= MIN_IDENTIFIER)
     )
+
+
+def _quarantined(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+    """(identifier, sponsor_id NOWHERE) of a table's quarantined rows: `column`'s text of
+    each (`values` holds a row's columns as JSON text, etl.validate)."""
+    return rows.select(
+        pl.col("values").str.json_path_match(f"$.{column}").alias("identifier"),
+        pl.lit(NOWHERE).alias(P),
+    ).drop_nulls("identifier")
 
 
 def _word(needle: str) -> re.Pattern[str]:
@@ -165,11 +183,12 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.Da
 
 
 def mask_shared_text(
-    published: dict[str, pl.DataFrame],
+    published: dict[str, pl.DataFrame], quarantine: Mapping[str, pl.DataFrame] | None = None
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """`published` with every other client's identifier masked in the free text of shared
-    records' sponsor copies, and the list of what was masked."""
-    names = identifiers(published)
+    records' sponsor copies, and the list of what was masked; the identifiers of the rows
+    in `quarantine` (table -> its quarantined rows) are masked in every copy."""
+    names = identifiers(published, quarantine)
     # In no order: an overlapping search (_needles_in) reports every needle found whatever
     # their order (a leftmost-first one would not).
     needles = names.get_column("needle").unique()

@@ -404,6 +404,7 @@ def derive_and_route(
         frozenset(),
         {},
     ),
+    quarantine: Mapping[str, pl.DataFrame] | None = None,
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
     no particular partition order; publish orders each partition by key), and the free-text
@@ -414,7 +415,8 @@ def derive_and_route(
     regrouped tables it returns with their partitions (etl.route.regrouped), only those
     partitions' rows are in the published frame: it is called in a thread of its own while
     the tables it cannot leave out are derived and routed (it reads the valid rows and the
-    router, no published frame)."""
+    router, no published frame). Masking takes the identifiers of the rows in `quarantine`
+    (table -> quarantined rows) too."""
     router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
     kept: frozenset[str] = frozenset()
@@ -446,7 +448,9 @@ def derive_and_route(
         choosing = pool.submit(keep)
         for table in masking:
             derive_route(table)
-        masked = pool.submit(mask_shared_text, {t.name: published[t.name] for t in masking})
+        masked = pool.submit(
+            mask_shared_text, {t.name: published[t.name] for t in masking}, quarantine
+        )
         # The entries (never kept) too, when few (a day's judged ones): a full build's 10M
         # beside the choosing raised its peak memory by 0.17 GiB.
         few = valid[EVENTS].height <= SLICE_ROWS

@@ -469,7 +469,9 @@ def _stages(
                 note(f"{name}: derived again for {len(again)} of {len(parts)} partitions")
         return frozenset(kept), regrown
 
-    published, masked = derive_and_route(validated.valid, event_facts, router, keep)
+    published, masked = derive_and_route(
+        validated.valid, event_facts, router, keep, validated.quarantine
+    )
     # A regrown table's rows are those of the partitions derived again; publish counts them
     # with the kept ones against every valid row.
     _reconcile(validated.valid, {k: v for k, v in published.items() if k not in regrown})

@@ -16,6 +16,7 @@ import pytest
 from etl.redact import MASK, free_text_columns, shared_tables
 from etl.run import run_etl
 from tests.browser_support import leaks
+from tests.etl.test_incremental_paths import _later, assert_as_a_full_build
 from tests.ownership import ownership
 from warehouse.layout import partition_dir
 
@@ -185,3 +186,65 @@ def test_every_masked_value_is_reported_and_no_other_leaks(injected) -> None:
         set(ownership(source).sponsors()) - {f["other"]}
     )
     assert _foreign_in_copies(snapshot, source) == {}
+
+
+def test_a_client_whose_rows_are_quarantined_is_masked_all_the_same(
+    demo_plant, tmp_path: Path
+) -> None:
+    """Masking takes its names from the quarantined rows too: a sponsor whose own row is
+    quarantined (so are its products) and a product quarantined by a typo are still clients,
+    and a shared title naming them is masked in every other sponsor's copy (it took its
+    names from published rows only: both reached the other sponsors). Fail-closed: the
+    quarantined product's own sponsor reads it masked too, as it sees no such product. A
+    day's run that quarantines them masks as a full build of the same source."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    with sqlite3.connect(plant) as db:
+        deviation, a, b = db.execute("""
+            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
+            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
+            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        other, other_name = db.execute(
+            "SELECT sponsor_id, name FROM sponsor WHERE sponsor_id NOT IN (?, ?) ORDER BY 1",
+            (a, b),
+        ).fetchone()
+        (other_product,) = db.execute(
+            "SELECT name FROM product WHERE sponsor_id = ? ORDER BY product_id", (other,)
+        ).fetchone()
+        # A product of b's that the deviation's links do not name (through a batch or not):
+        # quarantined, it leaves b's copy of the deviation where it is.
+        b_product_id, b_product = db.execute("""
+            SELECT product_id, name FROM product WHERE sponsor_id = ? AND product_id NOT IN (
+                SELECT coalesce(l.product_id, '') FROM deviation_link l WHERE deviation_id = ?
+                UNION SELECT t.product_id FROM batch t JOIN deviation_link l USING (batch_id)
+                WHERE l.deviation_id = ?)
+            ORDER BY product_id""", (b, deviation, deviation)).fetchone()  # fmt: skip
+        other_name = other_name.removesuffix(" (fictional)")
+        title = f"Line clearance after {other_name} run of {other_product}; {b_product} held"
+        db.execute("UPDATE deviation SET title = ? WHERE deviation_id = ?", (title, deviation))
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    masked_for_a = f"Line clearance after {MASK} run of {MASK}; {MASK} held"
+    assert _row(warehouse, "deviation", a, "deviation_id", deviation)["title"] == masked_for_a
+
+    with sqlite3.connect(plant) as db:
+        at = _later(db)
+        # A typo dates the sponsor's row decades ahead: it is quarantined as in the future.
+        db.execute("UPDATE sponsor SET updated_at = '2062-11-04T00:00:00' WHERE sponsor_id = ?",
+                   (other,))  # fmt: skip
+        db.execute("UPDATE product SET modality = 'BIOLOGICS', updated_at = ? "
+                   "WHERE product_id = ?", (at, b_product_id))  # fmt: skip
+    assert run_etl(plant, warehouse).mode == "incremental"
+    snapshot = (warehouse / "current").resolve()
+    quarantined = {
+        name: set(pl.read_parquet(snapshot / "_quarantine" / f"{name}.parquet")["key"])
+        for name in ("sponsor", "product")
+    }
+    assert other in quarantined["sponsor"] and b_product_id in quarantined["product"]
+    assert not partition_dir(snapshot, "deviation", other).exists()
+    assert _row(warehouse, "deviation", a, "deviation_id", deviation)["title"] == masked_for_a
+    in_b = _row(warehouse, "deviation", b, "deviation_id", deviation)["title"]
+    assert in_b == masked_for_a
+    masked = json.loads((snapshot / "manifest.json").read_text())["masked_free_text"]
+    assert {m["partition"] for m in masked if m["key"] == deviation} >= {a, b}
+    run_etl(plant, tmp_path / "full", full=True)
+    assert_as_a_full_build(warehouse, tmp_path / "full")
