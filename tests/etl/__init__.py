@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import polars as pl
+
+from tests.conftest import AS_OF
 from warehouse.contract import TABLES
-from warehouse.layout import current_snapshot
+from warehouse.layout import MANIFEST, QUARANTINE, current_snapshot
 
 
 def published_files(warehouse: Path) -> dict[str, str]:
@@ -28,3 +34,41 @@ def partition_folders(warehouse: Path) -> set[str]:
         for table in TABLES
         for path in (live / table.name).glob("sponsor_id=*")
     }
+
+
+def later_than_every_change(connection: sqlite3.Connection) -> str:
+    """An instant after every change in the plant (so the next run's watermark sees it),
+    leaving out an updated_at a year past the suite's day or no date-time ("y..." sorts
+    after it): quarantined, and no watermark."""
+    ahead = f"{AS_OF + timedelta(days=365)}"
+    latest = max(
+        connection.execute(
+            f"SELECT max(updated_at) FROM {t.name} WHERE updated_at <= ?", (ahead,)
+        ).fetchone()[0]
+        or ""
+        for t in TABLES
+        if t.name != "decision_receipt"
+    )
+    return (datetime.fromisoformat(latest) + timedelta(hours=1)).isoformat(timespec="seconds")
+
+
+def live_facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
+    live = current_snapshot(warehouse)
+    manifest = json.loads((live / MANIFEST).read_text())
+    quarantine = {
+        table.name: pl.read_parquet(live / QUARANTINE / f"{table.name}.parquet") for table in TABLES
+    }
+    return manifest["tables"], manifest["quarantine_reasons"], quarantine
+
+
+def assert_as_a_full_build(warehouse: Path, full: Path) -> None:
+    """The live snapshot of `warehouse` is the one of `full` (a full build of the same
+    source): its files and partition folders, its counts, quarantine reasons and rows."""
+    assert published_files(warehouse) == published_files(full)
+    assert partition_folders(warehouse) == partition_folders(full)
+    tables, reasons, quarantine = live_facts(warehouse)
+    full_tables, full_reasons, full_quarantine = live_facts(full)
+    assert tables == full_tables
+    assert reasons == full_reasons
+    for table in TABLES:
+        assert quarantine[table.name].equals(full_quarantine[table.name]), table.name

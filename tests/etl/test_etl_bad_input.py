@@ -290,7 +290,7 @@ def test_a_table_read_in_rowid_ranges_publishes_as_one_read(tmp_path: Path, monk
     an INTEGER column, text in a REAL one, bytes that are no UTF-8) is read again alone: the
     snapshot is the one read in one query per table, file for file, quarantine and all."""
     from etl import extract
-    from tests.etl.test_incremental_paths import assert_as_a_full_build
+    from tests.etl import assert_as_a_full_build
 
     plant = base_plant()
     plant["batch"] += [_batch(batch_id=f"B-{n}", units_produced=n) for n in range(12)]

@@ -17,29 +17,19 @@ import pytest
 
 from etl.publish import FINGERPRINTS
 from etl.run import EtlError, run_etl
-from tests.conftest import AS_OF, DemoPlant
-from tests.etl import partition_folders, published_files
+from tests.conftest import DemoPlant
+from tests.etl import (
+    assert_as_a_full_build,
+    later_than_every_change,
+    live_facts,
+    partition_folders,
+    published_files,
+)
 from tests.source_fixtures import base_plant, write_csv, write_sqlite
 from warehouse.contract import TABLES, sqlite_ddl
 from warehouse.layout import MANIFEST, QUARANTINE, RUN_STATE, current_snapshot
 
 Change = Callable[[sqlite3.Connection, str], None]  # (connection, a later updated_at)
-
-
-def _later(connection: sqlite3.Connection) -> str:
-    """An instant after every change in the plant (so the next run's watermark sees it),
-    leaving out an updated_at a year past the suite's day or no date-time ("y..." sorts
-    after it): quarantined, and no watermark."""
-    ahead = f"{AS_OF + timedelta(days=365)}"
-    latest = max(
-        connection.execute(
-            f"SELECT max(updated_at) FROM {t.name} WHERE updated_at <= ?", (ahead,)
-        ).fetchone()[0]
-        or ""
-        for t in TABLES
-        if t.name != "decision_receipt"
-    )
-    return (datetime.fromisoformat(latest) + timedelta(hours=1)).isoformat(timespec="seconds")
 
 
 def _open_batch(connection: sqlite3.Connection) -> str:
@@ -255,28 +245,6 @@ def _entry_updated_at(stamp: str) -> Change:
     return change
 
 
-def _facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
-    live = current_snapshot(warehouse)
-    manifest = json.loads((live / MANIFEST).read_text())
-    quarantine = {
-        table.name: pl.read_parquet(live / QUARANTINE / f"{table.name}.parquet") for table in TABLES
-    }
-    return manifest["tables"], manifest["quarantine_reasons"], quarantine
-
-
-def assert_as_a_full_build(warehouse: Path, full: Path) -> None:
-    """The live snapshot of `warehouse` is the one of `full` (a full build of the same
-    source): its files and partition folders, its counts, quarantine reasons and rows."""
-    assert published_files(warehouse) == published_files(full)
-    assert partition_folders(warehouse) == partition_folders(full)
-    tables, reasons, quarantine = _facts(warehouse)
-    full_tables, full_reasons, full_quarantine = _facts(full)
-    assert tables == full_tables
-    assert reasons == full_reasons
-    for table in TABLES:
-        assert quarantine[table.name].equals(full_quarantine[table.name]), table.name
-
-
 # change -> whether the run may judge only the batches it reaches
 CHANGES: dict[str, tuple[Change, bool]] = {
     "late entry on a settled batch": (late_entry_on_a_settled_batch, True),
@@ -325,7 +293,7 @@ def _day(
     notes: list[str] = []
     for number, change in enumerate(changes):
         with sqlite3.connect(plant) as connection:
-            change(connection, _later(connection))
+            change(connection, later_than_every_change(connection))
         result = run_etl(plant, warehouse, progress=notes.append)
         assert result.mode == "incremental"
         if kept is not None:
@@ -459,7 +427,7 @@ def test_only_the_changed_rows_of_a_table_are_judged_where_nothing_else_changed(
     assert "deviation" not in retitled
     # A complaint closed, and the owner of another's batch changed: every complaint judged.
     assert "complaint" not in moved
-    _, reasons, quarantine = _facts(tmp_path / "wh")
+    _, reasons, quarantine = live_facts(tmp_path / "wh")
     assert reasons["batch: duplicate batch_id"] == 2
 
 
@@ -522,7 +490,7 @@ def _moved_to_the_sponsor_after_it(connection: sqlite3.Connection) -> tuple[str,
     ).fetchone()
     connection.execute(
         "UPDATE batch SET product_id = ?, sponsor_id = ?, updated_at = ? WHERE batch_id = ?",
-        (product, after, _later(connection), batch_id),
+        (product, after, later_than_every_change(connection), batch_id),
     )
     return batch_id, before, after
 
@@ -598,7 +566,7 @@ def test_a_moved_batch_s_equipment_uses_are_derived_whole_when_an_equipment_even
         connection.execute(
             "UPDATE equipment_event SET result = 'FAIL', updated_at = ? "
             "WHERE equipment_event_id = ?",
-            (_later(connection), event),
+            (later_than_every_change(connection), event),
         )
     _derived_whole_as_in_a_full_build(plant, warehouse, tmp_path)
 
@@ -672,7 +640,7 @@ def test_a_settled_batch_changing_rewrites_only_its_bucket_of_settled_entries(
     for number, change in enumerate((release, move)):
         before = published_files(warehouse)
         with sqlite3.connect(plant) as connection:
-            batch_id, left, joined = change(connection, _later(connection))
+            batch_id, left, joined = change(connection, later_than_every_change(connection))
         assert run_etl(plant, warehouse).mode == "incremental"
         after = published_files(warehouse)
         run_etl(plant, tmp_path / f"full-{number}", full=True)
@@ -732,7 +700,7 @@ def test_a_day_reads_its_open_batches_entries_from_their_copy(
         scanned.clear()
         notes: list[str] = []
         with sqlite3.connect(plant) as connection:
-            late_entry_on_an_open_batch(connection, _later(connection))
+            late_entry_on_an_open_batch(connection, later_than_every_change(connection))
         assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
         assert any("changed batches judged again" in note for note in notes), notes
         assert (batch_id in base_scanned()) == damage, scanned
@@ -830,7 +798,7 @@ def test_entries_without_a_key_on_two_days(demo_plant: DemoPlant, tmp_path: Path
     """The second day's keyless entries add to the first day's, as the source holds both."""
     notes = _day(demo_plant, tmp_path, [entries_without_a_key, entries_without_a_key])
     assert all("changed batches judged again" in note for note in notes), notes
-    _, reasons, _ = _facts(tmp_path / "wh")
+    _, reasons, _ = live_facts(tmp_path / "wh")
     assert reasons["batch_event: missing event_id"] == 4
 
 
@@ -869,7 +837,8 @@ def test_a_table_s_latest_change_is_that_of_the_rows_it_holds(
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
     with sqlite3.connect(plant) as connection:
-        day = (datetime.fromisoformat(_later(connection)) + timedelta(days=1)).date()
+        later = datetime.fromisoformat(later_than_every_change(connection))
+        day = (later + timedelta(days=1)).date()
         first, last = connection.execute("SELECT min(capa_id), max(capa_id) FROM capa").fetchone()
         update = "UPDATE capa SET title = title || ' (edited)', updated_at = ? WHERE capa_id = ?"
         # The latest instant, written so that another sorts after it as text (the watermark).
@@ -902,7 +871,7 @@ def _built_then_changed(
     run_etl(plant, warehouse, full=True)
     live = current_snapshot(warehouse)
     with sqlite3.connect(plant) as connection:
-        change(connection, _later(connection))
+        change(connection, later_than_every_change(connection))
     return plant, warehouse, live
 
 
@@ -1081,7 +1050,7 @@ def test_a_csv_export_s_row_whose_updated_at_sorts_below_the_watermark_is_read_a
     assert run_etl(folder, warehouse).mode == "incremental"
     run_etl(folder, tmp_path / "full", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full")
-    assert _facts(warehouse)[2]["capa"].height == quarantined
+    assert live_facts(warehouse)[2]["capa"].height == quarantined
 
 
 @pytest.mark.parametrize("declared", ["TEXT", "DATETIME"])
@@ -1103,7 +1072,7 @@ def test_a_sqlite_file_s_updated_at_sorts_below_the_watermark_as_declared(
     assert run_etl(source, warehouse).mode == "incremental"
     run_etl(source, tmp_path / "full", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full")
-    assert _facts(warehouse)[2]["capa"].height == quarantined
+    assert live_facts(warehouse)[2]["capa"].height == quarantined
 
 
 # Doubles SQLite writes as text with 15 significant digits, and its releases differently in
@@ -1147,7 +1116,7 @@ def test_a_real_is_published_as_the_source_holds_it_by_every_run(
     run_etl(source, tmp_path / "full", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full")
     assert _published_reals(warehouse) == STORED
-    assert _facts(warehouse)[2]["test_result"].height == (beside is not None)
+    assert live_facts(warehouse)[2]["test_result"].height == (beside is not None)
 
 
 def _entry_not_utf8(column: str) -> Change:

@@ -16,7 +16,7 @@ import pytest
 from etl.redact import MASK, free_text_columns, shared_tables
 from etl.run import run_etl
 from tests.browser_support import leaks
-from tests.etl.test_incremental_paths import _later, assert_as_a_full_build
+from tests.etl import assert_as_a_full_build, later_than_every_change
 from tests.ownership import ownership
 from warehouse.layout import partition_dir
 
@@ -227,7 +227,7 @@ def test_a_client_whose_rows_are_quarantined_is_masked_all_the_same(
     assert _row(warehouse, "deviation", a, "deviation_id", deviation)["title"] == masked_for_a
 
     with sqlite3.connect(plant) as db:
-        at = _later(db)
+        at = later_than_every_change(db)
         # A typo dates the sponsor's row decades ahead: it is quarantined as in the future.
         db.execute("UPDATE sponsor SET updated_at = '2062-11-04T00:00:00' WHERE sponsor_id = ?",
                    (other,))  # fmt: skip
