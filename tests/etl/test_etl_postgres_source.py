@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from etl.run import run_etl
-from tests.etl.test_incremental_paths import assert_as_a_full_build
+from tests.etl import assert_as_a_full_build
 from tests.postgres_support import Cluster
 from tests.source_fixtures import Plant, base_plant
 from warehouse.contract import BOOL, DATE, DATETIME, FLOAT, INT, STR, TABLES
