@@ -19,8 +19,9 @@ its in-flight batches' live entries.
 What the next run needs of this one is kept in the snapshot's `_state/` folder: a digest of
 each table's valid rows, each keepable table's signature (etl.route), each table's latest
 change, every quarantined entry with its batch and
-reasons, and the two facts other tables derive from all entries (each batch's first review,
-each operator's batches).
+reasons, the two facts other tables derive from all entries (each batch's first review,
+each operator's batches), and what masking compares a day's identifiers with (every
+identifier it searched for, the distinct free texts of the entries: etl.route.Before).
 """
 
 from __future__ import annotations
@@ -423,6 +424,11 @@ class State:
     # UNDECODABLE): a run that builds on that text checks it again.
     undecodable: list[str] = field(default_factory=list)
     code: str | None = None  # the etl_code() that wrote a state read back (written: this one)
+    # What masking compares the next run's identifiers with (etl.route.Before): every
+    # identifier searched for (needle, kind, sponsor_id), and the distinct free texts of
+    # the entries published, those of batches judged again since included (a superset).
+    names: pl.DataFrame | None = None
+    entry_texts: pl.Series | None = None
 
     def write(self, snapshot: Path, live: Path | None = None) -> None:
         """The state folder of `snapshot`; facts equal to the live run's keep the files of
@@ -444,6 +450,9 @@ class State:
         }
         (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self.quarantine.write_parquet(folder / "quarantine.parquet")
+        assert self.names is not None and self.entry_texts is not None
+        self.names.unique().write_parquet(folder / "identifiers.parquet")
+        self.entry_texts.to_frame("text").write_parquet(folder / "entry_texts.parquet")
         # In no particular order (sorting the 484k pairs of `large` took 0.17 s of a day's
         # run): only this code reads them, as sets.
         for name in ("review", "people"):
@@ -482,6 +491,8 @@ class State:
             signatures=meta.get("signatures", {}),
             undecodable=meta.get("undecodable", []),
             code=meta.get("code"),
+            names=_state_frame(folder / "identifiers.parquet"),
+            entry_texts=_state_column(folder / "entry_texts.parquet", "text"),
         )
 
 
@@ -508,6 +519,13 @@ def _state_frame(path: Path) -> pl.DataFrame:
         return pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise RunStateError(f"{STATE}/{path.name} cannot be read ({exc})") from exc
+
+
+def _state_column(path: Path, column: str) -> pl.Series:
+    frame = _state_frame(path)
+    if column not in frame.columns:
+        raise RunStateError(f"{STATE}/{path.name} cannot be read (no column {column})")
+    return frame.get_column(column)
 
 
 def with_kind(quarantine: pl.DataFrame, suffix: str) -> pl.DataFrame:
@@ -543,6 +561,7 @@ class Events:
     near: pl.DataFrame | None = None  # live rows of earlier files, not replaced, maybe judged
     scanned: pl.Series | None = None  # batches whose live entries are all in `near`
     copy: OpenRows | None = None  # of the first earlier file, the rows of open batches
+    every: bool = False  # every entry judged, whatever `choose` would allow (`judge_every`)
     # The live snapshot's batches, read by a thread while the run extracts (`choose`
     # compares them with the valid ones; read when asked, 0.03-0.07 s of a day's run).
     _before: Future[pl.DataFrame] | None = None
@@ -593,7 +612,9 @@ class Events:
     def choose(self, valid: dict[str, pl.DataFrame], as_of: datetime) -> None:
         """Decide which batches' entries this run judges (sets `dirty` and `touched`)."""
         state = self.previous
-        if state is None or self.changes is None or self.live is None or as_of < state.as_of:
+        if self.every or state is None or self.changes is None or self.live is None:
+            return
+        if as_of < state.as_of:
             return
         if any(digest(valid[name]) != state.digests.get(name) for name in GLOBAL):
             return
@@ -624,6 +645,11 @@ class Events:
         self.touched = frozenset(
             (sponsor, SPLIT_FILES[number]) for sponsor, number in places.iter_rows()
         )
+
+    def judge_every(self) -> None:
+        """Judge every entry after all (a judged run's choice undone): the run is judged
+        again so."""
+        self.every, self.dirty, self.touched = True, None, frozenset()
 
     def to_judge(self) -> tuple[pl.Series, list[pl.DataFrame]]:
         """The dirty batches' live entries, and every live key among theirs (for copies)."""

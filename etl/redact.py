@@ -1,13 +1,18 @@
-"""Free text of shared records, masked per sponsor copy.
+"""Free text masked per sponsor copy.
 
-A record published to several sponsors (a site change control, a deviation touching two
-clients' batches, an SOP) is written by CMO staff, whose titles, reasons and descriptions
-can name one of the clients: "Analytical Method change shared by Fenolimab". Before such a
+Records are written by CMO staff, whose titles, reasons and descriptions can name one of
+the clients: "Analytical Method change shared by Fenolimab" on a change control published to
+several sponsors, or "compared with Fenolimab's run" in one sponsor's OOS summary. Before a
 record reaches a sponsor's partition, every free-text value of that sponsor's copy is
 searched for the identifiers of what that sponsor may not see - other sponsors' ids and
 names, their products, batch numbers, and the numbers of records not published to it - and
 each hit is replaced by "[another client]". Every masked value is reported (table, record
 key, column, partition; never the identifier itself outside the CMO's run report).
+
+An incremental run keeps published files whose rows did not change; their masking changes
+all the same when an identifier they name changes visibility (a product registered, a batch
+moved to another sponsor). `changed_needles` names those identifiers against the live run's
+(`identifiers.parquet` of its run state), and `holding` finds the texts that name one.
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ def free_text_columns(table: Table) -> list[str]:
 def shared_tables() -> list[Table]:
     """Tables whose one record can reach more than one sponsor's partition."""
     return [t for t in TABLES_BY_NAME.values() if t.route in ("all", "fanout")]
+
+
+def text_tables() -> list[Table]:
+    """Tables with free text: every one is masked, a shared record's copies and a single
+    sponsor's record alike."""
+    return [t for t in TABLES_BY_NAME.values() if free_text_columns(t)]
 
 
 def _forms(table: str, column: str, notes: bool) -> pl.Expr:
@@ -143,23 +154,33 @@ def _folded(text: pl.Expr) -> pl.Expr:
     return text.str.replace_many(list(_FOLDS), list(_FOLDS.values())).str.to_lowercase()
 
 
-def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.DataFrame:
-    """(__text, needle): each needle found in each distinct free text of a shared record's
-    sponsor copies. One search over them all: the search builds its automaton of the
-    needles on every call, and a shared text recurs in every sponsor's copy.
+def distinct_texts(frames: Mapping[str, pl.DataFrame], tables: list[Table]) -> pl.DataFrame:
+    """(__text): each distinct free text of the sponsor copies in `frames` of `tables`."""
+    texts = [
+        frames[table.name]
+        .lazy()
+        .filter(_sponsor_copy(column))
+        .select(pl.col(column).alias("__text"))
+        .unique()
+        for table in tables
+        for column in free_text_columns(table)
+    ]
+    if not texts:
+        return pl.DataFrame(schema={"__text": pl.String})
+    return pl.concat(texts).unique().collect()
+
+
+def _needles_in(distinct: pl.DataFrame, needles: pl.Series) -> pl.DataFrame:
+    """(__text, needle): each needle found in each of the `distinct` texts. One search over
+    them all: the search builds its automaton of the needles on every call, and a shared
+    text recurs in every sponsor's copy.
 
     Only needles that can stand as a word in some text are searched for (`_mask` masks a
     needle only there): each run of letters and digits of a needle standing as a word is a
     whole run of the text, so a needle whose last run is no text's run is left out (of the
     ~136k identifiers of `large`, the automaton of all took 0.1 s)."""
-    texts = [
-        published[table.name].filter(_sponsor_copy(column)).select(pl.col(column).alias("__text"))
-        for table in shared_tables()
-        for column in free_text_columns(table)
-    ]
-    if not texts or needles.is_empty():
+    if distinct.is_empty() or needles.is_empty():
         return pl.DataFrame(schema={"__text": pl.String, "needle": pl.String})
-    distinct = pl.concat(texts).unique()
     runs = distinct.select(_folded(pl.col("__text")).str.extract_all(_RUN).explode().unique())
     folded = needles.to_frame("needle").with_columns(_folded(pl.col("needle")).alias("__folded"))
     last = pl.col("__folded").str.extract(f"({_RUN})[^a-z0-9]*$", 1)
@@ -182,24 +203,32 @@ def _needles_in(published: dict[str, pl.DataFrame], needles: pl.Series) -> pl.Da
     )
 
 
-def mask_shared_text(
-    published: dict[str, pl.DataFrame], quarantine: Mapping[str, pl.DataFrame] | None = None
+def mask_text(
+    frames: Mapping[str, pl.DataFrame],
+    names: pl.DataFrame,
+    tables: list[Table] | None = None,
+    texts: pl.DataFrame | None = None,
 ) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
-    """`published` with every other client's identifier masked in the free text of shared
-    records' sponsor copies, and the list of what was masked; the identifiers of the rows
-    in `quarantine` (table -> its quarantined rows) are masked in every copy."""
-    names = identifiers(published, quarantine)
+    """`frames` (table -> published rows) with every other client's identifier masked in the
+    free text of their sponsor copies, and the list of what was masked; `names` are the
+    identifiers of the whole snapshot (`identifiers`), `tables` those of `frames` to mask
+    (every table of them with free text when None), and `texts` their distinct texts
+    (`distinct_texts`) where the caller has them."""
+    if tables is None:
+        tables = [t for t in text_tables() if t.name in frames]
     # In no order: an overlapping search (_needles_in) reports every needle found whatever
     # their order (a leftmost-first one would not).
     needles = names.get_column("needle").unique()
     # A needle is foreign in a partition where it is not itself visible (pairs may repeat:
     # an anti join needs them no more distinct).
     visible = names.select("needle", P)
-    out = dict(published)
-    in_texts = _needles_in(out, needles)
-    # Every copy's text with a needle in it, of every shared table and column, less the
-    # needles visible in the copy's own partition: one anti join (one per column cost 0.1 s).
-    columns = [(t, c) for t in shared_tables() for c in free_text_columns(t)]
+    out = dict(frames)
+    in_texts = _needles_in(distinct_texts(out, tables) if texts is None else texts, needles)
+    if in_texts.is_empty():
+        return out, []  # no text names anything (the 10M entries' few texts, as a rule)
+    # Every copy's text with a needle in it, of every table and column, less the needles
+    # visible in the copy's own partition: one anti join (one per column cost 0.1 s).
+    columns = [(t, c) for t in tables for c in free_text_columns(t)]
     candidates = (
         pl.concat(
             [
@@ -282,3 +311,29 @@ def mask_shared_text(
     # (table, key, column, partition) names one copy's text: tuples sort by it.
     masked.sort()
     return out, masked
+
+
+def mask_shared_text(
+    published: dict[str, pl.DataFrame], quarantine: Mapping[str, pl.DataFrame] | None = None
+) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
+    """`published` (every table identifiers are taken from, at least) with every free text
+    masked (`mask_text`); the identifiers of the rows in `quarantine` (table -> its
+    quarantined rows) are masked in every copy."""
+    return mask_text(published, identifiers(published, quarantine))
+
+
+def changed_needles(before: pl.DataFrame, now: pl.DataFrame) -> pl.Series:
+    """The needles whose kind or visibility differ between two runs' `identifiers` (a
+    needle new or gone among them): a text naming none of them is masked as it was."""
+    one, other = before.unique(), now.unique()
+    return pl.concat(
+        [one.join(other, on=list(one.columns), how="anti"),
+         other.join(one, on=list(one.columns), how="anti")]
+    ).get_column("needle").unique()  # fmt: skip
+
+
+def holding(texts: pl.Series, needles: pl.Series) -> pl.Series:
+    """Those of `texts` that may name one of `needles` as a word (a superset: found by a
+    search that `_mask` narrows down to words)."""
+    found = _needles_in(texts.drop_nulls().unique().to_frame("__text"), needles)
+    return found.get_column("__text").unique()

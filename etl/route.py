@@ -1,6 +1,6 @@
 """Route stage: every published row to the sponsor partitions it may be seen in, as the
 contract declares per table (warehouse.contract: `route`, and `reach` for shared records),
-then redaction of what a shared record's copy would tell about another sponsor (etl.redact).
+then redaction of what a record's free text would tell a sponsor about another (etl.redact).
 A sponsor never sees another sponsor's batch, product, name or count.
 
 Every output frame carries its target partition in a `sponsor_id` column (a row's own
@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import polars as pl
 
@@ -22,8 +23,12 @@ from etl.incremental import EVENTS, SLICE_ROWS, EventFacts, digest
 from etl.redact import (
     IDENTIFIERS,
     MaskedText,
+    changed_needles,
+    distinct_texts,
     free_text_columns,
-    mask_shared_text,
+    holding,
+    identifiers,
+    mask_text,
     shared_tables,
 )
 from warehouse.contract import (
@@ -46,8 +51,9 @@ _PEOPLE = ("performed_by", "verified_by")
 # keeps their files by batch) and the tables whose published rows masking reads for
 # identifiers (etl.redact).
 _NOT_KEPT = frozenset({EVENTS} | {table for table, _, _ in IDENTIFIERS})
-# The published tables mask_shared_text reads: those it takes identifiers from, and the
-# shared tables with free text (neither is ever kept from the live snapshot).
+# The published tables masked first (etl.redact.mask_text, in a thread): those identifiers
+# are taken from, and the shared tables with free text (neither is ever kept from the live
+# snapshot).
 _MASKING_READS = frozenset(
     {table for table, _, _ in IDENTIFIERS}
     | {table.name for table in shared_tables() if free_text_columns(table)}
@@ -57,7 +63,9 @@ _MASKING_READS = frozenset(
 def keepable(table: Table) -> bool:
     """Whether a table's published rows follow from what its signature digests
     (Router.signature): not one of `_NOT_KEPT`, not derived from the entries' facts, and no
-    shared record's free text, which masking changes with every other table's identifiers."""
+    shared record's free text, which masking changes with every other table's identifiers.
+    One sponsor's free text is kept unless it names an identifier whose visibility changed
+    (derive_and_route: `Routed.renamed`)."""
     if table.name in _NOT_KEPT or (table.name in DERIVED and DERIVED[table.name].facts):
         return False
     return table.route in ("direct", "via") or not free_text_columns(table)
@@ -396,6 +404,29 @@ def partitions(valid: dict[str, pl.DataFrame]) -> list[str]:
     return valid["sponsor"].get_column("sponsor_id").sort().to_list() + [SITE_PARTITION]
 
 
+class Routed(NamedTuple):
+    """What derive_and_route makes of a run's valid rows."""
+
+    published: dict[str, pl.DataFrame]
+    masked: list[MaskedText]
+    names: pl.DataFrame  # every identifier masking searched for (etl.redact.identifiers)
+    entry_texts: pl.Series  # the distinct free texts of the entries published this run
+    # Tables whose live files this run must not keep, not even a partition's: a text of
+    # theirs names an identifier whose visibility changed (etl.redact.changed_needles).
+    renamed: frozenset[str] = frozenset()
+    # A kept batch's entry names such an identifier: its published entries mask otherwise
+    # now, and the run must judge every entry again (nothing here is to be published).
+    rejudge: bool = False
+
+
+class Before(NamedTuple):
+    """What masking needs of the live run: its identifiers, and a superset of the free texts
+    of the entries it published."""
+
+    names: pl.DataFrame
+    entry_texts: pl.Series
+
+
 def derive_and_route(
     valid: dict[str, pl.DataFrame],
     facts: EventFacts,
@@ -405,18 +436,24 @@ def derive_and_route(
         {},
     ),
     quarantine: Mapping[str, pl.DataFrame] | None = None,
-) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
+    before: Before | None = None,
+) -> Routed:
     """Published frames per table, each with its partition in a `sponsor_id` column (rows in
     no particular partition order; publish orders each partition by key), and the free-text
-    values masked in shared records' sponsor copies (etl.redact). `facts` describe every
-    valid entry; `valid["batch_event"]` may hold only the entries an incremental run judged
-    again, and only those are in the published frame (publish keeps the others). The tables
-    `keep` returns (keepable, their live files kept whole) are left out, and of the
-    regrouped tables it returns with their partitions (etl.route.regrouped), only those
-    partitions' rows are in the published frame: it is called in a thread of its own while
-    the tables it cannot leave out are derived and routed (it reads the valid rows and the
-    router, no published frame). Masking takes the identifiers of the rows in `quarantine`
-    (table -> quarantined rows) too."""
+    values masked in every sponsor copy (etl.redact). `facts` describe every valid entry;
+    `valid["batch_event"]` may hold only the entries an incremental run judged again, and
+    only those are in the published frame (publish keeps the others). The tables `keep`
+    returns (keepable, their live files kept whole) are left out, and of the regrouped
+    tables it returns with their partitions (etl.route.regrouped), only those partitions'
+    rows are in the published frame: it is called in a thread of its own while the tables
+    it cannot leave out are derived and routed (it reads the valid rows and the router, no
+    published frame). Masking takes the identifiers of the rows in `quarantine` (table ->
+    quarantined rows) too.
+
+    What the live run published (`before`: an incremental run) is kept only where masking
+    it again would change nothing: a table with a text naming an identifier new, gone or
+    seen elsewhere since is derived whole (`Routed.renamed`), and an entry's text naming one
+    asks for every entry to be judged again (`Routed.rejudge`)."""
     router = router or Router(valid, facts)
     published: dict[str, pl.DataFrame] = {}
     kept: frozenset[str] = frozenset()
@@ -437,6 +474,12 @@ def derive_and_route(
         # which costs no full copy of the table (a sort of 10M events is one).
         published[table.name] = routed.select(*columns, P)
 
+    def names_and_mask(
+        frames: dict[str, pl.DataFrame],
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], list[MaskedText]]:
+        names = identifiers(frames, quarantine)
+        return names, *mask_text(frames, names)
+
     # The tables masking reads first; then it runs in a thread of its own while the others
     # are derived and routed (one after the other, they took 0.24 s and ~0.2 s of a day's
     # run on `large`, each using little more than one of the two cores). The tables to keep
@@ -448,9 +491,7 @@ def derive_and_route(
         choosing = pool.submit(keep)
         for table in masking:
             derive_route(table)
-        masked = pool.submit(
-            mask_shared_text, {t.name: published[t.name] for t in masking}, quarantine
-        )
+        masked = pool.submit(names_and_mask, {t.name: published[t.name] for t in masking})
         # The entries (never kept) too, when few (a day's judged ones): a full build's 10M
         # beside the choosing raised its peak memory by 0.17 GiB.
         few = valid[EVENTS].height <= SLICE_ROWS
@@ -462,6 +503,43 @@ def derive_and_route(
         for table in others:
             if table not in early:
                 derive_route(table)
-        out, report = masked.result()
+        names, out, report = masked.result()
     published |= out
-    return {t.name: published[t.name] for t in TABLES if t.name in published}, report
+    renamed: set[str] = set()
+    # The entries' distinct texts, for the run state and for masking them (one pass over a
+    # full build's 10M: 0.12 s).
+    entry_texts = distinct_texts(published, [TABLES_BY_NAME[EVENTS]])
+    if before is not None:
+        changed = changed_needles(before.names, names)
+        if not holding(before.entry_texts, changed).is_empty():
+            return Routed(
+                published, report, names, entry_texts["__text"].alias("text"), rejudge=True
+            )
+        for table in others:
+            columns = free_text_columns(table)
+            if table.name == EVENTS or not columns:
+                continue
+            texts = pl.concat([valid[table.name].get_column(c) for c in columns])
+            if not holding(texts, changed).is_empty():
+                renamed.add(table.name)
+        # Derived whole: none of their live files is kept.
+        partial = (kept | set(again)) & renamed
+        kept, again = kept - renamed, {t: p for t, p in again.items() if t not in renamed}
+        for table in others:
+            if table.name in partial:
+                derive_route(table)
+    # One sponsor's records (their copies' identifiers were taken above, with the others').
+    single = [t for t in others if free_text_columns(t) and t.name in published]
+    texts = pl.concat(
+        [distinct_texts(published, [t for t in single if t.name != EVENTS]), entry_texts]
+    ).unique()
+    out, more = mask_text({t.name: published[t.name] for t in single}, names, single, texts)
+    published |= out
+    report = sorted(report + more)
+    return Routed(
+        {t.name: published[t.name] for t in TABLES if t.name in published},
+        report,
+        names,
+        entry_texts["__text"].alias("text"),
+        frozenset(renamed),
+    )

@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -28,6 +28,7 @@ from etl.incremental import (
     EVENTS,
     SETTLED_STATUSES,
     EventFacts,
+    Events,
     LiveSnapshotError,
     State,
     digest,
@@ -51,7 +52,7 @@ from etl.publish import (
     writer_version,
 )
 from etl.redact import MaskedText
-from etl.route import Router, derive_and_route, partitions, regrouped, unmoved
+from etl.route import Before, Router, derive_and_route, partitions, regrouped, unmoved
 from etl.validate import Reuse, Validated, as_of_from, validate_files, write_valid_state
 from warehouse import s3
 from warehouse.contract import TABLES, TABLES_BY_NAME
@@ -75,6 +76,11 @@ class EtlError(Exception):
 
 class InjectedFailure(EtlError):
     """Raised by the fail_after test hook."""
+
+
+class _JudgeEveryEntry(Exception):
+    """A day's changes rename what an entry kept from the live snapshot names: the run is
+    made again, judging every entry (etl.route.Routed.rejudge)."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +291,34 @@ def _live_owners(reuse: Reuse, table: str) -> pl.DataFrame | None:
         return None
 
 
+def _masked_kept(
+    listed: dict,
+    kept: Mapping[str, int],
+    regrown: Mapping[str, frozenset[str]],
+    published: Mapping[str, pl.DataFrame],
+    events: Events,
+    quarantine: pl.DataFrame,
+) -> list[MaskedText]:
+    """The live manifest's masked values that stay in what this run keeps of the live
+    snapshot, masked as they were (etl.route.derive_and_route): those of the tables kept
+    whole, of the partitions of regrown tables not derived again, and of the entries kept
+    (neither judged valid again nor quarantined now). A full build reports them too."""
+    judged = None
+    if events.dirty is not None:
+        key = TABLES_BY_NAME[EVENTS].key
+        judged = set(published[EVENTS].get_column(key)) | set(quarantine.get_column("key"))
+    out = []
+    for m in listed.get("masked_free_text", []):
+        table, key, partition = m["table"], m["key"], m["partition"]
+        if (
+            table in kept
+            or (table in regrown and partition not in regrown[table])
+            or (table == EVENTS and judged is not None and key not in judged)
+        ):
+            out.append(MaskedText(table, key, m["column"], partition, tuple(m["kinds"])))
+    return out
+
+
 def _key_sum(frame: pl.DataFrame, key: str) -> int:
     return frame.get_column(key).hash(seed=0).sum()
 
@@ -314,20 +348,27 @@ def run_etl(
         mode = "full" if previous is None else "incremental"
         run_id = new_run_id(datetime.now(UTC))
         note(f"run {run_id} ({mode}) from {origin.display}")
-        staging = staging_dir(warehouse, run_id)
-        folders = None
-        try:
-            if previous is not None:
-                folders = PartitionFolders.of_live(staging, previous[0])
-            snapshot, result = _stages(origin, warehouse, staging, previous, state, run_id,
-                                       note, checkpoint, folders)  # fmt: skip
-        except BaseException:
-            # Nothing of a failed run stays (a killed run's is removed by the next run).
-            if folders is not None:
-                with suppress(Exception):  # the run's own error is the one to report
-                    folders.wait()
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        every_entry = False
+        while True:
+            staging = staging_dir(warehouse, run_id)
+            folders = None
+            try:
+                if previous is not None:
+                    folders = PartitionFolders.of_live(staging, previous[0])
+                snapshot, result = _stages(origin, warehouse, staging, previous, state,
+                                           run_id, note, checkpoint, folders,
+                                           every_entry)  # fmt: skip
+                break
+            except BaseException as exc:
+                # Nothing of a failed run stays (a killed run's is removed by the next run).
+                if folders is not None:
+                    with suppress(Exception):  # the run's own error is the one to report
+                        folders.wait()
+                shutil.rmtree(staging, ignore_errors=True)
+                if not isinstance(exc, _JudgeEveryEntry) or every_entry:
+                    raise
+            note("an identifier a kept entry names changed: made again, every entry judged")
+            every_entry = True
         if location is not None:
             note(f"upload to {location}")
             try:
@@ -366,9 +407,11 @@ def _stages(
     note: Callable[[str], None],
     checkpoint: Callable[[str], None],
     folders: PartitionFolders | None = None,
+    every_entry: bool = False,
 ) -> tuple[Path, dict]:
     """Extract, validate, transform and publish into `staging`; the snapshot and the
-    run's counts for its RunResult.
+    run's counts for its RunResult. An incremental run judges only the entries its changes
+    reach, unless `every_entry`.
     """
     mode = "full" if previous is None else "incremental"
     now = datetime.now().replace(microsecond=0)
@@ -380,6 +423,8 @@ def _stages(
         raise EtlError(f"extract failed: {exc}") from exc
     if facts["sponsor"].rows == 0 or all(f.rows == 0 for f in facts.values()):
         raise EtlError("source is empty (no sponsors); nothing published")
+    if every_entry:
+        events.judge_every()
     checkpoint("extract")
 
     note("validate")
@@ -469,9 +514,28 @@ def _stages(
                 note(f"{name}: derived again for {len(again)} of {len(parts)} partitions")
         return frozenset(kept), regrown
 
-    published, masked = derive_and_route(
-        validated.valid, event_facts, router, keep, validated.quarantine
+    before = None
+    if state is not None:
+        assert state.names is not None and state.entry_texts is not None
+        # Texts of entries kept from the live snapshot: none when every entry is judged.
+        kept_texts = state.entry_texts if events.dirty is not None else state.entry_texts[:0]
+        before = Before(state.names, kept_texts)
+    routed = derive_and_route(
+        validated.valid, event_facts, router, keep, validated.quarantine, before
     )
+    if routed.rejudge:
+        raise _JudgeEveryEntry
+    published, masked = routed.published, routed.masked
+    for name in routed.renamed:  # derived whole: its live files named what changed
+        kept.pop(name, None)
+        same_rows.pop(name, None)
+        regrown.pop(name, None)
+    if routed.renamed:
+        note(f"derived whole, a text of theirs names what changed: "
+             f"{', '.join(sorted(routed.renamed))}")  # fmt: skip
+    if previous is not None:
+        masked = sorted(masked + _masked_kept(previous[0], kept, regrown, published, events,
+                                              validated.quarantine[EVENTS]))  # fmt: skip
     # A regrown table's rows are those of the partitions derived again; publish counts them
     # with the kept ones against every valid row.
     _reconcile(validated.valid, {k: v for k, v in published.items() if k not in regrown})
@@ -487,6 +551,11 @@ def _stages(
         reread={name: fact.reread for name, fact in facts.items() if fact.reread is not None},
         signatures=signatures,
         undecodable=sorted(undecodable),
+        names=routed.names,
+        # Of every entry published: a run that judged only some adds theirs to the live's.
+        entry_texts=routed.entry_texts
+        if events.dirty is None or state is None or state.entry_texts is None
+        else pl.concat([state.entry_texts, routed.entry_texts]).unique(),
     )
     # Publish clears validated.valid. The entries' valid rows are not in the run state (nor
     # kept alive by it while publish frees them: 10M of a full build).

@@ -61,11 +61,19 @@ def live_facts(warehouse: Path) -> tuple[dict, dict, dict[str, pl.DataFrame]]:
     return manifest["tables"], manifest["quarantine_reasons"], quarantine
 
 
+def masked_values(warehouse: Path) -> list[dict]:
+    """The live manifest's masked free-text values (etl.redact)."""
+    manifest = json.loads((current_snapshot(warehouse) / MANIFEST).read_text())
+    return manifest["masked_free_text"]
+
+
 def assert_as_a_full_build(warehouse: Path, full: Path) -> None:
     """The live snapshot of `warehouse` is the one of `full` (a full build of the same
-    source): its files and partition folders, its counts, quarantine reasons and rows."""
+    source): its files and partition folders, its counts, quarantine reasons and rows, and
+    the masked values it reports."""
     assert published_files(warehouse) == published_files(full)
     assert partition_folders(warehouse) == partition_folders(full)
+    assert masked_values(warehouse) == masked_values(full)
     tables, reasons, quarantine = live_facts(warehouse)
     full_tables, full_reasons, full_quarantine = live_facts(full)
     assert tables == full_tables

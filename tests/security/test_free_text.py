@@ -1,4 +1,5 @@
-"""Free text of records shared by several sponsors never names another client.
+"""Free text never names another client: neither a shared record's copies nor one
+sponsor's own records (an OOS summary, a late entry's reason, a test's name).
 
 Ownership comes from the source database (tests/ownership.py), not from what was published.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.redact import MASK, free_text_columns, shared_tables
+from etl.redact import MASK, free_text_columns, shared_tables, text_tables
 from etl.run import run_etl
 from tests.browser_support import leaks
 from tests.etl import assert_as_a_full_build, later_than_every_change
@@ -22,9 +23,9 @@ from warehouse.layout import partition_dir
 
 
 def _copies(snapshot: Path, sponsor: str) -> dict[tuple[str, str], list[str]]:
-    """(table, column) -> the free-text values of the sponsor's copies of shared records."""
+    """(table, column) -> the free-text values of the sponsor's copies of its records."""
     values = {}
-    for table in shared_tables():
+    for table in text_tables():
         folder = partition_dir(snapshot, table.name, sponsor)
         if not folder.is_dir():
             continue
@@ -49,7 +50,7 @@ def _foreign_in_copies(snapshot: Path, source: Path) -> dict[str, dict]:
     return found
 
 
-def test_no_shared_record_names_another_client_in_the_demo(demo_warehouse, demo_plant) -> None:
+def test_no_record_names_another_client_in_the_demo(demo_warehouse, demo_plant) -> None:
     snapshot = (demo_warehouse / "current").resolve()
     assert _foreign_in_copies(snapshot, demo_plant.path) == {}
 
@@ -128,12 +129,33 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
             "SELECT sop_id FROM sop WHERE scope = 'SITE' ORDER BY sop_id LIMIT 1"
         ).fetchone()
         db.execute("UPDATE sop SET title = ? WHERE sop_id = ?", (sop_title, sop))
+        # One sponsor's own records, written by the CMO's staff, name other clients too.
+        oos = db.execute(
+            "SELECT oos_id FROM oos_investigation JOIN batch USING (batch_id) "
+            "WHERE sponsor_id = ? ORDER BY oos_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        summary = f"Same impurity as in {b_batch}; {short_other} method compared"
+        db.execute("UPDATE oos_investigation SET summary = ? WHERE oos_id = ?", (summary, oos))
+        late = db.execute(
+            "SELECT event_id FROM batch_event JOIN batch USING (batch_id) WHERE sponsor_id = ? "
+            "AND late_entry_reason IS NOT NULL ORDER BY event_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        reason = f"Recorded after the {b_second} changeover"
+        db.execute("UPDATE batch_event SET late_entry_reason = ? WHERE event_id = ?",
+                   (reason, late))  # fmt: skip
+        test = db.execute(
+            "SELECT test_id FROM test_result JOIN batch USING (batch_id) WHERE sponsor_id = ? "
+            "ORDER BY test_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        db.execute("UPDATE test_result SET test_name = ? WHERE test_id = ?",
+                   (f"Carry-over of {other[1]}", test))  # fmt: skip
     warehouse = base / "warehouse"
     run_etl(source, warehouse, full=True)
     facts = {
         "deviation": deviation, "a": a, "b": b, "other": other[0], "a_product": a_product,
         "b_batch": b_batch, "short_other": short_other, "sop": sop, "title": title,
-        "b_greek": b_greek,
+        "b_greek": b_greek, "oos": oos, "summary": summary, "late": late, "reason": reason,
+        "test": test,
     }  # fmt: skip
     return source, warehouse, facts
 
@@ -161,6 +183,28 @@ def test_each_copy_masks_what_its_sponsor_may_not_see(injected) -> None:
     assert in_a.count(MASK) == 4 and in_b.count(MASK) == 2
     site = _row(warehouse, "deviation", f["a"], "deviation_id", f["deviation"])
     assert site["deviation_number"]  # the record itself is kept, only its text is masked
+
+
+def test_one_sponsors_own_records_are_masked_too(injected) -> None:
+    """An OOS summary, a late entry's reason and a test's name of sponsor a name b's batch
+    and product and a third client: a reads "[another client]" there, and every masked
+    value is reported."""
+    _, warehouse, f = injected
+    summary = _row(warehouse, "oos_investigation", f["a"], "oos_id", f["oos"])["summary"]
+    assert summary == f"Same impurity as in {MASK}; {MASK} method compared"
+    reason = _row(warehouse, "batch_event", f["a"], "event_id", f["late"])["late_entry_reason"]
+    assert reason == f"Recorded after the {MASK} changeover"
+    test = _row(warehouse, "test_result", f["a"], "test_id", f["test"])["test_name"]
+    assert test == f"Carry-over of {MASK}"
+    snapshot = (warehouse / "current").resolve()
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    reported = {(m["table"], m["key"], m["column"], m["partition"])
+                for m in manifest["masked_free_text"]}  # fmt: skip
+    assert {
+        ("oos_investigation", f["oos"], "summary", f["a"]),
+        ("batch_event", f["late"], "late_entry_reason", f["a"]),
+        ("test_result", f["test"], "test_name", f["a"]),
+    } <= reported
 
 
 def test_a_site_wide_record_is_masked_for_every_other_sponsor(injected) -> None:
@@ -248,3 +292,82 @@ def test_a_client_whose_rows_are_quarantined_is_masked_all_the_same(
     assert {m["partition"] for m in masked if m["key"] == deviation} >= {a, b}
     run_etl(plant, tmp_path / "full", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full")
+
+
+def test_a_day_that_renames_what_kept_texts_name_masks_them_as_a_full_build(
+    demo_plant, tmp_path: Path
+) -> None:
+    """An incremental run keeps the live files of what did not change, but their masking
+    follows every identifier: a day that gives one of b's batches a new number masks that
+    number where a's kept entry, test and bill of materials name it, and unmasks the old
+    number a's bill of materials named. Its snapshot equals a full build's."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    with sqlite3.connect(plant) as db:
+        a, b = db.execute("SELECT min(sponsor_id), max(sponsor_id) FROM sponsor").fetchone()
+        b_batch, old = db.execute(
+            "SELECT batch_id, batch_number FROM batch WHERE sponsor_id = ? ORDER BY batch_id",
+            (b,),
+        ).fetchone()
+        new = "ZX9-700001"
+        late = db.execute(
+            "SELECT event_id FROM batch_event JOIN batch USING (batch_id) WHERE sponsor_id = ? "
+            "AND late_entry_reason IS NOT NULL ORDER BY event_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        db.execute("UPDATE batch_event SET late_entry_reason = ? WHERE event_id = ?",
+                   (f"Held for the clearance of {new}", late))  # fmt: skip
+        test = db.execute(
+            "SELECT test_id FROM test_result JOIN batch USING (batch_id) WHERE sponsor_id = ? "
+            "ORDER BY test_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        db.execute("UPDATE test_result SET test_name = ? WHERE test_id = ?",
+                   (f"Carry-over check after {new}", test))  # fmt: skip
+        bom = db.execute(
+            "SELECT bom_item_id FROM bom_item JOIN product USING (product_id) "
+            "WHERE sponsor_id = ? ORDER BY bom_item_id", (a,)
+        ).fetchone()[0]  # fmt: skip
+        db.execute("UPDATE bom_item SET material_name = ? WHERE bom_item_id = ?",
+                   (f"Blend reworked from {old}", bom))  # fmt: skip
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+
+    def texts() -> tuple[str, str, str]:
+        return (
+            _row(warehouse, "batch_event", a, "event_id", late)["late_entry_reason"],
+            _row(warehouse, "test_result", a, "test_id", test)["test_name"],
+            _row(warehouse, "bom_item", a, "bom_item_id", bom)["material_name"],
+        )
+
+    assert texts() == (
+        f"Held for the clearance of {new}",  # names nothing yet
+        f"Carry-over check after {new}",
+        f"Blend reworked from {MASK}",  # b's batch
+    )
+
+    with sqlite3.connect(plant) as db:
+        db.execute("UPDATE batch SET batch_number = ?, updated_at = ? WHERE batch_id = ?",
+                   (new, later_than_every_change(db), b_batch))  # fmt: skip
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    assert texts() == (
+        f"Held for the clearance of {MASK}",
+        f"Carry-over check after {MASK}",
+        f"Blend reworked from {old}",  # the number of nothing any more
+    )
+    assert any("every entry judged" in note for note in notes), notes
+    renamed = next(note for note in notes if note.startswith("derived whole"))
+    assert "bom_item" in renamed and "test_result" in renamed
+    run_etl(plant, tmp_path / "full", full=True)
+    assert_as_a_full_build(warehouse, tmp_path / "full")
+
+    # The next day changes nothing they name: the entries of one batch are judged, the
+    # other tables' files kept.
+    with sqlite3.connect(plant) as db:
+        db.execute("UPDATE batch SET units_produced = units_produced, updated_at = ? "
+                   "WHERE batch_id = ?", (later_than_every_change(db), b_batch))  # fmt: skip
+    notes.clear()
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    assert not any("every entry judged" in note or "derived whole" in note for note in notes)
+    assert any("changed batches judged again" in note for note in notes), notes
+    assert "bom_item" in next(note for note in notes if note.startswith("kept "))
+    run_etl(plant, tmp_path / "full2", full=True)
+    assert_as_a_full_build(warehouse, tmp_path / "full2")
