@@ -224,7 +224,7 @@ def mask_text(
     visible = names.select("needle", P)
     out = dict(frames)
     in_texts = _needles_in(distinct_texts(out, tables) if texts is None else texts, needles)
-    if in_texts.is_empty():
+    if in_texts.is_empty() or not tables:
         return out, []  # no text names anything (the 10M entries' few texts, as a rule)
     # Every copy's text with a needle in it, of every table and column, less the needles
     # visible in the copy's own partition: one anti join (one per column cost 0.1 s).
