@@ -128,14 +128,29 @@ def _word(needle: str) -> re.Pattern[str]:
 
 
 def _mask(
-    text: str, needles: tuple[str, ...], kind_of: dict[str, set[str]]
+    text: str,
+    needles: tuple[str, ...],
+    guarded: tuple[str, ...],
+    kind_of: dict[str, set[str]],
 ) -> tuple[str, set[str]]:
-    """`text` with each needle masked where it stands as a word, and the kinds masked."""
-    new, found = text, set()
+    """`text` with each needle masked where it stands as a word, longest first, and the
+    kinds masked; not where it stands inside a `guarded` one (an identifier the copy's
+    sponsor sees: its "Avelorin 7" holds another client's "Avelorin")."""
+    spans = [m.span() for needle in guarded for m in _word(needle).finditer(text)]
+    taken: list[tuple[int, int]] = []
+    found: set[str] = set()
     for needle in needles:
-        new, count = _word(needle).subn(MASK, new)
-        if count:
+        for match in _word(needle).finditer(text):
+            start, end = match.span()
+            if any(s <= start and end <= e for s, e in spans):
+                continue  # part of what the sponsor may see
+            if any(start < e and s < end for s, e in taken):
+                continue  # within a longer one masked already
+            taken.append((start, end))
             found |= kind_of[needle]
+    new = text
+    for start, end in sorted(taken, reverse=True):
+        new = new[:start] + MASK + new[end:]
     return new, found
 
 
@@ -219,9 +234,9 @@ def mask_text(
     # In no order: an overlapping search (_needles_in) reports every needle found whatever
     # their order (a leftmost-first one would not).
     needles = names.get_column("needle").unique()
-    # A needle is foreign in a partition where it is not itself visible (pairs may repeat:
-    # an anti join needs them no more distinct).
-    visible = names.select("needle", P)
+    # A needle is foreign in a partition where it is not itself visible; a visible one
+    # guards what it holds (`_mask`).
+    visible = names.select("needle", P).unique().with_columns(pl.lit(True).alias("__seen"))
     out = dict(frames)
     in_texts = _needles_in(distinct_texts(out, tables) if texts is None else texts, needles)
     if in_texts.is_empty() or not tables:
@@ -247,11 +262,12 @@ def mask_text(
             ]
         )
         .unique(["__column", "__row", "needle"])
-        .join(visible, on=["needle", P], how="anti")
+        .join(visible, on=["needle", P], how="left")
     )
+    foreign = pl.col("__seen").is_null()
     kind_of: dict[str, set[str]] = {}
     for needle, kind in (
-        names.join(candidates.select("needle").unique(), on="needle")
+        names.join(candidates.filter(foreign).select("needle").unique(), on="needle")
         .select("needle", "kind")
         .unique()
         .iter_rows()
@@ -261,25 +277,26 @@ def mask_text(
         candidates.group_by("__column", "__row", "__key", P, "__text")
         # Longest first, so "Fenolimab (fictional)" goes whole, not as "Fenolimab"; of one
         # length, in code point order (that of UTF-8 bytes).
-        .agg(pl.col("needle").sort_by(pl.col("needle").str.len_chars(), "needle",
-                                      descending=[True, False]))
-        # The needles as one text, each after its length: two lists make one text only
-        # if they are the same list.
+        .agg(_longest_first(foreign), _longest_first(~foreign).alias("__guarded"))
+        .filter(pl.col("needle").list.len() > 0)
+        # The needles as one text, each after its length, the guarded ones after a "/":
+        # two pairs of lists make one text only if they are the same lists.
         .with_columns(
-            pl.col("needle")
-            .list.eval(pl.format("{}:{}", pl.element().str.len_bytes(), pl.element()))
-            .list.join("")
-            .alias("__needles")
+            pl.concat_str([_lengthed("needle"), pl.lit("/"), _lengthed("__guarded")]).alias(
+                "__needles"
+            )
         )
-    )  # fmt: skip
+    )
     # A shared record's text recurs in every sponsor's copy: each (text, foreign identifiers)
     # is masked once (of 12k copies masked on `large`, 667), and the copies get theirs by a
     # join (a loop over the copies took 0.05 s).
     fixed = []
-    for text, needles_text, hits in (
-        grouped.select("__text", "__needles", "needle").unique(["__text", "__needles"]).iter_rows()
+    for text, needles_text, hits, guarded in (
+        grouped.select("__text", "__needles", "needle", "__guarded")
+        .unique(["__text", "__needles"])
+        .iter_rows()
     ):
-        new, found = _mask(text, tuple(hits), kind_of)
+        new, found = _mask(text, tuple(hits), tuple(guarded), kind_of)
         if new != text:
             fixed.append((text, needles_text, new, sorted(found)))
     fixes = grouped.join(
@@ -313,13 +330,18 @@ def mask_text(
     return out, masked
 
 
-def mask_shared_text(
-    published: dict[str, pl.DataFrame], quarantine: Mapping[str, pl.DataFrame] | None = None
-) -> tuple[dict[str, pl.DataFrame], list[MaskedText]]:
-    """`published` (every table identifiers are taken from, at least) with every free text
-    masked (`mask_text`); the identifiers of the rows in `quarantine` (table -> its
-    quarantined rows) are masked in every copy."""
-    return mask_text(published, identifiers(published, quarantine))
+def _longest_first(which: pl.Expr) -> pl.Expr:
+    """The needles `which` selects, longest first; of one length, in code point order."""
+    needles = pl.col("needle").filter(which)
+    return needles.sort_by(needles.str.len_chars(), needles, descending=[True, False])
+
+
+def _lengthed(column: str) -> pl.Expr:
+    """A list of needles as one text, each after its length."""
+    element = pl.element()
+    return (
+        pl.col(column).list.eval(pl.format("{}:{}", element.str.len_bytes(), element)).list.join("")
+    )
 
 
 def changed_needles(before: pl.DataFrame, now: pl.DataFrame) -> pl.Series:

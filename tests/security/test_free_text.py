@@ -371,3 +371,39 @@ def test_a_day_that_renames_what_kept_texts_name_masks_them_as_a_full_build(
     assert "bom_item" in next(note for note in notes if note.startswith("kept "))
     run_etl(plant, tmp_path / "full2", full=True)
     assert_as_a_full_build(warehouse, tmp_path / "full2")
+
+
+def test_a_name_that_holds_another_clients_is_left_whole(demo_plant, tmp_path: Path) -> None:
+    """Sponsor a's product "Quorvia" is a word of b's own "Quorvia 7": b reads its product's
+    name, its bill of materials and a shared title naming "Quorvia 7" as written, and only
+    a's "Quorvia" standing alone masked."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    with sqlite3.connect(plant) as db:
+        deviation, a, b = db.execute("""
+            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
+            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
+            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        products = {}
+        for sponsor, name in ((a, "Quorvia"), (b, "Quorvia 7")):
+            (products[sponsor],) = db.execute(
+                "SELECT min(product_id) FROM product WHERE sponsor_id = ?", (sponsor,)
+            ).fetchone()
+            db.execute("UPDATE product SET name = ? WHERE product_id = ?",
+                       (name, products[sponsor]))  # fmt: skip
+        bom = db.execute(
+            "SELECT min(bom_item_id) FROM bom_item WHERE product_id = ?", (products[b],)
+        ).fetchone()[0]
+        db.execute("UPDATE bom_item SET material_name = 'Quorvia 7 drug substance' "
+                   "WHERE bom_item_id = ?", (bom,))  # fmt: skip
+        db.execute("UPDATE deviation SET title = 'Quorvia 7 line held; Quorvia cleared' "
+                   "WHERE deviation_id = ?", (deviation,))  # fmt: skip
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    assert _row(warehouse, "product", b, "product_id", products[b])["name"] == "Quorvia 7"
+    material = _row(warehouse, "bom_item", b, "bom_item_id", bom)["material_name"]
+    assert material == "Quorvia 7 drug substance"
+    in_b = _row(warehouse, "deviation", b, "deviation_id", deviation)["title"]
+    assert in_b == f"Quorvia 7 line held; {MASK} cleared"
+    in_a = _row(warehouse, "deviation", a, "deviation_id", deviation)["title"]
+    assert in_a == f"{MASK} line held; Quorvia cleared"
+    assert _row(warehouse, "product", a, "product_id", products[a])["name"] == "Quorvia"
