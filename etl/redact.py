@@ -57,11 +57,17 @@ class MaskedText(NamedTuple):
 
 
 def free_text_columns(table: Table) -> list[str]:
-    """Columns a person writes into: strings that are no key, reference or code."""
+    """Columns a person writes into: strings that are no key, reference or code, nor the
+    record's own number or name (an identifier, which its copy's sponsor always sees)."""
+    own = {column for name, column, _ in IDENTIFIERS if name == table.name}
     return [
         c.name
         for c in table.columns
-        if c.type == STR and c.enum is None and c.ref is None and c.name != table.key
+        if c.type == STR
+        and c.enum is None
+        and c.ref is None
+        and c.name != table.key
+        and c.name not in own
     ]
 
 
