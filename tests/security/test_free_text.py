@@ -19,6 +19,7 @@ from etl.run import run_etl
 from tests.browser_support import leaks
 from tests.etl import assert_as_a_full_build, later_than_every_change
 from tests.ownership import ownership
+from warehouse.contract import TABLES_BY_NAME
 from warehouse.layout import partition_dir
 
 
@@ -88,10 +89,7 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     source = base / "plant.sqlite"
     shutil.copy(demo_plant.path, source)
     with sqlite3.connect(source) as db:
-        deviation, a, b = db.execute("""
-            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
-            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
-            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        deviation, a, b = _shared_deviation(db)
         other = db.execute(
             "SELECT sponsor_id, name FROM sponsor WHERE sponsor_id NOT IN (?, ?) ORDER BY 1",
             (a, b),
@@ -130,25 +128,11 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
         ).fetchone()
         db.execute("UPDATE sop SET title = ? WHERE sop_id = ?", (sop_title, sop))
         # One sponsor's own records, written by the CMO's staff, name other clients too.
-        oos = db.execute(
-            "SELECT oos_id FROM oos_investigation JOIN batch USING (batch_id) "
-            "WHERE sponsor_id = ? ORDER BY oos_id", (a,)
-        ).fetchone()[0]  # fmt: skip
         summary = f"Same impurity as in {b_batch}; {short_other} method compared"
-        db.execute("UPDATE oos_investigation SET summary = ? WHERE oos_id = ?", (summary, oos))
-        late = db.execute(
-            "SELECT event_id FROM batch_event JOIN batch USING (batch_id) WHERE sponsor_id = ? "
-            "AND late_entry_reason IS NOT NULL ORDER BY event_id", (a,)
-        ).fetchone()[0]  # fmt: skip
+        oos = _write(db, a, "oos_investigation", "summary", summary)
         reason = f"Recorded after the {b_second} changeover"
-        db.execute("UPDATE batch_event SET late_entry_reason = ? WHERE event_id = ?",
-                   (reason, late))  # fmt: skip
-        test = db.execute(
-            "SELECT test_id FROM test_result JOIN batch USING (batch_id) WHERE sponsor_id = ? "
-            "ORDER BY test_id", (a,)
-        ).fetchone()[0]  # fmt: skip
-        db.execute("UPDATE test_result SET test_name = ? WHERE test_id = ?",
-                   (f"Carry-over of {other[1]}", test))  # fmt: skip
+        late = _write(db, a, "batch_event", "late_entry_reason", reason)
+        test = _write(db, a, "test_result", "test_name", f"Carry-over of {other[1]}")
     warehouse = base / "warehouse"
     run_etl(source, warehouse, full=True)
     facts = {
@@ -158,6 +142,32 @@ def injected(demo_plant, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
         "test": test,
     }  # fmt: skip
     return source, warehouse, facts
+
+
+# How a record of one sponsor's reaches it: through its batch or its product.
+_THROUGH = {"batch_event": "batch", "test_result": "batch", "oos_investigation": "batch",
+            "bom_item": "product"}  # fmt: skip
+
+
+def _shared_deviation(db: sqlite3.Connection) -> tuple[str, str, str]:
+    """The first deviation two sponsors share, and the two (in id order)."""
+    return db.execute("""
+        SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
+        GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
+        ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+
+
+def _write(db: sqlite3.Connection, sponsor: str, table: str, column: str, text: str) -> str:
+    """`text` written into `column` of the sponsor's first record of `table` (by key; of the
+    entries, one with a late entry's reason already): that record's key."""
+    key, through = TABLES_BY_NAME[table].key, _THROUGH[table]
+    late = " AND late_entry_reason IS NOT NULL" if table == "batch_event" else ""
+    (record,) = db.execute(
+        f"SELECT min({key}) FROM {table} JOIN {through} USING ({through}_id) "
+        f"WHERE sponsor_id = ?{late}", (sponsor,)
+    ).fetchone()  # fmt: skip
+    db.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (text, record))
+    return record
 
 
 def _row(warehouse: Path, table: str, sponsor: str, key: str, value: str) -> dict:
@@ -243,10 +253,7 @@ def test_a_client_whose_rows_are_quarantined_is_masked_all_the_same(
     day's run that quarantines them masks as a full build of the same source."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     with sqlite3.connect(plant) as db:
-        deviation, a, b = db.execute("""
-            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
-            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
-            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        deviation, a, b = _shared_deviation(db)
         other, other_name = db.execute(
             "SELECT sponsor_id, name FROM sponsor WHERE sponsor_id NOT IN (?, ?) ORDER BY 1",
             (a, b),
@@ -309,24 +316,9 @@ def test_a_day_that_renames_what_kept_texts_name_masks_them_as_a_full_build(
             (b,),
         ).fetchone()
         new = "ZX9-700001"
-        late = db.execute(
-            "SELECT event_id FROM batch_event JOIN batch USING (batch_id) WHERE sponsor_id = ? "
-            "AND late_entry_reason IS NOT NULL ORDER BY event_id", (a,)
-        ).fetchone()[0]  # fmt: skip
-        db.execute("UPDATE batch_event SET late_entry_reason = ? WHERE event_id = ?",
-                   (f"Held for the clearance of {new}", late))  # fmt: skip
-        test = db.execute(
-            "SELECT test_id FROM test_result JOIN batch USING (batch_id) WHERE sponsor_id = ? "
-            "ORDER BY test_id", (a,)
-        ).fetchone()[0]  # fmt: skip
-        db.execute("UPDATE test_result SET test_name = ? WHERE test_id = ?",
-                   (f"Carry-over check after {new}", test))  # fmt: skip
-        bom = db.execute(
-            "SELECT bom_item_id FROM bom_item JOIN product USING (product_id) "
-            "WHERE sponsor_id = ? ORDER BY bom_item_id", (a,)
-        ).fetchone()[0]  # fmt: skip
-        db.execute("UPDATE bom_item SET material_name = ? WHERE bom_item_id = ?",
-                   (f"Blend reworked from {old}", bom))  # fmt: skip
+        late = _write(db, a, "batch_event", "late_entry_reason", f"Held for the clearance of {new}")
+        test = _write(db, a, "test_result", "test_name", f"Carry-over check after {new}")
+        bom = _write(db, a, "bom_item", "material_name", f"Blend reworked from {old}")
     warehouse = tmp_path / "wh"
     run_etl(plant, warehouse, full=True)
 
@@ -379,10 +371,7 @@ def test_a_name_that_holds_another_clients_is_left_whole(demo_plant, tmp_path: P
     a's "Quorvia" standing alone masked."""
     plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
     with sqlite3.connect(plant) as db:
-        deviation, a, b = db.execute("""
-            SELECT deviation_id, min(sponsor_id), max(sponsor_id) FROM deviation_link
-            GROUP BY deviation_id HAVING count(DISTINCT sponsor_id) = 2
-            ORDER BY deviation_id LIMIT 1""").fetchone()  # fmt: skip
+        deviation, a, b = _shared_deviation(db)
         products = {}
         for sponsor, name in ((a, "Quorvia"), (b, "Quorvia 7")):
             (products[sponsor],) = db.execute(
