@@ -108,22 +108,36 @@ MUTANTS: tuple[Mutant, ...] = (
         "own-text-unmasked",
         "one sponsor's own records' free text is published as written",
         "etl/route.py",
-        "out, more = mask_text({t.name: published[t.name] for t in single}, names, single, texts)",
-        "out, more = {}, []",
+        "out, more = mask_text(",
+        "out, more = {}, []; _ = (",
     ),
     Mutant(
         "kept-text-masked-as-before",
         "an incremental run keeps files whose text names an identifier that changed",
         "etl/route.py",
-        "if not holding(texts, changed).is_empty():",
+        'renamed = set(named.get_column("__table"))',
+        "renamed = set()",
+    ),
+    Mutant(
+        "kept-entries-masked-as-before",
+        "an incremental run keeps entries whose text names an identifier that changed",
+        "etl/route.py",
+        "if before.entry_texts.is_in(hits.implode()).any():",
         "if False:",
     ),
     Mutant(
         "audit-pack-through-cmo-scope",
         "the audit pack is read through the unconfined site scope",
         "warehouse/auditpack/pack.py",
-        "scope = open_sponsor_scope(Path(warehouse_root), request.sponsor_id)",
-        "scope = open_cmo_scope(Path(warehouse_root))",
+        "scope = open_sponsor_scope(as_warehouse(warehouse_root), request.sponsor_id)",
+        "scope = open_cmo_scope(as_warehouse(warehouse_root))",
+        also=(
+            (
+                "warehouse/auditpack/pack.py",
+                "from warehouse.scope import Scope, open_sponsor_scope",
+                "from warehouse.scope import Scope, open_cmo_scope, open_sponsor_scope",
+            ),
+        ),
     ),
     Mutant(
         "allowed-directories-widened",
@@ -146,12 +160,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "def _scope(root: str, run_id: str, sponsor_id: str | None) -> Scope:\n"
         '    """One confined instance per (warehouse root, snapshot, sponsor); scope is in the key."""\n'  # noqa: E501
         "    if sponsor_id is None:\n"
-        "        return open_cmo_scope(Path(root))\n"
-        "    return open_sponsor_scope(Path(root), sponsor_id)",
+        "        return open_cmo_scope(layout.as_warehouse(root))\n"
+        "    return open_sponsor_scope(layout.as_warehouse(root), sponsor_id)",
         "def _scope(root: str, run_id: str, _sponsor_id: str | None) -> Scope:\n"
         "    if _sponsor_id is None:\n"
-        "        return open_cmo_scope(Path(root))\n"
-        "    return open_sponsor_scope(Path(root), _sponsor_id)",
+        "        return open_cmo_scope(layout.as_warehouse(root))\n"
+        "    return open_sponsor_scope(layout.as_warehouse(root), _sponsor_id)",
     ),
     Mutant(
         "sponsor-from-the-url",
