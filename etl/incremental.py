@@ -612,9 +612,13 @@ class Events:
     def choose(self, valid: dict[str, pl.DataFrame], as_of: datetime) -> None:
         """Decide which batches' entries this run judges (sets `dirty` and `touched`)."""
         state = self.previous
-        if self.every or state is None or self.changes is None or self.live is None:
-            return
-        if as_of < state.as_of:
+        if (
+            self.every
+            or state is None
+            or self.changes is None
+            or self.live is None
+            or as_of < state.as_of
+        ):
             return
         if any(digest(valid[name]) != state.digests.get(name) for name in GLOBAL):
             return
