@@ -23,6 +23,7 @@ from etl.incremental import EVENTS, SLICE_ROWS, EventFacts, digest
 from etl.redact import (
     IDENTIFIERS,
     MaskedText,
+    Needles,
     changed_needles,
     distinct_texts,
     free_text_columns,
@@ -476,9 +477,9 @@ def derive_and_route(
 
     def names_and_mask(
         frames: dict[str, pl.DataFrame],
-    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], list[MaskedText]]:
-        names = identifiers(frames, quarantine)
-        return names, *mask_text(frames, names)
+    ) -> tuple[Needles, dict[str, pl.DataFrame], list[MaskedText]]:
+        needles = Needles(identifiers(frames, quarantine))
+        return needles, *mask_text(frames, needles)
 
     # The tables masking reads first; then it runs in a thread of its own while the others
     # are derived and routed (one after the other, they took 0.24 s and ~0.2 s of a day's
@@ -503,7 +504,8 @@ def derive_and_route(
         for table in others:
             if table not in early:
                 derive_route(table)
-        names, out, report = masked.result()
+        needles, out, report = masked.result()
+    names = needles.names
     published |= out
     # One sponsor's records (their copies' identifiers were taken above, with the others'):
     # the distinct texts of each table, of its valid rows (a superset of its sponsor copies')
@@ -544,7 +546,10 @@ def derive_and_route(
                 derive_route(table)
     single = [t for t in single if t.name in published]
     out, more = mask_text(
-        {t.name: published[t.name] for t in single}, names, single, texts.select("__text").unique()
+        {t.name: published[t.name] for t in single},
+        needles,
+        single,
+        texts.select("__text").unique(),
     )
     published |= out
     report = sorted(report + more)

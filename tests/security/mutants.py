@@ -109,8 +109,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "shared-text-unmasked",
         "shared records' free text is published as written",
         "etl/route.py",
-        "names, out, report = masked.result()",
-        "names, _, _ = masked.result(); out, report = {}, []",
+        "needles, out, report = masked.result()",
+        "needles, _, _ = masked.result(); out, report = {}, []",
     ),
     Mutant(
         "own-text-unmasked",
