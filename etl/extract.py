@@ -604,6 +604,16 @@ class Extracted:
     text: pl.DataFrame | None = field(default=None, repr=False)
     undecodable: bool = False  # its text may hold an UNDECODABLE value (validation checks)
 
+    def due(self, now: datetime) -> datetime | None:
+        """The table's latest change no later than `now`: `latest`, or where that is ahead
+        (a device's clock runs days ahead), the watermark, the latest date-time text no
+        later than the run's clock (a value written in another form is not one of its
+        candidates). Left out, the table's changes before it had been too: a weekend's
+        entries were "in the future" of an as-of taken from the other tables alone."""
+        if self.latest is None or self.latest <= now:
+            return self.latest
+        return None if self.watermark is None else datetime.fromisoformat(self.watermark)
+
     def add(self, part: pl.DataFrame, ceiling: str, latest: bool = True) -> None:
         """Count a part of the table's text, and its updated_at (parsed only if `latest`);
         the watermark is no later than `ceiling`, the run's clock (`watermark_of`)."""
@@ -784,6 +794,13 @@ def extract_all(
                     )
                     and _keep_unchanged(table.name, manifest, before, folder, seen, state)
                 ):
+                    # Rows ahead of the live run's clock are read again every day (above its
+                    # watermark): one now due is no change, but the watermark's, as a full
+                    # build's is (Extracted.due).
+                    due = watermark_of(changes.get_column("updated_at"), ceiling)
+                    seen.watermark = max(
+                        filter(None, (seen.watermark, due)), key=_iso, default=None
+                    )
                     note(f"extract {number}/{len(TABLES)} {table.name}: unchanged")
                     continue
                 if changes is not None:

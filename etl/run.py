@@ -429,7 +429,7 @@ def _stages(
 
     note("validate")
     # The text comes back from the staged source state a table (or a slice) at a time.
-    as_of = as_of_from((f.latest for f in facts.values()), now)
+    as_of = as_of_from((f.due(now) for f in facts.values()), now)
     reuse = None
     if previous is not None and state is not None and as_of >= state.as_of:
         reuse = Reuse(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime, timedelta
@@ -775,6 +776,78 @@ def test_a_future_entry_comes_due_as_the_as_of_moves(demo_plant: DemoPlant, tmp_
     first = json.loads((live / MANIFEST).read_text())  # the second run's; the first's reason:
     assert not any("in the future" in reason for reason in first["quarantine_reasons"]
                    if reason.startswith("batch_event"))  # fmt: skip
+
+
+def test_an_entry_ahead_of_the_clock_leaves_the_as_of_at_the_latest_change_before_it(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """A device whose clock runs days ahead writes one entry; the entries written since the
+    other records last changed (a weekend's) are not "in the future" for it. The as-of is
+    the latest change no later than the job's clock, of the entries too: it had left out a
+    table whose latest change was ahead (the weekend's entries were quarantined)."""
+    weekend: list[str] = []
+
+    def weekend_and_a_skewed_clock(connection: sqlite3.Connection, at: str) -> None:
+        written = datetime.fromisoformat(at) + timedelta(days=2)
+        if written > datetime.now():
+            pytest.skip(f"the demo plant ends after {datetime.now():%Y-%m-%d} minus 2 days")
+        ahead = (datetime.now() + timedelta(days=3)).isoformat(timespec="seconds")
+        weekend.append(written.isoformat(timespec="seconds"))
+        for event_id, moment in (("EV-WEEKEND-01", weekend[0]), ("EV-SKEWED-01", ahead)):
+            row = _entry_of(connection, _open_batch(connection))
+            row[0], row[2], row[6], row[7], row[-1] = event_id, row[2] + 1, moment, moment, moment
+            connection.execute(f"INSERT INTO batch_event VALUES ({','.join('?' * len(row))})", row)
+
+    _day(demo_plant, tmp_path, [weekend_and_a_skewed_clock])
+    for warehouse in (tmp_path / "wh", tmp_path / "full"):
+        live = current_snapshot(warehouse)
+        manifest = json.loads((live / MANIFEST).read_text())
+        assert (
+            manifest["source_as_of"]
+            == (datetime.fromisoformat(weekend[0]) + timedelta(days=1)).isoformat()
+        )
+        events = pl.read_parquet(live / "batch_event" / "*" / "*.parquet")
+        assert events.filter(pl.col("event_id") == "EV-WEEKEND-01").height == 1
+        assert events.filter(pl.col("event_id") == "EV-SKEWED-01").is_empty()
+        quarantined = pl.read_parquet(live / QUARANTINE / "batch_event.parquet")
+        reasons = quarantined.filter(pl.col("key") == "EV-SKEWED-01").get_column("reason")
+        assert any("in the future" in reason for reason in reasons), reasons
+        assert "EV-WEEKEND-01" not in quarantined.get_column("key")
+
+
+def test_a_record_ahead_of_the_clock_coming_due_moves_the_as_of_as_a_full_build(
+    demo_plant: DemoPlant, tmp_path: Path
+) -> None:
+    """Two CAPAs changed ahead of the job's clock, one by seconds, one by days: the next
+    run, the first is due and the as-of is its change, unchanged as the table is (a day's
+    run had kept the live run's watermark, and an as-of a full build does not take)."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    soon = datetime.now().replace(microsecond=0) + timedelta(seconds=3)
+    with sqlite3.connect(plant) as connection:
+        first, second = (
+            row[0]
+            for row in connection.execute("SELECT capa_id FROM capa ORDER BY capa_id LIMIT 2")
+        )
+        for capa_id, moment in ((first, soon), (second, soon + timedelta(days=3))):
+            connection.execute(
+                "UPDATE capa SET updated_at = ? WHERE capa_id = ?", (moment.isoformat(), capa_id)
+            )
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    assert json.loads((current_snapshot(warehouse) / MANIFEST).read_text())["source_as_of"] < (
+        soon.isoformat()
+    )
+    time.sleep(max(0.0, (soon - datetime.now()).total_seconds()) + 1.1)
+    notes: list[str] = []
+    assert run_etl(plant, warehouse, progress=notes.append).mode == "incremental"
+    assert any(note.endswith("capa: unchanged") for note in notes), notes
+    run_etl(plant, tmp_path / "full", full=True)
+    assert_as_a_full_build(warehouse, tmp_path / "full")
+    manifests = [
+        json.loads((current_snapshot(root) / MANIFEST).read_text())
+        for root in (warehouse, tmp_path / "full")
+    ]
+    assert [m["source_as_of"] for m in manifests] == [(soon + timedelta(days=1)).isoformat()] * 2
 
 
 def test_many_days_merge_the_deltas_back(
