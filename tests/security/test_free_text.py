@@ -396,3 +396,30 @@ def test_a_name_that_holds_another_clients_is_left_whole(demo_plant, tmp_path: P
     in_a = _row(warehouse, "deviation", a, "deviation_id", deviation)["title"]
     assert in_a == f"{MASK} line held; Quorvia cleared"
     assert _row(warehouse, "product", a, "product_id", products[a])["name"] == "Quorvia"
+
+
+def test_a_number_with_letters_after_it_is_masked_as_that_number(
+    demo_plant, tmp_path: Path
+) -> None:
+    """A split lot is written as its batch's number with a letter after it ("...0012A"):
+    b's is masked in a's test name, a's own stays, and b's number with a digit after it is
+    another number, left as written."""
+    plant = Path(shutil.copy(demo_plant.path, tmp_path / "plant.sqlite"))
+    with sqlite3.connect(plant) as db:
+        _, a, b = _shared_deviation(db)
+        mine, theirs = (
+            db.execute(
+                "SELECT min(batch_number) FROM batch WHERE sponsor_id = ?", (sponsor,)
+            ).fetchone()[0]
+            for sponsor in (a, b)
+        )
+        other = f"{theirs}9"
+        assert not db.execute(
+            "SELECT count(*) FROM batch WHERE lower(batch_number) = lower(?)", (other,)
+        ).fetchone()[0]
+        test = _write(db, a, "test_result", "test_name",
+                      f"Split lots {theirs}A, {theirs}b and {mine}A; not {other}")  # fmt: skip
+    warehouse = tmp_path / "wh"
+    run_etl(plant, warehouse, full=True)
+    name = _row(warehouse, "test_result", a, "test_id", test)["test_name"]
+    assert name == f"Split lots {MASK}A, {MASK}b and {mine}A; not {other}"
