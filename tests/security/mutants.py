@@ -120,6 +120,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "out, more = {}, []; _ = (",
     ),
     Mutant(
+        "split-lot-number-unmasked",
+        "a number with a letter after it (a split lot's) is not taken for that number",
+        "etl/redact.py",
+        'after = "(?![0-9])" if _ends_in_digit(needle) else "(?![A-Za-z0-9])"',
+        'after = "(?![A-Za-z0-9])"',
+    ),
+    Mutant(
         "kept-text-masked-as-before",
         "an incremental run keeps files whose text names an identifier that changed",
         "etl/route.py",
